@@ -1,0 +1,26 @@
+/*
+ * timeutil: clocks and the duration and size strings of promtail configs.
+ */
+#ifndef BT_UTIL_TIMEUTIL_H
+#define BT_UTIL_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BT_NS_PER_SEC 1000000000LL
+#define BT_NS_PER_MS 1000000LL
+
+/* Wall clock, Unix nanoseconds. */
+int64_t bt_now_ns(void);
+/* Monotonic clock, nanoseconds. */
+int64_t bt_mono_ns(void);
+/* Parses a Go duration ("1s", "500ms", "1h30m", "2.5s", "0"; units ns us µs ms s m h) and
+ * also promtail's "d", "w", "y" day/week/year units. 0 or -EINVAL. */
+int bt_parse_duration(const char *s, int64_t *out_ns);
+/* Parses a byte size: plain integer, or with units B, KB/MB/GB (powers of 1000 as dskit's
+ * flagext.ByteSize via humanize), KiB/MiB/GiB and K/M/G (powers of 1024). 0 or -EINVAL. */
+int bt_parse_bytes(const char *s, uint64_t *out);
+/* Formats a duration as Go does ("1m30s", "500ms"). Returns out. */
+const char *bt_format_duration(char *out, size_t outlen, int64_t ns);
+
+#endif
