@@ -1,0 +1,57 @@
+/*
+ * httpd: the agent's HTTP server (/metrics, /ready, /targets, /config, /reload, / → /targets).
+ *
+ * Runs inside the agent's epoll loop, never in a thread of its own: libmicrohttpd is started in
+ * external-polling epoll mode, its epoll fd is registered with the loop and MHD_run is called
+ * when it is readable, plus a one-shot loop timer that exists only while MHD asks for a
+ * timeout (open connections), so an idle agent with no HTTP clients never wakes up for it.
+ * Handlers therefore run on the loop thread and may read agent state without locks.
+ *
+ * The server owns its listen socket and connections. It does not own the handlers' context or
+ * the metrics registry (borrowed; they must outlive the server). Request bodies are not needed
+ * by any endpoint and are refused past BT_HTTPD_MAX_BODY bytes (413, or connection closed).
+ * Responses built by handlers are capped at BT_HTTPD_MAX_RESPONSE bytes.
+ */
+#ifndef BT_HTTPD_H
+#define BT_HTTPD_H
+
+#include <stddef.h>
+
+struct bt_buf;
+struct bt_loop;
+struct bt_metrics;
+struct bt_httpd;
+
+#define BT_HTTPD_MAX_BODY (64 * 1024)
+#define BT_HTTPD_MAX_RESPONSE (64 * 1024 * 1024)
+
+/* Endpoint callbacks, all optional. Each fills the given empty buffer and returns 0, or
+ * nonzero for failure (ready: "not ready"). Called on the loop thread. */
+struct bt_httpd_handlers {
+    struct bt_metrics *metrics;                      /* /metrics; NULL = process metrics only */
+    int (*ready)(void *ctx, struct bt_buf *msg);     /* /ready: 0 = 200 "Ready", else 500 msg; NULL = always ready */
+    int (*targets)(void *ctx, struct bt_buf *json);  /* /targets: JSON body; NULL = 404 */
+    int (*config)(void *ctx, struct bt_buf *yaml);   /* /config: text/plain; NULL = 404 */
+    int (*reload)(void *ctx, struct bt_buf *msg);    /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
+    void *ctx;
+};
+
+/* Binds addr:port ("" or "0.0.0.0" = all addresses, IPv6 dual stack when the host has IPv6;
+ * port 0 = ephemeral) and starts serving on loop. Copies h. Returns NULL with errno set and a
+ * message naming addr:port in err on failure. */
+struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
+                              const struct bt_httpd_handlers *h, char *err, size_t errlen);
+/* The bound port (the real one when 0 was asked). */
+int bt_httpd_port(const struct bt_httpd *s);
+/* 1 while the server keeps a loop timer armed (MHD asked for a timeout: open connections),
+ * else 0. Lets tests check that an idle server schedules no wake-ups. */
+int bt_httpd_timer_armed(const struct bt_httpd *s);
+/* Unregisters from the loop, closes every connection and the listen socket. NULL is a no-op. */
+void bt_httpd_free(struct bt_httpd *s);
+
+/* Appends the process_* metrics of the calling process (CPU seconds, resident and virtual
+ * memory, open and max fds, start time) read from /proc/self. 0, -errno if /proc is
+ * unreadable, or the buffer's error. */
+int bt_httpd_process_metrics(struct bt_buf *out);
+
+#endif
