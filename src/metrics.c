@@ -2,6 +2,7 @@
 #include "util/buf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -258,6 +259,8 @@ double bt_series_value(const struct bt_series *s)
 double bt_metrics_sum(struct bt_metrics *m, const char *name, const char *match)
 {
     double sum = 0;
+    if (!m)
+        return 0;
     pthread_mutex_lock(&m->lock);
     struct family *f = find_family(m, name);
     for (size_t i = 0; f && i < f->n; i++)
@@ -286,18 +289,50 @@ const char *bt_metrics_escape(char *out, size_t outlen, const char *value)
     return out;
 }
 
+/* Shortest text that reads back as the same double, as Prometheus clients print values;
+ * infinities and NaN in the exposition spelling. */
 static int fmt_double(char *out, size_t n, double v)
 {
-    if (v == (double)(long long)v && v < 1e15 && v > -1e15)
+    if (isnan(v))
+        return snprintf(out, n, "NaN");
+    if (isinf(v))
+        return snprintf(out, n, v > 0 ? "+Inf" : "-Inf");
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
         return snprintf(out, n, "%lld", (long long)v);
-    return snprintf(out, n, "%.17g", v);
+    int rc = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        rc = snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    return rc;
+}
+
+/* HELP text escapes backslash and newline (label values also escape the double quote). */
+static int add_help(struct bt_buf *out, const char *help)
+{
+    int rc = 0;
+    for (const char *p = help; rc == 0 && *p; p++) {
+        if (*p == '\\')
+            rc = bt_buf_add(out, "\\\\", 2);
+        else if (*p == '\n')
+            rc = bt_buf_add(out, "\\n", 2);
+        else
+            rc = bt_buf_add(out, p, 1);
+    }
+    return rc;
 }
 
 static int render_family(struct family *f, struct bt_buf *out)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
-    int rc = bt_buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
-                         types[f->type]);
+    if (f->n == 0) /* every series removed: omit the family, as Prometheus clients do */
+        return 0;
+    int rc = bt_buf_addf(out, "# HELP %s ", f->name);
+    if (rc == 0)
+        rc = add_help(out, f->help);
+    if (rc == 0)
+        rc = bt_buf_addf(out, "\n# TYPE %s %s\n", f->name, types[f->type]);
     char num[64];
     for (size_t i = 0; rc == 0 && i < f->n; i++) {
         struct bt_series *s = f->series[i];
