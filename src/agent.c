@@ -313,8 +313,7 @@ static void on_signal(struct bt_loop *l, int fd, uint32_t events, void *arg)
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            BT_WARN("agent", "SIGHUP: config reload is not supported yet; restart to apply",
-                    NULL);
+            BT_WARN("agent", "SIGHUP: config reload is not supported yet; restart to apply", NULL);
             continue;
         }
         begin_shutdown(a, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -500,9 +499,9 @@ static void init_metrics(struct bt_agent *a)
     char labels[128];
     snprintf(labels, sizeof(labels), "version=\"%s\"", BT_VERSION);
     bt_gauge_set(bt_metrics_gauge(a->metrics, "bpftail_build_info", "bpftail version.", labels), 1);
-    a->m_rate_drop = bt_metrics_counter(a->metrics, "bpftail_dropped_entries_total",
-                                        "Entries dropped, by reason.",
-                                        "host=\"\",reason=\"global_rate_limiter_drop\",tenant=\"\"");
+    a->m_rate_drop = bt_metrics_counter(
+        a->metrics, "bpftail_dropped_entries_total", "Entries dropped, by reason.",
+        "host=\"\",reason=\"global_rate_limiter_drop\",tenant=\"\"");
     a->m_rate_drop_bytes = bt_metrics_counter(
         a->metrics, "bpftail_dropped_bytes_total", "Line bytes of dropped entries, by reason.",
         "host=\"\",reason=\"global_rate_limiter_drop\",tenant=\"\"");
@@ -575,8 +574,9 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
     }
     if (!a->dry_run && cli && !cli->config_file && cfg->n_clients == 1 &&
         !url_reachable(cfg->clients[0].url)) {
-        BT_WARN("agent", "no Loki answers at the client URL; showing what would be shipped "
-                         "instead (as -dry-run)",
+        BT_WARN("agent",
+                "no Loki answers at the client URL; showing what would be shipped "
+                "instead (as -dry-run)",
                 "url=%s", cfg->clients[0].url);
         a->dry_run = true;
     }
@@ -586,8 +586,12 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
         goto fail;
     if (!cfg->server.disable && cfg->server.http_listen_port >= 0) {
         struct bt_httpd_handlers h = {
-            .metrics = a->metrics, .ready = h_ready, .targets = h_targets,
-            .config = h_config, .reload = NULL, .ctx = a,
+            .metrics = a->metrics,
+            .ready = h_ready,
+            .targets = h_targets,
+            .config = h_config,
+            .reload = NULL,
+            .ctx = a,
         };
         a->httpd = bt_httpd_new(a->loop, cfg->server.http_listen_address,
                                 cfg->server.http_listen_port, &h, err, errlen);

@@ -27,7 +27,8 @@ int main(int argc, char **argv)
     if (cli.log_level) {
         enum bt_log_level lvl;
         if (bt_log_parse_level(cli.log_level, &lvl) < 0) {
-            fprintf(stderr, "bpftail: -log.level: unknown level \"%s\" (debug, info, warn, error)\n",
+            fprintf(stderr,
+                    "bpftail: -log.level: unknown level \"%s\" (debug, info, warn, error)\n",
                     cli.log_level);
             return 1;
         }
