@@ -12,7 +12,7 @@
 struct bt_series {
     struct family *fam;
     char *labels;
-    _Atomic uint64_t bits; /* double value (counter, gauge) or histogram sum */
+    _Atomic uint64_t bits;    /* double value (counter, gauge) or histogram sum */
     _Atomic uint64_t *counts; /* histogram: one per bucket plus +Inf (non-cumulative) */
     _Atomic uint64_t count;
 };
@@ -33,8 +33,7 @@ struct bt_metrics {
     size_t n, cap;
 };
 
-static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                         0.5,   1,    2.5,   5,    10};
+static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 static double bits_to_d(uint64_t b)
 {
@@ -350,8 +349,8 @@ static int render_family(struct family *f, struct bt_buf *out)
                 fmt_double(num, sizeof(num), f->buckets[b]);
             else
                 snprintf(num, sizeof(num), "+Inf");
-            rc = bt_buf_addf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, l, *l ? "," : "",
-                             num, (unsigned long long)cum);
+            rc = bt_buf_addf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, l, *l ? "," : "", num,
+                             (unsigned long long)cum);
         }
         fmt_double(num, sizeof(num), bt_series_value(s));
         if (rc == 0)

@@ -47,14 +47,8 @@ int64_t bt_pipeline_deadline(const struct bt_pipeline *p)
     return INT64_MAX;
 }
 
-void bt_pipeline_tick(struct bt_pipeline *p, int64_t now_mono)
-{
-}
+void bt_pipeline_tick(struct bt_pipeline *p, int64_t now_mono) {}
 
-void bt_pipeline_flush(struct bt_pipeline *p)
-{
-}
+void bt_pipeline_flush(struct bt_pipeline *p) {}
 
-void bt_pipeline_set_inspect(struct bt_pipeline *p, FILE *f)
-{
-}
+void bt_pipeline_set_inspect(struct bt_pipeline *p, FILE *f) {}

@@ -181,8 +181,7 @@ struct bt_node *bt_yaml_parse(const char *text, size_t len, const char *name, ch
             done = ev.type == YAML_STREAM_END_EVENT || root != NULL;
             break;
         case YAML_STREAM_START_EVENT:
-        case YAML_DOCUMENT_START_EVENT:
-            break;
+        case YAML_DOCUMENT_START_EVENT: break;
         default:
             if (!root) {
                 root = parse_node(&ps, &ev, 0);
@@ -221,8 +220,7 @@ struct bt_node *bt_yaml_parse_file(const char *path, char *err, size_t errlen)
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > BT_YAML_MAX_FILE) {
-        snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path,
-                 BT_YAML_MAX_FILE);
+        snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path, BT_YAML_MAX_FILE);
         close(fd);
         return NULL;
     }
