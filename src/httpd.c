@@ -30,7 +30,7 @@
 struct bt_httpd {
     struct bt_loop *loop;
     struct MHD_Daemon *d;
-    int epfd;     /* MHD's epoll fd, registered with the loop */
+    int epfd;       /* MHD's epoll fd, registered with the loop */
     uint64_t timer; /* 0 when MHD wants no timeout */
     int port;
     struct bt_httpd_handlers h;
@@ -65,18 +65,21 @@ static int listen_on(const struct sockaddr *sa, socklen_t salen, bool v6only_off
 static int open_listener(const char *addr, int port)
 {
     if (!addr || !*addr || strcmp(addr, "0.0.0.0") == 0) {
-        struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+        struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+                                  .sin6_port = htons((uint16_t)port),
                                   .sin6_addr = IN6ADDR_ANY_INIT};
         int fd = listen_on((struct sockaddr *)&s6, sizeof(s6), true);
         if (fd >= 0 || fd == -EADDRINUSE || fd == -EACCES)
             return fd;
-        struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in s4 = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_ANY)};
         return listen_on((struct sockaddr *)&s4, sizeof(s4), false);
     }
     char svc[16];
     snprintf(svc, sizeof(svc), "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int g = getaddrinfo(addr, svc, &hints, &res);
@@ -209,7 +212,8 @@ static enum MHD_Result serve_metrics(struct bt_httpd *s, struct MHD_Connection *
 static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const char *url,
                              const char *method)
 {
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     const struct bt_httpd_handlers *h = &s->h;
 
@@ -256,9 +260,8 @@ static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const
 /* Body bytes are counted and discarded; past the cap the request gets 413 (or, when MHD no
  * longer accepts a response, the connection is closed). */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct bt_httpd *s = cls;
     struct req *r = *con_cls;
@@ -378,18 +381,15 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
     lfd = open_listener(addr, port);
     if (lfd < 0) {
         e = -lfd;
-        snprintf(err, errlen, "http server: cannot listen on %s:%d: %s", shown, port,
-                 strerror(e));
+        snprintf(err, errlen, "http server: cannot listen on %s:%d: %s", shown, port, strerror(e));
         goto fail;
     }
     s->port = bound_port(lfd);
-    s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                            MHD_OPTION_LISTEN_SOCKET, lfd,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
-                            MHD_OPTION_END);
+    s->d = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_END);
     if (!s->d) {
         e = errno ? errno : EIO;
         snprintf(err, errlen, "http server: cannot start on %s:%d", shown, s->port);
@@ -405,8 +405,7 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
     int rc = bt_loop_add_fd(loop, di->epoll_fd, EPOLLIN, on_epoll, s);
     if (rc < 0) {
         e = -rc;
-        snprintf(err, errlen, "http server: cannot watch %s:%d: %s", shown, s->port,
-                 strerror(e));
+        snprintf(err, errlen, "http server: cannot watch %s:%d: %s", shown, s->port, strerror(e));
         goto fail;
     }
     s->epfd = di->epoll_fd;

@@ -28,11 +28,14 @@ struct bt_httpd;
 /* Endpoint callbacks, all optional. Each fills the given empty buffer and returns 0, or
  * nonzero for failure (ready: "not ready"). Called on the loop thread. */
 struct bt_httpd_handlers {
-    struct bt_metrics *metrics;                      /* /metrics; NULL = process metrics only */
-    int (*ready)(void *ctx, struct bt_buf *msg);     /* /ready: 0 = 200 "Ready", else 500 msg; NULL = always ready */
-    int (*targets)(void *ctx, struct bt_buf *json);  /* /targets: JSON body; NULL = 404 */
-    int (*config)(void *ctx, struct bt_buf *yaml);   /* /config: text/plain; NULL = 404 */
-    int (*reload)(void *ctx, struct bt_buf *msg);    /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
+    struct bt_metrics *metrics; /* /metrics; NULL = process metrics only */
+    int (*ready)(
+        void *ctx,
+        struct bt_buf *msg); /* /ready: 0 = 200 "Ready", else 500 msg; NULL = always ready */
+    int (*targets)(void *ctx, struct bt_buf *json); /* /targets: JSON body; NULL = 404 */
+    int (*config)(void *ctx, struct bt_buf *yaml);  /* /config: text/plain; NULL = 404 */
+    int (*reload)(void *ctx,
+                  struct bt_buf *msg); /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
     void *ctx;
 };
 

@@ -22,7 +22,7 @@ struct fetch {
     int port;
     const char *method; /* "GET", "HEAD", "POST" */
     const char *path;
-    size_t post_len;    /* POST body size (filled with 'x') */
+    size_t post_len; /* POST body size (filled with 'x') */
     long status;
     char body[16384];
     size_t body_len;
@@ -348,7 +348,8 @@ Test(httpd, idle_server_keeps_no_timer)
     cr_assert_not(bt_httpd_timer_armed(srv), "no connection, no timer");
     /* An open connection makes MHD ask for its idle timeout: the timer must exist then. */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)bt_httpd_port(srv)),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)bt_httpd_port(srv)),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     for (int i = 0; i < 200 && !bt_httpd_timer_armed(srv); i++)
