@@ -1,0 +1,570 @@
+#!/usr/bin/env python3
+"""Runs bpftail benchmark scenarios against the project's test Loki server and reports
+throughput, CPU and memory. Benchmarks report; they never fail a test run.
+
+  bench/run.py                          # plain, docker, pipeline with 1,000,000 lines
+  bench/run.py --scenario plain --lines 200000
+  bench/run.py --out bench/RESULTS.md   # also append a dated table
+  bench/run.py --scenario idle --idle-seconds 60
+
+See bench/README.md for what each number means.
+"""
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import gen_lines  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle"]
+DEFAULT_SCENARIOS = ["plain", "docker", "pipeline"]
+
+PIPELINE_4 = r"""    pipeline_stages:
+      - regex:
+          expression: '^(?P<time>\S+) (?P<host>\S+) (?P<app>[^\[:]+)(?:\[(?P<pid>\d+)\])?: (?P<msg>.*)$'
+      - labels:
+          app:
+      - timestamp:
+          source: time
+          format: RFC3339Nano
+      - output:
+          source: msg
+"""
+PIPELINE_DOCKER = """    pipeline_stages:
+      - docker: {}
+"""
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---- small helpers ---------------------------------------------------------------------
+
+def http_get(url, timeout=10):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def proc_cpu_seconds(pid):
+    """user+sys CPU seconds of a live process, from /proc/<pid>/stat (fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith(key + ":"):
+                return int(ln.split()[1])
+    return None
+
+
+def host_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    model = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%d CPUs (%s), Linux %s" % (os.cpu_count() or 0, model, os.uname().release)
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+# ---- the test Loki server ----------------------------------------------------------------
+
+class FakeLoki:
+    def __init__(self, binary, discard=True):
+        args = [binary, "--port", "0", "--quiet"] + (["--discard"] if discard else [])
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True)
+        line = self.p.stdout.readline()
+        m = re.search(r"listening on ([\d.]+):(\d+)", line)
+        if not m:
+            self.stop()
+            raise BenchError("bt-fake-loki did not start (first line %r)" % line)
+        self.base = "http://%s:%s" % (m.group(1), m.group(2))
+        self.push_url = self.base + "/loki/api/v1/push"
+
+    def stats(self):
+        st, body = http_get(self.base + "/control/stats")
+        if st != 200:
+            raise BenchError("fake Loki /control/stats answered %d" % st)
+        return json.loads(body)
+
+    def dump(self):
+        st, body = http_get(self.base + "/control/dump", timeout=120)
+        if st != 200:
+            raise BenchError("fake Loki /control/dump answered %d" % st)
+        return [json.loads(ln) for ln in body.decode("utf-8", "replace").splitlines() if ln.strip()]
+
+    def cpu_seconds(self):
+        try:
+            return proc_cpu_seconds(self.p.pid)
+        except OSError:
+            return None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+# ---- bpftail -----------------------------------------------------------------------------
+
+def write_config(path, workdir, push_url, http_port, file_glob, stages="", batchwait="1s",
+                 batchsize=1048576):
+    """Writes a promtail-style config shipping file_glob to push_url. Returns the text."""
+    text = """server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: {port}
+  grpc_listen_port: 0
+  log_level: warn
+positions:
+  filename: {pos}
+clients:
+  - url: {url}
+    batchwait: {bw}
+    batchsize: {bs}
+scrape_configs:
+  - job_name: bench
+    static_configs:
+      - targets: [localhost]
+        labels:
+          job: bench
+          __path__: {glob}
+{stages}""".format(port=http_port, pos=os.path.join(workdir, "positions.yaml"), url=push_url,
+                   bw=batchwait, bs=batchsize, glob=file_glob, stages=stages)
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+class Agent:
+    def __init__(self, binary, config, log_path):
+        self.log_path = log_path
+        self.logf = open(log_path, "wb")
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen([binary, "-config.file", config], stdout=self.logf,
+                                  stderr=self.logf)
+        self.rusage = None
+        self.exit_status = None
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def sample(self):
+        """CPU seconds and peak RSS (KiB) of the running agent."""
+        return proc_cpu_seconds(self.p.pid), proc_status_kib(self.p.pid, "VmHWM")
+
+    def stop(self, timeout=30):
+        """SIGTERM, then wait (SIGKILL after timeout). Keeps the final rusage."""
+        if self.p.returncode is None:
+            try:
+                self.p.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                pid, status, ru = os.wait4(self.p.pid, os.WNOHANG)
+                if pid:
+                    self.exit_status, self.rusage = status, ru
+                    break
+                time.sleep(0.02)
+            else:
+                self.p.kill()
+                _, self.exit_status, self.rusage = os.wait4(self.p.pid, 0)
+            self.p.returncode = os.waitstatus_to_exitcode(self.exit_status)
+        self.logf.close()
+
+    def log_tail(self, n=15):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+def wait_entries(loki, agent, want, timeout, stall):
+    """Polls the fake server until it counted `want` entries. Returns the monotonic time then."""
+    end = time.monotonic() + timeout
+    last, last_change = -1, time.monotonic()
+    while True:
+        now = time.monotonic()
+        got = loki.stats().get("entries", 0)
+        if got >= want:
+            return now
+        if not agent.alive():
+            raise BenchError("bpftail exited (%s) after %d of %d entries; log tail:\n%s"
+                             % (agent.p.returncode, got, want, agent.log_tail()))
+        if got != last:
+            last, last_change = got, now
+        if now - last_change > stall:
+            raise BenchError("no progress for %ds at %d of %d entries; log tail:\n%s"
+                             % (stall, got, want, agent.log_tail()))
+        if now > end:
+            raise BenchError("timed out after %ds at %d of %d entries" % (timeout, got, want))
+        time.sleep(0.02)
+
+
+# ---- scenarios ---------------------------------------------------------------------------
+
+class Run:
+    """Shared state of one invocation: binaries, work dir, generated files."""
+
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.bpftail = os.path.join(self.build, "bpftail")
+        self.fake = os.path.join(self.build, "tests", "bt-fake-loki")
+        self.work = tempfile.mkdtemp(prefix="bpftail-bench-", dir=args.workdir)
+        self.files = {}
+
+    def check_binaries(self, need_agent=True):
+        missing = [p for p in ([self.bpftail] if need_agent else []) + [self.fake]
+                   if not os.access(p, os.X_OK)]
+        if missing:
+            raise BenchError("missing binaries: %s\nbuild first: cmake -S %s -B %s && "
+                             "cmake --build %s -j2" % (", ".join(missing), ROOT, self.build,
+                                                        self.build))
+
+    def data(self, kind):
+        """Generates (once per invocation) the input file for kind 'plain' or 'docker'."""
+        if kind not in self.files:
+            path = os.path.join(self.work, "data", "%s.log" % kind)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            t = time.monotonic()
+            size = gen_lines.write_file(path, self.args.lines, docker=(kind == "docker"),
+                                        seed=self.args.seed)
+            print("  generated %s: %d lines, %.1f MB in %.1fs" % (
+                kind, self.args.lines, size / 1e6, time.monotonic() - t), flush=True)
+            self.files[kind] = (path, size)
+        return self.files[kind]
+
+    def scenario_dir(self, name):
+        d = os.path.join(self.work, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def cleanup(self):
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+        else:
+            print("kept work dir %s" % self.work)
+
+
+def throughput(run, name, kind, stages):
+    """Ships a pre-written file from offset 0 and times delivery of every line."""
+    path, size = run.data(kind)
+    n = run.args.lines
+    d = run.scenario_dir(name)
+    loki = FakeLoki(run.fake, discard=True)
+    agent = None
+    try:
+        port = free_port()
+        cfg = os.path.join(d, "bpftail.yaml")
+        write_config(cfg, d, loki.push_url, port, path, stages)
+        agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
+        t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall)
+        cpu, hwm = agent.sample()
+        wall = t_done - agent.t0
+        loki_cpu = loki.cpu_seconds()
+        agent.stop()
+        ru = agent.rusage
+        return {
+            "scenario": name, "lines": n, "bytes": size, "wall_s": wall,
+            "lines_per_s": n / wall, "mb_per_s": size / 1e6 / wall,
+            "cpu_s": cpu, "mb_per_cpu_s": (size / 1e6 / cpu) if cpu else None,
+            "cpu_s_per_gb": cpu / (size / 1e9) if size else None,
+            "peak_rss_mib": (hwm or 0) / 1024,
+            "cpu_s_total": (ru.ru_utime + ru.ru_stime) if ru else None,
+            "maxrss_mib_total": (ru.ru_maxrss / 1024) if ru else None,
+            "fake_loki_cpu_s": loki_cpu,
+            "exit_code": agent.p.returncode,
+        }
+    finally:
+        if agent:
+            agent.stop()
+        loki.stop()
+
+
+def scenario_plain(run):
+    return throughput(run, "plain", "plain", "")
+
+
+def scenario_docker(run):
+    return throughput(run, "docker", "docker", PIPELINE_DOCKER)
+
+
+def scenario_pipeline(run):
+    return throughput(run, "pipeline", "plain", PIPELINE_4)
+
+
+def scenario_latency(run):
+    """Write→push latency with batchwait 100ms: a writer appends lines carrying their write
+    time (wts=<unix ns>) at a steady rate; the fake server records when it received each push.
+    Provisional: needs the fake server's dump to carry a receive time per entry."""
+    rate, secs = run.args.latency_rate, run.args.latency_seconds
+    d = run.scenario_dir("latency")
+    path = os.path.join(d, "latency.log")
+    open(path, "w").close()
+    loki = FakeLoki(run.fake, discard=False)
+    agent = None
+    try:
+        cfg = os.path.join(d, "bpftail.yaml")
+        write_config(cfg, d, loki.push_url, free_port(), path, batchwait="100ms")
+        agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
+        time.sleep(1.0)  # let it open the empty file
+        g = gen_lines.Gen(run.args.seed)
+        total = int(rate * secs)
+        t0 = time.monotonic()
+        with open(path, "a") as f:
+            for i in range(total):
+                due = t0 + i / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                f.write(g.plain(i, wts=time.time_ns()))
+                f.flush()
+        wait_entries(loki, agent, total, run.args.timeout, run.args.stall)
+        cpu, hwm = agent.sample()
+        agent.stop()
+        lat = []
+        recv_key = None
+        for e in loki.dump():
+            if recv_key is None:
+                recv_key = next((k for k in ("recv_ns", "received_ns", "receive_ns",
+                                             "recv_time_ns") if k in e), "")
+            m = re.search(r"wts=(\d+)", e.get("line", ""))
+            if recv_key and m:
+                lat.append((int(e[recv_key]) - int(m.group(1))) / 1e6)
+        res = {"scenario": "latency", "lines": total, "bytes": os.path.getsize(path),
+               "cpu_s": cpu, "peak_rss_mib": (hwm or 0) / 1024, "rate": rate}
+        if lat:
+            lat.sort()
+            res.update({"lat_p50_ms": lat[len(lat) // 2], "lat_p99_ms": lat[int(len(lat) * 0.99)],
+                        "lat_max_ms": lat[-1]})
+        else:
+            res["note"] = "fake server dump has no per-entry receive time; latency not measured"
+        return res
+    finally:
+        if agent:
+            agent.stop()
+        loki.stop()
+
+
+def scenario_idle(run):
+    """CPU used while nothing happens: 1,000 watched files, all read, then a quiet window."""
+    nfiles, secs = run.args.idle_files, run.args.idle_seconds
+    d = run.scenario_dir("idle")
+    logs = os.path.join(d, "logs")
+    os.makedirs(logs)
+    g = gen_lines.Gen(run.args.seed)
+    for i in range(nfiles):
+        with open(os.path.join(logs, "f%04d.log" % i), "w") as f:
+            f.write(g.plain(i))
+    loki = FakeLoki(run.fake, discard=True)
+    agent = None
+    try:
+        port = free_port()
+        cfg = os.path.join(d, "bpftail.yaml")
+        write_config(cfg, d, loki.push_url, port, os.path.join(logs, "*.log"))
+        agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
+        wait_entries(loki, agent, nfiles, run.args.timeout, run.args.stall)
+        time.sleep(3.0)  # let the last batch and position sync settle
+        wake0 = wakeups(port)
+        cpu0, _ = agent.sample()
+        time.sleep(secs)
+        cpu1, hwm = agent.sample()
+        wake1 = wakeups(port)
+        agent.stop()
+        res = {"scenario": "idle", "files": nfiles, "window_s": secs,
+               "idle_cpu_s": cpu1 - cpu0, "idle_cpu_pct": 100.0 * (cpu1 - cpu0) / secs,
+               "peak_rss_mib": (hwm or 0) / 1024}
+        if wake0 is not None and wake1 is not None:
+            res["wakeups_per_s"] = (wake1 - wake0) / secs
+        return res
+    finally:
+        if agent:
+            agent.stop()
+        loki.stop()
+
+
+def wakeups(port):
+    """The agent's loop wake-up counter from /metrics, if it exports one."""
+    try:
+        st, body = http_get("http://127.0.0.1:%d/metrics" % port, timeout=5)
+    except OSError:
+        return None
+    if st != 200:
+        return None
+    for ln in body.decode(errors="replace").splitlines():
+        if not ln.startswith("#") and "wakeups" in ln.split(" ")[0]:
+            try:
+                return float(ln.rsplit(" ", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+# ---- reporting ---------------------------------------------------------------------------
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+TABLE_HEAD = ("| scenario | lines | input MB | wall s | lines/s | MB/s | CPU s | MB per CPU-s "
+              "| CPU s per GB | peak RSS MiB |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+
+
+def table_row(r):
+    if r["scenario"] in ("plain", "docker", "pipeline"):
+        return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+            r["scenario"], r["lines"], fmt(r["bytes"] / 1e6, ".1f"), fmt(r["wall_s"], ".2f"),
+            fmt(r["lines_per_s"], ",.0f"), fmt(r["mb_per_s"], ".1f"), fmt(r["cpu_s"], ".2f"),
+            fmt(r["mb_per_cpu_s"], ".1f"), fmt(r["cpu_s_per_gb"], ".2f"),
+            fmt(r["peak_rss_mib"], ".1f"))
+    return None
+
+
+def other_rows(results):
+    out = []
+    for r in results:
+        if r["scenario"] == "latency":
+            if "lat_p50_ms" in r:
+                out.append("- latency (batchwait 100ms, %d lines/s): p50 %.1f ms, p99 %.1f ms, "
+                           "max %.1f ms\n" % (r["rate"], r["lat_p50_ms"], r["lat_p99_ms"],
+                                               r["lat_max_ms"]))
+            else:
+                out.append("- latency: %s\n" % r["note"])
+        elif r["scenario"] == "idle":
+            w = (", %.2f loop wake-ups/s" % r["wakeups_per_s"]) if "wakeups_per_s" in r else ""
+            out.append("- idle (%d files, %d s window): %.3f CPU s (%.3f%% of one CPU)%s, "
+                       "peak RSS %.1f MiB\n" % (r["files"], r["window_s"], r["idle_cpu_s"],
+                                                r["idle_cpu_pct"], w, r["peak_rss_mib"]))
+        elif "error" in r:
+            out.append("- %s: FAILED: %s\n" % (r["scenario"], r["error"].splitlines()[0]))
+    return out
+
+
+def report(results, args):
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = "## %s, commit %s\n\n%s; %d lines per throughput run, seed %d.\n\n" % (
+        when, git_commit(), host_info(), args.lines, args.seed)
+    rows = [table_row(r) for r in results if "error" not in r]
+    rows = [r for r in rows if r]
+    if rows:
+        text += TABLE_HEAD + "".join(rows) + "\n"
+    extra = other_rows(results)
+    if extra:
+        text += "".join(extra) + "\n"
+    return text
+
+
+def main():
+    ap = argparse.ArgumentParser(description="bpftail benchmarks")
+    ap.add_argument("--scenario", action="append", choices=SCENARIOS + ["all"],
+                    help="scenario to run (repeatable; default plain, docker, pipeline)")
+    ap.add_argument("--lines", type=int, default=1_000_000, help="lines per throughput run")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="build directory")
+    ap.add_argument("--out", help="append a dated results table to this file (e.g. bench/RESULTS.md)")
+    ap.add_argument("--json", help="also write raw results as JSON here")
+    ap.add_argument("--workdir", help="parent directory for temp files (default $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep generated files, configs and logs")
+    ap.add_argument("--timeout", type=int, default=900, help="max seconds per scenario")
+    ap.add_argument("--stall", type=int, default=60, help="abort after this long without progress")
+    ap.add_argument("--idle-files", type=int, default=1000)
+    ap.add_argument("--idle-seconds", type=int, default=60)
+    ap.add_argument("--latency-rate", type=int, default=200, help="lines per second written")
+    ap.add_argument("--latency-seconds", type=int, default=10)
+    args = ap.parse_args()
+    if args.lines <= 0:
+        ap.error("--lines must be > 0")
+    names = args.scenario or DEFAULT_SCENARIOS
+    if "all" in names:
+        names = SCENARIOS
+    names = [n for n in SCENARIOS if n in names]
+
+    run = Run(args)
+    try:
+        run.check_binaries()
+    except BenchError as e:
+        print("error: %s" % e, file=sys.stderr)
+        run.cleanup()
+        return 2
+    results = []
+    try:
+        for name in names:
+            print("== %s" % name, flush=True)
+            try:
+                r = globals()["scenario_" + name](run)
+            except BenchError as e:
+                print("  FAILED: %s" % e, file=sys.stderr)
+                r = {"scenario": name, "error": str(e)}
+            results.append(r)
+            print("  " + json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
+                                     for k, v in r.items()}), flush=True)
+    finally:
+        run.cleanup()
+    text = report(results, args)
+    print()
+    print(text, end="")
+    if args.out:
+        new = not os.path.exists(args.out) or os.path.getsize(args.out) == 0
+        with open(args.out, "a") as f:
+            if new:
+                f.write("# bpftail benchmark results\n\nAppended by `bench/run.py --out`; see "
+                        "bench/README.md for what the columns mean.\n\n")
+            f.write(text)
+        print("appended to %s" % args.out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
