@@ -88,6 +88,21 @@ def proc_status_kib(pid, key):
     return None
 
 
+def proc_wakeups(pid):
+    """Voluntary context switches summed over the process's threads: each time a thread
+    sleeps (epoll_wait, futex, blocking read) and is woken counts once."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for ln in f:
+                    if ln.startswith("voluntary_ctxt_switches:"):
+                        total += int(ln.split()[1])
+        except OSError:
+            pass
+    return total
+
+
 def host_info():
     model = "?"
     try:
@@ -256,7 +271,8 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.build = os.path.abspath(args.build)
-        self.bpftail = os.path.join(self.build, "bpftail")
+        self.bpftail = os.path.abspath(args.agent) if args.agent else os.path.join(self.build,
+                                                                                    "bpftail")
         self.fake = os.path.join(self.build, "tests", "bt-fake-loki")
         self.work = tempfile.mkdtemp(prefix="bpftail-bench-", dir=args.workdir)
         self.files = {}
@@ -438,15 +454,15 @@ def scenario_idle(run):
         agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
         wait_entries(loki, agent, nfiles, run.args.timeout, run.args.stall)
         time.sleep(3.0)  # let the last batch and position sync settle
-        wake0 = wakeups(port)
+        wake0, cs0 = wakeups(port), proc_wakeups(agent.p.pid)
         cpu0, _ = agent.sample()
         time.sleep(secs)
         cpu1, hwm = agent.sample()
-        wake1 = wakeups(port)
+        wake1, cs1 = wakeups(port), proc_wakeups(agent.p.pid)
         agent.stop()
         res = {"scenario": "idle", "files": nfiles, "window_s": secs,
                "idle_cpu_s": cpu1 - cpu0, "idle_cpu_pct": 100.0 * (cpu1 - cpu0) / secs,
-               "peak_rss_mib": (hwm or 0) / 1024}
+               "peak_rss_mib": (hwm or 0) / 1024, "ctx_switches_per_s": (cs1 - cs0) / secs}
         if wake0 is not None and wake1 is not None:
             res["wakeups_per_s"] = (wake1 - wake0) / secs
         return res
@@ -506,9 +522,10 @@ def other_rows(results):
                 out.append("- latency: %s\n" % r["note"])
         elif r["scenario"] == "idle":
             w = (", %.2f loop wake-ups/s" % r["wakeups_per_s"]) if "wakeups_per_s" in r else ""
-            out.append("- idle (%d files, %d s window): %.3f CPU s (%.3f%% of one CPU)%s, "
-                       "peak RSS %.1f MiB\n" % (r["files"], r["window_s"], r["idle_cpu_s"],
-                                                r["idle_cpu_pct"], w, r["peak_rss_mib"]))
+            out.append("- idle (%d files, %d s window): %.3f CPU s (%.3f%% of one CPU), "
+                       "%.2f thread wake-ups/s%s, peak RSS %.1f MiB\n"
+                       % (r["files"], r["window_s"], r["idle_cpu_s"], r["idle_cpu_pct"],
+                          r["ctx_switches_per_s"], w, r["peak_rss_mib"]))
         elif "error" in r:
             out.append("- %s: FAILED: %s\n" % (r["scenario"], r["error"].splitlines()[0]))
     return out
@@ -516,8 +533,9 @@ def other_rows(results):
 
 def report(results, args):
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = "## %s, commit %s\n\n%s; %d lines per throughput run, seed %d.\n\n" % (
-        when, git_commit(), host_info(), args.lines, args.seed)
+    agent = "" if not args.agent else "; agent %s (not bpftail)" % os.path.basename(args.agent)
+    text = "## %s, commit %s\n\n%s; %d lines per throughput run, seed %d%s.\n\n" % (
+        when, git_commit(), host_info(), args.lines, args.seed, agent)
     rows = [table_row(r) for r in results if "error" not in r]
     rows = [r for r in rows if r]
     if rows:
@@ -528,13 +546,14 @@ def report(results, args):
     return text
 
 
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="bpftail benchmarks")
     ap.add_argument("--scenario", action="append", choices=SCENARIOS + ["all"],
                     help="scenario to run (repeatable; default plain, docker, pipeline)")
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines per throughput run")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="build directory")
+    ap.add_argument("--agent", help="agent binary (default BUILD/bpftail)")
     ap.add_argument("--out", help="append a dated results table to this file (e.g. bench/RESULTS.md)")
     ap.add_argument("--json", help="also write raw results as JSON here")
     ap.add_argument("--workdir", help="parent directory for temp files (default $TMPDIR)")
@@ -545,9 +564,14 @@ def main():
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--latency-rate", type=int, default=200, help="lines per second written")
     ap.add_argument("--latency-seconds", type=int, default=10)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.lines <= 0:
         ap.error("--lines must be > 0")
+    return args
+
+
+def main():
+    args = parse_args()
     names = args.scenario or DEFAULT_SCENARIOS
     if "all" in names:
         names = SCENARIOS

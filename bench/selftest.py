@@ -182,6 +182,52 @@ def check_fake_loki(build):
         loki.stop()
 
 
+MOCK_AGENT = r"""#!/usr/bin/env python3
+# Stand-in for bpftail: reads the config's __path__ file and pushes its lines to the client URL.
+import os, re, sys, time, urllib.request
+sys.path.insert(0, %r)
+import selftest
+text = open(sys.argv[sys.argv.index("-config.file") + 1]).read()
+url = re.search(r"- url: (\S+)", text).group(1)
+path = re.search(r"__path__: (\S+)", text).group(1)
+lines = open(path).read().splitlines()
+for i in range(0, len(lines), 500):
+    body = selftest.snappy_literal(selftest.push_request('{job="bench"}', lines[i:i + 500],
+                                                         time.time_ns()))
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/x-protobuf"})
+    urllib.request.urlopen(req, timeout=10).read()
+time.sleep(3600)
+"""
+
+
+def check_runner(tmp, build):
+    """The whole throughput flow (generate, fake server, config, start, wait, sample, stop)
+    with a stand-in agent, so the runner is known to work before bpftail itself does."""
+    if not os.access(os.path.join(build, "tests", "bt-fake-loki"), os.X_OK):
+        return
+    mock = os.path.join(tmp, "mock-agent")
+    with open(mock, "w") as f:
+        f.write(MOCK_AGENT % HERE)
+    os.chmod(mock, 0o755)
+    args = bench.parse_args(["--lines", "2000", "--build", build, "--agent", mock,
+                             "--workdir", tmp, "--timeout", "60", "--stall", "30"])
+    run = bench.Run(args)
+    try:
+        run.check_binaries()
+        r = bench.scenario_plain(run)
+    finally:
+        run.cleanup()
+    check(r["lines"] == 2000 and r["wall_s"] > 0 and r["bytes"] > 2000 * 100,
+          "runner: plain scenario with a stand-in agent delivered %d lines" % r["lines"])
+    check(r["cpu_s"] is not None and r["peak_rss_mib"] > 1, "runner: CPU %.2fs, peak RSS %.1f MiB"
+          % (r["cpu_s"], r["peak_rss_mib"]))
+    check(r["exit_code"] is not None, "runner: agent stopped (exit %s)" % r["exit_code"])
+    row = bench.table_row(r)
+    check(row.startswith("| plain | 2000 |") and row.count("|") == 11, "runner: table row %r"
+          % row.strip())
+
+
 def check_latencies():
     written = [0.0, 0.1, 0.2]
     samples = [(0.05, 0), (0.15, 1), (0.25, 1), (0.35, 3)]
@@ -197,6 +243,7 @@ def main():
         check_generator(tmp)
         check_config(tmp, os.path.abspath(a.build))
         check_fake_loki(os.path.abspath(a.build))
+        check_runner(tmp, os.path.abspath(a.build))
         check_latencies()
     print("%d failed" % len(FAILS))
     return 1 if FAILS else 0
