@@ -410,7 +410,7 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
     }
     s->epfd = di->epoll_fd;
     rearm(s);
-    BT_INFO(COMP, "listening", "addr=%s port=%d", shown, s->port);
+    BT_DEBUG(COMP, "listening", "addr=%s port=%d", shown, s->port);
     return s;
 fail:
     if (lfd >= 0)

@@ -40,8 +40,9 @@ struct bt_httpd_handlers {
 };
 
 /* Binds addr:port ("" or "0.0.0.0" = all addresses, IPv6 dual stack when the host has IPv6;
- * port 0 = ephemeral) and starts serving on loop. Copies h. Returns NULL with errno set and a
- * message naming addr:port in err on failure. */
+ * a host name resolves to its first bindable address; port 0 = ephemeral) and starts serving
+ * on loop. Copies *h (NULL = no handlers). Returns NULL with errno set and a message naming
+ * addr:port in err on failure. */
 struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
                               const struct bt_httpd_handlers *h, char *err, size_t errlen);
 /* The bound port (the real one when 0 was asked). */
