@@ -218,6 +218,9 @@ static int check_url(struct bt_cfg_ctx *c, const struct bt_node *at, const char 
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return bt_cfg_fail(c, at, "%s \"%s\" contains a space or control character", key, url);
     size_t s = http_scheme(url);
+    if (!s && strstr(url, "${"))
+        return bt_cfg_fail(c, at, "%s \"%s\" holds an unexpanded ${...}: pass -config.expand-env=true",
+                           key, url);
     if (!s)
         return bt_cfg_fail(c, at, "%s \"%s\" must start with http:// or https://", key, url);
     char *host = url_host(url);
