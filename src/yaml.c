@@ -88,7 +88,7 @@ static void parse_error(struct parser *ps)
 {
     const char *problem = ps->p.problem ? ps->p.problem : "invalid YAML";
     if (ps->p.context)
-        snprintf(ps->err, ps->errlen, "%s:%zu:%zu: %s %s (line %zu)", ps->file,
+        snprintf(ps->err, ps->errlen, "%s:%zu:%zu: %s %s that started at line %zu", ps->file,
                  ps->p.problem_mark.line + 1, ps->p.problem_mark.column + 1, problem,
                  ps->p.context, ps->p.context_mark.line + 1);
     else
