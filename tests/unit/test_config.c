@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -860,4 +861,58 @@ Test(cli, bad_flags_are_errors)
     cr_assert_eq(cli_parse(&cli, 2, a5), -EINVAL);
     char *a6[] = {"bpftail", "---config.file=x", NULL};
     cr_assert_eq(cli_parse(&cli, 2, a6), -EINVAL);
+}
+
+Test(cli, usage_lists_every_flag, .init = cr_redirect_stdout)
+{
+    bt_cli_usage();
+    fflush(stdout);
+    static const char *const names[] = {
+        "-config.file",   "-config.expand-env", "-check-syntax",           "-dry-run",
+        "-inspect",       "-print-config-stderr", "-log.level",            "-version",
+        "-server.http-listen-port", "-client.url", "-client.tenant-id",    "-positions.file",
+        "-help"};
+    char buf[8192];
+    FILE *f = cr_get_redirected_stdout();
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        cr_assert(strstr(buf, names[i]), "usage lacks %s:\n%s", names[i], buf);
+}
+
+/* Parsing never crashes on damaged input, and every failure still says where. */
+static void check_damaged(const char *text, size_t len)
+{
+    char e[1024] = "";
+    struct bt_config *c = bt_config_parse(text, len, "c.yaml", e, sizeof(e));
+    if (c)
+        bt_config_free(c);
+    else
+        cr_assert(strncmp(e, "c.yaml:", 7) == 0, "error without position: \"%s\" for:\n%.*s", e,
+                  (int)len, text);
+}
+
+Test(config, damaged_configs_fail_cleanly_with_a_position)
+{
+    FILE *f = fopen(DATA "bpftail-full.yaml", "r");
+    cr_assert_not_null(f);
+    static char text[16384];
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    for (size_t cut = 0; cut < len; cut += 7)
+        check_damaged(text, cut);
+    /* Deterministic byte damage: each round changes a few bytes to YAML punctuation. */
+    static const char punct[] = ":-[]{}\n #&*!|>'\"%@`,?";
+    unsigned seed = 12345;
+    static char copy[16384];
+    for (int round = 0; round < 400; round++) {
+        memcpy(copy, text, len);
+        for (int k = 0; k < 3; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            copy[at] = punct[(seed >> 8) % (sizeof(punct) - 1)];
+        }
+        check_damaged(copy, len);
+    }
 }
