@@ -82,7 +82,8 @@ static const struct bt_cfg_field server_fields[] = {
     {.key = "disable", .kind = BT_CFG_BOOL, .off = SV(disable)},
     {.key = "health_check_target", .kind = BT_CFG_BOOL, .off = SV(health_check_target)},
     {.key = "enable_runtime_reload", .kind = BT_CFG_BOOL, .off = SV(enable_runtime_reload)},
-    {.key = "graceful_shutdown_timeout", .kind = BT_CFG_DURATION,
+    {.key = "graceful_shutdown_timeout",
+     .kind = BT_CFG_DURATION,
      .off = SV(graceful_shutdown_timeout_ns)},
     {.key = "http_server_read_timeout", .kind = BT_CFG_ACCEPT_DUR},
     {.key = "http_server_write_timeout", .kind = BT_CFG_ACCEPT_DUR},
@@ -116,7 +117,8 @@ static const struct bt_cfg_field limits_fields[] = {
 };
 
 static const struct bt_cfg_field target_fields[] = {
-    {.key = "sync_period", .kind = BT_CFG_DURATION,
+    {.key = "sync_period",
+     .kind = BT_CFG_DURATION,
      .off = offsetof(struct bt_target_config, sync_period_ns)},
     {.key = "stdin", .kind = BT_CFG_BOOL, .off = offsetof(struct bt_target_config, stdin_)},
     {0},
@@ -256,9 +258,13 @@ static int dec_static_labels(struct bt_cfg_ctx *c, const struct bt_node *v, void
 }
 
 static const struct bt_cfg_field static_fields[] = {
-    {.key = "targets", .kind = BT_CFG_FN, .off = offsetof(struct bt_static_config, targets),
+    {.key = "targets",
+     .kind = BT_CFG_FN,
+     .off = offsetof(struct bt_static_config, targets),
      .fn = dec_targets},
-    {.key = "labels", .kind = BT_CFG_FN, .off = offsetof(struct bt_static_config, labels),
+    {.key = "labels",
+     .kind = BT_CFG_FN,
+     .off = offsetof(struct bt_static_config, labels),
      .fn = dec_static_labels},
     {0},
 };
@@ -313,7 +319,11 @@ static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
 }
 
 #define SC(m) offsetof(struct bt_scrape_config, m)
-#define NOT_TARGET(k) {.key = k, .kind = BT_CFG_UNSUPPORTED, .note = "bpftail reads files (static_configs) and Docker (docker_sd_configs, docker)"}
+#define NOT_TARGET(k)                                                                              \
+    {                                                                                              \
+        .key = k, .kind = BT_CFG_UNSUPPORTED,                                                      \
+        .note = "bpftail reads files (static_configs) and Docker (docker_sd_configs, docker)"      \
+    }
 static const struct bt_cfg_field scrape_fields[] = {
     {.key = "job_name", .kind = BT_CFG_STR, .off = SC(job_name)},
     {.key = "static_configs", .kind = BT_CFG_FN, .off = SC(statics), .fn = dec_statics},

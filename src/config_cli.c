@@ -36,13 +36,15 @@ static const struct flag flags[] = {
     {"inspect", FL_BOOL, CF(inspect), NULL, "Show what each pipeline stage changes (debug)."},
     {"print-config-stderr", FL_BOOL, CF(print_config), NULL,
      "Print the effective config (secrets masked) to stderr at start-up."},
-    {"log.level", FL_STR, CF(log_level), "level", "debug, info, warn or error (overrides the file)."},
+    {"log.level", FL_STR, CF(log_level), "level",
+     "debug, info, warn or error (overrides the file)."},
     {"version", FL_BOOL, CF(version), NULL, "Print the version and exit."},
     {"server.http-listen-port", FL_PORT, CF(http_port), "port",
      "HTTP port for /metrics, /ready, /targets (0 = any free port)."},
     {"client.url", FL_STR, CF(client_url), "url",
      "Loki push URL; replaces the url of every configured client, or adds one."},
-    {"client.tenant-id", FL_STR, CF(client_tenant), "id", "Tenant (X-Scope-OrgID) of every client."},
+    {"client.tenant-id", FL_STR, CF(client_tenant), "id",
+     "Tenant (X-Scope-OrgID) of every client."},
     {"positions.file", FL_STR, CF(positions_file), "path", "Positions file (overrides the file)."},
     {"help", FL_BOOL, CF(help), NULL, "Print this help and exit."},
     {"h", FL_BOOL, CF(help), NULL, NULL},
@@ -128,8 +130,8 @@ int bt_cli_parse(int argc, char **argv, struct bt_cli *cli, char *err, size_t er
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || a[1] == '\0' || strcmp(a, "--") == 0) {
-            snprintf(err, errlen, "unexpected argument \"%s\" (bpftail takes flags only; see -help)",
-                     a);
+            snprintf(err, errlen,
+                     "unexpected argument \"%s\" (bpftail takes flags only; see -help)", a);
             return -EINVAL;
         }
         const char *name = a + (a[1] == '-' ? 2 : 1);
@@ -224,8 +226,7 @@ static int expand_var(struct expander *x, const char *in, size_t n, int depth)
     const char *v = getenv(name);
     if (has_default && (!v || !*v)) {
         if (depth >= BT_EXPAND_DEPTH)
-            return expand_fail(x, in - 2, "defaults nested too deeply in \"${%.*s}\"", (int)n,
-                               in);
+            return expand_fail(x, in - 2, "defaults nested too deeply in \"${%.*s}\"", (int)n, in);
         return expand(x, in + k + 2, n - k - 2, depth + 1);
     }
     if (v && bt_buf_adds(&x->out, v) < 0)
@@ -246,9 +247,8 @@ static int expand(struct expander *x, const char *s, size_t len, int depth)
         if (bt_buf_add(&x->out, lit, (size_t)(p - lit)) < 0)
             return expand_fail(x, p, "expanded config too large");
         if (p[1] == '$') {
-            rc = bt_buf_add(&x->out, "$", 1) < 0
-                     ? expand_fail(x, p, "expanded config too large")
-                     : 0;
+            rc = bt_buf_add(&x->out, "$", 1) < 0 ? expand_fail(x, p, "expanded config too large")
+                                                 : 0;
             p += 2;
         } else {
             const char *close = closing_brace(p, end);

@@ -125,7 +125,9 @@ static const struct bt_cfg_field client_fields[] = {
     {.key = "backoff_config", .kind = BT_CFG_SUB, .sub = backoff_fields},
     {.key = "timeout", .kind = BT_CFG_DURATION, .off = CL(timeout_ns)},
     {.key = "tenant_id", .kind = BT_CFG_STR, .off = CL(tenant_id)},
-    {.key = "external_labels", .kind = BT_CFG_FN, .off = CL(external_labels),
+    {.key = "external_labels",
+     .kind = BT_CFG_FN,
+     .off = CL(external_labels),
      .fn = dec_external_labels},
     {.key = "basic_auth", .kind = BT_CFG_SUB, .sub = basic_auth_fields},
     {.key = "bearer_token", .kind = BT_CFG_STR, .off = CL(bearer_token)},
@@ -139,7 +141,8 @@ static const struct bt_cfg_field client_fields[] = {
     {.key = "oauth2", .kind = BT_CFG_UNSUPPORTED},
     {.key = "follow_redirects", .kind = BT_CFG_UNSUPPORTED},
     {.key = "enable_http2", .kind = BT_CFG_UNSUPPORTED},
-    {.key = "stream_lag_labels", .kind = BT_CFG_UNSUPPORTED,
+    {.key = "stream_lag_labels",
+     .kind = BT_CFG_UNSUPPORTED,
      .note = "removed in promtail 2.8; see options.stream_lag_labels"},
     {0},
 };
@@ -180,8 +183,7 @@ void bt_cfg_client_free(struct bt_client_config *cl)
     memset(cl, 0, sizeof(*cl));
 }
 
-int bt_cfg_client_decode(struct bt_cfg_ctx *c, const struct bt_node *v,
-                         struct bt_client_config *cl)
+int bt_cfg_client_decode(struct bt_cfg_ctx *c, const struct bt_node *v, struct bt_client_config *cl)
 {
     if (bt_node_is_null(v) || v->type != BT_NODE_MAP)
         return bt_cfg_fail(c, v, "expected a map with at least url, got %s", bt_cfg_kind_name(v));
@@ -219,8 +221,8 @@ static int check_url(struct bt_cfg_ctx *c, const struct bt_node *at, const char 
             return bt_cfg_fail(c, at, "%s \"%s\" contains a space or control character", key, url);
     size_t s = http_scheme(url);
     if (!s && strstr(url, "${"))
-        return bt_cfg_fail(c, at, "%s \"%s\" holds an unexpanded ${...}: pass -config.expand-env=true",
-                           key, url);
+        return bt_cfg_fail(
+            c, at, "%s \"%s\" holds an unexpanded ${...}: pass -config.expand-env=true", key, url);
     if (!s)
         return bt_cfg_fail(c, at, "%s \"%s\" must start with http:// or https://", key, url);
     char *host = url_host(url);
@@ -241,9 +243,8 @@ static int check_tenant(struct bt_cfg_ctx *c, const struct bt_node *at, const ch
         bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
                   (*p >= '0' && *p <= '9') || strchr("!-_.*'()", *p);
         if (!ok)
-            return bt_cfg_fail(c, at,
-                               "tenant_id \"%s\": only letters, digits and !-_.*'() are allowed",
-                               t);
+            return bt_cfg_fail(
+                c, at, "tenant_id \"%s\": only letters, digits and !-_.*'() are allowed", t);
     }
     if (strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
         return bt_cfg_fail(c, at, "tenant_id must not be \".\" or \"..\"");

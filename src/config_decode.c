@@ -46,8 +46,8 @@ static void path_grew(struct bt_cfg_ctx *c, int n)
 size_t bt_cfg_push_key(struct bt_cfg_ctx *c, const char *key)
 {
     size_t mark = c->plen;
-    path_grew(c, snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s",
-                          c->plen ? "." : "", key));
+    path_grew(
+        c, snprintf(c->path + c->plen, sizeof(c->path) - c->plen, "%s%s", c->plen ? "." : "", key));
     return mark;
 }
 
@@ -241,8 +241,8 @@ int bt_cfg_decode(struct bt_cfg_ctx *c, const struct bt_node *map, const struct 
         if (!f->key) {
             char where[320];
             snprintf(c->err, c->errlen, "%s: unknown key \"%s\" %s%s",
-                     bt_node_where(k, where, sizeof(where)), k->str, c->plen ? "in " : "at top level",
-                     c->path);
+                     bt_node_where(k, where, sizeof(where)), k->str,
+                     c->plen ? "in " : "at top level", c->path);
             return -EINVAL;
         }
         size_t mark = bt_cfg_push_key(c, k->str);

@@ -286,8 +286,8 @@ static int dump_client(struct bt_buf *o, const struct bt_client_config *c)
     rc = rc ? rc : kv_str(o, 4, "bearer_token_file", c->bearer_token_file);
     rc = rc ? rc : kv_url(o, 4, "proxy_url", c->proxy_url);
     const struct bt_tls_config *t = &c->tls;
-    if (!rc && (t->ca_file || t->cert_file || t->key_file || t->server_name ||
-                t->insecure_skip_verify)) {
+    if (!rc &&
+        (t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure_skip_verify)) {
         rc = bt_buf_adds(o, "    tls_config:\n");
         rc = rc ? rc : kv_str(o, 6, "ca_file", t->ca_file);
         rc = rc ? rc : kv_str(o, 6, "cert_file", t->cert_file);
@@ -326,7 +326,8 @@ static int dump_scrape(struct bt_buf *o, const struct bt_scrape_config *s)
     rc = rc ? rc : kv_node(o, 4, "docker_sd_configs", s->docker_sd_configs);
     rc = rc ? rc : kv_node(o, 4, "docker", s->docker);
     rc = rc ? rc : kv_str(o, 4, "encoding", s->encoding);
-    rc = rc ? rc : kv_raw(o, 4, "start_at", "%s", s->start_at == BT_START_END ? "end" : "beginning");
+    rc =
+        rc ? rc : kv_raw(o, 4, "start_at", "%s", s->start_at == BT_START_END ? "end" : "beginning");
     return rc ? rc : kv_dur(o, 4, "ignore_older", s->ignore_older_ns);
 }
 

@@ -89,8 +89,8 @@ static void parse_error(struct parser *ps)
     const char *problem = ps->p.problem ? ps->p.problem : "invalid YAML";
     if (ps->p.context)
         snprintf(ps->err, ps->errlen, "%s:%zu:%zu: %s %s that started at line %zu", ps->file,
-                 ps->p.problem_mark.line + 1, ps->p.problem_mark.column + 1, problem,
-                 ps->p.context, ps->p.context_mark.line + 1);
+                 ps->p.problem_mark.line + 1, ps->p.problem_mark.column + 1, problem, ps->p.context,
+                 ps->p.context_mark.line + 1);
     else
         snprintf(ps->err, ps->errlen, "%s:%zu:%zu: %s", ps->file, ps->p.problem_mark.line + 1,
                  ps->p.problem_mark.column + 1, problem);
@@ -102,7 +102,8 @@ static int cmp_key(const void *a, const void *b)
     int r = strcmp(x->str, y->str);
     if (r)
         return r;
-    return x->line != y->line ? (x->line < y->line ? -1 : 1) : (x->col > y->col) - (x->col < y->col);
+    return x->line != y->line ? (x->line < y->line ? -1 : 1)
+                              : (x->col > y->col) - (x->col < y->col);
 }
 
 /* Go's strict YAML refuses a map that repeats a key; so do we. Sorting keeps it O(n log n) for
@@ -216,8 +217,7 @@ static struct bt_node *parse_node(struct parser *ps, yaml_event_t *ev, int depth
             oom(ps, &ev->start_mark);
             return NULL;
         }
-        return parse_children(ps, n, seq ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT,
-                              depth);
+        return parse_children(ps, n, seq ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT, depth);
     }
     case YAML_ALIAS_EVENT:
         snprintf(ps->err, ps->errlen, "%s:%zu:%zu: YAML aliases are not supported", ps->file,
@@ -293,8 +293,7 @@ struct bt_node *bt_yaml_parse_file(const char *path, char *err, size_t errlen)
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > BT_YAML_MAX_FILE) {
-        snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path,
-                 BT_YAML_MAX_FILE);
+        snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path, BT_YAML_MAX_FILE);
         close(fd);
         return NULL;
     }

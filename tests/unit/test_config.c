@@ -304,8 +304,8 @@ Test(config, shipped_example_configs_parse)
 
 Test(config, unknown_key_names_file_line_and_path)
 {
-    parse_fails(MIN_CFG "    batch_wait: 1s\n", "c.yaml:3:5: unknown key \"batch_wait\" in clients[0]",
-                NULL);
+    parse_fails(MIN_CFG "    batch_wait: 1s\n",
+                "c.yaml:3:5: unknown key \"batch_wait\" in clients[0]", NULL);
     parse_fails(MIN_CFG "server:\n  http_port: 1\n",
                 "c.yaml:4:3: unknown key \"http_port\" in server", NULL);
     parse_fails(MIN_CFG "clientz: []\n", "c.yaml:3:1: unknown key \"clientz\" at top level", NULL);
@@ -318,8 +318,8 @@ Test(config, unknown_key_names_file_line_and_path)
 
 Test(config, bad_values_name_the_key_and_line)
 {
-    parse_fails(MIN_CFG "    batchwait: soon\n", "c.yaml:3:16: clients[0].batchwait: invalid duration",
-                "soon");
+    parse_fails(MIN_CFG "    batchwait: soon\n",
+                "c.yaml:3:16: clients[0].batchwait: invalid duration", "soon");
     parse_fails(MIN_CFG "    timeout: -5s\n", "c.yaml:3:14: clients[0].timeout", "negative");
     parse_fails(MIN_CFG "    batchsize: lots\n", "clients[0].batchsize: invalid byte size", NULL);
     parse_fails(MIN_CFG "limits_config:\n  max_line_size: 1ZB\n",
@@ -395,8 +395,8 @@ Test(config, unsupported_promtail_features_say_so)
                 "c.yaml:5:5: scrape_configs[0].journal: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: []\n",
                 "scrape_configs[0].kubernetes_sd_configs: not supported by bpftail", NULL);
-    parse_fails(MIN_CFG "tracing:\n  enabled: true\n", "c.yaml:4:3: tracing: not supported by bpftail",
-                NULL);
+    parse_fails(MIN_CFG "tracing:\n  enabled: true\n",
+                "c.yaml:4:3: tracing: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "wal:\n  enabled: true\n  dir: /wal\n", "wal: not supported by bpftail",
                 NULL);
     struct bt_config *c = parse(MIN_CFG "tracing: {enabled: false}\nwal: {enabled: false}\n");
@@ -462,7 +462,8 @@ Test(config, single_client_block_is_merged_into_clients)
 
 Test(config, derived_client_name_drops_user_info)
 {
-    struct bt_config *c = parse("clients:\n  - url: https://u:p@logs.example.net/loki/api/v1/push\n");
+    struct bt_config *c =
+        parse("clients:\n  - url: https://u:p@logs.example.net/loki/api/v1/push\n");
     cr_assert_not_null(c, "%s", err);
     cr_assert_str_eq(c->clients[0].name, "logs.example.net");
     bt_config_free(c);
@@ -498,8 +499,8 @@ Test(config, every_bad_sample_fails_naming_its_line)
         bt_config_free(c);
         snprintf(want, sizeof(want), "%s%s", path, bad_cases[i].where);
         cr_expect(strstr(err, want), "%s: \"%s\" lacks \"%s\"", bad_cases[i].file, err, want);
-        cr_expect(strstr(err, bad_cases[i].what), "%s: \"%s\" lacks \"%s\"", bad_cases[i].file,
-                  err, bad_cases[i].what);
+        cr_expect(strstr(err, bad_cases[i].what), "%s: \"%s\" lacks \"%s\"", bad_cases[i].file, err,
+                  bad_cases[i].what);
     }
     /* Every bad sample on disk is covered by the table above. */
     DIR *d = opendir(DATA);
@@ -753,8 +754,7 @@ Test(config, dump_parses_back_to_the_same_config)
 {
     static const char *const files[] = {"bpftail-full.yaml", "promtail-local.yaml",
                                         "promtail-static-exclude.yaml",
-                                        "promtail-multi-client.yaml",
-                                        "promtail-docker-stage.yaml"};
+                                        "promtail-multi-client.yaml", "promtail-docker-stage.yaml"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[512];
         snprintf(path, sizeof(path), DATA "%s", files[i]);
@@ -797,9 +797,17 @@ static int cli_parse(struct bt_cli *cli, int argc, char **argv)
 
 Test(cli, accepts_equals_and_separate_values_and_double_dashes)
 {
-    char *argv[] = {"bpftail", "-config.file=/etc/a.yaml", "--log.level", "debug",
-                    "-server.http-listen-port", "0", "--client.url=http://x:1/p",
-                    "-client.tenant-id", "t", "-positions.file=/p.yaml", NULL};
+    char *argv[] = {"bpftail",
+                    "-config.file=/etc/a.yaml",
+                    "--log.level",
+                    "debug",
+                    "-server.http-listen-port",
+                    "0",
+                    "--client.url=http://x:1/p",
+                    "-client.tenant-id",
+                    "t",
+                    "-positions.file=/p.yaml",
+                    NULL};
     struct bt_cli cli;
     cr_assert_eq(cli_parse(&cli, 10, argv), 0, "%s", err);
     cr_assert_str_eq(cli.config_file, "/etc/a.yaml");
@@ -813,8 +821,8 @@ Test(cli, accepts_equals_and_separate_values_and_double_dashes)
 
 Test(cli, boolean_flags_take_no_separate_value)
 {
-    char *argv[] = {"bpftail", "-config.expand-env", "-check-syntax=true", "--dry-run",
-                    "-inspect=false", "-print-config-stderr=1", "-version=T", NULL};
+    char *argv[] = {"bpftail",        "-config.expand-env",     "-check-syntax=true", "--dry-run",
+                    "-inspect=false", "-print-config-stderr=1", "-version=T",         NULL};
     struct bt_cli cli;
     cr_assert_eq(cli_parse(&cli, 7, argv), 0, "%s", err);
     cr_assert(cli.expand_env);
@@ -868,9 +876,10 @@ Test(cli, usage_lists_every_flag, .init = cr_redirect_stdout)
     bt_cli_usage();
     fflush(stdout);
     static const char *const names[] = {
-        "-config.file",   "-config.expand-env", "-check-syntax",           "-dry-run",
-        "-inspect",       "-print-config-stderr", "-log.level",            "-version",
-        "-server.http-listen-port", "-client.url", "-client.tenant-id",    "-positions.file",
+        "-config.file", "-config.expand-env", "-check-syntax",
+        "-dry-run",     "-inspect",           "-print-config-stderr",
+        "-log.level",   "-version",           "-server.http-listen-port",
+        "-client.url",  "-client.tenant-id",  "-positions.file",
         "-help"};
     char buf[8192];
     FILE *f = cr_get_redirected_stdout();
