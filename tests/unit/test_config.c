@@ -612,9 +612,16 @@ Test(config_env, load_expands_only_when_asked)
 
 Test(config, missing_file_is_an_error_naming_it)
 {
-    struct bt_config *c = load_sample("/nonexistent-dir-bt/c.yaml");
+    char dir[256], path[512];
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/absent.yaml", dir);
+    struct bt_config *c = load_sample(path);
     cr_assert_null(c);
-    cr_assert(strstr(err, "/nonexistent-dir-bt/c.yaml") && strstr(err, "No such file"), "%s", err);
+    cr_assert(strstr(err, path) && strstr(err, "No such file"), "%s", err);
+    c = load_sample(dir);
+    cr_assert_null(c, "a directory is not a config file");
+    cr_assert(strstr(err, "regular file"), "%s", err);
+    bt_tmpdir_remove(dir);
 }
 
 /* ---- built-in default ---- */
