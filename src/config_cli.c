@@ -105,9 +105,7 @@ static int set_flag(const struct flag *f, const char *value, struct bt_cli *cli,
             return -EINVAL;
         }
         return 0;
-    case FL_STR:
-        *(const char **)at = value;
-        return 0;
+    case FL_STR: *(const char **)at = value; return 0;
     case FL_PORT: {
         char *end;
         errno = 0;

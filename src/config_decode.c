@@ -69,12 +69,9 @@ const char *bt_cfg_kind_name(const struct bt_node *n)
     if (bt_node_is_null(n))
         return "null";
     switch (n->type) {
-    case BT_NODE_MAP:
-        return "a map";
-    case BT_NODE_SEQ:
-        return "a list";
-    default:
-        return "a string";
+    case BT_NODE_MAP: return "a map";
+    case BT_NODE_SEQ: return "a list";
+    default: return "a string";
     }
 }
 
@@ -138,8 +135,7 @@ static int decode_scalar(struct bt_cfg_ctx *c, const struct bt_cfg_field *f,
     long long ll;
     int rc;
     switch (f->kind) {
-    case BT_CFG_STR:
-        return bt_cfg_str(c, v, (char **)at);
+    case BT_CFG_STR: return bt_cfg_str(c, v, (char **)at);
     case BT_CFG_BOOL:
         if ((rc = expect_scalar(c, v, "true or false")))
             return rc;
@@ -184,8 +180,7 @@ static int decode_scalar(struct bt_cfg_ctx *c, const struct bt_cfg_field *f,
         *(double *)at = d;
         return 0;
     }
-    default:
-        return bt_cfg_fail(c, v, "internal error: bad field kind");
+    default: return bt_cfg_fail(c, v, "internal error: bad field kind");
     }
 }
 
@@ -197,8 +192,7 @@ static int decode_field(struct bt_cfg_ctx *c, const struct bt_cfg_field *f,
     case BT_CFG_UNSUPPORTED:
         return bt_cfg_fail(c, key, "not supported by bpftail%s%s", f->note ? ": " : "",
                            f->note ? f->note : "");
-    case BT_CFG_ACCEPT:
-        return 0;
+    case BT_CFG_ACCEPT: return 0;
     case BT_CFG_SEQ_NODE:
     case BT_CFG_MAP_NODE: {
         bool seq = f->kind == BT_CFG_SEQ_NODE;
@@ -212,10 +206,8 @@ static int decode_field(struct bt_cfg_ctx *c, const struct bt_cfg_field *f,
         *(const struct bt_node **)at = v;
         return 0;
     }
-    case BT_CFG_SUB:
-        return bt_cfg_decode(c, v, f->sub, at);
-    case BT_CFG_FN:
-        return f->fn(c, v, at);
+    case BT_CFG_SUB: return bt_cfg_decode(c, v, f->sub, at);
+    case BT_CFG_FN: return f->fn(c, v, at);
     default:
         /* A key with no value keeps its default, as an absent key would. */
         if (bt_node_is_null(v))
