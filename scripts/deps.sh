@@ -7,7 +7,9 @@ want=(build-essential cmake pkg-config libcurl4-openssl-dev libprotobuf-c-dev pr
       libsnappy-dev libjansson-dev libyaml-dev libmicrohttpd-dev libpcre2-dev libbpf-dev clang llvm
       bpftool libcap-dev)
 case "${1:-build}" in
-  test) want+=(libcriterion-dev python3 clang-format procps curl) ;;
+  test) want+=(libcriterion-dev python3 clang-format procps curl)
+        # Node is only needed to check dashboard queries with Grafana's grammar.
+        command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
   docker) want+=(docker.io busybox-static) ;;
   build) ;;
   *) echo "usage: $0 [build|test|docker]" >&2; exit 2 ;;

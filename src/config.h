@@ -172,8 +172,8 @@ int bt_config_dump(const struct bt_config *c, struct bt_buf *out);
 /* Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Caller frees. NULL on error. */
 char *bt_config_expand_env(const char *text, size_t len, char *err, size_t errlen);
 
-/* The built-in default config text: /var/log/*log as job=varlogs to $LOKI_URL or
- * http://localhost:3100/loki/api/v1/push. */
+/* The built-in default config text: the /var/log files ending in "log" as job=varlogs to
+ * $LOKI_URL or http://localhost:3100/loki/api/v1/push. */
 extern const char bt_default_config[];
 
 #endif
