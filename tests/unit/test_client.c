@@ -554,3 +554,180 @@ Test(client_classify, statuses_and_messages_map_to_reasons)
     cr_assert_eq(bt_client_classify(400, "too oldXXXX", 3, &r), 0);
     cr_assert_str_eq(r, "http_4xx");
 }
+
+/* ---- the test Loki server itself ---------------------------------------------------------- */
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <snappy-c.h>
+
+#include "encode.h"
+#include "util/buf.h"
+
+static size_t collect(char *p, size_t size, size_t nmemb, void *ctx)
+{
+    bt_buf_add(ctx, p, size * nmemb);
+    return size * nmemb;
+}
+
+/* Sends one request to the fake server; returns the status and the body in out. */
+static long http(const char *method, const char *path, const char *ctype, const void *body,
+                 size_t len, struct bt_buf *out)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", bt_fake_loki_port(loki), path);
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char ct[128];
+    snprintf(ct, sizeof(ct), "Content-Type:%s%s", ctype ? " " : "", ctype ? ctype : "");
+    h = curl_slist_append(h, ct); /* "Content-Type:" alone removes curl's default */
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    bt_buf_reset(out);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+    long code = -1;
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    return code;
+}
+
+static void encoded(struct bt_batch *b, struct bt_buf *out)
+{
+    bt_buf_init(out, 1 << 24);
+    cr_assert_eq(bt_encode_push(b, out, NULL), 0);
+    b->outcome = BT_PUSH_ABANDONED;
+    bt_batch_release(b);
+}
+
+Test(client, fake_loki_wants_content_type_and_valid_snappy)
+{
+    struct bt_buf body, out;
+    encoded(batch("", "{job=\"a\"}", 1), &body);
+    bt_buf_init(&out, 1 << 20);
+    cr_assert_eq(http("POST", "/loki/api/v1/push", NULL, body.ptr, body.len, &out), 400);
+    cr_assert_str_eq(bt_buf_str(&out), "mime: no media type");
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", "garbage", 7, &out),
+                 400);
+    cr_assert_eq(bt_fake_loki_entries(loki), 0);
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 204);
+    cr_assert_eq(bt_fake_loki_entries(loki), 1);
+    cr_assert_eq(bt_fake_loki_requests(loki), 3);
+    cr_assert_eq(bt_fake_loki_status_count(loki, 400), 2);
+    bt_buf_free(&body);
+    bt_buf_free(&out);
+}
+
+Test(client, fake_loki_checks_labels_like_loki)
+{
+    char err[512];
+    cr_assert_eq(bt_fake_loki_check_labels("{job=\"a\", x=\"b\\\"c\"}", err, sizeof(err)), 0);
+    cr_assert_eq(bt_fake_loki_check_labels(" { job = 'a' , y=`z` , } ", err, sizeof(err)), 0);
+    cr_assert_eq(bt_fake_loki_check_labels("{job=\"\"}", err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "error at least one label pair is required per stream");
+    cr_assert_eq(bt_fake_loki_check_labels("{}", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(bt_fake_loki_check_labels("{job=a}", err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "Error parsing labels '{job=a}' with error:"), "%s", err);
+    cr_assert_eq(bt_fake_loki_check_labels("{1a=\"x\"}", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(bt_fake_loki_check_labels("{a=\"x\"", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(bt_fake_loki_check_labels("{a=\"x\"} y", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(bt_fake_loki_check_labels("{a=\"\\q\"}", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(bt_fake_loki_check_labels("{a=\"x\", a=\"y\"}", err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "duplicate label name"), "%s", err);
+}
+
+Test(client, fake_loki_script_spec_is_consumed_in_order)
+{
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "bogus"), -EINVAL);
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "500x2,429:retry-after=0,204,"
+                                                "400:body=entry too old, really"),
+                 -EINVAL, "a comma ends the body, so 'really' is a bad item");
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "500x2, 418:body=teapot,204"), 0);
+    struct bt_buf body, out;
+    encoded(batch("", "{job=\"a\"}", 1), &body);
+    bt_buf_init(&out, 1 << 20);
+    const long want[] = {500, 500, 418, 204, 204};
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr,
+                          body.len, &out),
+                     want[i], "request %d", i);
+    cr_assert_eq(bt_fake_loki_entries(loki), 2, "only 2xx answers record");
+    bt_buf_free(&body);
+    bt_buf_free(&out);
+}
+
+Test(client, fake_loki_control_endpoints_script_dump_stats_reset)
+{
+    struct bt_buf body, out;
+    struct bt_batch *b = bt_batch_new("");
+    struct bt_kv kv = {"trace", 5, "t\"1", 3};
+    struct bt_entry e = {.ts_ns = 42, .line = "say \"hi\"\n\x01", .line_len = 10, .meta = &kv,
+                         .n_meta = 1};
+    const char *canon = "{job=\"a\"}";
+    cr_assert_eq(bt_batch_add(b, canon, strlen(canon), bt_hash64(canon, strlen(canon)), &e), 0);
+    encoded(b, &body);
+    bt_buf_init(&out, 1 << 20);
+    cr_assert_eq(http("POST", "/control/script", "text/plain", "503,204", 7, &out), 200);
+    cr_assert_eq(http("POST", "/control/script", "text/plain", "nonsense", 8, &out), 400);
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 503);
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 204);
+    cr_assert_eq(http("GET", "/control/dump", NULL, NULL, 0, &out), 200);
+    json_error_t jerr;
+    json_t *j = json_loads(bt_buf_str(&out), JSON_DISABLE_EOF_CHECK, &jerr);
+    cr_assert_not_null(j, "dump is not JSON: %s: %s", jerr.text, bt_buf_str(&out));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "line")), "say \"hi\"\n\x01");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "labels")), "{job=\"a\"}");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "tenant")), "");
+    cr_assert_eq(json_integer_value(json_object_get(j, "ts")), 42);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "meta"), "trace")),
+                     "t\"1");
+    json_decref(j);
+    cr_assert_eq(http("GET", "/control/stats", NULL, NULL, 0, &out), 200);
+    j = json_loads(bt_buf_str(&out), 0, &jerr);
+    cr_assert_not_null(j, "%s", bt_buf_str(&out));
+    cr_assert_eq(json_integer_value(json_object_get(j, "requests")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(j, "entries")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(j, "bytes")), 10);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "by_status"), "503")), 1);
+    json_decref(j);
+    cr_assert_eq(http("POST", "/control/default?status=500", "text/plain", "", 0, &out), 200);
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 500);
+    cr_assert_eq(http("POST", "/control/reset", "text/plain", "", 0, &out), 200);
+    cr_assert_eq(bt_fake_loki_entries(loki), 0);
+    cr_assert_eq(bt_fake_loki_requests(loki), 0);
+    bt_buf_free(&body);
+    bt_buf_free(&out);
+}
+
+Test(client, fake_loki_discard_mode_counts_without_storing)
+{
+    struct bt_fake_loki_opts o = {.discard = true, .quiet = true};
+    struct bt_fake_loki *d = bt_fake_loki_start_opts(&o);
+    cr_assert_not_null(d);
+    cfg.url = (char *)bt_fake_loki_url(d);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 7));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    cr_assert_eq(bt_fake_loki_entries(d), 7);
+    cr_assert_eq(bt_fake_loki_bytes(d), b->bytes);
+    struct bt_fake_entry e;
+    cr_assert_eq(bt_fake_loki_entry(d, 0, &e), -ENOENT);
+    bt_batch_release(b);
+    bt_client_free(c);
+    bt_fake_loki_stop(d);
+}
