@@ -336,6 +336,20 @@ Test(client, dropped_connection_is_retried_then_accepted)
     bt_client_free(c);
 }
 
+Test(client, request_timeout_is_a_transport_error_and_retried)
+{
+    cfg.timeout_ns = 200 * BT_NS_PER_MS;
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "hang,204"), 0);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    cr_assert_eq(b->attempts, 2);
+    cr_assert_eq(bt_fake_loki_requests(loki), 2);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_batch_retries_total", ""), 1);
+    bt_batch_release(b);
+    bt_client_free(c);
+}
+
 Test(client, tenant_header_sent_only_for_non_empty_tenant)
 {
     struct bt_client *c = bt_client_new(&cfg, metrics);
