@@ -261,6 +261,32 @@ Test(batch, entries_are_sorted_by_timestamp_within_a_stream_stably)
     bt_batcher_free(bb);
 }
 
+Test(batch, empty_line_keeps_its_place_among_equal_timestamps)
+{
+    /* An empty line takes no arena bytes, so the next line starts at the same offset; the
+     * sort must still keep insertion order for equal timestamps. */
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    const int64_t ts[] = {9, 7, 7, 7, 1};
+    const char *lines[] = {"late", "", "", "after two empty lines", "early"};
+    for (int i = 0; i < 5; i++) {
+        struct bt_entry e = entry(&l, ts[i], lines[i]);
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    }
+    bt_batcher_flush(bb);
+    struct bt_batch *b = s.ready[0];
+    const char *want[] = {"early", "", "", "after two empty lines", "late"};
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(line_of(b, &b->streams[0].entries[i]), want[i], "entry %d", i);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
 Test(batch, max_streams_drops_entries_of_new_streams_only)
 {
     struct sink s = {0};
