@@ -20,6 +20,7 @@
 #include "encode.h"
 #include "metrics.h"
 #include "util/buf.h"
+#include "util/hmap.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -40,6 +41,10 @@
 #define MAX_ERR_BODY 1024              /* bytes of Loki's answer kept, as promtail */
 #define MAX_BODY ((size_t)1 << 30)     /* hard cap on one encoded request */
 #define MAX_SECRET_FILE ((size_t)64 << 10)
+
+#define DROPPED_ENTRIES_HELP "Entries dropped because Loki refused them or retries ran out."
+#define DROPPED_BYTES_HELP "Line bytes dropped because Loki refused them or retries ran out."
+#define RETRIES_HELP "Push attempts that failed and were retried."
 
 struct ring {
     struct bt_batch **v;
@@ -76,6 +81,7 @@ struct bt_client {
     uint64_t rng;
 
     struct bt_series *encoded_bytes, *sent_bytes, *sent_entries;
+    struct bt_hmap tenants_seen; /* push thread: tenants whose series exist */
 };
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -240,6 +246,28 @@ static struct bt_series *tenant_counter(struct bt_client *c, const char *name, c
     else
         snprintf(labels, sizeof(labels), "host=\"%s\",tenant=\"%s\"", c->host_esc, t);
     return bt_metrics_counter(c->m, name, help, labels);
+}
+
+#define MAX_TENANTS_SEEN 10000
+
+/* Creates every drop and retry series of a tenant at 0 the first time it is pushed, as promtail
+ * does, so rate() over them works before the first drop. */
+static void init_tenant_series(struct bt_client *c, const char *tenant)
+{
+    static const char *const reasons[] = {"rate_limited",   "too_old",        "too_new",
+                                          "line_too_long",  "out_of_order",   "invalid_labels",
+                                          "stream_limited", "http_4xx",       "request_too_large",
+                                          "ingester_error"};
+    size_t len = strlen(tenant);
+    if (!c->m || c->tenants_seen.n >= MAX_TENANTS_SEEN || bt_hmap_get(&c->tenants_seen, tenant, len))
+        return;
+    if (bt_hmap_put(&c->tenants_seen, tenant, len, (void *)1, NULL))
+        return;
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        tenant_counter(c, "bpftail_dropped_entries_total", DROPPED_ENTRIES_HELP, tenant, reasons[i]);
+        tenant_counter(c, "bpftail_dropped_bytes_total", DROPPED_BYTES_HELP, tenant, reasons[i]);
+    }
+    tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, tenant, NULL);
 }
 
 static void observe_duration(struct bt_client *c, int status, double secs)
@@ -512,14 +540,12 @@ static void drop_batch(struct bt_client *c, struct bt_batch *b, const char *reas
 {
     b->outcome = BT_PUSH_DROPPED;
     b->reason = reason;
-    bt_counter_add(tenant_counter(c, "bpftail_dropped_entries_total",
-                                  "Entries dropped because Loki refused them or retries ran out.",
-                                  b->tenant, reason),
-                   (double)b->n_entries);
-    bt_counter_add(tenant_counter(c, "bpftail_dropped_bytes_total",
-                                  "Line bytes dropped because Loki refused them or retries ran out.",
-                                  b->tenant, reason),
-                   (double)b->bytes);
+    bt_counter_add(
+        tenant_counter(c, "bpftail_dropped_entries_total", DROPPED_ENTRIES_HELP, b->tenant, reason),
+        (double)b->n_entries);
+    bt_counter_add(
+        tenant_counter(c, "bpftail_dropped_bytes_total", DROPPED_BYTES_HELP, b->tenant, reason),
+        (double)b->bytes);
     char line[MAX_ERR_BODY + 1], q[2 * MAX_ERR_BODY + 8], tq[512];
     first_line(b->status <= 0 ? c->errbuf : c->resp, line, sizeof(line));
     BT_ERROR(COMPONENT, "batch dropped",
@@ -550,6 +576,7 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
 {
     const struct bt_client_config *cfg = c->cfg;
     size_t raw;
+    init_tenant_series(c, b->tenant);
     int rc = bt_encode_push(b, &c->body, &raw);
     if (rc) {
         snprintf(c->errbuf, sizeof(c->errbuf), "cannot encode batch: %s", strerror(-rc));
@@ -595,8 +622,7 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
             drop_batch(c, b, reason);
             return;
         }
-        bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total",
-                                      "Push attempts that failed and were retried.", b->tenant,
+        bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, b->tenant,
                                       NULL));
         bo.n++;
         int64_t delay = backoff_next(c, &bo);
@@ -710,6 +736,7 @@ struct bt_client *bt_client_new(const struct bt_client_config *cfg, struct bt_me
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     bt_buf_init(&c->body, MAX_BODY);
+    bt_hmap_init(&c->tenants_seen);
     c->rng = (uint64_t)bt_mono_ns() ^ ((uint64_t)(uintptr_t)c << 17) ^ 0x9e3779b97f4a7c15ULL;
     parse_host(c);
     if (m) {
@@ -844,6 +871,7 @@ void bt_client_free(struct bt_client *c)
     if (c->curl)
         curl_easy_cleanup(c->curl);
     bt_buf_free(&c->body);
+    bt_hmap_free(&c->tenants_seen);
     if (c->efd >= 0)
         close(c->efd);
     pthread_cond_destroy(&c->cv);

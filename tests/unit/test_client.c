@@ -130,6 +130,25 @@ Test(client, accepted_batch_is_ok_and_recorded_by_loki)
     bt_client_free(c);
 }
 
+Test(client, drop_series_of_a_tenant_exist_at_zero_after_first_push)
+{
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("team-z", "{job=\"a\"}", 1)));
+    struct bt_buf out;
+    bt_buf_init(&out, 1 << 20);
+    cr_assert_eq(bt_metrics_render(metrics, &out), 0);
+    const char *text = bt_buf_str(&out);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "bpftail_dropped_entries_total{host=\"127.0.0.1:%u\",reason=\"too_old\","
+             "tenant=\"team-z\"} 0",
+             bt_fake_loki_port(loki));
+    cr_assert(strstr(text, want), "missing %s in:\n%s", want, text);
+    cr_assert(strstr(text, "bpftail_batch_retries_total{"), "%s", text);
+    bt_buf_free(&out);
+    bt_client_free(c);
+}
+
 Test(client, server_error_is_retried_then_accepted)
 {
     cr_assert_eq(bt_fake_loki_script_spec(loki, "500,503"), 0);
