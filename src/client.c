@@ -403,6 +403,48 @@ static int set_basic_auth(struct bt_client *c)
     return 0;
 }
 
+/* Runs the prepared transfer to its end, or until stop's deadline cancels it. Returns the HTTP
+ * status, -1 for a transport error (message in errbuf), or -ECANCELED. */
+static int run_transfer(struct bt_client *c)
+{
+    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
+        snprintf(c->errbuf, sizeof(c->errbuf), "curl_multi_add_handle failed");
+        return -1;
+    }
+    int running = 1;
+    bool cancelled = false;
+    while (running) {
+        if (curl_multi_perform(c->multi, &running) != CURLM_OK || !running)
+            break;
+        if (aborted(c)) {
+            cancelled = true;
+            break;
+        }
+        curl_multi_poll(c->multi, NULL, 0, 1000, NULL); /* stop wakes it with multi_wakeup */
+    }
+    CURLcode res = CURLE_OK;
+    bool finished = false;
+    int left;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(c->multi, &left)))
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->curl) {
+            res = msg->data.result;
+            finished = true;
+        }
+    curl_multi_remove_handle(c->multi, c->curl);
+    if (cancelled || res == CURLE_ABORTED_BY_CALLBACK)
+        return -ECANCELED;
+    if (finished && res == CURLE_OK) {
+        long code = 0;
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+        return code > 0 ? (int)code : -1;
+    }
+    if (!c->errbuf[0])
+        snprintf(c->errbuf, sizeof(c->errbuf), "%s",
+                 curl_easy_strerror(finished ? res : CURLE_FAILED_INIT));
+    return -1;
+}
+
 /* One POST of c->body. Returns the HTTP status, -1 for a transport error, or -ECANCELED when
  * stop aborted it. */
 static int post_once(struct bt_client *c, const struct bt_batch *b)
@@ -423,43 +465,7 @@ static int post_once(struct bt_client *c, const struct bt_batch *b)
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, c->body.ptr);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
-    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
-        snprintf(c->errbuf, sizeof(c->errbuf), "curl_multi_add_handle failed");
-        goto out;
-    }
-    int running = 1;
-    bool cancelled = false;
-    while (running) {
-        if (curl_multi_perform(c->multi, &running) != CURLM_OK)
-            break;
-        if (!running)
-            break;
-        if (aborted(c)) {
-            cancelled = true;
-            break;
-        }
-        curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
-    }
-    CURLcode res = CURLE_OK;
-    bool finished = false;
-    int left;
-    CURLMsg *msg;
-    while ((msg = curl_multi_info_read(c->multi, &left)))
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->curl) {
-            res = msg->data.result;
-            finished = true;
-        }
-    curl_multi_remove_handle(c->multi, c->curl);
-    if (cancelled || res == CURLE_ABORTED_BY_CALLBACK) {
-        status = -ECANCELED;
-    } else if (finished && res == CURLE_OK) {
-        long code = 0;
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
-        status = code > 0 ? (int)code : -1;
-    } else if (!c->errbuf[0]) {
-        snprintf(c->errbuf, sizeof(c->errbuf), "%s",
-                 curl_easy_strerror(finished ? res : CURLE_FAILED_INIT));
-    }
+    status = run_transfer(c);
 out:
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
@@ -572,6 +578,49 @@ static int64_t backoff_next(struct bt_client *c, struct backoff *bo)
     return d;
 }
 
+enum after { TRY_AGAIN, DECIDED };
+
+/* Handles a failed attempt: drops b when the status is final or the retries are spent,
+ * otherwise sleeps the backoff (abandoning b if stop's deadline interrupts the sleep). */
+static enum after after_failure(struct bt_client *c, struct bt_batch *b, struct backoff *bo,
+                                int status)
+{
+    const char *reason;
+    int retry = bt_client_classify(status, c->resp, c->resp_len, &reason);
+    if (status == 429 && c->cfg->drop_rate_limited_batches) {
+        drop_batch(c, b, "rate_limited");
+        return DECIDED;
+    }
+    if (!retry) {
+        drop_batch(c, b, reason);
+        return DECIDED;
+    }
+    bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, b->tenant,
+                                  NULL));
+    bo->n++;
+    int64_t delay = backoff_next(c, bo);
+    if ((status == 429 || status == 503) && c->retry_after_s > 0) {
+        int64_t ra = (int64_t)c->retry_after_s * BT_NS_PER_SEC;
+        if (ra > delay)
+            delay = ra < bo->max_period ? ra : bo->max_period;
+    }
+    if (c->cfg->max_retries > 0 && bo->n >= c->cfg->max_retries) {
+        drop_batch(c, b, reason); /* rate_limited after a 429, else ingester_error */
+        return DECIDED;
+    }
+    char line[MAX_ERR_BODY + 1], q[2 * MAX_ERR_BODY + 8], d[32];
+    first_line(status < 0 ? c->errbuf : c->resp, line, sizeof(line));
+    BT_WARN(COMPONENT, "push failed, will retry",
+            "host=%s status=%d attempt=%u backoff=%s error=%s", c->host, status, b->attempts,
+            bt_format_duration(d, sizeof(d), delay), bt_logq(q, sizeof(q), line));
+    if (sleep_interruptible(c, delay)) {
+        b->outcome = BT_PUSH_ABANDONED;
+        return DECIDED;
+    }
+    return TRY_AGAIN;
+}
+
+/* Encodes and pushes b until it is decided: sets b->outcome (and reason, status, attempts). */
 static void push_batch(struct bt_client *c, struct bt_batch *b)
 {
     const struct bt_client_config *cfg = c->cfg;
@@ -612,38 +661,8 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
             bt_counter_add(c->sent_entries, (double)b->n_entries);
             return;
         }
-        const char *reason;
-        int retry = bt_client_classify(status, c->resp, c->resp_len, &reason);
-        if (status == 429 && cfg->drop_rate_limited_batches) {
-            drop_batch(c, b, "rate_limited");
+        if (after_failure(c, b, &bo, status) == DECIDED)
             return;
-        }
-        if (!retry) {
-            drop_batch(c, b, reason);
-            return;
-        }
-        bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, b->tenant,
-                                      NULL));
-        bo.n++;
-        int64_t delay = backoff_next(c, &bo);
-        if ((status == 429 || status == 503) && c->retry_after_s > 0) {
-            int64_t ra = (int64_t)c->retry_after_s * BT_NS_PER_SEC;
-            if (ra > delay)
-                delay = ra < maxp ? ra : maxp;
-        }
-        if (cfg->max_retries > 0 && bo.n >= cfg->max_retries) {
-            drop_batch(c, b, reason);
-            return;
-        }
-        char line[MAX_ERR_BODY + 1], q[2 * MAX_ERR_BODY + 8], d[32];
-        first_line(status < 0 ? c->errbuf : c->resp, line, sizeof(line));
-        BT_WARN(COMPONENT, "push failed, will retry", "host=%s status=%d attempt=%u backoff=%s error=%s",
-                c->host, status, b->attempts, bt_format_duration(d, sizeof(d), delay),
-                bt_logq(q, sizeof(q), line));
-        if (sleep_interruptible(c, delay)) {
-            b->outcome = BT_PUSH_ABANDONED;
-            return;
-        }
     }
 }
 
