@@ -449,6 +449,44 @@ static bool wait_interruptible(struct bt_fake_loki *f, long ms)
     return true;
 }
 
+/* Validates each stream of req and records the valid ones. Like Loki, an invalid stream is
+ * skipped, the others kept, and the answer is the last error. Returns the HTTP status. */
+static int record_request(struct bt_fake_loki *f, const Logproto__PushRequest *req,
+                          const char *tenant, char *msg, size_t msglen, size_t *n_accepted)
+{
+    int status = 204;
+    pthread_mutex_lock(&f->mu);
+    uint32_t ti = f->opts.discard ? 0 : strtab_intern(&f->tenants, tenant);
+    for (size_t i = 0; i < req->n_streams && ti != UINT32_MAX; i++) {
+        const Logproto__StreamAdapter *s = req->streams[i];
+        char err[1024];
+        if (bt_fake_loki_check_labels(s->labels, err, sizeof(err))) {
+            snprintf(msg, msglen, "%s", err);
+            status = 400;
+            continue;
+        }
+        uint32_t li = f->opts.discard ? 0 : strtab_intern(&f->labels, s->labels);
+        for (size_t j = 0; j < s->n_entries && li != UINT32_MAX; j++) {
+            if (!f->opts.discard && record(f, ti, li, s->entries[j])) {
+                li = UINT32_MAX;
+                break;
+            }
+            f->n_entries++;
+            f->bytes += strlen(s->entries[j]->line);
+            (*n_accepted)++;
+        }
+        if (li == UINT32_MAX)
+            ti = UINT32_MAX;
+    }
+    if (ti == UINT32_MAX) {
+        snprintf(msg, msglen, "fake loki: out of memory while recording");
+        status = 500;
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return status;
+}
+
 /* Decodes, validates and records a push body. Returns the HTTP status; *msg gets the error. */
 static int accept_push(struct bt_fake_loki *f, struct MHD_Connection *conn, struct fl_conn *c,
                        char *msg, size_t msglen, size_t *n_accepted)
@@ -501,36 +539,7 @@ static int accept_push(struct bt_fake_loki *f, struct MHD_Connection *conn, stru
         goto out;
     }
     const char *tenant = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Scope-OrgID");
-    pthread_mutex_lock(&f->mu);
-    uint32_t ti = f->opts.discard ? 0 : strtab_intern(&f->tenants, tenant ? tenant : "");
-    for (size_t i = 0; i < req->n_streams && ti != UINT32_MAX; i++) {
-        Logproto__StreamAdapter *s = req->streams[i];
-        char err[1024];
-        /* Like Loki: skip the invalid stream, keep the others, answer with the last error. */
-        if (bt_fake_loki_check_labels(s->labels, err, sizeof(err))) {
-            snprintf(msg, msglen, "%s", err);
-            status = 400;
-            continue;
-        }
-        uint32_t li = f->opts.discard ? 0 : strtab_intern(&f->labels, s->labels);
-        for (size_t j = 0; j < s->n_entries && li != UINT32_MAX; j++) {
-            if (!f->opts.discard && record(f, ti, li, s->entries[j])) {
-                li = UINT32_MAX;
-                break;
-            }
-            f->n_entries++;
-            f->bytes += strlen(s->entries[j]->line);
-            (*n_accepted)++;
-        }
-        if (li == UINT32_MAX)
-            ti = UINT32_MAX;
-    }
-    if (ti == UINT32_MAX) {
-        snprintf(msg, msglen, "fake loki: out of memory while recording");
-        status = 500;
-    }
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    status = record_request(f, req, tenant ? tenant : "", msg, msglen, n_accepted);
 out:
     if (req)
         logproto__push_request__free_unpacked(req, NULL);
