@@ -764,3 +764,56 @@ Test(client, fake_loki_discard_mode_counts_without_storing)
     bt_client_free(c);
     bt_fake_loki_stop(d);
 }
+
+#include <signal.h>
+#include <sys/wait.h>
+
+Test(client, standalone_fake_loki_prints_port_serves_and_exits_on_sigterm)
+{
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    char portfile[512];
+    snprintf(portfile, sizeof(portfile), "%s/port", dir);
+    int out[2];
+    cr_assert_eq(pipe(out), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl(BT_BINARY_DIR "/tests/bt-fake-loki", "bt-fake-loki", "--port", "0", "--port-file",
+              portfile, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[128] = {0};
+    size_t n = 0;
+    while (n < sizeof(line) - 1 && !strchr(line, '\n')) {
+        ssize_t r = read(out[0], line + n, sizeof(line) - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(out[0]);
+    unsigned port = 0;
+    cr_assert_eq(sscanf(line, "listening on 127.0.0.1:%u", &port), 1, "stdout: %s", line);
+    FILE *fp = fopen(portfile, "r");
+    cr_assert_not_null(fp);
+    unsigned fport = 0;
+    cr_assert_eq(fscanf(fp, "%u", &fport), 1);
+    fclose(fp);
+    cr_assert_eq(fport, port);
+
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/loki/api/v1/push", port);
+    cfg.url = url;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 2));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    bt_batch_release(b);
+    bt_client_free(c);
+
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
