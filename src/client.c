@@ -797,7 +797,13 @@ int bt_client_submit(struct bt_client *c, struct bt_batch *b)
         put_done(c, b);
         rc = -ESHUTDOWN;
     } else if (ring_push(&c->queue, b)) {
-        rc = -ENOMEM; /* ownership stays with the caller */
+        /* Ownership is ours either way: forget the batch without acking, so its lines are
+         * read again after a restart rather than counted as delivered. */
+        BT_ERROR(COMPONENT, "out of memory queueing a batch, batch forgotten", "host=%s",
+                 c->host);
+        b->outcome = BT_PUSH_ABANDONED;
+        bt_batch_release(b);
+        rc = -ENOMEM;
     } else {
         add_size(&c->pending, 1);
         add_size(&c->pending_bytes, b->bytes);

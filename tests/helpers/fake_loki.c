@@ -64,7 +64,6 @@ struct bt_fake_loki {
     struct fl_resp *script;
     size_t n_script, head_script, cap_script;
     int default_status;
-    int delay_ms;
 
     size_t requests;
     size_t by_status[600];
@@ -557,10 +556,10 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
     if (f->head_script < f->n_script) {
         r = f->script[f->head_script++];
         scripted_body = r.body;
-    } else {
-        r.status = f->default_status;
     }
-    int delay = f->delay_ms + r.delay_ms;
+    if (!r.status) /* no script, or a "delay=N" item: the default answer */
+        r.status = f->default_status;
+    int delay = r.delay_ms;
     bt_buf_reset(&f->last_headers);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &f->last_headers);
     pthread_cond_broadcast(&f->cv);
@@ -583,11 +582,13 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
                     r.retry_after_s);
     } else {
         char msg[1536];
-        status = accept_push(f, conn, c, msg, sizeof(msg), &accepted);
-        if (status >= 200 && status <= 299)
+        int st = accept_push(f, conn, c, msg, sizeof(msg), &accepted);
+        if (st >= 200 && st <= 299) { /* accepted: answer with the scripted 2xx */
             ret = reply(conn, status, "", 0, NULL, 0);
-        else
+        } else {
+            status = st;
             ret = reply_text(conn, status, msg);
+        }
     }
     free(scripted_body);
     count_status(f, status);
@@ -598,20 +599,20 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
 }
 
 /* Parses one script item ("500x3:retry-after=2", "hang", "drop", "delay=N").
- * Returns the repeat count (>=1), 0 for "delay=N" (*delay set), or -1 on a syntax error. */
-static int parse_item(const char *item, struct fl_resp *r, int *delay)
+ * Returns the repeat count (>=1), or -1 on a syntax error. */
+static int parse_item(const char *item, struct fl_resp *r)
 {
     memset(r, 0, sizeof(*r));
     char *end;
     const char *p = item;
-    if (strncmp(p, "delay=", 6) == 0) {
+    if (strncmp(p, "delay=", 6) == 0) { /* one answer with the default status, late */
         long v = strtol(p + 6, &end, 10);
-        if (end == p + 6 || *end || v < 0 || v > 3600000)
+        if (end == p + 6 || v < 0 || v > 3600000)
             return -1;
-        *delay = (int)v;
-        return 0;
-    }
-    if (strncmp(p, "hang", 4) == 0) {
+        r->delay_ms = (int)v;
+        r->status = 0;
+        p = end;
+    } else if (strncmp(p, "hang", 4) == 0) {
         r->hang = true;
         p += 4;
     } else if (strncmp(p, "drop", 4) == 0) {
@@ -691,15 +692,15 @@ int bt_fake_loki_script(struct bt_fake_loki *f, const struct bt_fake_response *r
     return rc;
 }
 
+#define MAX_SCRIPT_ITEMS 100000
+
 int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec)
 {
     char *copy = strdup(spec);
-    if (!copy)
-        return -ENOMEM;
-    struct fl_resp items[64];
-    int counts[64];
-    size_t n = 0;
-    int delay = -1, rc = 0;
+    struct fl_resp *items = NULL;
+    int *counts = NULL;
+    size_t n = 0, cap = 0;
+    int rc = copy ? 0 : -ENOMEM;
     char *next = copy;
     while (next && !rc) {
         char *it = next;
@@ -714,20 +715,27 @@ int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec)
             it[--l] = '\0';
         if (!*it)
             continue;
-        if (n == 64) {
-            rc = -EINVAL;
-            break;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct fl_resp *ni = nc <= MAX_SCRIPT_ITEMS ? realloc(items, nc * sizeof(*ni)) : NULL;
+            if (ni)
+                items = ni;
+            int *nn = ni ? realloc(counts, nc * sizeof(*nn)) : NULL;
+            if (!nn) {
+                rc = -EINVAL;
+                break;
+            }
+            counts = nn;
+            cap = nc;
         }
-        int c = parse_item(it, &items[n], &delay);
+        int c = parse_item(it, &items[n]);
         if (c < 0)
             rc = -EINVAL;
-        else if (c > 0)
+        else
             counts[n++] = c;
     }
     if (!rc) {
         pthread_mutex_lock(&f->mu);
-        if (delay >= 0)
-            f->delay_ms = delay;
         for (size_t i = 0; i < n && !rc; i++)
             for (int k = 0; k < counts[i] && !rc; k++)
                 rc = script_append(f, &items[i]);
@@ -735,6 +743,8 @@ int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec)
     }
     for (size_t i = 0; i < n; i++)
         free(items[i].body);
+    free(items);
+    free(counts);
     free(copy);
     return rc;
 }
@@ -982,7 +992,6 @@ void bt_fake_loki_reset(struct bt_fake_loki *f)
     pthread_mutex_lock(&f->mu);
     clear_script(f);
     clear_records(f);
-    f->delay_ms = 0;
     f->gen++;
     bt_buf_reset(&f->last_headers);
     pthread_cond_broadcast(&f->cv);

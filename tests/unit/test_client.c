@@ -698,6 +698,30 @@ Test(client, fake_loki_script_spec_is_consumed_in_order)
     bt_buf_free(&out);
 }
 
+Test(client, fake_loki_delay_item_delays_one_answer_with_default_status)
+{
+    bt_fake_loki_set_default(loki, 202);
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "delay=300,500:delay=10"), 0);
+    struct bt_buf body, out;
+    encoded(batch("", "{job=\"a\"}", 1), &body);
+    bt_buf_init(&out, 1 << 20);
+    int64_t t0 = bt_mono_ns();
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 202);
+    cr_assert_geq(bt_mono_ns() - t0, 300 * BT_NS_PER_MS);
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 500);
+    /* Script used up: the default again, without delay items left over. */
+    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
+                      &out),
+                 202);
+    cr_assert_eq(bt_fake_loki_entries(loki), 2);
+    bt_buf_free(&body);
+    bt_buf_free(&out);
+}
+
 Test(client, fake_loki_control_endpoints_script_dump_stats_reset)
 {
     struct bt_buf body, out;
