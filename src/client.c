@@ -38,8 +38,8 @@
 #include <unistd.h>
 
 #define COMPONENT "client"
-#define MAX_ERR_BODY 1024              /* bytes of Loki's answer kept, as promtail */
-#define MAX_BODY ((size_t)1 << 30)     /* hard cap on one encoded request */
+#define MAX_ERR_BODY 1024          /* bytes of Loki's answer kept, as promtail */
+#define MAX_BODY ((size_t)1 << 30) /* hard cap on one encoded request */
 #define MAX_SECRET_FILE ((size_t)64 << 10)
 
 #define DROPPED_ENTRIES_HELP "Entries dropped because Loki refused them or retries ran out."
@@ -179,8 +179,8 @@ static int read_secret(const char *path, char *out, size_t outlen)
     if (n + 1 >= outlen)
         return -EFBIG;
     out[n] = '\0';
-    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ' ||
-                 out[n - 1] == '\t'))
+    while (n &&
+           (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ' || out[n - 1] == '\t'))
         out[--n] = '\0';
     size_t s = 0;
     while (out[s] == ' ' || out[s] == '\t' || out[s] == '\n' || out[s] == '\r')
@@ -254,17 +254,18 @@ static struct bt_series *tenant_counter(struct bt_client *c, const char *name, c
  * does, so rate() over them works before the first drop. */
 static void init_tenant_series(struct bt_client *c, const char *tenant)
 {
-    static const char *const reasons[] = {"rate_limited",   "too_old",        "too_new",
-                                          "line_too_long",  "out_of_order",   "invalid_labels",
-                                          "stream_limited", "http_4xx",       "request_too_large",
-                                          "ingester_error"};
+    static const char *const reasons[] = {
+        "rate_limited",   "too_old",        "too_new",  "line_too_long",     "out_of_order",
+        "invalid_labels", "stream_limited", "http_4xx", "request_too_large", "ingester_error"};
     size_t len = strlen(tenant);
-    if (!c->m || c->tenants_seen.n >= MAX_TENANTS_SEEN || bt_hmap_get(&c->tenants_seen, tenant, len))
+    if (!c->m || c->tenants_seen.n >= MAX_TENANTS_SEEN ||
+        bt_hmap_get(&c->tenants_seen, tenant, len))
         return;
     if (bt_hmap_put(&c->tenants_seen, tenant, len, (void *)1, NULL))
         return;
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
-        tenant_counter(c, "bpftail_dropped_entries_total", DROPPED_ENTRIES_HELP, tenant, reasons[i]);
+        tenant_counter(c, "bpftail_dropped_entries_total", DROPPED_ENTRIES_HELP, tenant,
+                       reasons[i]);
         tenant_counter(c, "bpftail_dropped_bytes_total", DROPPED_BYTES_HELP, tenant, reasons[i]);
     }
     tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, tenant, NULL);
@@ -338,7 +339,7 @@ static int add_header(struct curl_slist **h, const char *name, const char *value
 
 static bool reserved_header(const char *name)
 {
-    static const char *const own[] = {"Content-Type", "User-Agent", "X-Scope-OrgID",
+    static const char *const own[] = {"Content-Type",  "User-Agent",     "X-Scope-OrgID",
                                       "Authorization", "Content-Length", "Host"};
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
         if (strcasecmp(name, own[i]) == 0)
@@ -556,8 +557,8 @@ static void drop_batch(struct bt_client *c, struct bt_batch *b, const char *reas
     first_line(b->status <= 0 ? c->errbuf : c->resp, line, sizeof(line));
     BT_ERROR(COMPONENT, "batch dropped",
              "host=%s tenant=%s status=%d reason=%s entries=%zu bytes=%zu attempts=%u error=%s",
-             c->host, bt_logq(tq, sizeof(tq), b->tenant), b->status, reason, b->n_entries,
-             b->bytes, b->attempts, bt_logq(q, sizeof(q), line));
+             c->host, bt_logq(tq, sizeof(tq), b->tenant), b->status, reason, b->n_entries, b->bytes,
+             b->attempts, bt_logq(q, sizeof(q), line));
 }
 
 /* Backoff state as dskit's: delays jittered in [min, max), doubling up to max_period. */
@@ -595,8 +596,7 @@ static enum after after_failure(struct bt_client *c, struct bt_batch *b, struct 
         drop_batch(c, b, reason);
         return DECIDED;
     }
-    bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, b->tenant,
-                                  NULL));
+    bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, b->tenant, NULL));
     bo->n++;
     int64_t delay = backoff_next(c, bo);
     if ((status == 429 || status == 503) && c->retry_after_s > 0) {
@@ -673,8 +673,7 @@ static void put_done(struct bt_client *c, struct bt_batch *b)
 {
     if (ring_push(&c->done, b)) {
         /* Cannot hand it back: free it without acking (positions stay, data is re-read). */
-        BT_ERROR(COMPONENT, "out of memory on the done queue, batch forgotten", "host=%s",
-                 c->host);
+        BT_ERROR(COMPONENT, "out of memory on the done queue, batch forgotten", "host=%s", c->host);
         b->outcome = BT_PUSH_ABANDONED;
         bt_batch_release(b);
         return;
@@ -765,8 +764,8 @@ struct bt_client *bt_client_new(const struct bt_client_config *cfg, struct bt_me
                                               "Bytes encoded (compressed) for Loki.", l);
         c->sent_bytes = bt_metrics_counter(m, "bpftail_sent_bytes_total",
                                            "Bytes (compressed) accepted by Loki.", l);
-        c->sent_entries = bt_metrics_counter(m, "bpftail_sent_entries_total",
-                                             "Entries accepted by Loki.", l);
+        c->sent_entries =
+            bt_metrics_counter(m, "bpftail_sent_entries_total", "Entries accepted by Loki.", l);
     }
     c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (c->efd < 0) {
@@ -799,8 +798,7 @@ int bt_client_submit(struct bt_client *c, struct bt_batch *b)
     } else if (ring_push(&c->queue, b)) {
         /* Ownership is ours either way: forget the batch without acking, so its lines are
          * read again after a restart rather than counted as delivered. */
-        BT_ERROR(COMPONENT, "out of memory queueing a batch, batch forgotten", "host=%s",
-                 c->host);
+        BT_ERROR(COMPONENT, "out of memory queueing a batch, batch forgotten", "host=%s", c->host);
         b->outcome = BT_PUSH_ABANDONED;
         bt_batch_release(b);
         rc = -ENOMEM;

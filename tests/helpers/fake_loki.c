@@ -17,8 +17,8 @@
 #include <strings.h>
 #include <time.h>
 
-#define MAX_BODY ((size_t)100 << 20)       /* compressed, as Loki 3's max_recv_msg_size */
-#define MAX_RAW ((size_t)512 << 20)        /* decompressed */
+#define MAX_BODY ((size_t)100 << 20) /* compressed, as Loki 3's max_recv_msg_size */
+#define MAX_RAW ((size_t)512 << 20)  /* decompressed */
 #define MAX_SCRIPT_BODY 4096
 #define CHUNK_SIZE ((size_t)4 << 20)
 
@@ -172,8 +172,8 @@ static int record(struct bt_fake_loki *f, uint32_t tenant, uint32_t labels,
     size_t line_len = strlen(e->line);
     size_t need = line_len + 1;
     for (size_t k = 0; k < e->n_structuredmetadata; k++)
-        need += strlen(e->structuredmetadata[k]->name) + strlen(e->structuredmetadata[k]->value) +
-                2;
+        need +=
+            strlen(e->structuredmetadata[k]->name) + strlen(e->structuredmetadata[k]->value) + 2;
     if (f->n_recs == f->cap_recs) {
         size_t n = f->cap_recs ? f->cap_recs * 2 : 1024;
         struct fl_rec *nr = realloc(f->recs, n * sizeof(*nr));
@@ -261,9 +261,16 @@ static long parse_value(const char *p, const char **end)
             p++;
             int skip = 1;
             switch (*p) {
-            case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v':
-            case '\\': case '"': case '\'':
-                break;
+            case 'a':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+            case 'v':
+            case '\\':
+            case '"':
+            case '\'': break;
             case 'x': skip = hexlen(p + 1, 2) < 0 ? -1 : 3; break;
             case 'u': skip = hexlen(p + 1, 4) < 0 ? -1 : 5; break;
             case 'U': skip = hexlen(p + 1, 8) < 0 ? -1 : 9; break;
@@ -367,8 +374,8 @@ bad:
 
 /* ---- HTTP ----------------------------------------------------------------------------------- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char *body,
-                             size_t len, const char *ctype, int retry_after_s)
+static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char *body, size_t len,
+                             const char *ctype, int retry_after_s)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -398,12 +405,9 @@ static const char *default_body(int status)
         return "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while "
                "attempting to ingest lines, reduce log volume or contact your Loki "
                "administrator to see if the limit can be increased";
-    case 500:
-        return "rpc error: code = Unavailable desc = fake loki: scripted server error";
-    case 503:
-        return "fake loki: service unavailable";
-    default:
-        return "fake loki: scripted answer";
+    case 500: return "rpc error: code = Unavailable desc = fake loki: scripted server error";
+    case 503: return "fake loki: service unavailable";
+    default: return "fake loki: scripted answer";
     }
 }
 
@@ -411,8 +415,8 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     struct bt_buf *b = cls;
-    if (bt_buf_add(b, key, strlen(key) + 1) || bt_buf_add(b, value ? value : "",
-                                                         value ? strlen(value) + 1 : 1))
+    if (bt_buf_add(b, key, strlen(key) + 1) ||
+        bt_buf_add(b, value ? value : "", value ? strlen(value) + 1 : 1))
         return MHD_NO;
     return MHD_YES;
 }
@@ -578,8 +582,7 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
         ret = MHD_NO; /* closes the connection without an answer */
     } else if (status < 200 || status > 299) {
         const char *body = scripted_body ? scripted_body : default_body(status);
-        ret = reply(conn, status, body, strlen(body), "text/plain; charset=utf-8",
-                    r.retry_after_s);
+        ret = reply(conn, status, body, strlen(body), "text/plain; charset=utf-8", r.retry_after_s);
     } else {
         char msg[1536];
         int st = accept_push(f, conn, c, msg, sizeof(msg), &accepted);
@@ -593,8 +596,8 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
     free(scripted_body);
     count_status(f, status);
     if (!f->opts.quiet)
-        fprintf(stderr, "fake-loki: POST %s status=%d entries=%zu body_bytes=%zu\n", url,
-                status, accepted, c->body.len);
+        fprintf(stderr, "fake-loki: POST %s status=%d entries=%zu body_bytes=%zu\n", url, status,
+                accepted, c->body.len);
     return ret;
 }
 
@@ -684,8 +687,8 @@ static int script_append(struct bt_fake_loki *f, const struct fl_resp *r)
 
 int bt_fake_loki_script(struct bt_fake_loki *f, const struct bt_fake_response *r)
 {
-    struct fl_resp fr = {r->status, (char *)r->body, r->retry_after_s, r->delay_ms, r->hang,
-                         r->drop};
+    struct fl_resp fr = {r->status,   (char *)r->body, r->retry_after_s,
+                         r->delay_ms, r->hang,         r->drop};
     pthread_mutex_lock(&f->mu);
     int rc = script_append(f, &fr);
     pthread_mutex_unlock(&f->mu);
@@ -805,9 +808,9 @@ static int dump_entries(struct bt_fake_loki *f, struct bt_buf *o)
 static int dump_stats(struct bt_fake_loki *f, struct bt_buf *o)
 {
     pthread_mutex_lock(&f->mu);
-    int rc = bt_buf_addf(o, "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64
-                            ",\"by_status\":{",
-                         f->requests, f->n_entries, f->bytes);
+    int rc =
+        bt_buf_addf(o, "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64 ",\"by_status\":{",
+                    f->requests, f->n_entries, f->bytes);
     bool first = true;
     for (int s = 0; s < 600 && !rc; s++) {
         if (!f->by_status[s])

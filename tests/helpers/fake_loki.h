@@ -43,12 +43,12 @@ struct bt_fake_loki_opts {
 
 /* One scripted answer. */
 struct bt_fake_response {
-    int status;            /* HTTP status, 0 = the default status; ignored for hang/drop */
-    const char *body;      /* NULL: a Loki-like default for the status (copied) */
-    int retry_after_s;     /* >0: Retry-After header */
-    int delay_ms;          /* wait before answering */
-    bool hang;             /* never answer until stop/reset, then close */
-    bool drop;             /* close the connection without answering */
+    int status;        /* HTTP status, 0 = the default status; ignored for hang/drop */
+    const char *body;  /* NULL: a Loki-like default for the status (copied) */
+    int retry_after_s; /* >0: Retry-After header */
+    int delay_ms;      /* wait before answering */
+    bool hang;         /* never answer until stop/reset, then close */
+    bool drop;         /* close the connection without answering */
 };
 
 /* A recorded entry. Pointers stay valid until bt_fake_loki_reset or stop. */

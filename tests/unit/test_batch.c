@@ -159,8 +159,8 @@ Test(batch, tick_seals_only_batches_at_least_batchwait_old)
 Test(batch, tenant_label_splits_batches_and_is_not_sent)
 {
     struct sink s = {0};
-    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000,
-                                    .tenant_id = "default"};
+    struct bt_batcher_config cfg = {
+        .batchsize = 1 << 20, .batchwait_ns = 1000, .tenant_id = "default"};
     struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
     struct bt_labels a, b, none;
     bt_labels_init(&a);
@@ -210,8 +210,7 @@ Test(batch, external_labels_merge_under_entry_labels)
     bt_labels_init(&ext);
     bt_labels_set(&ext, "cluster", "c1");
     bt_labels_set(&ext, "job", "from-external");
-    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000,
-                                    .external = &ext};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000, .external = &ext};
     struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
     struct bt_labels l;
     bt_labels_init(&l);
@@ -290,8 +289,7 @@ Test(batch, empty_line_keeps_its_place_among_equal_timestamps)
 Test(batch, max_streams_drops_entries_of_new_streams_only)
 {
     struct sink s = {0};
-    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000,
-                                    .max_streams = 2};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000, .max_streams = 2};
     struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
     struct bt_labels l;
     bt_labels_init(&l);

@@ -650,9 +650,8 @@ Test(client, fake_loki_wants_content_type_and_valid_snappy)
     cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", "garbage", 7, &out),
                  400);
     cr_assert_eq(bt_fake_loki_entries(loki), 0);
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 204);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 204);
     cr_assert_eq(bt_fake_loki_entries(loki), 1);
     cr_assert_eq(bt_fake_loki_requests(loki), 3);
     cr_assert_eq(bt_fake_loki_status_count(loki, 400), 2);
@@ -690,9 +689,9 @@ Test(client, fake_loki_script_spec_is_consumed_in_order)
     bt_buf_init(&out, 1 << 20);
     const long want[] = {500, 500, 418, 204, 204};
     for (int i = 0; i < 5; i++)
-        cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr,
-                          body.len, &out),
-                     want[i], "request %d", i);
+        cr_assert_eq(
+            http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out),
+            want[i], "request %d", i);
     cr_assert_eq(bt_fake_loki_entries(loki), 2, "only 2xx answers record");
     bt_buf_free(&body);
     bt_buf_free(&out);
@@ -706,17 +705,14 @@ Test(client, fake_loki_delay_item_delays_one_answer_with_default_status)
     encoded(batch("", "{job=\"a\"}", 1), &body);
     bt_buf_init(&out, 1 << 20);
     int64_t t0 = bt_mono_ns();
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 202);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 202);
     cr_assert_geq(bt_mono_ns() - t0, 300 * BT_NS_PER_MS);
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 500);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 500);
     /* Script used up: the default again, without delay items left over. */
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 202);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 202);
     cr_assert_eq(bt_fake_loki_entries(loki), 2);
     bt_buf_free(&body);
     bt_buf_free(&out);
@@ -727,20 +723,18 @@ Test(client, fake_loki_control_endpoints_script_dump_stats_reset)
     struct bt_buf body, out;
     struct bt_batch *b = bt_batch_new("");
     struct bt_kv kv = {"trace", 5, "t\"1", 3};
-    struct bt_entry e = {.ts_ns = 42, .line = "say \"hi\"\n\x01", .line_len = 10, .meta = &kv,
-                         .n_meta = 1};
+    struct bt_entry e = {
+        .ts_ns = 42, .line = "say \"hi\"\n\x01", .line_len = 10, .meta = &kv, .n_meta = 1};
     const char *canon = "{job=\"a\"}";
     cr_assert_eq(bt_batch_add(b, canon, strlen(canon), bt_hash64(canon, strlen(canon)), &e), 0);
     encoded(b, &body);
     bt_buf_init(&out, 1 << 20);
     cr_assert_eq(http("POST", "/control/script", "text/plain", "503,204", 7, &out), 200);
     cr_assert_eq(http("POST", "/control/script", "text/plain", "nonsense", 8, &out), 400);
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 503);
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 204);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 503);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 204);
     cr_assert_eq(http("GET", "/control/dump", NULL, NULL, 0, &out), 200);
     json_error_t jerr;
     json_t *j = json_loads(bt_buf_str(&out), JSON_DISABLE_EOF_CHECK, &jerr);
@@ -761,9 +755,8 @@ Test(client, fake_loki_control_endpoints_script_dump_stats_reset)
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "by_status"), "503")), 1);
     json_decref(j);
     cr_assert_eq(http("POST", "/control/default?status=500", "text/plain", "", 0, &out), 200);
-    cr_assert_eq(http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len,
-                      &out),
-                 500);
+    cr_assert_eq(
+        http("POST", "/loki/api/v1/push", "application/x-protobuf", body.ptr, body.len, &out), 500);
     cr_assert_eq(http("POST", "/control/reset", "text/plain", "", 0, &out), 200);
     cr_assert_eq(bt_fake_loki_entries(loki), 0);
     cr_assert_eq(bt_fake_loki_requests(loki), 0);
