@@ -12,11 +12,7 @@
  */
 #include "client.h"
 #include "batch.h"
-/* config.h has a glob pattern inside a comment that trips -Wcomment (reported to its owner). */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "config.h"
-#pragma GCC diagnostic pop
 #include "encode.h"
 #include "metrics.h"
 #include "util/buf.h"

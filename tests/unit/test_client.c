@@ -10,10 +10,7 @@
 
 #include "batch.h"
 #include "client.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "config.h"
-#pragma GCC diagnostic pop
 #include "entry.h"
 #include "fake_loki.h"
 #include "metrics.h"
