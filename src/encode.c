@@ -58,8 +58,12 @@ static void set_ts(Logproto__Timestamp *t, int64_t ts_ns)
     t->nanos = (int32_t)ns;
 }
 
-/* Builds the message tree for b. 0 or -ENOMEM. */
-static int build_tree(const struct bt_batch *b, struct tree *t)
+/* Byte offsets of each array inside the tree's single block. */
+struct layout {
+    size_t sp, s, ep, e, t, mp, m, str, total;
+};
+
+static void plan(const struct bt_batch *b, struct layout *l)
 {
     size_t ns = b->n_streams, ne = 0, nm = 0;
     for (size_t i = 0; i < ns; i++) {
@@ -67,30 +71,37 @@ static int build_tree(const struct bt_batch *b, struct tree *t)
         for (size_t j = 0; j < b->streams[i].n; j++)
             nm += b->streams[i].entries[j].n_meta;
     }
-    size_t strings = b->arena.len + ne + 2 * nm;
     size_t al = alignof(max_align_t);
-    size_t off_sp = 0;
-    size_t off_s = align_up(off_sp + ns * sizeof(Logproto__StreamAdapter *), al);
-    size_t off_ep = align_up(off_s + ns * sizeof(Logproto__StreamAdapter), al);
-    size_t off_e = align_up(off_ep + ne * sizeof(Logproto__EntryAdapter *), al);
-    size_t off_t = align_up(off_e + ne * sizeof(Logproto__EntryAdapter), al);
-    size_t off_mp = align_up(off_t + ne * sizeof(Logproto__Timestamp), al);
-    size_t off_m = align_up(off_mp + nm * sizeof(Logproto__LabelPairAdapter *), al);
-    size_t off_str = align_up(off_m + nm * sizeof(Logproto__LabelPairAdapter), al);
-    size_t total = off_str + strings + 1;
+    l->sp = 0;
+    l->s = align_up(l->sp + ns * sizeof(Logproto__StreamAdapter *), al);
+    l->ep = align_up(l->s + ns * sizeof(Logproto__StreamAdapter), al);
+    l->e = align_up(l->ep + ne * sizeof(Logproto__EntryAdapter *), al);
+    l->t = align_up(l->e + ne * sizeof(Logproto__EntryAdapter), al);
+    l->mp = align_up(l->t + ne * sizeof(Logproto__Timestamp), al);
+    l->m = align_up(l->mp + nm * sizeof(Logproto__LabelPairAdapter *), al);
+    l->str = align_up(l->m + nm * sizeof(Logproto__LabelPairAdapter), al);
+    /* Every line and metadata string once more, each with its NUL. */
+    l->total = l->str + b->arena.len + ne + 2 * nm + 1;
+}
 
-    char *blk = malloc(total);
+/* Builds the message tree for b. 0 or -ENOMEM. */
+static int build_tree(const struct bt_batch *b, struct tree *t)
+{
+    struct layout l;
+    plan(b, &l);
+    size_t ns = b->n_streams;
+    char *blk = malloc(l.total);
     if (!blk)
         return -ENOMEM;
     t->block = blk;
-    Logproto__StreamAdapter **sp = (Logproto__StreamAdapter **)(void *)(blk + off_sp);
-    Logproto__StreamAdapter *sa = (Logproto__StreamAdapter *)(void *)(blk + off_s);
-    Logproto__EntryAdapter **ep = (Logproto__EntryAdapter **)(void *)(blk + off_ep);
-    Logproto__EntryAdapter *ea = (Logproto__EntryAdapter *)(void *)(blk + off_e);
-    Logproto__Timestamp *ta = (Logproto__Timestamp *)(void *)(blk + off_t);
-    Logproto__LabelPairAdapter **mp = (Logproto__LabelPairAdapter **)(void *)(blk + off_mp);
-    Logproto__LabelPairAdapter *ma = (Logproto__LabelPairAdapter *)(void *)(blk + off_m);
-    char *str = blk + off_str;
+    Logproto__StreamAdapter **sp = (Logproto__StreamAdapter **)(void *)(blk + l.sp);
+    Logproto__StreamAdapter *sa = (Logproto__StreamAdapter *)(void *)(blk + l.s);
+    Logproto__EntryAdapter **ep = (Logproto__EntryAdapter **)(void *)(blk + l.ep);
+    Logproto__EntryAdapter *ea = (Logproto__EntryAdapter *)(void *)(blk + l.e);
+    Logproto__Timestamp *ta = (Logproto__Timestamp *)(void *)(blk + l.t);
+    Logproto__LabelPairAdapter **mp = (Logproto__LabelPairAdapter **)(void *)(blk + l.mp);
+    Logproto__LabelPairAdapter *ma = (Logproto__LabelPairAdapter *)(void *)(blk + l.m);
+    char *str = blk + l.str;
     const char *arena = b->arena.ptr;
 
     logproto__push_request__init(&t->req);

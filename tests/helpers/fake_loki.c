@@ -17,8 +17,8 @@
 #include <strings.h>
 #include <time.h>
 
-#define MAX_BODY ((size_t)100 << 20)       /* compressed, as Loki 3's max_recv_msg_size */
-#define MAX_RAW ((size_t)512 << 20)        /* decompressed */
+#define MAX_BODY ((size_t)100 << 20) /* compressed, as Loki 3's max_recv_msg_size */
+#define MAX_RAW ((size_t)512 << 20)  /* decompressed */
 #define MAX_SCRIPT_BODY 4096
 #define CHUNK_SIZE ((size_t)4 << 20)
 
@@ -64,7 +64,6 @@ struct bt_fake_loki {
     struct fl_resp *script;
     size_t n_script, head_script, cap_script;
     int default_status;
-    int delay_ms;
 
     size_t requests;
     size_t by_status[600];
@@ -173,8 +172,8 @@ static int record(struct bt_fake_loki *f, uint32_t tenant, uint32_t labels,
     size_t line_len = strlen(e->line);
     size_t need = line_len + 1;
     for (size_t k = 0; k < e->n_structuredmetadata; k++)
-        need += strlen(e->structuredmetadata[k]->name) + strlen(e->structuredmetadata[k]->value) +
-                2;
+        need +=
+            strlen(e->structuredmetadata[k]->name) + strlen(e->structuredmetadata[k]->value) + 2;
     if (f->n_recs == f->cap_recs) {
         size_t n = f->cap_recs ? f->cap_recs * 2 : 1024;
         struct fl_rec *nr = realloc(f->recs, n * sizeof(*nr));
@@ -262,9 +261,16 @@ static long parse_value(const char *p, const char **end)
             p++;
             int skip = 1;
             switch (*p) {
-            case 'a': case 'b': case 'f': case 'n': case 'r': case 't': case 'v':
-            case '\\': case '"': case '\'':
-                break;
+            case 'a':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+            case 'v':
+            case '\\':
+            case '"':
+            case '\'': break;
             case 'x': skip = hexlen(p + 1, 2) < 0 ? -1 : 3; break;
             case 'u': skip = hexlen(p + 1, 4) < 0 ? -1 : 5; break;
             case 'U': skip = hexlen(p + 1, 8) < 0 ? -1 : 9; break;
@@ -368,8 +374,8 @@ bad:
 
 /* ---- HTTP ----------------------------------------------------------------------------------- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char *body,
-                             size_t len, const char *ctype, int retry_after_s)
+static enum MHD_Result reply(struct MHD_Connection *conn, int status, const char *body, size_t len,
+                             const char *ctype, int retry_after_s)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -399,12 +405,9 @@ static const char *default_body(int status)
         return "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while "
                "attempting to ingest lines, reduce log volume or contact your Loki "
                "administrator to see if the limit can be increased";
-    case 500:
-        return "rpc error: code = Unavailable desc = fake loki: scripted server error";
-    case 503:
-        return "fake loki: service unavailable";
-    default:
-        return "fake loki: scripted answer";
+    case 500: return "rpc error: code = Unavailable desc = fake loki: scripted server error";
+    case 503: return "fake loki: service unavailable";
+    default: return "fake loki: scripted answer";
     }
 }
 
@@ -412,8 +415,8 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value)
 {
     struct bt_buf *b = cls;
-    if (bt_buf_add(b, key, strlen(key) + 1) || bt_buf_add(b, value ? value : "",
-                                                         value ? strlen(value) + 1 : 1))
+    if (bt_buf_add(b, key, strlen(key) + 1) ||
+        bt_buf_add(b, value ? value : "", value ? strlen(value) + 1 : 1))
         return MHD_NO;
     return MHD_YES;
 }
@@ -447,6 +450,44 @@ static bool wait_interruptible(struct bt_fake_loki *f, long ms)
             return false;
     }
     return true;
+}
+
+/* Validates each stream of req and records the valid ones. Like Loki, an invalid stream is
+ * skipped, the others kept, and the answer is the last error. Returns the HTTP status. */
+static int record_request(struct bt_fake_loki *f, const Logproto__PushRequest *req,
+                          const char *tenant, char *msg, size_t msglen, size_t *n_accepted)
+{
+    int status = 204;
+    pthread_mutex_lock(&f->mu);
+    uint32_t ti = f->opts.discard ? 0 : strtab_intern(&f->tenants, tenant);
+    for (size_t i = 0; i < req->n_streams && ti != UINT32_MAX; i++) {
+        const Logproto__StreamAdapter *s = req->streams[i];
+        char err[1024];
+        if (bt_fake_loki_check_labels(s->labels, err, sizeof(err))) {
+            snprintf(msg, msglen, "%s", err);
+            status = 400;
+            continue;
+        }
+        uint32_t li = f->opts.discard ? 0 : strtab_intern(&f->labels, s->labels);
+        for (size_t j = 0; j < s->n_entries && li != UINT32_MAX; j++) {
+            if (!f->opts.discard && record(f, ti, li, s->entries[j])) {
+                li = UINT32_MAX;
+                break;
+            }
+            f->n_entries++;
+            f->bytes += strlen(s->entries[j]->line);
+            (*n_accepted)++;
+        }
+        if (li == UINT32_MAX)
+            ti = UINT32_MAX;
+    }
+    if (ti == UINT32_MAX) {
+        snprintf(msg, msglen, "fake loki: out of memory while recording");
+        status = 500;
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    return status;
 }
 
 /* Decodes, validates and records a push body. Returns the HTTP status; *msg gets the error. */
@@ -501,36 +542,7 @@ static int accept_push(struct bt_fake_loki *f, struct MHD_Connection *conn, stru
         goto out;
     }
     const char *tenant = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Scope-OrgID");
-    pthread_mutex_lock(&f->mu);
-    uint32_t ti = f->opts.discard ? 0 : strtab_intern(&f->tenants, tenant ? tenant : "");
-    for (size_t i = 0; i < req->n_streams && ti != UINT32_MAX; i++) {
-        Logproto__StreamAdapter *s = req->streams[i];
-        char err[1024];
-        /* Like Loki: skip the invalid stream, keep the others, answer with the last error. */
-        if (bt_fake_loki_check_labels(s->labels, err, sizeof(err))) {
-            snprintf(msg, msglen, "%s", err);
-            status = 400;
-            continue;
-        }
-        uint32_t li = f->opts.discard ? 0 : strtab_intern(&f->labels, s->labels);
-        for (size_t j = 0; j < s->n_entries && li != UINT32_MAX; j++) {
-            if (!f->opts.discard && record(f, ti, li, s->entries[j])) {
-                li = UINT32_MAX;
-                break;
-            }
-            f->n_entries++;
-            f->bytes += strlen(s->entries[j]->line);
-            (*n_accepted)++;
-        }
-        if (li == UINT32_MAX)
-            ti = UINT32_MAX;
-    }
-    if (ti == UINT32_MAX) {
-        snprintf(msg, msglen, "fake loki: out of memory while recording");
-        status = 500;
-    }
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    status = record_request(f, req, tenant ? tenant : "", msg, msglen, n_accepted);
 out:
     if (req)
         logproto__push_request__free_unpacked(req, NULL);
@@ -548,10 +560,10 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
     if (f->head_script < f->n_script) {
         r = f->script[f->head_script++];
         scripted_body = r.body;
-    } else {
-        r.status = f->default_status;
     }
-    int delay = f->delay_ms + r.delay_ms;
+    if (!r.status) /* no script, or a "delay=N" item: the default answer */
+        r.status = f->default_status;
+    int delay = r.delay_ms;
     bt_buf_reset(&f->last_headers);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &f->last_headers);
     pthread_cond_broadcast(&f->cv);
@@ -570,39 +582,40 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
         ret = MHD_NO; /* closes the connection without an answer */
     } else if (status < 200 || status > 299) {
         const char *body = scripted_body ? scripted_body : default_body(status);
-        ret = reply(conn, status, body, strlen(body), "text/plain; charset=utf-8",
-                    r.retry_after_s);
+        ret = reply(conn, status, body, strlen(body), "text/plain; charset=utf-8", r.retry_after_s);
     } else {
         char msg[1536];
-        status = accept_push(f, conn, c, msg, sizeof(msg), &accepted);
-        if (status >= 200 && status <= 299)
+        int st = accept_push(f, conn, c, msg, sizeof(msg), &accepted);
+        if (st >= 200 && st <= 299) { /* accepted: answer with the scripted 2xx */
             ret = reply(conn, status, "", 0, NULL, 0);
-        else
+        } else {
+            status = st;
             ret = reply_text(conn, status, msg);
+        }
     }
     free(scripted_body);
     count_status(f, status);
     if (!f->opts.quiet)
-        fprintf(stderr, "fake-loki: POST %s status=%d entries=%zu body_bytes=%zu\n", url,
-                status, accepted, c->body.len);
+        fprintf(stderr, "fake-loki: POST %s status=%d entries=%zu body_bytes=%zu\n", url, status,
+                accepted, c->body.len);
     return ret;
 }
 
 /* Parses one script item ("500x3:retry-after=2", "hang", "drop", "delay=N").
- * Returns the repeat count (>=1), 0 for "delay=N" (*delay set), or -1 on a syntax error. */
-static int parse_item(const char *item, struct fl_resp *r, int *delay)
+ * Returns the repeat count (>=1), or -1 on a syntax error. */
+static int parse_item(const char *item, struct fl_resp *r)
 {
     memset(r, 0, sizeof(*r));
     char *end;
     const char *p = item;
-    if (strncmp(p, "delay=", 6) == 0) {
+    if (strncmp(p, "delay=", 6) == 0) { /* one answer with the default status, late */
         long v = strtol(p + 6, &end, 10);
-        if (end == p + 6 || *end || v < 0 || v > 3600000)
+        if (end == p + 6 || v < 0 || v > 3600000)
             return -1;
-        *delay = (int)v;
-        return 0;
-    }
-    if (strncmp(p, "hang", 4) == 0) {
+        r->delay_ms = (int)v;
+        r->status = 0;
+        p = end;
+    } else if (strncmp(p, "hang", 4) == 0) {
         r->hang = true;
         p += 4;
     } else if (strncmp(p, "drop", 4) == 0) {
@@ -674,23 +687,23 @@ static int script_append(struct bt_fake_loki *f, const struct fl_resp *r)
 
 int bt_fake_loki_script(struct bt_fake_loki *f, const struct bt_fake_response *r)
 {
-    struct fl_resp fr = {r->status, (char *)r->body, r->retry_after_s, r->delay_ms, r->hang,
-                         r->drop};
+    struct fl_resp fr = {r->status,   (char *)r->body, r->retry_after_s,
+                         r->delay_ms, r->hang,         r->drop};
     pthread_mutex_lock(&f->mu);
     int rc = script_append(f, &fr);
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
 
+#define MAX_SCRIPT_ITEMS 100000
+
 int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec)
 {
     char *copy = strdup(spec);
-    if (!copy)
-        return -ENOMEM;
-    struct fl_resp items[64];
-    int counts[64];
-    size_t n = 0;
-    int delay = -1, rc = 0;
+    struct fl_resp *items = NULL;
+    int *counts = NULL;
+    size_t n = 0, cap = 0;
+    int rc = copy ? 0 : -ENOMEM;
     char *next = copy;
     while (next && !rc) {
         char *it = next;
@@ -705,20 +718,27 @@ int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec)
             it[--l] = '\0';
         if (!*it)
             continue;
-        if (n == 64) {
-            rc = -EINVAL;
-            break;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct fl_resp *ni = nc <= MAX_SCRIPT_ITEMS ? realloc(items, nc * sizeof(*ni)) : NULL;
+            if (ni)
+                items = ni;
+            int *nn = ni ? realloc(counts, nc * sizeof(*nn)) : NULL;
+            if (!nn) {
+                rc = -EINVAL;
+                break;
+            }
+            counts = nn;
+            cap = nc;
         }
-        int c = parse_item(it, &items[n], &delay);
+        int c = parse_item(it, &items[n]);
         if (c < 0)
             rc = -EINVAL;
-        else if (c > 0)
+        else
             counts[n++] = c;
     }
     if (!rc) {
         pthread_mutex_lock(&f->mu);
-        if (delay >= 0)
-            f->delay_ms = delay;
         for (size_t i = 0; i < n && !rc; i++)
             for (int k = 0; k < counts[i] && !rc; k++)
                 rc = script_append(f, &items[i]);
@@ -726,6 +746,8 @@ int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec)
     }
     for (size_t i = 0; i < n; i++)
         free(items[i].body);
+    free(items);
+    free(counts);
     free(copy);
     return rc;
 }
@@ -786,9 +808,9 @@ static int dump_entries(struct bt_fake_loki *f, struct bt_buf *o)
 static int dump_stats(struct bt_fake_loki *f, struct bt_buf *o)
 {
     pthread_mutex_lock(&f->mu);
-    int rc = bt_buf_addf(o, "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64
-                            ",\"by_status\":{",
-                         f->requests, f->n_entries, f->bytes);
+    int rc =
+        bt_buf_addf(o, "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64 ",\"by_status\":{",
+                    f->requests, f->n_entries, f->bytes);
     bool first = true;
     for (int s = 0; s < 600 && !rc; s++) {
         if (!f->by_status[s])
@@ -973,7 +995,6 @@ void bt_fake_loki_reset(struct bt_fake_loki *f)
     pthread_mutex_lock(&f->mu);
     clear_script(f);
     clear_records(f);
-    f->delay_ms = 0;
     f->gen++;
     bt_buf_reset(&f->last_headers);
     pthread_cond_broadcast(&f->cv);

@@ -15,10 +15,12 @@
  * reset; "drop" closes the connection without an answer.
  *
  * Control endpoints on the same port, for tests written in other languages:
- *   POST /control/script   body "500x3,204", "hang", "drop", "429:retry-after=2",
- *                          "400:body=entry too old", "delay=5000" (ms added to every request)
+ *   POST /control/script   appends answers, comma-separated: "500x3,204", "hang", "drop",
+ *                          "429:retry-after=2", "400:body=entry too old" (body runs to the
+ *                          next comma), "500:delay=100", "delay=5000" (one answer with the
+ *                          default status after 5 s); "xN" repeats an item N times
  *   POST /control/default?status=204
- *   POST /control/reset    clears recorded entries, counters, script and delay
+ *   POST /control/reset    clears recorded entries, counters and script
  *   GET  /control/dump     JSON lines {"tenant","labels","ts","line","meta":{...}}
  *   GET  /control/stats    {"requests":..,"entries":..,"bytes":..,"by_status":{"204":..}}
  *
@@ -41,12 +43,12 @@ struct bt_fake_loki_opts {
 
 /* One scripted answer. */
 struct bt_fake_response {
-    int status;            /* HTTP status; ignored for hang/drop */
-    const char *body;      /* NULL: a Loki-like default for the status (copied) */
-    int retry_after_s;     /* >0: Retry-After header */
-    int delay_ms;          /* wait before answering */
-    bool hang;             /* never answer until stop/reset, then close */
-    bool drop;             /* close the connection without answering */
+    int status;        /* HTTP status, 0 = the default status; ignored for hang/drop */
+    const char *body;  /* NULL: a Loki-like default for the status (copied) */
+    int retry_after_s; /* >0: Retry-After header */
+    int delay_ms;      /* wait before answering */
+    bool hang;         /* never answer until stop/reset, then close */
+    bool drop;         /* close the connection without answering */
 };
 
 /* A recorded entry. Pointers stay valid until bt_fake_loki_reset or stop. */
@@ -72,12 +74,12 @@ const char *bt_fake_loki_url(const struct bt_fake_loki *f);
 
 /* Appends one scripted answer. 0 or -ENOMEM. */
 int bt_fake_loki_script(struct bt_fake_loki *f, const struct bt_fake_response *r);
-/* Appends answers from a spec like "500x3,204,429:retry-after=2,hang,drop,delay=50".
- * 0 or -EINVAL (nothing appended). */
+/* Appends answers from a spec like "500x3,204,429:retry-after=2,hang,drop,delay=50" (see
+ * the control endpoints above). 0 or -EINVAL (nothing appended). */
 int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec);
 /* Status used when the script is empty (initially 204). */
 void bt_fake_loki_set_default(struct bt_fake_loki *f, int status);
-/* Forgets entries, counters, script and delay; wakes hanging requests. */
+/* Forgets entries, counters and script; wakes hanging requests. */
 void bt_fake_loki_reset(struct bt_fake_loki *f);
 
 /* Push requests received (all outcomes). */

@@ -15,8 +15,8 @@
 static void add(struct bt_batch *b, const char *canon, int64_t ts, const char *line,
                 const struct bt_kv *meta, size_t n_meta)
 {
-    struct bt_entry e = {.ts_ns = ts, .line = line, .line_len = strlen(line), .meta = meta,
-                         .n_meta = n_meta};
+    struct bt_entry e = {
+        .ts_ns = ts, .line = line, .line_len = strlen(line), .meta = meta, .n_meta = n_meta};
     cr_assert_eq(bt_batch_add(b, canon, strlen(canon), bt_hash64(canon, strlen(canon)), &e), 0);
 }
 
@@ -99,8 +99,8 @@ Test(encode, zero_timestamp_still_emits_timestamp_field)
     bt_buf_init(&raw, 1 << 20);
     cr_assert_eq(bt_encode_push_raw(b, &raw), 0);
     /* stream{labels(9) entries{ts{} line} } : the entry must hold 0a 00 (empty timestamp). */
-    const uint8_t want[] = {0x0a, 0x10, 0x0a, 0x07, '{', 'a', '=', '"', 'b', '"', '}',
-                            0x12, 0x05, 0x0a, 0x00, 0x12, 0x01, 'x'};
+    const uint8_t want[] = {0x0a, 0x10, 0x0a, 0x07, '{',  'a',  '=',  '"',  'b',
+                            '"',  '}',  0x12, 0x05, 0x0a, 0x00, 0x12, 0x01, 'x'};
     cr_assert_eq(raw.len, sizeof(want));
     cr_assert_arr_eq(raw.ptr, want, sizeof(want));
     bt_buf_free(&raw);
