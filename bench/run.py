@@ -241,13 +241,17 @@ class Agent:
             return ""
 
 
-def wait_entries(loki, agent, want, timeout, stall):
-    """Polls the fake server until it counted `want` entries. Returns the monotonic time then."""
+def wait_entries(loki, agent, want, timeout, stall, marks=None):
+    """Polls the fake server until it counted `want` entries. Returns the monotonic time then.
+    marks (optional dict {fraction: None}) gets the first time each fraction of want was seen."""
     end = time.monotonic() + timeout
     last, last_change = -1, time.monotonic()
     while True:
         now = time.monotonic()
         got = loki.stats().get("entries", 0)
+        for frac in (marks or {}):
+            if marks[frac] is None and got >= frac * want:
+                marks[frac] = now
         if got >= want:
             return now
         if not agent.alive():
@@ -322,15 +326,18 @@ def throughput(run, name, kind, stages):
         cfg = os.path.join(d, "bpftail.yaml")
         write_config(cfg, d, loki.push_url, port, path, stages)
         agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
-        t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall)
+        marks = {0.1: None, 0.9: None}
+        t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall, marks)
         cpu, hwm = agent.sample()
         wall = t_done - agent.t0
+        span = (marks[0.9] - marks[0.1]) if marks[0.1] and marks[0.9] else 0
         loki_cpu = loki.cpu_seconds()
         agent.stop()
         ru = agent.rusage
         return {
             "scenario": name, "lines": n, "bytes": size, "wall_s": wall,
             "lines_per_s": n / wall, "mb_per_s": size / 1e6 / wall,
+            "steady_lines_per_s": (0.8 * n / span) if span > 0.1 else None,
             "cpu_s": cpu, "mb_per_cpu_s": (size / 1e6 / cpu) if cpu else None,
             "cpu_s_per_gb": cpu / (size / 1e9) if size else None,
             "peak_rss_mib": (hwm or 0) / 1024,
@@ -495,16 +502,17 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-TABLE_HEAD = ("| scenario | lines | input MB | wall s | lines/s | MB/s | CPU s | MB per CPU-s "
-              "| CPU s per GB | peak RSS MiB |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+TABLE_HEAD = ("| scenario | lines | input MB | wall s | lines/s | MB/s | steady lines/s | CPU s "
+              "| MB per CPU-s | CPU s per GB | peak RSS MiB |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 
 
 def table_row(r):
     if r["scenario"] in ("plain", "docker", "pipeline"):
-        return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+        return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
             r["scenario"], r["lines"], fmt(r["bytes"] / 1e6, ".1f"), fmt(r["wall_s"], ".2f"),
-            fmt(r["lines_per_s"], ",.0f"), fmt(r["mb_per_s"], ".1f"), fmt(r["cpu_s"], ".2f"),
+            fmt(r["lines_per_s"], ",.0f"), fmt(r["mb_per_s"], ".1f"),
+            fmt(r.get("steady_lines_per_s"), ",.0f"), fmt(r["cpu_s"], ".2f"),
             fmt(r["mb_per_cpu_s"], ".1f"), fmt(r["cpu_s_per_gb"], ".2f"),
             fmt(r["peak_rss_mib"], ".1f"))
     return None

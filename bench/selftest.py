@@ -224,7 +224,7 @@ def check_runner(tmp, build):
           % (r["cpu_s"], r["peak_rss_mib"]))
     check(r["exit_code"] is not None, "runner: agent stopped (exit %s)" % r["exit_code"])
     row = bench.table_row(r)
-    check(row.startswith("| plain | 2000 |") and row.count("|") == 11, "runner: table row %r"
+    check(row.startswith("| plain | 2000 |") and row.count("|") == 12, "runner: table row %r"
           % row.strip())
 
 
