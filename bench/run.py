@@ -116,13 +116,26 @@ def host_info():
     return "%d CPUs (%s), Linux %s" % (os.cpu_count() or 0, model, os.uname().release)
 
 
-def git_commit():
+def source_dir(build):
+    """The source tree a build directory was configured from (CMakeCache.txt), else ROOT."""
     try:
-        out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            for ln in f:
+                if ln.startswith("CMAKE_HOME_DIRECTORY:"):
+                    return ln.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return ROOT
+
+
+def git_commit(tree):
+    """Short commit of tree, with +dirty when tracked files changed."""
+    try:
+        out = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        return (out.stdout.strip() or "?") + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -543,7 +556,8 @@ def report(results, args):
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     agent = "" if not args.agent else "; agent %s (not bpftail)" % os.path.basename(args.agent)
     text = "## %s, commit %s\n\n%s; %d lines per throughput run, seed %d%s.\n\n" % (
-        when, git_commit(), host_info(), args.lines, args.seed, agent)
+        when, git_commit(source_dir(os.path.abspath(args.build))), host_info(), args.lines,
+        args.seed, agent)
     rows = [table_row(r) for r in results if "error" not in r]
     rows = [r for r in rows if r]
     if rows:
