@@ -5,7 +5,6 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,20 +357,50 @@ static void on_epoll(struct bt_loop *l, int fd, uint32_t events, void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
+/* Starts MHD on the listening socket lfd and registers its epoll fd with the loop. lfd is
+ * MHD's from here on: when the start fails it is not closed here, because MHD's failure path
+ * may already have closed it, and a one-time leak on a failed start beats a double close of
+ * a number another thread may have reused. 0 or -errno. */
+static int start_mhd(struct bt_httpd *s, int lfd)
+{
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
+        {MHD_OPTION_LISTEN_SOCKET, lfd, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    /* External polling with epoll: no thread inside MHD; the loop calls MHD_run. */
+    s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!s->d)
+        return errno ? -errno : -EIO;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || di->epoll_fd < 0)
+        return -ENOTSUP;
+    int rc = bt_loop_add_fd(s->loop, di->epoll_fd, EPOLLIN, on_epoll, s);
+    if (rc < 0)
+        return rc;
+    s->epfd = di->epoll_fd;
+    rearm(s);
+    return 0;
+}
+
 struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
                               const struct bt_httpd_handlers *h, char *err, size_t errlen)
 {
     const char *shown = addr && *addr ? addr : "0.0.0.0";
-    int e = 0, lfd = -1;
+    int rc = 0;
     struct bt_httpd *s = NULL;
     if (port < 0 || port > 65535) {
-        e = EINVAL;
+        rc = -EINVAL;
         snprintf(err, errlen, "http server: invalid port %d for %s", port, shown);
         goto fail;
     }
     s = calloc(1, sizeof(*s));
     if (!s) {
-        e = ENOMEM;
+        rc = -ENOMEM;
         snprintf(err, errlen, "http server: out of memory");
         goto fail;
     }
@@ -378,45 +408,25 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
     s->epfd = -1;
     if (h)
         s->h = *h;
-    lfd = open_listener(addr, port);
+    int lfd = open_listener(addr, port);
     if (lfd < 0) {
-        e = -lfd;
-        snprintf(err, errlen, "http server: cannot listen on %s:%d: %s", shown, port, strerror(e));
+        rc = lfd;
+        snprintf(err, errlen, "http server: cannot listen on %s:%d: %s", shown, port,
+                 strerror(-rc));
         goto fail;
     }
     s->port = bound_port(lfd);
-    s->d = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_END);
-    if (!s->d) {
-        e = errno ? errno : EIO;
-        snprintf(err, errlen, "http server: cannot start on %s:%d", shown, s->port);
-        goto fail;
-    }
-    lfd = -1; /* MHD owns it now */
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!di || di->epoll_fd < 0) {
-        e = ENOTSUP;
-        snprintf(err, errlen, "http server: no epoll fd on %s:%d", shown, s->port);
-        goto fail;
-    }
-    int rc = bt_loop_add_fd(loop, di->epoll_fd, EPOLLIN, on_epoll, s);
+    rc = start_mhd(s, lfd);
     if (rc < 0) {
-        e = -rc;
-        snprintf(err, errlen, "http server: cannot watch %s:%d: %s", shown, s->port, strerror(e));
+        snprintf(err, errlen, "http server: cannot start on %s:%d: %s", shown, s->port,
+                 strerror(-rc));
         goto fail;
     }
-    s->epfd = di->epoll_fd;
-    rearm(s);
     BT_DEBUG(COMP, "listening", "addr=%s port=%d", shown, s->port);
     return s;
 fail:
-    if (lfd >= 0)
-        close(lfd);
     bt_httpd_free(s);
-    errno = e;
+    errno = -rc;
     return NULL;
 }
 
