@@ -130,6 +130,14 @@ Test(positions, missing_or_empty_file_means_no_records)
     cr_assert_not(salvaged);
     cr_assert_eq(bt_positions_count(p), 0);
     bt_positions_free(p);
+    /* What a save with no records writes reads back cleanly. */
+    p = bt_positions_new(file, false);
+    cr_assert_eq(bt_positions_save(p), 0);
+    bt_positions_free(p);
+    p = bt_positions_new(file, false);
+    cr_assert_eq(bt_positions_load(p, &salvaged), 0);
+    cr_assert_not(salvaged);
+    bt_positions_free(p);
 }
 
 Test(positions, truncated_file_keeps_complete_records)
