@@ -326,8 +326,7 @@ static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *p
     /* Renamed while we were away: the same file under another recorded name. */
     const struct bt_position *q = NULL;
     const char *other = bt_positions_find_inode(f->pos, bt_tail_dev(t), bt_tail_ino(t), &q);
-    if (other && strcmp(other, path) != 0 && !find_by_path(tg, other) &&
-        bt_tail_fp_matches(t, q->fp_hash, q->fp_len) && q->offset <= size) {
+    if (other && strcmp(other, path) != 0 && bt_tail_fp_matches(t, q->fp_hash, q->fp_len) && q->offset <= size) {
         BT_INFO("tail", "resuming file renamed while stopped", "path=%s was=%s offset=%llu",
                 path, other, (unsigned long long)q->offset);
         return q->offset;
@@ -508,8 +507,8 @@ static void discover(struct target *tg)
             continue;
         if (ft->path && ft->seen != tg->gen)
             lose_path(ft, true); /* gone, or no longer matched: drain and forget */
-        else
-            service(ft);
+        else if (!ft->path)
+            service(ft); /* draining: matched ones were serviced by the walk */
     }
     size_t it = 0;
     struct bt_hmap_slot *s;

@@ -30,7 +30,7 @@ struct bt_tail {
     struct bt_tail_config cfg;
     struct bt_ack_owner *owner;
 
-    char *buf;        /* unconsumed bytes: buf[0] is at file offset cons */
+    char *buf;        /* unconsumed bytes: buf[0] is at file offset cons; NULL while idle */
     size_t cap, len;
     uint64_t cons;    /* end of the bytes turned into entries (or counted drops) */
     uint64_t size;    /* file size at the last check */
@@ -124,9 +124,8 @@ struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
         t->cfg.max_line_size = cap - 2;
     t->cap = cap;
     t->path = strdup(path);
-    t->buf = malloc(cap);
     t->owner = bt_ack_owner_new(0, NULL, NULL);
-    if (!t->path || !t->buf || !t->owner)
+    if (!t->path || !t->owner)
         goto fail;
     if (labels && bt_labels_copy(&t->labels, labels) < 0)
         goto fail;
@@ -300,6 +299,12 @@ static void process(struct bt_tail *t)
 int bt_tail_read(struct bt_tail *t, size_t max_bytes)
 {
     size_t total = 0;
+    if (!t->buf) {
+        /* Allocated per burst, so thousands of idle files hold no read buffers. */
+        t->buf = malloc(t->cap);
+        if (!t->buf)
+            return -ENOMEM;
+    }
     for (;;) {
         size_t room = t->cap - t->len;
         ssize_t r = pread(t->fd, t->buf + t->len, room, (off_t)(t->cons + t->len));
@@ -317,6 +322,10 @@ int bt_tail_read(struct bt_tail *t, size_t max_bytes)
         process(t);
         if (total >= max_bytes)
             return 1;
+    }
+    if (!t->len) {
+        free(t->buf);
+        t->buf = NULL;
     }
     bt_tail_update_metrics(t);
     return 0;

@@ -553,3 +553,42 @@ Test(files, readonly_positions_are_never_written)
     struct stat st;
     cr_assert_eq(stat(posfile, &st), -1);
 }
+
+Test(files, idle_files_do_not_wake_the_loop_with_inotify)
+{
+    put("logs/app.log", "x\n");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(20);
+    /* Nothing written: no timer and no fd fires within a sleep shorter than sync_period. */
+    cr_assert_eq(bt_loop_run_once(loop, 300 * BT_NS_PER_MS), 0);
+    put("logs/app.log", "y\n");
+    cr_assert_geq(bt_loop_run_once(loop, 1000 * BT_NS_PER_MS), 1);
+    cr_assert_eq(sink.n, 2);
+    bt_files_free(f);
+}
+
+Test(files, plain_path_without_glob_is_tailed)
+{
+    put("logs/exact.log", "e1\n");
+    put("logs/other.log", "o1\n");
+    struct bt_files *f = start("logs/exact.log", NULL, BT_START_BEGINNING, 0);
+    cr_assert_eq(sink.n, 1);
+    cr_assert_str_eq(sink.lines[0], "e1");
+    put("logs/exact.log", "e2\n");
+    pump_for(2, 2000);
+    cr_assert_eq(sink.n, 2);
+    bt_files_free(f);
+}
+
+Test(files, target_without_path_is_rejected)
+{
+    char err[256];
+    struct bt_files *f = bt_files_new(&fcfg, err, sizeof(err));
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "x");
+    cr_assert_eq(bt_files_add_target(f, "x", &l, BT_START_BEGINNING, 0, collect, &sink),
+                 -EINVAL);
+    bt_labels_free(&l);
+    bt_files_free(f);
+}
