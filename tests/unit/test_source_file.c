@@ -592,3 +592,55 @@ Test(files, target_without_path_is_rejected)
     bt_labels_free(&l);
     bt_files_free(f);
 }
+
+/* Several rotations of different styles with writes interleaved with the loop: the sink must
+ * see every line exactly once, in order. */
+Test(files, repeated_mixed_rotations_while_writing_keep_the_exact_sequence)
+{
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    char p[512], q[512];
+    path_of(p, sizeof(p), "logs/app.log");
+    int next = 0;
+    for (int round = 0; round < 6; round++) {
+        for (int k = 0; k < 10; k++) {
+            put_seq("logs/app.log", next, next + 7);
+            next += 7;
+            bt_loop_run_once(loop, 0);
+        }
+        pump_for((size_t)next, 2000);
+        if (round % 3 == 0) {
+            snprintf(q, sizeof(q), "%s/logs/app.log.%d", dir, round);
+            cr_assert_eq(rename(p, q), 0); /* rename + create */
+        } else if (round % 3 == 1) {
+            cr_assert_eq(truncate(p, 0), 0); /* copytruncate after everything was read */
+        } else {
+            cr_assert_eq(unlink(p), 0); /* delete + create */
+        }
+        bt_loop_run_once(loop, 0);
+    }
+    put_seq("logs/app.log", next, next + 5);
+    next += 5;
+    pump_for((size_t)next, 3000);
+    pump(300);
+    expect_seq(0, next);
+    cr_assert_eq(bt_files_active(f), 1);
+    bt_files_free(f);
+}
+
+Test(files, rotation_completed_between_two_loop_rounds_keeps_order)
+{
+    put_seq("logs/app.log", 0, 10);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    char p[512], q[512];
+    path_of(p, sizeof(p), "logs/app.log");
+    path_of(q, sizeof(q), "logs/app.log.1");
+    int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    cr_assert_eq(rename(p, q), 0);
+    for (int i = 10; i < 20; i++)
+        dprintf(fd, "line-%05d\n", i);
+    close(fd);
+    put_seq("logs/app.log", 20, 30);
+    pump_for(30, 3000);
+    expect_seq(0, 30);
+    bt_files_free(f);
+}
