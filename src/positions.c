@@ -226,8 +226,9 @@ static bool add_kv(struct bt_positions *p, const char *k, size_t kl, const char 
         r->pos.has_identity = true;
         return true;
     }
-    if (k[0] != '/') {
-        /* Another target's cursor: keep it verbatim. */
+    uint64_t off;
+    if (k[0] != '/' && !parse_u64(v, vl, &off, 10)) {
+        /* Another target's cursor (journald's are not numbers): keep it verbatim. */
         struct rec *r = get_or_add(p, k, kl);
         if (!r)
             return false;
@@ -235,7 +236,6 @@ static bool add_kv(struct bt_positions *p, const char *k, size_t kl, const char 
         r->raw = strndup(v, vl);
         return r->raw != NULL;
     }
-    uint64_t off;
     if (!parse_u64(v, vl, &off, 10))
         return false;
     struct rec *r = get_or_add(p, k, kl);

@@ -48,6 +48,11 @@ struct skipped {
     uint64_t seen;
 };
 
+struct idkey {
+    dev_t dev;
+    ino_t ino;
+};
+
 struct target {
     struct bt_files *f;
     char *job, *glob, *exclude;
@@ -59,6 +64,8 @@ struct target {
     struct ftail **files;
     size_t n, cap;
     struct bt_hmap skipped; /* path -> struct skipped */
+    struct bt_hmap by_id;   /* struct idkey -> live ftail */
+    struct bt_hmap by_path; /* ft->path -> live ftail that holds that name */
     uint64_t gen;
     bool initial; /* first scan: start_at applies */
 };
@@ -74,6 +81,7 @@ struct bt_files {
     size_t ntargets;
     uint64_t t_reconcile, t_save, t_poll, t_kick;
     bool paused, need_sweep;
+    size_t nactive;
     int64_t flush_ns, grace_ns;
     size_t budget;
     struct bt_series *m_active;
@@ -85,18 +93,33 @@ static void discover(struct target *tg);
 
 /* ---- tailer lifetime ---- */
 
-static size_t count_active(const struct bt_files *f)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < f->ntargets; i++)
-        for (size_t j = 0; j < f->targets[i]->n; j++)
-            n += !f->targets[i]->files[j]->dead;
-    return n;
-}
-
 static void update_active(struct bt_files *f)
 {
-    bt_gauge_set(f->m_active, (double)count_active(f));
+    bt_gauge_set(f->m_active, (double)f->nactive);
+}
+
+/* Gives up ft's name (in the index too). */
+static void drop_path(struct ftail *ft)
+{
+    if (!ft->path)
+        return;
+    struct bt_hmap *m = &ft->tg->by_path;
+    if (bt_hmap_get(m, ft->path, strlen(ft->path)) == ft)
+        bt_hmap_del(m, ft->path, strlen(ft->path));
+    free(ft->path);
+    ft->path = NULL;
+}
+
+/* Gives ft the name path (taking ownership of it). 0 or -ENOMEM. */
+static int set_path(struct ftail *ft, char *path)
+{
+    drop_path(ft);
+    if (bt_hmap_put(&ft->tg->by_path, path, strlen(path), ft, NULL) < 0) {
+        free(path);
+        return -ENOMEM;
+    }
+    ft->path = path;
+    return 0;
 }
 
 /* Is any live tailer labelled with this filename (so its metric series must stay)? */
@@ -118,6 +141,11 @@ static void ftail_close(struct ftail *ft)
         return;
     bt_tail_flush(ft->t);
     ft->dead = true;
+    f->nactive--;
+    struct idkey k = {bt_tail_dev(ft->t), bt_tail_ino(ft->t)};
+    if (bt_hmap_get(&ft->tg->by_id, &k, sizeof(k)) == ft)
+        bt_hmap_del(&ft->tg->by_id, &k, sizeof(k));
+    drop_path(ft);
     if (ft->t_flush)
         bt_loop_del_timer(f->loop, ft->t_flush);
     if (ft->t_grace)
@@ -153,7 +181,6 @@ static void sweep(struct bt_files *f)
                 continue;
             }
             bt_tail_close(ft->t);
-            free(ft->path);
             free(ft);
             tg->files[j] = tg->files[--tg->n];
         }
@@ -171,8 +198,7 @@ static void lose_path(struct ftail *ft, bool forget_position)
         const struct bt_position *p = bt_positions_get(f->pos, ft->path);
         if (forget_position && p && (!p->has_identity || p->ino == bt_tail_ino(ft->t)))
             bt_positions_remove(f->pos, ft->path);
-        free(ft->path);
-        ft->path = NULL;
+        drop_path(ft);
     }
     ft->draining = true;
     service(ft);
@@ -180,22 +206,13 @@ static void lose_path(struct ftail *ft, bool forget_position)
 
 static struct ftail *find_by_id(struct target *tg, dev_t dev, ino_t ino)
 {
-    for (size_t i = 0; i < tg->n; i++) {
-        struct ftail *ft = tg->files[i];
-        if (!ft->dead && bt_tail_dev(ft->t) == dev && bt_tail_ino(ft->t) == ino)
-            return ft;
-    }
-    return NULL;
+    struct idkey k = {dev, ino};
+    return bt_hmap_get(&tg->by_id, &k, sizeof(k));
 }
 
 static struct ftail *find_by_path(struct target *tg, const char *path)
 {
-    for (size_t i = 0; i < tg->n; i++) {
-        struct ftail *ft = tg->files[i];
-        if (!ft->dead && ft->path && strcmp(ft->path, path) == 0)
-            return ft;
-    }
-    return NULL;
+    return bt_hmap_get(&tg->by_path, path, strlen(path));
 }
 
 /* ---- timers of one tailer ---- */
@@ -288,8 +305,7 @@ static void service(struct ftail *ft)
             const struct bt_position *p = bt_positions_get(f->pos, ft->path);
             if (p && (!p->has_identity || p->ino == bt_tail_ino(ft->t)))
                 bt_positions_remove(f->pos, ft->path);
-            free(ft->path);
-            ft->path = NULL;
+            drop_path(ft);
         }
     }
     int rc = bt_tail_read(ft->t, f->budget);
@@ -377,6 +393,66 @@ static int grow(struct target *tg)
     return 0;
 }
 
+/* Registers an opened tailer under path and starts reading it at off. */
+static void add_ftail(struct target *tg, struct bt_tail *t, const char *path, uint64_t off)
+{
+    struct bt_files *f = tg->f;
+    struct ftail *ft = calloc(1, sizeof(*ft));
+    char *name = strdup(path);
+    struct idkey k = {bt_tail_dev(t), bt_tail_ino(t)};
+    if (ft)
+        ft->tg = tg;
+    if (!ft || !name || grow(tg) < 0 || bt_hmap_put(&tg->by_id, &k, sizeof(k), ft, NULL) < 0) {
+        free(name);
+        free(ft);
+        bt_tail_close(t);
+        BT_ERROR("tail", "out of memory opening file", "path=%s", path);
+        return;
+    }
+    if (set_path(ft, name) < 0) {
+        bt_hmap_del(&tg->by_id, &k, sizeof(k));
+        free(ft);
+        bt_tail_close(t);
+        BT_ERROR("tail", "out of memory opening file", "path=%s", path);
+        return;
+    }
+    ft->t = t;
+    ft->seen = tg->gen;
+    tg->files[tg->n++] = ft;
+    f->nactive++;
+    bt_tail_seek(t, off);
+    int rc = bt_watch_add_file(f->watch, path, bt_tail_dev(t), bt_tail_ino(t));
+    if (rc < 0 && rc != -ESTALE)
+        BT_DEBUG("tail", "no file watch", "path=%s err=%s", path, strerror(-rc));
+    BT_INFO("tail", "tailing file", "path=%s inode=%llu offset=%llu", path,
+            (unsigned long long)bt_tail_ino(t), (unsigned long long)off);
+    update_active(f);
+    service(ft);
+}
+
+/* For a file left alone by ignore_older: false if it is still unchanged (leave it), else
+ * true with *from set to where its new bytes start (UINT64_MAX: no such point). */
+static bool skipped_changed(struct target *tg, const char *path, const struct stat *st,
+                            uint64_t *from)
+{
+    *from = UINT64_MAX;
+    struct skipped *sk = bt_hmap_get(&tg->skipped, path, strlen(path));
+    if (!sk)
+        return true;
+    bool same = sk->dev == st->st_dev && sk->ino == st->st_ino;
+    bool changed = !same || (uint64_t)st->st_size != sk->size ||
+                   st->st_mtim.tv_sec != sk->mtime.tv_sec ||
+                   st->st_mtim.tv_nsec != sk->mtime.tv_nsec;
+    if (!changed) {
+        sk->seen = tg->gen;
+        return false;
+    }
+    if (same && (uint64_t)st->st_size >= sk->size)
+        *from = sk->size;
+    free(bt_hmap_del(&tg->skipped, path, strlen(path)));
+    return true;
+}
+
 static void open_file(struct target *tg, const char *path, const struct stat *st)
 {
     struct bt_files *f = tg->f;
@@ -384,23 +460,9 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
     struct ftail *old = find_by_path(tg, path);
     if (old)
         lose_path(old, false);
-
-    uint64_t skip_from = UINT64_MAX;
-    struct skipped *sk = bt_hmap_get(&tg->skipped, path, strlen(path));
-    if (sk) {
-        bool same = sk->dev == st->st_dev && sk->ino == st->st_ino;
-        bool changed = !same || (uint64_t)st->st_size != sk->size ||
-                       st->st_mtim.tv_sec != sk->mtime.tv_sec ||
-                       st->st_mtim.tv_nsec != sk->mtime.tv_nsec;
-        if (!changed) {
-            sk->seen = tg->gen;
-            return;
-        }
-        if (same && (uint64_t)st->st_size >= sk->size)
-            skip_from = sk->size;
-        free(bt_hmap_del(&tg->skipped, path, strlen(path)));
-    }
-
+    uint64_t skip_from;
+    if (!skipped_changed(tg, path, st, &skip_from))
+        return;
     struct bt_tail *t = bt_tail_open(path, &f->tcfg, &tg->labels, tg->sink, tg->ctx);
     if (!t) {
         uint64_t sup;
@@ -410,43 +472,20 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
         return;
     }
     /* The descriptor is the truth: the name may have changed since the stat. */
-    struct ftail *dup = find_by_id(tg, bt_tail_dev(t), bt_tail_ino(t));
-    if (dup) {
+    if (find_by_id(tg, bt_tail_dev(t), bt_tail_ino(t))) {
         bt_tail_close(t);
         return;
     }
     bool known;
     uint64_t off = start_offset(tg, t, path, &known);
-    if (skip_from != UINT64_MAX && !known)
+    if (skip_from != UINT64_MAX && !known) {
         off = skip_from;
-    else if (!known && too_old(tg, st)) {
+    } else if (!known && too_old(tg, st)) {
         bt_tail_close(t);
         remember_skip(tg, path, st);
         return;
     }
-    struct ftail *ft = calloc(1, sizeof(*ft));
-    if (ft)
-        ft->path = strdup(path);
-    if (!ft || !ft->path || grow(tg) < 0) {
-        if (ft)
-            free(ft->path);
-        free(ft);
-        bt_tail_close(t);
-        BT_ERROR("tail", "out of memory opening file", "path=%s", path);
-        return;
-    }
-    ft->tg = tg;
-    ft->t = t;
-    ft->seen = tg->gen;
-    tg->files[tg->n++] = ft;
-    bt_tail_seek(t, off);
-    int rc = bt_watch_add_file(f->watch, path, bt_tail_dev(t), bt_tail_ino(t));
-    if (rc < 0 && rc != -ESTALE)
-        BT_DEBUG("tail", "no file watch", "path=%s err=%s", path, strerror(-rc));
-    BT_INFO("tail", "tailing file", "path=%s inode=%llu offset=%llu", path,
-            (unsigned long long)bt_tail_ino(t), (unsigned long long)off);
-    update_active(f);
-    service(ft);
+    add_ftail(tg, t, path, off);
 }
 
 /* A path that matches the target's glob exists as a regular file (st). */
@@ -463,9 +502,7 @@ static void consider(struct target *tg, const char *path, const struct stat *st)
             if (holder && holder != ft)
                 lose_path(holder, false);
             char *np = strdup(path);
-            if (np) {
-                free(ft->path);
-                ft->path = np;
+            if (np && set_path(ft, np) == 0) {
                 ft->draining = false;
                 if (ft->t_grace) {
                     bt_loop_del_timer(tg->f->loop, ft->t_grace);
@@ -728,6 +765,8 @@ static void target_free(struct target *tg)
     while ((s = bt_hmap_next(&tg->skipped, &it)) != NULL)
         free(s->val);
     bt_hmap_free(&tg->skipped);
+    bt_hmap_free(&tg->by_id);
+    bt_hmap_free(&tg->by_path);
     bt_labels_free(&tg->labels);
     free(tg->files);
     free(tg->job);
@@ -761,6 +800,8 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
         return -ENOMEM;
     bt_labels_init(&tg->labels);
     bt_hmap_init(&tg->skipped);
+    bt_hmap_init(&tg->by_id);
+    bt_hmap_init(&tg->by_path);
     tg->f = f;
     tg->job = strdup(job ? job : "");
     tg->glob = absolute(glob);
@@ -813,7 +854,7 @@ void bt_files_flush(struct bt_files *f)
 
 size_t bt_files_active(const struct bt_files *f)
 {
-    return count_active(f);
+    return f->nactive;
 }
 
 const char *bt_files_watcher(const struct bt_files *f)

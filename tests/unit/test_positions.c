@@ -103,7 +103,8 @@ Test(positions, reads_promtail_file_and_keeps_cursor_keys)
     const char *t = "positions:\n"
                     "  /var/log/syslog: \"81234\"\n"
                     "  /var/log/auth.log: \"12\"\n"
-                    "  cursor-0123456789ab: \"1681234567\"\n";
+                    "  cursor-0123456789ab: \"1681234567\"\n"
+                    "  cursor-journal: s=abc;i=1\n";
     bt_tmpdir_write(dir, "positions.yaml", t, strlen(t));
     struct bt_positions *p = bt_positions_new(file, false);
     bool salvaged = true;
@@ -112,8 +113,11 @@ Test(positions, reads_promtail_file_and_keeps_cursor_keys)
     cr_assert_eq(bt_positions_get(p, "/var/log/syslog")->offset, 81234);
     cr_assert_eq(bt_positions_get(p, "/var/log/auth.log")->offset, 12);
     cr_assert_not(bt_positions_get(p, "/var/log/auth.log")->has_identity);
+    cr_assert_eq(bt_positions_get(p, "cursor-0123456789ab")->offset, 1681234567);
     cr_assert_eq(bt_positions_save(p), 0);
-    cr_assert(strstr(slurp(file), "\"cursor-0123456789ab\": \"1681234567\""));
+    const char *out = slurp(file);
+    cr_assert(strstr(out, "\"cursor-0123456789ab\": \"1681234567\""), "%s", out);
+    cr_assert(strstr(out, "\"cursor-journal\": \"s=abc;i=1\""), "%s", out);
     bt_positions_free(p);
 }
 
