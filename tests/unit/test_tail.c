@@ -351,6 +351,22 @@ Test(tail, invalid_utf8_is_sent_as_is_and_counted)
     sink_free(&s);
 }
 
+Test(tail, utf8_check_covers_long_lines_and_every_sequence_length)
+{
+    add("abcdefgh\xc3\xa9ijklmnop \xe2\x82\xac \xf0\x9f\x98\x80 0123456789\n"); /* valid */
+    add("abcdefghijklmnopqrstuvw\xff\n");                         /* bad byte after 23 */
+    add("abcdefg\xe2\x82\n");                                    /* cut sequence */
+    add("0123456789abcdef\xed\xa0\x80\n");                      /* surrogate */
+    add("\xc0\xaf overlong\n");                                  /* overlong '/' */
+    struct sink s = {0};
+    struct bt_tail *t = open_tail(&s, 0, false, 0);
+    bt_tail_read(t, 1 << 20);
+    cr_assert_eq(s.n, 5);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_invalid_utf8_entries_total", ""), 4);
+    bt_tail_close(t);
+    sink_free(&s);
+}
+
 Test(tail, read_budget_returns_early_with_more_to_come)
 {
     for (int i = 0; i < 100; i++)
