@@ -640,20 +640,26 @@ static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
 static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
-    for (size_t i = 0; i < f->ntargets; i++)
-        for (size_t j = 0; j < f->targets[i]->n; j++) {
-            struct ftail *ft = f->targets[i]->files[j];
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *tg = f->targets[i];
+        bool rotated = false;
+        for (size_t j = 0; j < tg->n; j++) {
+            struct ftail *ft = tg->files[j];
             if (ft->path && !ft->draining) {
                 /* No events: notice a replaced name here too. */
                 struct stat st;
                 if (stat(ft->path, &st) < 0 || st.st_ino != bt_tail_ino(ft->t) ||
                     st.st_dev != bt_tail_dev(ft->t)) {
                     lose_path(ft, false);
+                    rotated = true;
                     continue;
                 }
             }
             service(ft);
         }
+        if (rotated)
+            discover(tg); /* pick up the new file now rather than at the next reconcile */
+    }
     sweep(f);
 }
 

@@ -132,7 +132,7 @@ struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
     bt_labels_drop_reserved(&t->labels);
     if (bt_labels_set(&t->labels, "filename", path) < 0)
         goto fail;
-    t->fd = open(path, O_RDONLY | O_CLOEXEC);
+    t->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO swapped in must not block */
     struct stat st;
     if (t->fd < 0 || fstat(t->fd, &st) < 0) {
         err = errno;

@@ -32,6 +32,7 @@ struct wdent {
     char *path;
     dev_t dev;
     ino_t ino;
+    unsigned refs; /* add_file calls for this inode (several targets may tail one file) */
 };
 
 struct ino {
@@ -136,8 +137,11 @@ static int ino_add_file(struct bt_watch *w, const char *path, dev_t dev, ino_t i
 {
     struct ino *in = w->impl;
     struct idkey k = {dev, ino};
-    if (bt_hmap_get(&in->by_id, &k, sizeof(k)))
+    struct wdent *have = bt_hmap_get(&in->by_id, &k, sizeof(k));
+    if (have) {
+        have->refs++;
         return 0;
+    }
     int wd = inotify_add_watch(in->fd, path, FILE_MASK);
     if (wd < 0)
         return -errno;
@@ -148,7 +152,10 @@ static int ino_add_file(struct bt_watch *w, const char *path, dev_t dev, ino_t i
             inotify_rm_watch(in->fd, wd);
         return -ESTALE;
     }
-    return remember(in, wd, false, path, dev, ino);
+    int rc = remember(in, wd, false, path, dev, ino);
+    if (rc == 0)
+        ((struct wdent *)bt_hmap_get(&in->by_wd, &wd, sizeof(wd)))->refs = 1;
+    return rc;
 }
 
 static int ino_remove_file(struct bt_watch *w, dev_t dev, ino_t ino)
@@ -158,6 +165,10 @@ static int ino_remove_file(struct bt_watch *w, dev_t dev, ino_t ino)
     struct wdent *e = bt_hmap_get(&in->by_id, &k, sizeof(k));
     if (!e)
         return -ENOENT;
+    if (e->refs > 1) {
+        e->refs--;
+        return 0;
+    }
     inotify_rm_watch(in->fd, e->wd);
     ent_free(in, e);
     return 0;

@@ -644,3 +644,19 @@ Test(files, rotation_completed_between_two_loop_rounds_keeps_order)
     expect_seq(0, 30);
     bt_files_free(f);
 }
+
+Test(files, poll_backend_follows_rename_rotation_without_waiting_for_reconcile)
+{
+    fcfg.watcher = "poll"; /* sync_period stays 10s: only the content poll can find it */
+    put_seq("logs/app.log", 0, 5);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    char p[512], q[512];
+    path_of(p, sizeof(p), "logs/app.log");
+    path_of(q, sizeof(q), "logs/app.old");
+    cr_assert_eq(rename(p, q), 0);
+    put_seq("logs/app.old", 5, 7);
+    put_seq("logs/app.log", 7, 10);
+    pump_for(10, 3000);
+    expect_seq(0, 10);
+    bt_files_free(f);
+}

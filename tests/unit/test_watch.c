@@ -113,6 +113,12 @@ Test(watch, removed_file_watch_stops_its_events)
     struct stat st;
     stat(p, &st);
     cr_assert_eq(bt_watch_add_file(w, p, st.st_dev, st.st_ino), 0);
+    cr_assert_eq(bt_watch_add_file(w, p, st.st_dev, st.st_ino), 0); /* a second target */
+    cr_assert_eq(bt_watch_remove_file(w, st.st_dev, st.st_ino), 0);
+    r.n = 0;
+    bt_tmpdir_append(dir, "b.log", "y\n", 2);
+    cr_assert_eq(bt_watch_dispatch(w), 0);
+    cr_assert(seen(&r, BT_WATCH_MODIFY, NULL, st.st_ino), "still watched for the other user");
     cr_assert_eq(bt_watch_remove_file(w, st.st_dev, st.st_ino), 0);
     cr_assert_eq(bt_watch_dispatch(w), 0);
     r.n = 0;
