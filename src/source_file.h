@@ -11,6 +11,13 @@
  * (what Loki accepted), every positions sync_period and at free. Entries carry the target's
  * labels without "__" ones plus filename=<absolute path>, and are borrowed by the sink as in
  * entry.h. Loop thread only.
+ *
+ * Start policy for a file without a usable record: start_at end applies to files found by a
+ * target's first scan only (files that appear later are new and read from 0); ignore_older
+ * leaves a file alone while its mtime is older than the limit and, once it changes, reads
+ * only what was added after it was first seen. With the poll watcher a 250 ms timer checks
+ * the open files; with event watchers nothing wakes the loop but events and the slow
+ * reconcile and positions timers.
  */
 #ifndef BT_SOURCE_FILE_H
 #define BT_SOURCE_FILE_H

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -658,5 +660,50 @@ Test(files, poll_backend_follows_rename_rotation_without_waiting_for_reconcile)
     put_seq("logs/app.log", 7, 10);
     pump_for(10, 3000);
     expect_seq(0, 10);
+    bt_files_free(f);
+}
+
+static int count_fds(void)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "/proc/%d/fd", (int)getpid());
+    int n = 0;
+    DIR *d = opendir(cmd);
+    cr_assert_not_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+Test(files, free_closes_every_descriptor_it_opened)
+{
+    int before = count_fds();
+    put_seq("logs/a.log", 0, 2);
+    put_seq("logs/b.log", 0, 2);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    cr_assert_eq(bt_files_active(f), 2);
+    cr_assert_gt(count_fds(), before);
+    bt_files_free(f);
+    cr_assert_eq(count_fds(), before);
+}
+
+Test(files, targets_json_is_valid_json_with_escaped_names)
+{
+    put("logs/we\"ird\\name.log", "x\n");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    struct bt_buf b;
+    bt_buf_init(&b, 1 << 20);
+    cr_assert_eq(bt_files_render_targets(f, &b), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(b.ptr, 0, &jerr);
+    cr_assert_not_null(root, "%s: %s", jerr.text, b.ptr);
+    json_t *files = json_object_get(json_array_get(root, 0), "files");
+    cr_assert_eq(json_array_size(files), 1);
+    char want[600];
+    snprintf(want, sizeof(want), "%s/logs/we\"ird\\name.log", dir);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(files, 0), "path")), want);
+    json_decref(root);
+    bt_buf_free(&b);
     bt_files_free(f);
 }
