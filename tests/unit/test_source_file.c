@@ -707,3 +707,53 @@ Test(files, targets_json_is_valid_json_with_escaped_names)
     bt_buf_free(&b);
     bt_files_free(f);
 }
+
+Test(files, partial_last_line_of_a_rotated_file_is_flushed_when_it_is_released)
+{
+    put("logs/app.log", "a\nb");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    char p[512], q[512];
+    path_of(p, sizeof(p), "logs/app.log");
+    path_of(q, sizeof(q), "logs/app.old");
+    cr_assert_eq(rename(p, q), 0);
+    put("logs/app.log", "c\n");
+    pump_for(3, 2000);
+    cr_assert_eq(sink.n, 3);
+    cr_assert_str_eq(sink.lines[0], "a");
+    bool b = false, c = false;
+    for (size_t i = 1; i < 3; i++) {
+        b |= strcmp(sink.lines[i], "b") == 0;
+        c |= strcmp(sink.lines[i], "c") == 0;
+    }
+    cr_assert(b && c);
+    bt_files_free(f);
+}
+
+Test(files, positions_are_saved_every_sync_period)
+{
+    poscfg.sync_period_ns = 50 * BT_NS_PER_MS;
+    put_seq("logs/app.log", 0, 2);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(200);
+    cr_assert_eq(saved_offset("logs/app.log"), 22);
+    put_seq("logs/app.log", 2, 3);
+    pump(200);
+    cr_assert_eq(saved_offset("logs/app.log"), 33);
+    bt_files_free(f);
+}
+
+Test(files, lag_gauge_is_size_minus_committed)
+{
+    put_seq("logs/app.log", 0, 2);
+    sink.hold = true;
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    bt_files_save_positions(f);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_position_lag_bytes", ""), 22);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_read_bytes_total", ""), 22);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_file_bytes_total", ""), 22);
+    bt_segment_unref(sink.held[0], 1);
+    bt_segment_unref(sink.held[1], 1);
+    bt_files_save_positions(f);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_position_lag_bytes", ""), 0);
+    bt_files_free(f);
+}
