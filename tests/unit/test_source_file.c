@@ -484,6 +484,7 @@ Test(files, pause_stops_reading_and_resume_catches_up)
 
 Test(files, partial_line_is_flushed_after_the_timeout)
 {
+    agent.line_flush_timeout_ns = 600 * BT_NS_PER_MS;
     put("logs/app.log", "whole\nhalf");
     struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
     cr_assert_eq(sink.n, 1);
