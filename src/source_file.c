@@ -39,13 +39,15 @@ struct ftail {
     uint64_t t_flush, t_grace;
 };
 
-/* A file left alone by ignore_older until it changes. */
+/* A file left alone until it changes: too old for ignore_older, or closed after idle_close
+ * ("parked": its position is recorded and its file watch kept, so a write reopens it). */
 struct skipped {
     dev_t dev;
     ino_t ino;
     uint64_t size;
     struct timespec mtime;
     uint64_t seen;
+    bool parked;
 };
 
 struct idkey {
@@ -82,7 +84,7 @@ struct bt_files {
     uint64_t t_reconcile, t_save, t_poll, t_kick;
     bool paused, need_sweep;
     size_t nactive;
-    int64_t flush_ns, grace_ns;
+    int64_t flush_ns, grace_ns, idle_ns;
     size_t budget;
     struct bt_series *m_active;
     struct bt_ratelimit rl_open;
@@ -134,7 +136,7 @@ static bool label_in_use(struct bt_files *f, const char *path, const struct ftai
     return false;
 }
 
-static void ftail_close(struct ftail *ft)
+static void ftail_close(struct ftail *ft, bool keep_watch)
 {
     struct bt_files *f = ft->tg->f;
     if (ft->dead)
@@ -151,7 +153,8 @@ static void ftail_close(struct ftail *ft)
     if (ft->t_grace)
         bt_loop_del_timer(f->loop, ft->t_grace);
     ft->t_flush = ft->t_grace = 0;
-    bt_watch_remove_file(f->watch, bt_tail_dev(ft->t), bt_tail_ino(ft->t));
+    if (!keep_watch)
+        bt_watch_remove_file(f->watch, bt_tail_dev(ft->t), bt_tail_ino(ft->t));
     const char *lp = bt_tail_path(ft->t);
     if (f->cfg.metrics && !label_in_use(f, lp, ft)) {
         char esc[PATH_MAX + 64], lab[PATH_MAX + 80];
@@ -248,7 +251,7 @@ static void on_grace_timer(struct bt_loop *l, uint64_t id, void *arg)
     service(ft); /* read what came since, and re-arm if it grew */
     if (!ft->dead && ft->draining && !ft->more &&
         bt_mono_ns() - bt_tail_last_growth(ft->t) >= f->grace_ns)
-        ftail_close(ft);
+        ftail_close(ft, false);
     sweep(f);
 }
 
@@ -295,7 +298,7 @@ static void service(struct ftail *ft)
     if (flags < 0) {
         BT_WARN("tail", "cannot stat open file", "path=%s err=%s", bt_tail_path(ft->t),
                 strerror(-flags));
-        ftail_close(ft);
+        ftail_close(ft, false);
         return;
     }
     if ((flags & BT_TAIL_DELETED) && !ft->draining) {
@@ -312,7 +315,7 @@ static void service(struct ftail *ft)
     if (rc < 0) {
         BT_WARN("tail", "read failed, closing file", "path=%s err=%s", bt_tail_path(ft->t),
                 strerror(-rc));
-        ftail_close(ft);
+        ftail_close(ft, false);
         return;
     }
     ft->more = rc == 1;
@@ -359,6 +362,17 @@ static bool too_old(const struct target *tg, const struct stat *st)
         return false;
     int64_t mt = (int64_t)st->st_mtim.tv_sec * BT_NS_PER_SEC + st->st_mtim.tv_nsec;
     return bt_now_ns() - mt > tg->ignore_older_ns;
+}
+
+/* Drops path's skipped entry (and the watch a parked file kept). */
+static void forget_skip(struct target *tg, const char *key, size_t klen)
+{
+    struct skipped *sk = bt_hmap_del(&tg->skipped, key, klen);
+    if (!sk)
+        return;
+    if (sk->parked)
+        bt_watch_remove_file(tg->f->watch, sk->dev, sk->ino);
+    free(sk);
 }
 
 static int remember_skip(struct target *tg, const char *path, const struct stat *st)
@@ -447,9 +461,9 @@ static bool skipped_changed(struct target *tg, const char *path, const struct st
         sk->seen = tg->gen;
         return false;
     }
-    if (same && (uint64_t)st->st_size >= sk->size)
+    if (same && (uint64_t)st->st_size >= sk->size && !sk->parked)
         *from = sk->size;
-    free(bt_hmap_del(&tg->skipped, path, strlen(path)));
+    forget_skip(tg, path, strlen(path));
     return true;
 }
 
@@ -529,6 +543,49 @@ static int walk_cb(void *ctx, const char *path, bool is_dir, const struct stat *
     return 0;
 }
 
+/* Closes a file idle for idle_close whose bytes are all acknowledged, keeping its record and
+ * its watch so the next write (or the next walk seeing it changed) reopens it where it was. */
+static void maybe_park(struct ftail *ft)
+{
+    struct target *tg = ft->tg;
+    struct bt_files *f = tg->f;
+    struct bt_tail *t = ft->t;
+    struct stat st;
+    if (f->idle_ns <= 0 || !ft->path || ft->draining || ft->more ||
+        bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t) ||
+        bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns || stat(ft->path, &st) < 0 ||
+        st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
+        (uint64_t)st.st_size != bt_tail_read_offset(t))
+        return;
+    struct bt_position p = {.offset = bt_tail_committed(t), .has_identity = true,
+                            .dev = bt_tail_dev(t), .ino = bt_tail_ino(t)};
+    p.fp_hash = bt_tail_fingerprint(t, &p.fp_len);
+    if (bt_positions_set(f->pos, ft->path, &p) < 0 || remember_skip(tg, ft->path, &st) < 0)
+        return;
+    ((struct skipped *)bt_hmap_get(&tg->skipped, ft->path, strlen(ft->path)))->parked = true;
+    BT_DEBUG("tail", "closing idle file", "path=%s", ft->path);
+    ftail_close(ft, true);
+}
+
+/* A write to a parked file: reopen it if its name still leads to it. */
+static void unpark(struct target *tg, dev_t dev, ino_t ino)
+{
+    size_t it = 0;
+    struct bt_hmap_slot *s;
+    while ((s = bt_hmap_next(&tg->skipped, &it)) != NULL) {
+        struct skipped *sk = s->val;
+        if (!sk->parked || sk->dev != dev || sk->ino != ino)
+            continue;
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s", s->key);
+        if (stat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino &&
+            bt_glob_match(tg->glob, path))
+            open_file(tg, path, &st);
+        return;
+    }
+}
+
 /* Re-globs the target, opens new matches and lets go of files no longer matched. */
 static void discover(struct target *tg)
 {
@@ -546,14 +603,14 @@ static void discover(struct target *tg)
             lose_path(ft, true); /* gone, or no longer matched: drain and forget */
         else if (!ft->path)
             service(ft); /* draining: matched ones were serviced by the walk */
+        else
+            maybe_park(ft);
     }
     size_t it = 0;
     struct bt_hmap_slot *s;
     while ((s = bt_hmap_next(&tg->skipped, &it)) != NULL)
-        if (((struct skipped *)s->val)->seen != tg->gen) {
-            free(s->val);
-            bt_hmap_del(&tg->skipped, s->key, s->klen);
-        }
+        if (((struct skipped *)s->val)->seen != tg->gen)
+            forget_skip(tg, s->key, s->klen);
 }
 
 /* ---- events ---- */
@@ -607,8 +664,11 @@ static void on_watch_event(void *ctx, const struct bt_watch_event *ev)
         return;
     for (size_t i = 0; i < f->ntargets; i++) {
         struct ftail *ft = find_by_id(f->targets[i], ev->dev, ev->ino);
-        if (!ft)
+        if (!ft) {
+            if (ev->mask & BT_WATCH_MODIFY)
+                unpark(f->targets[i], ev->dev, ev->ino);
             continue;
+        }
         if (ft->path && (ev->mask & (BT_WATCH_MOVED | BT_WATCH_DELETE))) {
             struct stat st;
             if (stat(ft->path, &st) < 0 || st.st_ino != ev->ino || st.st_dev != ev->dev)
@@ -718,6 +778,7 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->flush_ns = a && a->line_flush_timeout_ns > 0 ? a->line_flush_timeout_ns
                                                     : 5 * BT_NS_PER_SEC;
     f->grace_ns = a && a->rotate_grace_ns > 0 ? a->rotate_grace_ns : 5 * BT_NS_PER_SEC;
+    f->idle_ns = a ? a->idle_close_ns : 0;
     f->budget = READ_BUDGET_CHUNKS * f->tcfg.read_buffer;
     const char *fname = cfg->positions && cfg->positions->filename ? cfg->positions->filename
                                                                    : "";

@@ -130,6 +130,8 @@ static void pump_for(size_t n, int max_ms)
         bt_loop_run_once(loop, 5 * BT_NS_PER_MS);
 }
 
+static int count_fds(void);
+
 static void put(const char *name, const char *text)
 {
     cr_assert_eq(bt_tmpdir_append(dir, name, text, strlen(text)), 0);
@@ -756,5 +758,40 @@ Test(files, lag_gauge_is_size_minus_committed)
     bt_segment_unref(sink.held[1], 1);
     bt_files_save_positions(f);
     cr_assert_eq(bt_metrics_sum(metrics, "bpftail_position_lag_bytes", ""), 0);
+    bt_files_free(f);
+}
+
+Test(files, idle_file_is_closed_and_reopened_by_its_next_write)
+{
+    agent.idle_close_ns = 100 * BT_NS_PER_MS;
+    fcfg.sync_period_ns = 50 * BT_NS_PER_MS;
+    put_seq("logs/app.log", 0, 3);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    int open_fds = count_fds();
+    pump(400);
+    cr_assert_eq(bt_files_active(f), 0, "idle file closed");
+    cr_assert_eq(count_fds(), open_fds - 1);
+    cr_assert_eq(saved_offset("logs/app.log"), UINT64_MAX, "not saved yet");
+    put_seq("logs/app.log", 3, 5);
+    pump_for(5, 2000);
+    expect_seq(0, 5);
+    cr_assert_eq(bt_files_active(f), 1);
+    bt_files_free(f);
+    cr_assert_eq(saved_offset("logs/app.log"), 55);
+}
+
+Test(files, idle_file_with_unacknowledged_lines_stays_open)
+{
+    agent.idle_close_ns = 50 * BT_NS_PER_MS;
+    fcfg.sync_period_ns = 50 * BT_NS_PER_MS;
+    sink.hold = true;
+    put_seq("logs/app.log", 0, 3);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(300);
+    cr_assert_eq(bt_files_active(f), 1);
+    for (size_t i = 0; i < sink.nheld; i++)
+        bt_segment_unref(sink.held[i], 1);
+    pump(300);
+    cr_assert_eq(bt_files_active(f), 0);
     bt_files_free(f);
 }
