@@ -216,3 +216,41 @@ Test(positions, remove_forgets_a_record)
     cr_assert_eq(bt_positions_count(p), 0);
     bt_positions_free(p);
 }
+
+/* Random damage to a valid file (bytes flipped, cut short, NULs) never crashes the reader or
+ * fails the load (run under the sanitizers in CI to catch memory errors). */
+Test(positions, randomly_damaged_files_load_without_crashing)
+{
+    const char *valid = "positions:\n"
+                        "  \"/var/log/a.log\": \"100\"\n"
+                        "  \"bpftail-id:/var/log/a.log\": \"1:2:00000000000000ff:5\"\n"
+                        "  \"/var/log/b.log\": \"200\"\n"
+                        "  cursor-x: \"7\"\n";
+    size_t n = strlen(valid);
+    char buf[512];
+    uint32_t seed = 12345;
+    for (int round = 0; round < 400; round++) {
+        memcpy(buf, valid, n);
+        size_t len = n;
+        int edits = 1 + round % 6;
+        for (int e = 0; e < edits; e++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            switch ((seed >> 4) % 4) {
+            case 0: buf[at] = (char)(seed >> 16); break;
+            case 1: len = at + 1; break;
+            case 2: buf[at] = '\0'; break;
+            default: buf[at] = ':'; break;
+            }
+        }
+        bt_tmpdir_write(dir, "positions.yaml", buf, len);
+        struct bt_positions *p = bt_positions_new(file, false);
+        cr_assert_eq(bt_positions_load(p, NULL), 0);
+        size_t it = 0;
+        const char *path;
+        const struct bt_position *pos;
+        while (bt_positions_next(p, &it, &path, &pos))
+            cr_assert_leq(strlen(path), n);
+        bt_positions_free(p);
+    }
+}
