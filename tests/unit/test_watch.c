@@ -155,13 +155,22 @@ Test(watch, queue_overflow_becomes_an_overflow_event)
     }
     if (maxq > 100000)
         cr_skip_test("max_queued_events=%d is too large to overflow quickly", maxq);
-    char p[512];
-    for (int i = 0; i < maxq + 100; i++) {
-        snprintf(p, sizeof(p), "%s/f%d", dir, i);
-        int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-        cr_assert_geq(fd, 0);
-        close(fd);
+    /* Writes alternating between two watched files: consecutive events differ, so the
+     * kernel cannot merge them and the queue fills. */
+    int fds[2];
+    for (int k = 0; k < 2; k++) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/f%d", dir, k);
+        fds[k] = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        cr_assert_geq(fds[k], 0);
+        struct stat st;
+        fstat(fds[k], &st);
+        cr_assert_eq(bt_watch_add_file(w, p, st.st_dev, st.st_ino), 0);
     }
+    for (int i = 0; i < maxq + 100; i++)
+        cr_assert_eq(write(fds[i % 2], "x", 1), 1);
+    close(fds[0]);
+    close(fds[1]);
     cr_assert_eq(bt_watch_dispatch(w), 0);
     cr_assert_eq(r.overflows, 1);
     cr_assert_eq(w->lost, 1);
