@@ -427,7 +427,7 @@ Test(files, rotation_while_stopped_resumes_the_renamed_file)
     /* Walk order is the directory's; check the set. */
     int seen[9] = {0};
     for (size_t i = 0; i < sink.n; i++) {
-        int v = atoi(sink.lines[i] + 5);
+        int v = (int)strtol(sink.lines[i] + 5, NULL, 10);
         cr_assert(v >= 5 && v < 9, "unexpected %s", sink.lines[i]);
         seen[v]++;
     }
