@@ -241,9 +241,11 @@ int bt_loop_run_once(struct bt_loop *l, int64_t timeout_ns)
             wait = due;
     }
     /* Clamp before rounding up: a huge timeout must not overflow into "forever" or worse. */
-    int ms = wait < 0 ? -1
-             : wait >= (int64_t)INT_MAX * 1000000 ? INT_MAX
-                                                   : (int)((wait + 999999) / 1000000);
+    int ms = -1;
+    if (wait >= (int64_t)INT_MAX * 1000000)
+        ms = INT_MAX;
+    else if (wait >= 0)
+        ms = (int)((wait + 999999) / 1000000);
     struct epoll_event evs[64];
     int n = epoll_wait(l->epfd, evs, 64, ms);
     l->wakeups++;

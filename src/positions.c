@@ -362,8 +362,7 @@ static void salvage(struct bt_positions *p, const char *text, size_t len, size_t
         } else if (in_map) {
             while (q < le && (*q == ' ' || *q == '\t'))
                 q++;
-            bool ok = q < le && *q != '#' && scan_scalar(&q, le, ':', &k) && q < le &&
-                      *q == ':';
+            bool ok = q < le && *q != '#' && scan_scalar(&q, le, ':', &k) && q < le && *q == ':';
             if (ok) {
                 q++;
                 while (q < le && *q == ' ')
@@ -443,7 +442,8 @@ int bt_positions_load(struct bt_positions *p, bool *salvaged)
     bool parsed = false;
     if (!truncated && !memchr(text, '\0', len)) {
         root = bt_yaml_parse(text, len, p->filename, err, sizeof(err));
-        parsed = (root || len == 0 || strspn(text, " \t\r\n") == len) && load_tree(p, root, &bad) == 0;
+        parsed =
+            (root || len == 0 || strspn(text, " \t\r\n") == len) && load_tree(p, root, &bad) == 0;
     }
     if (!parsed) {
         free_recs(p);
@@ -587,7 +587,6 @@ out:
         close(dfd);
     bt_buf_free(&b);
     if (rc)
-        BT_WARN("positions", "cannot save positions", "path=%s err=%s", p->filename,
-                strerror(-rc));
+        BT_WARN("positions", "cannot save positions", "path=%s err=%s", p->filename, strerror(-rc));
     return rc;
 }

@@ -30,12 +30,12 @@ struct target;
 struct ftail {
     struct target *tg;
     struct bt_tail *t;
-    char *path;     /* the name it is tailed under; NULL once that name left it (draining) */
-    bool draining;  /* renamed away or deleted: read to EOF, close after the grace period */
-    bool dead;      /* closed, freed at the next sweep */
-    bool more;      /* the last read stopped at the budget */
-    bool dirty;     /* an event came while paused */
-    uint64_t seen;  /* generation of the last glob walk that matched it */
+    char *path;    /* the name it is tailed under; NULL once that name left it (draining) */
+    bool draining; /* renamed away or deleted: read to EOF, close after the grace period */
+    bool dead;     /* closed, freed at the next sweep */
+    bool more;     /* the last read stopped at the budget */
+    bool dirty;    /* an event came while paused */
+    uint64_t seen; /* generation of the last glob walk that matched it */
     uint64_t t_flush, t_grace;
 };
 
@@ -196,8 +196,8 @@ static void lose_path(struct ftail *ft, bool forget_position)
 {
     struct bt_files *f = ft->tg->f;
     if (ft->path) {
-        BT_INFO("tail", "file rotated away or deleted, draining", "path=%s inode=%llu",
-                ft->path, (unsigned long long)bt_tail_ino(ft->t));
+        BT_INFO("tail", "file rotated away or deleted, draining", "path=%s inode=%llu", ft->path,
+                (unsigned long long)bt_tail_ino(ft->t));
         const struct bt_position *p = bt_positions_get(f->pos, ft->path);
         if (forget_position && p && (!p->has_identity || p->ino == bt_tail_ino(ft->t)))
             bt_positions_remove(f->pos, ft->path);
@@ -330,8 +330,7 @@ static bool excluded(const struct target *tg, const char *path)
 }
 
 /* Where a newly opened file starts, from its record, the identity index, or the policy. */
-static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *path,
-                             bool *known)
+static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *path, bool *known)
 {
     struct bt_files *f = tg->f;
     uint64_t size = bt_tail_size(t);
@@ -345,9 +344,10 @@ static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *p
     /* Renamed while we were away: the same file under another recorded name. */
     const struct bt_position *q = NULL;
     const char *other = bt_positions_find_inode(f->pos, bt_tail_dev(t), bt_tail_ino(t), &q);
-    if (other && strcmp(other, path) != 0 && bt_tail_fp_matches(t, q->fp_hash, q->fp_len) && q->offset <= size) {
-        BT_INFO("tail", "resuming file renamed while stopped", "path=%s was=%s offset=%llu",
-                path, other, (unsigned long long)q->offset);
+    if (other && strcmp(other, path) != 0 && bt_tail_fp_matches(t, q->fp_hash, q->fp_len) &&
+        q->offset <= size) {
+        BT_INFO("tail", "resuming file renamed while stopped", "path=%s was=%s offset=%llu", path,
+                other, (unsigned long long)q->offset);
         return q->offset;
     }
     if (p)
@@ -551,14 +551,16 @@ static void maybe_park(struct ftail *ft)
     struct bt_files *f = tg->f;
     struct bt_tail *t = ft->t;
     struct stat st;
-    if (f->idle_ns <= 0 || !ft->path || ft->draining || ft->more ||
-        bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t) ||
+    if (f->idle_ns <= 0 || !ft->path || ft->draining || ft->more || bt_tail_partial_len(t) ||
+        bt_tail_committed(t) != bt_tail_read_offset(t) ||
         bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns || stat(ft->path, &st) < 0 ||
         st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
         (uint64_t)st.st_size != bt_tail_read_offset(t))
         return;
-    struct bt_position p = {.offset = bt_tail_committed(t), .has_identity = true,
-                            .dev = bt_tail_dev(t), .ino = bt_tail_ino(t)};
+    struct bt_position p = {.offset = bt_tail_committed(t),
+                            .has_identity = true,
+                            .dev = bt_tail_dev(t),
+                            .ino = bt_tail_ino(t)};
     p.fp_hash = bt_tail_fingerprint(t, &p.fp_len);
     if (bt_positions_set(f->pos, ft->path, &p) < 0 || remember_skip(tg, ft->path, &st) < 0)
         return;
@@ -631,8 +633,8 @@ static void on_name(struct bt_files *f, const char *dir, const char *name)
             continue;
         }
         struct ftail *owner = find_by_path(tg, path);
-        if (owner && (!exists || st.st_dev != bt_tail_dev(owner->t) ||
-                      st.st_ino != bt_tail_ino(owner->t)))
+        if (owner &&
+            (!exists || st.st_dev != bt_tail_dev(owner->t) || st.st_ino != bt_tail_ino(owner->t)))
             lose_path(owner, !exists);
         if (exists && S_ISREG(st.st_mode) && bt_glob_match(tg->glob, path)) {
             tg->gen++;
@@ -730,8 +732,10 @@ int bt_files_save_positions(struct bt_files *f)
             struct ftail *ft = f->targets[i]->files[j];
             if (ft->dead || !ft->path)
                 continue;
-            struct bt_position p = {.offset = bt_tail_committed(ft->t), .has_identity = true,
-                                    .dev = bt_tail_dev(ft->t), .ino = bt_tail_ino(ft->t)};
+            struct bt_position p = {.offset = bt_tail_committed(ft->t),
+                                    .has_identity = true,
+                                    .dev = bt_tail_dev(ft->t),
+                                    .ino = bt_tail_ino(ft->t)};
             p.fp_hash = bt_tail_fingerprint(ft->t, &p.fp_len);
             if (bt_positions_set(f->pos, ft->path, &p) < 0)
                 return -ENOMEM;
@@ -775,13 +779,11 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         f->tcfg.max_line_size = cfg->limits->max_line_size;
         f->tcfg.truncate = cfg->limits->max_line_size_truncate;
     }
-    f->flush_ns = a && a->line_flush_timeout_ns > 0 ? a->line_flush_timeout_ns
-                                                    : 5 * BT_NS_PER_SEC;
+    f->flush_ns = a && a->line_flush_timeout_ns > 0 ? a->line_flush_timeout_ns : 5 * BT_NS_PER_SEC;
     f->grace_ns = a && a->rotate_grace_ns > 0 ? a->rotate_grace_ns : 5 * BT_NS_PER_SEC;
     f->idle_ns = a ? a->idle_close_ns : 0;
     f->budget = READ_BUDGET_CHUNKS * f->tcfg.read_buffer;
-    const char *fname = cfg->positions && cfg->positions->filename ? cfg->positions->filename
-                                                                   : "";
+    const char *fname = cfg->positions && cfg->positions->filename ? cfg->positions->filename : "";
     f->pos = bt_positions_new(fname, cfg->positions_readonly);
     if (!f->pos) {
         snprintf(err, errlen, "out of memory");
@@ -855,8 +857,8 @@ static char *absolute(const char *p)
 }
 
 int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
-                        enum bt_start_at start_at, int64_t ignore_older_ns,
-                        bt_entry_sink_fn sink, void *ctx)
+                        enum bt_start_at start_at, int64_t ignore_older_ns, bt_entry_sink_fn sink,
+                        void *ctx)
 {
     const char *glob = bt_labels_get(labels, "__path__");
     const char *excl = bt_labels_get(labels, "__path_exclude__");
@@ -949,8 +951,8 @@ static int json_str(struct bt_buf *b, const char *s)
 }
 
 static int render_file(struct bt_buf *b, const char *path, unsigned long long ino,
-                       unsigned long long roff, unsigned long long comm,
-                       unsigned long long size, const char *state)
+                       unsigned long long roff, unsigned long long comm, unsigned long long size,
+                       const char *state)
 {
     int rc = bt_buf_adds(b, "{\"path\":");
     rc = rc ? rc : json_str(b, path);
@@ -1002,9 +1004,8 @@ static int render_target(struct target *tg, struct bt_buf *b)
         rc = first ? 0 : bt_buf_adds(b, ",");
         first = false;
         rc = rc ? rc
-                : render_file(b, s->key, (unsigned long long)sk->ino,
-                              (unsigned long long)sk->size, (unsigned long long)sk->size,
-                              (unsigned long long)sk->size, "idle");
+                : render_file(b, s->key, (unsigned long long)sk->ino, (unsigned long long)sk->size,
+                              (unsigned long long)sk->size, (unsigned long long)sk->size, "idle");
     }
     return rc ? rc : bt_buf_adds(b, "]}");
 }

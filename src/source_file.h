@@ -26,11 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* config.h on main has a comment with a glob in it that -Wcomment flags; harmless. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "config.h"
-#pragma GCC diagnostic pop
 #include "entry.h"
 
 struct bt_buf;
@@ -59,15 +55,15 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
  * Entries (labels = target labels minus "__" ones, plus filename=<abs path>) go to sink.
  * Scans at once. 0, -EINVAL (no __path__) or -ENOMEM. */
 int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
-                        enum bt_start_at start_at, int64_t ignore_older_ns,
-                        bt_entry_sink_fn sink, void *ctx);
-void bt_files_pause(struct bt_files *f);  /* backpressure: stop reading (memory ceiling) */
-void bt_files_resume(struct bt_files *f); /* read again, catching up on what was written */
-void bt_files_flush(struct bt_files *f);  /* emit held partial lines (shutdown) */
+                        enum bt_start_at start_at, int64_t ignore_older_ns, bt_entry_sink_fn sink,
+                        void *ctx);
+void bt_files_pause(struct bt_files *f);         /* backpressure: stop reading (memory ceiling) */
+void bt_files_resume(struct bt_files *f);        /* read again, catching up on what was written */
+void bt_files_flush(struct bt_files *f);         /* emit held partial lines (shutdown) */
 int bt_files_save_positions(struct bt_files *f); /* atomic write now; 0 or -errno */
 int bt_files_render_targets(struct bt_files *f, struct bt_buf *out); /* JSON for /targets */
-size_t bt_files_active(const struct bt_files *f);       /* files being tailed (for /ready) */
-const char *bt_files_watcher(const struct bt_files *f); /* backend name in use */
+size_t bt_files_active(const struct bt_files *f);            /* files being tailed (for /ready) */
+const char *bt_files_watcher(const struct bt_files *f);      /* backend name in use */
 struct bt_positions *bt_files_positions(struct bt_files *f); /* borrowed */
 void bt_files_free(struct bt_files *f); /* saves positions first (unless readonly) */
 

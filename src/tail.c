@@ -30,12 +30,12 @@ struct bt_tail {
     struct bt_tail_config cfg;
     struct bt_ack_owner *owner;
 
-    char *buf;        /* unconsumed bytes: buf[0] is at file offset cons; NULL while idle */
+    char *buf; /* unconsumed bytes: buf[0] is at file offset cons; NULL while idle */
     size_t cap, len;
-    uint64_t cons;    /* end of the bytes turned into entries (or counted drops) */
-    uint64_t size;    /* file size at the last check */
-    bool skipping;    /* inside an over-long line: discard up to the next '\n' */
-    bool emitted;     /* something was emitted (seek no longer allowed) */
+    uint64_t cons; /* end of the bytes turned into entries (or counted drops) */
+    uint64_t size; /* file size at the last check */
+    bool skipping; /* inside an over-long line: discard up to the next '\n' */
+    bool emitted;  /* something was emitted (seek no longer allowed) */
     int64_t partial_ns, growth_ns;
     uint64_t lines;
 
@@ -53,23 +53,23 @@ static void metrics_init(struct bt_tail *t)
         return;
     char esc[4096 + 64], lab[4096 + 80];
     snprintf(lab, sizeof(lab), "path=\"%s\"", bt_metrics_escape(esc, sizeof(esc), t->path));
-    t->m_read = bt_metrics_gauge(m, "bpftail_read_bytes_total", "Read offset of a tailed file.",
-                                 lab);
+    t->m_read =
+        bt_metrics_gauge(m, "bpftail_read_bytes_total", "Read offset of a tailed file.", lab);
     t->m_size = bt_metrics_gauge(m, "bpftail_file_bytes_total", "Size of a tailed file.", lab);
-    t->m_lines = bt_metrics_counter(m, "bpftail_read_lines_total",
-                                    "Lines read from a tailed file.", lab);
+    t->m_lines =
+        bt_metrics_counter(m, "bpftail_read_lines_total", "Lines read from a tailed file.", lab);
     t->m_lag = bt_metrics_gauge(m, "bpftail_position_lag_bytes",
                                 "Bytes of a file not yet acknowledged by Loki.", lab);
-    t->m_trunc = bt_metrics_counter(m, "bpftail_truncated_entries_total",
-                                    "Entries shortened before sending.",
-                                    "reason=\"line_too_long\"");
+    t->m_trunc =
+        bt_metrics_counter(m, "bpftail_truncated_entries_total",
+                           "Entries shortened before sending.", "reason=\"line_too_long\"");
     t->m_split = bt_metrics_counter(m, "bpftail_truncated_entries_total",
                                     "Entries shortened before sending.", "reason=\"line_split\"");
     t->m_drop = bt_metrics_counter(m, "bpftail_dropped_entries_total",
                                    "Entries dropped, by reason.", "reason=\"line_too_long\"");
-    t->m_drop_bytes = bt_metrics_counter(m, "bpftail_dropped_bytes_total",
-                                         "Bytes of dropped entries, by reason.",
-                                         "reason=\"line_too_long\"");
+    t->m_drop_bytes =
+        bt_metrics_counter(m, "bpftail_dropped_bytes_total", "Bytes of dropped entries, by reason.",
+                           "reason=\"line_too_long\"");
     t->m_utf8 = bt_metrics_counter(m, "bpftail_invalid_utf8_entries_total",
                                    "Entries sent with invalid UTF-8.", NULL);
     t->m_lost = bt_metrics_counter(m, "bpftail_lost_bytes_total",
@@ -227,8 +227,8 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-static void emit(struct bt_tail *t, const char *line, size_t n, int64_t ts,
-                 struct bt_segment *seg, bool over_long)
+static void emit(struct bt_tail *t, const char *line, size_t n, int64_t ts, struct bt_segment *seg,
+                 bool over_long)
 {
     if (n && line[n - 1] == '\r')
         n--;
@@ -247,8 +247,8 @@ static void emit(struct bt_tail *t, const char *line, size_t n, int64_t ts,
     }
     if (!utf8_valid((const unsigned char *)line, n))
         bt_counter_inc(t->m_utf8);
-    struct bt_entry e = {.labels = &t->labels, .ts_ns = ts, .line = line, .line_len = n,
-                         .seg = seg};
+    struct bt_entry e = {
+        .labels = &t->labels, .ts_ns = ts, .line = line, .line_len = n, .seg = seg};
     t->emitted = true;
     t->lines++;
     t->sink(t->ctx, &e);
@@ -431,14 +431,47 @@ uint64_t bt_tail_fingerprint(const struct bt_tail *t, uint32_t *len)
     return bt_hash64(t->fp, t->fp_len);
 }
 
-const char *bt_tail_path(const struct bt_tail *t) { return t->path; }
-int bt_tail_fd(const struct bt_tail *t) { return t->fd; }
-dev_t bt_tail_dev(const struct bt_tail *t) { return t->dev; }
-ino_t bt_tail_ino(const struct bt_tail *t) { return t->ino; }
-uint64_t bt_tail_size(const struct bt_tail *t) { return t->size; }
-uint64_t bt_tail_read_offset(const struct bt_tail *t) { return t->cons + t->len; }
-uint64_t bt_tail_committed(const struct bt_tail *t) { return bt_ack_committed(t->owner); }
-size_t bt_tail_partial_len(const struct bt_tail *t) { return t->len; }
-int64_t bt_tail_partial_since(const struct bt_tail *t) { return t->partial_ns; }
-int64_t bt_tail_last_growth(const struct bt_tail *t) { return t->growth_ns; }
-uint64_t bt_tail_lines(const struct bt_tail *t) { return t->lines; }
+const char *bt_tail_path(const struct bt_tail *t)
+{
+    return t->path;
+}
+int bt_tail_fd(const struct bt_tail *t)
+{
+    return t->fd;
+}
+dev_t bt_tail_dev(const struct bt_tail *t)
+{
+    return t->dev;
+}
+ino_t bt_tail_ino(const struct bt_tail *t)
+{
+    return t->ino;
+}
+uint64_t bt_tail_size(const struct bt_tail *t)
+{
+    return t->size;
+}
+uint64_t bt_tail_read_offset(const struct bt_tail *t)
+{
+    return t->cons + t->len;
+}
+uint64_t bt_tail_committed(const struct bt_tail *t)
+{
+    return bt_ack_committed(t->owner);
+}
+size_t bt_tail_partial_len(const struct bt_tail *t)
+{
+    return t->len;
+}
+int64_t bt_tail_partial_since(const struct bt_tail *t)
+{
+    return t->partial_ns;
+}
+int64_t bt_tail_last_growth(const struct bt_tail *t)
+{
+    return t->growth_ns;
+}
+uint64_t bt_tail_lines(const struct bt_tail *t)
+{
+    return t->lines;
+}

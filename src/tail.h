@@ -28,10 +28,10 @@ struct bt_metrics;
 #define BT_TAIL_MAX_BUFFER (64u << 20)
 
 struct bt_tail_config {
-    size_t read_buffer;     /* bytes per read(); 0 = 256 KiB */
-    uint64_t max_line_size; /* 0 = no limit (lines past the buffer are split and counted) */
-    bool truncate;          /* over-long lines: truncate (true) or drop (false) */
-    bool fingerprint_check; /* compare the first bytes on every check */
+    size_t read_buffer;         /* bytes per read(); 0 = 256 KiB */
+    uint64_t max_line_size;     /* 0 = no limit (lines past the buffer are split and counted) */
+    bool truncate;              /* over-long lines: truncate (true) or drop (false) */
+    bool fingerprint_check;     /* compare the first bytes on every check */
     struct bt_metrics *metrics; /* may be NULL */
 };
 
@@ -70,10 +70,10 @@ const char *bt_tail_path(const struct bt_tail *t); /* the path it was opened as 
 int bt_tail_fd(const struct bt_tail *t);
 dev_t bt_tail_dev(const struct bt_tail *t);
 ino_t bt_tail_ino(const struct bt_tail *t);
-uint64_t bt_tail_size(const struct bt_tail *t);        /* as of the last check */
-uint64_t bt_tail_read_offset(const struct bt_tail *t); /* bytes read (incl. the held partial) */
-uint64_t bt_tail_committed(const struct bt_tail *t);   /* acknowledged offset */
-size_t bt_tail_partial_len(const struct bt_tail *t);   /* bytes of the held partial line */
+uint64_t bt_tail_size(const struct bt_tail *t);         /* as of the last check */
+uint64_t bt_tail_read_offset(const struct bt_tail *t);  /* bytes read (incl. the held partial) */
+uint64_t bt_tail_committed(const struct bt_tail *t);    /* acknowledged offset */
+size_t bt_tail_partial_len(const struct bt_tail *t);    /* bytes of the held partial line */
 int64_t bt_tail_partial_since(const struct bt_tail *t); /* mono ns the partial last grew */
 int64_t bt_tail_last_growth(const struct bt_tail *t);   /* mono ns the file last grew */
 uint64_t bt_tail_lines(const struct bt_tail *t);        /* lines emitted */

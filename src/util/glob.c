@@ -125,8 +125,7 @@ static bool match(const char *p, const char *s, bool prefix, bool seg_start)
                 return false;
         }
         switch (*p) {
-        case '\0':
-            return *s == '\0';
+        case '\0': return *s == '\0';
         case '*':
             if (seg_start && p[1] == '*' && (p[2] == '/' || p[2] == '\0')) {
                 if (p[2] == '\0' || prefix)
@@ -163,8 +162,7 @@ static bool match(const char *p, const char *s, bool prefix, bool seg_start)
             p = end;
             break;
         }
-        case '{':
-            return match_braces(p, s, prefix, seg_start);
+        case '{': return match_braces(p, s, prefix, seg_start);
         case '\\':
             if (p[1])
                 p++;

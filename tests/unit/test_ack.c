@@ -57,7 +57,7 @@ Test(ack, every_holder_must_let_go_before_release)
 {
     struct bt_ack_owner *o = bt_ack_owner_new(0, NULL, NULL);
     struct bt_segment *a = bt_segment_new(o, 0, 10);
-    bt_segment_ref(a, 2); /* two batches (two tenants) hold lines of it */
+    bt_segment_ref(a, 2);   /* two batches (two tenants) hold lines of it */
     bt_segment_unref(a, 1); /* the source lets go */
     cr_assert_eq(bt_ack_committed(o), 0);
     bt_segment_unref(a, 1);

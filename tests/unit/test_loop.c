@@ -61,8 +61,7 @@ Test(loop, one_shot_timer_fires_once_and_periodic_repeats)
     struct bt_loop *l = bt_loop_new();
     struct counter once = {0}, per = {0};
     cr_assert_gt(bt_loop_add_timer(l, 10 * BT_NS_PER_MS, 0, count_timer, &once), 0);
-    cr_assert_gt(bt_loop_add_timer(l, 10 * BT_NS_PER_MS, 20 * BT_NS_PER_MS, count_timer, &per),
-                 0);
+    cr_assert_gt(bt_loop_add_timer(l, 10 * BT_NS_PER_MS, 20 * BT_NS_PER_MS, count_timer, &per), 0);
     run_for(l, 120);
     cr_assert_eq(once.n, 1);
     cr_assert_geq(per.n, 2); /* loose: the machine may be busy */

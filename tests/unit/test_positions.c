@@ -37,8 +37,12 @@ TestSuite(positions, .init = setup, .fini = teardown);
 Test(positions, save_then_load_round_trips_offsets_and_identity)
 {
     struct bt_positions *p = bt_positions_new(file, false);
-    struct bt_position a = {.offset = 81234, .has_identity = true, .dev = 2049, .ino = 1234,
-                            .fp_hash = 0xdeadbeef01234567ull, .fp_len = 1024};
+    struct bt_position a = {.offset = 81234,
+                            .has_identity = true,
+                            .dev = 2049,
+                            .ino = 1234,
+                            .fp_hash = 0xdeadbeef01234567ull,
+                            .fp_len = 1024};
     struct bt_position b = {.offset = 7};
     cr_assert_eq(bt_positions_set(p, "/var/log/syslog", &a), 0);
     cr_assert_eq(bt_positions_set(p, "/var/log/we ird\"name: x", &b), 0);
@@ -176,7 +180,8 @@ Test(positions, nul_filled_and_garbage_files_never_fail_the_load)
     cr_assert_eq(bt_positions_count(p), 0);
     bt_positions_free(p);
 
-    const char *g = "\x7f""ELF{{{ ]]] : : -\n  - [oops\n\tpositions\n";
+    const char *g = "\x7f"
+                    "ELF{{{ ]]] : : -\n  - [oops\n\tpositions\n";
     bt_tmpdir_write(dir, "positions.yaml", g, strlen(g));
     p = bt_positions_new(file, false);
     cr_assert_eq(bt_positions_load(p, &salvaged), 0);

@@ -74,12 +74,16 @@ static void setup(void)
     metrics = bt_metrics_new();
     agent = (struct bt_agent_config){.line_flush_timeout_ns = 150 * BT_NS_PER_MS,
                                      .rotate_grace_ns = 100 * BT_NS_PER_MS,
-                                     .read_buffer = 65536, .fingerprint_check = true};
+                                     .read_buffer = 65536,
+                                     .fingerprint_check = true};
     limits = (struct bt_limits_config){0};
-    poscfg = (struct bt_positions_config){.filename = posfile,
-                                          .sync_period_ns = 10 * BT_NS_PER_SEC};
-    fcfg = (struct bt_files_config){.loop = loop, .metrics = metrics, .agent = &agent,
-                                    .limits = &limits, .positions = &poscfg,
+    poscfg =
+        (struct bt_positions_config){.filename = posfile, .sync_period_ns = 10 * BT_NS_PER_SEC};
+    fcfg = (struct bt_files_config){.loop = loop,
+                                    .metrics = metrics,
+                                    .agent = &agent,
+                                    .limits = &limits,
+                                    .positions = &poscfg,
                                     .sync_period_ns = 10 * BT_NS_PER_SEC,
                                     .watcher = "inotify"};
     memset(&sink, 0, sizeof(sink));
@@ -95,8 +99,8 @@ static void teardown(void)
 
 TestSuite(files, .init = setup, .fini = teardown, .timeout = 30);
 
-static struct bt_files *start(const char *glob_rel, const char *exclude_rel,
-                              enum bt_start_at at, int64_t ignore_older)
+static struct bt_files *start(const char *glob_rel, const char *exclude_rel, enum bt_start_at at,
+                              int64_t ignore_older)
 {
     char err[256], glob[512], excl[512];
     struct bt_files *f = bt_files_new(&fcfg, err, sizeof(err));
@@ -389,8 +393,8 @@ Test(files, replaced_file_with_reused_identity_starts_at_zero)
     stat(p, &st);
     /* Same dev/inode as recorded, but the recorded fingerprint is of other content. */
     snprintf(text, sizeof(text),
-             "positions:\n  \"%s\": \"22\"\n  \"bpftail-id:%s\": \"%llu:%llu:%016llx:%u\"\n", p,
-             p, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, 0x1234ull, 44);
+             "positions:\n  \"%s\": \"22\"\n  \"bpftail-id:%s\": \"%llu:%llu:%016llx:%u\"\n", p, p,
+             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, 0x1234ull, 44);
     bt_tmpdir_write(dir, "positions.yaml", text, strlen(text));
     struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
     expect_seq(0, 4);
@@ -531,12 +535,12 @@ Test(files, targets_json_lists_files_with_offsets)
     bt_buf_init(&b, 1 << 20);
     cr_assert_eq(bt_files_render_targets(f, &b), 0);
     char want[700];
-    snprintf(want, sizeof(want),
-             "{\"path\":\"%s/logs/app.log\",\"inode\":", dir);
+    snprintf(want, sizeof(want), "{\"path\":\"%s/logs/app.log\",\"inode\":", dir);
     cr_assert(strstr(b.ptr, want), "%s", b.ptr);
     cr_assert(strstr(b.ptr, "\"job\":\"varlogs\",\"labels\":{\"job\":\"varlogs\"}"), "%s", b.ptr);
     cr_assert(strstr(b.ptr, "\"read_offset\":2,\"committed_offset\":2,\"size\":2,"
-                            "\"lag_bytes\":0,\"state\":\"tailing\""), "%s", b.ptr);
+                            "\"lag_bytes\":0,\"state\":\"tailing\""),
+              "%s", b.ptr);
     bt_buf_free(&b);
     bt_files_free(f);
 }
@@ -592,8 +596,7 @@ Test(files, target_without_path_is_rejected)
     struct bt_labels l;
     bt_labels_init(&l);
     bt_labels_set(&l, "job", "x");
-    cr_assert_eq(bt_files_add_target(f, "x", &l, BT_START_BEGINNING, 0, collect, &sink),
-                 -EINVAL);
+    cr_assert_eq(bt_files_add_target(f, "x", &l, BT_START_BEGINNING, 0, collect, &sink), -EINVAL);
     bt_labels_free(&l);
     bt_files_free(f);
 }

@@ -67,8 +67,10 @@ static struct bt_tail *open_tail(struct sink *s, uint64_t max_line, bool truncat
     bt_labels_init(&l);
     bt_labels_set(&l, "job", "varlogs");
     bt_labels_set(&l, "__path__", "/x/*.log");
-    struct bt_tail_config cfg = {.read_buffer = rbuf, .max_line_size = max_line,
-                                 .truncate = truncate, .fingerprint_check = true,
+    struct bt_tail_config cfg = {.read_buffer = rbuf,
+                                 .max_line_size = max_line,
+                                 .truncate = truncate,
+                                 .fingerprint_check = true,
                                  .metrics = metrics};
     struct bt_tail *t = bt_tail_open(path, &cfg, &l, collect, s);
     bt_labels_free(&l);
@@ -354,10 +356,10 @@ Test(tail, invalid_utf8_is_sent_as_is_and_counted)
 Test(tail, utf8_check_covers_long_lines_and_every_sequence_length)
 {
     add("abcdefgh\xc3\xa9ijklmnop \xe2\x82\xac \xf0\x9f\x98\x80 0123456789\n"); /* valid */
-    add("abcdefghijklmnopqrstuvw\xff\n");                         /* bad byte after 23 */
-    add("abcdefg\xe2\x82\n");                                    /* cut sequence */
-    add("0123456789abcdef\xed\xa0\x80\n");                      /* surrogate */
-    add("\xc0\xaf overlong\n");                                  /* overlong '/' */
+    add("abcdefghijklmnopqrstuvw\xff\n");  /* bad byte after 23 */
+    add("abcdefg\xe2\x82\n");              /* cut sequence */
+    add("0123456789abcdef\xed\xa0\x80\n"); /* surrogate */
+    add("\xc0\xaf overlong\n");            /* overlong '/' */
     struct sink s = {0};
     struct bt_tail *t = open_tail(&s, 0, false, 0);
     bt_tail_read(t, 1 << 20);

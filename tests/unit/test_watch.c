@@ -90,8 +90,8 @@ Test(watch, inotify_reports_create_modify_rename_and_delete)
     r.n = 0;
     cr_assert_eq(rename(p, q), 0);
     cr_assert_eq(bt_watch_dispatch(w), 0);
-    cr_assert(seen(&r, BT_WATCH_MOVED, "a.log", 0));   /* moved from */
-    cr_assert(seen(&r, BT_WATCH_MOVED, "a.log.1", 0)); /* moved to */
+    cr_assert(seen(&r, BT_WATCH_MOVED, "a.log", 0));      /* moved from */
+    cr_assert(seen(&r, BT_WATCH_MOVED, "a.log.1", 0));    /* moved to */
     cr_assert(seen(&r, BT_WATCH_MOVED, NULL, st.st_ino)); /* the file itself */
 
     r.n = 0;
