@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
+#define SAVE_SOON_NS (100 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 
 struct target;
@@ -81,10 +82,10 @@ struct bt_files {
     int watch_fd;
     struct target **targets;
     size_t ntargets;
-    uint64_t t_reconcile, t_save, t_poll, t_kick;
+    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon;
     bool paused, need_sweep;
     size_t nactive;
-    int64_t flush_ns, grace_ns, idle_ns;
+    int64_t flush_ns, grace_ns, idle_ns, psync_ns;
     size_t budget;
     struct bt_series *m_active;
     struct bt_ratelimit rl_open;
@@ -758,6 +759,27 @@ static void on_save(struct bt_loop *l, uint64_t id, void *arg)
     bt_files_save_positions(arg);
 }
 
+static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_files *f = arg;
+    f->t_save_soon = 0;
+    bt_files_save_positions(f);
+}
+
+/* Acknowledgements moved a committed offset: save soon, so a crash re-sends little. The delay
+ * grows with the number of records (100 ms per 100), capped at sync_period, so a host with
+ * thousands of files does not rewrite a large file many times a second. */
+static void on_commit(void *ctx, uint64_t committed)
+{
+    struct bt_files *f = ctx;
+    if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])
+        return;
+    int64_t delay = SAVE_SOON_NS * (int64_t)(1 + bt_positions_count(f->pos) / 100);
+    if (delay > f->psync_ns)
+        delay = f->psync_ns;
+    f->t_save_soon = bt_loop_add_timer(f->loop, delay, 0, on_save_soon, f);
+}
+
 /* ---- public ---- */
 
 struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size_t errlen)
@@ -775,6 +797,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->tcfg.read_buffer = a && a->read_buffer ? a->read_buffer : 256u << 10;
     f->tcfg.fingerprint_check = a ? a->fingerprint_check : true;
     f->tcfg.metrics = cfg->metrics;
+    f->tcfg.on_commit = on_commit;
+    f->tcfg.commit_ctx = f;
     if (cfg->limits) {
         f->tcfg.max_line_size = cfg->limits->max_line_size;
         f->tcfg.truncate = cfg->limits->max_line_size_truncate;
@@ -812,6 +836,7 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
                         ? cfg->positions->sync_period_ns
                         : 10 * BT_NS_PER_SEC;
     f->t_reconcile = bt_loop_add_timer(f->loop, sync, sync, on_reconcile, f);
+    f->psync_ns = psync;
     f->t_save = bt_loop_add_timer(f->loop, psync, psync, on_save, f);
     if (f->watch_fd < 0)
         f->t_poll = bt_loop_add_timer(f->loop, POLL_PERIOD_NS, POLL_PERIOD_NS, on_poll, f);
@@ -1041,7 +1066,7 @@ void bt_files_free(struct bt_files *f)
         target_free(tg);
     }
     free(f->targets);
-    uint64_t timers[] = {f->t_reconcile, f->t_save, f->t_poll, f->t_kick};
+    uint64_t timers[] = {f->t_reconcile, f->t_save, f->t_poll, f->t_kick, f->t_save_soon};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])
             bt_loop_del_timer(f->loop, timers[i]);

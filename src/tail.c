@@ -124,7 +124,7 @@ struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
         t->cfg.max_line_size = cap - 2;
     t->cap = cap;
     t->path = strdup(path);
-    t->owner = bt_ack_owner_new(0, NULL, NULL);
+    t->owner = bt_ack_owner_new(0, cfg->on_commit, cfg->commit_ctx);
     if (!t->path || !t->owner)
         goto fail;
     if (labels && bt_labels_copy(&t->labels, labels) < 0)
@@ -365,7 +365,7 @@ static void reset_to_zero(struct bt_tail *t, uint64_t lost)
     bt_counter_add(t->m_lost, (double)lost);
     /* The old content's segments stay with the old owner, which frees itself once they are
      * released; the new content is acknowledged from 0 by a fresh owner. */
-    struct bt_ack_owner *o = bt_ack_owner_new(0, NULL, NULL);
+    struct bt_ack_owner *o = bt_ack_owner_new(0, t->cfg.on_commit, t->cfg.commit_ctx);
     if (o) {
         bt_ack_owner_close(t->owner);
         t->owner = o;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ack.h"
 #include "entry.h"
 
 struct bt_labels;
@@ -33,6 +34,9 @@ struct bt_tail_config {
     bool truncate;              /* over-long lines: truncate (true) or drop (false) */
     bool fingerprint_check;     /* compare the first bytes on every check */
     struct bt_metrics *metrics; /* may be NULL */
+    /* Called (loop thread) when the committed offset advances; may be NULL. */
+    bt_ack_commit_fn on_commit;
+    void *commit_ctx;
 };
 
 /* What bt_tail_check found. */

@@ -567,7 +567,7 @@ Test(files, idle_files_do_not_wake_the_loop_with_inotify)
 {
     put("logs/app.log", "x\n");
     struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
-    pump(20);
+    pump(250); /* the one save after the first acknowledgement */
     /* Nothing written: no timer and no fd fires within a sleep shorter than sync_period. */
     cr_assert_eq(bt_loop_run_once(loop, 300 * BT_NS_PER_MS), 0);
     put("logs/app.log", "y\n");
@@ -774,7 +774,7 @@ Test(files, idle_file_is_closed_and_reopened_by_its_next_write)
     pump(400);
     cr_assert_eq(bt_files_active(f), 0, "idle file closed");
     cr_assert_eq(count_fds(), open_fds - 1);
-    cr_assert_eq(saved_offset("logs/app.log"), UINT64_MAX, "not saved yet");
+    cr_assert_eq(saved_offset("logs/app.log"), 33, "parked with its position saved");
     put_seq("logs/app.log", 3, 5);
     pump_for(5, 2000);
     expect_seq(0, 5);
@@ -796,5 +796,19 @@ Test(files, idle_file_with_unacknowledged_lines_stays_open)
         bt_segment_unref(sink.held[i], 1);
     pump(300);
     cr_assert_eq(bt_files_active(f), 0);
+    bt_files_free(f);
+}
+
+Test(files, acknowledged_lines_are_saved_soon_without_waiting_for_sync_period)
+{
+    put_seq("logs/app.log", 0, 2);
+    sink.hold = true;
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(300);
+    cr_assert_eq(saved_offset("logs/app.log"), UINT64_MAX, "nothing acknowledged yet");
+    bt_segment_unref(sink.held[0], 1);
+    bt_segment_unref(sink.held[1], 1);
+    pump(400); /* sync_period is 10 s: only the commit-triggered save can have run */
+    cr_assert_eq(saved_offset("logs/app.log"), 22);
     bt_files_free(f);
 }
