@@ -27,7 +27,8 @@ struct rec {
 struct bt_positions {
     char *filename;
     bool readonly;
-    struct bt_hmap map; /* path -> struct rec */
+    struct bt_hmap map;          /* path -> struct rec */
+    struct bt_ratelimit rl_save; /* a failing save repeats with every sync: log it sparingly */
 };
 
 struct bt_positions *bt_positions_new(const char *filename, bool readonly)
@@ -42,6 +43,7 @@ struct bt_positions *bt_positions_new(const char *filename, bool readonly)
         return NULL;
     }
     p->readonly = readonly;
+    p->rl_save = (struct bt_ratelimit)BT_RATELIMIT_INIT(60);
     bt_hmap_init(&p->map);
     return p;
 }
@@ -586,7 +588,9 @@ out:
     if (dfd >= 0)
         close(dfd);
     bt_buf_free(&b);
-    if (rc)
-        BT_WARN("positions", "cannot save positions", "path=%s err=%s", p->filename, strerror(-rc));
+    uint64_t sup;
+    if (rc && bt_ratelimit_ok(&p->rl_save, &sup))
+        BT_WARN("positions", "cannot save positions", "path=%s err=%s suppressed=%llu", p->filename,
+                strerror(-rc), (unsigned long long)sup);
     return rc;
 }

@@ -259,3 +259,15 @@ Test(positions, randomly_damaged_files_load_without_crashing)
         bt_positions_free(p);
     }
 }
+
+Test(positions, save_into_a_missing_directory_fails_cleanly)
+{
+    char bad[600];
+    snprintf(bad, sizeof(bad), "%s/no/such/dir/positions.yaml", dir);
+    struct bt_positions *p = bt_positions_new(bad, false);
+    struct bt_position a = {.offset = 1};
+    bt_positions_set(p, "/a", &a);
+    cr_assert_eq(bt_positions_save(p), -ENOENT);
+    cr_assert_eq(bt_positions_save(p), -ENOENT);
+    bt_positions_free(p);
+}
