@@ -19,7 +19,7 @@
 #include "util/buf.h"
 #include "util/timeutil.h"
 
-#define MAXL 4096
+#define MAXL 20000
 
 struct sink {
     char *lines[MAXL];
@@ -810,5 +810,39 @@ Test(files, acknowledged_lines_are_saved_soon_without_waiting_for_sync_period)
     bt_segment_unref(sink.held[1], 1);
     pump(400); /* sync_period is 10 s: only the commit-triggered save can have run */
     cr_assert_eq(saved_offset("logs/app.log"), 22);
+    bt_files_free(f);
+}
+
+Test(files, lost_events_trigger_a_rescan_that_finds_new_files)
+{
+    put("logs/a.log", "");
+    put("logs/b.log", "");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    FILE *q = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+    int maxq = 16384;
+    if (q) {
+        if (fscanf(q, "%d", &maxq) != 1)
+            maxq = 16384;
+        fclose(q);
+    }
+    if (maxq > 18000)
+        cr_skip_test("max_queued_events=%d: too many lines to overflow in a unit test", maxq);
+    char pa[512], pb[512];
+    path_of(pa, sizeof(pa), "logs/a.log");
+    path_of(pb, sizeof(pb), "logs/b.log");
+    int fa = open(pa, O_WRONLY | O_APPEND | O_CLOEXEC),
+        fb = open(pb, O_WRONLY | O_APPEND | O_CLOEXEC);
+    int n = maxq + 200;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(write(i % 2 ? fb : fa, "x\n", 2), 2); /* alternating: no merging */
+    close(fa);
+    close(fb);
+    put("logs/c.log", "found\n");  /* its create event is lost in the overflow */
+    pump_for((size_t)n + 1, 5000); /* sync_period is 10 s: only the rescan can find c.log */
+    cr_assert_eq(sink.n, (size_t)n + 1);
+    bool found = false;
+    for (size_t i = 0; i < sink.n; i++)
+        found |= strcmp(sink.lines[i], "found") == 0;
+    cr_assert(found);
     bt_files_free(f);
 }
