@@ -589,11 +589,38 @@ static void unpark(struct target *tg, dev_t dev, ino_t ino)
     }
 }
 
+/* The glob's root does not exist yet: watch the nearest directory above it that does, so its
+ * creation is an event rather than something the next reconcile notices. */
+static void watch_ancestor(struct target *tg)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    if (bt_glob_root(tg->glob, dir, sizeof(dir)) < 0)
+        return;
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return;
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+            bt_watch_add_dir(tg->f->watch, dir, st.st_dev, st.st_ino);
+            return;
+        }
+        if (slash == dir)
+            return;
+    }
+}
+
 /* Re-globs the target, opens new matches and lets go of files no longer matched. */
 static void discover(struct target *tg)
 {
     tg->gen++;
     int rc = bt_glob_walk(tg->glob, walk_cb, tg);
+    if (rc == -ENOENT)
+        watch_ancestor(tg);
     if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
         BT_WARN("tail", "glob walk incomplete", "glob=%s err=%s", tg->glob, strerror(-rc));
     if (rc == -E2BIG)

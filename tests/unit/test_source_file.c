@@ -846,3 +846,20 @@ Test(files, lost_events_trigger_a_rescan_that_finds_new_files)
     cr_assert(found);
     bt_files_free(f);
 }
+
+Test(files, directory_created_after_start_is_picked_up_by_events)
+{
+    struct bt_files *f = start("logs/app/sub/*.log", NULL, BT_START_BEGINNING, 0);
+    char d[512];
+    path_of(d, sizeof(d), "logs/app");
+    cr_assert_eq(mkdir(d, 0755), 0);
+    pump(30);
+    path_of(d, sizeof(d), "logs/app/sub");
+    cr_assert_eq(mkdir(d, 0755), 0);
+    pump(30);
+    put("logs/app/sub/x.log", "late\n");
+    pump_for(1, 2000); /* sync_period is 10 s */
+    cr_assert_eq(sink.n, 1);
+    cr_assert_str_eq(sink.lines[0], "late");
+    bt_files_free(f);
+}
