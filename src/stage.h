@@ -146,6 +146,11 @@ int bt_extracted_copy(struct bt_extracted *dst, const struct bt_extracted *src);
  * plain decimal (no exponent), bools as true/false. NULL and JSON values fail with -EINVAL.
  * tmp (>= 64 bytes) is scratch for numbers; s and n get the text. */
 int bt_xval_string(const struct bt_xval *v, char *tmp, size_t tmplen, const char **s, size_t *n);
+/* Looks key up and converts it with bt_xval_string. 0, -ENOENT (absent) or -EINVAL. */
+int bt_extracted_get_str(const struct bt_extracted *x, const char *k, size_t klen, char *tmp,
+                         size_t tmplen, const char **s, size_t *n);
+/* True if s is valid UTF-8 as Go's utf8.Valid sees it (no surrogates, no overlongs). */
+bool bt_utf8_valid(const char *s, size_t n);
 /* Formats a double as Go's strconv.FormatFloat(v, 'f', -1, 64). Returns the length. */
 size_t bt_format_go_float(char *out, size_t outlen, double v);
 
@@ -196,6 +201,23 @@ int bt_stage_check_keys(const struct bt_node *cfg, const struct bt_stage_env *en
  * scalar (error written to err). */
 const char *bt_stage_str(const struct bt_node *cfg, const char *k, const struct bt_stage_env *env,
                          int *bad, char *err, size_t errlen);
+
+/* A "name: source" option map (labels, structured_metadata, logfmt mapping, json
+ * expressions): an empty or null source means "same as name". */
+struct bt_stage_kv {
+    char *name, *source;
+    size_t name_len, source_len;
+};
+/* Parses cfg (a map) into *out (caller frees with bt_stage_kv_free). With label_names, each
+ * name must be a valid label name. 0 or -EINVAL/-ENOMEM with the error in err. */
+int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env,
+                      bool label_names, struct bt_stage_kv **out, size_t *n, char *err,
+                      size_t errlen);
+void bt_stage_kv_free(struct bt_stage_kv *v, size_t n);
+/* Parses a list of strings (labeldrop, labelallow, pack labels). Same rules. */
+int bt_stage_strlist(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
+                     char ***out, size_t *n, char *err, size_t errlen);
+void bt_stage_strlist_free(char **v, size_t n);
 
 /* ---- registry (stage_registry.c) ---- */
 

@@ -393,3 +393,142 @@ const char *bt_stage_str(const struct bt_node *cfg, const char *k, const struct 
     }
     return v->str;
 }
+
+int bt_extracted_get_str(const struct bt_extracted *x, const char *k, size_t klen, char *tmp,
+                         size_t tmplen, const char **s, size_t *n)
+{
+    const struct bt_xval *v = bt_extracted_get(x, k, klen);
+    if (!v)
+        return -ENOENT;
+    return bt_xval_string(v, tmp, tmplen, s, n);
+}
+
+bool bt_utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned cp, min;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        for (size_t j = 1; j < len; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+void bt_stage_kv_free(struct bt_stage_kv *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].name);
+        free(v[i].source);
+    }
+    free(v);
+}
+
+int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env,
+                      bool label_names, struct bt_stage_kv **out, size_t *n, char *err,
+                      size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (bt_node_is_null(cfg) || cfg->type != BT_NODE_MAP) {
+        bt_stage_err(err, errlen, env, cfg, "expected a map of name: source");
+        return -EINVAL;
+    }
+    struct bt_stage_kv *v = calloc(cfg->n ? cfg->n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->n; i++) {
+        const struct bt_node *k = bt_node_key(cfg, i), *val = bt_node_val(cfg, i);
+        if (k->type != BT_NODE_SCALAR || (!bt_node_is_null(val) && val->type != BT_NODE_SCALAR)) {
+            bt_stage_err(err, errlen, env, k, "expected name: source pairs of strings");
+            goto fail;
+        }
+        if (label_names && !bt_label_name_valid(k->str, k->len)) {
+            bt_stage_err(err, errlen, env, k, "invalid label name \"%s\"", k->str);
+            goto fail;
+        }
+        const char *src = bt_node_is_null(val) || val->len == 0 ? k->str : val->str;
+        v[i].name = strdup(k->str);
+        v[i].source = strdup(src);
+        *n = i + 1;
+        if (!v[i].name || !v[i].source) {
+            bt_stage_err(err, errlen, env, k, "out of memory");
+            goto fail;
+        }
+        v[i].name_len = strlen(v[i].name);
+        v[i].source_len = strlen(v[i].source);
+    }
+    *out = v;
+    return 0;
+fail:
+    bt_stage_kv_free(v, *n);
+    *n = 0;
+    return -EINVAL;
+}
+
+void bt_stage_strlist_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int bt_stage_strlist(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
+                     char ***out, size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (bt_node_is_null(cfg) || cfg->type != BT_NODE_SEQ) {
+        bt_stage_err(err, errlen, env, cfg, "expected a list of names");
+        return -EINVAL;
+    }
+    char **v = calloc(cfg->n ? cfg->n : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->n; i++) {
+        const struct bt_node *it = cfg->items[i];
+        if (it->type != BT_NODE_SCALAR) {
+            bt_stage_err(err, errlen, env, it, "expected a list of names");
+            goto fail;
+        }
+        if (label_names && !bt_label_name_valid(it->str, it->len)) {
+            bt_stage_err(err, errlen, env, it, "invalid label name \"%s\"", it->str);
+            goto fail;
+        }
+        v[i] = strdup(it->str);
+        *n = i + 1;
+        if (!v[i]) {
+            bt_stage_err(err, errlen, env, it, "out of memory");
+            goto fail;
+        }
+    }
+    *out = v;
+    return 0;
+fail:
+    bt_stage_strlist_free(v, *n);
+    *n = 0;
+    return -EINVAL;
+}
