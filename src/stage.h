@@ -143,7 +143,8 @@ int bt_extracted_del(struct bt_extracted *x, const char *k, size_t klen);
 /* Makes dst a copy of src. 0 or -ENOMEM. */
 int bt_extracted_copy(struct bt_extracted *dst, const struct bt_extracted *src);
 /* Converts a value to text as promtail's getString does: strings as-is, numbers in the shortest
- * plain decimal (no exponent), bools as true/false. NULL and JSON values fail with -EINVAL.
+ * plain decimal (no exponent), bools as true/false, JSON values as their text (promtail's json
+ * stage stores objects as marshalled strings). NULL fails with -EINVAL.
  * tmp (>= 64 bytes) is scratch for numbers; s and n get the text. */
 int bt_xval_string(const struct bt_xval *v, char *tmp, size_t tmplen, const char **s, size_t *n);
 /* Looks key up and converts it with bt_xval_string. 0, -ENOENT (absent) or -EINVAL. */

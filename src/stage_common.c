@@ -175,6 +175,7 @@ int bt_xval_string(const struct bt_xval *v, char *tmp, size_t tmplen, const char
 {
     switch (v->type) {
     case BT_X_STRING:
+    case BT_X_JSON:
         *s = v->s;
         *n = v->len;
         return 0;

@@ -7,6 +7,10 @@
  * "stage \"cri\" is not available in this build" instead of a link failure. (Weak placeholder
  * symbols would not work here: btcore is a static library, and the linker does not pull an
  * archive member just to override a weak definition it already has.)
+ *
+ * Build note: the check happens when this file is compiled. After adding a stage file to a
+ * tree that was built before, touch this file (or build from clean) so it sees the new stage;
+ * otherwise the stage reports "not available in this build".
  */
 #include "stage.h"
 
