@@ -231,7 +231,10 @@ static void to_sink(struct bt_pipeline *p, struct bt_pentry *e)
     p->sink(p->ctx, &out);
 }
 
-static enum bt_stage_result run_from(struct bt_stage_list *l, size_t start, struct bt_pentry *e)
+/* Runs stages [start, n) of l. Drops are counted when count is set; otherwise the caller (a
+ * match stage) returns the drop, with e->drop_reason, to a runner that counts it. */
+static enum bt_stage_result run_from(struct bt_stage_list *l, size_t start, struct bt_pentry *e,
+                                     bool count)
 {
     struct bt_pipeline *p = l->p;
     for (size_t i = start; i < l->n; i++) {
@@ -243,7 +246,8 @@ static enum bt_stage_result run_from(struct bt_stage_list *l, size_t start, stru
         if (p->inspect)
             inspect_print(p, si, e, r);
         if (r == BT_STAGE_DROP) {
-            bt_stage_count_drop(&si->out, e, e->drop_reason);
+            if (count)
+                bt_stage_count_drop(&si->out, e, e->drop_reason);
             return r;
         }
         if (r == BT_STAGE_HELD)
@@ -255,7 +259,7 @@ static enum bt_stage_result run_from(struct bt_stage_list *l, size_t start, stru
 void bt_stage_emit(struct bt_stage_out *out, struct bt_pentry *e)
 {
     struct bt_stage_list *l = out->list;
-    if (run_from(l, out->next, e) != BT_STAGE_KEEP)
+    if (run_from(l, out->next, e, true) != BT_STAGE_KEEP)
         return;
     if (l->parent)
         bt_stage_emit(l->parent, e);
@@ -267,7 +271,7 @@ enum bt_stage_result bt_stage_list_run(struct bt_stage_list *l, struct bt_pentry
                                        struct bt_stage_out *out)
 {
     l->parent = out;
-    return run_from(l, 0, e);
+    return run_from(l, 0, e, false);
 }
 
 int64_t bt_stage_list_deadline(const struct bt_stage_list *l)
@@ -458,7 +462,7 @@ void bt_pipeline_process(struct bt_pipeline *p, const struct bt_entry *e)
         return;
     }
     p->top->parent = NULL;
-    if (run_from(p->top, 0, &p->work) == BT_STAGE_KEEP)
+    if (run_from(p->top, 0, &p->work, true) == BT_STAGE_KEEP)
         to_sink(p, &p->work);
 }
 

@@ -235,8 +235,9 @@ const char *const *bt_stage_names(void);
 struct bt_stage_list *bt_stage_list_new(const struct bt_node *seq, const struct bt_stage_env *env,
                                         char *err, size_t errlen);
 void bt_stage_list_free(struct bt_stage_list *l);
-/* Runs e through the list. KEEP means e came out of the last stage; DROP was counted already;
- * entries emitted later by held stages continue to out. */
+/* Runs e through the list. KEEP means e came out of the last stage; DROP is not counted here:
+ * return it (e->drop_reason set) so the enclosing runner counts it once. Entries emitted later
+ * by held stages continue to out. */
 enum bt_stage_result bt_stage_list_run(struct bt_stage_list *l, struct bt_pentry *e,
                                        struct bt_stage_out *out);
 int64_t bt_stage_list_deadline(const struct bt_stage_list *l);

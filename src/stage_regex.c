@@ -48,7 +48,7 @@ static void *regex_init(const struct bt_node *cfg, const struct bt_stage_env *en
     s->re = bt_regex_new(expr, 0, rerr, sizeof(rerr));
     if (!s->re) {
         bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"),
-                     "invalid regex expression: %s", rerr);
+                     "%s", rerr);
         goto fail;
     }
     bool named = false;

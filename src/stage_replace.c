@@ -168,7 +168,7 @@ static void *replace_init(const struct bt_node *cfg, const struct bt_stage_env *
     s->re = bt_regex_new(expr, 0, rerr, sizeof(rerr));
     if (!s->re) {
         bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"),
-                     "invalid regex expression: %s", rerr);
+                     "%s", rerr);
         goto fail;
     }
     if (bt_regex_ngroups(s->re) < 1 || bt_regex_ngroups(s->re) >= MAX_GROUPS) {
