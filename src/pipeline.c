@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "stage.h"
+#include "util/buf.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_DEPTH 8      /* nested match stages */
 #define MAX_REASONS 32   /* distinct drop reasons with cached series */
@@ -486,4 +488,44 @@ void bt_pipeline_flush(struct bt_pipeline *p)
 void bt_pipeline_set_inspect(struct bt_pipeline *p, FILE *f)
 {
     p->inspect = f;
+}
+
+int bt_pipeline_format_entry(const struct bt_entry *e, struct bt_buf *out)
+{
+    time_t sec = (time_t)(e->ts_ns / 1000000000LL);
+    long ns = (long)(e->ts_ns % 1000000000LL);
+    if (ns < 0)
+        ns += 1000000000L, sec--;
+    struct tm tm;
+    char date[64], frac[16] = "", zone[8];
+    localtime_r(&sec, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(zone, sizeof(zone), "%z", &tm);
+    if (ns) { /* Go's .999999999: trailing zeros trimmed, nothing for a whole second */
+        snprintf(frac, sizeof(frac), ".%09ld", ns);
+        for (size_t n = strlen(frac); frac[n - 1] == '0'; n--)
+            frac[n - 1] = '\0';
+    }
+    int rc = bt_buf_addf(out, "%s%s%s\t", date, frac, zone);
+    size_t len = 2;
+    const char *canon = "{}";
+    if (rc == 0 && e->labels && !(canon = bt_labels_canon(e->labels, &len)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = bt_buf_add(out, canon, len);
+    if (rc == 0)
+        rc = bt_buf_add(out, "\t", 1);
+    for (size_t i = 0; rc == 0 && i < e->n_meta; i++) {
+        rc = bt_buf_addf(out, "%s%.*s=", i ? ", " : "{", (int)e->meta[i].name_len,
+                         e->meta[i].name);
+        if (rc == 0)
+            rc = bt_go_quote(out, e->meta[i].value, e->meta[i].value_len);
+        if (rc == 0 && i + 1 == e->n_meta)
+            rc = bt_buf_add(out, "}\t", 2);
+    }
+    if (rc == 0)
+        rc = bt_buf_add(out, e->line, e->line_len);
+    if (rc == 0)
+        rc = bt_buf_add(out, "\n", 1);
+    return rc;
 }

@@ -64,8 +64,10 @@ static int put_bytes(char **p, size_t *cap, const char *s, size_t n)
     return 0;
 }
 
-int bt_extracted_set(struct bt_extracted *x, const char *k, size_t klen, const struct bt_xval *v)
+int bt_extracted_set(struct bt_extracted *x, const char *k, size_t klen, const struct bt_xval *vp)
 {
+    const struct bt_xval vv = *vp; /* vp may point into the slot array, which may move below */
+    const struct bt_xval *v = &vv;
     struct bt_xslot *s = find_slot(x, k, klen);
     if (!s) {
         if (x->n >= BT_EXTRACTED_MAX)

@@ -1,8 +1,11 @@
 #include "test_stage_harness.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "stage.h"
+#include "util/buf.h"
 
 static int64_t seen_ts;
 static const char *seen_line;
@@ -129,4 +132,30 @@ Test(pipeline, utf8_validation_rejects_overlongs_and_surrogates)
     cr_assert_not(bt_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
     cr_assert_not(bt_utf8_valid("\xe2\x82", 2));         /* truncated */
     cr_assert_not(bt_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+}
+
+Test(pipeline, dry_run_format_matches_promtail)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "varlogs");
+    bt_labels_set(&l, "__tenant_id__", "t");
+    struct bt_kv kv = {"trace", 5, "a\"b", 3};
+    struct bt_entry e = {.labels = &l, .ts_ns = 1674668028360098800LL, .line = "hello",
+                         .line_len = 5};
+    struct bt_buf b;
+    bt_buf_init(&b, 4096);
+    cr_assert_eq(bt_pipeline_format_entry(&e, &b), 0);
+    cr_assert_str_eq(bt_buf_str(&b), "2023-01-25T17:33:48.3600988+0000\t{job=\"varlogs\"}\thello\n");
+    bt_buf_reset(&b);
+    e.ts_ns = 1674668028000000000LL;
+    e.meta = &kv;
+    e.n_meta = 1;
+    cr_assert_eq(bt_pipeline_format_entry(&e, &b), 0);
+    cr_assert_str_eq(bt_buf_str(&b),
+                     "2023-01-25T17:33:48+0000\t{job=\"varlogs\"}\t{trace=\"a\\\"b\"}\thello\n");
+    bt_buf_free(&b);
+    bt_labels_free(&l);
 }
