@@ -83,6 +83,8 @@ struct bt_extracted {
     size_t n, cap;
 };
 
+/* A working entry must stay where it is once used (no realloc'd arrays of them): labels may
+ * point at its own set. */
 struct bt_pentry {
     struct bt_labels *labels; /* current labels: read-only unless from bt_pentry_labels_mut */
     struct bt_labels own;     /* the entry's own copy once labels were changed */

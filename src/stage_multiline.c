@@ -40,7 +40,7 @@ struct st {
     struct bt_regex *re;
     int64_t max_wait;
     long max_lines;
-    struct block *b;
+    struct block **b;
     size_t n, cap;
 };
 
@@ -50,11 +50,12 @@ static void ml_free(void *st)
 {
     struct st *s = st;
     for (size_t i = 0; i < s->n; i++) {
-        if (s->b[i].open) /* not emitted (flush was not called): let go of the offset */
-            bt_segment_unref(s->b[i].seg, 1);
-        bt_pentry_free(&s->b[i].e);
-        bt_labels_free(&s->b[i].key);
-        bt_buf_free(&s->b[i].text);
+        if (s->b[i]->open) /* not emitted (flush was not called): let go of the offset */
+            bt_segment_unref(s->b[i]->seg, 1);
+        bt_pentry_free(&s->b[i]->e);
+        bt_labels_free(&s->b[i]->key);
+        bt_buf_free(&s->b[i]->text);
+        free(s->b[i]);
     }
     free(s->b);
     bt_regex_free(s->re);
@@ -120,7 +121,7 @@ static void emit_block(struct block *b, struct bt_stage_out *o)
 static struct block *find(struct st *s, struct bt_labels *l, uint64_t h)
 {
     for (size_t i = 0; i < s->n; i++) {
-        struct block *b = &s->b[i];
+        struct block *b = s->b[i];
         if (b->used && b->hash == h && bt_labels_equal(&b->key, l))
             return b;
     }
@@ -132,7 +133,7 @@ static struct block *new_slot(struct st *s, struct bt_stage_out *o)
 {
     struct block *lru = NULL;
     for (size_t i = 0; i < s->n; i++) {
-        struct block *b = &s->b[i];
+        struct block *b = s->b[i];
         if (!b->used)
             return b;
         if (!lru || (!b->open && lru->open) ||
@@ -145,14 +146,18 @@ static struct block *new_slot(struct st *s, struct bt_stage_out *o)
             return lru;
         }
         size_t nc = s->cap ? s->cap * 2 : 8;
-        struct block *nb = realloc(s->b, nc * sizeof(*nb));
+        struct block **nb = realloc(s->b, nc * sizeof(*nb));
         if (!nb)
             return NULL;
         s->b = nb;
         s->cap = nc;
     }
-    struct block *b = &s->b[s->n++];
-    memset(b, 0, sizeof(*b));
+    /* Blocks are allocated one by one: a working entry points into itself (labels = &own),
+     * so it must never move. */
+    struct block *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    s->b[s->n++] = b;
     bt_pentry_init(&b->e);
     bt_labels_init(&b->key);
     bt_buf_init(&b->text, BT_PENTRY_LINE_MAX);
@@ -218,8 +223,8 @@ static int64_t ml_deadline(const void *st)
     const struct st *s = st;
     int64_t d = INT64_MAX;
     for (size_t i = 0; i < s->n; i++)
-        if (s->b[i].open && s->b[i].last_mono + s->max_wait < d)
-            d = s->b[i].last_mono + s->max_wait;
+        if (s->b[i]->open && s->b[i]->last_mono + s->max_wait < d)
+            d = s->b[i]->last_mono + s->max_wait;
     return d;
 }
 
@@ -227,15 +232,15 @@ static void ml_tick(void *st, int64_t now, struct bt_stage_out *o)
 {
     struct st *s = st;
     for (size_t i = 0; i < s->n; i++)
-        if (s->b[i].open && s->b[i].last_mono + s->max_wait <= now)
-            emit_block(&s->b[i], o);
+        if (s->b[i]->open && s->b[i]->last_mono + s->max_wait <= now)
+            emit_block(s->b[i], o);
 }
 
 static void ml_flush(void *st, struct bt_stage_out *o)
 {
     struct st *s = st;
     for (size_t i = 0; i < s->n; i++)
-        emit_block(&s->b[i], o);
+        emit_block(s->b[i], o);
 }
 
 const struct bt_stage_ops bt_stage_multiline_ops = {

@@ -234,9 +234,17 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-static unsigned hex4(const char *p)
+/* Four hex digits, or -1. */
+static int hex4(const char *p)
 {
-    return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | h;
+    }
+    return v;
 }
 
 /* Decodes the string token tok (with quotes) by chunks into emit(ctx, bytes, n). */
@@ -289,13 +297,16 @@ static int decode(const char *tok, size_t n, emit_fn emit, void *ctx)
         case 'u': {
             if (i + 6 > len)
                 return -EINVAL;
-            unsigned cp = hex4(s + i + 2);
+            int hv = hex4(s + i + 2);
+            if (hv < 0)
+                return -EINVAL;
+            unsigned cp = (unsigned)hv;
             size_t adv = 6;
             if (cp >= 0xD800 && cp < 0xDC00 && i + 12 <= len && s[i + 6] == '\\' &&
                 s[i + 7] == 'u') {
-                unsigned lo = hex4(s + i + 8);
+                int lo = hex4(s + i + 8);
                 if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
                     adv = 12;
                 }
             }
