@@ -23,6 +23,10 @@ struct expr {
 struct st {
     struct expr *ex;
     size_t n;
+    struct bt_jpath **paths; /* ex[i].path, as the array bt_jpath_eval_object takes */
+    const char **v;          /* per-expression results, reused */
+    size_t *vlen;
+    int *found;
     char *source;
     size_t source_len;
     bool drop_malformed;
@@ -40,6 +44,10 @@ static void json_free(void *st)
         bt_jpath_free(s->ex[i].path);
     }
     free(s->ex);
+    free(s->paths);
+    free(s->v);
+    free(s->vlen);
+    free(s->found);
     free(s->source);
     bt_buf_free(&s->doc);
     bt_buf_free(&s->str);
@@ -76,7 +84,11 @@ static void *json_init(const struct bt_node *cfg, const struct bt_stage_env *env
         s->source_len = strlen(src);
     }
     s->ex = calloc(exprs->n, sizeof(*s->ex));
-    if (!s->ex)
+    s->paths = calloc(exprs->n, sizeof(*s->paths));
+    s->v = calloc(exprs->n, sizeof(*s->v));
+    s->vlen = calloc(exprs->n, sizeof(*s->vlen));
+    s->found = calloc(exprs->n, sizeof(*s->found));
+    if (!s->ex || !s->paths || !s->v || !s->vlen || !s->found)
         goto oom;
     for (size_t i = 0; i < exprs->n; i++) {
         const struct bt_node *k = bt_node_key(exprs, i), *v = bt_node_val(exprs, i);
@@ -97,6 +109,7 @@ static void *json_init(const struct bt_node *cfg, const struct bt_stage_env *env
                          "could not compile JMES expression: %s", jerr);
             goto fail;
         }
+        s->paths[i] = s->ex[i].path;
     }
     return s;
 oom:
@@ -173,19 +186,15 @@ static enum bt_stage_result json_process(void *st, struct bt_pentry *e, struct b
         doc = bt_buf_str(&s->doc);
         n = s->doc.len;
     }
-    bt_json_trim(&doc, &n);
-    if (n == 0 || doc[0] != '{' || !bt_json_valid(doc, n)) {
+    /* One pass validates the object and finds every expression's first key. */
+    if (bt_jpath_eval_object(s->paths, s->n, doc, n, s->v, s->vlen, s->found) < 0) {
         if (!s->drop_malformed)
             return BT_STAGE_KEEP;
         e->drop_reason = "malformed_json";
         return BT_STAGE_DROP;
     }
-    for (size_t i = 0; i < s->n; i++) {
-        const char *v = NULL;
-        size_t vn = 0;
-        int found = bt_jpath_eval(s->ex[i].path, doc, n, &v, &vn);
-        set_result(s, e, &s->ex[i], v, vn, found);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        set_result(s, e, &s->ex[i], s->v[i], s->vlen[i], s->found[i]);
     return BT_STAGE_KEEP;
 }
 

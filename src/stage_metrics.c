@@ -24,6 +24,7 @@ enum action { A_INC, A_ADD, A_SET, A_DEC, A_SUB, A_OBSERVE };
 
 struct cached {
     struct bt_series *s;
+    char *key; /* the registry's label string */
     int64_t last;
 };
 
@@ -61,8 +62,10 @@ static void metrics_free(void *st)
         struct metric *mt = &s->v[i];
         size_t pos = 0;
         struct bt_hmap_slot *sl;
-        while ((sl = bt_hmap_next(&mt->cache, &pos)))
+        while ((sl = bt_hmap_next(&mt->cache, &pos))) {
+            free(((struct cached *)sl->val)->key);
             free(sl->val);
+        }
         bt_hmap_free(&mt->cache);
         free(mt->name);
         free(mt->help);
@@ -303,24 +306,36 @@ static int render_labels(struct bt_buf *b, const struct bt_labels *l)
     return 0;
 }
 
-static struct bt_series *series(struct st *s, struct metric *mt, int64_t now)
+/* The series for the entry's labels. The cache is keyed by the label set's canonical string,
+ * which the set keeps cached with its hash, so a hit renders nothing. */
+static struct bt_series *series(struct st *s, struct metric *mt, struct bt_labels *l, int64_t now)
 {
-    const char *key = bt_buf_str(&s->lbl);
-    struct cached *c = bt_hmap_get(&mt->cache, key, s->lbl.len);
+    size_t clen = 2;
+    const char *canon = l ? bt_labels_canon(l, &clen) : "{}";
+    uint64_t h = l ? bt_labels_hash(l) : bt_hash64("{}", 2);
+    if (!canon)
+        return NULL;
+    struct cached *c = bt_hmap_get_h(&mt->cache, canon, clen, h);
     if (c) {
         c->last = now;
         return c->s;
     }
+    if (render_labels(&s->lbl, l) < 0)
+        return NULL;
+    const char *key = bt_buf_str(&s->lbl);
     struct bt_series *se = mt->type == BT_COUNTER ? bt_metrics_counter(s->m, mt->name, mt->help, key)
                            : mt->type == BT_GAUGE ? bt_metrics_gauge(s->m, mt->name, mt->help, key)
                                                   : bt_metrics_histogram(s->m, mt->name, mt->help,
                                                                          key, mt->buckets, mt->nb);
-    if (!se || !(c = malloc(sizeof(*c))))
+    if (!se || !(c = malloc(sizeof(*c)) ))
         return se;
     c->s = se;
     c->last = now;
-    if (bt_hmap_put(&mt->cache, key, s->lbl.len, c, NULL) < 0)
+    c->key = strdup(key);
+    if (!c->key || bt_hmap_put_h(&mt->cache, canon, clen, h, c, NULL) < 0) {
+        free(c->key);
         free(c);
+    }
     return se;
 }
 
@@ -334,8 +349,10 @@ static void sweep(struct st *s, int64_t now)
             struct cached *c = sl->val;
             if (now - c->last < mt->max_idle)
                 continue;
-            bt_metrics_remove(s->m, mt->name, sl->key);
-            free(bt_hmap_del(&mt->cache, sl->key, sl->klen));
+            bt_metrics_remove(s->m, mt->name, c->key);
+            bt_hmap_del(&mt->cache, sl->key, sl->klen);
+            free(c->key);
+            free(c);
         }
     }
 }
@@ -362,7 +379,7 @@ static bool to_float(const struct bt_xval *v, double *out)
     }
 }
 
-static void update(struct st *s, struct metric *mt, const struct bt_pentry *e, int64_t now)
+static void update(struct st *s, struct metric *mt, struct bt_pentry *e, int64_t now)
 {
     double f = 1;
     if (!mt->match_all) {
@@ -386,9 +403,9 @@ static void update(struct st *s, struct metric *mt, const struct bt_pentry *e, i
     } else if (mt->count_bytes) {
         f = (double)e->line_len;
     }
-    if (!s->m || render_labels(&s->lbl, e->labels) < 0)
+    if (!s->m)
         return;
-    struct bt_series *se = series(s, mt, now);
+    struct bt_series *se = series(s, mt, e->labels, now);
     switch (mt->action) {
     case A_INC:
         mt->type == BT_COUNTER ? bt_counter_inc(se) : bt_gauge_add(se, 1);

@@ -679,3 +679,74 @@ int bt_jpath_eval(const struct bt_jpath *p, const char *doc, size_t n, const cha
     *vlen = e - i;
     return 1;
 }
+
+/* Continues p from step k with the value at doc[i]; 1 with the span, or 0. */
+static int eval_from(const struct bt_jpath *p, size_t k, const char *doc, size_t n, size_t i,
+                     const char **v, size_t *vlen)
+{
+    for (; k < p->n; k++) {
+        const struct step *st = &p->steps[k];
+        i = st->type == STEP_FIELD ? find_key(doc, n, i, st) : find_index(doc, n, i, st->idx);
+        if (!i)
+            return 0;
+    }
+    size_t e = skip_value(doc, n, i, 0);
+    if (!e || (e - i == 4 && memcmp(doc + i, "null", 4) == 0))
+        return 0;
+    *v = doc + i;
+    *vlen = e - i;
+    return 1;
+}
+
+int bt_jpath_eval_object(struct bt_jpath *const *p, size_t n, const char *doc, size_t len,
+                         const char **v, size_t *vlen, int *found)
+{
+    bool esc;
+    size_t i = skip_ws(doc, len, 0);
+    for (size_t k = 0; k < n; k++)
+        found[k] = 0;
+    if (i >= len || doc[i] != '{')
+        return -EINVAL;
+    i = skip_ws(doc, len, i + 1);
+    if (i < len && doc[i] == '}') {
+        i++;
+    } else {
+        for (;;) {
+            if (i >= len || doc[i] != '"')
+                return -EINVAL;
+            size_t ks = i, ke = scan_string(doc, len, i, &esc);
+            if (!ke)
+                return -EINVAL;
+            i = skip_ws(doc, len, ke);
+            if (i >= len || doc[i] != ':')
+                return -EINVAL;
+            size_t vs = skip_ws(doc, len, i + 1);
+            size_t ve = skip_value(doc, len, vs, 1);
+            if (!ve)
+                return -EINVAL;
+            for (size_t k = 0; k < n; k++) {
+                const struct step *st = &p[k]->steps[0];
+                if (st->type == STEP_FIELD && key_eq(doc + ks, ke - ks, esc, st->name, st->len)) {
+                    found[k] = 1; /* the last duplicate wins, as in Go */
+                    v[k] = doc + vs;
+                }
+            }
+            i = skip_ws(doc, len, ve);
+            if (i < len && doc[i] == ',') {
+                i = skip_ws(doc, len, i + 1);
+                continue;
+            }
+            if (i < len && doc[i] == '}') {
+                i++;
+                break;
+            }
+            return -EINVAL;
+        }
+    }
+    if (skip_ws(doc, len, i) != len)
+        return -EINVAL;
+    for (size_t k = 0; k < n; k++)
+        if (found[k])
+            found[k] = eval_from(p[k], 1, doc, len, (size_t)(v[k] - doc), &v[k], &vlen[k]);
+    return 0;
+}

@@ -30,6 +30,12 @@ void bt_jpath_free(struct bt_jpath *p);
 int bt_jpath_eval(const struct bt_jpath *p, const char *doc, size_t n, const char **v,
                   size_t *vlen);
 
+/* Evaluates n paths on doc, which must be a JSON object, in one pass over its members that
+ * also validates the whole document. found[i] is set to 1 with the span in v[i]/vlen[i], or 0.
+ * 0, or -EINVAL when doc is not one valid JSON object. */
+int bt_jpath_eval_object(struct bt_jpath *const *p, size_t n, const char *doc, size_t len,
+                         const char **v, size_t *vlen, int *found);
+
 /* True if doc is one valid JSON value (RFC 8259; nesting capped at 512). */
 bool bt_json_valid(const char *doc, size_t n);
 /* Span of the top-level value with surrounding whitespace removed. */

@@ -2,6 +2,8 @@
 
 #include "util/buf.h"
 
+#include <time.h>
+
 Test(stage_metrics, doc_example_match_all_lines_and_bytes)
 {
     struct harness h;
@@ -143,5 +145,25 @@ Test(stage_metrics, type_clash_with_an_existing_family_is_an_error)
     cr_assert_null(p);
     cr_assert(strstr(err, "already registered with another type") != NULL, "%s", err);
     bt_node_free(root);
+    h_free(&h);
+}
+
+Test(stage_metrics, idle_series_are_removed_after_max_idle_duration)
+{
+    struct harness h;
+    h_new(&h, "- metrics: {lines: {type: Counter, max_idle_duration: 1s, "
+              "config: {match_all: true, action: inc}}}\n");
+    bt_labels_set(&h.in, "x", "a");
+    h_push(&h, "1");
+    cr_assert_eq(bt_metrics_sum(h.m, "promtail_custom_lines", "x=\"a\""), 1);
+    struct timespec ts = {1, 300000000};
+    nanosleep(&ts, NULL);
+    bt_labels_set(&h.in, "x", "b");
+    h_push(&h, "2");
+    cr_assert_eq(bt_metrics_sum(h.m, "promtail_custom_lines", "x=\"a\""), 0, "idle series stays");
+    cr_assert_eq(bt_metrics_sum(h.m, "promtail_custom_lines", "x=\"b\""), 1);
+    bt_labels_set(&h.in, "x", "a");
+    h_push(&h, "3"); /* comes back from zero as a new series */
+    cr_assert_eq(bt_metrics_sum(h.m, "promtail_custom_lines", "x=\"a\""), 1);
     h_free(&h);
 }

@@ -66,13 +66,27 @@ Test(robust, json_scanner_and_paths_hold_their_invariants)
     int valid = 0;
     for (int it = 0; it < 20000; it++) {
         size_t n = mutate(doc, sizeof(doc), seeds[0]);
+        const char *mv[7];
+        size_t mvl[7];
+        int mf[7];
+        int orc = bt_jpath_eval_object(jp, 7, doc, n, mv, mvl, mf);
+        const char *t = doc;
+        size_t tn = n;
+        bt_json_trim(&t, &tn);
+        cr_assert_eq(orc == 0, bt_json_valid(doc, n) && tn && t[0] == '{',
+                     "one-pass and two-pass validation disagree on %.*s", (int)n, doc);
         if (!bt_json_valid(doc, n))
             continue;
         valid++;
         for (int i = 0; i < 7; i++) {
             const char *v;
             size_t vn;
-            if (!bt_jpath_eval(jp[i], doc, n, &v, &vn))
+            int f = bt_jpath_eval(jp[i], doc, n, &v, &vn);
+            if (orc == 0) {
+                cr_assert_eq(f, mf[i], "%s on %.*s", paths[i], (int)n, doc);
+                cr_assert(!f || (v == mv[i] && vn == mvl[i]));
+            }
+            if (!f)
                 continue;
             cr_assert(v >= doc && v + vn <= doc + n);
             cr_assert(bt_json_valid(v, vn), "result of %s is not JSON", paths[i]);
