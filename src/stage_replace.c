@@ -3,16 +3,26 @@
  * back to extracted[source]). Named groups are written to extracted with their replaced value
  * from the first match. Empty matches right after a previous match are skipped, as Go does.
  *
- * The template is the part of Go text/template that replace configs use: literal text and
- * actions {{ .Value }} / {{ .key }} (extracted values as text, "" when absent), optionally
- * piped through ToUpper, ToLower or TrimSpace (ASCII case mapping). Anything else in {{ }} is a
- * config error naming the construct. */
+ * The template sees .Value (the captured text) and every extracted key as text; a missing key
+ * prints "<no value>" as in Go. When util/gotemplate.h is in the tree the full Go template
+ * subset of the template stage is used (if/else, eq, Replace, sprig functions...). Without it,
+ * a built-in minimum serves: literal text and {{ .Value }} / {{ .key }} actions, optionally
+ * piped through ToUpper, ToLower or TrimSpace (ASCII case mapping); anything else in {{ }} is
+ * a config error naming the construct. An execution error (a missing key piped into a
+ * function) leaves the entry unchanged, as promtail does. */
 #include "stage.h"
 #include "node.h"
 #include "util/regex.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#if __has_include("util/gotemplate.h")
+#include "util/gotemplate.h"
+#define HAVE_GOTEMPLATE 1
+#define NUM_SLOT 64  /* text of one numeric value */
+#define NUM_SLOTS 32 /* numeric values one execution may look up */
+#endif
 
 #define MAX_PARTS 64
 #define MAX_GROUPS 64
@@ -35,6 +45,14 @@ struct st {
     int nparts;
     struct bt_buf in, out; /* copy of a source value; result when writing to source */
     size_t gofs[MAX_GROUPS][2];
+#ifdef HAVE_GOTEMPLATE
+    struct bt_gotmpl *tmpl; /* NULL when replace is empty */
+    const struct bt_pentry *e; /* per-execution lookup state */
+    const char *val;
+    size_t vlen;
+    char nums[NUM_SLOTS][NUM_SLOT];
+    int nnums;
+#endif
 };
 
 static const char *const keys[] = {"expression", "source", "replace", NULL};
@@ -48,9 +66,13 @@ static void replace_free(void *st)
         free(s->parts[i].text);
     bt_buf_free(&s->in);
     bt_buf_free(&s->out);
+#ifdef HAVE_GOTEMPLATE
+    bt_gotmpl_free(s->tmpl);
+#endif
     free(s);
 }
 
+#ifndef HAVE_GOTEMPLATE /* the built-in minimum template */
 static int add_part(struct st *s, const char *p, size_t n, bool field)
 {
     if (s->nparts == MAX_PARTS)
@@ -142,6 +164,8 @@ static const char *parse_template(struct st *s, const char *tpl)
     return msg;
 }
 
+#endif
+
 static void *replace_init(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
                           size_t errlen)
 {
@@ -176,11 +200,19 @@ static void *replace_init(const struct bt_node *cfg, const struct bt_stage_env *
                      "expression needs 1 to %d capture groups", MAX_GROUPS - 1);
         goto fail;
     }
+#ifdef HAVE_GOTEMPLATE
+    char terr[256];
+    if (rep && *rep && !(s->tmpl = bt_gotmpl_new(rep, terr, sizeof(terr)))) {
+        bt_stage_err(err, errlen, env, bt_node_get(cfg, "replace"), "replace template: %s", terr);
+        goto fail;
+    }
+#else
     const char *msg = rep ? parse_template(s, rep) : NULL;
     if (msg) {
         bt_stage_err(err, errlen, env, bt_node_get(cfg, "replace"), "replace template: %s", msg);
         goto fail;
     }
+#endif
     if (src && *src) {
         if (!(s->source = strdup(src))) {
             bt_stage_err(err, errlen, env, NULL, "out of memory");
@@ -194,8 +226,41 @@ fail:
     return NULL;
 }
 
-static int exec_template(const struct st *s, const struct bt_pentry *e, const char *val,
-                         size_t vlen, struct bt_buf *b)
+#ifdef HAVE_GOTEMPLATE
+static int lookup(void *ctx, const char *name, size_t n, const char **val, size_t *vlen)
+{
+    struct st *s = ctx;
+    if (n == 5 && memcmp(name, "Value", 5) == 0) {
+        *val = s->val;
+        *vlen = s->vlen;
+        return 1;
+    }
+    const struct bt_xval *xv = bt_extracted_get(&s->e->x, name, n);
+    if (!xv || s->nnums == NUM_SLOTS)
+        return 0;
+    char *tmp = s->nums[s->nnums];
+    if (bt_xval_string(xv, tmp, NUM_SLOT, val, vlen) < 0)
+        return 0;
+    if (*val == tmp)
+        s->nnums++;
+    return 1;
+}
+
+static int exec_template(struct st *s, const struct bt_pentry *e, const char *val, size_t vlen,
+                         struct bt_buf *b)
+{
+    char terr[128];
+    if (!s->tmpl)
+        return 0;
+    s->e = e;
+    s->val = val;
+    s->vlen = vlen;
+    s->nnums = 0;
+    return bt_gotmpl_exec(s->tmpl, lookup, s, b, terr, sizeof(terr)) < 0 ? -1 : 0;
+}
+#else
+static int exec_template(struct st *s, const struct bt_pentry *e, const char *val, size_t vlen,
+                         struct bt_buf *b)
 {
     char tmp[64];
     for (int i = 0; i < s->nparts; i++) {
@@ -206,7 +271,9 @@ static int exec_template(const struct st *s, const struct bt_pentry *e, const ch
             v = val, n = vlen;
         } else if (pt->field &&
                    bt_extracted_get_str(&e->x, pt->text, pt->len, tmp, sizeof(tmp), &v, &n) < 0) {
-            v = "", n = 0;
+            if (pt->nfn)
+                return -1; /* Go: a missing value is no string for the function */
+            v = "<no value>", n = 10;
         }
         size_t at = b->len;
         if (bt_buf_add(b, v, n) < 0)
@@ -235,6 +302,8 @@ static int exec_template(const struct st *s, const struct bt_pentry *e, const ch
     }
     return 0;
 }
+
+#endif
 
 static size_t utf8_step(const char *s, size_t n, size_t i)
 {

@@ -79,12 +79,49 @@ Test(stage_replace, unsupported_template_is_an_error)
 {
     struct harness h;
     cr_assert_eq(h_try(&h, "- replace:\n    expression: '(a)'\n"
-                           "    replace: '{{ if eq .Value \"a\" }}b{{ end }}'\n"),
+                           "    replace: '{{ range .x }}b{{ end }}'\n"),
                  -1);
     cr_assert(strstr(h.err, "pipeline.yaml:3:14: stage \"replace\": replace template: ") == h.err,
               "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- replace: {expression: 'abc', replace: x}\n"), -1);
     cr_assert(strstr(h.err, "capture groups") != NULL, "%s", h.err);
+    h_free(&h);
+}
+
+Test(stage_replace, missing_keys_print_no_value_and_break_functions)
+{
+    struct harness h;
+    h_new(&h, "- replace: {expression: '(a)', replace: '[{{ .nope }}]'}\n");
+    h_push(&h, "xay");
+    cr_assert_str_eq(h.out[0].line, "x[<no value>]y");
+    h_free(&h);
+    h_new(&h, "- replace: {expression: '(a)', replace: '{{ .nope | ToUpper }}'}\n");
+    h_push(&h, "xay");
+    cr_assert_str_eq(h.out[0].line, "xay", "an execution error leaves the entry as it was");
+    h_free(&h);
+}
+
+Test(stage_replace, doc_example_conditional_template)
+{
+#if !__has_include("util/gotemplate.h")
+    cr_skip_test("util/gotemplate.h is not in this tree: replace uses its built-in minimum "
+                 "template, which has no if/eq/Replace");
+#endif
+    struct harness h;
+    h_new(&h, "- replace:\n"
+              "    expression: '^(?P<ip>\\S+) (?P<identd>\\S+) (?P<user>\\S+) "
+              "\\[(?P<timestamp>[\\w:/]+\\s[+\\-]\\d{4})\\] \"(?P<action>\\S+)\\s?"
+              "(?P<path>\\S+)?\\s?(?P<protocol>\\S+)?\" (?P<status>\\d{3}|-) (?P<size>\\d+|-)"
+              "\\s?\"?(?P<referer>[^\"]*)\"?\\s?\"?(?P<useragent>[^\"]*)?\"?$'\n"
+              "    replace: '{{ if eq .Value \"200\" }}{{ Replace .Value \"200\" \"HttpStatusOk\" -1 "
+              "}}{{ else }}{{ .Value | ToUpper }}{{ end }}'\n"
+              "- labels: {status: ''}\n");
+    h_push(&h, apache);
+    cr_assert_str_eq(h.out[0].line,
+                     "11.11.11.11 - FRANK [25/JAN/2000:14:00:01 -0500] \"GET /1986.JS HTTP/1.1\" "
+                     "HttpStatusOk 932 \"-\" \"MOZILLA/5.0 (WINDOWS; U; WINDOWS NT 5.1; DE; "
+                     "RV:1.9.1.7) GECKO/20091221 FIREFOX/3.5.7 GTB6\"");
+    cr_assert_str_eq(h_label(&h, 0, "status"), "HttpStatusOk");
     h_free(&h);
 }
