@@ -46,7 +46,7 @@ Test(stage_replace, every_match_and_every_group_with_template_fields)
     struct harness h;
     h_new(&h, "- regex: {expression: '^(?P<env>\\w+):'}\n"
               "- replace:\n    expression: '(?P<k>\\w+)=(\\w+)'\n"
-              "    replace: '{{ .Value | ToUpper }}-{{.env}}{{ .missing }}'\n"
+              "    replace: '{{ .Value | ToUpper }}-{{.env}}'\n"
               "- labels: {k: ''}\n");
     h_push(&h, "prod: a=b c=d");
     cr_assert_str_eq(h.out[0].line, "prod: A-prod=B-prod C-prod=D-prod");
