@@ -21,6 +21,7 @@
 
 #define MAX_DEPTH 8      /* nested match stages */
 #define MAX_REASONS 32   /* distinct drop reasons with cached series */
+#define INSPECT_DEPTH 16 /* nested runs (emits, match) shown by -inspect */
 
 struct bt_stage_out {
     struct bt_stage_list *list;
@@ -68,7 +69,10 @@ struct bt_pipeline {
     struct reason_series reasons[MAX_REASONS];
     size_t n_reasons;
     FILE *inspect;
-    struct snap snap;
+    /* One snapshot per nesting level: a held stage may emit (and so run later stages on
+     * another entry) while the entry it was given is still being inspected. */
+    struct snap snap[INSPECT_DEPTH];
+    int depth;
 };
 
 /* ---- drop counting ---- */
@@ -184,7 +188,7 @@ static void inspect_print(struct bt_pipeline *p, const struct stage_inst *si,
                           const struct bt_pentry *e, enum bt_stage_result r)
 {
     FILE *f = p->inspect;
-    struct snap *s = &p->snap;
+    struct snap *s = &p->snap[p->depth];
     fprintf(f, "[inspect] stage \"%s\" (line %d):", si->name, si->line);
     if (r == BT_STAGE_DROP)
         fprintf(f, " dropped (reason %s)", e->drop_reason ? e->drop_reason : "drop_stage");
@@ -239,23 +243,24 @@ static enum bt_stage_result run_from(struct bt_stage_list *l, size_t start, stru
                                      bool count)
 {
     struct bt_pipeline *p = l->p;
+    enum bt_stage_result r = BT_STAGE_KEEP;
+    p->depth++;
+    bool inspect = p->inspect && p->depth < INSPECT_DEPTH;
     for (size_t i = start; i < l->n; i++) {
         struct stage_inst *si = &l->v[i];
-        if (p->inspect)
-            snap_take(&p->snap, e);
+        if (inspect)
+            snap_take(&p->snap[p->depth], e);
         e->drop_reason = NULL;
-        enum bt_stage_result r = si->ops->process(si->st, e, &si->out);
-        if (p->inspect)
+        r = si->ops->process(si->st, e, &si->out);
+        if (inspect)
             inspect_print(p, si, e, r);
-        if (r == BT_STAGE_DROP) {
-            if (count)
-                bt_stage_count_drop(&si->out, e, e->drop_reason);
-            return r;
-        }
-        if (r == BT_STAGE_HELD)
-            return r;
+        if (r == BT_STAGE_DROP && count)
+            bt_stage_count_drop(&si->out, e, e->drop_reason);
+        if (r != BT_STAGE_KEEP)
+            break;
     }
-    return BT_STAGE_KEEP;
+    p->depth--;
+    return r;
 }
 
 void bt_stage_emit(struct bt_stage_out *out, struct bt_pentry *e)
@@ -417,7 +422,8 @@ struct bt_pipeline *bt_pipeline_new(const struct bt_node *stages, const char *jo
     p->metrics = m;
     p->job = strdup(job ? job : "");
     bt_pentry_init(&p->work);
-    snap_init(&p->snap);
+    for (int i = 0; i < INSPECT_DEPTH; i++)
+        snap_init(&p->snap[i]);
     if (!p->job)
         goto fail;
     if (!bt_node_is_null(stages) && !(stages->type == BT_NODE_SEQ && stages->n == 0)) {
@@ -439,7 +445,8 @@ void bt_pipeline_free(struct bt_pipeline *p)
         return;
     bt_stage_list_free(p->top);
     bt_pentry_free(&p->work);
-    snap_free(&p->snap);
+    for (int i = 0; i < INSPECT_DEPTH; i++)
+        snap_free(&p->snap[i]);
     for (size_t i = 0; i < p->n_reasons; i++)
         free(p->reasons[i].reason);
     free(p->kv);

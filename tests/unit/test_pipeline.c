@@ -159,3 +159,23 @@ Test(pipeline, dry_run_format_matches_promtail)
     bt_buf_free(&b);
     bt_labels_free(&l);
 }
+
+Test(pipeline, inspect_keeps_each_entry_apart_when_a_stage_emits)
+{
+    struct harness h;
+    h_new(&h, "- multiline: {firstline: '^S'}\n- static_labels: {x: y}\n");
+    h_push(&h, "S1");
+    h_push(&h, "c");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    bt_pipeline_set_inspect(h.p, f);
+    h_push(&h, "S2"); /* emits "S1\nc" through static_labels, then holds S2 */
+    fclose(f);
+    cr_assert_str_eq(buf, "[inspect] stage \"static_labels\" (line 2):\n"
+                          "  labels: + x=\"y\"\n"
+                          "[inspect] stage \"multiline\" (line 1): held\n",
+                     "%s", buf);
+    free(buf);
+    h_free(&h);
+}
