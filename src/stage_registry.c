@@ -166,6 +166,9 @@ static const struct entry table[] = {
     {"docker", OPS_DOCKER},
     {"cri", OPS_CRI},
     {"non_indexed_labels", OPS_STRUCTURED_METADATA}, /* the 2.9 name of structured_metadata */
+    /* promtail stages bpftail does not implement: a clear error rather than "unknown" */
+    {"geoip", NULL},
+    {"eventlogmessage", NULL},
 };
 
 static const char *const names[] = {

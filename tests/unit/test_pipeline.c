@@ -179,3 +179,11 @@ Test(pipeline, inspect_keeps_each_entry_apart_when_a_stage_emits)
     free(buf);
     h_free(&h);
 }
+
+Test(pipeline, promtail_stages_not_implemented_say_so)
+{
+    struct harness h;
+    cr_assert_eq(h_try(&h, "- geoip: {db: /x.mmdb, source: ip}\n"), -1);
+    cr_assert_str_eq(h.err, "pipeline.yaml:1:3: stage \"geoip\" is not available in this build");
+    h_free(&h);
+}

@@ -158,3 +158,25 @@ Test(stage_tenant, exactly_one_option)
     cr_assert_eq(h_try(&h, "- tenant:\n"), -1);
     h_free(&h);
 }
+
+Test(stage_labels, invalid_utf8_values_are_skipped_valid_ones_kept)
+{
+    struct harness h;
+    h_new(&h, "- logfmt: {mapping: {a: '', b: '', c: ''}}\n- labels: {a: '', b: '', c: ''}\n"
+              "- structured_metadata: {c: ''}\n");
+    h_push(&h, "a=\xff\xfe b=\xe6\x97\xa5\xe6\x9c\xac c=\xed\xa0\x80");
+    cr_assert_null(h_label(&h, 0, "a"), "invalid bytes");
+    cr_assert_str_eq(h_label(&h, 0, "b"), "\xe6\x97\xa5\xe6\x9c\xac");
+    cr_assert_null(h_label(&h, 0, "c"), "an encoded surrogate is not UTF-8");
+    cr_assert_null(bt_labels_get(&h.out[0].meta, "c"));
+    h_free(&h);
+}
+
+Test(stage_labels, json_decoding_repairs_invalid_utf8_like_go)
+{
+    struct harness h;
+    h_new(&h, "- json: {expressions: {a: ''}}\n- labels: {a: ''}\n");
+    h_push(&h, "{\"a\":\"x\xffy\"}");
+    cr_assert_str_eq(h_label(&h, 0, "a"), "x\xef\xbf\xbdy", "Go decodes bad bytes as U+FFFD");
+    h_free(&h);
+}
