@@ -199,8 +199,7 @@ static void inspect_print(struct bt_pipeline *p, const struct stage_inst *si,
         diff_labels(f, "labels", &s->labels, e->labels);
     diff_labels(f, "structured_metadata", &s->meta, &e->meta);
     if (s->line.len != e->line_len || memcmp(bt_buf_str(&s->line), e->line, e->line_len) != 0)
-        fprintf(f, "  line: \"%s\" -> \"%.*s\"\n", bt_buf_str(&s->line), (int)e->line_len,
-                e->line);
+        fprintf(f, "  line: \"%s\" -> \"%.*s\"\n", bt_buf_str(&s->line), (int)e->line_len, e->line);
     if (s->ts != e->ts_ns)
         fprintf(f, "  timestamp: %" PRId64 " -> %" PRId64 "\n", s->ts, e->ts_ns);
     for (size_t i = 0; i < e->x.n; i++) {
@@ -342,8 +341,10 @@ static int build_one(struct stage_inst *si, const struct bt_node *item,
 {
     char where[256];
     if (item->type != BT_NODE_MAP || item->n != 1) {
-        snprintf(err, errlen, "%s: a pipeline stage must be a map with exactly one key "
-                 "(the stage name)", bt_node_where(item, where, sizeof(where)));
+        snprintf(err, errlen,
+                 "%s: a pipeline stage must be a map with exactly one key "
+                 "(the stage name)",
+                 bt_node_where(item, where, sizeof(where)));
         return -EINVAL;
     }
     const struct bt_node *k = bt_node_key(item, 0);
@@ -464,8 +465,8 @@ void bt_pipeline_process(struct bt_pipeline *p, const struct bt_entry *e)
         static struct bt_ratelimit rl = BT_RATELIMIT_INIT(10);
         uint64_t sup;
         if (bt_ratelimit_ok(&rl, &sup))
-            BT_ERROR("pipeline", "cannot load entry, dropped", "job=%s suppressed=%" PRIu64,
-                     p->job, sup);
+            BT_ERROR("pipeline", "cannot load entry, dropped", "job=%s suppressed=%" PRIu64, p->job,
+                     sup);
         struct bt_stage_out o = {.list = p->top};
         bt_stage_count_drop(&o, &p->work, "pipeline_error");
         return;
@@ -523,8 +524,7 @@ int bt_pipeline_format_entry(const struct bt_entry *e, struct bt_buf *out)
     if (rc == 0)
         rc = bt_buf_add(out, "\t", 1);
     for (size_t i = 0; rc == 0 && i < e->n_meta; i++) {
-        rc = bt_buf_addf(out, "%s%.*s=", i ? ", " : "{", (int)e->meta[i].name_len,
-                         e->meta[i].name);
+        rc = bt_buf_addf(out, "%s%.*s=", i ? ", " : "{", (int)e->meta[i].name_len, e->meta[i].name);
         if (rc == 0)
             rc = bt_go_quote(out, e->meta[i].value, e->meta[i].value_len);
         if (rc == 0 && i + 1 == e->n_meta)

@@ -94,8 +94,8 @@ struct bt_pentry {
     struct bt_buf lbuf[2]; /* reusable line buffers */
     int cur;               /* which lbuf holds the line when it was rewritten */
     struct bt_extracted x;
-    struct bt_labels meta; /* structured metadata (names not restricted to label syntax) */
-    struct bt_segment *seg; /* borrowed; a stage that holds the entry takes its own reference */
+    struct bt_labels meta;   /* structured metadata (names not restricted to label syntax) */
+    struct bt_segment *seg;  /* borrowed; a stage that holds the entry takes its own reference */
     const char *drop_reason; /* set by a stage returning BT_STAGE_DROP (static or stage-owned) */
 };
 
@@ -164,11 +164,11 @@ struct bt_stage_list;
 
 /* What init() gets besides its own config. Borrowed for the stage's lifetime. */
 struct bt_stage_env {
-    const char *job;            /* scrape job name ("" if none) */
-    const char *name;           /* stage name as written in the config (aliases included) */
-    const struct bt_node *where; /* the stage's key node, for error positions */
-    struct bt_metrics *metrics; /* may be NULL (tests): stages must cope */
-    int depth;                  /* nesting level of match stages (0 at the top) */
+    const char *job;              /* scrape job name ("" if none) */
+    const char *name;             /* stage name as written in the config (aliases included) */
+    const struct bt_node *where;  /* the stage's key node, for error positions */
+    struct bt_metrics *metrics;   /* may be NULL (tests): stages must cope */
+    int depth;                    /* nesting level of match stages (0 at the top) */
     struct bt_pipeline *pipeline; /* the root pipeline (for bt_stage_list_new) */
 };
 
@@ -213,9 +213,8 @@ struct bt_stage_kv {
 };
 /* Parses cfg (a map) into *out (caller frees with bt_stage_kv_free). With label_names, each
  * name must be a valid label name. 0 or -EINVAL/-ENOMEM with the error in err. */
-int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env,
-                      bool label_names, struct bt_stage_kv **out, size_t *n, char *err,
-                      size_t errlen);
+int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
+                      struct bt_stage_kv **out, size_t *n, char *err, size_t errlen);
 void bt_stage_kv_free(struct bt_stage_kv *v, size_t n);
 /* Parses a list of strings (labeldrop, labelallow, pack labels). Same rules. */
 int bt_stage_strlist(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
@@ -253,9 +252,9 @@ void bt_stage_count_drop(struct bt_stage_out *out, const struct bt_pentry *e, co
 extern const struct bt_stage_ops bt_stage_regex_ops, bt_stage_json_ops, bt_stage_logfmt_ops,
     bt_stage_replace_ops, bt_stage_pack_ops, bt_stage_decolorize_ops, bt_stage_labels_ops,
     bt_stage_static_labels_ops, bt_stage_labeldrop_ops, bt_stage_labelallow_ops,
-    bt_stage_structured_metadata_ops, bt_stage_output_ops, bt_stage_tenant_ops,
-    bt_stage_limit_ops, bt_stage_sampling_ops, bt_stage_match_ops, bt_stage_drop_ops,
-    bt_stage_multiline_ops, bt_stage_metrics_ops;
+    bt_stage_structured_metadata_ops, bt_stage_output_ops, bt_stage_tenant_ops, bt_stage_limit_ops,
+    bt_stage_sampling_ops, bt_stage_match_ops, bt_stage_drop_ops, bt_stage_multiline_ops,
+    bt_stage_metrics_ops;
 /* Provided by other branches; the registry declares them only when their file is present:
  * bt_stage_timestamp_ops (stage_timestamp.c), bt_stage_template_ops (stage_template.c),
  * bt_stage_docker_ops (stage_docker.c), bt_stage_cri_ops (stage_cri.c). */

@@ -227,8 +227,8 @@ int bt_pentry_load(struct bt_pentry *e, const struct bt_entry *src)
     e->drop_reason = NULL;
     bt_labels_clear(&e->meta);
     for (size_t i = 0; i < src->n_meta; i++) {
-        rc = bt_labels_setn(&e->meta, src->meta[i].name, src->meta[i].name_len,
-                            src->meta[i].value, src->meta[i].value_len);
+        rc = bt_labels_setn(&e->meta, src->meta[i].name, src->meta[i].name_len, src->meta[i].value,
+                            src->meta[i].value_len);
         if (rc < 0)
             return rc;
     }
@@ -450,9 +450,8 @@ void bt_stage_kv_free(struct bt_stage_kv *v, size_t n)
     free(v);
 }
 
-int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env,
-                      bool label_names, struct bt_stage_kv **out, size_t *n, char *err,
-                      size_t errlen)
+int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
+                      struct bt_stage_kv **out, size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;

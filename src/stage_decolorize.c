@@ -22,8 +22,8 @@ static void decolorize_free(void *st)
     free(s);
 }
 
-static void *decolorize_init(const struct bt_node *cfg, const struct bt_stage_env *env,
-                             char *err, size_t errlen)
+static void *decolorize_init(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
+                             size_t errlen)
 {
     static const char *const none[] = {NULL};
     char rerr[256];

@@ -20,15 +20,16 @@ struct st {
     char *sep;
     char *value;
     struct bt_regex *re;
-    int64_t older_ns; /* 0 = off */
+    int64_t older_ns;          /* 0 = off */
     unsigned long long longer; /* 0 = off */
     bool has_longer;
     char *reason;
     struct bt_buf joined;
 };
 
-static const char *const keys[] = {"source", "separator", "value", "expression", "older_than",
-                                   "longer_than", "drop_counter_reason", NULL};
+static const char *const keys[] = {
+    "source",      "separator",           "value", "expression", "older_than",
+    "longer_than", "drop_counter_reason", NULL};
 
 static void drop_free(void *st)
 {
@@ -112,8 +113,9 @@ static void *drop_init(const struct bt_node *cfg, const struct bt_stage_env *env
         s->has_longer = true;
     }
     if (!s->nsrc && !expr && !s->older_ns && !s->has_longer) {
-        bt_stage_err(err, errlen, env, cfg, "needs at least one of source, expression, "
-                                            "older_than or longer_than");
+        bt_stage_err(err, errlen, env, cfg,
+                     "needs at least one of source, expression, "
+                     "older_than or longer_than");
         goto fail;
     }
     if (s->value && expr) {
@@ -122,8 +124,7 @@ static void *drop_init(const struct bt_node *cfg, const struct bt_stage_env *env
         goto fail;
     }
     if (expr && !(s->re = bt_regex_new(expr, 0, rerr, sizeof(rerr)))) {
-        bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"),
-                     "%s", rerr);
+        bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"), "%s", rerr);
         goto fail;
     }
     s->reason = reason && *reason ? reason : strdup("drop_stage");
@@ -150,8 +151,8 @@ static bool source_value(struct st *s, const struct bt_pentry *e, const char **v
 {
     char tmp[64];
     if (s->nsrc == 1) { /* the common case: no copy unless the value is a formatted number */
-        if (bt_extracted_get_str(&e->x, s->sources[0], strlen(s->sources[0]), tmp, sizeof(tmp),
-                                 v, n) < 0)
+        if (bt_extracted_get_str(&e->x, s->sources[0], strlen(s->sources[0]), tmp, sizeof(tmp), v,
+                                 n) < 0)
             return false;
         if (*v != tmp)
             return true;
@@ -160,8 +161,8 @@ static bool source_value(struct st *s, const struct bt_pentry *e, const char **v
     for (size_t i = 0; i < s->nsrc; i++) {
         const char *p;
         size_t pn;
-        if (bt_extracted_get_str(&e->x, s->sources[i], strlen(s->sources[i]), tmp, sizeof(tmp),
-                                 &p, &pn) < 0)
+        if (bt_extracted_get_str(&e->x, s->sources[i], strlen(s->sources[i]), tmp, sizeof(tmp), &p,
+                                 &pn) < 0)
             return false;
         if ((i && bt_buf_adds(&s->joined, s->sep) < 0) || bt_buf_add(&s->joined, p, pn) < 0)
             return false;

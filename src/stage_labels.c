@@ -30,8 +30,8 @@ static enum bt_stage_result labels_process(void *st, struct bt_pentry *e, struct
     for (size_t i = 0; i < s->n; i++) {
         const char *v;
         size_t n;
-        if (bt_extracted_get_str(&e->x, s->kv[i].source, s->kv[i].source_len, tmp, sizeof(tmp),
-                                 &v, &n) < 0)
+        if (bt_extracted_get_str(&e->x, s->kv[i].source, s->kv[i].source_len, tmp, sizeof(tmp), &v,
+                                 &n) < 0)
             continue;
         if (!bt_utf8_valid(v, n))
             continue;

@@ -28,8 +28,8 @@ struct st {
     struct bt_hmap per; /* label value -> struct bucket * */
 };
 
-static const char *const keys[] = {"rate", "burst", "drop", "by_label_name",
-                                   "max_distinct_labels", NULL};
+static const char *const keys[] = {"rate", "burst", "drop", "by_label_name", "max_distinct_labels",
+                                   NULL};
 
 static void limit_free(void *st)
 {
@@ -55,7 +55,8 @@ static void *limit_init(const struct bt_node *cfg, const struct bt_stage_env *en
     bt_hmap_init(&s->per);
     s->max_distinct = 10000;
     const struct bt_node *r = bt_node_get(cfg, "rate"), *b = bt_node_get(cfg, "burst");
-    const struct bt_node *d = bt_node_get(cfg, "drop"), *m = bt_node_get(cfg, "max_distinct_labels");
+    const struct bt_node *d = bt_node_get(cfg, "drop"),
+                         *m = bt_node_get(cfg, "max_distinct_labels");
     long long v;
     if (!r || bt_node_double(r, &s->rate) < 0 || !(s->rate > 0)) {
         bt_stage_err(err, errlen, env, r ? r : cfg, "rate must be a number above 0");

@@ -17,7 +17,7 @@ struct st {
     struct bt_stage_list *stages; /* keep only */
 };
 
-static const char *const keys[] = {"selector", "stages", "action", "drop_counter_reason",
+static const char *const keys[] = {"selector",      "stages", "action", "drop_counter_reason",
                                    "pipeline_name", NULL};
 
 static void match_free(void *st)
@@ -54,8 +54,8 @@ static void *match_init(const struct bt_node *cfg, const struct bt_stage_env *en
         return bt_stage_err(err, errlen, env, bt_node_get(cfg, "action"),
                             "action must be keep or drop, not \"%s\"", action);
     const struct bt_node *stages = bt_node_get(cfg, "stages");
-    bool has_stages = stages && !bt_node_is_null(stages) &&
-                      !(stages->type == BT_NODE_SEQ && stages->n == 0);
+    bool has_stages =
+        stages && !bt_node_is_null(stages) && !(stages->type == BT_NODE_SEQ && stages->n == 0);
     struct st *s = calloc(1, sizeof(*s));
     if (!s)
         return bt_stage_err(err, errlen, env, NULL, "out of memory");
@@ -70,8 +70,8 @@ static void *match_init(const struct bt_node *cfg, const struct bt_stage_env *en
     }
     s->q = bt_logql_parse(sel, qerr, sizeof(qerr));
     if (!s->q) {
-        bt_stage_err(err, errlen, env, bt_node_get(cfg, "selector"), "invalid selector %s: %s",
-                     sel, qerr);
+        bt_stage_err(err, errlen, env, bt_node_get(cfg, "selector"), "invalid selector %s: %s", sel,
+                     qerr);
         goto fail;
     }
     s->reason = strdup(reason && *reason ? reason : "match_stage");
@@ -95,8 +95,7 @@ fail:
 static enum bt_stage_result match_process(void *st, struct bt_pentry *e, struct bt_stage_out *o)
 {
     struct st *s = st;
-    if (!bt_logql_match_labels(s->q, e->labels) ||
-        !bt_logql_match_line(s->q, e->line, e->line_len))
+    if (!bt_logql_match_labels(s->q, e->labels) || !bt_logql_match_line(s->q, e->line, e->line_len))
         return BT_STAGE_KEEP;
     if (s->drop) {
         e->drop_reason = s->reason;

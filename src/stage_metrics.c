@@ -50,9 +50,9 @@ struct st {
     int64_t last_sweep;
 };
 
-static const char *const mkeys[] = {"type", "description", "source", "prefix",
-                                    "max_idle_duration", "config", NULL};
-static const char *const ckeys[] = {"value", "action", "match_all", "count_entry_bytes",
+static const char *const mkeys[] = {
+    "type", "description", "source", "prefix", "max_idle_duration", "config", NULL};
+static const char *const ckeys[] = {"value",   "action", "match_all", "count_entry_bytes",
                                     "buckets", NULL};
 
 static void metrics_free(void *st)
@@ -95,7 +95,10 @@ static int parse_action(struct metric *mt, const struct bt_node *c, const char *
         const char *s;
         enum action a;
         unsigned types; /* bit per bt_metric_type */
-    } acts[] = {{"inc", A_INC, 3}, {"add", A_ADD, 3}, {"set", A_SET, 2}, {"dec", A_DEC, 2},
+    } acts[] = {{"inc", A_INC, 3},
+                {"add", A_ADD, 3},
+                {"set", A_SET, 2},
+                {"dec", A_DEC, 2},
                 {"sub", A_SUB, 2}};
     const struct bt_node *an = c ? bt_node_get(c, "action") : NULL;
     if (mt->type == BT_HISTOGRAM) {
@@ -113,8 +116,8 @@ static int parse_action(struct metric *mt, const struct bt_node *c, const char *
     return -1;
 }
 
-static int parse_buckets(struct metric *mt, const struct bt_node *b,
-                         const struct bt_stage_env *env, char *err, size_t errlen)
+static int parse_buckets(struct metric *mt, const struct bt_node *b, const struct bt_stage_env *env,
+                         char *err, size_t errlen)
 {
     if (!b || bt_node_is_null(b))
         return 0;
@@ -273,8 +276,8 @@ static void *metrics_init(const struct bt_node *cfg, const struct bt_stage_env *
         bt_hmap_init(&s->v[i].cache);
         s->n = i + 1;
         err[0] = '\0';
-        if (parse_metric(s, &s->v[i], bt_node_key(cfg, i), bt_node_val(cfg, i), env, err,
-                         errlen) < 0) {
+        if (parse_metric(s, &s->v[i], bt_node_key(cfg, i), bt_node_val(cfg, i), env, err, errlen) <
+            0) {
             if (!err[0])
                 bt_stage_err(err, errlen, env, bt_node_key(cfg, i), "out of memory");
             metrics_free(s);
@@ -295,8 +298,8 @@ static int render_labels(struct bt_buf *b, const struct bt_labels *l)
         int rc = bt_buf_addf(b, "%s%s=\"", b->len ? "," : "", x->name);
         for (size_t k = 0; rc == 0 && k < x->value_len; k++) {
             char c = x->value[k];
-            rc = c == '\\'  ? bt_buf_add(b, "\\\\", 2)
-                 : c == '"' ? bt_buf_add(b, "\\\"", 2)
+            rc = c == '\\'   ? bt_buf_add(b, "\\\\", 2)
+                 : c == '"'  ? bt_buf_add(b, "\\\"", 2)
                  : c == '\n' ? bt_buf_add(b, "\\n", 2)
                              : bt_buf_add(b, &c, 1);
         }
@@ -323,11 +326,12 @@ static struct bt_series *series(struct st *s, struct metric *mt, struct bt_label
     if (render_labels(&s->lbl, l) < 0)
         return NULL;
     const char *key = bt_buf_str(&s->lbl);
-    struct bt_series *se = mt->type == BT_COUNTER ? bt_metrics_counter(s->m, mt->name, mt->help, key)
-                           : mt->type == BT_GAUGE ? bt_metrics_gauge(s->m, mt->name, mt->help, key)
-                                                  : bt_metrics_histogram(s->m, mt->name, mt->help,
-                                                                         key, mt->buckets, mt->nb);
-    if (!se || !(c = malloc(sizeof(*c)) ))
+    struct bt_series *se =
+        mt->type == BT_COUNTER ? bt_metrics_counter(s->m, mt->name, mt->help, key)
+        : mt->type == BT_GAUGE
+            ? bt_metrics_gauge(s->m, mt->name, mt->help, key)
+            : bt_metrics_histogram(s->m, mt->name, mt->help, key, mt->buckets, mt->nb);
+    if (!se || !(c = malloc(sizeof(*c))))
         return se;
     c->s = se;
     c->last = now;

@@ -25,14 +25,14 @@
 #define MAX_STREAMS 4096
 
 struct block {
-    bool used;           /* the slot belongs to a stream (key) */
-    bool open;           /* a block is being collected */
+    bool used;            /* the slot belongs to a stream (key) */
+    bool open;            /* a block is being collected */
     struct bt_labels key; /* the stream's labels (b->e is handed downstream and may change) */
     uint64_t hash;
-    struct bt_pentry e;  /* copy of the first line's entry */
-    struct bt_buf text;  /* the joined lines */
+    struct bt_pentry e; /* copy of the first line's entry */
+    struct bt_buf text; /* the joined lines */
     long lines;
-    int64_t last_mono;   /* time of the last line added */
+    int64_t last_mono; /* time of the last line added */
     struct bt_segment *seg;
 };
 

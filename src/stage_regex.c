@@ -47,8 +47,7 @@ static void *regex_init(const struct bt_node *cfg, const struct bt_stage_env *en
     bt_buf_init(&s->subj, BT_XVAL_MAX);
     s->re = bt_regex_new(expr, 0, rerr, sizeof(rerr));
     if (!s->re) {
-        bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"),
-                     "%s", rerr);
+        bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"), "%s", rerr);
         goto fail;
     }
     bool named = false;
@@ -80,8 +79,7 @@ static enum bt_stage_result regex_process(void *st, struct bt_pentry *e, struct 
     size_t n = e->line_len;
     if (s->source) {
         char tmp[64];
-        if (bt_extracted_get_str(&e->x, s->source, s->source_len, tmp, sizeof(tmp), &subj,
-                                 &n) < 0)
+        if (bt_extracted_get_str(&e->x, s->source, s->source_len, tmp, sizeof(tmp), &subj, &n) < 0)
             return BT_STAGE_KEEP;
         bt_buf_reset(&s->subj);
         if (bt_buf_add(&s->subj, subj, n) < 0)

@@ -46,7 +46,7 @@ struct st {
     struct bt_buf in, out; /* copy of a source value; result when writing to source */
     size_t gofs[MAX_GROUPS][2];
 #ifdef HAVE_GOTEMPLATE
-    struct bt_gotmpl *tmpl; /* NULL when replace is empty */
+    struct bt_gotmpl *tmpl;    /* NULL when replace is empty */
     const struct bt_pentry *e; /* per-execution lookup state */
     const char *val;
     size_t vlen;
@@ -191,8 +191,7 @@ static void *replace_init(const struct bt_node *cfg, const struct bt_stage_env *
     bt_buf_init(&s->out, BT_PENTRY_LINE_MAX);
     s->re = bt_regex_new(expr, 0, rerr, sizeof(rerr));
     if (!s->re) {
-        bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"),
-                     "%s", rerr);
+        bt_stage_err(err, errlen, env, bt_node_get(cfg, "expression"), "%s", rerr);
         goto fail;
     }
     if (bt_regex_ngroups(s->re) < 1 || bt_regex_ngroups(s->re) >= MAX_GROUPS) {
@@ -358,8 +357,7 @@ static int build(struct st *s, const struct bt_pentry *e, const char *in, size_t
     return 1;
 }
 
-static enum bt_stage_result replace_process(void *st, struct bt_pentry *e,
-                                            struct bt_stage_out *o)
+static enum bt_stage_result replace_process(void *st, struct bt_pentry *e, struct bt_stage_out *o)
 {
     struct st *s = st;
     const char *in = e->line;

@@ -49,8 +49,7 @@ static void *sampling_init(const struct bt_node *cfg, const struct bt_stage_env 
     return s;
 }
 
-static enum bt_stage_result sampling_process(void *st, struct bt_pentry *e,
-                                             struct bt_stage_out *o)
+static enum bt_stage_result sampling_process(void *st, struct bt_pentry *e, struct bt_stage_out *o)
 {
     struct st *s = st;
     uint64_t x = s->rng;

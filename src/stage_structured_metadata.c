@@ -31,15 +31,15 @@ static enum bt_stage_result sm_process(void *st, struct bt_pentry *e, struct bt_
     for (size_t i = 0; i < s->n; i++) {
         const char *v;
         size_t n;
-        if (bt_extracted_get_str(&e->x, s->kv[i].source, s->kv[i].source_len, tmp, sizeof(tmp),
-                                 &v, &n) < 0)
+        if (bt_extracted_get_str(&e->x, s->kv[i].source, s->kv[i].source_len, tmp, sizeof(tmp), &v,
+                                 &n) < 0)
             continue;
         if (!bt_utf8_valid(v, n))
             continue;
         if (bt_labels_setn(&e->meta, s->kv[i].name, s->kv[i].name_len, v, n) < 0)
             continue;
-        const char *lv = e->labels ? bt_labels_getn(e->labels, s->kv[i].name, s->kv[i].name_len)
-                                   : NULL;
+        const char *lv =
+            e->labels ? bt_labels_getn(e->labels, s->kv[i].name, s->kv[i].name_len) : NULL;
         if (lv && strlen(lv) == n && memcmp(lv, v, n) == 0) {
             struct bt_labels *l = bt_pentry_labels_mut(e);
             if (l)

@@ -63,7 +63,14 @@ static size_t scan_string(const char *s, size_t n, size_t i, bool *esc)
             if (++i >= n)
                 return 0;
             switch (s[i]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 break;
             case 'u':
                 if (i + 4 >= n)
@@ -286,14 +293,30 @@ static int decode(const char *tok, size_t n, emit_fn emit, void *ctx)
         const char *out = NULL;
         size_t on = 1;
         switch (e) {
-        case '"': out = "\""; break;
-        case '\\': out = "\\"; break;
-        case '/': out = "/"; break;
-        case 'b': out = "\b"; break;
-        case 'f': out = "\f"; break;
-        case 'n': out = "\n"; break;
-        case 'r': out = "\r"; break;
-        case 't': out = "\t"; break;
+        case '"':
+            out = "\"";
+            break;
+        case '\\':
+            out = "\\";
+            break;
+        case '/':
+            out = "/";
+            break;
+        case 'b':
+            out = "\b";
+            break;
+        case 'f':
+            out = "\f";
+            break;
+        case 'n':
+            out = "\n";
+            break;
+        case 'r':
+            out = "\r";
+            break;
+        case 't':
+            out = "\t";
+            break;
         case 'u': {
             if (i + 6 > len)
                 return -EINVAL;
@@ -443,15 +466,30 @@ static bool ident_char(char c)
 static const char *unsupported(char c)
 {
     switch (c) {
-    case '*': return "wildcards (*) are not supported";
-    case '|': return "pipes (|) are not supported";
-    case '(': case ')': return "functions are not supported";
-    case '{': return "multiselect hashes ({...}) are not supported";
-    case '`': case '\'': return "literals are not supported";
-    case '@': return "the current node (@) is not supported";
-    case '&': case '!': case '<': case '>': case '=': return "operators are not supported";
-    case '?': return "filter expressions are not supported";
-    default: return NULL;
+    case '*':
+        return "wildcards (*) are not supported";
+    case '|':
+        return "pipes (|) are not supported";
+    case '(':
+    case ')':
+        return "functions are not supported";
+    case '{':
+        return "multiselect hashes ({...}) are not supported";
+    case '`':
+    case '\'':
+        return "literals are not supported";
+    case '@':
+        return "the current node (@) is not supported";
+    case '&':
+    case '!':
+    case '<':
+    case '>':
+    case '=':
+        return "operators are not supported";
+    case '?':
+        return "filter expressions are not supported";
+    default:
+        return NULL;
     }
 }
 
@@ -491,8 +529,8 @@ static size_t parse_index(const char *e, size_t n, size_t i, long *out, const ch
     while (j < n && e[j] == ' ')
         j++;
     if (j < n && (e[j] == '*' || e[j] == ']')) {
-        *msg = e[j] == '*' ? "projections ([*]) are not supported"
-                           : "flatten ([]) is not supported";
+        *msg =
+            e[j] == '*' ? "projections ([*]) are not supported" : "flatten ([]) is not supported";
         return 0;
     }
     if (j < n && e[j] == '?') {
@@ -540,8 +578,8 @@ struct bt_jpath *bt_jpath_new(const char *expr, char *err, size_t errlen)
             i++;
         if (i >= n) {
             if (need_field)
-                return fail(p, err, errlen, expr, i, first ? "empty expression"
-                                                           : "expected a key after '.'");
+                return fail(p, err, errlen, expr, i,
+                            first ? "empty expression" : "expected a key after '.'");
             break;
         }
         char c = expr[i];
@@ -662,8 +700,7 @@ static size_t find_index(const char *s, size_t n, size_t i, long idx)
     }
 }
 
-int bt_jpath_eval(const struct bt_jpath *p, const char *doc, size_t n, const char **v,
-                  size_t *vlen)
+int bt_jpath_eval(const struct bt_jpath *p, const char *doc, size_t n, const char **v, size_t *vlen)
 {
     size_t i = skip_ws(doc, n, 0);
     for (size_t k = 0; k < p->n; k++) {

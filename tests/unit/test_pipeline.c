@@ -117,8 +117,13 @@ Test(pipeline, go_float_formatting_matches_strconv)
     struct {
         double v;
         const char *s;
-    } c[] = {{1, "1"}, {0.1, "0.1"}, {1e21, "1000000000000000000000"}, {-2.5, "-2.5"},
-             {123456789.125, "123456789.125"}, {1e-7, "0.0000001"}, {0, "0"}};
+    } c[] = {{1, "1"},
+             {0.1, "0.1"},
+             {1e21, "1000000000000000000000"},
+             {-2.5, "-2.5"},
+             {123456789.125, "123456789.125"},
+             {1e-7, "0.0000001"},
+             {0, "0"}};
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         bt_format_go_float(b, sizeof(b), c[i].v);
         cr_assert_str_eq(b, c[i].s);
@@ -143,12 +148,13 @@ Test(pipeline, dry_run_format_matches_promtail)
     bt_labels_set(&l, "job", "varlogs");
     bt_labels_set(&l, "__tenant_id__", "t");
     struct bt_kv kv = {"trace", 5, "a\"b", 3};
-    struct bt_entry e = {.labels = &l, .ts_ns = 1674668028360098800LL, .line = "hello",
-                         .line_len = 5};
+    struct bt_entry e = {
+        .labels = &l, .ts_ns = 1674668028360098800LL, .line = "hello", .line_len = 5};
     struct bt_buf b;
     bt_buf_init(&b, 4096);
     cr_assert_eq(bt_pipeline_format_entry(&e, &b), 0);
-    cr_assert_str_eq(bt_buf_str(&b), "2023-01-25T17:33:48.3600988+0000\t{job=\"varlogs\"}\thello\n");
+    cr_assert_str_eq(bt_buf_str(&b),
+                     "2023-01-25T17:33:48.3600988+0000\t{job=\"varlogs\"}\thello\n");
     bt_buf_reset(&b);
     e.ts_ns = 1674668028000000000LL;
     e.meta = &kv;
@@ -172,9 +178,10 @@ Test(pipeline, inspect_keeps_each_entry_apart_when_a_stage_emits)
     bt_pipeline_set_inspect(h.p, f);
     h_push(&h, "S2"); /* emits "S1\nc" through static_labels, then holds S2 */
     fclose(f);
-    cr_assert_str_eq(buf, "[inspect] stage \"static_labels\" (line 2):\n"
-                          "  labels: + x=\"y\"\n"
-                          "[inspect] stage \"multiline\" (line 1): held\n",
+    cr_assert_str_eq(buf,
+                     "[inspect] stage \"static_labels\" (line 2):\n"
+                     "  labels: + x=\"y\"\n"
+                     "[inspect] stage \"multiline\" (line 1): held\n",
                      "%s", buf);
     free(buf);
     h_free(&h);

@@ -17,7 +17,8 @@ Test(stage_decolorize, plain_and_utf8_lines_stay_byte_identical)
     const char *l = "caf\xc3\xa9 \xc3\x82\x21 \xe2\x82\xac plain";
     h_push(&h, l);
     cr_assert_str_eq(h.out[0].line, l);
-    h_push(&h, "csi \xc2\x9b" "31mred");
+    h_push(&h, "csi \xc2\x9b"
+               "31mred");
     cr_assert_str_eq(h.out[1].line, "csi red");
     h_free(&h);
 }

@@ -27,7 +27,9 @@ Test(stage_json, doc_example_nested_json_in_a_source)
     h_new(&h, "- json:\n    expressions:\n      extra:\n"
               "- json:\n    expressions:\n      user:\n    source: extra\n"
               "- labels: {user: ''}\n- output: {source: extra}\n");
-    h_push(&h, "{\"time\":\"2019-04-30T02:12:41.8443515Z\",\"extra\":\"{\\\"user\\\":\\\"marco\\\"}\"}");
+    h_push(
+        &h,
+        "{\"time\":\"2019-04-30T02:12:41.8443515Z\",\"extra\":\"{\\\"user\\\":\\\"marco\\\"}\"}");
     cr_assert_str_eq(h.out[0].line, "{\"user\":\"marco\"}");
     cr_assert_str_eq(h_label(&h, 0, "user"), "marco");
     h_free(&h);
@@ -112,8 +114,7 @@ Test(stage_json, unicode_escapes_and_raw_utf8)
     h_new(&h, "- json: {expressions: {m: msg, k: '\"k\\u00e9y\"'}}\n- output: {source: m}\n"
               "- labels: {k: ''}\n");
     h_push(&h, "{\"msg\":\"caf\\u00e9 \\ud83d\\ude00 \\ud800 \xe2\x82\xac\",\"k\\u00e9y\":\"v\"}");
-    cr_assert_str_eq(h.out[0].line,
-                     "caf\xc3\xa9 \xf0\x9f\x98\x80 \xef\xbf\xbd \xe2\x82\xac");
+    cr_assert_str_eq(h.out[0].line, "caf\xc3\xa9 \xf0\x9f\x98\x80 \xef\xbf\xbd \xe2\x82\xac");
     cr_assert_str_eq(h_label(&h, 0, "k"), "v", "escaped key must match a quoted expression");
     h_free(&h);
 }
@@ -132,7 +133,8 @@ Test(stage_json, unsupported_jmespath_is_an_error_saying_what)
     struct harness h;
     cr_assert_eq(h_try(&h, "- json:\n    expressions:\n      a: 'items[*].name'\n"), -1);
     cr_assert(strstr(h.err, "pipeline.yaml:3:10: stage \"json\": could not compile JMES "
-                            "expression: ") == h.err, "%s", h.err);
+                            "expression: ") == h.err,
+              "%s", h.err);
     cr_assert(strstr(h.err, "projections ([*]) are not supported") != NULL, "%s", h.err);
     h_free(&h);
     const char *bad[] = {"a | b", "length(a)", "a[?x]", "a[1:2]", "{a: b}", "`1`", "a.", "a..b"};

@@ -36,8 +36,7 @@ Test(stage_labels, invalid_label_names_are_config_errors)
     cr_assert(strstr(h.err, "invalid label name \"a-b\"") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- labeldrop: [ok, \"no.dots\"]\n"), -1);
-    cr_assert(strstr(h.err, "pipeline.yaml:1:19: stage \"labeldrop\": invalid label name") ==
-                  h.err,
+    cr_assert(strstr(h.err, "pipeline.yaml:1:19: stage \"labeldrop\": invalid label name") == h.err,
               "%s", h.err);
     h_free(&h);
 }

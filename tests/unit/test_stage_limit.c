@@ -59,8 +59,7 @@ Test(stage_limit, config_errors)
 {
     struct harness h;
     cr_assert_eq(h_try(&h, "- limit: {burst: 1}\n"), -1);
-    cr_assert(strstr(h.err, "stage \"limit\": rate must be a number above 0") != NULL, "%s",
-              h.err);
+    cr_assert(strstr(h.err, "stage \"limit\": rate must be a number above 0") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- limit: {rate: 1, burst: lots}\n"), -1);
     cr_assert(strstr(h.err, "pipeline.yaml:1:27: stage \"limit\": burst") == h.err, "%s", h.err);

@@ -78,7 +78,7 @@ Test(stage_logfmt, mapping_is_required)
 {
     struct harness h;
     cr_assert_eq(h_try(&h, "- logfmt: {source: x}\n"), -1);
-    cr_assert(strstr(h.err, "pipeline.yaml:1:11: stage \"logfmt\": mapping must be") == h.err,
-              "%s", h.err);
+    cr_assert(strstr(h.err, "pipeline.yaml:1:11: stage \"logfmt\": mapping must be") == h.err, "%s",
+              h.err);
     h_free(&h);
 }

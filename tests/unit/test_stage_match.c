@@ -63,19 +63,22 @@ Test(stage_match, config_errors)
 {
     struct harness h;
     cr_assert_eq(h_try(&h, "- match: {selector: '{a=\"b\"}', action: drop, stages: "
-                           "[{labeldrop: [a]}]}\n"), -1);
+                           "[{labeldrop: [a]}]}\n"),
+                 -1);
     cr_assert(strstr(h.err, "action drop cannot have stages") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- match: {selector: '{a=\"b\"}'}\n"), -1);
     cr_assert(strstr(h.err, "action keep needs stages") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- match: {selector: '{a=\"b\"} | json', action: drop}\n"), -1);
-    cr_assert(strstr(h.err, "pipeline.yaml:1:21: stage \"match\": invalid selector") == h.err,
-              "%s", h.err);
+    cr_assert(strstr(h.err, "pipeline.yaml:1:21: stage \"match\": invalid selector") == h.err, "%s",
+              h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- match:\n    selector: '{a=\"b\"}'\n    stages:\n"
-                           "    - regex: {expression: '(unclosed'}\n"), -1);
-    cr_assert(strstr(h.err, "pipeline.yaml:4:27: stage \"regex\": invalid regex (unclosed: ") == h.err,
+                           "    - regex: {expression: '(unclosed'}\n"),
+                 -1);
+    cr_assert(strstr(h.err, "pipeline.yaml:4:27: stage \"regex\": invalid regex (unclosed: ") ==
+                  h.err,
               "%s", h.err);
     h_free(&h);
 }
@@ -110,8 +113,14 @@ Test(logql, selectors_and_filters)
         cr_assert_eq(bt_logql_match_line(q, "GET /index", 10), c[i].line, "%s", c[i].q);
         bt_logql_free(q);
     }
-    const char *bad[] = {"app=\"x\"", "{}", "{app=\"x\"", "{app==\"x\"}", "{app=~\"(\"}",
-                         "{a=\"b\"} |= \"x\" or \"y\"", "{a=\"b\"} | level=\"x\"", "{a=\"b\"} junk"};
+    const char *bad[] = {"app=\"x\"",
+                         "{}",
+                         "{app=\"x\"",
+                         "{app==\"x\"}",
+                         "{app=~\"(\"}",
+                         "{a=\"b\"} |= \"x\" or \"y\"",
+                         "{a=\"b\"} | level=\"x\"",
+                         "{a=\"b\"} junk"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_null(bt_logql_parse(bad[i], err, sizeof(err)), "%s should fail", bad[i]);
     bt_labels_free(&l);

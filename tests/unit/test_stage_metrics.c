@@ -66,9 +66,11 @@ Test(stage_metrics, doc_example_gauge_and_histogram)
     cr_assert(strstr(txt, "# TYPE promtail_custom_http_response_time_seconds histogram") != NULL,
               "%s", txt);
     /* (le="0.01" because metrics.c prints other bounds with %.17g, e.g. 0.0050000000000000001) */
-    cr_assert(strstr(txt, "promtail_custom_http_response_time_seconds_bucket{app=\"shop\",le=\"0.01\"} 1") !=
-                  NULL,
-              "%s", txt);
+    cr_assert(
+        strstr(txt,
+               "promtail_custom_http_response_time_seconds_bucket{app=\"shop\",le=\"0.01\"} 1") !=
+            NULL,
+        "%s", txt);
     cr_assert(strstr(txt, "promtail_custom_http_response_time_seconds_count{app=\"shop\"} 2") !=
                   NULL,
               "%s", txt);
@@ -117,11 +119,13 @@ Test(stage_metrics, config_errors)
     cr_assert(strstr(h.err, "m: action must be inc or add") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- metrics: {m: {type: Counter, config: {match_all: true, value: x, "
-                           "action: inc}}}\n"), -1);
+                           "action: inc}}}\n"),
+                 -1);
     cr_assert(strstr(h.err, "match_all cannot be combined with value") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- metrics: {m: {type: Counter, config: {count_entry_bytes: true, "
-                           "action: add}}}\n"), -1);
+                           "action: add}}}\n"),
+                 -1);
     cr_assert(strstr(h.err, "count_entry_bytes needs match_all") != NULL, "%s", h.err);
     h_free(&h);
     cr_assert_eq(h_try(&h, "- metrics: {m-x: {type: Gauge, config: {action: set}}}\n"), -1);

@@ -107,8 +107,8 @@ static void on_commit(void *ctx, uint64_t c)
 Test(stage_multiline, holds_the_earliest_segment_until_delivered)
 {
     char err[256];
-    struct bt_node *root = bt_yaml_parse("- multiline: {firstline: '^S'}\n", 31, "p", err,
-                                         sizeof(err));
+    struct bt_node *root =
+        bt_yaml_parse("- multiline: {firstline: '^S'}\n", 31, "p", err, sizeof(err));
     struct bt_pipeline *p = bt_pipeline_new(root, "j", NULL, ref_sink, NULL, err, sizeof(err));
     cr_assert_not_null(p, "%s", err);
     struct bt_ack_owner *o = bt_ack_owner_new(0, on_commit, NULL);

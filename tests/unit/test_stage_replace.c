@@ -109,14 +109,15 @@ Test(stage_replace, doc_example_conditional_template)
                  "template, which has no if/eq/Replace");
 #endif
     struct harness h;
-    h_new(&h, "- replace:\n"
-              "    expression: '^(?P<ip>\\S+) (?P<identd>\\S+) (?P<user>\\S+) "
-              "\\[(?P<timestamp>[\\w:/]+\\s[+\\-]\\d{4})\\] \"(?P<action>\\S+)\\s?"
-              "(?P<path>\\S+)?\\s?(?P<protocol>\\S+)?\" (?P<status>\\d{3}|-) (?P<size>\\d+|-)"
-              "\\s?\"?(?P<referer>[^\"]*)\"?\\s?\"?(?P<useragent>[^\"]*)?\"?$'\n"
-              "    replace: '{{ if eq .Value \"200\" }}{{ Replace .Value \"200\" \"HttpStatusOk\" -1 "
-              "}}{{ else }}{{ .Value | ToUpper }}{{ end }}'\n"
-              "- labels: {status: ''}\n");
+    h_new(&h,
+          "- replace:\n"
+          "    expression: '^(?P<ip>\\S+) (?P<identd>\\S+) (?P<user>\\S+) "
+          "\\[(?P<timestamp>[\\w:/]+\\s[+\\-]\\d{4})\\] \"(?P<action>\\S+)\\s?"
+          "(?P<path>\\S+)?\\s?(?P<protocol>\\S+)?\" (?P<status>\\d{3}|-) (?P<size>\\d+|-)"
+          "\\s?\"?(?P<referer>[^\"]*)\"?\\s?\"?(?P<useragent>[^\"]*)?\"?$'\n"
+          "    replace: '{{ if eq .Value \"200\" }}{{ Replace .Value \"200\" \"HttpStatusOk\" -1 "
+          "}}{{ else }}{{ .Value | ToUpper }}{{ end }}'\n"
+          "- labels: {status: ''}\n");
     h_push(&h, apache);
     cr_assert_str_eq(h.out[0].line,
                      "11.11.11.11 - FRANK [25/JAN/2000:14:00:01 -0500] \"GET /1986.JS HTTP/1.1\" "

@@ -22,7 +22,8 @@ static const char *seeds[] = {
     "{\"a\":{\"b\":[1,2,{\"c\":\"d\\u00e9\\n\"}]},\"e\":true,\"f\":null,\"g\":-1.5e3}",
     "level=info msg=\"hello \\\"world\\\"\" dur=1.5s empty= flag k\xc3\xa9y=v",
     "{job=\"x\", app=~\"a|b\", env!=\"dev\"} |= \"err\" !~ `^x` |~ \"(?i)warn\"",
-    "\x1b[31mred\x1b[0m \xc2\x9b" "1m \xff\xfe plain",
+    "\x1b[31mred\x1b[0m \xc2\x9b"
+    "1m \xff\xfe plain",
 };
 
 static size_t mutate(char *out, size_t cap, const char *seed)
