@@ -257,12 +257,45 @@ static int hex4(const char *p)
 /* Decodes the string token tok (with quotes) by chunks into emit(ctx, bytes, n). */
 typedef int (*emit_fn)(void *ctx, const char *p, size_t n);
 
+/* Decodes the escape at s[i] (a backslash) into u. Returns the bytes consumed, or 0 if the
+ * escape is bad. *ulen gets the decoded length. */
+static size_t decode_escape(const char *s, size_t len, size_t i, char u[8], size_t *ulen)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    if (i + 1 >= len)
+        return 0;
+    const char *k = s[i + 1] ? strchr(from, s[i + 1]) : NULL;
+    if (k) {
+        u[0] = to[k - from];
+        *ulen = 1;
+        return 2;
+    }
+    if (s[i + 1] != 'u' || i + 6 > len)
+        return 0;
+    int hv = hex4(s + i + 2);
+    if (hv < 0)
+        return 0;
+    unsigned cp = (unsigned)hv;
+    size_t adv = 6;
+    if (cp >= 0xD800 && cp < 0xDC00 && i + 12 <= len && s[i + 6] == '\\' && s[i + 7] == 'u') {
+        int lo = hex4(s + i + 8);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
+            adv = 12;
+        }
+    }
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+        cp = 0xFFFD; /* lone surrogate, as Go decodes it */
+    *ulen = put_utf8(u, cp);
+    return adv;
+}
+
 static int decode(const char *tok, size_t n, emit_fn emit, void *ctx)
 {
     if (n < 2 || tok[0] != '"' || tok[n - 1] != '"')
         return -EINVAL;
     const char *s = tok + 1;
-    size_t len = n - 2, i = 0, run = 0;
+    size_t len = n - 2, i = 0, run = 0, adv, ulen;
     int rc;
     char u[8];
     while (i < len) {
@@ -273,79 +306,17 @@ static int decode(const char *tok, size_t n, emit_fn emit, void *ctx)
         }
         if (i > run && (rc = emit(ctx, s + run, i - run)) < 0)
             return rc;
-        if (c >= 0x80) {
+        if (c >= 0x80) { /* raw UTF-8 is kept; a bad byte becomes U+FFFD, as in Go */
             size_t l = utf8_len((const unsigned char *)s + i, len - i);
-            if (l) {
-                rc = emit(ctx, s + i, l);
-                i += l;
-            } else {
-                rc = emit(ctx, "\xEF\xBF\xBD", 3);
-                i++;
-            }
-            if (rc < 0)
-                return rc;
-            run = i;
-            continue;
-        }
-        if (i + 1 >= len)
-            return -EINVAL;
-        char e = s[i + 1];
-        const char *out = NULL;
-        size_t on = 1;
-        switch (e) {
-        case '"':
-            out = "\"";
-            break;
-        case '\\':
-            out = "\\";
-            break;
-        case '/':
-            out = "/";
-            break;
-        case 'b':
-            out = "\b";
-            break;
-        case 'f':
-            out = "\f";
-            break;
-        case 'n':
-            out = "\n";
-            break;
-        case 'r':
-            out = "\r";
-            break;
-        case 't':
-            out = "\t";
-            break;
-        case 'u': {
-            if (i + 6 > len)
+            rc = l ? emit(ctx, s + i, l) : emit(ctx, "\xEF\xBF\xBD", 3);
+            i += l ? l : 1;
+        } else {
+            if (!(adv = decode_escape(s, len, i, u, &ulen)))
                 return -EINVAL;
-            int hv = hex4(s + i + 2);
-            if (hv < 0)
-                return -EINVAL;
-            unsigned cp = (unsigned)hv;
-            size_t adv = 6;
-            if (cp >= 0xD800 && cp < 0xDC00 && i + 12 <= len && s[i + 6] == '\\' &&
-                s[i + 7] == 'u') {
-                int lo = hex4(s + i + 8);
-                if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + ((unsigned)lo - 0xDC00);
-                    adv = 12;
-                }
-            }
-            if (cp >= 0xD800 && cp <= 0xDFFF)
-                cp = 0xFFFD; /* lone surrogate, as Go decodes it */
-            on = put_utf8(u, cp);
-            out = u;
+            rc = emit(ctx, u, ulen);
             i += adv;
-            goto emit_it;
         }
-        default:
-            return -EINVAL;
-        }
-        i += 2;
-    emit_it:
-        if ((rc = emit(ctx, out, on)) < 0)
+        if (rc < 0)
             return rc;
         run = i;
     }
@@ -559,6 +530,40 @@ static size_t parse_index(const char *e, size_t n, size_t i, long *out, const ch
     return j + 1;
 }
 
+/* Parses a key ("quoted" or an identifier) at expr[i] into a step. Returns the index after
+ * it, or 0 with *msg set. */
+static size_t parse_field(struct bt_jpath *p, const char *expr, size_t n, size_t i,
+                          const char **msg)
+{
+    size_t j = i;
+    int rc;
+    if (expr[i] == '"') {
+        bool esc;
+        struct bt_buf b;
+        bt_buf_init(&b, KEY_SCRATCH);
+        j = scan_string(expr, n, i, &esc);
+        if (!j || bt_json_unescape(expr + i, j - i, &b) < 0) {
+            bt_buf_free(&b);
+            *msg = "bad quoted key";
+            return 0;
+        }
+        rc = add_step(p, STEP_FIELD, bt_buf_str(&b), b.len, 0);
+        bt_buf_free(&b);
+    } else if (ident_start(expr[i])) {
+        while (j < n && ident_char(expr[j]))
+            j++;
+        rc = add_step(p, STEP_FIELD, expr + i, j - i, 0);
+    } else {
+        *msg = "unexpected character (quote keys that are not identifiers)";
+        return 0;
+    }
+    if (rc < 0) {
+        *msg = "too many steps";
+        return 0;
+    }
+    return j;
+}
+
 struct bt_jpath *bt_jpath_new(const char *expr, char *err, size_t errlen)
 {
     struct bt_jpath *p = calloc(1, sizeof(*p));
@@ -572,7 +577,6 @@ struct bt_jpath *bt_jpath_new(const char *expr, char *err, size_t errlen)
     }
     size_t n = strlen(expr), i = 0;
     bool need_field = true, first = true;
-    char scratch[KEY_SCRATCH];
     while (1) {
         while (i < n && expr[i] == ' ')
             i++;
@@ -605,31 +609,10 @@ struct bt_jpath *bt_jpath_new(const char *expr, char *err, size_t errlen)
             }
             return fail(p, err, errlen, expr, i, "expected '.' or '['");
         }
-        if (c == '"') {
-            bool esc;
-            size_t j = scan_string(expr, n, i, &esc);
-            struct bt_buf b;
-            bt_buf_init(&b, sizeof(scratch));
-            if (!j || bt_json_unescape(expr + i, j - i, &b) < 0) {
-                bt_buf_free(&b);
-                return fail(p, err, errlen, expr, i, "bad quoted key");
-            }
-            int rc = add_step(p, STEP_FIELD, bt_buf_str(&b), b.len, 0);
-            bt_buf_free(&b);
-            if (rc < 0)
-                return fail(p, err, errlen, expr, i, "too many steps");
-            i = j;
-        } else if (ident_start(c)) {
-            size_t j = i;
-            while (j < n && ident_char(expr[j]))
-                j++;
-            if (add_step(p, STEP_FIELD, expr + i, j - i, 0) < 0)
-                return fail(p, err, errlen, expr, i, "too many steps");
-            i = j;
-        } else {
-            return fail(p, err, errlen, expr, i,
-                        "unexpected character (quote keys that are not identifiers)");
-        }
+        size_t j = parse_field(p, expr, n, i, &msg);
+        if (!j)
+            return fail(p, err, errlen, expr, i, msg);
+        i = j;
         need_field = first = false;
     }
     return p;
