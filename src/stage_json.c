@@ -160,13 +160,19 @@ static void set_result(struct st *s, struct bt_pentry *e, const struct expr *ex,
     case '[':
         set_composite(e, ex, v, n);
         return;
-    default: {
+    default: { /* a number; strtod needs it NUL-terminated */
         char num[64];
-        if (n >= sizeof(num)) /* absurdly long number: Go would still parse it; keep text */
-            n = sizeof(num) - 1;
-        memcpy(num, v, n);
-        num[n] = '\0';
-        bt_extracted_set_num(&e->x, ex->key, ex->key_len, strtod(num, NULL));
+        const char *txt = num;
+        if (n < sizeof(num)) {
+            memcpy(num, v, n);
+            num[n] = '\0';
+        } else { /* long digit strings: rare, copied to the scratch buffer */
+            bt_buf_reset(&s->str);
+            if (bt_buf_add(&s->str, v, n) < 0)
+                return;
+            txt = bt_buf_str(&s->str);
+        }
+        bt_extracted_set_num(&e->x, ex->key, ex->key_len, strtod(txt, NULL));
     }
     }
 }

@@ -160,3 +160,15 @@ Test(stage_json, validator_and_quoting)
     cr_assert_str_eq(bt_buf_str(&b), "\"a\\\"\\u003cb\\u003e\\u0026\\n\\u0001\\ufffd\\u2028\"");
     bt_buf_free(&b);
 }
+
+Test(stage_json, long_numbers_keep_their_value)
+{
+    struct harness h;
+    h_new(&h, "- json: {expressions: {n: ''}}\n- labels: {n: ''}\n");
+    char line[128] = "{\"n\": 1";
+    memset(line + 7, '0', 70); /* 1e70 spelled out: longer than the fast path's buffer */
+    memcpy(line + 77, "e-69}", 6);
+    h_push(&h, line);
+    cr_assert_str_eq(h_label(&h, 0, "n"), "10");
+    h_free(&h);
+}
