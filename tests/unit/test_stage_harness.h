@@ -16,7 +16,7 @@
 #include "node.h"
 #include "pipeline.h"
 
-#define H_MAX_OUT 256
+#define H_MAX_OUT 2048
 
 struct h_out {
     struct bt_labels labels;
