@@ -197,8 +197,18 @@ static int cmp_entry(const void *a, const void *b)
     const struct bt_batch_entry *x = a, *y = b;
     if (x->ts_ns != y->ts_ns)
         return x->ts_ns < y->ts_ns ? -1 : 1;
-    /* Stable: arena offsets grow in insertion order. */
-    return x->line_off < y->line_off ? -1 : x->line_off > y->line_off;
+    /* Stable without relying on qsort (glibc's is not stable from 2.37 on): arena offsets grow
+     * in insertion order, but an entry with an empty line and no metadata takes no arena bytes,
+     * so the next entry shares its line_off (and meta_idx). Only such zero-size entries can
+     * precede another at the same offsets, so ordering ties by line_len, then n_meta, restores
+     * insertion order for every pair that differs at all. */
+    if (x->line_off != y->line_off)
+        return x->line_off < y->line_off ? -1 : 1;
+    if (x->meta_idx != y->meta_idx)
+        return x->meta_idx < y->meta_idx ? -1 : 1;
+    if (x->line_len != y->line_len)
+        return x->line_len < y->line_len ? -1 : 1;
+    return x->n_meta < y->n_meta ? -1 : x->n_meta > y->n_meta;
 }
 
 void bt_batch_seal(struct bt_batch *b)

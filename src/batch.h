@@ -68,15 +68,15 @@ struct bt_batch {
     struct bt_buf arena;
     struct bt_batch_meta *meta;
     size_t n_meta, cap_meta;
-    size_t bytes;     /* line + metadata bytes: the batchsize measure */
+    size_t bytes; /* line + metadata bytes: the batchsize measure */
     size_t n_entries;
     int64_t created_ns; /* monotonic */
     struct bt_segref *refs;
     size_t n_refs, cap_refs;
     /* Filled by the client when the push is decided. */
     enum bt_push_outcome outcome;
-    int status;          /* last HTTP status, -1 for a transport error, 0 if never sent */
-    const char *reason;  /* drop reason (static string) when DROPPED */
+    int status;         /* last HTTP status, -1 for a transport error, 0 if never sent */
+    const char *reason; /* drop reason (static string) when DROPPED */
     uint32_t attempts;
     size_t encoded_bytes;
 };

@@ -28,15 +28,15 @@ struct bt_header {
 };
 
 struct bt_client_config {
-    char *url;                  /* required */
-    char *name;                 /* default: host[:port] of url */
-    int64_t batchwait_ns;       /* 1s */
-    uint64_t batchsize;         /* 1048576 */
-    int64_t min_backoff_ns;     /* 500ms */
-    int64_t max_backoff_ns;     /* 5m */
-    int max_retries;            /* 10; 0 = forever */
-    int64_t timeout_ns;         /* 10s */
-    char *tenant_id;            /* NULL: no header */
+    char *url;              /* required */
+    char *name;             /* default: host[:port] of url */
+    int64_t batchwait_ns;   /* 1s */
+    uint64_t batchsize;     /* 1048576 */
+    int64_t min_backoff_ns; /* 500ms */
+    int64_t max_backoff_ns; /* 5m */
+    int max_retries;        /* 10; 0 = forever */
+    int64_t timeout_ns;     /* 10s */
+    char *tenant_id;        /* NULL: no header */
     struct bt_labels external_labels;
     char *basic_username, *basic_password, *basic_password_file;
     char *bearer_token, *bearer_token_file;
@@ -87,15 +87,15 @@ struct bt_server_config {
 };
 
 struct bt_positions_config {
-    char *filename;        /* /var/log/positions.yaml */
+    char *filename;         /* /var/log/positions.yaml */
     int64_t sync_period_ns; /* 10s */
     bool ignore_invalid_yaml;
 };
 
 struct bt_limits_config {
     bool readline_rate_enabled;
-    double readline_rate;   /* 10000 */
-    int readline_burst;     /* 10000 */
+    double readline_rate;    /* 10000 */
+    int readline_burst;      /* 10000 */
     bool readline_rate_drop; /* true */
     size_t max_streams;
     uint64_t max_line_size; /* 0 = unlimited */
@@ -109,15 +109,15 @@ struct bt_target_config {
 
 /* bpftail's own section (`bpftail:` at top level). */
 struct bt_agent_config {
-    uint64_t memory_limit;        /* 64 MiB: bytes held in batches and in flight */
-    int64_t shutdown_timeout_ns;  /* 5s */
-    char *watcher;                /* auto|bpf|fanotify|inotify|poll */
+    uint64_t memory_limit;         /* 64 MiB: bytes held in batches and in flight */
+    int64_t shutdown_timeout_ns;   /* 5s */
+    char *watcher;                 /* auto|bpf|fanotify|inotify|poll */
     int64_t line_flush_timeout_ns; /* partial last line flushed after this: 5s */
-    int64_t rotate_grace_ns;      /* renamed-away file kept open this long after EOF: 5s */
-    int64_t idle_close_ns;        /* idle files closed after this: 5m, 0 = never */
-    uint64_t read_buffer;         /* bytes per read(): 256 KiB */
-    size_t max_open_files;        /* 0 = derived from RLIMIT_NOFILE */
-    bool fingerprint_check;       /* true */
+    int64_t rotate_grace_ns;       /* renamed-away file kept open this long after EOF: 5s */
+    int64_t idle_close_ns;         /* idle files closed after this: 5m, 0 = never */
+    uint64_t read_buffer;          /* bytes per read(): 256 KiB */
+    size_t max_open_files;         /* 0 = derived from RLIMIT_NOFILE */
+    bool fingerprint_check;        /* true */
 };
 
 struct bt_config {
@@ -172,8 +172,8 @@ int bt_config_dump(const struct bt_config *c, struct bt_buf *out);
 /* Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Caller frees. NULL on error. */
 char *bt_config_expand_env(const char *text, size_t len, char *err, size_t errlen);
 
-/* The built-in default config text: /var/log/*log as job=varlogs to $LOKI_URL or
- * http://localhost:3100/loki/api/v1/push. */
+/* The built-in default config text: the /var/log files ending in "log" as job=varlogs to
+ * $LOKI_URL or http://localhost:3100/loki/api/v1/push. */
 extern const char bt_default_config[];
 
 #endif

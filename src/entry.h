@@ -30,7 +30,7 @@ struct bt_entry {
     size_t line_len;
     const struct bt_kv *meta; /* structured metadata, n_meta pairs */
     size_t n_meta;
-    struct bt_segment *seg;   /* ack handle, NULL for entries that need no acknowledgement */
+    struct bt_segment *seg; /* ack handle, NULL for entries that need no acknowledgement */
 };
 
 /* Receives finished entries (after the pipeline). Borrowed as described above. */

@@ -25,10 +25,10 @@ struct bt_label {
 
 struct bt_labels {
     struct bt_label *v;
-    size_t n, cap;  /* n in use (sorted by name); cap slots allocated (may hold spare memory) */
-    char *canon;    /* cached canonical string, valid when !dirty */
+    size_t n, cap; /* n in use (sorted by name); cap slots allocated (may hold spare memory) */
+    char *canon;   /* cached canonical string, valid when !dirty */
     size_t canon_len, canon_cap;
-    uint64_t hash;  /* hash of the canonical string, valid when !dirty */
+    uint64_t hash; /* hash of the canonical string, valid when !dirty */
     bool dirty;
 };
 

@@ -172,8 +172,8 @@ uint64_t bt_loop_add_timer(struct bt_loop *l, int64_t delay_ns, int64_t period_n
         l->captimers = n;
     }
     uint64_t id = l->next_id++;
-    l->timers[l->ntimers] = (struct timer){id, bt_mono_ns() + (delay_ns > 0 ? delay_ns : 0),
-                                           period_ns, fn, arg};
+    l->timers[l->ntimers] =
+        (struct timer){id, bt_mono_ns() + (delay_ns > 0 ? delay_ns : 0), period_ns, fn, arg};
     heap_up(l, l->ntimers++);
     return id;
 }

@@ -11,7 +11,7 @@
 struct bt_series {
     struct family *fam;
     char *labels;
-    _Atomic uint64_t bits; /* double value (counter, gauge) or histogram sum */
+    _Atomic uint64_t bits;    /* double value (counter, gauge) or histogram sum */
     _Atomic uint64_t *counts; /* histogram: one per bucket plus +Inf (non-cumulative) */
     _Atomic uint64_t count;
 };
@@ -32,8 +32,7 @@ struct bt_metrics {
     size_t n, cap;
 };
 
-static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                         0.5,   1,    2.5,   5,    10};
+static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 static double bits_to_d(uint64_t b)
 {
@@ -296,8 +295,8 @@ static int fmt_double(char *out, size_t n, double v)
 static int render_family(struct family *f, struct bt_buf *out)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
-    int rc = bt_buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
-                         types[f->type]);
+    int rc =
+        bt_buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, types[f->type]);
     char num[64];
     for (size_t i = 0; rc == 0 && i < f->n; i++) {
         struct bt_series *s = f->series[i];
@@ -315,8 +314,8 @@ static int render_family(struct family *f, struct bt_buf *out)
                 fmt_double(num, sizeof(num), f->buckets[b]);
             else
                 snprintf(num, sizeof(num), "+Inf");
-            rc = bt_buf_addf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, l, *l ? "," : "",
-                             num, (unsigned long long)cum);
+            rc = bt_buf_addf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, l, *l ? "," : "", num,
+                             (unsigned long long)cum);
         }
         fmt_double(num, sizeof(num), bt_series_value(s));
         if (rc == 0)

@@ -23,7 +23,7 @@ struct bt_node {
     bool quoted;            /* SCALAR: was written with quotes */
     struct bt_node **items; /* SEQ: n items; MAP: 2n items, key then value */
     size_t n;
-    void *doc;              /* root only: owner of file name storage */
+    void *doc; /* root only: owner of file name storage */
 };
 
 /* Parses YAML text into a tree (root of the first document; an empty text gives a NULL node).
@@ -40,7 +40,8 @@ const struct bt_node *bt_node_get(const struct bt_node *map, const char *key);
 /* MAP: the i-th key and value. */
 const struct bt_node *bt_node_key(const struct bt_node *map, size_t i);
 const struct bt_node *bt_node_val(const struct bt_node *map, size_t i);
-/* True for a scalar that YAML 1.1/1.2 reads as null (~, null, empty and unquoted) or a NULL node. */
+/* True for a scalar that YAML 1.1/1.2 reads as null (~, null, empty and unquoted) or a NULL node.
+ */
 bool bt_node_is_null(const struct bt_node *n);
 /* Formats "file:line:col" of n into out. Returns out. */
 const char *bt_node_where(const struct bt_node *n, char *out, size_t outlen);

@@ -99,8 +99,8 @@ void bt_log(enum bt_log_level lvl, const char *component, const char *msg, const
     gmtime_r(&sec, &tm);
     int n = snprintf(line, sizeof(line),
                      "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s component=%s msg=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)((now / 1000000) % 1000), level_names[lvl & 3], component,
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)((now / 1000000) % 1000), level_names[lvl & 3], component,
                      bt_logq(qmsg, sizeof(qmsg), msg));
     if (n < 0)
         return;

@@ -36,7 +36,10 @@ struct bt_ratelimit {
     int64_t last_ns;
     uint64_t suppressed;
 };
-#define BT_RATELIMIT_INIT(sec) {(int64_t)(sec) * 1000000000LL, 0, 0}
+#define BT_RATELIMIT_INIT(sec)                                                                     \
+    {                                                                                              \
+        (int64_t)(sec) * 1000000000LL, 0, 0                                                        \
+    }
 /* Returns 1 if the caller may log now (and *suppressed gets the count skipped), else 0. */
 int bt_ratelimit_ok(struct bt_ratelimit *rl, uint64_t *suppressed);
 

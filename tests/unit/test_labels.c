@@ -11,7 +11,10 @@ Test(labels, canonical_string_is_sorted_quoted_and_skips_reserved)
     cr_assert_eq(bt_labels_set(&l, "job", "varlogs"), 0);
     cr_assert_eq(bt_labels_set(&l, "filename", "/var/log/syslog"), 0);
     cr_assert_eq(bt_labels_set(&l, "__tenant_id__", "t1"), 0);
-    cr_assert_eq(bt_labels_set(&l, "msg", "a\"b\\c\n\x01\xff" "é"), 0);
+    cr_assert_eq(bt_labels_set(&l, "msg",
+                               "a\"b\\c\n\x01\xff"
+                               "é"),
+                 0);
     size_t len;
     const char *c = bt_labels_canon(&l, &len);
     cr_assert_str_eq(c, "{filename=\"/var/log/syslog\", job=\"varlogs\", "
