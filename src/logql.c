@@ -237,18 +237,10 @@ bool bt_logql_match_labels(struct bt_logql *q, const struct bt_labels *l)
         size_t n = v ? strlen(v) : 0;
         bool ok;
         switch (it->op) {
-        case OP_EQ:
-            ok = n == it->vlen && memcmp(v ? v : "", it->val, n) == 0;
-            break;
-        case OP_NE:
-            ok = !(n == it->vlen && memcmp(v ? v : "", it->val, n) == 0);
-            break;
-        case OP_RE:
-            ok = bt_regex_match(it->re, v ? v : "", n, 0) > 0;
-            break;
-        default:
-            ok = bt_regex_match(it->re, v ? v : "", n, 0) == 0;
-            break;
+        case OP_EQ: ok = n == it->vlen && memcmp(v ? v : "", it->val, n) == 0; break;
+        case OP_NE: ok = !(n == it->vlen && memcmp(v ? v : "", it->val, n) == 0); break;
+        case OP_RE: ok = bt_regex_match(it->re, v ? v : "", n, 0) > 0; break;
+        default: ok = bt_regex_match(it->re, v ? v : "", n, 0) == 0; break;
         }
         if (!ok)
             return false;
@@ -262,18 +254,10 @@ bool bt_logql_match_line(struct bt_logql *q, const char *line, size_t n)
         struct item *it = &q->f[i];
         bool ok;
         switch (it->op) {
-        case OP_EQ:
-            ok = it->vlen == 0 || memmem(line, n, it->val, it->vlen) != NULL;
-            break;
-        case OP_NE:
-            ok = !(it->vlen == 0 || memmem(line, n, it->val, it->vlen) != NULL);
-            break;
-        case OP_RE:
-            ok = bt_regex_match(it->re, line, n, 0) > 0;
-            break;
-        default:
-            ok = bt_regex_match(it->re, line, n, 0) == 0;
-            break;
+        case OP_EQ: ok = it->vlen == 0 || memmem(line, n, it->val, it->vlen) != NULL; break;
+        case OP_NE: ok = !(it->vlen == 0 || memmem(line, n, it->val, it->vlen) != NULL); break;
+        case OP_RE: ok = bt_regex_match(it->re, line, n, 0) > 0; break;
+        default: ok = bt_regex_match(it->re, line, n, 0) == 0; break;
         }
         if (!ok)
             return false;

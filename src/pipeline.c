@@ -157,15 +157,11 @@ static bool xval_eq(const struct bt_xval *a, const struct bt_xval *b)
     if (a->type != b->type)
         return false;
     switch (a->type) {
-    case BT_X_NUMBER:
-        return a->num == b->num;
-    case BT_X_BOOL:
-        return a->b == b->b;
+    case BT_X_NUMBER: return a->num == b->num;
+    case BT_X_BOOL: return a->b == b->b;
     case BT_X_STRING:
-    case BT_X_JSON:
-        return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
-    default:
-        return true;
+    case BT_X_JSON: return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+    default: return true;
     }
 }
 

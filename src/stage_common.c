@@ -189,8 +189,7 @@ int bt_xval_string(const struct bt_xval *v, char *tmp, size_t tmplen, const char
         *s = v->b ? "true" : "false";
         *n = v->b ? 4 : 5;
         return 0;
-    default:
-        return -EINVAL;
+    default: return -EINVAL;
     }
 }
 

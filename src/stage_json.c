@@ -157,9 +157,7 @@ static void set_result(struct st *s, struct bt_pentry *e, const struct expr *ex,
         bt_extracted_set(&e->x, ex->key, ex->key_len, &xv);
         return;
     case '{':
-    case '[':
-        set_composite(e, ex, v, n);
-        return;
+    case '[': set_composite(e, ex, v, n); return;
     default: { /* a number; strtod needs it NUL-terminated */
         char num[64];
         const char *txt = num;

@@ -365,12 +365,8 @@ static bool to_float(const struct bt_xval *v, double *out)
 {
     char buf[128], *end;
     switch (v->type) {
-    case BT_X_NUMBER:
-        *out = v->num;
-        return true;
-    case BT_X_BOOL:
-        *out = v->b ? 1 : 0;
-        return true;
+    case BT_X_NUMBER: *out = v->num; return true;
+    case BT_X_BOOL: *out = v->b ? 1 : 0; return true;
     case BT_X_STRING:
         if (v->len == 0 || v->len >= sizeof(buf))
             return false;
@@ -378,8 +374,7 @@ static bool to_float(const struct bt_xval *v, double *out)
         buf[v->len] = '\0';
         *out = strtod(buf, &end);
         return *end == '\0';
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -411,24 +406,12 @@ static void update(struct st *s, struct metric *mt, struct bt_pentry *e, int64_t
         return;
     struct bt_series *se = series(s, mt, e->labels, now);
     switch (mt->action) {
-    case A_INC:
-        mt->type == BT_COUNTER ? bt_counter_inc(se) : bt_gauge_add(se, 1);
-        break;
-    case A_ADD:
-        mt->type == BT_COUNTER ? bt_counter_add(se, f) : bt_gauge_add(se, f);
-        break;
-    case A_SET:
-        bt_gauge_set(se, f);
-        break;
-    case A_DEC:
-        bt_gauge_add(se, -1);
-        break;
-    case A_SUB:
-        bt_gauge_add(se, -f);
-        break;
-    case A_OBSERVE:
-        bt_histogram_observe(se, f);
-        break;
+    case A_INC: mt->type == BT_COUNTER ? bt_counter_inc(se) : bt_gauge_add(se, 1); break;
+    case A_ADD: mt->type == BT_COUNTER ? bt_counter_add(se, f) : bt_gauge_add(se, f); break;
+    case A_SET: bt_gauge_set(se, f); break;
+    case A_DEC: bt_gauge_add(se, -1); break;
+    case A_SUB: bt_gauge_add(se, -f); break;
+    case A_OBSERVE: bt_histogram_observe(se, f); break;
     }
 }
 

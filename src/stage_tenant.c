@@ -53,9 +53,7 @@ static enum bt_stage_result tenant_process(void *st, struct bt_pentry *e, struct
     const char *v = NULL;
     size_t n = 0;
     switch (s->from) {
-    case FROM_VALUE:
-        v = s->arg, n = s->arg_len;
-        break;
+    case FROM_VALUE: v = s->arg, n = s->arg_len; break;
     case FROM_LABEL:
         v = e->labels ? bt_labels_get(e->labels, s->arg) : NULL;
         n = v ? strlen(v) : 0;

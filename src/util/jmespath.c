@@ -70,8 +70,7 @@ static size_t scan_string(const char *s, size_t n, size_t i, bool *esc)
             case 'f':
             case 'n':
             case 'r':
-            case 't':
-                break;
+            case 't': break;
             case 'u':
                 if (i + 4 >= n)
                     return 0;
@@ -80,8 +79,7 @@ static size_t scan_string(const char *s, size_t n, size_t i, bool *esc)
                         return 0;
                 i += 4;
                 break;
-            default:
-                return 0;
+            default: return 0;
             }
         }
     }
@@ -130,8 +128,7 @@ static size_t skip_value(const char *s, size_t n, size_t i, int depth)
     if (i >= n || depth > MAX_DEPTH)
         return 0;
     switch (s[i]) {
-    case '"':
-        return scan_string(s, n, i, &esc);
+    case '"': return scan_string(s, n, i, &esc);
     case '{':
     case '[': {
         char close = s[i] == '{' ? '}' : ']';
@@ -160,14 +157,10 @@ static size_t skip_value(const char *s, size_t n, size_t i, int depth)
             i = skip_ws(s, n, i + 1);
         }
     }
-    case 't':
-        return n - i >= 4 && memcmp(s + i, "true", 4) == 0 ? i + 4 : 0;
-    case 'f':
-        return n - i >= 5 && memcmp(s + i, "false", 5) == 0 ? i + 5 : 0;
-    case 'n':
-        return n - i >= 4 && memcmp(s + i, "null", 4) == 0 ? i + 4 : 0;
-    default:
-        return scan_number(s, n, i);
+    case 't': return n - i >= 4 && memcmp(s + i, "true", 4) == 0 ? i + 4 : 0;
+    case 'f': return n - i >= 5 && memcmp(s + i, "false", 5) == 0 ? i + 5 : 0;
+    case 'n': return n - i >= 4 && memcmp(s + i, "null", 4) == 0 ? i + 4 : 0;
+    default: return scan_number(s, n, i);
     }
 }
 
@@ -437,30 +430,21 @@ static bool ident_char(char c)
 static const char *unsupported(char c)
 {
     switch (c) {
-    case '*':
-        return "wildcards (*) are not supported";
-    case '|':
-        return "pipes (|) are not supported";
+    case '*': return "wildcards (*) are not supported";
+    case '|': return "pipes (|) are not supported";
     case '(':
-    case ')':
-        return "functions are not supported";
-    case '{':
-        return "multiselect hashes ({...}) are not supported";
+    case ')': return "functions are not supported";
+    case '{': return "multiselect hashes ({...}) are not supported";
     case '`':
-    case '\'':
-        return "literals are not supported";
-    case '@':
-        return "the current node (@) is not supported";
+    case '\'': return "literals are not supported";
+    case '@': return "the current node (@) is not supported";
     case '&':
     case '!':
     case '<':
     case '>':
-    case '=':
-        return "operators are not supported";
-    case '?':
-        return "filter expressions are not supported";
-    default:
-        return NULL;
+    case '=': return "operators are not supported";
+    case '?': return "filter expressions are not supported";
+    default: return NULL;
     }
 }
 

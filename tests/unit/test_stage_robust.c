@@ -36,20 +36,15 @@ static size_t mutate(char *out, size_t cap, const char *seed)
     for (int i = 0; i < edits && n; i++) {
         size_t at = next() % n;
         switch (next() % 4) {
-        case 0: /* flip a byte */
-            out[at] = (char)next();
-            break;
-        case 1: /* truncate */
-            n = at;
-            break;
+        case 0: /* flip a byte */ out[at] = (char)next(); break;
+        case 1: /* truncate */ n = at; break;
         case 2: /* duplicate a chunk */
             if (n + 8 <= cap) {
                 memmove(out + at + 8, out + at, n - at);
                 n += 8;
             }
             break;
-        default: /* a structural character */
-            out[at] = "{}[]\":,\\=`|~!"[next() % 14];
+        default: /* a structural character */ out[at] = "{}[]\":,\\=`|~!"[next() % 14];
         }
     }
     return n;
