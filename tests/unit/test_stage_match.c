@@ -125,3 +125,27 @@ Test(logql, selectors_and_filters)
         cr_assert_null(bt_logql_parse(bad[i], err, sizeof(err)), "%s should fail", bad[i]);
     bt_labels_free(&l);
 }
+
+Test(stage_match, entries_held_inside_a_match_continue_after_it)
+{
+    struct harness h;
+    h_new(&h, "- match:\n    selector: '{app=\"java\"}'\n    stages:\n"
+              "    - multiline: {firstline: '^\\d', max_wait_time: 1s}\n"
+              "    - static_labels: {joined: 'yes'}\n"
+              "- static_labels: {after: match}\n");
+    bt_labels_set(&h.in, "app", "java");
+    h_push(&h, "1 Exception");
+    h_push(&h, "\tat x");
+    cr_assert_eq(h.n, 0);
+    cr_assert_neq(bt_pipeline_deadline(h.p), INT64_MAX, "match forwards the nested deadline");
+    bt_pipeline_tick(h.p, bt_pipeline_deadline(h.p));
+    cr_assert_eq(h.n, 1);
+    cr_assert_str_eq(h.out[0].line, "1 Exception\n\tat x");
+    cr_assert_str_eq(h_label(&h, 0, "joined"), "yes");
+    cr_assert_str_eq(h_label(&h, 0, "after"), "match");
+    h_push(&h, "2 next");
+    bt_pipeline_flush(h.p);
+    cr_assert_eq(h.n, 2);
+    cr_assert_str_eq(h_label(&h, 1, "after"), "match");
+    h_free(&h);
+}
