@@ -11,6 +11,7 @@
 #include "stage.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -139,6 +140,16 @@ static void snap_take(struct snap *s, const struct bt_pentry *e)
     bt_extracted_copy(&s->x, &e->x);
 }
 
+/* Prints s Go-quoted (newlines, quotes and bad bytes escaped), as label values are shown. */
+static void print_q(FILE *f, const char *s, size_t n)
+{
+    struct bt_buf b;
+    bt_buf_init(&b, 2 * BT_PENTRY_LINE_MAX);
+    if (bt_go_quote(&b, s, n) == 0)
+        fwrite(b.ptr, 1, b.len, f);
+    bt_buf_free(&b);
+}
+
 static void print_val(FILE *f, const struct bt_xval *v)
 {
     char tmp[64];
@@ -148,8 +159,22 @@ static void print_val(FILE *f, const struct bt_xval *v)
         fputs("null", f);
     else if (v->type == BT_X_JSON)
         fprintf(f, "%.*s", (int)v->len, v->s);
+    else if (v->type == BT_X_STRING)
+        print_q(f, v->s, v->len);
     else if (bt_xval_string(v, tmp, sizeof(tmp), &s, &n) == 0)
-        fprintf(f, v->type == BT_X_STRING ? "\"%.*s\"" : "%.*s", (int)n, s);
+        fprintf(f, "%.*s", (int)n, s);
+}
+
+static void print_label(FILE *f, const char *what, char op, const char *name, const char *old,
+                        const char *val)
+{
+    fprintf(f, "  %s: %c %s=", what, op, name);
+    print_q(f, old ? old : val, strlen(old ? old : val));
+    if (old && val) {
+        fputs(" -> ", f);
+        print_q(f, val, strlen(val));
+    }
+    fputc('\n', f);
 }
 
 static bool xval_eq(const struct bt_xval *a, const struct bt_xval *b)
@@ -171,13 +196,28 @@ static void diff_labels(FILE *f, const char *what, const struct bt_labels *a,
     for (size_t i = 0; i < b->n; i++) {
         const char *old = bt_labels_get(a, b->v[i].name);
         if (!old)
-            fprintf(f, "  %s: + %s=\"%s\"\n", what, b->v[i].name, b->v[i].value);
+            print_label(f, what, '+', b->v[i].name, NULL, b->v[i].value);
         else if (strcmp(old, b->v[i].value) != 0)
-            fprintf(f, "  %s: ~ %s=\"%s\" -> \"%s\"\n", what, b->v[i].name, old, b->v[i].value);
+            print_label(f, what, '~', b->v[i].name, old, b->v[i].value);
     }
     for (size_t i = 0; i < a->n; i++)
         if (!bt_labels_get(b, a->v[i].name))
-            fprintf(f, "  %s: - %s=\"%s\"\n", what, a->v[i].name, a->v[i].value);
+            print_label(f, what, '-', a->v[i].name, a->v[i].value, NULL);
+}
+
+/* RFC 3339 in UTC with nanoseconds, for -inspect. */
+static const char *fmt_ts(char *out, size_t n, int64_t ts)
+{
+    time_t sec = (time_t)(ts / BT_NS_PER_SEC);
+    long ns = (long)(ts % BT_NS_PER_SEC);
+    if (ns < 0)
+        ns += BT_NS_PER_SEC, sec--;
+    struct tm tm;
+    char d[32];
+    gmtime_r(&sec, &tm);
+    strftime(d, sizeof(d), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%09ldZ", d, ns);
+    return out;
 }
 
 static void inspect_print(struct bt_pipeline *p, const struct stage_inst *si,
@@ -194,10 +234,18 @@ static void inspect_print(struct bt_pipeline *p, const struct stage_inst *si,
     if (e->labels)
         diff_labels(f, "labels", &s->labels, e->labels);
     diff_labels(f, "structured_metadata", &s->meta, &e->meta);
-    if (s->line.len != e->line_len || memcmp(bt_buf_str(&s->line), e->line, e->line_len) != 0)
-        fprintf(f, "  line: \"%s\" -> \"%.*s\"\n", bt_buf_str(&s->line), (int)e->line_len, e->line);
-    if (s->ts != e->ts_ns)
-        fprintf(f, "  timestamp: %" PRId64 " -> %" PRId64 "\n", s->ts, e->ts_ns);
+    if (s->line.len != e->line_len || memcmp(bt_buf_str(&s->line), e->line, e->line_len) != 0) {
+        fputs("  line: ", f);
+        print_q(f, bt_buf_str(&s->line), s->line.len);
+        fputs(" -> ", f);
+        print_q(f, e->line, e->line_len);
+        fputc('\n', f);
+    }
+    if (s->ts != e->ts_ns) {
+        char a[48], b[48];
+        fprintf(f, "  timestamp: %s -> %s\n", fmt_ts(a, sizeof(a), s->ts),
+                fmt_ts(b, sizeof(b), e->ts_ns));
+    }
     for (size_t i = 0; i < e->x.n; i++) {
         const struct bt_xslot *xs = &e->x.v[i];
         const struct bt_xval *old = bt_extracted_get(&s->x, xs->key, xs->klen);

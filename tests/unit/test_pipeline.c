@@ -194,3 +194,19 @@ Test(pipeline, promtail_stages_not_implemented_say_so)
     cr_assert_str_eq(h.err, "pipeline.yaml:1:3: stage \"geoip\" is not available in this build");
     h_free(&h);
 }
+
+Test(pipeline, inspect_shows_timestamps_readably)
+{
+    struct harness h;
+    h_new(&h, "- pack: {labels: [a]}\n");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    bt_pipeline_set_inspect(h.p, f);
+    h_push_seg(&h, "x", 1500000000123456789LL, NULL);
+    fclose(f);
+    cr_assert(strstr(buf, "  timestamp: 2017-07-14T02:40:00.123456789Z -> ") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "  line: \"x\" -> \"{\\\"_entry\\\":\\\"x\\\"}\"\n") != NULL, "%s", buf);
+    free(buf);
+    h_free(&h);
+}
