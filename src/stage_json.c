@@ -181,11 +181,13 @@ static enum bt_stage_result json_process(void *st, struct bt_pentry *e, struct b
     const char *doc = e->line;
     size_t n = e->line_len;
     if (s->source) {
-        const struct bt_xval *v = bt_extracted_get(&e->x, s->source, s->source_len);
-        if (!v || (v->type != BT_X_STRING && v->type != BT_X_JSON))
-            return BT_STAGE_KEEP;
+        char tmp[64];
+        const char *v;
+        size_t vn;
+        if (bt_extracted_get_str(&e->x, s->source, s->source_len, tmp, sizeof(tmp), &v, &vn) < 0)
+            return BT_STAGE_KEEP; /* absent or null: nothing to parse, not malformed */
         bt_buf_reset(&s->doc);
-        if (bt_buf_add(&s->doc, v->s, v->len) < 0)
+        if (bt_buf_add(&s->doc, v, vn) < 0)
             return BT_STAGE_KEEP;
         doc = bt_buf_str(&s->doc);
         n = s->doc.len;

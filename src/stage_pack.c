@@ -1,7 +1,8 @@
 /* pack: replaces the line with a JSON object holding the listed labels/extracted values (keys
  * sorted) and the old line as "_entry" (last), then removes the packed names from the labels.
  * With ingest_timestamp (default true) the timestamp becomes the time of packing, so entries of
- * different streams packed into one keep arriving in order. */
+ * different streams packed into one keep arriving in order. Names whose value is absent or
+ * null are neither packed nor removed. */
 #include "stage.h"
 #include "node.h"
 #include "util/jmespath.h"
@@ -36,8 +37,8 @@ static void *pack_init(const struct bt_node *cfg, const struct bt_stage_env *env
     if (bt_stage_check_keys(cfg, env, keys, err, errlen) < 0)
         return NULL;
     const struct bt_node *l = bt_node_get(cfg, "labels");
-    if (!l || bt_node_is_null(l) || l->type != BT_NODE_SEQ || l->n == 0)
-        return bt_stage_err(err, errlen, env, l ? l : cfg, "labels must be a non-empty list");
+    if (l && !bt_node_is_null(l) && l->type != BT_NODE_SEQ)
+        return bt_stage_err(err, errlen, env, l, "labels must be a list of names");
     struct st *s = calloc(1, sizeof(*s));
     if (!s)
         return bt_stage_err(err, errlen, env, NULL, "out of memory");
@@ -47,7 +48,8 @@ static void *pack_init(const struct bt_node *cfg, const struct bt_stage_env *env
         bt_stage_err(err, errlen, env, it, "ingest_timestamp must be true or false");
         goto fail;
     }
-    if (bt_stage_strlist(l, env, false, &s->names, &s->n, err, errlen) < 0)
+    if (l && !bt_node_is_null(l) && l->n &&
+        bt_stage_strlist(l, env, false, &s->names, &s->n, err, errlen) < 0)
         goto fail;
     qsort(s->names, s->n, sizeof(*s->names), cmp_str);
     size_t w = 0;
@@ -97,8 +99,11 @@ static enum bt_stage_result pack_process(void *st, struct bt_pentry *e, struct b
         return BT_STAGE_KEEP; /* line too long to pack: leave it as it was */
     bt_pentry_line_commit(e);
     for (size_t i = 0; i < s->n && e->labels; i++) {
-        if (!bt_labels_get(e->labels, s->names[i]) ||
-            !bt_extracted_get(&e->x, s->names[i], strlen(s->names[i])))
+        const char *v;
+        size_t n;
+        if (!bt_labels_get(e->labels, s->names[i]) || /* packed names only, as promtail */
+            bt_extracted_get_str(&e->x, s->names[i], strlen(s->names[i]), tmp, sizeof(tmp), &v,
+                                 &n) < 0)
             continue;
         struct bt_labels *l = bt_pentry_labels_mut(e);
         if (l)

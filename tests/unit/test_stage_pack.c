@@ -43,11 +43,14 @@ Test(stage_pack, extracted_values_pack_too)
     h_free(&h);
 }
 
-Test(stage_pack, labels_are_required)
+Test(stage_pack, labels_list_may_be_empty_but_must_be_a_list)
 {
     struct harness h;
-    cr_assert_eq(h_try(&h, "- pack: {ingest_timestamp: true}\n"), -1);
-    cr_assert(strstr(h.err, "stage \"pack\": labels must be a non-empty list") != NULL, "%s",
-              h.err);
+    h_new(&h, "- pack: {ingest_timestamp: false}\n");
+    h_push(&h, "x");
+    cr_assert_str_eq(h.out[0].line, "{\"_entry\":\"x\"}");
+    h_free(&h);
+    cr_assert_eq(h_try(&h, "- pack: {labels: app}\n"), -1);
+    cr_assert(strstr(h.err, "stage \"pack\": labels must be a list of names") != NULL, "%s", h.err);
     h_free(&h);
 }
