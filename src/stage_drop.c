@@ -2,8 +2,9 @@
  * drop_counter_reason (default "drop_stage"). Conditions:
  *   longer_than  line longer than this many bytes;
  *   older_than   timestamp older than now minus this duration;
- *   source       extracted key(s) present (a list is joined with separator, default ";"),
- *                and equal to value when value is given;
+ *   source       extracted key(s) present (even with a null value), and, when value is
+ *                given, their text (a list joined with separator, default ";") equal to it
+ *                (promtail compares only string values; numbers match their text here);
  *   expression   regex matching the line, or the source value when source is given.
  * Missing source keys mean "do not drop". value and expression exclude each other. */
 #include "stage.h"
@@ -181,7 +182,11 @@ static enum bt_stage_result drop_process(void *st, struct bt_pentry *e, struct b
         return BT_STAGE_KEEP;
     const char *v = e->line;
     size_t n = e->line_len;
-    if (s->nsrc) {
+    if (s->nsrc && !s->value && !s->re) { /* presence alone, even of a null value */
+        for (size_t i = 0; i < s->nsrc; i++)
+            if (!bt_extracted_get(&e->x, s->sources[i], strlen(s->sources[i])))
+                return BT_STAGE_KEEP;
+    } else if (s->nsrc) {
         if (!source_value(s, e, &v, &n))
             return BT_STAGE_KEEP;
         if (s->value && (strlen(s->value) != n || memcmp(s->value, v, n) != 0))

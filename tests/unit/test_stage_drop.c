@@ -106,3 +106,17 @@ Test(stage_drop, config_errors)
     cr_assert(strstr(h.err, "invalid regex [z-a]: ") != NULL, "%s", h.err);
     h_free(&h);
 }
+
+Test(stage_drop, source_alone_counts_a_null_value_as_present)
+{
+    struct harness h;
+    h_new(&h, "- json: {expressions: {err: error}}\n- drop: {source: err}\n");
+    h_push(&h, "{\"error\": null}"); /* the json stage stores null: the key exists */
+    h_push(&h, "{\"msg\": 1}");      /* missing path: also stored as null */
+    cr_assert_eq(h.n, 0);
+    h_free(&h);
+    h_new(&h, "- drop: {source: nothere}\n");
+    h_push(&h, "x");
+    cr_assert_eq(h.n, 1);
+    h_free(&h);
+}
