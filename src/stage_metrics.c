@@ -6,7 +6,8 @@
  *   gauge     action set | inc | dec | add | sub;
  *   histogram observes the value; buckets from config or Prometheus' defaults.
  * `value` (optional) only counts entries whose source value equals it. Series not updated for
- * max_idle_duration (default 5m) are removed. Series pointers are cached per label string, so
+ * max_idle_duration (default 5m) are removed; at most 65536 label sets per metric are
+ * tracked at once. Series pointers are cached per label string, so
  * the steady state renders the label string into a reused buffer and does one map lookup. */
 #include "stage.h"
 #include "metrics.h"
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#define MAX_SERIES 65536 /* label sets per metric */
 
 enum action { A_INC, A_ADD, A_SET, A_DEC, A_SUB, A_OBSERVE };
 
@@ -323,8 +326,8 @@ static struct bt_series *series(struct st *s, struct metric *mt, struct bt_label
         c->last = now;
         return c->s;
     }
-    if (render_labels(&s->lbl, l) < 0)
-        return NULL;
+    if (mt->cache.n >= MAX_SERIES || render_labels(&s->lbl, l) < 0)
+        return NULL; /* bounded: label sets past the cap are not counted */
     const char *key = bt_buf_str(&s->lbl);
     struct bt_series *se =
         mt->type == BT_COUNTER ? bt_metrics_counter(s->m, mt->name, mt->help, key)
