@@ -7,8 +7,8 @@
  *   histogram observes the value; buckets from config or Prometheus' defaults.
  * `value` (optional) only counts entries whose source value equals it. Series not updated for
  * max_idle_duration (default 5m) are removed; at most 65536 label sets per metric are
- * tracked at once. Series pointers are cached per label string, so
- * the steady state renders the label string into a reused buffer and does one map lookup. */
+ * tracked at once. Series pointers are cached by the label set's canonical string (which the
+ * set caches with its hash), so the steady state does one map lookup and renders nothing. */
 #include "stage.h"
 #include "metrics.h"
 #include "node.h"
