@@ -51,7 +51,8 @@ static void *pack_init(const struct bt_node *cfg, const struct bt_stage_env *env
     if (l && !bt_node_is_null(l) && l->n &&
         bt_stage_strlist(l, env, false, &s->names, &s->n, err, errlen) < 0)
         goto fail;
-    qsort(s->names, s->n, sizeof(*s->names), cmp_str);
+    if (s->n)
+        qsort(s->names, s->n, sizeof(*s->names), cmp_str);
     size_t w = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (w && strcmp(s->names[w - 1], s->names[i]) == 0)
