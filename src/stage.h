@@ -17,10 +17,10 @@
  *     their memory when the map is cleared.
  * So the common path allocates nothing once buffers have grown to the working size.
  *
- * Stages that hold entries back (multiline) copy them with bt_pentry_copy(), take a reference
- * on e->seg, and later push them on with bt_stage_emit(); emitted entries run through the
- * stages after the emitting one and reach the sink. deadline/tick/flush let the pipeline drive
- * their timers. Nested stage lists (match) use the bt_stage_list_* functions of pipeline.c.
+ * Stages that hold entries back (multiline, limit) copy them with bt_pentry_copy(), take a
+ * reference on e->seg, and later push them on with bt_stage_emit(); emitted entries run
+ * through the stages after the emitting one and reach the sink. deadline/tick/flush let the
+ * pipeline drive their timers. Nested stage lists (match) use the bt_stage_list_* functions of pipeline.c.
  * Loop thread only.
  */
 #ifndef BT_STAGE_H
