@@ -20,8 +20,8 @@
  * Stages that hold entries back (multiline, limit) copy them with bt_pentry_copy(), take a
  * reference on e->seg, and later push them on with bt_stage_emit(); emitted entries run
  * through the stages after the emitting one and reach the sink. deadline/tick/flush let the
- * pipeline drive their timers. Nested stage lists (match) use the bt_stage_list_* functions of pipeline.c.
- * Loop thread only.
+ * pipeline drive their timers. Nested stage lists (match) use the bt_stage_list_* functions of
+ * pipeline.c. Loop thread only.
  */
 #ifndef BT_STAGE_H
 #define BT_STAGE_H
