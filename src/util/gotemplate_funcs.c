@@ -1,0 +1,1564 @@
+/*
+ * The function library of gotemplate: Go's builtins, promtail's extras and a sprig subset.
+ * Argument types follow the Go signatures: a string parameter given a missing key or a number
+ * is an execution error, as text/template reports it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/gotemplate_int.h"
+#include "util/regex.h"
+
+#define REPEAT_MAX (1u << 20)
+
+/* ---- UTF-8 ------------------------------------------------------------------------------ */
+
+#define RUNE_ERROR 0xFFFDu
+
+/* Decodes one rune as Go does: an invalid sequence is U+FFFD of width 1. */
+static uint32_t dec_rune(const char *sp, size_t n, size_t *w)
+{
+    const unsigned char *s = (const unsigned char *)sp;
+    *w = 1;
+    if (!n)
+        return RUNE_ERROR;
+    unsigned c = s[0];
+    if (c < 0x80)
+        return c;
+    size_t len;
+    uint32_t r, min;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, r = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, r = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, r = c & 0x07, min = 0x10000;
+    else
+        return RUNE_ERROR;
+    if (n < len)
+        return RUNE_ERROR;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return RUNE_ERROR;
+        r = r << 6 | (s[i] & 0x3F);
+    }
+    if (r < min || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
+        return RUNE_ERROR;
+    *w = len;
+    return r;
+}
+
+/* The last rune of s[0..n) and its width (utf8.DecodeLastRuneInString). */
+static uint32_t dec_last_rune(const char *s, size_t n, size_t *w)
+{
+    size_t start = n - 1, lim = n >= 4 ? n - 4 : 0;
+    while (start > lim && ((unsigned char)s[start] & 0xC0) == 0x80)
+        start--;
+    size_t cw;
+    uint32_t r = dec_rune(s + start, n - start, &cw);
+    if (start + cw != n) {
+        *w = 1;
+        return RUNE_ERROR;
+    }
+    *w = cw;
+    return r;
+}
+
+static size_t enc_rune(char *o, uint32_t r)
+{
+    if (r < 0x80) {
+        o[0] = (char)r;
+        return 1;
+    }
+    if (r < 0x800) {
+        o[0] = (char)(0xC0 | (r >> 6));
+        o[1] = (char)(0x80 | (r & 0x3F));
+        return 2;
+    }
+    if (r < 0x10000) {
+        o[0] = (char)(0xE0 | (r >> 12));
+        o[1] = (char)(0x80 | ((r >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (r & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (r >> 18));
+    o[1] = (char)(0x80 | ((r >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((r >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (r & 0x3F));
+    return 4;
+}
+
+static bool is_uspace(uint32_t r)
+{
+    return r == ' ' || (r >= '\t' && r <= '\r') || r == 0x85 || r == 0xA0 || r == 0x1680 ||
+           (r >= 0x2000 && r <= 0x200A) || r == 0x2028 || r == 0x2029 || r == 0x202F ||
+           r == 0x205F || r == 0x3000;
+}
+
+/* Simple case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic. */
+static uint32_t case_map(uint32_t r, bool upper)
+{
+    if (r < 0x80) {
+        if (upper && r >= 'a' && r <= 'z')
+            return r - 32;
+        if (!upper && r >= 'A' && r <= 'Z')
+            return r + 32;
+        return r;
+    }
+    if (upper) {
+        if ((r >= 0xE0 && r <= 0xFE && r != 0xF7) || (r >= 0x3B1 && r <= 0x3CB && r != 0x3C2) ||
+            (r >= 0x430 && r <= 0x44F))
+            return r - 32;
+        if (r >= 0x450 && r <= 0x45F)
+            return r - 80;
+        switch (r) {
+        case 0xB5:
+            return 0x39C;
+        case 0xFF:
+            return 0x178;
+        case 0x131:
+            return 'I';
+        case 0x17F:
+            return 'S';
+        case 0x3C2:
+            return 0x3A3;
+        case 0x3AC:
+            return 0x386;
+        case 0x3CC:
+            return 0x38C;
+        case 0x3CD:
+        case 0x3CE:
+            return r - 63;
+        default:
+            break;
+        }
+        if (r >= 0x3AD && r <= 0x3AF)
+            return r - 37;
+        if ((r >= 0x100 && r <= 0x12F) || (r >= 0x132 && r <= 0x137) ||
+            (r >= 0x14A && r <= 0x177))
+            return (r & 1) ? r - 1 : r;
+        if ((r >= 0x139 && r <= 0x148) || (r >= 0x179 && r <= 0x17E))
+            return (r & 1) ? r : r - 1;
+        return r;
+    }
+    if ((r >= 0xC0 && r <= 0xDE && r != 0xD7) || (r >= 0x391 && r <= 0x3AB && r != 0x3A2) ||
+        (r >= 0x410 && r <= 0x42F))
+        return r + 32;
+    if (r >= 0x400 && r <= 0x40F)
+        return r + 80;
+    switch (r) {
+    case 0x178:
+        return 0xFF;
+    case 0x130:
+        return 'i';
+    case 0x386:
+        return 0x3AC;
+    case 0x38C:
+        return 0x3CC;
+    case 0x38E:
+    case 0x38F:
+        return r + 63;
+    default:
+        break;
+    }
+    if (r >= 0x388 && r <= 0x38A)
+        return r + 37;
+    if ((r >= 0x100 && r <= 0x12F) || (r >= 0x132 && r <= 0x137) || (r >= 0x14A && r <= 0x177))
+        return (r & 1) ? r : r + 1;
+    if ((r >= 0x139 && r <= 0x148) || (r >= 0x179 && r <= 0x17E))
+        return (r & 1) ? r + 1 : r;
+    return r;
+}
+
+/* ---- hashes ----------------------------------------------------------------------------- */
+
+static uint64_t rol64(uint64_t x, unsigned n)
+{
+    return n ? (x << n) | (x >> (64 - n)) : x;
+}
+
+static void keccak_f1600(uint64_t st[25])
+{
+    static const uint64_t rc[24] = {
+        0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL,
+        0x8000000080008000ULL, 0x000000000000808bULL, 0x0000000080000001ULL,
+        0x8000000080008081ULL, 0x8000000000008009ULL, 0x000000000000008aULL,
+        0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000aULL,
+        0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL,
+        0x8000000000008003ULL, 0x8000000000008002ULL, 0x8000000000000080ULL,
+        0x000000000000800aULL, 0x800000008000000aULL, 0x8000000080008081ULL,
+        0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
+    static const unsigned rot[25] = {0,  1,  62, 28, 27, 36, 44, 6,  55, 20, 3,  10, 43,
+                                     25, 39, 41, 45, 15, 21, 8,  18, 2,  61, 56, 14};
+    for (int round = 0; round < 24; round++) {
+        uint64_t c[5], d[5], b[25];
+        for (int x = 0; x < 5; x++)
+            c[x] = st[x] ^ st[x + 5] ^ st[x + 10] ^ st[x + 15] ^ st[x + 20];
+        for (int x = 0; x < 5; x++)
+            d[x] = c[(x + 4) % 5] ^ rol64(c[(x + 1) % 5], 1);
+        for (int i = 0; i < 25; i++)
+            st[i] ^= d[i % 5];
+        for (int x = 0; x < 5; x++)     /* rho and pi: B[y][2x+3y] = rot(A[x][y]) */
+            for (int y = 0; y < 5; y++)
+                b[y + 5 * ((2 * x + 3 * y) % 5)] = rol64(st[x + 5 * y], rot[x + 5 * y]);
+        for (int y = 0; y < 5; y++)
+            for (int x = 0; x < 5; x++)
+                st[x + 5 * y] =
+                    b[x + 5 * y] ^ (~b[(x + 1) % 5 + 5 * y] & b[(x + 2) % 5 + 5 * y]);
+        st[0] ^= rc[round];
+    }
+}
+
+struct sha3 {
+    uint64_t st[25];
+    size_t pos; /* bytes absorbed into the current block */
+};
+
+#define SHA3_256_RATE 136
+
+static void sha3_absorb(struct sha3 *h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h->st[h->pos / 8] ^= (uint64_t)s[i] << (8 * (h->pos % 8));
+        if (++h->pos == SHA3_256_RATE) {
+            keccak_f1600(h->st);
+            h->pos = 0;
+        }
+    }
+}
+
+static void sha3_256_final(struct sha3 *h, unsigned char out[32])
+{
+    h->st[h->pos / 8] ^= (uint64_t)0x06 << (8 * (h->pos % 8));
+    h->st[(SHA3_256_RATE - 1) / 8] ^= (uint64_t)0x80 << (8 * ((SHA3_256_RATE - 1) % 8));
+    keccak_f1600(h->st);
+    for (int i = 0; i < 32; i++)
+        out[i] = (unsigned char)(h->st[i / 8] >> (8 * (i % 8)));
+}
+
+struct sha256 {
+    uint32_t h[8];
+    unsigned char block[64];
+    size_t fill;
+    uint64_t len;
+};
+
+static uint32_t ror32(uint32_t x, unsigned n)
+{
+    return (x >> n) | (x << (32 - n));
+}
+
+static void sha256_block(struct sha256 *s, const unsigned char *p)
+{
+    static const uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2};
+    uint32_t w[64], v[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(v, s->h, sizeof(v));
+    for (int i = 0; i < 64; i++) {
+        uint32_t S1 = ror32(v[4], 6) ^ ror32(v[4], 11) ^ ror32(v[4], 25);
+        uint32_t ch = (v[4] & v[5]) ^ (~v[4] & v[6]);
+        uint32_t t1 = v[7] + S1 + ch + k[i] + w[i];
+        uint32_t S0 = ror32(v[0], 2) ^ ror32(v[0], 13) ^ ror32(v[0], 22);
+        uint32_t maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+        memmove(v + 1, v, 7 * sizeof(v[0]));
+        v[4] += t1;
+        v[0] = t1 + S0 + maj;
+    }
+    for (int i = 0; i < 8; i++)
+        s->h[i] += v[i];
+}
+
+static void sha256_init(struct sha256 *s)
+{
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, iv, sizeof(iv));
+    s->fill = 0;
+    s->len = 0;
+}
+
+static void sha256_update(struct sha256 *s, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    s->len += n;
+    while (n) {
+        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
+        memcpy(s->block + s->fill, b, k);
+        s->fill += k;
+        b += k;
+        n -= k;
+        if (s->fill == 64) {
+            sha256_block(s, s->block);
+            s->fill = 0;
+        }
+    }
+}
+
+static void sha256_final(struct sha256 *s, unsigned char out[32])
+{
+    uint64_t bits = s->len * 8;
+    unsigned char pad = 0x80, zero = 0, lenb[8];
+    sha256_update(s, &pad, 1);
+    while (s->fill != 56)
+        sha256_update(s, &zero, 1);
+    for (int i = 0; i < 8; i++)
+        lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha256_update(s, lenb, 8);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(s->h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)s->h[i];
+    }
+}
+
+static int put_hex(struct gt_exec *x, const unsigned char *d, size_t n, struct gt_val *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    char tmp[64];
+    gt_sb_begin(x);
+    for (size_t i = 0; i < n; i++) {
+        tmp[2 * i] = hx[d[i] >> 4];
+        tmp[2 * i + 1] = hx[d[i] & 15];
+    }
+    int rc = gt_sb_put(x, tmp, 2 * n);
+    gt_sb_end(x, out);
+    return rc;
+}
+
+/* ---- argument helpers ------------------------------------------------------------------- */
+
+static const char *kind_name(enum gt_kind k)
+{
+    switch (k) {
+    case GT_STR:
+        return "string";
+    case GT_INT:
+        return "int";
+    case GT_FLOAT:
+        return "float64";
+    case GT_BOOL:
+        return "bool";
+    case GT_MAP:
+        return "map";
+    default:
+        return "<nil>";
+    }
+}
+
+static int want_str(struct gt_exec *x, const struct gt_val *v)
+{
+    if (v->k == GT_STR)
+        return 0;
+    if (v->k == GT_NONE || v->k == GT_NIL)
+        return gt_fail(x, -EINVAL, "invalid value; expected string");
+    return gt_fail(x, -EINVAL, "wrong type for value; expected string; got %s", kind_name(v->k));
+}
+
+static int want_strs(struct gt_exec *x, const struct gt_val *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (want_str(x, &a[i]) < 0)
+            return -EINVAL;
+    return 0;
+}
+
+static int want_int(struct gt_exec *x, const struct gt_val *v, int64_t *out)
+{
+    if (v->k == GT_INT) {
+        *out = v->i;
+        return 0;
+    }
+    if (v->k == GT_FLOAT && v->f == (double)(int64_t)v->f) {
+        *out = (int64_t)v->f;
+        return 0;
+    }
+    return gt_fail(x, -EINVAL, "wrong type for value; expected int; got %s", kind_name(v->k));
+}
+
+/* cast.ToInt64 as sprig uses it: strings parsed with base prefixes, failures are 0. */
+static int64_t cast_i64(const struct gt_val *v)
+{
+    switch (v->k) {
+    case GT_INT:
+        return v->i;
+    case GT_FLOAT:
+        return (int64_t)v->f;
+    case GT_BOOL:
+        return v->b;
+    case GT_STR: {
+        char buf[64];
+        size_t n = v->n;
+        while (n > 1 && v->s[n - 1] == '0' && memchr(v->s, '.', n))
+            n--;
+        if (n > 1 && v->s[n - 1] == '.')
+            n--;
+        if (!n || n >= sizeof(buf) || v->s[0] == ' ' || v->s[0] == '\t')
+            return 0;
+        memcpy(buf, v->s, n);
+        buf[n] = '\0';
+        char *end;
+        errno = 0;
+        long long r = strtoll(buf, &end, 0);
+        return *end || errno ? 0 : r;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int ret_str(struct gt_val *out, const char *s, size_t n)
+{
+    memset(out, 0, sizeof(*out));
+    out->k = GT_STR;
+    out->s = s;
+    out->n = n;
+    return 0;
+}
+
+static int ret_bool(struct gt_val *out, bool b)
+{
+    memset(out, 0, sizeof(*out));
+    out->k = GT_BOOL;
+    out->b = b;
+    return 0;
+}
+
+static int ret_int(struct gt_val *out, int64_t i)
+{
+    memset(out, 0, sizeof(*out));
+    out->k = GT_INT;
+    out->i = i;
+    out->f = (double)i;
+    return 0;
+}
+
+/* sprig's strval: a missing key is nil and prints as <nil>. */
+static int strval(struct gt_exec *x, const struct gt_val *v, struct gt_val *out)
+{
+    if (v->k == GT_STR) {
+        *out = *v;
+        return 0;
+    }
+    struct gt_val nil = {.k = GT_NIL};
+    gt_sb_begin(x);
+    int rc = gt_put_val(x, v->k == GT_NONE ? &nil : v);
+    gt_sb_end(x, out);
+    return rc;
+}
+
+/* ---- strings ---------------------------------------------------------------------------- */
+
+static int map_case(struct gt_exec *x, const struct gt_val *v, bool upper, struct gt_val *out)
+{
+    size_t i = 0;
+    while (i < v->n && (unsigned char)v->s[i] < 0x80 &&
+           !(upper ? (v->s[i] >= 'a' && v->s[i] <= 'z') : (v->s[i] >= 'A' && v->s[i] <= 'Z')))
+        i++;
+    if (i == v->n) {
+        *out = *v; /* nothing to change */
+        return 0;
+    }
+    gt_sb_begin(x);
+    int rc = gt_sb_put(x, v->s, i);
+    while (rc == 0 && i < v->n) {
+        size_t w;
+        char enc[4];
+        uint32_t r = dec_rune(v->s + i, v->n - i, &w);
+        rc = gt_sb_put(x, enc, enc_rune(enc, case_map(r, upper)));
+        i += w;
+    }
+    gt_sb_end(x, out);
+    return rc;
+}
+
+static int f_upper(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                   struct gt_val *out)
+{
+    return want_str(x, &a[0]) < 0 ? -EINVAL : map_case(x, &a[0], true, out);
+}
+
+static int f_lower(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                   struct gt_val *out)
+{
+    return want_str(x, &a[0]) < 0 ? -EINVAL : map_case(x, &a[0], false, out);
+}
+
+static bool in_cutset(uint32_t r, const char *cut, size_t cn)
+{
+    for (size_t i = 0; i < cn;) {
+        size_t w;
+        if (dec_rune(cut + i, cn - i, &w) == r)
+            return true;
+        i += w;
+    }
+    return false;
+}
+
+/* Trims runes for which cutset (or, with cut == NULL, Unicode white space) matches. */
+static void trim_runes(const char **s, size_t *n, const char *cut, size_t cn, bool left,
+                       bool right)
+{
+    while (left && *n) {
+        size_t w;
+        uint32_t r = dec_rune(*s, *n, &w);
+        if (cut ? !in_cutset(r, cut, cn) : !is_uspace(r))
+            break;
+        *s += w;
+        *n -= w;
+    }
+    while (right && *n) {
+        size_t w;
+        uint32_t r = dec_last_rune(*s, *n, &w);
+        if (cut ? !in_cutset(r, cut, cn) : !is_uspace(r))
+            break;
+        *n -= w;
+    }
+}
+
+static int trim_common(struct gt_exec *x, const struct gt_val *s, const struct gt_val *cut,
+                       bool l, bool r, struct gt_val *out)
+{
+    const char *p = s->s;
+    size_t n = s->n;
+    if (cut && !cut->n)
+        return ret_str(out, p, n);
+    trim_runes(&p, &n, cut ? cut->s : NULL, cut ? cut->n : 0, l, r);
+    return ret_str(out, p, n);
+}
+
+static int f_Trim(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                  struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_common(x, &a[0], &a[1], true, true, out);
+}
+
+static int f_TrimLeft(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                      struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_common(x, &a[0], &a[1], true, false, out);
+}
+
+static int f_TrimRight(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                       struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_common(x, &a[0], &a[1], false, true, out);
+}
+
+static int f_TrimSpace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                       struct gt_val *out)
+{
+    return want_str(x, &a[0]) < 0 ? -EINVAL : trim_common(x, &a[0], NULL, true, true, out);
+}
+
+static int f_trimAll(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_common(x, &a[1], &a[0], true, true, out);
+}
+
+static int trim_fix(const struct gt_val *s, const struct gt_val *fix, bool prefix,
+                    struct gt_val *out)
+{
+    if (fix->n <= s->n) {
+        if (prefix && memcmp(s->s, fix->s, fix->n) == 0)
+            return ret_str(out, s->s + fix->n, s->n - fix->n);
+        if (!prefix && memcmp(s->s + s->n - fix->n, fix->s, fix->n) == 0)
+            return ret_str(out, s->s, s->n - fix->n);
+    }
+    *out = *s;
+    return 0;
+}
+
+static int f_TrimPrefix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                        struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_fix(&a[0], &a[1], true, out);
+}
+
+static int f_TrimSuffix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                        struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_fix(&a[0], &a[1], false, out);
+}
+
+static int f_trimPrefix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                        struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_fix(&a[1], &a[0], true, out);
+}
+
+static int f_trimSuffix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                        struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : trim_fix(&a[1], &a[0], false, out);
+}
+
+/* strings.Replace(s, old, new, n) */
+static int replace(struct gt_exec *x, const struct gt_val *s, const struct gt_val *old,
+                   const struct gt_val *nw, int64_t lim, struct gt_val *out)
+{
+    if (lim == 0 || (old->n == nw->n && memcmp(old->s, nw->s, old->n) == 0)) {
+        *out = *s;
+        return 0;
+    }
+    int rc = 0;
+    size_t i = 0;
+    int64_t done = 0;
+    gt_sb_begin(x);
+    if (!old->n) { /* insert at the start and after every rune */
+        while (rc == 0 && (lim < 0 || done < lim)) {
+            rc = gt_sb_put(x, nw->s, nw->n);
+            done++;
+            if (i >= s->n)
+                break;
+            size_t w;
+            dec_rune(s->s + i, s->n - i, &w);
+            if (rc == 0)
+                rc = gt_sb_put(x, s->s + i, w);
+            i += w;
+        }
+    } else {
+        while (rc == 0 && (lim < 0 || done < lim)) {
+            const char *hit = memmem(s->s + i, s->n - i, old->s, old->n);
+            if (!hit)
+                break;
+            size_t at = (size_t)(hit - s->s);
+            rc = gt_sb_put(x, s->s + i, at - i);
+            if (rc == 0)
+                rc = gt_sb_put(x, nw->s, nw->n);
+            i = at + old->n;
+            done++;
+        }
+    }
+    if (rc == 0)
+        rc = gt_sb_put(x, s->s + i, s->n - i);
+    gt_sb_end(x, out);
+    return rc;
+}
+
+static int f_Replace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    int64_t lim;
+    if (want_strs(x, a, 3) < 0 || want_int(x, &a[3], &lim) < 0)
+        return -EINVAL;
+    return replace(x, &a[0], &a[1], &a[2], lim, out);
+}
+
+static int f_replace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    if (want_strs(x, a, 3) < 0)
+        return -EINVAL;
+    return replace(x, &a[2], &a[0], &a[1], -1, out);
+}
+
+static int f_Hash(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                  struct gt_val *out)
+{
+    if (want_strs(x, a, 2) < 0)
+        return -EINVAL;
+    struct sha3 h;
+    unsigned char d[32];
+    memset(&h, 0, sizeof(h));
+    sha3_absorb(&h, a[0].s, a[0].n);
+    sha3_absorb(&h, a[1].s, a[1].n);
+    sha3_256_final(&h, d);
+    return put_hex(x, d, 32, out);
+}
+
+static int sha2(struct gt_exec *x, const struct gt_val *a, int n, struct gt_val *out)
+{
+    struct sha256 h;
+    unsigned char d[32];
+    sha256_init(&h);
+    for (int i = 0; i < n; i++)
+        sha256_update(&h, a[i].s, a[i].n);
+    sha256_final(&h, d);
+    return put_hex(x, d, 32, out);
+}
+
+static int f_Sha2Hash(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                      struct gt_val *out)
+{
+    return want_strs(x, a, 2) < 0 ? -EINVAL : sha2(x, a, 2, out);
+}
+
+static int f_sha256sum(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                       struct gt_val *out)
+{
+    return want_str(x, &a[0]) < 0 ? -EINVAL : sha2(x, a, 1, out);
+}
+
+static int f_contains(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                      struct gt_val *out)
+{
+    if (want_strs(x, a, 2) < 0)
+        return -EINVAL;
+    return ret_bool(out, !a[0].n || memmem(a[1].s, a[1].n, a[0].s, a[0].n) != NULL);
+}
+
+static int f_hasPrefix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                       struct gt_val *out)
+{
+    if (want_strs(x, a, 2) < 0)
+        return -EINVAL;
+    return ret_bool(out, a[0].n <= a[1].n && memcmp(a[1].s, a[0].s, a[0].n) == 0);
+}
+
+static int f_hasSuffix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                       struct gt_val *out)
+{
+    if (want_strs(x, a, 2) < 0)
+        return -EINVAL;
+    return ret_bool(out,
+                    a[0].n <= a[1].n && memcmp(a[1].s + a[1].n - a[0].n, a[0].s, a[0].n) == 0);
+}
+
+static int f_repeat(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                    struct gt_val *out)
+{
+    int64_t c;
+    if (want_int(x, &a[0], &c) < 0 || want_str(x, &a[1]) < 0)
+        return -EINVAL;
+    if (c < 0)
+        return gt_fail(x, -EINVAL, "repeat: negative count");
+    if (a[1].n && (uint64_t)c > REPEAT_MAX / a[1].n)
+        return gt_fail(x, -E2BIG, "repeat: result longer than %u bytes", REPEAT_MAX);
+    int rc = 0;
+    gt_sb_begin(x);
+    for (int64_t i = 0; i < c && rc == 0; i++)
+        rc = gt_sb_put(x, a[1].s, a[1].n);
+    gt_sb_end(x, out);
+    return rc;
+}
+
+static int f_substr(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                    struct gt_val *out)
+{
+    int64_t st, en, len = (int64_t)a[2].n;
+    if (want_int(x, &a[0], &st) < 0 || want_int(x, &a[1], &en) < 0 || want_str(x, &a[2]) < 0)
+        return -EINVAL;
+    if (st < 0) {
+        st = 0;
+    } else if (en < 0 || en > len) {
+        en = len;
+    }
+    if (en < 0 || en > len || st > en)
+        return gt_fail(x, -EINVAL, "substr: slice bounds out of range [%lld:%lld]",
+                       (long long)st, (long long)en);
+    return ret_str(out, a[2].s + st, (size_t)(en - st));
+}
+
+static int f_trunc(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                   struct gt_val *out)
+{
+    int64_t c, len = (int64_t)a[1].n;
+    if (want_int(x, &a[0], &c) < 0 || want_str(x, &a[1]) < 0)
+        return -EINVAL;
+    if (c < 0 && len + c > 0)
+        return ret_str(out, a[1].s + len + c, (size_t)-c);
+    if (c >= 0 && len > c)
+        return ret_str(out, a[1].s, (size_t)c);
+    *out = a[1];
+    return 0;
+}
+
+static int f_nospace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    if (want_str(x, &a[0]) < 0)
+        return -EINVAL;
+    int rc = 0;
+    gt_sb_begin(x);
+    for (size_t i = 0; i < a[0].n && rc == 0;) {
+        size_t w;
+        uint32_t r = dec_rune(a[0].s + i, a[0].n - i, &w);
+        if (!is_uspace(r))
+            rc = gt_sb_put(x, a[0].s + i, w);
+        i += w;
+    }
+    gt_sb_end(x, out);
+    return rc;
+}
+
+/* strconv.Quote into the current string being built. */
+static int go_quote(struct gt_exec *x, const char *s, size_t n)
+{
+    int rc = gt_sb_put(x, "\"", 1);
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t w;
+        uint32_t r = dec_rune(s + i, n - i, &w);
+        char esc[12];
+        const char *e = NULL;
+        switch (r) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\a': e = "\\a"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\v': e = "\\v"; break;
+        default: break;
+        }
+        if (e) {
+            rc = gt_sb_put(x, e, strlen(e));
+        } else if (r == RUNE_ERROR && w == 1) {
+            snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)s[i]);
+            rc = gt_sb_put(x, esc, 4);
+        } else if (r < 0x20 || r == 0x7F) {
+            snprintf(esc, sizeof(esc), "\\x%02x", (unsigned)r);
+            rc = gt_sb_put(x, esc, 4);
+        } else if ((r >= 0x80 && r < 0xA0) || r == 0xAD || r == 0xFEFF ||
+                   (r >= 0x2028 && r <= 0x202F && r != 0x202F) || (r >= 0x200B && r <= 0x200F)) {
+            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)r);
+            rc = gt_sb_put(x, esc, 6);
+        } else {
+            rc = gt_sb_put(x, s + i, w);
+        }
+        i += w;
+    }
+    return rc ? rc : gt_sb_put(x, "\"", 1);
+}
+
+static int quote_list(struct gt_exec *x, struct gt_val *a, int n, bool dbl, struct gt_val *out)
+{
+    struct gt_val sv;
+    int rc = 0, k = 0;
+    /* convert first: strval uses the arena too */
+    for (int i = 0; i < n && rc == 0; i++)
+        if (a[i].k != GT_NONE && a[i].k != GT_NIL)
+            rc = strval(x, &a[i], &a[i]);
+    gt_sb_begin(x);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (a[i].k == GT_NONE || a[i].k == GT_NIL)
+            continue;
+        sv = a[i];
+        if (k++)
+            rc = gt_sb_put(x, " ", 1);
+        if (rc)
+            break;
+        if (dbl) {
+            rc = go_quote(x, sv.s, sv.n);
+        } else {
+            rc = gt_sb_put(x, "'", 1);
+            rc = rc ? rc : gt_sb_put(x, sv.s, sv.n);
+            rc = rc ? rc : gt_sb_put(x, "'", 1);
+        }
+    }
+    gt_sb_end(x, out);
+    return rc;
+}
+
+static int f_quote(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                   struct gt_val *out)
+{
+    return quote_list(x, a, n, true, out);
+}
+
+static int f_squote(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                    struct gt_val *out)
+{
+    return quote_list(x, a, n, false, out);
+}
+
+static int f_cat(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    int rc = 0, k = 0;
+    gt_sb_begin(x);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (a[i].k == GT_NONE || a[i].k == GT_NIL)
+            continue;
+        if (k++)
+            rc = gt_sb_put(x, " ", 1);
+        if (rc == 0)
+            rc = gt_put_val(x, &a[i]);
+    }
+    gt_sb_end(x, out);
+    return rc;
+}
+
+static int f_toString(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                      struct gt_val *out)
+{
+    return strval(x, &a[0], out);
+}
+
+/* ---- sprig logic and numbers ------------------------------------------------------------ */
+
+static bool is_empty(const struct gt_val *v)
+{
+    return !gt_truth(v) || v->k == GT_MAP;
+}
+
+static int f_default(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    *out = (n < 2 || is_empty(&a[1])) ? a[0] : a[1];
+    return 0;
+}
+
+static int f_empty(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                   struct gt_val *out)
+{
+    return ret_bool(out, is_empty(&a[0]));
+}
+
+static int f_coalesce(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                      struct gt_val *out)
+{
+    for (int i = 0; i < n; i++) {
+        if (!is_empty(&a[i])) {
+            *out = a[i];
+            return 0;
+        }
+    }
+    out->k = GT_NIL;
+    return 0;
+}
+
+static int f_ternary(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    if (a[2].k != GT_BOOL)
+        return gt_fail(x, -EINVAL, "wrong type for value; expected bool; got %s",
+                       kind_name(a[2].k));
+    *out = a[2].b ? a[0] : a[1];
+    return 0;
+}
+
+static int f_add(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    uint64_t s = 0;
+    for (int i = 0; i < n; i++)
+        s += (uint64_t)cast_i64(&a[i]); /* wraps like Go's int64 */
+    return ret_int(out, (int64_t)s);
+}
+
+static int f_add1(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                  struct gt_val *out)
+{
+    return ret_int(out, (int64_t)((uint64_t)cast_i64(&a[0]) + 1));
+}
+
+static int f_sub(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    return ret_int(out, (int64_t)((uint64_t)cast_i64(&a[0]) - (uint64_t)cast_i64(&a[1])));
+}
+
+static int f_mul(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    uint64_t p = (uint64_t)cast_i64(&a[0]);
+    for (int i = 1; i < n; i++)
+        p *= (uint64_t)cast_i64(&a[i]);
+    return ret_int(out, (int64_t)p);
+}
+
+static int divmod(struct gt_exec *x, struct gt_val *a, bool mod, struct gt_val *out)
+{
+    int64_t l = cast_i64(&a[0]), r = cast_i64(&a[1]);
+    if (r == 0)
+        return gt_fail(x, -EINVAL, "integer divide by zero");
+    if (r == -1)
+        return ret_int(out, mod ? 0 : (int64_t)(0 - (uint64_t)l));
+    return ret_int(out, mod ? l % r : l / r);
+}
+
+static int f_div(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    return divmod(x, a, false, out);
+}
+
+static int f_mod(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    return divmod(x, a, true, out);
+}
+
+static int f_int(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    return ret_int(out, cast_i64(&a[0]));
+}
+
+static int f_atoi(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                  struct gt_val *out)
+{
+    if (want_str(x, &a[0]) < 0)
+        return -EINVAL;
+    char buf[32];
+    int64_t v = 0;
+    if (a[0].n && a[0].n < sizeof(buf)) {
+        memcpy(buf, a[0].s, a[0].n);
+        buf[a[0].n] = '\0';
+        char *end;
+        errno = 0;
+        long long r = strtoll(buf, &end, 10);
+        if (!*end && !errno && buf[0] != ' ' && buf[0] != '\t')
+            v = r;
+    }
+    return ret_int(out, v);
+}
+
+/* ---- regular expressions ---------------------------------------------------------------- */
+
+struct re_use {
+    struct bt_regex *re;
+    bool owned;
+};
+
+static int re_get(struct gt_exec *x, struct bt_regex *pre, const struct gt_val *pat,
+                  struct re_use *u)
+{
+    if (pre) {
+        u->re = pre;
+        u->owned = false;
+        return 0;
+    }
+    char *p = strndup(pat->s, pat->n);
+    char e[128];
+    if (!p)
+        return gt_fail(x, -ENOMEM, "out of memory");
+    u->re = bt_regex_new(p, 0, e, sizeof(e));
+    u->owned = true;
+    int rc = u->re ? 0 : gt_fail(x, -EINVAL, "bad regular expression %s: %s", p, e);
+    free(p);
+    return rc;
+}
+
+static void re_put(struct re_use *u)
+{
+    if (u->owned)
+        bt_regex_free(u->re);
+}
+
+/* Regexp.Expand: $1, ${1}, $name, ${name}, $$. */
+static int expand(struct gt_exec *x, struct bt_regex *re, const char *src, const char *t,
+                  size_t tn)
+{
+    int rc = 0;
+    size_t i = 0;
+    while (i < tn && rc == 0) {
+        const char *d = memchr(t + i, '$', tn - i);
+        size_t upto = d ? (size_t)(d - t) : tn;
+        rc = gt_sb_put(x, t + i, upto - i);
+        i = upto;
+        if (!d || rc)
+            break;
+        i++;
+        if (i < tn && t[i] == '$') {
+            rc = gt_sb_put(x, "$", 1);
+            i++;
+            continue;
+        }
+        bool brace = i < tn && t[i] == '{';
+        size_t ns = i + brace, ne = ns;
+        while (ne < tn && ((t[ne] >= 'a' && t[ne] <= 'z') || (t[ne] >= 'A' && t[ne] <= 'Z') ||
+                           (t[ne] >= '0' && t[ne] <= '9') || t[ne] == '_' ||
+                           (unsigned char)t[ne] >= 0x80))
+            ne++;
+        if (ne == ns || (brace && (ne >= tn || t[ne] != '}'))) {
+            rc = gt_sb_put(x, "$", 1); /* malformed: the $ is plain text */
+            continue;
+        }
+        i = ne + brace;
+        int g = -1;
+        long num = 0;
+        bool numeric = true;
+        for (size_t k = ns; k < ne && numeric; k++) {
+            numeric = t[k] >= '0' && t[k] <= '9' && num < 100000000;
+            num = num * 10 + (t[k] - '0');
+        }
+        if (numeric && !(t[ns] == '0' && ne - ns > 1)) {
+            g = (int)num;
+        } else if (ne - ns < 64) {
+            char name[64];
+            memcpy(name, t + ns, ne - ns);
+            name[ne - ns] = '\0';
+            g = bt_regex_group_index(re, name);
+        }
+        size_t gs, ge;
+        if (g >= 0 && g <= bt_regex_ngroups(re) && bt_regex_group(re, g, &gs, &ge))
+            rc = gt_sb_put(x, src + gs, ge - gs);
+    }
+    return rc;
+}
+
+static int regex_replace(struct gt_exec *x, struct bt_regex *pre, struct gt_val *a, bool lit,
+                         struct gt_val *out)
+{
+    struct re_use u;
+    if (want_strs(x, a, 3) < 0 || re_get(x, pre, &a[0], &u) < 0)
+        return -EINVAL;
+    const char *s = a[1].s;
+    size_t n = a[1].n, last = 0, pos = 0;
+    int rc = 0;
+    gt_sb_begin(x);
+    while (pos <= n && rc == 0) {
+        int m = bt_regex_match(u.re, s, n, pos);
+        if (m < 0)
+            rc = gt_fail(x, m, "regular expression match failed");
+        if (m <= 0)
+            break;
+        size_t ms, me;
+        bt_regex_group(u.re, 0, &ms, &me);
+        rc = gt_sb_put(x, s + last, ms - last);
+        if (rc == 0 && (me > last || ms == 0))
+            rc = lit ? gt_sb_put(x, a[2].s, a[2].n) : expand(x, u.re, s, a[2].s, a[2].n);
+        last = me;
+        size_t w = 0;
+        if (pos < n)
+            dec_rune(s + pos, n - pos, &w);
+        if (pos + w > me)
+            pos += w;
+        else if (pos + 1 > me)
+            pos++;
+        else
+            pos = me;
+    }
+    if (rc == 0)
+        rc = gt_sb_put(x, s + last, n - last);
+    gt_sb_end(x, out);
+    re_put(&u);
+    return rc;
+}
+
+static int f_regexReplaceAll(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                             struct gt_val *out)
+{
+    return regex_replace(x, re, a, false, out);
+}
+
+static int f_regexReplaceAllLiteral(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
+                                    int n, struct gt_val *out)
+{
+    return regex_replace(x, re, a, true, out);
+}
+
+static int f_regexMatch(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                        struct gt_val *out)
+{
+    struct re_use u;
+    if (want_strs(x, a, 2) < 0 || re_get(x, re, &a[0], &u) < 0)
+        return -EINVAL;
+    int m = bt_regex_match(u.re, a[1].s, a[1].n, 0);
+    re_put(&u);
+    if (m < 0)
+        return gt_fail(x, m, "regular expression match failed");
+    return ret_bool(out, m > 0);
+}
+
+static int f_regexFind(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                       struct gt_val *out)
+{
+    struct re_use u;
+    size_t ms = 0, me = 0;
+    if (want_strs(x, a, 2) < 0 || re_get(x, re, &a[0], &u) < 0)
+        return -EINVAL;
+    int m = bt_regex_match(u.re, a[1].s, a[1].n, 0);
+    if (m > 0)
+        bt_regex_group(u.re, 0, &ms, &me);
+    re_put(&u);
+    if (m < 0)
+        return gt_fail(x, m, "regular expression match failed");
+    return ret_str(out, a[1].s + ms, me - ms);
+}
+
+/* ---- Go builtins ------------------------------------------------------------------------ */
+
+static int f_and(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    return 0; /* evaluated lazily by the engine */
+}
+
+static int f_not(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    return ret_bool(out, !gt_truth(&a[0]));
+}
+
+static int f_len(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out)
+{
+    if (a[0].k != GT_STR)
+        return gt_fail(x, -EINVAL, "len of %s", a[0].k == GT_NONE || a[0].k == GT_NIL
+                                                     ? "nil pointer"
+                                                     : kind_name(a[0].k));
+    return ret_int(out, (int64_t)a[0].n);
+}
+
+static bool nilish(const struct gt_val *v)
+{
+    return v->k == GT_NONE || v->k == GT_NIL;
+}
+
+static int cmp2(struct gt_exec *x, const struct gt_val *l, const struct gt_val *r, bool eq_only,
+                int *res)
+{
+    if (eq_only && (nilish(l) || nilish(r))) {
+        *res = nilish(l) && nilish(r) ? 0 : 1;
+        return 0;
+    }
+    if (nilish(l) || nilish(r) || l->k == GT_MAP || r->k == GT_MAP ||
+        (!eq_only && (l->k == GT_BOOL || r->k == GT_BOOL)))
+        return gt_fail(x, -EINVAL, "invalid type for comparison");
+    if (l->k != r->k)
+        return gt_fail(x, -EINVAL, "incompatible types for comparison");
+    switch (l->k) {
+    case GT_STR: {
+        size_t m = l->n < r->n ? l->n : r->n;
+        int c = memcmp(l->s, r->s, m);
+        *res = c ? c : (l->n < r->n ? -1 : l->n > r->n);
+        return 0;
+    }
+    case GT_INT:
+        *res = (l->i > r->i) - (l->i < r->i);
+        return 0;
+    case GT_FLOAT:
+        *res = (l->f > r->f) - (l->f < r->f);
+        return 0;
+    default:
+        *res = l->b != r->b;
+        return 0;
+    }
+}
+
+static int f_eq(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                struct gt_val *out)
+{
+    for (int i = 1; i < n; i++) {
+        int c;
+        if (cmp2(x, &a[0], &a[i], true, &c) < 0)
+            return -EINVAL;
+        if (c == 0)
+            return ret_bool(out, true);
+    }
+    return ret_bool(out, false);
+}
+
+static int f_ne(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                struct gt_val *out)
+{
+    int c;
+    if (cmp2(x, &a[0], &a[1], true, &c) < 0)
+        return -EINVAL;
+    return ret_bool(out, c != 0);
+}
+
+#define ORDER_FN(name, test)                                                                       \
+    static int name(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,              \
+                    struct gt_val *out)                                                            \
+    {                                                                                              \
+        int c;                                                                                     \
+        if (cmp2(x, &a[0], &a[1], false, &c) < 0)                                                  \
+            return -EINVAL;                                                                        \
+        return ret_bool(out, test);                                                                \
+    }
+ORDER_FN(f_lt, c < 0)
+ORDER_FN(f_le, c <= 0)
+ORDER_FN(f_gt, c > 0)
+ORDER_FN(f_ge, c >= 0)
+
+static int put_printable(struct gt_exec *x, const struct gt_val *v)
+{
+    struct gt_val nil = {.k = GT_NIL};
+    return gt_put_val(x, v->k == GT_NONE ? &nil : v);
+}
+
+static int sprint(struct gt_exec *x, struct gt_val *a, int n, bool ln, struct gt_val *out)
+{
+    int rc = 0;
+    gt_sb_begin(x);
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (i && (ln || (a[i].k != GT_STR && a[i - 1].k != GT_STR)))
+            rc = gt_sb_put(x, " ", 1);
+        if (rc == 0)
+            rc = put_printable(x, &a[i]);
+    }
+    if (ln && rc == 0)
+        rc = gt_sb_put(x, "\n", 1);
+    gt_sb_end(x, out);
+    return rc;
+}
+
+static int f_print(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                   struct gt_val *out)
+{
+    return sprint(x, a, n, false, out);
+}
+
+static int f_println(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out)
+{
+    return sprint(x, a, n, true, out);
+}
+
+static int bad_verb(struct gt_exec *x, char verb, const struct gt_val *v)
+{
+    char head[8];
+    int k = snprintf(head, sizeof(head), "%%!%c(", verb);
+    int rc = gt_sb_put(x, head, (size_t)k);
+    if (rc == 0 && nilish(v))
+        return gt_sb_put(x, "<nil>)", 6);
+    if (rc == 0)
+        rc = gt_sb_put(x, kind_name(v->k), strlen(kind_name(v->k)));
+    if (rc == 0)
+        rc = gt_sb_put(x, "=", 1);
+    if (rc == 0)
+        rc = gt_put_val(x, v);
+    return rc ? rc : gt_sb_put(x, ")", 1);
+}
+
+/* One printf verb with its flags/width/precision (spec is "%-08.3" without the verb). */
+static int printf_one(struct gt_exec *x, const char *spec, size_t sl, char verb,
+                      const struct gt_val *v)
+{
+    char fmt[40], tmp[128];
+    int k = -1;
+    if (sl > 20)
+        sl = 20;
+    switch (verb) {
+    case 'd':
+    case 'x':
+    case 'X':
+    case 'o':
+    case 'c':
+        if (v->k == GT_INT && verb == 'c') {
+            char enc[4];
+            return gt_sb_put(x, enc, enc_rune(enc, v->i < 0 || v->i > 0x10FFFF
+                                                       ? RUNE_ERROR
+                                                       : (uint32_t)v->i));
+        }
+        if (v->k == GT_INT) {
+            snprintf(fmt, sizeof(fmt), "%%%.*sll%c", (int)sl, spec, verb);
+            k = snprintf(tmp, sizeof(tmp), fmt, (long long)v->i);
+        } else if (v->k == GT_STR && (verb == 'x' || verb == 'X')) {
+            static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
+            const char *h = verb == 'x' ? lo : up;
+            int rc = 0;
+            for (size_t i = 0; i < v->n && rc == 0; i++) {
+                char b[2] = {h[(unsigned char)v->s[i] >> 4], h[v->s[i] & 15]};
+                rc = gt_sb_put(x, b, 2);
+            }
+            return rc;
+        }
+        break;
+    case 'f':
+    case 'e':
+    case 'g':
+    case 'E':
+    case 'G':
+        if (v->k == GT_FLOAT) {
+            snprintf(fmt, sizeof(fmt), "%%%.*s%c", (int)sl, spec, verb);
+            k = snprintf(tmp, sizeof(tmp), fmt, v->f);
+        }
+        break;
+    case 't':
+        if (v->k == GT_BOOL)
+            return gt_sb_put(x, v->b ? "true" : "false", v->b ? 4 : 5);
+        break;
+    case 'q':
+        if (v->k == GT_STR)
+            return go_quote(x, v->s, v->n);
+        break;
+    case 's':
+    case 'v':
+        if (v->k == GT_STR || verb == 'v') {
+            if (v->k == GT_STR && sl > 0) {
+                snprintf(fmt, sizeof(fmt), "%%%.*ss", (int)sl, spec);
+                char *dyn = strndup(v->s, v->n);
+                if (!dyn)
+                    return gt_fail(x, -ENOMEM, "out of memory");
+                char small[256];
+                int m = snprintf(small, sizeof(small), fmt, dyn);
+                free(dyn);
+                return gt_sb_put(x, small, m < 0 ? 0 : (size_t)m < sizeof(small)
+                                                           ? (size_t)m
+                                                           : sizeof(small) - 1);
+            }
+            return put_printable(x, v);
+        }
+        break;
+    default:
+        break;
+    }
+    if (k >= 0)
+        return gt_sb_put(x, tmp, (size_t)k < sizeof(tmp) ? (size_t)k : sizeof(tmp) - 1);
+    return bad_verb(x, verb, v);
+}
+
+static int f_printf(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                    struct gt_val *out)
+{
+    if (want_str(x, &a[0]) < 0)
+        return -EINVAL;
+    const char *f = a[0].s;
+    size_t fn = a[0].n, i = 0;
+    int arg = 1, rc = 0;
+    /* convert nothing up front: printf_one only appends */
+    gt_sb_begin(x);
+    while (i < fn && rc == 0) {
+        const char *pc = memchr(f + i, '%', fn - i);
+        size_t upto = pc ? (size_t)(pc - f) : fn;
+        rc = gt_sb_put(x, f + i, upto - i);
+        i = upto;
+        if (!pc || rc)
+            break;
+        size_t ss = ++i;
+        while (i < fn && strchr("+-# 0123456789.", f[i]))
+            i++;
+        if (i >= fn) {
+            rc = gt_sb_put(x, "%!(NOVERB)", 10);
+            break;
+        }
+        char verb = f[i++];
+        if (verb == '%') {
+            rc = gt_sb_put(x, "%", 1);
+        } else if (arg >= n) {
+            char m[24];
+            int k = snprintf(m, sizeof(m), "%%!%c(MISSING)", verb);
+            rc = gt_sb_put(x, m, (size_t)k);
+        } else {
+            rc = printf_one(x, f + ss, i - 1 - ss, verb, &a[arg++]);
+        }
+    }
+    if (rc == 0 && arg < n) {
+        rc = gt_sb_put(x, "%!(EXTRA ", 9);
+        for (int k = arg; k < n && rc == 0; k++) {
+            if (k > arg)
+                rc = gt_sb_put(x, ", ", 2);
+            if (rc == 0)
+                rc = gt_sb_put(x, kind_name(a[k].k), strlen(kind_name(a[k].k)));
+            if (rc == 0)
+                rc = gt_sb_put(x, "=", 1);
+            if (rc == 0)
+                rc = put_printable(x, &a[k]);
+        }
+        if (rc == 0)
+            rc = gt_sb_put(x, ")", 1);
+    }
+    gt_sb_end(x, out);
+    return rc;
+}
+
+/* ---- table ------------------------------------------------------------------------------ */
+
+static const struct gt_func funcs[] = {
+    /* Go text/template builtins */
+    {"and", 1, -1, -1, GT_AND, f_and},
+    {"or", 1, -1, -1, GT_OR, f_and},
+    {"not", 1, 1, -1, GT_PLAIN, f_not},
+    {"len", 1, 1, -1, GT_PLAIN, f_len},
+    {"eq", 2, -1, -1, GT_PLAIN, f_eq},
+    {"ne", 2, 2, -1, GT_PLAIN, f_ne},
+    {"lt", 2, 2, -1, GT_PLAIN, f_lt},
+    {"le", 2, 2, -1, GT_PLAIN, f_le},
+    {"gt", 2, 2, -1, GT_PLAIN, f_gt},
+    {"ge", 2, 2, -1, GT_PLAIN, f_ge},
+    {"print", 0, -1, -1, GT_PLAIN, f_print},
+    {"printf", 1, -1, -1, GT_PLAIN, f_printf},
+    {"println", 0, -1, -1, GT_PLAIN, f_println},
+    /* promtail */
+    {"ToLower", 1, 1, -1, GT_PLAIN, f_lower},
+    {"ToUpper", 1, 1, -1, GT_PLAIN, f_upper},
+    {"Replace", 4, 4, -1, GT_PLAIN, f_Replace},
+    {"Trim", 2, 2, -1, GT_PLAIN, f_Trim},
+    {"TrimLeft", 2, 2, -1, GT_PLAIN, f_TrimLeft},
+    {"TrimRight", 2, 2, -1, GT_PLAIN, f_TrimRight},
+    {"TrimPrefix", 2, 2, -1, GT_PLAIN, f_TrimPrefix},
+    {"TrimSuffix", 2, 2, -1, GT_PLAIN, f_TrimSuffix},
+    {"TrimSpace", 1, 1, -1, GT_PLAIN, f_TrimSpace},
+    {"Hash", 2, 2, -1, GT_PLAIN, f_Hash},
+    {"Sha2Hash", 2, 2, -1, GT_PLAIN, f_Sha2Hash},
+    {"regexReplaceAll", 3, 3, 0, GT_PLAIN, f_regexReplaceAll},
+    {"regexReplaceAllLiteral", 3, 3, 0, GT_PLAIN, f_regexReplaceAllLiteral},
+    /* sprig */
+    {"default", 1, 2, -1, GT_PLAIN, f_default},
+    {"empty", 1, 1, -1, GT_PLAIN, f_empty},
+    {"coalesce", 0, -1, -1, GT_PLAIN, f_coalesce},
+    {"ternary", 3, 3, -1, GT_PLAIN, f_ternary},
+    {"toString", 1, 1, -1, GT_PLAIN, f_toString},
+    {"contains", 2, 2, -1, GT_PLAIN, f_contains},
+    {"hasPrefix", 2, 2, -1, GT_PLAIN, f_hasPrefix},
+    {"hasSuffix", 2, 2, -1, GT_PLAIN, f_hasSuffix},
+    {"trim", 1, 1, -1, GT_PLAIN, f_TrimSpace},
+    {"trimAll", 2, 2, -1, GT_PLAIN, f_trimAll},
+    {"trimPrefix", 2, 2, -1, GT_PLAIN, f_trimPrefix},
+    {"trimSuffix", 2, 2, -1, GT_PLAIN, f_trimSuffix},
+    {"upper", 1, 1, -1, GT_PLAIN, f_upper},
+    {"lower", 1, 1, -1, GT_PLAIN, f_lower},
+    {"replace", 3, 3, -1, GT_PLAIN, f_replace},
+    {"repeat", 2, 2, -1, GT_PLAIN, f_repeat},
+    {"substr", 3, 3, -1, GT_PLAIN, f_substr},
+    {"trunc", 2, 2, -1, GT_PLAIN, f_trunc},
+    {"nospace", 1, 1, -1, GT_PLAIN, f_nospace},
+    {"quote", 0, -1, -1, GT_PLAIN, f_quote},
+    {"squote", 0, -1, -1, GT_PLAIN, f_squote},
+    {"cat", 0, -1, -1, GT_PLAIN, f_cat},
+    {"add", 0, -1, -1, GT_PLAIN, f_add},
+    {"add1", 1, 1, -1, GT_PLAIN, f_add1},
+    {"sub", 2, 2, -1, GT_PLAIN, f_sub},
+    {"mul", 1, -1, -1, GT_PLAIN, f_mul},
+    {"div", 2, 2, -1, GT_PLAIN, f_div},
+    {"mod", 2, 2, -1, GT_PLAIN, f_mod},
+    {"atoi", 1, 1, -1, GT_PLAIN, f_atoi},
+    {"int", 1, 1, -1, GT_PLAIN, f_int},
+    {"int64", 1, 1, -1, GT_PLAIN, f_int},
+    {"regexMatch", 2, 2, 0, GT_PLAIN, f_regexMatch},
+    {"regexFind", 2, 2, 0, GT_PLAIN, f_regexFind},
+    {"sha256sum", 1, 1, -1, GT_PLAIN, f_sha256sum},
+};
+
+const struct gt_func *gt_func_find(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++)
+        if (strlen(funcs[i].name) == n && memcmp(funcs[i].name, name, n) == 0)
+            return &funcs[i];
+    return NULL;
+}
+
+bool gt_func_known_unsupported(const char *name, size_t n)
+{
+    static const char *const names[] = {
+        "index", "slice", "html", "js", "urlquery", "call", "title", "untitle", "camelcase",
+        "snakecase", "kebabcase", "swapcase", "shuffle", "abbrev", "abbrevboth", "initials",
+        "randAlpha", "randAlphaNum", "randNumeric", "randAscii", "wrap", "wrapWith", "indent",
+        "nindent", "plural", "split", "splitList", "splitn", "join", "list", "dict", "get",
+        "set", "keys", "now", "date", "dateInZone", "toDate", "b64enc", "b64dec", "b32enc",
+        "b32dec", "toJson", "fromJson", "toPrettyJson", "env", "expandenv", "uuidv4", "sha1sum",
+        "adler32sum", "regexFindAll", "regexSplit", "regexQuoteMeta", "float64", "round",
+        "ceil", "floor", "max", "min", "biggest", "until", "untilStep", "seq", "fail"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
+            return true;
+    return false;
+}

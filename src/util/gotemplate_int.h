@@ -1,0 +1,85 @@
+/*
+ * gotemplate_int: what the template engine (gotemplate.c) and its function library
+ * (gotemplate_funcs.c) share. Not for use outside those two files.
+ *
+ * Values are small structs passed by value. Strings point into the template text, into the
+ * caller's data (borrowed for one execution) or into the scratch arena, which is reset at the
+ * start of every execution and keeps its blocks, so steady-state runs do not allocate.
+ */
+#ifndef BT_UTIL_GOTEMPLATE_INT_H
+#define BT_UTIL_GOTEMPLATE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/gotemplate.h"
+
+struct bt_regex;
+
+enum gt_kind { GT_NONE, GT_NIL, GT_STR, GT_INT, GT_FLOAT, GT_BOOL, GT_MAP };
+
+struct gt_val {
+    enum gt_kind k;
+    bool b;
+    const char *s;
+    size_t n;
+    int64_t i;
+    double f;
+};
+
+struct gt_block {
+    struct gt_block *next;
+    size_t cap, used;
+    char data[];
+};
+
+struct gt_arena {
+    struct gt_block *head, *cur;
+    size_t total; /* bytes of all blocks */
+    size_t sb_off; /* start of the string being built in cur */
+};
+
+struct gt_exec {
+    struct gt_arena *arena;
+    bt_gotmpl_lookup_fn lookup;
+    void *ctx;
+    char *err;
+    size_t errlen;
+    int line;
+};
+
+/* Records an execution error (message formatted into x->err) and returns rc. */
+int gt_fail(struct gt_exec *x, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* String building in the arena: begin, put any number of times, end. Nothing else may use the
+ * arena between begin and end. put returns 0 or -E2BIG/-ENOMEM. */
+void gt_sb_begin(struct gt_exec *x);
+int gt_sb_put(struct gt_exec *x, const void *p, size_t n);
+void gt_sb_end(struct gt_exec *x, struct gt_val *out);
+void gt_arena_reset(struct gt_arena *a);
+void gt_arena_free(struct gt_arena *a);
+
+/* Appends the text form of v as Go's fmt %v would print it (strings raw). */
+int gt_put_val(struct gt_exec *x, const struct gt_val *v);
+bool gt_truth(const struct gt_val *v);
+
+typedef int (*gt_fn)(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                     struct gt_val *out);
+
+enum gt_special { GT_PLAIN, GT_AND, GT_OR };
+
+struct gt_func {
+    const char *name;
+    int min, max;   /* number of arguments; max -1 = any */
+    int regex_arg;  /* index of an argument that is a regular expression, or -1 */
+    enum gt_special special;
+    gt_fn fn;
+};
+
+/* The function called name, or NULL if there is none. */
+const struct gt_func *gt_func_find(const char *name, size_t n);
+/* Names that Go or sprig define but this engine does not (for a clearer message). */
+bool gt_func_known_unsupported(const char *name, size_t n);
+
+#endif
