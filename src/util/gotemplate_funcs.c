@@ -1338,14 +1338,45 @@ static int bad_verb(struct gt_exec *x, char verb, const struct gt_val *v)
     return rc ? rc : gt_sb_put(x, ")", 1);
 }
 
+/* %s with Go's width and precision, both counted in runes; pads with spaces. */
+static int pad_str(struct gt_exec *x, const char *spec, size_t sl, const struct gt_val *v)
+{
+    bool left = false;
+    long width = 0, prec = -1;
+    size_t i = 0;
+    for (; i < sl && strchr("+-# 0", spec[i]); i++)
+        left |= spec[i] == '-';
+    for (; i < sl && spec[i] >= '0' && spec[i] <= '9'; i++)
+        width = width * 10 + (spec[i] - '0');
+    if (i < sl && spec[i] == '.')
+        for (prec = 0, i++; i < sl && spec[i] >= '0' && spec[i] <= '9'; i++)
+            prec = prec * 10 + (spec[i] - '0');
+    size_t bytes = 0;
+    long runes = 0;
+    while (bytes < v->n && (prec < 0 || runes < prec)) {
+        size_t w;
+        dec_rune(v->s + bytes, v->n - bytes, &w);
+        bytes += w;
+        runes++;
+    }
+    int rc = 0;
+    for (long k = runes; !left && k < width && rc == 0; k++)
+        rc = gt_sb_put(x, " ", 1);
+    if (rc == 0)
+        rc = gt_sb_put(x, v->s, bytes);
+    for (long k = runes; left && k < width && rc == 0; k++)
+        rc = gt_sb_put(x, " ", 1);
+    return rc;
+}
+
 /* One printf verb with its flags/width/precision (spec is "%-08.3" without the verb). */
 static int printf_one(struct gt_exec *x, const char *spec, size_t sl, char verb,
                       const struct gt_val *v)
 {
-    char fmt[40], tmp[128];
+    char fmt[40], tmp[10048];
     int k = -1;
     if (sl > 20)
-        sl = 20;
+        sl = 20; /* a prefix of a well-formed spec is still well-formed */
     switch (verb) {
     case 'd':
     case 'x':
@@ -1393,18 +1424,8 @@ static int printf_one(struct gt_exec *x, const char *spec, size_t sl, char verb,
     case 's':
     case 'v':
         if (v->k == GT_STR || verb == 'v') {
-            if (v->k == GT_STR && sl > 0) {
-                snprintf(fmt, sizeof(fmt), "%%%.*ss", (int)sl, spec);
-                char *dyn = strndup(v->s, v->n);
-                if (!dyn)
-                    return gt_fail(x, -ENOMEM, "out of memory");
-                char small[256];
-                int m = snprintf(small, sizeof(small), fmt, dyn);
-                free(dyn);
-                return gt_sb_put(x, small, m < 0 ? 0 : (size_t)m < sizeof(small)
-                                                           ? (size_t)m
-                                                           : sizeof(small) - 1);
-            }
+            if (v->k == GT_STR && sl > 0)
+                return pad_str(x, spec, sl, v);
             return put_printable(x, v);
         }
         break;
@@ -1434,8 +1455,16 @@ static int f_printf(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, in
         if (!pc || rc)
             break;
         size_t ss = ++i;
-        while (i < fn && strchr("+-# 0123456789.", f[i]))
+        while (i < fn && strchr("+-# 0", f[i])) /* flags, width, precision: Go's order */
             i++;
+        size_t d0 = i;
+        while (i < fn && f[i] >= '0' && f[i] <= '9' && i - d0 < 4) /* width capped at 9999 */
+            i++;
+        if (i < fn && f[i] == '.') {
+            d0 = ++i;
+            while (i < fn && f[i] >= '0' && f[i] <= '9' && i - d0 < 4)
+                i++;
+        }
         if (i >= fn) {
             rc = gt_sb_put(x, "%!(NOVERB)", 10);
             break;

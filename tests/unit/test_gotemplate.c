@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -213,6 +214,9 @@ Test(gotemplate, string_literals_and_printf)
     expect("{{ printf \"%s\" \"a\" \"b\" }}", NULL, "a%!(EXTRA string=b)");
     expect("{{ print \"a\" 1 2 \"b\" }}", NULL, "a1 2b");
     expect("{{ println \"a\" 1 }}", NULL, "a 1\n");
+    /* width and precision count runes, as in Go */
+    expect("{{ printf \"%.2s|%3s|%-3s|\" \"\xc3\xa9" "ab\" \"\xc3\xa9\" \"\xc3\xa9\" }}", NULL,
+           "\xc3\xa9" "a|  \xc3\xa9|\xc3\xa9  |");
 }
 
 Test(gotemplate, sprig_string_functions)
@@ -300,4 +304,42 @@ Test(gotemplate, output_cap_is_enforced_and_reuse_is_stable)
     bt_buf_free(&out);
     bt_gotmpl_free(t);
     cr_assert_eq(run("{{ repeat 5000000 \"ab\" }}", NULL), -E2BIG);
+}
+
+/* Mutated template texts compile or fail cleanly, and what compiles executes without a crash
+ * (run under the sanitizers in CI). Deterministic: a fixed LCG. */
+Test(gotemplate, mutated_templates_never_crash)
+{
+    static const char *const seeds[] = {
+        "{{ if eq .a \"x\" }}{{ ToUpper .b }}{{ else if .c }}{{ $v := .a }}{{ $v }}{{ end }}",
+        "{{- range .x -}} {{/* c */}} {{ printf \"%5.2s|%d\" .a 3 }}",
+        "{{ regexReplaceAll \"(a+)\" .a \"${1}x$2\" | trunc 3 | quote }}",
+        "{{ with $x := (Replace .a \"\" \"-\" -1) }}{{ . }}{{ $.b }}{{ end }}"};
+    static const char alphabet[] = "{}()|$.-\"'`\\ abx12=:,/*\xc3\xa9\xff";
+    uint32_t r = 777;
+    char text[256], err[256];
+    const char *data[] = {"a", "aaa\xc3\xa9", "b", "", "c", "1", NULL};
+    struct bt_buf out;
+    bt_buf_init(&out, 1 << 16);
+    for (int iter = 0; iter < 4000; iter++) {
+        const char *seed = seeds[iter % 4];
+        size_t n = strlen(seed);
+        memcpy(text, seed, n + 1);
+        for (int k = 0; k < 4; k++) {
+            r = r * 1103515245u + 12345u;
+            size_t pos = (r >> 8) % n;
+            r = r * 1103515245u + 12345u;
+            text[pos] = alphabet[(r >> 8) % (sizeof(alphabet) - 1)];
+        }
+        struct bt_gotmpl *t = bt_gotmpl_new(text, err, sizeof(err));
+        if (!t) {
+            cr_assert(err[0] != '\0', "no message for %s", text);
+            continue;
+        }
+        bt_buf_reset(&out);
+        int rc = bt_gotmpl_exec(t, lookup, (void *)data, &out, err, sizeof(err));
+        cr_assert(rc == 0 || rc == -EINVAL || rc == -E2BIG, "rc %d for %s", rc, text);
+        bt_gotmpl_free(t);
+    }
+    bt_buf_free(&out);
 }
