@@ -192,21 +192,27 @@ static void keccak_f1600(uint64_t st[25])
         0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
     static const unsigned rot[25] = {0,  1,  62, 28, 27, 36, 44, 6,  55, 20, 3,  10, 43,
                                      25, 39, 41, 45, 15, 21, 8,  18, 2,  61, 56, 14};
+    static const unsigned char pi_dst[25] = {0,  10, 20, 5,  15, 16, 1,  11, 21, 6,  7,  17, 2,
+                                             12, 22, 23, 8,  18, 3,  13, 14, 24, 9,  19, 4};
     for (int round = 0; round < 24; round++) {
         uint64_t c[5], d[5], b[25];
         for (int x = 0; x < 5; x++)
             c[x] = st[x] ^ st[x + 5] ^ st[x + 10] ^ st[x + 15] ^ st[x + 20];
-        for (int x = 0; x < 5; x++)
-            d[x] = c[(x + 4) % 5] ^ rol64(c[(x + 1) % 5], 1);
+        d[0] = c[4] ^ rol64(c[1], 1);
+        d[1] = c[0] ^ rol64(c[2], 1);
+        d[2] = c[1] ^ rol64(c[3], 1);
+        d[3] = c[2] ^ rol64(c[4], 1);
+        d[4] = c[3] ^ rol64(c[0], 1);
+        /* theta, then rho and pi: B[y][2x+3y] = rot(A[x][y]) */
         for (int i = 0; i < 25; i++)
-            st[i] ^= d[i % 5];
-        for (int x = 0; x < 5; x++)     /* rho and pi: B[y][2x+3y] = rot(A[x][y]) */
-            for (int y = 0; y < 5; y++)
-                b[y + 5 * ((2 * x + 3 * y) % 5)] = rol64(st[x + 5 * y], rot[x + 5 * y]);
-        for (int y = 0; y < 5; y++)
-            for (int x = 0; x < 5; x++)
-                st[x + 5 * y] =
-                    b[x + 5 * y] ^ (~b[(x + 1) % 5 + 5 * y] & b[(x + 2) % 5 + 5 * y]);
+            b[pi_dst[i]] = rol64(st[i] ^ d[i % 5], rot[i]);
+        for (int y = 0; y < 25; y += 5) {
+            st[y + 0] = b[y + 0] ^ (~b[y + 1] & b[y + 2]);
+            st[y + 1] = b[y + 1] ^ (~b[y + 2] & b[y + 3]);
+            st[y + 2] = b[y + 2] ^ (~b[y + 3] & b[y + 4]);
+            st[y + 3] = b[y + 3] ^ (~b[y + 4] & b[y + 0]);
+            st[y + 4] = b[y + 4] ^ (~b[y + 0] & b[y + 1]);
+        }
         st[0] ^= rc[round];
     }
 }
@@ -481,13 +487,20 @@ static int map_case(struct gt_exec *x, const struct gt_val *v, bool upper, struc
     }
     gt_sb_begin(x);
     int rc = gt_sb_put(x, v->s, i);
+    char chunk[256];
+    size_t used = 0;
     while (rc == 0 && i < v->n) {
         size_t w;
-        char enc[4];
         uint32_t r = dec_rune(v->s + i, v->n - i, &w);
-        rc = gt_sb_put(x, enc, enc_rune(enc, case_map(r, upper)));
+        used += enc_rune(chunk + used, case_map(r, upper));
         i += w;
+        if (used > sizeof(chunk) - 4) { /* flush in chunks, not per rune */
+            rc = gt_sb_put(x, chunk, used);
+            used = 0;
+        }
     }
+    if (rc == 0)
+        rc = gt_sb_put(x, chunk, used);
     gt_sb_end(x, out);
     return rc;
 }

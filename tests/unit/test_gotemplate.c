@@ -343,3 +343,73 @@ Test(gotemplate, mutated_templates_never_crash)
     }
     bt_buf_free(&out);
 }
+
+#if !defined(__SANITIZE_ADDRESS__)
+/* Counting allocations: the executable's malloc family forwards to glibc's and counts while
+ * armed. (Skipped under ASan, which owns malloc.) */
+#include "util/gotime.h"
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static volatile int alloc_armed;
+static volatile long alloc_count;
+void *malloc(size_t n);
+void *calloc(size_t a, size_t b);
+void *realloc(void *p, size_t n);
+void *malloc(size_t n)
+{
+    if (alloc_armed)
+        alloc_count++;
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b)
+{
+    if (alloc_armed)
+        alloc_count++;
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n)
+{
+    if (alloc_armed)
+        alloc_count++;
+    return __libc_realloc(p, n);
+}
+
+Test(gotemplate, steady_state_execution_and_parsing_do_not_allocate)
+{
+    static const char *const tmpls[] = {
+        "{{ .Value | ToUpper }}", "{{ .level }} for {{ Replace .Value \"o\" \"0\" -1 | ToLower }}",
+        "{{ Hash .Value \"salt\" }} {{ Sha2Hash \"s\" .Value }}",
+        "{{ regexReplaceAll \"(o+)\" .Value \"<${1}>\" }}",
+        "{{ if eq .level \"warn\" }}{{ printf \"%s-%d\" .Value 3 }}{{ else }}x{{ end }}"};
+    const char *data[] = {"Value", "Hello W\xc3\xb6rld from loki", "level", "warn", NULL};
+    char err[256];
+    struct bt_buf out;
+    bt_buf_init(&out, 1 << 16);
+    for (size_t k = 0; k < sizeof(tmpls) / sizeof(tmpls[0]); k++) {
+        struct bt_gotmpl *t = bt_gotmpl_new(tmpls[k], err, sizeof(err));
+        cr_assert_not_null(t, "%s", err);
+        cr_assert_eq(bt_gotmpl_exec(t, lookup, (void *)data, &out, err, sizeof(err)), 0, "%s",
+                     err); /* warm-up: the arena and out grow here */
+        alloc_count = 0;
+        alloc_armed = 1;
+        for (int i = 0; i < 100; i++) {
+            bt_buf_reset(&out);
+            bt_gotmpl_exec(t, lookup, (void *)data, &out, err, sizeof(err));
+        }
+        alloc_armed = 0;
+        cr_assert_eq(alloc_count, 0, "template %s allocated %ld times", tmpls[k], alloc_count);
+        bt_gotmpl_free(t);
+    }
+    bt_buf_free(&out);
+    struct bt_gotime *f = bt_gotime_new("RFC3339Nano", NULL, err, sizeof(err));
+    int64_t ns;
+    alloc_count = 0;
+    alloc_armed = 1;
+    for (int i = 0; i < 100; i++)
+        bt_gotime_parse(f, "2019-04-30T02:12:41.8443515Z", 28, 0, &ns);
+    alloc_armed = 0;
+    cr_assert_eq(alloc_count, 0);
+    bt_gotime_free(f);
+}
+#endif
