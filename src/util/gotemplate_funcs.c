@@ -925,7 +925,7 @@ static int f_toString(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, 
 
 static bool is_empty(const struct gt_val *v)
 {
-    return !gt_truth(v) || v->k == GT_MAP;
+    return !gt_truth(v);
 }
 
 static int f_default(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,

@@ -1056,9 +1056,9 @@ static size_t zone_len(const struct pval *v)
         if (i < v->n && (v->s[i] == '+' || v->s[i] == '-')) {
             size_t j = i + 1;
             int x = 0;
-            while (j < v->n && v->s[j] >= '0' && v->s[j] <= '9' && x <= 12)
+            while (j < v->n && v->s[j] >= '0' && v->s[j] <= '9' && x <= 23)
                 x = x * 10 + (v->s[j++] - '0');
-            if (j > i + 1 && x <= 12)
+            if (j > i + 1 && x <= 23)
                 i = j;
         }
         return i;
@@ -1066,9 +1066,9 @@ static size_t zone_len(const struct pval *v)
     if (v->s[0] == '+' || v->s[0] == '-') {
         size_t j = 1;
         int x = 0;
-        while (j < v->n && v->s[j] >= '0' && v->s[j] <= '9' && x <= 24)
+        while (j < v->n && v->s[j] >= '0' && v->s[j] <= '9' && x <= 23)
             x = x * 10 + (v->s[j++] - '0');
-        return j > 1 && x <= 24 ? j : 0;
+        return j > 1 && x <= 23 ? j : 0;
     }
     size_t up = 0;
     while (up < 6 && up < v->n && v->s[up] >= 'A' && v->s[up] <= 'Z')

@@ -333,3 +333,14 @@ Test(gotime, mutated_values_never_crash)
         bt_gotime_free(f);
     }
 }
+
+Test(gotime, gmt_and_signed_abbreviations_follow_go)
+{
+    /* Go keeps the wall clock for abbreviations it cannot resolve, GMT+3 included */
+    int64_t wall = 1625140800LL * S; /* 2021-07-01T12:00:00Z */
+    cr_assert_eq(parse_ok("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 GMT+3", 0), wall);
+    cr_assert_eq(parse_ok("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 +03", 0), wall);
+    cr_assert_eq(parse_ok("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 UTC", 0), wall);
+    cr_assert_eq(parse_rc("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 +24"), -EINVAL);
+    cr_assert_eq(parse_rc("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 Xy"), -EINVAL);
+}
