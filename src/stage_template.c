@@ -17,8 +17,8 @@
 #include "util/gotemplate.h"
 #include "util/log.h"
 
-#define NUM_SLOT 400  /* text of one numeric value */
-#define NUM_SLOTS 32  /* numeric values one execution may look up */
+#define NUM_SLOT 400 /* text of one numeric value */
+#define NUM_SLOTS 32 /* numeric values one execution may look up */
 
 struct st {
     char *source;

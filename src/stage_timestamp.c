@@ -42,8 +42,8 @@ struct st {
     size_t nlru;
 };
 
-static const char *const keys[] = {"source", "format", "fallback_formats", "location",
-                                   "action_on_failure", NULL};
+static const char *const keys[] = {
+    "source", "format", "fallback_formats", "location", "action_on_failure", NULL};
 
 static void lru_unlink(struct st *s, struct lru_node *n)
 {
@@ -196,8 +196,7 @@ static void *ts_init(const struct bt_node *cfg, const struct bt_stage_env *env, 
     s->fudge = !act || !*act || strcmp(act, "fudge") == 0;
     bt_hmap_init(&s->map);
     if (loc && *loc && !(s->loc = bt_tz_load(loc, msg, sizeof(msg)))) {
-        bt_stage_err(err, errlen, env, bt_node_get(cfg, "location"), "invalid location: %s",
-                     msg);
+        bt_stage_err(err, errlen, env, bt_node_get(cfg, "location"), "invalid location: %s", msg);
         goto fail;
     }
     if (add_format(s, fmt, bt_node_get(cfg, "format"), env, err, errlen) < 0)

@@ -28,8 +28,8 @@ struct arg {
     int64_t i;
     double f;
     bool b;
-    struct arg *recv;    /* A_FIELD: receiver (NULL = dot) */
-    struct pipe *pipe;   /* A_PIPE */
+    struct arg *recv;  /* A_FIELD: receiver (NULL = dot) */
+    struct pipe *pipe; /* A_PIPE */
     const struct gt_func *fn;
 };
 
@@ -472,36 +472,6 @@ static bool tok_is(const struct token *t, const char *w)
     return t->k == T_IDENT && t->n == strlen(w) && memcmp(t->s, w, t->n) == 0;
 }
 
-static int utf8_put(char *o, uint32_t r)
-{
-    if (r < 0x80) {
-        o[0] = (char)r;
-        return 1;
-    }
-    if (r < 0x800) {
-        o[0] = (char)(0xC0 | (r >> 6));
-        o[1] = (char)(0x80 | (r & 0x3F));
-        return 2;
-    }
-    if (r >= 0xD800 && r <= 0xDFFF)
-        r = 0xFFFD;
-    if (r < 0x10000) {
-        o[0] = (char)(0xE0 | (r >> 12));
-        o[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (r & 0x3F));
-        return 3;
-    }
-    if (r > 0x10FFFF)
-        r = 0xFFFD;
-    if (r == 0xFFFD)
-        return utf8_put(o, r);
-    o[0] = (char)(0xF0 | (r >> 18));
-    o[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (r & 0x3F));
-    return 4;
-}
-
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -546,7 +516,7 @@ static int unquote(struct parser *p, const char *s, size_t n, char quote, char *
             else if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
                 return perr(p, "escape \\%c is not a valid Unicode code point", c);
             else
-                o += (size_t)utf8_put(out + o, v);
+                o += gt_enc_rune(out + o, v);
         } else if (c >= '0' && c <= '7') {
             unsigned v = (unsigned)(c - '0');
             for (int k = 0; k < 2; k++, i++) {
@@ -732,8 +702,7 @@ static int check_cmd(struct parser *p, struct cmd *c, bool piped)
         return 0;
     }
     if (got < c->fn->min || (c->fn->max >= 0 && got > c->fn->max))
-        return perr(p, "wrong number of args for %s: want %d got %d", c->fn->name, c->fn->min,
-                    got);
+        return perr(p, "wrong number of args for %s: want %d got %d", c->fn->name, c->fn->min, got);
     int ri = c->fn->regex_arg;
     if (ri >= 0 && ri < c->nargs && c->args[ri]->kind == A_STR) {
         char e[128];
@@ -928,8 +897,8 @@ static int parse_action(struct parser *p, struct node ***tail, enum list_end *ho
         return rc;
     if (t.k == T_END_ACTION)
         return perr(p, "missing value for command");
-    static const char *const unsupported[] = {"range", "define", "template", "block", "break",
-                                              "continue"};
+    static const char *const unsupported[] = {"range", "define", "template",
+                                              "block", "break",  "continue"};
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
         if (tok_is(&t, unsupported[i]))
             return perr(p, "{{%s}} is not supported", unsupported[i]);
@@ -1273,8 +1242,8 @@ static int walk(struct run *r, const struct node *n, const struct gt_val *dot)
     return 0;
 }
 
-int bt_gotmpl_exec(struct bt_gotmpl *t, bt_gotmpl_lookup_fn lookup, void *ctx,
-                   struct bt_buf *out, char *err, size_t errlen)
+int bt_gotmpl_exec(struct bt_gotmpl *t, bt_gotmpl_lookup_fn lookup, void *ctx, struct bt_buf *out,
+                   char *err, size_t errlen)
 {
     struct run r;
     if (err && errlen)

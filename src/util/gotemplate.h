@@ -49,7 +49,7 @@ struct bt_gotmpl *bt_gotmpl_new(const char *text, char *err, size_t errlen);
 void bt_gotmpl_free(struct bt_gotmpl *t);
 /* Runs the template, appending to out. 0, -EINVAL on an execution error (message in err; out
  * then holds partial output), -E2BIG when out or the scratch arena would pass its cap, -ENOMEM. */
-int bt_gotmpl_exec(struct bt_gotmpl *t, bt_gotmpl_lookup_fn lookup, void *ctx,
-                   struct bt_buf *out, char *err, size_t errlen);
+int bt_gotmpl_exec(struct bt_gotmpl *t, bt_gotmpl_lookup_fn lookup, void *ctx, struct bt_buf *out,
+                   char *err, size_t errlen);
 
 #endif

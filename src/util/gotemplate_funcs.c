@@ -13,331 +13,6 @@
 
 #define REPEAT_MAX (1u << 20)
 
-/* ---- UTF-8 ------------------------------------------------------------------------------ */
-
-#define RUNE_ERROR 0xFFFDu
-
-/* Decodes one rune as Go does: an invalid sequence is U+FFFD of width 1. */
-static uint32_t dec_rune(const char *sp, size_t n, size_t *w)
-{
-    const unsigned char *s = (const unsigned char *)sp;
-    *w = 1;
-    if (!n)
-        return RUNE_ERROR;
-    unsigned c = s[0];
-    if (c < 0x80)
-        return c;
-    size_t len;
-    uint32_t r, min;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, r = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, r = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, r = c & 0x07, min = 0x10000;
-    else
-        return RUNE_ERROR;
-    if (n < len)
-        return RUNE_ERROR;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return RUNE_ERROR;
-        r = r << 6 | (s[i] & 0x3F);
-    }
-    if (r < min || r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
-        return RUNE_ERROR;
-    *w = len;
-    return r;
-}
-
-/* The last rune of s[0..n) and its width (utf8.DecodeLastRuneInString). */
-static uint32_t dec_last_rune(const char *s, size_t n, size_t *w)
-{
-    size_t start = n - 1, lim = n >= 4 ? n - 4 : 0;
-    while (start > lim && ((unsigned char)s[start] & 0xC0) == 0x80)
-        start--;
-    size_t cw;
-    uint32_t r = dec_rune(s + start, n - start, &cw);
-    if (start + cw != n) {
-        *w = 1;
-        return RUNE_ERROR;
-    }
-    *w = cw;
-    return r;
-}
-
-static size_t enc_rune(char *o, uint32_t r)
-{
-    if (r < 0x80) {
-        o[0] = (char)r;
-        return 1;
-    }
-    if (r < 0x800) {
-        o[0] = (char)(0xC0 | (r >> 6));
-        o[1] = (char)(0x80 | (r & 0x3F));
-        return 2;
-    }
-    if (r < 0x10000) {
-        o[0] = (char)(0xE0 | (r >> 12));
-        o[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (r & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (r >> 18));
-    o[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (r & 0x3F));
-    return 4;
-}
-
-static bool is_uspace(uint32_t r)
-{
-    return r == ' ' || (r >= '\t' && r <= '\r') || r == 0x85 || r == 0xA0 || r == 0x1680 ||
-           (r >= 0x2000 && r <= 0x200A) || r == 0x2028 || r == 0x2029 || r == 0x202F ||
-           r == 0x205F || r == 0x3000;
-}
-
-/* Simple case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic. */
-static uint32_t case_map(uint32_t r, bool upper)
-{
-    if (r < 0x80) {
-        if (upper && r >= 'a' && r <= 'z')
-            return r - 32;
-        if (!upper && r >= 'A' && r <= 'Z')
-            return r + 32;
-        return r;
-    }
-    if (upper) {
-        if ((r >= 0xE0 && r <= 0xFE && r != 0xF7) || (r >= 0x3B1 && r <= 0x3CB && r != 0x3C2) ||
-            (r >= 0x430 && r <= 0x44F))
-            return r - 32;
-        if (r >= 0x450 && r <= 0x45F)
-            return r - 80;
-        switch (r) {
-        case 0xB5:
-            return 0x39C;
-        case 0xFF:
-            return 0x178;
-        case 0x131:
-            return 'I';
-        case 0x17F:
-            return 'S';
-        case 0x3C2:
-            return 0x3A3;
-        case 0x3AC:
-            return 0x386;
-        case 0x3CC:
-            return 0x38C;
-        case 0x3CD:
-        case 0x3CE:
-            return r - 63;
-        default:
-            break;
-        }
-        if (r >= 0x3AD && r <= 0x3AF)
-            return r - 37;
-        if ((r >= 0x100 && r <= 0x12F) || (r >= 0x132 && r <= 0x137) ||
-            (r >= 0x14A && r <= 0x177))
-            return (r & 1) ? r - 1 : r;
-        if ((r >= 0x139 && r <= 0x148) || (r >= 0x179 && r <= 0x17E))
-            return (r & 1) ? r : r - 1;
-        return r;
-    }
-    if ((r >= 0xC0 && r <= 0xDE && r != 0xD7) || (r >= 0x391 && r <= 0x3AB && r != 0x3A2) ||
-        (r >= 0x410 && r <= 0x42F))
-        return r + 32;
-    if (r >= 0x400 && r <= 0x40F)
-        return r + 80;
-    switch (r) {
-    case 0x178:
-        return 0xFF;
-    case 0x130:
-        return 'i';
-    case 0x386:
-        return 0x3AC;
-    case 0x38C:
-        return 0x3CC;
-    case 0x38E:
-    case 0x38F:
-        return r + 63;
-    default:
-        break;
-    }
-    if (r >= 0x388 && r <= 0x38A)
-        return r + 37;
-    if ((r >= 0x100 && r <= 0x12F) || (r >= 0x132 && r <= 0x137) || (r >= 0x14A && r <= 0x177))
-        return (r & 1) ? r : r + 1;
-    if ((r >= 0x139 && r <= 0x148) || (r >= 0x179 && r <= 0x17E))
-        return (r & 1) ? r + 1 : r;
-    return r;
-}
-
-/* ---- hashes ----------------------------------------------------------------------------- */
-
-static uint64_t rol64(uint64_t x, unsigned n)
-{
-    return n ? (x << n) | (x >> (64 - n)) : x;
-}
-
-static void keccak_f1600(uint64_t st[25])
-{
-    static const uint64_t rc[24] = {
-        0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808aULL,
-        0x8000000080008000ULL, 0x000000000000808bULL, 0x0000000080000001ULL,
-        0x8000000080008081ULL, 0x8000000000008009ULL, 0x000000000000008aULL,
-        0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000aULL,
-        0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL,
-        0x8000000000008003ULL, 0x8000000000008002ULL, 0x8000000000000080ULL,
-        0x000000000000800aULL, 0x800000008000000aULL, 0x8000000080008081ULL,
-        0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
-    static const unsigned rot[25] = {0,  1,  62, 28, 27, 36, 44, 6,  55, 20, 3,  10, 43,
-                                     25, 39, 41, 45, 15, 21, 8,  18, 2,  61, 56, 14};
-    static const unsigned char pi_dst[25] = {0,  10, 20, 5,  15, 16, 1,  11, 21, 6,  7,  17, 2,
-                                             12, 22, 23, 8,  18, 3,  13, 14, 24, 9,  19, 4};
-    for (int round = 0; round < 24; round++) {
-        uint64_t c[5], d[5], b[25];
-        for (int x = 0; x < 5; x++)
-            c[x] = st[x] ^ st[x + 5] ^ st[x + 10] ^ st[x + 15] ^ st[x + 20];
-        d[0] = c[4] ^ rol64(c[1], 1);
-        d[1] = c[0] ^ rol64(c[2], 1);
-        d[2] = c[1] ^ rol64(c[3], 1);
-        d[3] = c[2] ^ rol64(c[4], 1);
-        d[4] = c[3] ^ rol64(c[0], 1);
-        /* theta, then rho and pi: B[y][2x+3y] = rot(A[x][y]) */
-        for (int i = 0; i < 25; i++)
-            b[pi_dst[i]] = rol64(st[i] ^ d[i % 5], rot[i]);
-        for (int y = 0; y < 25; y += 5) {
-            st[y + 0] = b[y + 0] ^ (~b[y + 1] & b[y + 2]);
-            st[y + 1] = b[y + 1] ^ (~b[y + 2] & b[y + 3]);
-            st[y + 2] = b[y + 2] ^ (~b[y + 3] & b[y + 4]);
-            st[y + 3] = b[y + 3] ^ (~b[y + 4] & b[y + 0]);
-            st[y + 4] = b[y + 4] ^ (~b[y + 0] & b[y + 1]);
-        }
-        st[0] ^= rc[round];
-    }
-}
-
-struct sha3 {
-    uint64_t st[25];
-    size_t pos; /* bytes absorbed into the current block */
-};
-
-#define SHA3_256_RATE 136
-
-static void sha3_absorb(struct sha3 *h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h->st[h->pos / 8] ^= (uint64_t)s[i] << (8 * (h->pos % 8));
-        if (++h->pos == SHA3_256_RATE) {
-            keccak_f1600(h->st);
-            h->pos = 0;
-        }
-    }
-}
-
-static void sha3_256_final(struct sha3 *h, unsigned char out[32])
-{
-    h->st[h->pos / 8] ^= (uint64_t)0x06 << (8 * (h->pos % 8));
-    h->st[(SHA3_256_RATE - 1) / 8] ^= (uint64_t)0x80 << (8 * ((SHA3_256_RATE - 1) % 8));
-    keccak_f1600(h->st);
-    for (int i = 0; i < 32; i++)
-        out[i] = (unsigned char)(h->st[i / 8] >> (8 * (i % 8)));
-}
-
-struct sha256 {
-    uint32_t h[8];
-    unsigned char block[64];
-    size_t fill;
-    uint64_t len;
-};
-
-static uint32_t ror32(uint32_t x, unsigned n)
-{
-    return (x >> n) | (x << (32 - n));
-}
-
-static void sha256_block(struct sha256 *s, const unsigned char *p)
-{
-    static const uint32_t k[64] = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2};
-    uint32_t w[64], v[8];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    memcpy(v, s->h, sizeof(v));
-    for (int i = 0; i < 64; i++) {
-        uint32_t S1 = ror32(v[4], 6) ^ ror32(v[4], 11) ^ ror32(v[4], 25);
-        uint32_t ch = (v[4] & v[5]) ^ (~v[4] & v[6]);
-        uint32_t t1 = v[7] + S1 + ch + k[i] + w[i];
-        uint32_t S0 = ror32(v[0], 2) ^ ror32(v[0], 13) ^ ror32(v[0], 22);
-        uint32_t maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
-        memmove(v + 1, v, 7 * sizeof(v[0]));
-        v[4] += t1;
-        v[0] = t1 + S0 + maj;
-    }
-    for (int i = 0; i < 8; i++)
-        s->h[i] += v[i];
-}
-
-static void sha256_init(struct sha256 *s)
-{
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(s->h, iv, sizeof(iv));
-    s->fill = 0;
-    s->len = 0;
-}
-
-static void sha256_update(struct sha256 *s, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    s->len += n;
-    while (n) {
-        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
-        memcpy(s->block + s->fill, b, k);
-        s->fill += k;
-        b += k;
-        n -= k;
-        if (s->fill == 64) {
-            sha256_block(s, s->block);
-            s->fill = 0;
-        }
-    }
-}
-
-static void sha256_final(struct sha256 *s, unsigned char out[32])
-{
-    uint64_t bits = s->len * 8;
-    unsigned char pad = 0x80, zero = 0, lenb[8];
-    sha256_update(s, &pad, 1);
-    while (s->fill != 56)
-        sha256_update(s, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
-    sha256_update(s, lenb, 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char)(s->h[i] >> 24);
-        out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
-        out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
-        out[4 * i + 3] = (unsigned char)s->h[i];
-    }
-}
-
 static int put_hex(struct gt_exec *x, const unsigned char *d, size_t n, struct gt_val *out)
 {
     static const char hx[] = "0123456789abcdef";
@@ -491,8 +166,8 @@ static int map_case(struct gt_exec *x, const struct gt_val *v, bool upper, struc
     size_t used = 0;
     while (rc == 0 && i < v->n) {
         size_t w;
-        uint32_t r = dec_rune(v->s + i, v->n - i, &w);
-        used += enc_rune(chunk + used, case_map(r, upper));
+        uint32_t r = gt_dec_rune(v->s + i, v->n - i, &w);
+        used += gt_enc_rune(chunk + used, gt_case_map(r, upper));
         i += w;
         if (used > sizeof(chunk) - 4) { /* flush in chunks, not per rune */
             rc = gt_sb_put(x, chunk, used);
@@ -521,7 +196,7 @@ static bool in_cutset(uint32_t r, const char *cut, size_t cn)
 {
     for (size_t i = 0; i < cn;) {
         size_t w;
-        if (dec_rune(cut + i, cn - i, &w) == r)
+        if (gt_dec_rune(cut + i, cn - i, &w) == r)
             return true;
         i += w;
     }
@@ -529,28 +204,27 @@ static bool in_cutset(uint32_t r, const char *cut, size_t cn)
 }
 
 /* Trims runes for which cutset (or, with cut == NULL, Unicode white space) matches. */
-static void trim_runes(const char **s, size_t *n, const char *cut, size_t cn, bool left,
-                       bool right)
+static void trim_runes(const char **s, size_t *n, const char *cut, size_t cn, bool left, bool right)
 {
     while (left && *n) {
         size_t w;
-        uint32_t r = dec_rune(*s, *n, &w);
-        if (cut ? !in_cutset(r, cut, cn) : !is_uspace(r))
+        uint32_t r = gt_dec_rune(*s, *n, &w);
+        if (cut ? !in_cutset(r, cut, cn) : !gt_is_space(r))
             break;
         *s += w;
         *n -= w;
     }
     while (right && *n) {
         size_t w;
-        uint32_t r = dec_last_rune(*s, *n, &w);
-        if (cut ? !in_cutset(r, cut, cn) : !is_uspace(r))
+        uint32_t r = gt_dec_last_rune(*s, *n, &w);
+        if (cut ? !in_cutset(r, cut, cn) : !gt_is_space(r))
             break;
         *n -= w;
     }
 }
 
-static int trim_common(struct gt_exec *x, const struct gt_val *s, const struct gt_val *cut,
-                       bool l, bool r, struct gt_val *out)
+static int trim_common(struct gt_exec *x, const struct gt_val *s, const struct gt_val *cut, bool l,
+                       bool r, struct gt_val *out)
 {
     const char *p = s->s;
     size_t n = s->n;
@@ -646,7 +320,7 @@ static int replace(struct gt_exec *x, const struct gt_val *s, const struct gt_va
             if (i >= s->n)
                 break;
             size_t w;
-            dec_rune(s->s + i, s->n - i, &w);
+            gt_dec_rune(s->s + i, s->n - i, &w);
             if (rc == 0)
                 rc = gt_sb_put(x, s->s + i, w);
             i += w;
@@ -692,23 +366,23 @@ static int f_Hash(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int 
 {
     if (want_strs(x, a, 2) < 0)
         return -EINVAL;
-    struct sha3 h;
+    struct gt_sha3 h;
     unsigned char d[32];
     memset(&h, 0, sizeof(h));
-    sha3_absorb(&h, a[0].s, a[0].n);
-    sha3_absorb(&h, a[1].s, a[1].n);
-    sha3_256_final(&h, d);
+    gt_sha3_absorb(&h, a[0].s, a[0].n);
+    gt_sha3_absorb(&h, a[1].s, a[1].n);
+    gt_sha3_256_final(&h, d);
     return put_hex(x, d, 32, out);
 }
 
 static int sha2(struct gt_exec *x, const struct gt_val *a, int n, struct gt_val *out)
 {
-    struct sha256 h;
+    struct gt_sha256 h;
     unsigned char d[32];
-    sha256_init(&h);
+    gt_sha256_init(&h);
     for (int i = 0; i < n; i++)
-        sha256_update(&h, a[i].s, a[i].n);
-    sha256_final(&h, d);
+        gt_sha256_update(&h, a[i].s, a[i].n);
+    gt_sha256_final(&h, d);
     return put_hex(x, d, 32, out);
 }
 
@@ -745,8 +419,7 @@ static int f_hasSuffix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
 {
     if (want_strs(x, a, 2) < 0)
         return -EINVAL;
-    return ret_bool(out,
-                    a[0].n <= a[1].n && memcmp(a[1].s + a[1].n - a[0].n, a[0].s, a[0].n) == 0);
+    return ret_bool(out, a[0].n <= a[1].n && memcmp(a[1].s + a[1].n - a[0].n, a[0].s, a[0].n) == 0);
 }
 
 static int f_repeat(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -779,8 +452,8 @@ static int f_substr(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, in
         en = len;
     }
     if (en < 0 || en > len || st > en)
-        return gt_fail(x, -EINVAL, "substr: slice bounds out of range [%lld:%lld]",
-                       (long long)st, (long long)en);
+        return gt_fail(x, -EINVAL, "substr: slice bounds out of range [%lld:%lld]", (long long)st,
+                       (long long)en);
     return ret_str(out, a[2].s + st, (size_t)(en - st));
 }
 
@@ -807,8 +480,8 @@ static int f_nospace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, i
     gt_sb_begin(x);
     for (size_t i = 0; i < a[0].n && rc == 0;) {
         size_t w;
-        uint32_t r = dec_rune(a[0].s + i, a[0].n - i, &w);
-        if (!is_uspace(r))
+        uint32_t r = gt_dec_rune(a[0].s + i, a[0].n - i, &w);
+        if (!gt_is_space(r))
             rc = gt_sb_put(x, a[0].s + i, w);
         i += w;
     }
@@ -822,24 +495,43 @@ static int go_quote(struct gt_exec *x, const char *s, size_t n)
     int rc = gt_sb_put(x, "\"", 1);
     for (size_t i = 0; i < n && rc == 0;) {
         size_t w;
-        uint32_t r = dec_rune(s + i, n - i, &w);
+        uint32_t r = gt_dec_rune(s + i, n - i, &w);
         char esc[12];
         const char *e = NULL;
         switch (r) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\a': e = "\\a"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\v': e = "\\v"; break;
-        default: break;
+        case '"':
+            e = "\\\"";
+            break;
+        case '\\':
+            e = "\\\\";
+            break;
+        case '\a':
+            e = "\\a";
+            break;
+        case '\b':
+            e = "\\b";
+            break;
+        case '\f':
+            e = "\\f";
+            break;
+        case '\n':
+            e = "\\n";
+            break;
+        case '\r':
+            e = "\\r";
+            break;
+        case '\t':
+            e = "\\t";
+            break;
+        case '\v':
+            e = "\\v";
+            break;
+        default:
+            break;
         }
         if (e) {
             rc = gt_sb_put(x, e, strlen(e));
-        } else if (r == RUNE_ERROR && w == 1) {
+        } else if (r == GT_RUNE_ERROR && w == 1) {
             snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)s[i]);
             rc = gt_sb_put(x, esc, 4);
         } else if (r < 0x20 || r == 0x7F) {
@@ -1074,8 +766,7 @@ static void re_put(struct re_use *u)
 }
 
 /* Regexp.Expand: $1, ${1}, $name, ${name}, $$. */
-static int expand(struct gt_exec *x, struct bt_regex *re, const char *src, const char *t,
-                  size_t tn)
+static int expand(struct gt_exec *x, struct bt_regex *re, const char *src, const char *t, size_t tn)
 {
     int rc = 0;
     size_t i = 0;
@@ -1094,9 +785,9 @@ static int expand(struct gt_exec *x, struct bt_regex *re, const char *src, const
         }
         bool brace = i < tn && t[i] == '{';
         size_t ns = i + brace, ne = ns;
-        while (ne < tn && ((t[ne] >= 'a' && t[ne] <= 'z') || (t[ne] >= 'A' && t[ne] <= 'Z') ||
-                           (t[ne] >= '0' && t[ne] <= '9') || t[ne] == '_' ||
-                           (unsigned char)t[ne] >= 0x80))
+        while (ne < tn &&
+               ((t[ne] >= 'a' && t[ne] <= 'z') || (t[ne] >= 'A' && t[ne] <= 'Z') ||
+                (t[ne] >= '0' && t[ne] <= '9') || t[ne] == '_' || (unsigned char)t[ne] >= 0x80))
             ne++;
         if (ne == ns || (brace && (ne >= tn || t[ne] != '}'))) {
             rc = gt_sb_put(x, "$", 1); /* malformed: the $ is plain text */
@@ -1149,7 +840,7 @@ static int regex_replace(struct gt_exec *x, struct bt_regex *pre, struct gt_val 
         last = me;
         size_t w = 0;
         if (pos < n)
-            dec_rune(s + pos, n - pos, &w);
+            gt_dec_rune(s + pos, n - pos, &w);
         if (pos + w > me)
             pos += w;
         else if (pos + 1 > me)
@@ -1170,8 +861,8 @@ static int f_regexReplaceAll(struct gt_exec *x, struct bt_regex *re, struct gt_v
     return regex_replace(x, re, a, false, out);
 }
 
-static int f_regexReplaceAllLiteral(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
-                                    int n, struct gt_val *out)
+static int f_regexReplaceAllLiteral(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                                    struct gt_val *out)
 {
     return regex_replace(x, re, a, true, out);
 }
@@ -1223,9 +914,8 @@ static int f_len(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n
                  struct gt_val *out)
 {
     if (a[0].k != GT_STR)
-        return gt_fail(x, -EINVAL, "len of %s", a[0].k == GT_NONE || a[0].k == GT_NIL
-                                                     ? "nil pointer"
-                                                     : kind_name(a[0].k));
+        return gt_fail(x, -EINVAL, "len of %s",
+                       a[0].k == GT_NONE || a[0].k == GT_NIL ? "nil pointer" : kind_name(a[0].k));
     return ret_int(out, (int64_t)a[0].n);
 }
 
@@ -1265,8 +955,7 @@ static int cmp2(struct gt_exec *x, const struct gt_val *l, const struct gt_val *
     }
 }
 
-static int f_eq(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                struct gt_val *out)
+static int f_eq(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out)
 {
     for (int i = 1; i < n; i++) {
         int c;
@@ -1278,8 +967,7 @@ static int f_eq(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
     return ret_bool(out, false);
 }
 
-static int f_ne(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                struct gt_val *out)
+static int f_ne(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out)
 {
     int c;
     if (cmp2(x, &a[0], &a[1], true, &c) < 0)
@@ -1288,7 +976,7 @@ static int f_ne(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
 }
 
 #define ORDER_FN(name, test)                                                                       \
-    static int name(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,              \
+    static int name(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,               \
                     struct gt_val *out)                                                            \
     {                                                                                              \
         int c;                                                                                     \
@@ -1368,7 +1056,7 @@ static int pad_str(struct gt_exec *x, const char *spec, size_t sl, const struct 
     long runes = 0;
     while (bytes < v->n && (prec < 0 || runes < prec)) {
         size_t w;
-        dec_rune(v->s + bytes, v->n - bytes, &w);
+        gt_dec_rune(v->s + bytes, v->n - bytes, &w);
         bytes += w;
         runes++;
     }
@@ -1398,9 +1086,9 @@ static int printf_one(struct gt_exec *x, const char *spec, size_t sl, char verb,
     case 'c':
         if (v->k == GT_INT && verb == 'c') {
             char enc[4];
-            return gt_sb_put(x, enc, enc_rune(enc, v->i < 0 || v->i > 0x10FFFF
-                                                       ? RUNE_ERROR
-                                                       : (uint32_t)v->i));
+            return gt_sb_put(
+                x, enc,
+                gt_enc_rune(enc, v->i < 0 || v->i > 0x10FFFF ? GT_RUNE_ERROR : (uint32_t)v->i));
         }
         if (v->k == GT_INT) {
             snprintf(fmt, sizeof(fmt), "%%%.*sll%c", (int)sl, spec, verb);
@@ -1590,15 +1278,70 @@ const struct gt_func *gt_func_find(const char *name, size_t n)
 
 bool gt_func_known_unsupported(const char *name, size_t n)
 {
-    static const char *const names[] = {
-        "index", "slice", "html", "js", "urlquery", "call", "title", "untitle", "camelcase",
-        "snakecase", "kebabcase", "swapcase", "shuffle", "abbrev", "abbrevboth", "initials",
-        "randAlpha", "randAlphaNum", "randNumeric", "randAscii", "wrap", "wrapWith", "indent",
-        "nindent", "plural", "split", "splitList", "splitn", "join", "list", "dict", "get",
-        "set", "keys", "now", "date", "dateInZone", "toDate", "b64enc", "b64dec", "b32enc",
-        "b32dec", "toJson", "fromJson", "toPrettyJson", "env", "expandenv", "uuidv4", "sha1sum",
-        "adler32sum", "regexFindAll", "regexSplit", "regexQuoteMeta", "float64", "round",
-        "ceil", "floor", "max", "min", "biggest", "until", "untilStep", "seq", "fail"};
+    static const char *const names[] = {"index",
+                                        "slice",
+                                        "html",
+                                        "js",
+                                        "urlquery",
+                                        "call",
+                                        "title",
+                                        "untitle",
+                                        "camelcase",
+                                        "snakecase",
+                                        "kebabcase",
+                                        "swapcase",
+                                        "shuffle",
+                                        "abbrev",
+                                        "abbrevboth",
+                                        "initials",
+                                        "randAlpha",
+                                        "randAlphaNum",
+                                        "randNumeric",
+                                        "randAscii",
+                                        "wrap",
+                                        "wrapWith",
+                                        "indent",
+                                        "nindent",
+                                        "plural",
+                                        "split",
+                                        "splitList",
+                                        "splitn",
+                                        "join",
+                                        "list",
+                                        "dict",
+                                        "get",
+                                        "set",
+                                        "keys",
+                                        "now",
+                                        "date",
+                                        "dateInZone",
+                                        "toDate",
+                                        "b64enc",
+                                        "b64dec",
+                                        "b32enc",
+                                        "b32dec",
+                                        "toJson",
+                                        "fromJson",
+                                        "toPrettyJson",
+                                        "env",
+                                        "expandenv",
+                                        "uuidv4",
+                                        "sha1sum",
+                                        "adler32sum",
+                                        "regexFindAll",
+                                        "regexSplit",
+                                        "regexQuoteMeta",
+                                        "float64",
+                                        "round",
+                                        "ceil",
+                                        "floor",
+                                        "max",
+                                        "min",
+                                        "biggest",
+                                        "until",
+                                        "untilStep",
+                                        "seq",
+                                        "fail"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i]) == n && memcmp(names[i], name, n) == 0)
             return true;

@@ -36,7 +36,7 @@ struct gt_block {
 
 struct gt_arena {
     struct gt_block *head, *cur;
-    size_t total; /* bytes of all blocks */
+    size_t total;  /* bytes of all blocks */
     size_t sb_off; /* start of the string being built in cur */
 };
 
@@ -71,8 +71,8 @@ enum gt_special { GT_PLAIN, GT_AND, GT_OR };
 
 struct gt_func {
     const char *name;
-    int min, max;   /* number of arguments; max -1 = any */
-    int regex_arg;  /* index of an argument that is a regular expression, or -1 */
+    int min, max;  /* number of arguments; max -1 = any */
+    int regex_arg; /* index of an argument that is a regular expression, or -1 */
     enum gt_special special;
     gt_fn fn;
 };
@@ -81,5 +81,41 @@ struct gt_func {
 const struct gt_func *gt_func_find(const char *name, size_t n);
 /* Names that Go or sprig define but this engine does not (for a clearer message). */
 bool gt_func_known_unsupported(const char *name, size_t n);
+
+/* ---- text helpers (gotemplate_text.c) ---- */
+
+#define GT_RUNE_ERROR 0xFFFDu
+
+/* Decodes one rune as Go does: an invalid sequence is U+FFFD with width 1 (*w). */
+uint32_t gt_dec_rune(const char *s, size_t n, size_t *w);
+/* The last rune of s[0..n) (n > 0) and its width, as utf8.DecodeLastRuneInString. */
+uint32_t gt_dec_last_rune(const char *s, size_t n, size_t *w);
+/* Encodes r (a valid code point) into o (4 bytes room); returns its length. */
+size_t gt_enc_rune(char *o, uint32_t r);
+/* unicode.IsSpace */
+bool gt_is_space(uint32_t r);
+/* Simple upper/lower case of r for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic. */
+uint32_t gt_case_map(uint32_t r, bool upper);
+
+struct gt_sha3 {
+    uint64_t st[25];
+    size_t pos; /* bytes absorbed into the current block */
+};
+
+#define GT_SHA3_256_RATE 136
+/* Start from a zeroed struct; absorb any number of times; final writes 32 bytes. */
+void gt_sha3_absorb(struct gt_sha3 *h, const void *p, size_t n);
+void gt_sha3_256_final(struct gt_sha3 *h, unsigned char out[32]);
+
+struct gt_sha256 {
+    uint32_t h[8];
+    unsigned char block[64];
+    size_t fill;
+    uint64_t len;
+};
+
+void gt_sha256_init(struct gt_sha256 *s);
+void gt_sha256_update(struct gt_sha256 *s, const void *p, size_t n);
+void gt_sha256_final(struct gt_sha256 *s, unsigned char out[32]);
 
 #endif

@@ -54,7 +54,7 @@ void bt_gotime_free(struct bt_gotime *f);
 int bt_gotime_parse(const struct bt_gotime *f, const char *s, size_t n, int64_t now_ns,
                     int64_t *out_ns);
 /* One-shot convenience: compile, parse, free (allocates; not for hot paths). */
-int bt_gotime_parse_once(const char *format, const struct bt_tz *loc, const char *s,
-                         int64_t now_ns, int64_t *out_ns);
+int bt_gotime_parse_once(const char *format, const struct bt_tz *loc, const char *s, int64_t now_ns,
+                         int64_t *out_ns);
 
 #endif

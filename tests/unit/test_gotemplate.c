@@ -67,8 +67,7 @@ Test(gotemplate, promtail_doc_examples)
     expect("{{ .level }} for app {{ ToUpper .Value }} in module {{.module}}",
            D("level", "warn", "Value", "loki", "module", "test"),
            "warn for app LOKI in module test");
-    expect("{{ Replace .Value \"loki\" \"blokey\" 1 }}", D("Value", "loki loki"),
-           "blokey loki");
+    expect("{{ Replace .Value \"loki\" \"blokey\" 1 }}", D("Value", "loki loki"), "blokey loki");
     expect("{{.app }}: {{ .Entry }}", D("app", "api", "Entry", "GET / 200"), "api: GET / 200");
     expect("{{ .app | ToUpper }}", D("app", "loki"), "LOKI");
     expect("{{ Replace .Value \"loki\" \"Loki\" 2 }}", D("Value", "loki loki loki"),
@@ -77,8 +76,8 @@ Test(gotemplate, promtail_doc_examples)
     expect("{{ TrimSpace .Value }}", D("Value", " \t hi \n"), "hi");
     expect("{{ TrimPrefix .Value \"--\" }}", D("Value", "--flag"), "flag");
     expect("{{ regexReplaceAll \"(a*)bc\" .Value \"${1}a\" }}", D("Value", "aabcxbc"), "aaaxa");
-    expect("{{ regexReplaceAllLiteral \"(ts=)\" .Value \"timestamp=\" }}",
-           D("Value", "ts=1 ts=2"), "timestamp=1 timestamp=2");
+    expect("{{ regexReplaceAllLiteral \"(ts=)\" .Value \"timestamp=\" }}", D("Value", "ts=1 ts=2"),
+           "timestamp=1 timestamp=2");
 }
 
 Test(gotemplate, promtail_doc_multiline_time_conversion)
@@ -188,7 +187,8 @@ Test(gotemplate, trim_markers_and_comments)
 
 Test(gotemplate, control_structures_and_variables)
 {
-    const char *t = "{{ if eq .lvl \"error\" }}E{{ else if eq .lvl \"warn\" }}W{{ else }}I{{ end }}";
+    const char *t =
+        "{{ if eq .lvl \"error\" }}E{{ else if eq .lvl \"warn\" }}W{{ else }}I{{ end }}";
     expect(t, D("lvl", "error"), "E");
     expect(t, D("lvl", "warn"), "W");
     expect(t, D("lvl", "debug"), "I");
@@ -206,17 +206,23 @@ Test(gotemplate, control_structures_and_variables)
 
 Test(gotemplate, string_literals_and_printf)
 {
-    expect("{{ \"a\\tb\\x41\\u00e9\\101\" }}", NULL, "a\tbA\xc3\xa9" "A");
+    expect("{{ \"a\\tb\\x41\\u00e9\\101\" }}", NULL,
+           "a\tbA\xc3\xa9"
+           "A");
     expect("{{ `raw \\n` }}", NULL, "raw \\n");
-    expect("{{ printf \"%s=%d|%5s|%-4s|%05d|%q|%x|%v|%t\" .k 42 \"ab\" \"c\" 7 .k \"hi\" 1.5 true }}",
-           D("k", "key"), "key=42|   ab|c   |00007|\"key\"|6869|1.5|true");
+    expect(
+        "{{ printf \"%s=%d|%5s|%-4s|%05d|%q|%x|%v|%t\" .k 42 \"ab\" \"c\" 7 .k \"hi\" 1.5 true }}",
+        D("k", "key"), "key=42|   ab|c   |00007|\"key\"|6869|1.5|true");
     expect("{{ printf \"%d %s\" \"x\" }}", NULL, "%!d(string=x) %!s(MISSING)");
     expect("{{ printf \"%s\" \"a\" \"b\" }}", NULL, "a%!(EXTRA string=b)");
     expect("{{ print \"a\" 1 2 \"b\" }}", NULL, "a1 2b");
     expect("{{ println \"a\" 1 }}", NULL, "a 1\n");
     /* width and precision count runes, as in Go */
-    expect("{{ printf \"%.2s|%3s|%-3s|\" \"\xc3\xa9" "ab\" \"\xc3\xa9\" \"\xc3\xa9\" }}", NULL,
-           "\xc3\xa9" "a|  \xc3\xa9|\xc3\xa9  |");
+    expect("{{ printf \"%.2s|%3s|%-3s|\" \"\xc3\xa9"
+           "ab\" \"\xc3\xa9\" \"\xc3\xa9\" }}",
+           NULL,
+           "\xc3\xa9"
+           "a|  \xc3\xa9|\xc3\xa9  |");
 }
 
 Test(gotemplate, sprig_string_functions)
@@ -225,7 +231,8 @@ Test(gotemplate, sprig_string_functions)
            "MIXED mixed x");
     expect("{{ contains \"ell\" .v }} {{ hasPrefix \"he\" .v }} {{ hasSuffix \"lo\" .v }}",
            D("v", "hello"), "true true true");
-    expect("{{ trimAll \"$\" \"$5.00$\" }} {{ trimPrefix \"-\" \"-x\" }} {{ trimSuffix \"-\" \"x-\" }}",
+    expect("{{ trimAll \"$\" \"$5.00$\" }} {{ trimPrefix \"-\" \"-x\" }} {{ trimSuffix \"-\" "
+           "\"x-\" }}",
            NULL, "5.00 x x");
     expect("{{ replace \" \" \"_\" .v }}", D("v", "a b c"), "a_b_c");
     expect("{{ repeat 3 \"ab\" }} {{ trunc 3 \"abcdef\" }} {{ trunc -2 \"abcdef\" }}", NULL,
@@ -234,13 +241,13 @@ Test(gotemplate, sprig_string_functions)
     expect("{{ nospace \" a b\\tc \" }} {{ quote .v 1 }} {{ squote .v }}", D("v", "x\"y"),
            "abc \"x\\\"y\" \"1\" 'x\"y'");
     expect("{{ cat \"a\" .nope 2 }} {{ toString 12 }}", NULL, "a 2 12");
-    expect("{{ add 1 \"2\" 3 }} {{ sub 10 4 }} {{ mul 2 3 }} {{ div 7 2 }} {{ mod 7 2 }} {{ add1 .n }}",
+    expect("{{ add 1 \"2\" 3 }} {{ sub 10 4 }} {{ mul 2 3 }} {{ div 7 2 }} {{ mod 7 2 }} {{ add1 "
+           ".n }}",
            D("n", "41"), "6 6 6 3 1 42");
     expect("{{ atoi \"12\" }} {{ int \"0x10\" }} {{ empty \"\" }} {{ coalesce .a \"\" \"c\" }}",
            NULL, "12 16 true c");
     expect("{{ ternary \"y\" \"n\" (eq .a \"1\") }}", D("a", "1"), "y");
-    expect("{{ regexMatch \"^a+$\" .v }} {{ regexFind \"[0-9]+\" .v }}", D("v", "aaa"),
-           "true ");
+    expect("{{ regexMatch \"^a+$\" .v }} {{ regexFind \"[0-9]+\" .v }}", D("v", "aaa"), "true ");
     expect("{{ regexFind \"[0-9]+\" \"ab123cd\" }}", NULL, "123");
     cr_assert_eq(run("{{ div 1 0 }}", NULL), -EINVAL);
     cr_assert_eq(run("{{ substr 4 2 \"hello\" }}", NULL), -EINVAL);
@@ -253,8 +260,7 @@ Test(gotemplate, regex_replace_matches_go_semantics)
     /* $1a is the group named \"1a\" (empty), ${1}a is group 1 then a */
     expect("{{ regexReplaceAll \"(x)\" .v \"$1a\" }}|{{ regexReplaceAll \"(x)\" .v \"${1}a\" }}",
            D("v", "x"), "|xa");
-    expect("{{ regexReplaceAll \"(?P<w>[a-z]+)\" .v \"<$w>$$\" }}", D("v", "ab 12"),
-           "<ab>$ 12");
+    expect("{{ regexReplaceAll \"(?P<w>[a-z]+)\" .v \"<$w>$$\" }}", D("v", "ab 12"), "<ab>$ 12");
     expect("{{ regexReplaceAllLiteral \"b\" .v \"$1\" }}", D("v", "abc"), "a$1c");
     /* a regex that is not a literal is compiled when executed */
     expect("{{ regexReplaceAll .re .v \"_\" }}", D("re", "[0-9]", "v", "a1b2"), "a_b_");
@@ -271,7 +277,11 @@ Test(gotemplate, utf8_case_mapping_and_trimming)
     expect("{{ ToLower .v }}", D("v", "\xce\x91\xce\x92\xce\x93 \xd0\x96"),
            "\xce\xb1\xce\xb2\xce\xb3 \xd0\xb6");
     /* invalid UTF-8 becomes U+FFFD once the string is not pure ASCII */
-    expect("{{ ToUpper .v }}", D("v", "a\xff" "b"), "A\xef\xbf\xbd" "B");
+    expect("{{ ToUpper .v }}",
+           D("v", "a\xff"
+                  "b"),
+           "A\xef\xbf\xbd"
+           "B");
     /* pure ASCII keeps its bytes; CJK has no case and passes unchanged */
     expect("{{ ToUpper .v }}", D("v", "\xe6\x97\xa5\xe6\x9c\xac"), "\xe6\x97\xa5\xe6\x9c\xac");
     /* cutsets are runes, not bytes: trimming \xc3\xa9 must not split \xc3\xa8 */
@@ -280,7 +290,10 @@ Test(gotemplate, utf8_case_mapping_and_trimming)
     /* non-breaking and ideographic spaces are white space */
     expect("[{{ TrimSpace .v }}]", D("v", "\xc2\xa0x\xe3\x80\x80"), "[x]");
     /* Replace with an empty old inserts around every rune */
-    expect("{{ Replace .v \"\" \"-\" -1 }}", D("v", "\xc3\xa9" "a"), "-\xc3\xa9-a-");
+    expect("{{ Replace .v \"\" \"-\" -1 }}",
+           D("v", "\xc3\xa9"
+                  "a"),
+           "-\xc3\xa9-a-");
     expect("{{ Replace .v \"\" \"-\" 2 }}", D("v", "abc"), "-a-bc");
     /* truncated multibyte at the end is trimmed as U+FFFD only if the cutset holds it */
     expect("{{ TrimRight .v \"x\" }}", D("v", "ax\xc3"), "ax\xc3");

@@ -215,8 +215,7 @@ Test(stage_timestamp, config_errors_name_the_problem)
                  -1);
     cr_assert(strstr(h.err, "invalid action_on_failure \"drop\""), "%s", h.err);
     h_free(&h);
-    cr_assert_eq(h_try(&h, "- timestamp: {source: t, format: RFC3339, location: Mars/Base}\n"),
-                 -1);
+    cr_assert_eq(h_try(&h, "- timestamp: {source: t, format: RFC3339, location: Mars/Base}\n"), -1);
     cr_assert(strstr(h.err, "pipeline.yaml:1:53: stage \"timestamp\": invalid location"), "%s",
               h.err);
     h_free(&h);
