@@ -195,6 +195,10 @@ Test(gotemplate, control_structures_and_variables)
     expect("{{ with .v }}<{{ . }}>{{ else }}none{{ end }}", D("v", "x"), "<x>");
     expect("{{ with .v }}<{{ . }}>{{ else }}none{{ end }}", D("v", ""), "none");
     expect("{{ with $x := .v }}{{ $x }}{{ $.w }}{{ end }}", D("v", "1", "w", "2"), "12");
+    const char *ew = "{{ with .a }}A{{ . }}{{ else with .b }}B{{ . }}{{ else }}C{{ end }}";
+    expect(ew, D("a", "1", "b", "2"), "A1");
+    expect(ew, D("a", "", "b", "2"), "B2");
+    expect(ew, D("b", ""), "C");
     expect("{{ $a := ToUpper .v }}{{ $a }}-{{ $a = \"z\" }}{{ $a }}", D("v", "q"), "Q-z");
     expect("{{ if and .a .b }}both{{ end }}{{ or .x .b }}", D("a", "1", "b", "2"), "both2");
     expect("{{ not .a }} {{ len .a }}", D("a", "héllo"), "false 6");
