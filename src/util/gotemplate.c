@@ -1,3 +1,7 @@
+/*
+ * gotemplate: lexer and parser that compile template text into the tree of gotemplate_int.h
+ * (see util/gotemplate.h for the supported language). Execution is in gotemplate_exec.c.
+ */
 #include "util/gotemplate.h"
 
 #include <errno.h>
@@ -10,228 +14,7 @@
 #include "util/gotemplate_int.h"
 #include "util/regex.h"
 
-#define MAX_DEPTH 64 /* nesting of control structures and parentheses */
-#define MAX_ARGS 16  /* arguments of one command */
-#define MAX_VARS 64  /* variables declared in one template */
 #define TEXT_MAX (256 * 1024)
-
-/* ---- tree ------------------------------------------------------------------------------- */
-
-enum arg_kind { A_STR, A_INT, A_FLOAT, A_BOOL, A_NIL, A_DOT, A_VAR, A_FIELD, A_PIPE, A_FUNC };
-
-struct pipe;
-
-struct arg {
-    enum arg_kind kind;
-    const char *s; /* A_STR (decoded), A_VAR name, A_FUNC name */
-    size_t n;
-    int64_t i;
-    double f;
-    bool b;
-    struct arg *recv;  /* A_FIELD: receiver (NULL = dot) */
-    struct pipe *pipe; /* A_PIPE */
-    const struct gt_func *fn;
-};
-
-struct cmd {
-    const struct gt_func *fn; /* first word names a function */
-    struct bt_regex *re;      /* precompiled regex argument */
-    struct arg *args[MAX_ARGS];
-    int nargs; /* without the function name */
-};
-
-struct pipe {
-    int line;
-    const char *decl; /* variable declared or assigned */
-    size_t decl_n;
-    bool assign;
-    struct cmd *cmds;
-    int ncmds;
-};
-
-enum node_kind { N_TEXT, N_ACTION, N_IF, N_WITH };
-
-struct node {
-    enum node_kind kind;
-    struct node *next;
-    const char *text;
-    size_t tlen;
-    struct pipe *pipe;
-    struct node *list, *elselist;
-};
-
-struct alloc {
-    struct alloc *next;
-    void *p;
-    bool re; /* p is a struct bt_regex */
-};
-
-struct bt_gotmpl {
-    char *src;
-    struct node *root;
-    struct alloc *allocs;
-    struct gt_arena arena;
-    int nvars; /* declarations in the template */
-};
-
-/* ---- arena and values ------------------------------------------------------------------- */
-
-void gt_arena_reset(struct gt_arena *a)
-{
-    for (struct gt_block *b = a->head; b; b = b->next)
-        b->used = 0;
-    a->cur = a->head;
-    a->sb_off = 0;
-}
-
-void gt_arena_free(struct gt_arena *a)
-{
-    struct gt_block *b = a->head;
-    while (b) {
-        struct gt_block *nx = b->next;
-        free(b);
-        b = nx;
-    }
-    memset(a, 0, sizeof(*a));
-}
-
-void gt_sb_begin(struct gt_exec *x)
-{
-    struct gt_arena *a = x->arena;
-    a->sb_off = a->cur ? a->cur->used : 0;
-}
-
-int gt_sb_put(struct gt_exec *x, const void *p, size_t n)
-{
-    struct gt_arena *a = x->arena;
-    struct gt_block *c = a->cur;
-    if (!n)
-        return 0;
-    if (!c || c->cap - c->used < n) {
-        size_t partial = c ? c->used - a->sb_off : 0;
-        size_t need = partial + n;
-        struct gt_block *nb = c ? c->next : a->head;
-        if (!nb || nb->cap < need) {
-            size_t cap = need * 2 > 4096 ? need * 2 : 4096;
-            if (need > BT_GOTMPL_SCRATCH_MAX || a->total + cap > BT_GOTMPL_SCRATCH_MAX * 2)
-                return gt_fail(x, -E2BIG, "template scratch space exceeds %u bytes",
-                               BT_GOTMPL_SCRATCH_MAX);
-            nb = malloc(sizeof(*nb) + cap);
-            if (!nb)
-                return gt_fail(x, -ENOMEM, "out of memory");
-            nb->cap = cap;
-            a->total += cap;
-            if (c) {
-                nb->next = c->next;
-                c->next = nb;
-            } else {
-                nb->next = a->head;
-                a->head = nb;
-            }
-        }
-        nb->used = 0;
-        if (partial) {
-            memcpy(nb->data, c->data + a->sb_off, partial);
-            nb->used = partial;
-        }
-        if (c)
-            c->used = a->sb_off;
-        a->cur = nb;
-        a->sb_off = 0;
-        c = nb;
-    }
-    memcpy(c->data + c->used, p, n);
-    c->used += n;
-    return 0;
-}
-
-void gt_sb_end(struct gt_exec *x, struct gt_val *out)
-{
-    struct gt_arena *a = x->arena;
-    memset(out, 0, sizeof(*out));
-    out->k = GT_STR;
-    if (!a->cur) {
-        out->s = "";
-        return;
-    }
-    out->s = a->cur->data + a->sb_off;
-    out->n = a->cur->used - a->sb_off;
-    a->sb_off = a->cur->used;
-}
-
-int gt_fail(struct gt_exec *x, int rc, const char *fmt, ...)
-{
-    if (x->err && x->errlen && !x->err[0]) {
-        int k = snprintf(x->err, x->errlen, "line %d: ", x->line);
-        if (k >= 0 && (size_t)k < x->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(x->err + k, x->errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return rc;
-}
-
-bool gt_truth(const struct gt_val *v)
-{
-    switch (v->k) {
-    case GT_STR:
-        return v->n > 0;
-    case GT_INT:
-        return v->i != 0;
-    case GT_FLOAT:
-        return v->f != 0;
-    case GT_BOOL:
-        return v->b;
-    case GT_MAP:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* Go's %v for float64: shortest representation, exponent below 1e-4 or from 1e21. */
-static int fmt_float(char *out, size_t outlen, double f)
-{
-    char tmp[40];
-    int prec = 1;
-    for (; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, f);
-        if (strtod(tmp, NULL) == f)
-            break;
-    }
-    const char *e = strchr(tmp, 'e');
-    int exp10 = e ? (int)strtol(e + 1, NULL, 10) : 0;
-    if (exp10 < -4 || exp10 >= 21)
-        return snprintf(out, outlen, "%.*e", prec - 1, f);
-    int decimals = prec - 1 - exp10;
-    return snprintf(out, outlen, "%.*f", decimals > 0 ? decimals : 0, f);
-}
-
-int gt_put_val(struct gt_exec *x, const struct gt_val *v)
-{
-    char tmp[64];
-    int k;
-    switch (v->k) {
-    case GT_STR:
-        return gt_sb_put(x, v->s, v->n);
-    case GT_INT:
-        k = snprintf(tmp, sizeof(tmp), "%lld", (long long)v->i);
-        return gt_sb_put(x, tmp, (size_t)k);
-    case GT_FLOAT:
-        k = fmt_float(tmp, sizeof(tmp), v->f);
-        return gt_sb_put(x, tmp, (size_t)k);
-    case GT_BOOL:
-        return v->b ? gt_sb_put(x, "true", 4) : gt_sb_put(x, "false", 5);
-    case GT_NIL:
-        return gt_sb_put(x, "<nil>", 5);
-    case GT_MAP:
-        return gt_fail(x, -EINVAL, "cannot print the whole data map");
-    default:
-        return gt_sb_put(x, "<no value>", 10);
-    }
-}
 
 /* ---- parser ----------------------------------------------------------------------------- */
 
@@ -270,8 +53,8 @@ struct parser {
     size_t errlen;
     bool trim_next; /* the last action ended with " -}}" */
     int depth;
-    const char *vars[MAX_VARS];
-    size_t varn[MAX_VARS];
+    const char *vars[GT_MAX_VARS];
+    size_t varn[GT_MAX_VARS];
     int nvars;
 };
 
@@ -292,7 +75,7 @@ static int perr(struct parser *p, const char *fmt, ...)
 
 static void *palloc(struct parser *p, size_t n)
 {
-    struct alloc *a = malloc(sizeof(*a));
+    struct gt_alloc *a = malloc(sizeof(*a));
     void *m = calloc(1, n);
     if (!a || !m) {
         free(a);
@@ -534,7 +317,7 @@ static int unquote(struct parser *p, const char *s, size_t n, char quote, char *
     return (int)o;
 }
 
-static int number_arg(struct parser *p, const struct token *t, struct arg *a)
+static int number_arg(struct parser *p, const struct token *t, struct gt_arg *a)
 {
     char buf[64];
     if (t->n >= sizeof(buf))
@@ -545,7 +328,7 @@ static int number_arg(struct parser *p, const struct token *t, struct arg *a)
     errno = 0;
     long long v = strtoll(buf, &end, 0);
     if (!*end && !errno) {
-        a->kind = A_INT;
+        a->kind = GA_INT;
         a->i = v;
         a->f = (double)v;
         return 0;
@@ -554,7 +337,7 @@ static int number_arg(struct parser *p, const struct token *t, struct arg *a)
     double f = strtod(buf, &end);
     if (*end || errno || strpbrk(buf, "xXpP"))
         return perr(p, "bad number syntax: %s", buf);
-    a->kind = A_FLOAT;
+    a->kind = GA_FLOAT;
     a->f = f;
     if (f == (double)(int64_t)f && f > -9.2e18 && f < 9.2e18) { /* 1.0 is an int constant too */
         a->i = (int64_t)f;
@@ -562,7 +345,7 @@ static int number_arg(struct parser *p, const struct token *t, struct arg *a)
     return 0;
 }
 
-static int parse_pipe(struct parser *p, struct pipe **out, bool allow_decl, enum tok stop);
+static int parse_pipe(struct parser *p, struct gt_pipe **out, bool allow_decl, enum tok stop);
 
 static bool var_known(const struct parser *p, const char *s, size_t n)
 {
@@ -575,13 +358,13 @@ static bool var_known(const struct parser *p, const char *s, size_t n)
 }
 
 /* An operand: a term followed by a chain of .fields with no space in between. */
-static int parse_operand(struct parser *p, struct arg **out)
+static int parse_operand(struct parser *p, struct gt_arg **out)
 {
     struct token t;
     int rc = lex(p, &t);
     if (rc < 0)
         return rc;
-    struct arg *a = palloc(p, sizeof(*a));
+    struct gt_arg *a = palloc(p, sizeof(*a));
     if (!a)
         return -ENOMEM;
     switch (t.k) {
@@ -599,7 +382,7 @@ static int parse_operand(struct parser *p, struct arg **out)
         }
         if (rc < 0)
             return rc;
-        a->kind = A_STR;
+        a->kind = GA_STR;
         a->s = s;
         a->n = (size_t)rc;
         if (t.k == T_CHAR) { /* a character constant is a number: its code point */
@@ -614,7 +397,7 @@ static int parse_operand(struct parser *p, struct arg **out)
                     (uint32_t)(u[2] & 0x3F) << 6 | (u[3] & 0x3F);
             else if (rc != 1)
                 return perr(p, "malformed character constant");
-            a->kind = A_INT;
+            a->kind = GA_INT;
             a->i = r;
             a->f = r;
         }
@@ -625,34 +408,34 @@ static int parse_operand(struct parser *p, struct arg **out)
             return rc;
         break;
     case T_DOT:
-        a->kind = A_DOT;
+        a->kind = GA_DOT;
         break;
     case T_FIELD:
-        a->kind = A_FIELD;
+        a->kind = GA_FIELD;
         a->s = t.s + 1;
         a->n = t.n - 1;
         break;
     case T_VAR:
         if (!var_known(p, t.s, t.n))
             return perr(p, "undefined variable \"%.*s\"", (int)t.n, t.s);
-        a->kind = A_VAR;
+        a->kind = GA_VAR;
         a->s = t.s;
         a->n = t.n;
         break;
     case T_LPAREN:
-        if (++p->depth > MAX_DEPTH)
+        if (++p->depth > GT_MAX_DEPTH)
             return perr(p, "expression nested too deeply");
-        a->kind = A_PIPE;
+        a->kind = GA_PIPE;
         if ((rc = parse_pipe(p, &a->pipe, false, T_RPAREN)) < 0)
             return rc;
         p->depth--;
         break;
     case T_IDENT:
         if (tok_is(&t, "true") || tok_is(&t, "false")) {
-            a->kind = A_BOOL;
+            a->kind = GA_BOOL;
             a->b = tok_is(&t, "true");
         } else if (tok_is(&t, "nil")) {
-            a->kind = A_NIL;
+            a->kind = GA_NIL;
         } else {
             a->fn = gt_func_find(t.s, t.n);
             if (!a->fn) {
@@ -660,7 +443,7 @@ static int parse_operand(struct parser *p, struct arg **out)
                     return perr(p, "function \"%.*s\" is not supported", (int)t.n, t.s);
                 return perr(p, "function \"%.*s\" not defined", (int)t.n, t.s);
             }
-            a->kind = A_FUNC;
+            a->kind = GA_FUNC;
             a->s = t.s;
             a->n = t.n;
         }
@@ -675,23 +458,23 @@ static int parse_operand(struct parser *p, struct arg **out)
             return rc;
         if (nt.k != T_FIELD || nt.space_before)
             break;
-        if (a->kind != A_DOT && a->kind != A_FIELD && a->kind != A_VAR && a->kind != A_PIPE)
+        if (a->kind != GA_DOT && a->kind != GA_FIELD && a->kind != GA_VAR && a->kind != GA_PIPE)
             return perr(p, "unexpected . after term");
         lex(p, &nt);
-        struct arg *f = palloc(p, sizeof(*f));
+        struct gt_arg *f = palloc(p, sizeof(*f));
         if (!f)
             return -ENOMEM;
-        f->kind = A_FIELD;
+        f->kind = GA_FIELD;
         f->s = nt.s + 1;
         f->n = nt.n - 1;
-        f->recv = a->kind == A_DOT ? NULL : a;
+        f->recv = a->kind == GA_DOT ? NULL : a;
         a = f;
     }
     *out = a;
     return 0;
 }
 
-static int check_cmd(struct parser *p, struct cmd *c, bool piped)
+static int check_cmd(struct parser *p, struct gt_cmd *c, bool piped)
 {
     int got = c->nargs + (piped ? 1 : 0);
     if (!c->fn) {
@@ -704,7 +487,7 @@ static int check_cmd(struct parser *p, struct cmd *c, bool piped)
     if (got < c->fn->min || (c->fn->max >= 0 && got > c->fn->max))
         return perr(p, "wrong number of args for %s: want %d got %d", c->fn->name, c->fn->min, got);
     int ri = c->fn->regex_arg;
-    if (ri >= 0 && ri < c->nargs && c->args[ri]->kind == A_STR) {
+    if (ri >= 0 && ri < c->nargs && c->args[ri]->kind == GA_STR) {
         char e[128];
         char *pat = palloc(p, c->args[ri]->n + 1);
         if (!pat)
@@ -715,18 +498,18 @@ static int check_cmd(struct parser *p, struct cmd *c, bool piped)
         c->re = bt_regex_new(pat, 0, e, sizeof(e));
         if (!c->re)
             return perr(p, "%s: bad regular expression %s: %s", c->fn->name, pat, e);
-        struct alloc *al = malloc(sizeof(*al));
+        struct gt_alloc *al = malloc(sizeof(*al));
         if (!al) {
             bt_regex_free(c->re);
             return perr(p, "out of memory");
         }
-        *al = (struct alloc){p->t->allocs, c->re, true};
+        *al = (struct gt_alloc){p->t->allocs, c->re, true};
         p->t->allocs = al;
     }
     return 0;
 }
 
-static int parse_cmd(struct parser *p, struct cmd *c, enum tok stop, bool piped, bool *more)
+static int parse_cmd(struct parser *p, struct gt_cmd *c, enum tok stop, bool piped, bool *more)
 {
     int rc;
     for (;;) {
@@ -743,31 +526,31 @@ static int parse_cmd(struct parser *p, struct cmd *c, enum tok stop, bool piped,
         }
         if (t.k == T_DECLARE || t.k == T_ASSIGN || t.k == T_COMMA)
             return perr(p, "unexpected \"%.*s\" in command", (int)t.n, t.s);
-        struct arg *a = NULL;
+        struct gt_arg *a = NULL;
         if ((rc = parse_operand(p, &a)) < 0)
             return rc;
-        if (!c->fn && c->nargs == 0 && a->kind == A_FUNC) {
+        if (!c->fn && c->nargs == 0 && a->kind == GA_FUNC) {
             c->fn = a->fn;
             continue;
         }
-        if (c->nargs == MAX_ARGS)
+        if (c->nargs == GT_MAX_ARGS)
             return perr(p, "too many arguments");
         c->args[c->nargs++] = a;
     }
     if (!c->fn && !c->nargs)
         return perr(p, "missing value for command");
     for (int i = 0; i < c->nargs; i++) {
-        struct arg *a = c->args[i];
-        if (a->kind == A_FUNC && a->fn->min > 0)
+        struct gt_arg *a = c->args[i];
+        if (a->kind == GA_FUNC && a->fn->min > 0)
             return perr(p, "wrong number of args for %s: want %d got 0", a->fn->name, a->fn->min);
     }
     return check_cmd(p, c, piped);
 }
 
-static int parse_pipe(struct parser *p, struct pipe **out, bool allow_decl, enum tok stop)
+static int parse_pipe(struct parser *p, struct gt_pipe **out, bool allow_decl, enum tok stop)
 {
-    struct pipe *pp = palloc(p, sizeof(*pp));
-    struct cmd *cmds[MAX_ARGS];
+    struct gt_pipe *pp = palloc(p, sizeof(*pp));
+    struct gt_cmd *cmds[GT_MAX_ARGS];
     int rc;
     if (!pp)
         return -ENOMEM;
@@ -802,9 +585,9 @@ static int parse_pipe(struct parser *p, struct pipe **out, bool allow_decl, enum
     }
     bool more = true;
     while (more) {
-        if (pp->ncmds == MAX_ARGS)
+        if (pp->ncmds == GT_MAX_ARGS)
             return perr(p, "pipeline too long");
-        struct cmd *c = palloc(p, sizeof(*c));
+        struct gt_cmd *c = palloc(p, sizeof(*c));
         if (!c)
             return -ENOMEM;
         if ((rc = parse_cmd(p, c, stop, pp->ncmds > 0, &more)) < 0)
@@ -817,7 +600,7 @@ static int parse_pipe(struct parser *p, struct pipe **out, bool allow_decl, enum
     for (int i = 0; i < pp->ncmds; i++)
         pp->cmds[i] = *cmds[i];
     if (pp->decl && !pp->assign) { /* visible after the declaration */
-        if (p->nvars == MAX_VARS)
+        if (p->nvars == GT_MAX_VARS)
             return perr(p, "too many variables");
         p->vars[p->nvars] = pp->decl;
         p->varn[p->nvars++] = pp->decl_n;
@@ -829,17 +612,17 @@ static int parse_pipe(struct parser *p, struct pipe **out, bool allow_decl, enum
 
 enum list_end { L_EOF, L_END, L_ELSE, L_ELSE_IF, L_ELSE_WITH };
 
-static int parse_list(struct parser *p, struct node **head, enum list_end *how);
+static int parse_list(struct parser *p, struct gt_node **head, enum list_end *how);
 
 /* After "if"/"with": pipeline, body, optional else branch, end. */
-static int parse_control(struct parser *p, enum node_kind kind, struct node **out)
+static int parse_control(struct parser *p, enum gt_node_kind kind, struct gt_node **out)
 {
     int rc, vmark = p->nvars;
     enum list_end how;
-    struct node *n = palloc(p, sizeof(*n));
+    struct gt_node *n = palloc(p, sizeof(*n));
     if (!n)
         return -ENOMEM;
-    if (++p->depth > MAX_DEPTH)
+    if (++p->depth > GT_MAX_DEPTH)
         return perr(p, "control structures nested too deeply");
     n->kind = kind;
     if ((rc = parse_pipe(p, &n->pipe, true, T_END_ACTION)) < 0)
@@ -848,7 +631,7 @@ static int parse_control(struct parser *p, enum node_kind kind, struct node **ou
         return rc;
     if (how == L_EOF)
         return perr(p, "unexpected EOF: missing {{end}}");
-    if ((how == L_ELSE_IF && kind == N_IF) || (how == L_ELSE_WITH && kind == N_WITH)) {
+    if ((how == L_ELSE_IF && kind == GN_IF) || (how == L_ELSE_WITH && kind == GN_WITH)) {
         if ((rc = parse_control(p, kind, &n->elselist)) < 0)
             return rc; /* the chained control consumed the shared {{end}} */
     } else if (how == L_ELSE_IF || how == L_ELSE_WITH) {
@@ -887,7 +670,7 @@ static int skip_comment(struct parser *p, size_t i)
 }
 
 /* Handles one {{ ... }} starting after the left delimiter. */
-static int parse_action(struct parser *p, struct node ***tail, enum list_end *how, bool *done)
+static int parse_action(struct parser *p, struct gt_node ***tail, enum list_end *how, bool *done)
 {
     struct token t;
     int rc;
@@ -924,15 +707,15 @@ static int parse_action(struct parser *p, struct node ***tail, enum list_end *ho
                         *how == L_END ? "end" : "else");
         return 0;
     }
-    struct node *n;
+    struct gt_node *n;
     if (tok_is(&t, "if") || tok_is(&t, "with")) {
         lex(p, &t);
-        if ((rc = parse_control(p, tok_is(&t, "if") ? N_IF : N_WITH, &n)) < 0)
+        if ((rc = parse_control(p, tok_is(&t, "if") ? GN_IF : GN_WITH, &n)) < 0)
             return rc;
     } else {
         if (!(n = palloc(p, sizeof(*n))))
             return -ENOMEM;
-        n->kind = N_ACTION;
+        n->kind = GN_ACTION;
         if ((rc = parse_pipe(p, &n->pipe, true, T_END_ACTION)) < 0)
             return rc;
     }
@@ -941,9 +724,9 @@ static int parse_action(struct parser *p, struct node ***tail, enum list_end *ho
     return 0;
 }
 
-static int parse_list(struct parser *p, struct node **head, enum list_end *how)
+static int parse_list(struct parser *p, struct gt_node **head, enum list_end *how)
 {
-    struct node **tail = head;
+    struct gt_node **tail = head;
     *how = L_EOF;
     while (p->pos < p->n) {
         const char *open = memmem(p->s + p->pos, p->n - p->pos, "{{", 2);
@@ -960,10 +743,10 @@ static int parse_list(struct parser *p, struct node **head, enum list_end *how)
             after += 2;
         }
         if (tend > tstart) {
-            struct node *n = palloc(p, sizeof(*n));
+            struct gt_node *n = palloc(p, sizeof(*n));
             if (!n)
                 return -ENOMEM;
-            n->kind = N_TEXT;
+            n->kind = GN_TEXT;
             n->text = p->s + tstart;
             n->tlen = tend - tstart;
             *tail = n;
@@ -988,9 +771,9 @@ void bt_gotmpl_free(struct bt_gotmpl *t)
 {
     if (!t)
         return;
-    struct alloc *a = t->allocs;
+    struct gt_alloc *a = t->allocs;
     while (a) {
-        struct alloc *nx = a->next;
+        struct gt_alloc *nx = a->next;
         if (a->re)
             bt_regex_free(a->p);
         else
@@ -1031,228 +814,4 @@ struct bt_gotmpl *bt_gotmpl_new(const char *text, char *err, size_t errlen)
         return NULL;
     }
     return t;
-}
-
-/* ---- execution -------------------------------------------------------------------------- */
-
-struct var {
-    const char *name;
-    size_t n;
-    struct gt_val v;
-};
-
-struct run {
-    struct gt_exec x;
-    struct bt_buf *out;
-    struct var vars[MAX_VARS + 1];
-    int nvars;
-};
-
-static int eval_pipe(struct run *r, const struct pipe *pp, const struct gt_val *dot,
-                     struct gt_val *out);
-
-static int field_of(struct run *r, const struct gt_val *recv, const char *name, size_t n,
-                    struct gt_val *out)
-{
-    memset(out, 0, sizeof(*out));
-    switch (recv->k) {
-    case GT_MAP: {
-        const char *v;
-        size_t vl;
-        if (r->x.lookup && r->x.lookup(r->x.ctx, name, n, &v, &vl) == 1) {
-            out->k = GT_STR;
-            out->s = v;
-            out->n = vl;
-        } else {
-            out->k = GT_NONE; /* missing key: prints as <no value> */
-        }
-        return 0;
-    }
-    case GT_NONE:
-    case GT_NIL:
-        return gt_fail(&r->x, -EINVAL, "nil pointer evaluating .%.*s", (int)n, name);
-    default:
-        return gt_fail(&r->x, -EINVAL, "can't evaluate field %.*s in a %s", (int)n, name,
-                       recv->k == GT_STR ? "string" : "number or bool");
-    }
-}
-
-static int eval_arg(struct run *r, const struct arg *a, const struct gt_val *dot,
-                    struct gt_val *out)
-{
-    memset(out, 0, sizeof(*out));
-    switch (a->kind) {
-    case A_STR:
-        out->k = GT_STR;
-        out->s = a->s;
-        out->n = a->n;
-        return 0;
-    case A_INT:
-        out->k = GT_INT;
-        out->i = a->i;
-        out->f = a->f;
-        return 0;
-    case A_FLOAT:
-        out->k = GT_FLOAT;
-        out->f = a->f;
-        return 0;
-    case A_BOOL:
-        out->k = GT_BOOL;
-        out->b = a->b;
-        return 0;
-    case A_NIL:
-        out->k = GT_NIL;
-        return 0;
-    case A_DOT:
-        *out = *dot;
-        return 0;
-    case A_VAR:
-        for (int i = r->nvars - 1; i >= 0; i--) {
-            if (r->vars[i].n == a->n && memcmp(r->vars[i].name, a->s, a->n) == 0) {
-                *out = r->vars[i].v;
-                return 0;
-            }
-        }
-        return gt_fail(&r->x, -EINVAL, "undefined variable %.*s", (int)a->n, a->s);
-    case A_FIELD: {
-        struct gt_val recv;
-        int rc = a->recv ? eval_arg(r, a->recv, dot, &recv) : (recv = *dot, 0);
-        if (rc < 0)
-            return rc;
-        return field_of(r, &recv, a->s, a->n, out);
-    }
-    case A_PIPE:
-        return eval_pipe(r, a->pipe, dot, out);
-    case A_FUNC:
-        return a->fn->fn(&r->x, NULL, NULL, 0, out);
-    }
-    return -EINVAL;
-}
-
-static int eval_cmd(struct run *r, const struct cmd *c, const struct gt_val *dot,
-                    const struct gt_val *final, struct gt_val *out)
-{
-    struct gt_val args[MAX_ARGS + 1];
-    int n = 0, rc;
-    if (!c->fn)
-        return eval_arg(r, c->args[0], dot, out);
-    if (c->fn->special != GT_PLAIN) { /* and/or: evaluate lazily, return the deciding value */
-        int total = c->nargs + (final ? 1 : 0);
-        for (int i = 0; i < total; i++) {
-            if (i < c->nargs) {
-                if ((rc = eval_arg(r, c->args[i], dot, out)) < 0)
-                    return rc;
-            } else {
-                *out = *final;
-            }
-            bool t = gt_truth(out);
-            if ((c->fn->special == GT_AND && !t) || (c->fn->special == GT_OR && t))
-                return 0;
-        }
-        return 0;
-    }
-    for (; n < c->nargs; n++)
-        if ((rc = eval_arg(r, c->args[n], dot, &args[n])) < 0)
-            return rc;
-    if (final)
-        args[n++] = *final;
-    memset(out, 0, sizeof(*out));
-    return c->fn->fn(&r->x, c->re, args, n, out);
-}
-
-static int eval_pipe(struct run *r, const struct pipe *pp, const struct gt_val *dot,
-                     struct gt_val *out)
-{
-    struct gt_val v = {0}, prev;
-    int rc;
-    r->x.line = pp->line;
-    for (int i = 0; i < pp->ncmds; i++) {
-        prev = v;
-        if ((rc = eval_cmd(r, &pp->cmds[i], dot, i ? &prev : NULL, &v)) < 0)
-            return rc;
-    }
-    if (pp->decl) {
-        if (pp->assign) {
-            for (int i = r->nvars - 1; i >= 0; i--) {
-                if (r->vars[i].n == pp->decl_n &&
-                    memcmp(r->vars[i].name, pp->decl, pp->decl_n) == 0) {
-                    r->vars[i].v = v;
-                    break;
-                }
-            }
-        } else {
-            if (r->nvars > MAX_VARS)
-                return gt_fail(&r->x, -E2BIG, "too many variables");
-            r->vars[r->nvars++] = (struct var){pp->decl, pp->decl_n, v};
-        }
-    }
-    *out = v;
-    return 0;
-}
-
-static int emit(struct run *r, const char *s, size_t n)
-{
-    int rc = bt_buf_add(r->out, s, n);
-    return rc < 0 ? gt_fail(&r->x, rc, "template output exceeds its limit") : 0;
-}
-
-static int walk(struct run *r, const struct node *n, const struct gt_val *dot)
-{
-    int rc;
-    for (; n; n = n->next) {
-        struct gt_val v;
-        switch (n->kind) {
-        case N_TEXT:
-            if ((rc = emit(r, n->text, n->tlen)) < 0)
-                return rc;
-            break;
-        case N_ACTION:
-            if ((rc = eval_pipe(r, n->pipe, dot, &v)) < 0)
-                return rc;
-            if (n->pipe->decl)
-                break; /* declarations print nothing */
-            if (v.k == GT_STR) {
-                rc = emit(r, v.s, v.n);
-            } else {
-                gt_sb_begin(&r->x);
-                if ((rc = gt_put_val(&r->x, &v)) < 0)
-                    return rc;
-                gt_sb_end(&r->x, &v);
-                rc = emit(r, v.s, v.n);
-            }
-            if (rc < 0)
-                return rc;
-            break;
-        case N_IF:
-        case N_WITH: {
-            int mark = r->nvars;
-            if ((rc = eval_pipe(r, n->pipe, dot, &v)) < 0)
-                return rc;
-            if (gt_truth(&v))
-                rc = walk(r, n->list, n->kind == N_WITH ? &v : dot);
-            else
-                rc = walk(r, n->elselist, dot);
-            r->nvars = mark;
-            if (rc < 0)
-                return rc;
-            break;
-        }
-        }
-    }
-    return 0;
-}
-
-int bt_gotmpl_exec(struct bt_gotmpl *t, bt_gotmpl_lookup_fn lookup, void *ctx, struct bt_buf *out,
-                   char *err, size_t errlen)
-{
-    struct run r;
-    if (err && errlen)
-        err[0] = '\0';
-    gt_arena_reset(&t->arena);
-    r.x = (struct gt_exec){&t->arena, lookup, ctx, err, errlen, 1};
-    r.out = out;
-    r.nvars = 1;
-    r.vars[0] = (struct var){"$", 1, {.k = GT_MAP}};
-    struct gt_val root = {.k = GT_MAP};
-    return walk(&r, t->root, &root);
 }

@@ -29,7 +29,7 @@ static int put_hex(struct gt_exec *x, const unsigned char *d, size_t n, struct g
 
 /* ---- argument helpers ------------------------------------------------------------------- */
 
-static const char *kind_name(enum gt_kind k)
+const char *gt_kind_name(enum gt_kind k)
 {
     switch (k) {
     case GT_STR:
@@ -47,19 +47,19 @@ static const char *kind_name(enum gt_kind k)
     }
 }
 
-static int want_str(struct gt_exec *x, const struct gt_val *v)
+int gt_want_str(struct gt_exec *x, const struct gt_val *v)
 {
     if (v->k == GT_STR)
         return 0;
     if (v->k == GT_NONE || v->k == GT_NIL)
         return gt_fail(x, -EINVAL, "invalid value; expected string");
-    return gt_fail(x, -EINVAL, "wrong type for value; expected string; got %s", kind_name(v->k));
+    return gt_fail(x, -EINVAL, "wrong type for value; expected string; got %s", gt_kind_name(v->k));
 }
 
 static int want_strs(struct gt_exec *x, const struct gt_val *a, int n)
 {
     for (int i = 0; i < n; i++)
-        if (want_str(x, &a[i]) < 0)
+        if (gt_want_str(x, &a[i]) < 0)
             return -EINVAL;
     return 0;
 }
@@ -74,7 +74,7 @@ static int want_int(struct gt_exec *x, const struct gt_val *v, int64_t *out)
         *out = (int64_t)v->f;
         return 0;
     }
-    return gt_fail(x, -EINVAL, "wrong type for value; expected int; got %s", kind_name(v->k));
+    return gt_fail(x, -EINVAL, "wrong type for value; expected int; got %s", gt_kind_name(v->k));
 }
 
 /* cast.ToInt64 as sprig uses it: strings parsed with base prefixes, failures are 0. */
@@ -106,32 +106,6 @@ static int64_t cast_i64(const struct gt_val *v)
     default:
         return 0;
     }
-}
-
-static int ret_str(struct gt_val *out, const char *s, size_t n)
-{
-    memset(out, 0, sizeof(*out));
-    out->k = GT_STR;
-    out->s = s;
-    out->n = n;
-    return 0;
-}
-
-static int ret_bool(struct gt_val *out, bool b)
-{
-    memset(out, 0, sizeof(*out));
-    out->k = GT_BOOL;
-    out->b = b;
-    return 0;
-}
-
-static int ret_int(struct gt_val *out, int64_t i)
-{
-    memset(out, 0, sizeof(*out));
-    out->k = GT_INT;
-    out->i = i;
-    out->f = (double)i;
-    return 0;
 }
 
 /* sprig's strval: a missing key is nil and prints as <nil>. */
@@ -183,13 +157,13 @@ static int map_case(struct gt_exec *x, const struct gt_val *v, bool upper, struc
 static int f_upper(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                    struct gt_val *out)
 {
-    return want_str(x, &a[0]) < 0 ? -EINVAL : map_case(x, &a[0], true, out);
+    return gt_want_str(x, &a[0]) < 0 ? -EINVAL : map_case(x, &a[0], true, out);
 }
 
 static int f_lower(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                    struct gt_val *out)
 {
-    return want_str(x, &a[0]) < 0 ? -EINVAL : map_case(x, &a[0], false, out);
+    return gt_want_str(x, &a[0]) < 0 ? -EINVAL : map_case(x, &a[0], false, out);
 }
 
 static bool in_cutset(uint32_t r, const char *cut, size_t cn)
@@ -229,9 +203,9 @@ static int trim_common(struct gt_exec *x, const struct gt_val *s, const struct g
     const char *p = s->s;
     size_t n = s->n;
     if (cut && !cut->n)
-        return ret_str(out, p, n);
+        return gt_ret_str(out, p, n);
     trim_runes(&p, &n, cut ? cut->s : NULL, cut ? cut->n : 0, l, r);
-    return ret_str(out, p, n);
+    return gt_ret_str(out, p, n);
 }
 
 static int f_Trim(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -255,7 +229,7 @@ static int f_TrimRight(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
 static int f_TrimSpace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                        struct gt_val *out)
 {
-    return want_str(x, &a[0]) < 0 ? -EINVAL : trim_common(x, &a[0], NULL, true, true, out);
+    return gt_want_str(x, &a[0]) < 0 ? -EINVAL : trim_common(x, &a[0], NULL, true, true, out);
 }
 
 static int f_trimAll(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -269,9 +243,9 @@ static int trim_fix(const struct gt_val *s, const struct gt_val *fix, bool prefi
 {
     if (fix->n <= s->n) {
         if (prefix && memcmp(s->s, fix->s, fix->n) == 0)
-            return ret_str(out, s->s + fix->n, s->n - fix->n);
+            return gt_ret_str(out, s->s + fix->n, s->n - fix->n);
         if (!prefix && memcmp(s->s + s->n - fix->n, fix->s, fix->n) == 0)
-            return ret_str(out, s->s, s->n - fix->n);
+            return gt_ret_str(out, s->s, s->n - fix->n);
     }
     *out = *s;
     return 0;
@@ -395,7 +369,7 @@ static int f_Sha2Hash(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, 
 static int f_sha256sum(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                        struct gt_val *out)
 {
-    return want_str(x, &a[0]) < 0 ? -EINVAL : sha2(x, a, 1, out);
+    return gt_want_str(x, &a[0]) < 0 ? -EINVAL : sha2(x, a, 1, out);
 }
 
 static int f_contains(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -403,7 +377,7 @@ static int f_contains(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, 
 {
     if (want_strs(x, a, 2) < 0)
         return -EINVAL;
-    return ret_bool(out, !a[0].n || memmem(a[1].s, a[1].n, a[0].s, a[0].n) != NULL);
+    return gt_ret_bool(out, !a[0].n || memmem(a[1].s, a[1].n, a[0].s, a[0].n) != NULL);
 }
 
 static int f_hasPrefix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -411,7 +385,7 @@ static int f_hasPrefix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
 {
     if (want_strs(x, a, 2) < 0)
         return -EINVAL;
-    return ret_bool(out, a[0].n <= a[1].n && memcmp(a[1].s, a[0].s, a[0].n) == 0);
+    return gt_ret_bool(out, a[0].n <= a[1].n && memcmp(a[1].s, a[0].s, a[0].n) == 0);
 }
 
 static int f_hasSuffix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -419,14 +393,15 @@ static int f_hasSuffix(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
 {
     if (want_strs(x, a, 2) < 0)
         return -EINVAL;
-    return ret_bool(out, a[0].n <= a[1].n && memcmp(a[1].s + a[1].n - a[0].n, a[0].s, a[0].n) == 0);
+    return gt_ret_bool(out,
+                       a[0].n <= a[1].n && memcmp(a[1].s + a[1].n - a[0].n, a[0].s, a[0].n) == 0);
 }
 
 static int f_repeat(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                     struct gt_val *out)
 {
     int64_t c;
-    if (want_int(x, &a[0], &c) < 0 || want_str(x, &a[1]) < 0)
+    if (want_int(x, &a[0], &c) < 0 || gt_want_str(x, &a[1]) < 0)
         return -EINVAL;
     if (c < 0)
         return gt_fail(x, -EINVAL, "repeat: negative count");
@@ -444,7 +419,7 @@ static int f_substr(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, in
                     struct gt_val *out)
 {
     int64_t st, en, len = (int64_t)a[2].n;
-    if (want_int(x, &a[0], &st) < 0 || want_int(x, &a[1], &en) < 0 || want_str(x, &a[2]) < 0)
+    if (want_int(x, &a[0], &st) < 0 || want_int(x, &a[1], &en) < 0 || gt_want_str(x, &a[2]) < 0)
         return -EINVAL;
     if (st < 0) {
         st = 0;
@@ -454,19 +429,19 @@ static int f_substr(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, in
     if (en < 0 || en > len || st > en)
         return gt_fail(x, -EINVAL, "substr: slice bounds out of range [%lld:%lld]", (long long)st,
                        (long long)en);
-    return ret_str(out, a[2].s + st, (size_t)(en - st));
+    return gt_ret_str(out, a[2].s + st, (size_t)(en - st));
 }
 
 static int f_trunc(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                    struct gt_val *out)
 {
     int64_t c, len = (int64_t)a[1].n;
-    if (want_int(x, &a[0], &c) < 0 || want_str(x, &a[1]) < 0)
+    if (want_int(x, &a[0], &c) < 0 || gt_want_str(x, &a[1]) < 0)
         return -EINVAL;
     if (c < 0 && len + c > 0)
-        return ret_str(out, a[1].s + len + c, (size_t)-c);
+        return gt_ret_str(out, a[1].s + len + c, (size_t)-c);
     if (c >= 0 && len > c)
-        return ret_str(out, a[1].s, (size_t)c);
+        return gt_ret_str(out, a[1].s, (size_t)c);
     *out = a[1];
     return 0;
 }
@@ -474,7 +449,7 @@ static int f_trunc(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int
 static int f_nospace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                      struct gt_val *out)
 {
-    if (want_str(x, &a[0]) < 0)
+    if (gt_want_str(x, &a[0]) < 0)
         return -EINVAL;
     int rc = 0;
     gt_sb_begin(x);
@@ -490,7 +465,7 @@ static int f_nospace(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, i
 }
 
 /* strconv.Quote into the current string being built. */
-static int go_quote(struct gt_exec *x, const char *s, size_t n)
+int gt_go_quote(struct gt_exec *x, const char *s, size_t n)
 {
     int rc = gt_sb_put(x, "\"", 1);
     for (size_t i = 0; i < n && rc == 0;) {
@@ -567,7 +542,7 @@ static int quote_list(struct gt_exec *x, struct gt_val *a, int n, bool dbl, stru
         if (rc)
             break;
         if (dbl) {
-            rc = go_quote(x, sv.s, sv.n);
+            rc = gt_go_quote(x, sv.s, sv.n);
         } else {
             rc = gt_sb_put(x, "'", 1);
             rc = rc ? rc : gt_sb_put(x, sv.s, sv.n);
@@ -630,7 +605,7 @@ static int f_default(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, i
 static int f_empty(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                    struct gt_val *out)
 {
-    return ret_bool(out, is_empty(&a[0]));
+    return gt_ret_bool(out, is_empty(&a[0]));
 }
 
 static int f_coalesce(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -651,7 +626,7 @@ static int f_ternary(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, i
 {
     if (a[2].k != GT_BOOL)
         return gt_fail(x, -EINVAL, "wrong type for value; expected bool; got %s",
-                       kind_name(a[2].k));
+                       gt_kind_name(a[2].k));
     *out = a[2].b ? a[0] : a[1];
     return 0;
 }
@@ -662,19 +637,19 @@ static int f_add(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n
     uint64_t s = 0;
     for (int i = 0; i < n; i++)
         s += (uint64_t)cast_i64(&a[i]); /* wraps like Go's int64 */
-    return ret_int(out, (int64_t)s);
+    return gt_ret_int(out, (int64_t)s);
 }
 
 static int f_add1(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                   struct gt_val *out)
 {
-    return ret_int(out, (int64_t)((uint64_t)cast_i64(&a[0]) + 1));
+    return gt_ret_int(out, (int64_t)((uint64_t)cast_i64(&a[0]) + 1));
 }
 
 static int f_sub(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                  struct gt_val *out)
 {
-    return ret_int(out, (int64_t)((uint64_t)cast_i64(&a[0]) - (uint64_t)cast_i64(&a[1])));
+    return gt_ret_int(out, (int64_t)((uint64_t)cast_i64(&a[0]) - (uint64_t)cast_i64(&a[1])));
 }
 
 static int f_mul(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -683,7 +658,7 @@ static int f_mul(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n
     uint64_t p = (uint64_t)cast_i64(&a[0]);
     for (int i = 1; i < n; i++)
         p *= (uint64_t)cast_i64(&a[i]);
-    return ret_int(out, (int64_t)p);
+    return gt_ret_int(out, (int64_t)p);
 }
 
 static int divmod(struct gt_exec *x, struct gt_val *a, bool mod, struct gt_val *out)
@@ -692,8 +667,8 @@ static int divmod(struct gt_exec *x, struct gt_val *a, bool mod, struct gt_val *
     if (r == 0)
         return gt_fail(x, -EINVAL, "integer divide by zero");
     if (r == -1)
-        return ret_int(out, mod ? 0 : (int64_t)(0 - (uint64_t)l));
-    return ret_int(out, mod ? l % r : l / r);
+        return gt_ret_int(out, mod ? 0 : (int64_t)(0 - (uint64_t)l));
+    return gt_ret_int(out, mod ? l % r : l / r);
 }
 
 static int f_div(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -711,13 +686,13 @@ static int f_mod(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n
 static int f_int(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                  struct gt_val *out)
 {
-    return ret_int(out, cast_i64(&a[0]));
+    return gt_ret_int(out, cast_i64(&a[0]));
 }
 
 static int f_atoi(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
                   struct gt_val *out)
 {
-    if (want_str(x, &a[0]) < 0)
+    if (gt_want_str(x, &a[0]) < 0)
         return -EINVAL;
     char buf[32];
     int64_t v = 0;
@@ -730,7 +705,7 @@ static int f_atoi(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int 
         if (!*end && !errno && buf[0] != ' ' && buf[0] != '\t')
             v = r;
     }
-    return ret_int(out, v);
+    return gt_ret_int(out, v);
 }
 
 /* ---- regular expressions ---------------------------------------------------------------- */
@@ -877,7 +852,7 @@ static int f_regexMatch(struct gt_exec *x, struct bt_regex *re, struct gt_val *a
     re_put(&u);
     if (m < 0)
         return gt_fail(x, m, "regular expression match failed");
-    return ret_bool(out, m > 0);
+    return gt_ret_bool(out, m > 0);
 }
 
 static int f_regexFind(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
@@ -893,330 +868,26 @@ static int f_regexFind(struct gt_exec *x, struct bt_regex *re, struct gt_val *a,
     re_put(&u);
     if (m < 0)
         return gt_fail(x, m, "regular expression match failed");
-    return ret_str(out, a[1].s + ms, me - ms);
-}
-
-/* ---- Go builtins ------------------------------------------------------------------------ */
-
-static int f_and(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                 struct gt_val *out)
-{
-    return 0; /* evaluated lazily by the engine */
-}
-
-static int f_not(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                 struct gt_val *out)
-{
-    return ret_bool(out, !gt_truth(&a[0]));
-}
-
-static int f_len(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                 struct gt_val *out)
-{
-    if (a[0].k != GT_STR)
-        return gt_fail(x, -EINVAL, "len of %s",
-                       a[0].k == GT_NONE || a[0].k == GT_NIL ? "nil pointer" : kind_name(a[0].k));
-    return ret_int(out, (int64_t)a[0].n);
-}
-
-static bool nilish(const struct gt_val *v)
-{
-    return v->k == GT_NONE || v->k == GT_NIL;
-}
-
-static int cmp2(struct gt_exec *x, const struct gt_val *l, const struct gt_val *r, bool eq_only,
-                int *res)
-{
-    if (eq_only && (nilish(l) || nilish(r))) {
-        *res = nilish(l) && nilish(r) ? 0 : 1;
-        return 0;
-    }
-    if (nilish(l) || nilish(r) || l->k == GT_MAP || r->k == GT_MAP ||
-        (!eq_only && (l->k == GT_BOOL || r->k == GT_BOOL)))
-        return gt_fail(x, -EINVAL, "invalid type for comparison");
-    if (l->k != r->k)
-        return gt_fail(x, -EINVAL, "incompatible types for comparison");
-    switch (l->k) {
-    case GT_STR: {
-        size_t m = l->n < r->n ? l->n : r->n;
-        int c = memcmp(l->s, r->s, m);
-        *res = c ? c : (l->n < r->n ? -1 : l->n > r->n);
-        return 0;
-    }
-    case GT_INT:
-        *res = (l->i > r->i) - (l->i < r->i);
-        return 0;
-    case GT_FLOAT:
-        *res = (l->f > r->f) - (l->f < r->f);
-        return 0;
-    default:
-        *res = l->b != r->b;
-        return 0;
-    }
-}
-
-static int f_eq(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out)
-{
-    for (int i = 1; i < n; i++) {
-        int c;
-        if (cmp2(x, &a[0], &a[i], true, &c) < 0)
-            return -EINVAL;
-        if (c == 0)
-            return ret_bool(out, true);
-    }
-    return ret_bool(out, false);
-}
-
-static int f_ne(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out)
-{
-    int c;
-    if (cmp2(x, &a[0], &a[1], true, &c) < 0)
-        return -EINVAL;
-    return ret_bool(out, c != 0);
-}
-
-#define ORDER_FN(name, test)                                                                       \
-    static int name(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,               \
-                    struct gt_val *out)                                                            \
-    {                                                                                              \
-        int c;                                                                                     \
-        if (cmp2(x, &a[0], &a[1], false, &c) < 0)                                                  \
-            return -EINVAL;                                                                        \
-        return ret_bool(out, test);                                                                \
-    }
-ORDER_FN(f_lt, c < 0)
-ORDER_FN(f_le, c <= 0)
-ORDER_FN(f_gt, c > 0)
-ORDER_FN(f_ge, c >= 0)
-
-static int put_printable(struct gt_exec *x, const struct gt_val *v)
-{
-    struct gt_val nil = {.k = GT_NIL};
-    return gt_put_val(x, v->k == GT_NONE ? &nil : v);
-}
-
-static int sprint(struct gt_exec *x, struct gt_val *a, int n, bool ln, struct gt_val *out)
-{
-    int rc = 0;
-    gt_sb_begin(x);
-    for (int i = 0; i < n && rc == 0; i++) {
-        if (i && (ln || (a[i].k != GT_STR && a[i - 1].k != GT_STR)))
-            rc = gt_sb_put(x, " ", 1);
-        if (rc == 0)
-            rc = put_printable(x, &a[i]);
-    }
-    if (ln && rc == 0)
-        rc = gt_sb_put(x, "\n", 1);
-    gt_sb_end(x, out);
-    return rc;
-}
-
-static int f_print(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                   struct gt_val *out)
-{
-    return sprint(x, a, n, false, out);
-}
-
-static int f_println(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                     struct gt_val *out)
-{
-    return sprint(x, a, n, true, out);
-}
-
-static int bad_verb(struct gt_exec *x, char verb, const struct gt_val *v)
-{
-    char head[8];
-    int k = snprintf(head, sizeof(head), "%%!%c(", verb);
-    int rc = gt_sb_put(x, head, (size_t)k);
-    if (rc == 0 && nilish(v))
-        return gt_sb_put(x, "<nil>)", 6);
-    if (rc == 0)
-        rc = gt_sb_put(x, kind_name(v->k), strlen(kind_name(v->k)));
-    if (rc == 0)
-        rc = gt_sb_put(x, "=", 1);
-    if (rc == 0)
-        rc = gt_put_val(x, v);
-    return rc ? rc : gt_sb_put(x, ")", 1);
-}
-
-/* %s with Go's width and precision, both counted in runes; pads with spaces. */
-static int pad_str(struct gt_exec *x, const char *spec, size_t sl, const struct gt_val *v)
-{
-    bool left = false;
-    long width = 0, prec = -1;
-    size_t i = 0;
-    for (; i < sl && strchr("+-# 0", spec[i]); i++)
-        left |= spec[i] == '-';
-    for (; i < sl && spec[i] >= '0' && spec[i] <= '9'; i++)
-        width = width * 10 + (spec[i] - '0');
-    if (i < sl && spec[i] == '.')
-        for (prec = 0, i++; i < sl && spec[i] >= '0' && spec[i] <= '9'; i++)
-            prec = prec * 10 + (spec[i] - '0');
-    size_t bytes = 0;
-    long runes = 0;
-    while (bytes < v->n && (prec < 0 || runes < prec)) {
-        size_t w;
-        gt_dec_rune(v->s + bytes, v->n - bytes, &w);
-        bytes += w;
-        runes++;
-    }
-    int rc = 0;
-    for (long k = runes; !left && k < width && rc == 0; k++)
-        rc = gt_sb_put(x, " ", 1);
-    if (rc == 0)
-        rc = gt_sb_put(x, v->s, bytes);
-    for (long k = runes; left && k < width && rc == 0; k++)
-        rc = gt_sb_put(x, " ", 1);
-    return rc;
-}
-
-/* One printf verb with its flags/width/precision (spec is "%-08.3" without the verb). */
-static int printf_one(struct gt_exec *x, const char *spec, size_t sl, char verb,
-                      const struct gt_val *v)
-{
-    char fmt[40], tmp[10048];
-    int k = -1;
-    if (sl > 20)
-        sl = 20; /* a prefix of a well-formed spec is still well-formed */
-    switch (verb) {
-    case 'd':
-    case 'x':
-    case 'X':
-    case 'o':
-    case 'c':
-        if (v->k == GT_INT && verb == 'c') {
-            char enc[4];
-            return gt_sb_put(
-                x, enc,
-                gt_enc_rune(enc, v->i < 0 || v->i > 0x10FFFF ? GT_RUNE_ERROR : (uint32_t)v->i));
-        }
-        if (v->k == GT_INT) {
-            snprintf(fmt, sizeof(fmt), "%%%.*sll%c", (int)sl, spec, verb);
-            k = snprintf(tmp, sizeof(tmp), fmt, (long long)v->i);
-        } else if (v->k == GT_STR && (verb == 'x' || verb == 'X')) {
-            static const char lo[] = "0123456789abcdef", up[] = "0123456789ABCDEF";
-            const char *h = verb == 'x' ? lo : up;
-            int rc = 0;
-            for (size_t i = 0; i < v->n && rc == 0; i++) {
-                char b[2] = {h[(unsigned char)v->s[i] >> 4], h[v->s[i] & 15]};
-                rc = gt_sb_put(x, b, 2);
-            }
-            return rc;
-        }
-        break;
-    case 'f':
-    case 'e':
-    case 'g':
-    case 'E':
-    case 'G':
-        if (v->k == GT_FLOAT) {
-            snprintf(fmt, sizeof(fmt), "%%%.*s%c", (int)sl, spec, verb);
-            k = snprintf(tmp, sizeof(tmp), fmt, v->f);
-        }
-        break;
-    case 't':
-        if (v->k == GT_BOOL)
-            return gt_sb_put(x, v->b ? "true" : "false", v->b ? 4 : 5);
-        break;
-    case 'q':
-        if (v->k == GT_STR)
-            return go_quote(x, v->s, v->n);
-        break;
-    case 's':
-    case 'v':
-        if (v->k == GT_STR || verb == 'v') {
-            if (v->k == GT_STR && sl > 0)
-                return pad_str(x, spec, sl, v);
-            return put_printable(x, v);
-        }
-        break;
-    default:
-        break;
-    }
-    if (k >= 0)
-        return gt_sb_put(x, tmp, (size_t)k < sizeof(tmp) ? (size_t)k : sizeof(tmp) - 1);
-    return bad_verb(x, verb, v);
-}
-
-static int f_printf(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
-                    struct gt_val *out)
-{
-    if (want_str(x, &a[0]) < 0)
-        return -EINVAL;
-    const char *f = a[0].s;
-    size_t fn = a[0].n, i = 0;
-    int arg = 1, rc = 0;
-    /* convert nothing up front: printf_one only appends */
-    gt_sb_begin(x);
-    while (i < fn && rc == 0) {
-        const char *pc = memchr(f + i, '%', fn - i);
-        size_t upto = pc ? (size_t)(pc - f) : fn;
-        rc = gt_sb_put(x, f + i, upto - i);
-        i = upto;
-        if (!pc || rc)
-            break;
-        size_t ss = ++i;
-        while (i < fn && strchr("+-# 0", f[i])) /* flags, width, precision: Go's order */
-            i++;
-        size_t d0 = i;
-        while (i < fn && f[i] >= '0' && f[i] <= '9' && i - d0 < 4) /* width capped at 9999 */
-            i++;
-        if (i < fn && f[i] == '.') {
-            d0 = ++i;
-            while (i < fn && f[i] >= '0' && f[i] <= '9' && i - d0 < 4)
-                i++;
-        }
-        if (i >= fn) {
-            rc = gt_sb_put(x, "%!(NOVERB)", 10);
-            break;
-        }
-        char verb = f[i++];
-        if (verb == '%') {
-            rc = gt_sb_put(x, "%", 1);
-        } else if (arg >= n) {
-            char m[24];
-            int k = snprintf(m, sizeof(m), "%%!%c(MISSING)", verb);
-            rc = gt_sb_put(x, m, (size_t)k);
-        } else {
-            rc = printf_one(x, f + ss, i - 1 - ss, verb, &a[arg++]);
-        }
-    }
-    if (rc == 0 && arg < n) {
-        rc = gt_sb_put(x, "%!(EXTRA ", 9);
-        for (int k = arg; k < n && rc == 0; k++) {
-            if (k > arg)
-                rc = gt_sb_put(x, ", ", 2);
-            if (rc == 0)
-                rc = gt_sb_put(x, kind_name(a[k].k), strlen(kind_name(a[k].k)));
-            if (rc == 0)
-                rc = gt_sb_put(x, "=", 1);
-            if (rc == 0)
-                rc = put_printable(x, &a[k]);
-        }
-        if (rc == 0)
-            rc = gt_sb_put(x, ")", 1);
-    }
-    gt_sb_end(x, out);
-    return rc;
+    return gt_ret_str(out, a[1].s + ms, me - ms);
 }
 
 /* ---- table ------------------------------------------------------------------------------ */
 
 static const struct gt_func funcs[] = {
     /* Go text/template builtins */
-    {"and", 1, -1, -1, GT_AND, f_and},
-    {"or", 1, -1, -1, GT_OR, f_and},
-    {"not", 1, 1, -1, GT_PLAIN, f_not},
-    {"len", 1, 1, -1, GT_PLAIN, f_len},
-    {"eq", 2, -1, -1, GT_PLAIN, f_eq},
-    {"ne", 2, 2, -1, GT_PLAIN, f_ne},
-    {"lt", 2, 2, -1, GT_PLAIN, f_lt},
-    {"le", 2, 2, -1, GT_PLAIN, f_le},
-    {"gt", 2, 2, -1, GT_PLAIN, f_gt},
-    {"ge", 2, 2, -1, GT_PLAIN, f_ge},
-    {"print", 0, -1, -1, GT_PLAIN, f_print},
-    {"printf", 1, -1, -1, GT_PLAIN, f_printf},
-    {"println", 0, -1, -1, GT_PLAIN, f_println},
+    {"and", 1, -1, -1, GT_AND, gt_f_and},
+    {"or", 1, -1, -1, GT_OR, gt_f_and},
+    {"not", 1, 1, -1, GT_PLAIN, gt_f_not},
+    {"len", 1, 1, -1, GT_PLAIN, gt_f_len},
+    {"eq", 2, -1, -1, GT_PLAIN, gt_f_eq},
+    {"ne", 2, 2, -1, GT_PLAIN, gt_f_ne},
+    {"lt", 2, 2, -1, GT_PLAIN, gt_f_lt},
+    {"le", 2, 2, -1, GT_PLAIN, gt_f_le},
+    {"gt", 2, 2, -1, GT_PLAIN, gt_f_gt},
+    {"ge", 2, 2, -1, GT_PLAIN, gt_f_ge},
+    {"print", 0, -1, -1, GT_PLAIN, gt_f_print},
+    {"printf", 1, -1, -1, GT_PLAIN, gt_f_printf},
+    {"println", 0, -1, -1, GT_PLAIN, gt_f_println},
     /* promtail */
     {"ToLower", 1, 1, -1, GT_PLAIN, f_lower},
     {"ToUpper", 1, 1, -1, GT_PLAIN, f_upper},

@@ -12,10 +12,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "util/gotemplate.h"
 
 struct bt_regex;
+struct bt_buf;
 
 enum gt_kind { GT_NONE, GT_NIL, GT_STR, GT_INT, GT_FLOAT, GT_BOOL, GT_MAP };
 
@@ -81,6 +83,132 @@ struct gt_func {
 const struct gt_func *gt_func_find(const char *name, size_t n);
 /* Names that Go or sprig define but this engine does not (for a clearer message). */
 bool gt_func_known_unsupported(const char *name, size_t n);
+
+/* ---- the compiled tree (gotemplate.c builds it, gotemplate_exec.c walks it) ---- */
+
+#define GT_MAX_DEPTH 64 /* nesting of control structures and parentheses */
+#define GT_MAX_ARGS 16  /* arguments of one command */
+#define GT_MAX_VARS 64  /* variables declared in one template */
+
+enum gt_arg_kind {
+    GA_STR,
+    GA_INT,
+    GA_FLOAT,
+    GA_BOOL,
+    GA_NIL,
+    GA_DOT,
+    GA_VAR,
+    GA_FIELD,
+    GA_PIPE,
+    GA_FUNC
+};
+
+struct gt_pipe;
+
+struct gt_arg {
+    enum gt_arg_kind kind;
+    const char *s; /* GA_STR (decoded), GA_VAR name, GA_FUNC name */
+    size_t n;
+    int64_t i;
+    double f;
+    bool b;
+    struct gt_arg *recv;  /* GA_FIELD: receiver (NULL = dot) */
+    struct gt_pipe *pipe; /* GA_PIPE */
+    const struct gt_func *fn;
+};
+
+struct gt_cmd {
+    const struct gt_func *fn; /* first word names a function */
+    struct bt_regex *re;      /* precompiled regex argument */
+    struct gt_arg *args[GT_MAX_ARGS];
+    int nargs; /* without the function name */
+};
+
+struct gt_pipe {
+    int line;
+    const char *decl; /* variable declared or assigned */
+    size_t decl_n;
+    bool assign;
+    struct gt_cmd *cmds;
+    int ncmds;
+};
+
+enum gt_node_kind { GN_TEXT, GN_ACTION, GN_IF, GN_WITH };
+
+struct gt_node {
+    enum gt_node_kind kind;
+    struct gt_node *next;
+    const char *text;
+    size_t tlen;
+    struct gt_pipe *pipe;
+    struct gt_node *list, *elselist;
+};
+
+struct gt_alloc {
+    struct gt_alloc *next;
+    void *p;
+    bool re; /* p is a struct bt_regex */
+};
+
+struct bt_gotmpl {
+    char *src;
+    struct gt_node *root;
+    struct gt_alloc *allocs;
+    struct gt_arena arena;
+    int nvars; /* declarations in the template */
+};
+
+/* ---- shared by the function files ---- */
+
+/* Result helpers for function implementations; always return 0. */
+static inline int gt_ret_str(struct gt_val *out, const char *s, size_t n)
+{
+    memset(out, 0, sizeof(*out));
+    out->k = GT_STR;
+    out->s = s;
+    out->n = n;
+    return 0;
+}
+
+static inline int gt_ret_bool(struct gt_val *out, bool b)
+{
+    memset(out, 0, sizeof(*out));
+    out->k = GT_BOOL;
+    out->b = b;
+    return 0;
+}
+
+static inline int gt_ret_int(struct gt_val *out, int64_t i)
+{
+    memset(out, 0, sizeof(*out));
+    out->k = GT_INT;
+    out->i = i;
+    out->f = (double)i;
+    return 0;
+}
+
+/* Go's name of a value's type ("string", "int", "float64", "bool", "<nil>"). */
+const char *gt_kind_name(enum gt_kind k);
+/* 0 if v is a string, else an execution error as text/template words it. */
+int gt_want_str(struct gt_exec *x, const struct gt_val *v);
+/* Appends strconv.Quote(s) to the string being built. */
+int gt_go_quote(struct gt_exec *x, const char *s, size_t n);
+
+/* Go builtins (gotemplate_builtins.c); and/or are evaluated lazily by the engine. */
+int gt_f_and(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_not(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_len(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_eq(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_ne(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_lt(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_le(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_gt(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_ge(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_print(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n, struct gt_val *out);
+int gt_f_printf(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                struct gt_val *out);
+int gt_f_println(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, int n,
+                 struct gt_val *out);
 
 /* ---- text helpers (gotemplate_text.c) ---- */
 
