@@ -312,7 +312,7 @@ DROP_CASES = [
     ("too_old", "400:body=entry for stream '{job=\"x\"}' has timestamp too old: 2020", ""),
     ("too_new", "400:body=entry for stream '{job=\"x\"}' has timestamp too new: 2099", ""),
     ("line_too_long", "400:body=Max entry size '10' bytes exceeded for stream", ""),
-    ("out_of_order", "400:body=entry too far behind, oldest acceptable timestamp is", ""),
+    ("out_of_order", "400:body=entry out of order for stream {job=\"x\"}", ""),
     ("invalid_labels", "400:body=error parsing labels '{x}' with error: bad", ""),
     ("http_4xx", "400:body=something else entirely", ""),
     ("request_too_large", "413:body=request too large", ""),
