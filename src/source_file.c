@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
-#define SAVE_SOON_NS (100 * BT_NS_PER_MS)
+#define SAVE_SOON_NS (20 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 
 struct target;
