@@ -32,6 +32,11 @@
 #include <unistd.h>
 
 #define SHUTDOWN_POLL_NS (20 * BT_NS_PER_MS)
+/* Sealed batches a client may have queued or in flight before file sources pause. Files are
+ * the buffer: reading further ahead than this only costs memory, since pushes are the
+ * bottleneck. A few batches keep the push thread busy while the loop fills the next one. */
+#define MAX_QUEUED_BATCHES 4
+#define RESUME_QUEUED_BATCHES 2
 
 struct agent_client {
     struct bt_agent *a;
@@ -73,7 +78,7 @@ struct bt_agent {
     double tokens;
     int64_t refill_at;
     struct bt_series *m_rate_drop, *m_rate_drop_bytes;
-    struct bt_series *m_inflight, *m_paused, *m_pauses;
+    struct bt_series *m_inflight, *m_paused, *m_pause_mem, *m_pause_queue;
     struct bt_buf dry;
 };
 
@@ -89,23 +94,37 @@ static size_t inflight_bytes(const struct bt_agent *a)
     return n;
 }
 
+static size_t max_queued(const struct bt_agent *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_clients; i++) {
+        size_t q = bt_client_pending(a->clients[i].client);
+        if (q > n)
+            n = q;
+    }
+    return n;
+}
+
+/* Pauses file sources when bytes held in batches and in flight reach the memory ceiling, or a
+ * client has MAX_QUEUED_BATCHES waiting; resumes once both have drained well below. */
 static void check_pressure(struct bt_agent *a)
 {
     if (!a->files || a->stopping)
         return;
     size_t n = inflight_bytes(a);
+    size_t q = max_queued(a);
     bt_gauge_set(a->m_inflight, (double)n);
-    if (!a->paused && n >= a->memory_limit) {
+    if (!a->paused && (n >= a->memory_limit || q >= MAX_QUEUED_BATCHES)) {
         a->paused = true;
         bt_files_pause(a->files);
         bt_gauge_set(a->m_paused, 1);
-        bt_counter_inc(a->m_pauses);
-        BT_DEBUG("agent", "memory ceiling reached, sources paused", "inflight_bytes=%zu", n);
-    } else if (a->paused && n <= a->memory_limit / 4 * 3) {
+        bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
+        BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
+    } else if (a->paused && n <= a->memory_limit / 4 * 3 && q <= RESUME_QUEUED_BATCHES) {
         a->paused = false;
         bt_gauge_set(a->m_paused, 0);
         bt_files_resume(a->files);
-        BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu", n);
+        BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
 
@@ -512,8 +531,12 @@ static void init_metrics(struct bt_agent *a)
                  (double)a->memory_limit);
     a->m_paused = bt_metrics_gauge(a->metrics, "bpftail_sources_paused",
                                    "1 while file sources wait for pushes to drain.", NULL);
-    a->m_pauses = bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
-                                     "Times the memory ceiling paused file sources.", NULL);
+    a->m_pause_mem =
+        bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
+                           "Times file sources paused, by reason.", "reason=\"memory_limit\"");
+    a->m_pause_queue =
+        bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
+                           "Times file sources paused, by reason.", "reason=\"push_queue\"");
 }
 
 static int setup_signals(struct bt_agent *a)
