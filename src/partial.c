@@ -279,3 +279,57 @@ void bt_partial_metrics(struct bt_partial_opts *o, const struct bt_stage_env *en
                                          "time.",
                                          lbl);
 }
+
+/* ---- stream label cache ---- */
+
+void bt_stream_cache_init(struct bt_stream_cache *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < BT_STREAM_CACHE_SLOTS; i++) {
+        bt_labels_init(&c->slot[i].base);
+        bt_labels_init(&c->slot[i].set);
+    }
+}
+
+void bt_stream_cache_free(struct bt_stream_cache *c)
+{
+    for (size_t i = 0; i < BT_STREAM_CACHE_SLOTS; i++) {
+        bt_labels_free(&c->slot[i].base);
+        bt_labels_free(&c->slot[i].set);
+    }
+}
+
+int bt_stream_cache_apply(struct bt_stream_cache *c, struct bt_pentry *e, const char *stream,
+                          size_t n)
+{
+    int rc = bt_extracted_set_str(&e->x, "stream", 6, stream, n);
+    if (rc < 0)
+        return rc;
+    if (e->labels == &e->own || !e->labels || n >= sizeof(c->slot[0].stream)) {
+        struct bt_labels *l = bt_pentry_labels_mut(e);
+        return l ? bt_labels_setn(l, "stream", 6, stream, n) : -ENOMEM;
+    }
+    for (size_t i = 0; i < BT_STREAM_CACHE_SLOTS; i++) {
+        if (c->slot[i].used && c->slot[i].stream_len == n &&
+            memcmp(c->slot[i].stream, stream, n) == 0 &&
+            bt_labels_equal(&c->slot[i].base, e->labels)) {
+            e->labels = &c->slot[i].set;
+            return 0;
+        }
+    }
+    size_t i = c->next;
+    c->next = (c->next + 1) % BT_STREAM_CACHE_SLOTS;
+    c->slot[i].used = false;
+    rc = bt_labels_copy(&c->slot[i].base, e->labels);
+    if (rc == 0)
+        rc = bt_labels_copy(&c->slot[i].set, e->labels);
+    if (rc == 0)
+        rc = bt_labels_setn(&c->slot[i].set, "stream", 6, stream, n);
+    if (rc < 0)
+        return rc;
+    memcpy(c->slot[i].stream, stream, n);
+    c->slot[i].stream_len = n;
+    c->slot[i].used = true;
+    e->labels = &c->slot[i].set;
+    return 0;
+}

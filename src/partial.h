@@ -74,4 +74,26 @@ int bt_partial_parse_opts(const struct bt_node *cfg, const struct bt_stage_env *
 void bt_partial_metrics(struct bt_partial_opts *o, const struct bt_stage_env *env,
                         const char *stage);
 
+/* Label sets "source labels + stream=<s>" kept ready with their canonical string, so the
+ * docker and cri stages do not copy and re-canonicalize the labels of every line. A few slots,
+ * reused round-robin; lines come in runs from one file, so hits are the rule. */
+#define BT_STREAM_CACHE_SLOTS 16
+struct bt_stream_cache {
+    struct {
+        struct bt_labels base, set;
+        char stream[16];
+        size_t stream_len;
+        bool used;
+    } slot[BT_STREAM_CACHE_SLOTS];
+    size_t next;
+};
+void bt_stream_cache_init(struct bt_stream_cache *c);
+void bt_stream_cache_free(struct bt_stream_cache *c);
+/* Sets e's stream label: e->labels then points at a cached set (valid until the cache is
+ * freed; a stage that changes labels later copies it, as bt_pentry_labels_mut does) or, when e
+ * already has labels of its own or the stream name is long, at e's own set. Also sets the
+ * extracted "stream". 0 or -ENOMEM. */
+int bt_stream_cache_apply(struct bt_stream_cache *c, struct bt_pentry *e, const char *stream,
+                          size_t n);
+
 #endif

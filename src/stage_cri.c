@@ -23,6 +23,7 @@
 struct cri_stage {
     struct bt_partial_opts o;
     struct bt_partial *p;
+    struct bt_stream_cache sc;
 };
 
 struct cri_rec {
@@ -72,6 +73,7 @@ static void *cri_init(const struct bt_node *cfg, const struct bt_stage_env *env,
     }
     st->o.cfg.latest_ts = true;
     bt_partial_metrics(&st->o, env, "cri");
+    bt_stream_cache_init(&st->sc);
     st->p = bt_partial_new(&st->o.cfg);
     if (!st->p) {
         free(st);
@@ -95,9 +97,7 @@ static enum bt_stage_result cri_process(void *arg, struct bt_pentry *e, struct b
     if (bt_rfc3339_parse(r.time, r.time_len, &ts) == 0)
         e->ts_ns = ts;
     bool last = !(r.flags_len == 1 && r.flags[0] == 'P');
-    struct bt_labels *l = bt_pentry_labels_mut(e);
-    if (!l || bt_labels_setn(l, "stream", 6, r.stream, r.stream_len) < 0 ||
-        bt_extracted_set_str(&e->x, "stream", 6, r.stream, r.stream_len) < 0 ||
+    if (bt_stream_cache_apply(&st->sc, e, r.stream, r.stream_len) < 0 ||
         bt_extracted_set_str(&e->x, "flags", 5, r.flags, r.flags_len) < 0 ||
         bt_pentry_set_line(e, r.content, r.content_len) < 0) {
         e->drop_reason = "pipeline_error";
@@ -130,6 +130,7 @@ static void cri_free(void *arg)
     if (!st)
         return;
     bt_partial_free(st->p);
+    bt_stream_cache_free(&st->sc);
     free(st);
 }
 

@@ -20,6 +20,7 @@
 struct docker_stage {
     struct bt_partial_opts o;
     struct bt_partial *p;
+    struct bt_stream_cache sc;
 };
 
 static void *docker_init(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
@@ -33,6 +34,7 @@ static void *docker_init(const struct bt_node *cfg, const struct bt_stage_env *e
         return NULL;
     }
     bt_partial_metrics(&st->o, env, "docker");
+    bt_stream_cache_init(&st->sc);
     st->p = bt_partial_new(&st->o.cfg);
     if (!st->p) {
         free(st);
@@ -55,13 +57,9 @@ static enum bt_stage_result docker_process(void *arg, struct bt_pentry *e,
         return BT_STAGE_DROP;
     }
     bt_pentry_line_commit(e);
-    if (rec.stream_len) {
-        struct bt_labels *l = bt_pentry_labels_mut(e);
-        if (!l || bt_labels_setn(l, "stream", 6, rec.stream, rec.stream_len) < 0 ||
-            bt_extracted_set_str(&e->x, "stream", 6, rec.stream, rec.stream_len) < 0) {
-            e->drop_reason = "pipeline_error";
-            return BT_STAGE_DROP;
-        }
+    if (rec.stream_len && bt_stream_cache_apply(&st->sc, e, rec.stream, rec.stream_len) < 0) {
+        e->drop_reason = "pipeline_error";
+        return BT_STAGE_DROP;
     }
     if (rec.has_time)
         e->ts_ns = rec.time_ns;
@@ -93,6 +91,7 @@ static void docker_free(void *arg)
     if (!st)
         return;
     bt_partial_free(st->p);
+    bt_stream_cache_free(&st->sc);
     free(st);
 }
 
