@@ -88,7 +88,7 @@ static size_t unescape_one(const char *s, size_t n, char *o, size_t *w)
     return used;
 }
 
-int bt_json_unescape(const char *s, size_t n, struct bt_buf *out)
+int bt_dockerjson_unescape(const char *s, size_t n, struct bt_buf *out)
 {
     /* Decoded text is never longer than its escaped form. */
     int rc = bt_buf_reserve(out, n);
@@ -184,7 +184,7 @@ static int fast_path(const char *p, const char *end, struct bt_buf *log, struct 
     if (p != end)
         return 0;
     bt_buf_reset(log);
-    int rc = bt_json_unescape(lb, ln, log);
+    int rc = bt_dockerjson_unescape(lb, ln, log);
     if (rc == -EINVAL)
         return 0; /* let jansson judge it */
     if (rc)

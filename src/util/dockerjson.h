@@ -35,6 +35,6 @@ int bt_dockerjson_parse(const char *rec, size_t len, struct bt_buf *log, struct 
 
 /* Decodes the body of a JSON string (between the quotes, escapes included) and appends it to
  * out. Lone surrogates become U+FFFD. Returns 0, -EINVAL on a bad escape, or bt_buf's errors. */
-int bt_json_unescape(const char *s, size_t n, struct bt_buf *out);
+int bt_dockerjson_unescape(const char *s, size_t n, struct bt_buf *out);
 
 #endif
