@@ -13,8 +13,8 @@
 struct pending {
     uint64_t hash;
     int64_t deadline;
-    struct bt_pentry pe; /* first chunk's entry: labels, metadata, extracted, ts */
-    struct bt_buf acc;   /* the line so far */
+    struct bt_pentry pe;    /* first chunk's entry: labels, metadata, extracted, ts */
+    struct bt_buf acc;      /* the line so far */
     struct bt_segment *seg; /* our reference on the earliest chunk's segment */
     bool truncated;
 };
@@ -212,9 +212,9 @@ static int opt_int(const struct bt_node *cfg, const char *k, const struct bt_sta
 int bt_partial_parse_opts(const struct bt_node *cfg, const struct bt_stage_env *env,
                           struct bt_partial_opts *o, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"drop_malformed", "max_partial_line_size",
-                                       "max_partial_line_size_truncate", "max_partial_lines",
-                                       "max_wait_time", NULL};
+    static const char *const keys[] = {
+        "drop_malformed",    "max_partial_line_size", "max_partial_line_size_truncate",
+        "max_partial_lines", "max_wait_time",         NULL};
     memset(o, 0, sizeof(*o));
     o->cfg.max_size = BT_PARTIAL_DEFAULT_SIZE;
     o->cfg.max_keys = BT_PARTIAL_DEFAULT_KEYS;

@@ -33,7 +33,7 @@ enum action {
 };
 
 static const char *const action_names[] = {
-    "replace",  "keep",     "drop",      "keepequal", "dropequal", "hashmod",
+    "replace",  "keep",      "drop",      "keepequal", "dropequal", "hashmod",
     "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase",
 };
 
@@ -60,21 +60,19 @@ struct bt_relabel {
 /* ---- MD5 (RFC 1321) ---- */
 
 static const uint32_t md5_k[64] = {
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
-    0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
-    0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
-    0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
-    0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
-    0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
-    0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
-    0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
-    0xeb86d391,
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
 };
 static const uint8_t md5_r[64] = {
-    7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9,  14, 20, 5, 9,
-    14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-    4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    7,  12, 17, 22, 7,  12, 17, 22, 7,  12, 17, 22, 7,  12, 17, 22, 5,  9,  14, 20, 5,  9,
+    14, 20, 5,  9,  14, 20, 5,  9,  14, 20, 4,  11, 16, 23, 4,  11, 16, 23, 4,  11, 16, 23,
+    4,  11, 16, 23, 6,  10, 15, 21, 6,  10, 15, 21, 6,  10, 15, 21, 6,  10, 15, 21,
 };
 
 static void md5_block(uint32_t h[4], const unsigned char *p)
@@ -340,8 +338,8 @@ static int check_rule(const struct rule *r, const struct bt_node *n, const char 
 {
     enum action a = r->action;
     const char *an = action_names[a];
-    bool needs_target = a == A_REPLACE || a == A_HASHMOD || a == A_LOWERCASE ||
-                        a == A_UPPERCASE || a == A_KEEPEQUAL || a == A_DROPEQUAL;
+    bool needs_target = a == A_REPLACE || a == A_HASHMOD || a == A_LOWERCASE || a == A_UPPERCASE ||
+                        a == A_KEEPEQUAL || a == A_DROPEQUAL;
     if (needs_target && !*r->target)
         return fail(err, errlen, n, "target_label is required for action", an);
     if (a == A_REPLACE && !strchr(r->target, '$') &&
@@ -359,11 +357,10 @@ static int check_rule(const struct rule *r, const struct bt_node *n, const char 
     if (a == A_LABELDROP || a == A_LABELKEEP) {
         if (r->n_src || *r->target || have_mod || strcmp(r->sep, ";") ||
             strcmp(r->replacement, "$1"))
-            return fail(err, errlen, n,
-                        "only regex may be set for action", an);
+            return fail(err, errlen, n, "only regex may be set for action", an);
     }
-    if ((a == A_KEEPEQUAL || a == A_DROPEQUAL) && (regex || have_mod || strcmp(r->sep, ";") ||
-                                                   strcmp(r->replacement, "$1")))
+    if ((a == A_KEEPEQUAL || a == A_DROPEQUAL) &&
+        (regex || have_mod || strcmp(r->sep, ";") || strcmp(r->replacement, "$1")))
         return fail(err, errlen, n, "only source_labels and target_label may be set for action",
                     an);
     return 0;
@@ -382,8 +379,8 @@ static int parse_rule(struct rule *r, const struct bt_node *n, char *err, size_t
     bool have_mod = false;
     for (size_t i = 0; i < n->n; i++) {
         const struct bt_node *k = bt_node_key(n, i);
-        int rc = parse_key(r, k->str ? k->str : "", bt_node_val(n, i), &regex, &have_mod, err,
-                           errlen);
+        int rc =
+            parse_key(r, k->str ? k->str : "", bt_node_val(n, i), &regex, &have_mod, err, errlen);
         if (rc)
             return rc;
     }
@@ -520,9 +517,7 @@ int bt_relabel_apply(struct bt_relabel *r, struct bt_labels *l)
             return rc;
         const char *v = bt_buf_str(&r->val);
         switch (ru->action) {
-        case A_REPLACE:
-            rc = do_replace(r, ru, l);
-            break;
+        case A_REPLACE: rc = do_replace(r, ru, l); break;
         case A_KEEP:
             if (bt_regex_match(ru->re, v, r->val.len, 0) <= 0)
                 return BT_RELABEL_DROP;
@@ -539,18 +534,12 @@ int bt_relabel_apply(struct bt_relabel *r, struct bt_labels *l)
                 return BT_RELABEL_DROP;
             break;
         }
-        case A_HASHMOD:
-            rc = do_hashmod(r, ru, l);
-            break;
+        case A_HASHMOD: rc = do_hashmod(r, ru, l); break;
         case A_LOWERCASE:
-        case A_UPPERCASE:
-            rc = do_case(r, ru, l, ru->action == A_UPPERCASE);
-            break;
+        case A_UPPERCASE: rc = do_case(r, ru, l, ru->action == A_UPPERCASE); break;
         case A_LABELMAP:
         case A_LABELDROP:
-        case A_LABELKEEP:
-            rc = do_names(r, ru, l);
-            break;
+        case A_LABELKEEP: rc = do_names(r, ru, l); break;
         }
         if (rc)
             return rc;

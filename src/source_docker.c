@@ -62,8 +62,8 @@ char *bt_docker_label_name(char *out, size_t outlen, const char *prefix, const c
         out[i++] = *p;
     for (const char *p = name; *p && i + 1 < outlen; p++) {
         char c = *p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_';
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         out[i++] = ok ? c : '_';
     }
     out[i] = 0;
@@ -154,8 +154,7 @@ static int refresh_ctr(struct bt_docker_disc *d, struct ctr *c)
     struct stat st;
     if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
         return 1;
-    if (c->parsed && st.st_mtim.tv_sec == c->mtime.tv_sec &&
-        st.st_mtim.tv_nsec == c->mtime.tv_nsec)
+    if (c->parsed && st.st_mtim.tv_sec == c->mtime.tv_sec && st.st_mtim.tv_nsec == c->mtime.tv_nsec)
         return 0;
     if (st.st_size > (off_t)CONFIG_MAX) {
         static struct bt_ratelimit rl = BT_RATELIMIT_INIT(60);
@@ -302,8 +301,7 @@ static int watch_dir(struct bt_docker_disc *d)
 
 /* ---- config ---- */
 
-static int parse_cfg(struct bt_docker_disc *d, const struct bt_node *cfg, char *err,
-                     size_t errlen)
+static int parse_cfg(struct bt_docker_disc *d, const struct bt_node *cfg, char *err, size_t errlen)
 {
     char where[256];
     const char *path = "/var/lib/docker/containers";

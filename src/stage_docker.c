@@ -43,8 +43,7 @@ static void *docker_init(const struct bt_node *cfg, const struct bt_stage_env *e
     return st;
 }
 
-static enum bt_stage_result docker_process(void *arg, struct bt_pentry *e,
-                                           struct bt_stage_out *out)
+static enum bt_stage_result docker_process(void *arg, struct bt_pentry *e, struct bt_stage_out *out)
 {
     struct docker_stage *st = arg;
     struct bt_buf *b = bt_pentry_line_begin(e);

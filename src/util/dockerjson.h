@@ -20,11 +20,11 @@
 struct bt_buf;
 
 struct bt_dockerjson {
-    char stream[16];    /* "stdout", "stderr" or another short value; "" when absent */
+    char stream[16]; /* "stdout", "stderr" or another short value; "" when absent */
     size_t stream_len;
-    int64_t time_ns;    /* valid when has_time */
-    bool has_time;      /* time present and valid RFC3339 */
-    bool slow;          /* decoded by the jansson fallback (tests, metrics) */
+    int64_t time_ns; /* valid when has_time */
+    bool has_time;   /* time present and valid RFC3339 */
+    bool slow;       /* decoded by the jansson fallback (tests, metrics) */
 };
 
 /* Decodes the record in rec[0..len) (a trailing \n or whitespace is allowed). The log value

@@ -30,7 +30,8 @@ static int parse(const char *s)
 static void expect_log(const char *json_log, const char *want, size_t want_len)
 {
     char line[512];
-    snprintf(line, sizeof(line), "{\"log\":\"%s\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41.8443515Z\"}\n",
+    snprintf(line, sizeof(line),
+             "{\"log\":\"%s\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41.8443515Z\"}\n",
              json_log);
     cr_assert_eq(parse(line), 0, "%s", line);
     cr_assert_eq(buf.len, want_len, "%s: got %zu bytes", json_log, buf.len);
@@ -40,7 +41,9 @@ static void expect_log(const char *json_log, const char *want, size_t want_len)
 
 Test(dockerjson, common_shape_takes_fast_path_with_stream_and_time)
 {
-    cr_assert_eq(parse("{\"log\":\"hello\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-29T06:15:22.79211261Z\"}\n"), 0);
+    cr_assert_eq(parse("{\"log\":\"hello\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-29T06:15:22."
+                       "79211261Z\"}\n"),
+                 0);
     cr_assert_str_eq(bt_buf_str(&buf), "hello\n");
     cr_assert_str_eq(rec.stream, "stderr");
     cr_assert(rec.has_time);
@@ -60,7 +63,7 @@ Test(dockerjson, decodes_unicode_escapes_and_surrogate_pairs)
 {
     expect_log("\\u00e9", "\xc3\xa9", 2);
     expect_log("\\u20AC", "\xe2\x82\xac", 3);
-    expect_log("\\ud83d\\ude00", "\xf0\x9f\x98\x80", 4); /* U+1F600 */
+    expect_log("\\ud83d\\ude00", "\xf0\x9f\x98\x80", 4);   /* U+1F600 */
     expect_log("\\uD834\\uDD1E!", "\xf0\x9d\x84\x9e!", 5); /* U+1D11E, upper-case hex */
     expect_log("\\ufffd", "\xef\xbf\xbd", 3);
     expect_log("é raw", "é raw", 6); /* UTF-8 is written raw by Docker */
@@ -68,10 +71,16 @@ Test(dockerjson, decodes_unicode_escapes_and_surrogate_pairs)
 
 Test(dockerjson, lone_surrogates_become_replacement_characters)
 {
-    expect_log("a\\ud800b", "a\xef\xbf\xbd" "b", 5);
+    expect_log("a\\ud800b",
+               "a\xef\xbf\xbd"
+               "b",
+               5);
     expect_log("\\udc00", "\xef\xbf\xbd", 3);
-    expect_log("\\ud83d\\u0041", "\xef\xbf\xbd" "A", 4); /* high then non-low */
-    expect_log("\\ud83d", "\xef\xbf\xbd", 3);             /* high at the end */
+    expect_log("\\ud83d\\u0041",
+               "\xef\xbf\xbd"
+               "A",
+               4);                            /* high then non-low */
+    expect_log("\\ud83d", "\xef\xbf\xbd", 3); /* high at the end */
 }
 
 Test(dockerjson, escaped_quotes_and_backslash_runs_find_the_right_end)
@@ -83,26 +92,36 @@ Test(dockerjson, escaped_quotes_and_backslash_runs_find_the_right_end)
 
 Test(dockerjson, empty_log_and_missing_trailing_newline)
 {
-    cr_assert_eq(parse("{\"log\":\"\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}"), 0);
+    cr_assert_eq(parse("{\"log\":\"\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}"),
+                 0);
     cr_assert_eq(buf.len, 0);
-    cr_assert_eq(parse("{\"log\":\"no-newline-at-end\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}"), 0);
+    cr_assert_eq(parse("{\"log\":\"no-newline-at-end\",\"stream\":\"stdout\",\"time\":\"2019-04-"
+                       "30T02:12:41Z\"}"),
+                 0);
     cr_assert_str_eq(bt_buf_str(&buf), "no-newline-at-end");
 }
 
 Test(dockerjson, unusual_shapes_fall_back_to_jansson)
 {
-    cr_assert_eq(parse("{\"log\":\"with attrs\\n\",\"attrs\":{\"tag\":\"x\"},\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}"), 0);
+    cr_assert_eq(parse("{\"log\":\"with "
+                       "attrs\\n\",\"attrs\":{\"tag\":\"x\"},\"stream\":\"stdout\",\"time\":\"2019-"
+                       "04-30T02:12:41Z\"}"),
+                 0);
     cr_assert_str_eq(bt_buf_str(&buf), "with attrs\n");
     cr_assert_str_eq(rec.stream, "stdout");
     cr_assert(rec.has_time);
     cr_assert(rec.slow);
 
-    cr_assert_eq(parse("{\"stream\":\"stderr\",\"time\":\"2019-04-30T02:12:41Z\",\"log\":\"reordered \\u00e9\"}"), 0);
+    cr_assert_eq(parse("{\"stream\":\"stderr\",\"time\":\"2019-04-30T02:12:41Z\",\"log\":"
+                       "\"reordered \\u00e9\"}"),
+                 0);
     cr_assert_str_eq(bt_buf_str(&buf), "reordered é");
     cr_assert_str_eq(rec.stream, "stderr");
     cr_assert(rec.slow);
 
-    cr_assert_eq(parse(" { \"log\" : \"spaced\\ud83d\\ude00\" , \"stream\" : \"stdout\" , \"time\" : \"2019-04-30T02:12:41.5Z\" } \n"), 0);
+    cr_assert_eq(parse(" { \"log\" : \"spaced\\ud83d\\ude00\" , \"stream\" : \"stdout\" , \"time\" "
+                       ": \"2019-04-30T02:12:41.5Z\" } \n"),
+                 0);
     cr_assert_str_eq(bt_buf_str(&buf), "spaced\xf0\x9f\x98\x80");
     cr_assert_eq(rec.time_ns, 1556590361500000000LL);
     cr_assert(rec.slow);
@@ -144,7 +163,8 @@ Test(dockerjson, log_larger_than_the_cap_is_e2big)
 {
     struct bt_buf small;
     bt_buf_init(&small, 8);
-    const char *r = "{\"log\":\"0123456789abcdef\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}";
+    const char *r =
+        "{\"log\":\"0123456789abcdef\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}";
     cr_assert_eq(bt_dockerjson_parse(r, strlen(r), &small, &rec), -E2BIG);
     cr_assert_eq(small.len, 0);
     bt_buf_free(&small);
@@ -157,7 +177,8 @@ Test(dockerjson, long_record_decodes_byte_identical)
     int k = snprintf(rec_text, 16, "{\"log\":\"");
     for (size_t i = 0; i < n; i++)
         rec_text[k + i] = (char)('a' + i % 26);
-    snprintf(rec_text + k + n, 112, "\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}\n");
+    snprintf(rec_text + k + n, 112,
+             "\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}\n");
     cr_assert_eq(parse(rec_text), 0);
     cr_assert_eq(buf.len, n);
     for (size_t i = 0; i < n; i++)

@@ -254,7 +254,8 @@ Test(relabel, no_rules_keep_everything)
 
 Test(relabel, bad_rules_are_errors_with_position)
 {
-    build_fails("- action: explode\n", "relabel.yaml:1:11: relabel_configs: unknown relabel action");
+    build_fails("- action: explode\n",
+                "relabel.yaml:1:11: relabel_configs: unknown relabel action");
     build_fails("- source_labels: [a]\n  action: replace\n", "target_label is required");
     build_fails("- source_labels: [a]\n  target_label: 'bad-name'\n", "invalid target_label");
     build_fails("- source_labels: [a]\n  target_label: s\n  action: hashmod\n",

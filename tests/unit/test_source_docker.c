@@ -81,8 +81,8 @@ static struct bt_docker_disc *disc(struct bt_loop *loop, struct bt_relabel *r, c
     char text[1024], err[256];
     snprintf(text, sizeof(text), "path: %s/\n%s", ctrs, extra ? extra : "");
     cfgdoc = yaml(text);
-    struct bt_docker_disc *d = bt_docker_disc_new(cfgdoc, loop, r, on_target, NULL, err,
-                                                  sizeof(err));
+    struct bt_docker_disc *d =
+        bt_docker_disc_new(cfgdoc, loop, r, on_target, NULL, err, sizeof(err));
     cr_assert_not_null(d, "%s", err);
     return d;
 }
@@ -160,7 +160,8 @@ Test(source_docker, changed_config_is_reported_again)
     bt_docker_disc_scan(d);
     char dir[512], path[600];
     snprintf(dir, sizeof(dir), "%s/%s", ctrs, ID1);
-    const char *renamed = "{\"ID\":\"" ID1 "\",\"Name\":\"/renamed\",\"Config\":{\"Image\":\"bb\"}}";
+    const char *renamed =
+        "{\"ID\":\"" ID1 "\",\"Name\":\"/renamed\",\"Config\":{\"Image\":\"bb\"}}";
     add_container(ID1, renamed);
     /* make sure the mtime differs even on coarse clocks */
     snprintf(path, sizeof(path), "%s/config.v2.json", dir);

@@ -102,7 +102,8 @@ static char *repeat(char c, size_t n)
 Test(stage_docker, promtail_example_keeps_trailing_newline_sets_stream_and_time)
 {
     build("- docker: {}\n");
-    feed("{\"log\":\"log message\\n\",\"stream\":\"stderr\",\"time\":\"2019-04-30T02:12:41.8443515Z\"}");
+    feed("{\"log\":\"log "
+         "message\\n\",\"stream\":\"stderr\",\"time\":\"2019-04-30T02:12:41.8443515Z\"}");
     cr_assert_eq(n_out, 1);
     cr_assert_str_eq(out[0].line, "log message\n");
     cr_assert_str_eq(out[0].labels,
@@ -113,11 +114,11 @@ Test(stage_docker, promtail_example_keeps_trailing_newline_sets_stream_and_time)
 Test(stage_docker, decodes_escapes_into_the_exact_bytes)
 {
     build("- docker:\n");
-    feed("{\"log\":\"tab\\u0009 esc\\u001b \\u003ca\\u003e \\\"q\\\" \\\\ \\ud83d\\ude00 \\ud800\\r\\n\","
+    feed("{\"log\":\"tab\\u0009 esc\\u001b \\u003ca\\u003e \\\"q\\\" \\\\ \\ud83d\\ude00 "
+         "\\ud800\\r\\n\","
          "\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41Z\"}");
     cr_assert_eq(n_out, 1);
-    cr_assert_str_eq(out[0].line,
-                     "tab\t esc\x1b <a> \"q\" \\ \xf0\x9f\x98\x80 \xef\xbf\xbd\r\n");
+    cr_assert_str_eq(out[0].line, "tab\t esc\x1b <a> \"q\" \\ \xf0\x9f\x98\x80 \xef\xbf\xbd\r\n");
 }
 
 Test(stage_docker, forty_kib_line_from_three_records_is_one_identical_entry)
@@ -216,8 +217,7 @@ Test(stage_docker, drop_malformed_drops_with_a_reason)
     cr_assert_eq(n_out, 1);
     cr_assert_str_eq(out[0].line, "ok\n");
     cr_assert_eq(bt_metrics_sum(metrics, "bpftail_docker_malformed_records_total", ""), 1.0);
-    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_dropped_entries_total", "docker_malformed"),
-                 1.0);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_dropped_entries_total", "docker_malformed"), 1.0);
 }
 
 Test(stage_docker, bad_time_keeps_read_time)
