@@ -846,3 +846,18 @@ size_t bt_docker_sd_following(const struct bt_docker_sd *sd)
 {
     return sd->following;
 }
+
+const char *bt_docker_sd_cursor_key(char *out, size_t outlen, const char *container_id)
+{
+    snprintf(out, outlen, "cursor-%s", container_id);
+    return out;
+}
+
+int64_t bt_docker_sd_cursor_decode(uint64_t stored)
+{
+    if (stored > (uint64_t)INT64_MAX)
+        return 0;
+    if (stored < 1000000000000ULL)
+        return (int64_t)stored * BT_NS_PER_SEC;
+    return (int64_t)stored;
+}

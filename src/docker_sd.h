@@ -60,6 +60,11 @@ struct bt_docker_sd *bt_docker_sd_new(const struct bt_node *cfg, const struct bt
 void bt_docker_sd_free(struct bt_docker_sd *sd);
 /* Starts a listing now (one at a time). 0 or -errno. */
 int bt_docker_sd_refresh(struct bt_docker_sd *sd);
+/* Positions glue. The record key is promtail's "cursor-<container id>"; bpftail stores Unix
+ * nanoseconds there, promtail stored seconds, so a value below 1e12 is read as seconds (a
+ * migrated promtail position then resumes at its second, possibly repeating that second). */
+const char *bt_docker_sd_cursor_key(char *out, size_t outlen, const char *container_id);
+int64_t bt_docker_sd_cursor_decode(uint64_t stored);
 /* Containers known / log streams currently open. */
 size_t bt_docker_sd_containers(const struct bt_docker_sd *sd);
 size_t bt_docker_sd_following(const struct bt_docker_sd *sd);

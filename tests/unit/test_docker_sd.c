@@ -372,3 +372,12 @@ Test(docker_sd, bad_config_is_an_error_with_position)
     bt_node_free(n);
     bt_loop_free(loop);
 }
+
+Test(docker_sd, cursor_records_read_promtail_seconds_and_bpftail_nanoseconds)
+{
+    char k[96];
+    cr_assert_str_eq(bt_docker_sd_cursor_key(k, sizeof(k), ID), "cursor-" ID);
+    cr_assert_eq(bt_docker_sd_cursor_decode(1795932922ULL), 1795932922000000000LL);
+    cr_assert_eq(bt_docker_sd_cursor_decode(1795932922000000007ULL), 1795932922000000007LL);
+    cr_assert_eq(bt_docker_sd_cursor_decode(0), 0);
+}
