@@ -173,6 +173,11 @@ static void message(struct ctr *c, int s, const char *p, size_t n)
     }
     struct join *j = &c->j[s];
     bool last = n && p[n - 1] == '\n';
+    if (j->pending && j->ts != ts) { /* chunks of one line share its time: this is a new one */
+        emit(c, s, j->ts, j->acc.ptr ? j->acc.ptr : "", j->acc.len);
+        bt_buf_reset(&j->acc);
+        j->pending = false;
+    }
     if (!j->pending && last) {
         emit(c, s, ts, p, n);
         return;

@@ -13,8 +13,9 @@
  *   GET /containers/<id>/logs?stdout=1&stderr=1&follow=1&timestamps=1&since=<s.ns>
  * demultiplexed from Docker's 8-byte frame headers (a container with a TTY sends no headers;
  * that is detected from the first bytes), each frame "<RFC3339Nano> <text>". Frames without a
- * trailing \n (Docker's 16 KiB splits) are joined with the next frames of the same stream, up to
- * max_line bytes; the joined line keeps the first frame's time, and the trailing \n is removed.
+ * trailing \n (Docker's 16 KiB splits) are joined with the next frames of the same stream and
+ * time (Docker stamps every chunk of a line alike), up to max_line bytes, and flushed when the
+ * stream ends; the trailing \n is removed.
  *
  * Delivery: each container has an ack owner whose offsets are entry timestamps (ns), so the
  * committed offset says "everything up to this time was accepted". The caller stores it

@@ -151,6 +151,10 @@ enum bt_stage_result bt_partial_add(struct bt_partial *p, struct bt_pentry *e, b
     uint64_t h = bt_labels_hash(l);
     size_t idx = 0;
     struct pending *pd = find(p, l, h, &idx);
+    if (pd && p->cfg.same_ts && pd->pe.ts_ns != e->ts_ns) {
+        finish(p, idx, out); /* output that ended without a newline, then something new */
+        pd = NULL;
+    }
     if (!pd) {
         if (last)
             return BT_STAGE_KEEP;

@@ -25,11 +25,13 @@ struct bt_series;
 struct bt_partial;
 
 struct bt_partial_cfg {
-    size_t max_size;            /* bytes of one joined line (> 0) */
-    size_t max_keys;            /* streams with a pending line (> 0) */
-    int64_t wait_ns;            /* flush a pending line this long after its first chunk */
-    bool truncate;              /* past max_size: drop the rest instead of splitting */
-    bool latest_ts;             /* joined entry takes the last chunk's timestamp (CRI) */
+    size_t max_size; /* bytes of one joined line (> 0) */
+    size_t max_keys; /* streams with a pending line (> 0) */
+    int64_t wait_ns; /* flush a pending line this long after its first chunk */
+    bool truncate;   /* past max_size: drop the rest instead of splitting */
+    bool latest_ts;  /* joined entry takes the last chunk's timestamp (CRI) */
+    bool same_ts;    /* only chunks stamped with the first one's time belong to its line (Docker
+                        stamps every chunk of a split line alike): another time ends it first */
     struct bt_series *splits;   /* counts lines split or truncated at max_size; may be NULL */
     struct bt_series *timeouts; /* counts lines flushed by wait_ns; may be NULL */
 };

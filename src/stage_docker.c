@@ -4,10 +4,12 @@
  * decoded; Docker's trailing \n is kept, as promtail keeps it), a `stream` label (also in
  * extracted) and the record's time as the timestamp. Beyond promtail, records whose log lacks
  * the trailing \n (Docker cuts lines at 16 KiB, and output that ends without a newline) are
- * joined with the following records of the same file and stream, byte for byte, through
- * partial.h. A record that is not Docker JSON is counted in
- * bpftail_docker_malformed_records_total and shipped unchanged, or dropped with
- * `drop_malformed: true` (reason docker_malformed). A bad or missing time keeps the read time.
+ * joined with the following records of the same file, stream and time (Docker stamps every
+ * chunk of a split line with the same time, so output that ended without a newline is not glued
+ * to the next line the container prints), byte for byte, through partial.h. A record that is not
+ * Docker JSON is counted in bpftail_docker_malformed_records_total and shipped unchanged, or
+ * dropped with `drop_malformed: true` (reason docker_malformed). A bad or missing time keeps the
+ * read time.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ static void *docker_init(const struct bt_node *cfg, const struct bt_stage_env *e
         free(st);
         return NULL;
     }
+    st->o.cfg.same_ts = true;
     bt_partial_metrics(&st->o, env, "docker");
     bt_stream_cache_init(&st->sc);
     st->p = bt_partial_new(&st->o.cfg);

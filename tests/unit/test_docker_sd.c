@@ -235,7 +235,7 @@ Test(docker_sd, lists_follows_demultiplexes_and_labels)
     frame(&logs_body, 2, "2026-11-29T06:15:22.000000002Z to-stderr\n");
     frame(&logs_body, 1, "2026-11-29T06:15:22.000000003Z part-one ");
     frame(&logs_body, 2, "2026-11-29T06:15:22.000000004Z err-two\n");
-    frame(&logs_body, 1, "2026-11-29T06:15:22.000000005Z part-two\n");
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000003Z part-two\n");
     frame(&logs_body, 1, "2026-11-29T06:15:22.000000006Z unterminated");
     struct run x;
     start(&x, NULL);
@@ -260,6 +260,19 @@ Test(docker_sd, lists_follows_demultiplexes_and_labels)
     for (size_t i = 0; i < n_got; i++)
         bt_segment_unref(held[i], 1), held[i] = NULL;
     cr_assert_eq(cursor_seen, 1795932922000000007LL);
+    stop(&x);
+}
+
+Test(docker_sd, output_without_newline_is_not_glued_to_the_next_line)
+{
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000001Z no-newline");
+    frame(&logs_body, 1, "2026-11-29T06:15:25.000000000Z next run\n");
+    struct run x;
+    start(&x, NULL);
+    run_until(&x, 2);
+    cr_assert_eq(n_got, 2);
+    cr_assert_str_eq(got[0].line, "no-newline");
+    cr_assert_str_eq(got[1].line, "next run");
     stop(&x);
 }
 

@@ -333,3 +333,17 @@ Test(stage_docker, unknown_option_is_an_error_with_position)
     cr_assert(strstr(err, "p.yaml:2:5") && strstr(err, "colour"), "%s", err);
     bt_node_free(d);
 }
+
+Test(stage_docker, output_without_newline_is_not_glued_to_a_later_line)
+{
+    build("- docker: {}\n");
+    feed("{\"log\":\"no-newline-at-end\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:41."
+         "1Z\"}");
+    cr_assert_eq(n_out, 0);
+    feed("{\"log\":\"restarted\\n\",\"stream\":\"stdout\",\"time\":\"2019-04-30T02:12:45Z\"}");
+    cr_assert_eq(n_out, 2);
+    cr_assert_str_eq(out[0].line, "no-newline-at-end");
+    cr_assert_eq(out[0].ts, 1556590361100000000LL);
+    cr_assert_str_eq(out[1].line, "restarted\n");
+    cr_assert_eq(bt_pipeline_deadline(pl), INT64_MAX);
+}

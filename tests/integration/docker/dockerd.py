@@ -175,16 +175,19 @@ def engine():
 
 def read_json_file(path):
     """Reads a json-file log as Docker wrote it and joins records without a trailing \\n with
-    the next ones of the same stream: [(stream, line, time_ns)] in file order of completion."""
+    the next ones of the same stream and time (the chunks of one split line share its time):
+    [(stream, line, time_ns)] in file order of completion."""
     out, pending = [], {}
     with open(path, "rb") as f:
         for raw in f:
             rec = json.loads(raw)
-            s = rec["stream"]
+            s, ts = rec["stream"], parse_time(rec["time"])
+            if s in pending and pending[s][2] != ts:
+                out.append(tuple(pending.pop(s)))
             if s in pending:
                 pending[s][1] += rec["log"]
             else:
-                pending[s] = [s, rec["log"], parse_time(rec["time"])]
+                pending[s] = [s, rec["log"], ts]
             if rec["log"].endswith("\n"):
                 out.append(tuple(pending.pop(s)))
     out.extend(tuple(v) for v in pending.values())

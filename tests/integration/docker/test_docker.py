@@ -211,3 +211,63 @@ def test_discovery_target_labels_containers_and_applies_relabeling(ctx):
     finally:
         for cid in ids.values():
             eng.rm(cid)
+
+
+SCRIPT_SD = ("n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n; sleep 2; "
+             "awk -v r=$n 'BEGIN{for(i=0;i<3000;i++) print \"sd run=\" r \" seq=\" i}' & "
+             "awk -v r=$n 'BEGIN{for(i=0;i<3000;i++) print \"sd-err run=\" r \" seq=\" i}' >&2; wait; "
+             "head -c 40000 /dev/zero | tr '\\0' b; echo; printf tail-without-newline; sleep 3")
+
+
+def api_expected(path):
+    """What the Docker API gives for a json-file log: the same records, trailing \\n removed."""
+    return [(s, line[:-1] if line.endswith("\n") else line, ts)
+            for s, line, ts in dockerd.read_json_file(path)]
+
+
+def test_docker_sd_configs_follow_the_api_across_restarts(ctx):
+    eng = dockerd.engine()
+    loki = lib.FakeLoki(ctx)
+    scrape = """  - job_name: dockersd
+    docker_sd_configs:
+      - host: %s
+        refresh_interval: 1s
+    relabel_configs:
+      - source_labels: [__meta_docker_container_label_sdtest]
+        regex: "yes"
+        action: keep
+      - source_labels: [__meta_docker_container_name]
+        regex: '/(.*)'
+        target_label: container
+      - source_labels: [__meta_docker_container_log_stream]
+        target_label: stream
+""" % eng.host
+    agent, _ = start_agent(ctx, loki, scrape)
+    cid = None
+    try:
+        cid = eng.run("sd-1", SCRIPT_SD, labels={"sdtest": "yes"})
+        per_run = 6000 + 2
+        assert eng.wait(cid) == 0
+        wait_count(loki, agent, per_run, 120, "the first run's entries")
+        # a restarted container keeps shipping
+        eng.docker("start", cid)
+        assert eng.wait(cid) == 0
+        wait_count(loki, agent, 2 * per_run, 120, "the restarted run's entries")
+        # the agent restarts while the container runs a third time: resumed from positions
+        assert agent.stop() == 0, agent.log()[-3000:]
+        eng.docker("start", cid)
+        time.sleep(1)
+        agent.start()
+        assert eng.wait(cid) == 0
+        wait_count(loki, agent, 3 * per_run, 120, "the third run's entries")
+        time.sleep(3)
+        entries = loki.entries()
+        got = [e for e in entries if labels_of(e).get("container") == "sd-1"]
+        check_exact(ctx, "docker_sd_configs: 3 runs, agent restart", got,
+                    api_expected(eng.log_path(cid)))
+        lab = labels_of(got[0])
+        assert set(lab) == {"container", "stream"}, lab
+        assert any(len(e["line"]) == 40000 for e in got)
+    finally:
+        if cid:
+            eng.rm(cid)
