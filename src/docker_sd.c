@@ -53,6 +53,8 @@ struct ctr {
     bool keep[2];
     bool seen;
     struct req *logs;
+    bool draining;    /* logs is the one-shot request after a followed stream ended */
+    int64_t allow[2]; /* during a drain: the time of a line held when the stream ended */
     struct bt_ack_owner *owner;
     uint64_t seg_end;
     int64_t resume_ns; /* entries older than this were delivered before */
@@ -141,7 +143,7 @@ static void emit(struct ctr *c, int s, int64_t ts, const char *line, size_t n)
 {
     if (n && line[n - 1] == '\n')
         n--;
-    if (ts < c->resume_ns || !c->keep[s])
+    if ((ts < c->resume_ns && ts != c->allow[s]) || !c->keep[s])
         return;
     uint64_t start = c->seg_end;
     uint64_t end = (uint64_t)ts + 1 > start + 1 ? (uint64_t)ts + 1 : start + 1;
@@ -368,7 +370,11 @@ static void ctr_free(struct ctr *c)
     free(c);
 }
 
-static int follow(struct bt_docker_sd *sd, struct ctr *c)
+/* Asks for the container's logs from its cursor: following them (follow), or once more without
+ * following after a followed stream ended (drain), because dockerd 20.10 closes a followed
+ * stream when the container stops before sending the records written at exit (such as output
+ * without a final newline). */
+static int follow(struct bt_docker_sd *sd, struct ctr *c, bool drain)
 {
     if (c->logs || (!c->keep[S_OUT] && !c->keep[S_ERR]))
         return 0;
@@ -381,21 +387,35 @@ static int follow(struct bt_docker_sd *sd, struct ctr *c)
     if (c->last_ts > 0 && c->last_ts + 1 > since)
         since = c->last_ts + 1; /* a restart: go on after the last line read */
     c->resume_ns = since;
+    c->allow[S_OUT] = c->allow[S_ERR] = -1;
+    for (int s = 0; drain && s < 2; s++) {
+        /* The drain sends a held line's chunks again: forget them, ask from its time, and let
+         * that one time through the "already delivered" filter. */
+        if (!c->j[s].pending)
+            continue;
+        c->allow[s] = c->j[s].ts;
+        if (c->j[s].ts < since)
+            since = c->j[s].ts;
+        bt_buf_reset(&c->j[s].acc);
+        c->j[s].pending = false;
+    }
     c->mode = 0;
     c->hdr_len = 0;
     c->left = 0;
     bt_buf_reset(&c->frame);
     char path[256];
     snprintf(path, sizeof(path),
-             "/containers/%s/logs?stdout=1&stderr=1&follow=1&timestamps=1&since=%" PRId64
+             "/containers/%s/logs?stdout=1&stderr=1&follow=%d&timestamps=1&since=%" PRId64
              ".%09" PRId64,
-             c->id, since / (int64_t)BT_NS_PER_SEC, since % (int64_t)BT_NS_PER_SEC);
+             c->id, drain ? 0 : 1, since / (int64_t)BT_NS_PER_SEC, since % (int64_t)BT_NS_PER_SEC);
     c->logs = req_new(sd, c, path);
     if (!c->logs)
         return -ENOMEM;
+    c->draining = drain;
     sd->following++;
-    BT_INFO(COMP, "following container", "id=%.12s since=%" PRId64, c->id,
-            since / (int64_t)BT_NS_PER_SEC);
+    if (!drain)
+        BT_INFO(COMP, "following container", "id=%.12s since=%" PRId64, c->id,
+                since / (int64_t)BT_NS_PER_SEC);
     return 0;
 }
 
@@ -525,7 +545,7 @@ static void list_done(struct bt_docker_sd *sd, struct req *r)
         if (!c)
             continue;
         c->seen = true;
-        if (follow(sd, c) < 0)
+        if (follow(sd, c, false) < 0)
             BT_WARN(COMP, "cannot follow container", "id=%.12s", c->id);
     }
     json_decref(root);
@@ -556,9 +576,12 @@ static void check_done(struct bt_docker_sd *sd)
                     r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
         if (r->c) {
             struct ctr *c = r->c;
-            flush_joins(c); /* the container stopped: nothing more comes for these */
+            bool drained = c->draining;
             c->logs = NULL;
+            c->draining = false;
             sd->following--;
+            if (drained || res != CURLE_OK || follow(sd, c, true) < 0)
+                flush_joins(c); /* the container stopped: nothing more comes for these */
         } else {
             sd->list = NULL;
             if (res == CURLE_OK)

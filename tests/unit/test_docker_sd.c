@@ -308,8 +308,11 @@ Test(docker_sd, restarted_container_is_followed_again_from_its_last_line)
     run_until(&x, 2);
     cr_assert_eq(n_got, 2, "run-1 must not come again");
     cr_assert_str_eq(got[1].line, "run-2");
-    cr_assert_eq(n_logs, 2);
-    cr_assert(strstr(requests[3], "&since=1795932922.000000002"), "%s", requests[3]);
+    cr_assert_eq(n_logs, 4, "a follow and a drain per run");
+    cr_assert(strstr(requests[2], "follow=0&timestamps=1&since=1795932922.000000002"), "%s",
+              requests[2]);
+    cr_assert(strstr(requests[4], "follow=1&timestamps=1&since=1795932922.000000002"), "%s",
+              requests[4]);
     stop(&x);
 }
 

@@ -106,6 +106,8 @@ def wait_count(loki, agent, n, timeout, what):
     def enough():
         if not agent.alive():
             raise AssertionError("bpftail died:\n%s" % agent.log()[-3000:])
+        if loki.p.poll() is not None:
+            raise AssertionError("the test Loki server exited with %r" % loki.p.returncode)
         return loki.count() >= n
     lib.wait_until(enough, timeout, interval=0.5, what=what)
 
