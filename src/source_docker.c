@@ -24,8 +24,10 @@
 
 #define COMP "docker"
 #define CONFIG_MAX (4u << 20) /* config.v2.json is a few KiB; refuse absurd files */
-#define RETRY_NS (250 * BT_NS_PER_MS)
-#define SETTLE_NS (50 * BT_NS_PER_MS)
+/* A container's log starts right after its config: every millisecond between the two is log
+ * Docker may rotate away before the target exists, so new containers are looked at quickly. */
+#define RETRY_NS (50 * BT_NS_PER_MS)
+#define SETTLE_NS (5 * BT_NS_PER_MS)
 #define MAX_CONTAINERS 65536
 
 struct ctr {
@@ -34,6 +36,7 @@ struct ctr {
     bool parsed;           /* mtime valid */
     bool reported;         /* the callback has labels for it */
     bool seen;             /* found in the current scan */
+    int wd;                /* inotify watch on its directory while its config is missing */
     struct bt_labels labels;
 };
 
@@ -152,8 +155,19 @@ static int refresh_ctr(struct bt_docker_disc *d, struct ctr *c)
     char p[4096];
     snprintf(p, sizeof(p), "%s/%s/config.v2.json", d->path, c->id);
     struct stat st;
-    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
+        /* Fresh: watch its directory so the config's arrival wakes us at once. */
+        if (d->ino_fd >= 0 && c->wd <= 0) {
+            snprintf(p, sizeof(p), "%s/%s", d->path, c->id);
+            c->wd = inotify_add_watch(d->ino_fd, p,
+                                      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
+        }
         return 1;
+    }
+    if (c->wd > 0) {
+        inotify_rm_watch(d->ino_fd, c->wd);
+        c->wd = 0;
+    }
     if (c->parsed && st.st_mtim.tv_sec == c->mtime.tv_sec && st.st_mtim.tv_nsec == c->mtime.tv_nsec)
         return 0;
     if (st.st_size > (off_t)CONFIG_MAX) {
@@ -197,6 +211,8 @@ static bool is_id(const char *s)
 static void forget(struct bt_docker_disc *d, struct ctr *c)
 {
     report(d, c, NULL);
+    if (c->wd > 0)
+        inotify_rm_watch(d->ino_fd, c->wd); /* usually gone with the directory already */
     bt_hmap_del(&d->ctrs, c->id, strlen(c->id));
     bt_labels_free(&c->labels);
     free(c);

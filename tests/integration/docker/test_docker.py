@@ -190,16 +190,22 @@ def test_discovery_target_labels_containers_and_applies_relabeling(ctx):
                   "team": "core"}
         ids["web"] = eng.run("web-1", seq_script("web", 2000), labels=labels)
         ids["skip"] = eng.run("skipped", seq_script("skip", 100), labels={"skip": "yes"})
+        # Docker's rotation under the discovery target: its glob also matches the rotated
+        # files, and each line must still arrive once
+        ids["rot"] = eng.run("rot-d", SCRIPT_ROT, log_opts=("max-size=1m", "max-file=3"))
         assert eng.wait(ids["web"]) == 0 and eng.wait(ids["skip"]) == 0
+        assert eng.wait(ids["rot"]) == 0
         # a restarted container keeps shipping into the same file
         eng.docker("start", ids["web"])
         assert eng.wait(ids["web"]) == 0
         expected = dockerd.read_json_file(eng.log_path(ids["web"]))
         assert len(expected) == 4000
-        wait_count(loki, agent, 4000, 120, "4000 entries of web-1")
+        wait_count(loki, agent, 4000 + ROT_LINES, 240, "4000 entries of web-1 and the rotated ones")
         time.sleep(3)
         entries = loki.entries()
         groups = by_container(entries, "container_id")
+        check_seqs(ctx, "docker target: 20 MB max-size=1m max-file=3", groups.get(ids["rot"], []),
+                   "rot", ROT_LINES)
         check_exact(ctx, "docker target: labelled container", groups.get(ids["web"], []), expected)
         assert not groups.get(ids["skip"]), "a container dropped by relabeling was shipped"
         lab = labels_of(groups[ids["web"]][0])
