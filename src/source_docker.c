@@ -81,15 +81,12 @@ static const char *jstr(json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Fills d->scratch from the parsed config. 1: a json-file container; 0: not one to tail. */
+/* Fills d->scratch from the parsed config. 1, or -ENOMEM. */
 static int build_labels(struct bt_docker_disc *d, const char *id, json_t *root)
 {
     struct bt_labels *l = &d->scratch;
     char buf[4096], name[512];
     int rc = bt_labels_copy(l, &d->statics);
-    json_t *logpath = json_object_get(root, "LogPath");
-    if (json_is_string(logpath) && json_string_length(logpath) == 0)
-        return 0; /* another log driver: nothing on disk to follow */
     const char *nm = jstr(root, "Name");
     json_t *cfg = json_object_get(root, "Config");
     const char *image = json_is_object(cfg) ? jstr(cfg, "Image") : NULL;
@@ -148,26 +145,47 @@ static void report(struct bt_docker_disc *d, struct ctr *c, const struct bt_labe
     }
 }
 
+/* Watches a fresh container's directory so its config files wake us as soon as they land. */
+static int wait_for_config(struct bt_docker_disc *d, struct ctr *c)
+{
+    if (d->ino_fd >= 0 && c->wd <= 0) {
+        char p[4096];
+        snprintf(p, sizeof(p), "%s/%s", d->path, c->id);
+        c->wd =
+            inotify_add_watch(d->ino_fd, p, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
+    }
+    return 1;
+}
+
+/* The log driver from hostconfig.json: 1 json-file (or unset), 0 another, -1 not readable yet. */
+static int json_file_driver(struct bt_docker_disc *d, struct ctr *c)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s/hostconfig.json", d->path, c->id);
+    json_error_t jerr;
+    json_t *root = json_load_file(p, 0, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    json_t *lc = json_object_get(root, "LogConfig");
+    const char *type = json_is_object(lc) ? jstr(lc, "Type") : NULL;
+    int rc = !type || !*type || strcmp(type, "json-file") == 0;
+    json_decref(root);
+    return rc;
+}
+
 /* Re-reads a container's config if it changed. Returns 1 when its config is missing or
- * unreadable yet (a fresh container), else 0. */
+ * unreadable yet (a fresh container), else 0. Docker writes config.v2.json and hostconfig.json
+ * when the container is created, before its log exists, so a container is reported before it
+ * prints anything and the file target sees its log from the first byte. */
 static int refresh_ctr(struct bt_docker_disc *d, struct ctr *c)
 {
     char p[4096];
     snprintf(p, sizeof(p), "%s/%s/config.v2.json", d->path, c->id);
     struct stat st;
-    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
-        /* Fresh: watch its directory so the config's arrival wakes us at once. */
-        if (d->ino_fd >= 0 && c->wd <= 0) {
-            snprintf(p, sizeof(p), "%s/%s", d->path, c->id);
-            c->wd = inotify_add_watch(d->ino_fd, p,
-                                      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
-        }
-        return 1;
-    }
-    if (c->wd > 0) {
-        inotify_rm_watch(d->ino_fd, c->wd);
-        c->wd = 0;
-    }
+    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+        return wait_for_config(d, c);
     if (c->parsed && st.st_mtim.tv_sec == c->mtime.tv_sec && st.st_mtim.tv_nsec == c->mtime.tv_nsec)
         return 0;
     if (st.st_size > (off_t)CONFIG_MAX) {
@@ -180,19 +198,24 @@ static int refresh_ctr(struct bt_docker_disc *d, struct ctr *c)
     }
     json_error_t jerr;
     json_t *root = json_load_file(p, 0, &jerr);
-    if (!root || !json_is_object(root)) {
+    int driver = json_is_object(root) ? json_file_driver(d, c) : -1;
+    if (driver < 0) {
         json_decref(root);
-        return 1; /* Docker writes it with a rename, so this is rare; retry */
+        return wait_for_config(d, c); /* written with a rename each, so this is brief */
+    }
+    if (c->wd > 0) {
+        inotify_rm_watch(d->ino_fd, c->wd);
+        c->wd = 0;
     }
     c->mtime = st.st_mtim;
     c->parsed = true;
-    int rc = build_labels(d, c->id, root);
+    int rc = driver ? build_labels(d, c->id, root) : 0;
     json_decref(root);
     if (rc == 1) {
         int keep = bt_relabel_apply(d->relabel, &d->scratch);
         report(d, c, keep == BT_RELABEL_KEEP ? &d->scratch : NULL);
     } else {
-        report(d, c, NULL);
+        report(d, c, NULL); /* another log driver: nothing on disk to follow */
     }
     return 0;
 }

@@ -13,10 +13,10 @@
  * The scrape job's relabel rules (borrowed) run over it; a dropped container is not reported.
  * The caller gets each container through a callback: labels when it appears or its labels
  * change, NULL when it is removed; it decides how to tail (source_file). Containers whose log
- * driver is not json-file (empty LogPath) are skipped. Re-scans happen on inotify events of the
- * directory, quickly again while a new container has no config yet, and every refresh_interval.
- * Reading the directory never blocks the loop for long: a scan is a readdir plus one stat per
- * container, and a config is parsed only when its mtime changed. Loop thread only.
+ * driver is not json-file (hostconfig.json LogConfig.Type) are skipped. Re-scans happen on inotify
+ * events of the directory, quickly again while a new container has no config yet, and every
+ * refresh_interval. Reading the directory never blocks the loop for long: a scan is a readdir plus
+ * one stat per container, and a config is parsed only when its mtime changed. Loop thread only.
  *
  * Config (the scrape job's `docker:` block):
  *   path: /var/lib/docker/containers

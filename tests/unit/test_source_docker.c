@@ -59,13 +59,22 @@ static void teardown(void)
 
 TestSuite(source_docker, .init = setup, .fini = teardown);
 
-static void add_container(const char *id, const char *json)
+static void add_container_driver(const char *id, const char *json, const char *driver)
 {
-    char dir[512];
+    char dir[512], host[128];
     snprintf(dir, sizeof(dir), "%s/%s", ctrs, id);
     mkdir(dir, 0755);
     if (json)
         cr_assert_eq(bt_tmpdir_write(dir, "config.v2.json", json, strlen(json)), 0);
+    if (json && driver) {
+        snprintf(host, sizeof(host), "{\"LogConfig\":{\"Type\":\"%s\",\"Config\":{}}}", driver);
+        cr_assert_eq(bt_tmpdir_write(dir, "hostconfig.json", host, strlen(host)), 0);
+    }
+}
+
+static void add_container(const char *id, const char *json)
+{
+    add_container_driver(id, json, "json-file");
 }
 
 static struct bt_node *yaml(const char *text)
@@ -129,6 +138,9 @@ Test(source_docker, fresh_container_without_config_waits_then_appears)
     add_container(ID1, NULL);
     cr_assert_eq(bt_docker_disc_scan(d), 1);
     cr_assert_eq(n_ev, 0);
+    add_container_driver(ID1, CFG1, NULL); /* config.v2.json first, hostconfig.json next */
+    cr_assert_eq(bt_docker_disc_scan(d), 1);
+    cr_assert_eq(n_ev, 0);
     add_container(ID1, CFG1);
     cr_assert_eq(bt_docker_disc_scan(d), 0);
     cr_assert_eq(n_ev, 1);
@@ -176,7 +188,7 @@ Test(source_docker, changed_config_is_reported_again)
 
 Test(source_docker, other_log_drivers_and_junk_entries_are_skipped)
 {
-    add_container(ID1, "{\"ID\":\"" ID1 "\",\"Name\":\"/j\",\"LogPath\":\"\"}");
+    add_container_driver(ID1, "{\"ID\":\"" ID1 "\",\"Name\":\"/j\",\"LogPath\":\"\"}", "journald");
     add_container("not-a-container-id", CFG1);
     add_container(ID2, "{ broken json");
     struct bt_docker_disc *d = disc(NULL, NULL, NULL);
