@@ -397,3 +397,22 @@ Test(docker_sd, cursor_records_read_promtail_seconds_and_bpftail_nanoseconds)
     cr_assert_eq(bt_docker_sd_cursor_decode(1795932922000000007ULL), 1795932922000000007LL);
     cr_assert_eq(bt_docker_sd_cursor_decode(0), 0);
 }
+
+Test(docker_sd, survives_garbage_streams)
+{
+    unsigned seed = 99;
+    /* valid frames, then a frame announcing 3 GiB, then noise */
+    frame(&logs_body, 1, "2026-11-29T06:15:22Z fine\n");
+    unsigned char big[8] = {1, 0, 0, 0, 0xc0, 0, 0, 0};
+    bt_buf_add(&logs_body, big, 8);
+    for (int i = 0; i < 4096; i++) {
+        char c = (char)rand_r(&seed);
+        bt_buf_add(&logs_body, &c, 1);
+    }
+    struct run x;
+    start(&x, NULL);
+    run_until(&x, 1);
+    cr_assert_eq(n_got, 1);
+    cr_assert_str_eq(got[0].line, "fine");
+    stop(&x);
+}

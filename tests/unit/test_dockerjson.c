@@ -8,7 +8,7 @@
 #include "util/dockerjson.h"
 
 static struct bt_buf buf;
-static struct bt_dockerjson rec;
+static struct bt_dockerjson rec, rec_out_unused;
 
 static void setup(void)
 {
@@ -184,4 +184,39 @@ Test(dockerjson, long_record_decodes_byte_identical)
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(buf.ptr[i], (char)('a' + i % 26));
     free(rec_text);
+}
+
+/* Mutated records (flipped bytes, stray quotes and backslashes, truncation) must give a clean
+ * result or -EINVAL, never a crash or a decoded log longer than the record. */
+Test(dockerjson, survives_mutated_records)
+{
+    static const char *seeds[] = {
+        "{\"log\":\"hello \\u003cworld\\u003e "
+        "\\ud83d\\ude00\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-29T06:15:22.79211261Z\"}\n",
+        "{\"log\":\"a\\\\b\\\"c\\t\",\"attrs\":{\"x\":[1,2,{\"y\":null}]},\"stream\":\"stderr\","
+        "\"time\":\"2019-04-30T02:12:41Z\"}",
+    };
+    static const char junk[] = {'"', '\\', 'u', '{', '}', ',', ':', 0, '\n', (char)0xff, 'd', '8'};
+    unsigned seed = 12345;
+    char rec[512];
+    for (int it = 0; it < 20000; it++) {
+        const char *s = seeds[it % 2];
+        size_t n = strlen(s);
+        memcpy(rec, s, n);
+        int edits = 1 + (int)(rand_r(&seed) % 4);
+        for (int k = 0; k < edits; k++) {
+            size_t pos = (size_t)rand_r(&seed) % n;
+            switch (rand_r(&seed) % 3) {
+            case 0: rec[pos] = junk[rand_r(&seed) % sizeof(junk)]; break;
+            case 1: rec[pos] = (char)rand_r(&seed); break;
+            default: n = pos ? pos : 1; break;
+            }
+        }
+        int rc = bt_dockerjson_parse(rec, n, &buf, &rec_out_unused);
+        cr_assert(rc == 0 || rc == -EINVAL, "rc %d", rc);
+        if (rc == 0)
+            cr_assert_leq(buf.len, n);
+        else
+            cr_assert_eq(buf.len, 0);
+    }
 }

@@ -172,3 +172,27 @@ Test(stage_cri, bad_options_are_errors)
     cr_assert(strstr(err, "p.yaml:2:24") && strstr(err, "max_partial_lines"), "%s", err);
     bt_node_free(d);
 }
+
+Test(stage_cri, survives_random_lines)
+{
+    build("- cri:\n    max_partial_line_size: 64\n");
+    static const char alphabet[] = "PF stdouterr:2019-01-01T01:00:00.1Z\n\t\xff";
+    unsigned seed = 7;
+    char line[96];
+    for (int it = 0; it < 20000; it++) {
+        size_t n = (size_t)rand_r(&seed) % sizeof(line);
+        for (size_t i = 0; i < n; i++)
+            line[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+        if (it % 3 == 0 && n > 40)
+            memcpy(line, "2019-01-01T01:00:00Z stdout P ", 30);
+        struct bt_entry e = {.labels = &src, .ts_ns = 5, .line = line, .line_len = n};
+        bt_pipeline_process(pl, &e);
+        if (n_out > MAXOUT - 4) {
+            for (size_t i = 0; i < n_out; i++)
+                free(out[i].line);
+            n_out = 0;
+        }
+    }
+    bt_pipeline_flush(pl);
+    cr_assert_eq(bt_pipeline_deadline(pl), INT64_MAX);
+}
