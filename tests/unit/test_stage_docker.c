@@ -133,7 +133,7 @@ Test(stage_docker, forty_kib_line_from_three_records_is_one_identical_entry)
     memcpy(c2, line + 16384, 16384);
     c2[16384] = 0;
     memcpy(c3, line + 32768, 7232);
-    strcpy(c3 + 7232, "\\n");
+    memcpy(c3 + 7232, "\\n", 3);
     char *a = record(c1, "stdout"), *b = record(c2, "stdout"), *c = record(c3, "stdout");
     feed(a);
     feed(b);
@@ -242,7 +242,7 @@ Test(stage_docker, join_is_split_at_the_cap_without_losing_bytes)
         char *tmp = malloc(n + 3);
         memcpy(tmp, c, n + 1);
         if (off + n == 40000)
-            strcat(tmp, "\\n");
+            memcpy(tmp + n, "\\n", 3);
         char *r = record(tmp, "stdout");
         feed(r);
         free(r);
