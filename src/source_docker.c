@@ -157,13 +157,22 @@ static int wait_for_config(struct bt_docker_disc *d, struct ctr *c)
     return 1;
 }
 
+/* Parses a JSON file of at most CONFIG_MAX bytes; NULL if missing, larger, or not JSON. */
+static json_t *load_capped(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX)
+        return NULL;
+    json_error_t jerr;
+    return json_load_file(path, 0, &jerr);
+}
+
 /* The log driver from hostconfig.json: 1 json-file (or unset), 0 another, -1 not readable yet. */
 static int json_file_driver(struct bt_docker_disc *d, struct ctr *c)
 {
     char p[4096];
     snprintf(p, sizeof(p), "%s/%s/hostconfig.json", d->path, c->id);
-    json_error_t jerr;
-    json_t *root = json_load_file(p, 0, &jerr);
+    json_t *root = load_capped(p);
     if (!json_is_object(root)) {
         json_decref(root);
         return -1;
@@ -196,8 +205,7 @@ static int refresh_ctr(struct bt_docker_disc *d, struct ctr *c)
                     (long long)st.st_size);
         return 0;
     }
-    json_error_t jerr;
-    json_t *root = json_load_file(p, 0, &jerr);
+    json_t *root = load_capped(p);
     int driver = json_is_object(root) ? json_file_driver(d, c) : -1;
     if (driver < 0) {
         json_decref(root);
