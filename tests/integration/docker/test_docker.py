@@ -17,7 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-import dockerd  # noqa: E402
+import docker_logs_engine as dockerd  # noqa: E402  (a unique module name: suites share sys.modules)
 import lib  # noqa: E402
 
 N_LINES = 10000
