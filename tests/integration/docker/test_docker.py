@@ -8,7 +8,6 @@ exited. The first suite uses the seed-style promtail config unchanged (a static 
 <data-root>/containers/*/*-json.log with `docker: {}`); the second the `docker:` discovery
 target with relabel_configs.
 """
-import json
 import os
 import re
 import sys
