@@ -1,4 +1,5 @@
-"""Docker container logs against a real Docker engine (dockerd.py) and the test Loki server.
+"""Docker container logs against a real Docker engine (docker_logs_engine.py) and the test
+Loki server.
 
 Every line a container prints must arrive exactly once, with Docker's timestamp and the right
 labels: 10,000 lines on each of stdout and stderr, a 40 KiB line (three json-file records),
@@ -6,7 +7,8 @@ output without a trailing newline, a container started after the agent had shipp
 container writing 20 MB under max-size=1m max-file=3, and a container removed right after it
 exited. The first suite uses the seed-style promtail config unchanged (a static target on
 <data-root>/containers/*/*-json.log with `docker: {}`); the second the `docker:` discovery
-target with relabel_configs.
+target with relabel_configs (and Docker's rotation under it); the third docker_sd_configs
+through the Docker API, across container restarts and an agent restart.
 """
 import os
 import re
