@@ -35,8 +35,8 @@
 /* Sealed batches a client may have queued or in flight before file sources pause. Files are
  * the buffer: reading further ahead than this only costs memory, since pushes are the
  * bottleneck. A few batches keep the push thread busy while the loop fills the next one. */
-#define MAX_QUEUED_BATCHES 4
-#define RESUME_QUEUED_BATCHES 2
+#define MAX_QUEUED_BATCHES 2
+#define RESUME_QUEUED_BATCHES 1
 
 struct agent_client {
     struct bt_agent *a;

@@ -104,6 +104,8 @@ int bt_positions_set(struct bt_positions *p, const char *path, const struct bt_p
         return -ENOMEM;
     r->pos = *pos;
     r->has_offset = true;
+    free(r->raw); /* a cursor loaded verbatim is now replaced by a real offset */
+    r->raw = NULL;
     return 0;
 }
 
