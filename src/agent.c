@@ -5,6 +5,11 @@
 #include "config.h"
 #include "entry.h"
 #include "fim.h"
+#include "relabel.h"
+#include "source_docker.h"
+#include "docker_sd.h"
+#include "node.h"
+#include "positions.h"
 #include "httpd.h"
 #include "labels.h"
 #include "loop.h"
@@ -49,6 +54,10 @@ struct agent_client {
 
 struct agent_job {
     struct bt_agent *a;
+    struct bt_relabel *relabel;
+    struct bt_docker_disc *disc;
+    struct bt_docker_sd **sds;
+    size_t n_sds;
     struct bt_scrape_config *sc;
     struct bt_pipeline *pipeline;
 };
@@ -433,6 +442,9 @@ static int build_jobs(struct bt_agent *a, char *err, size_t errlen)
                                       agent_sink, j, err, errlen);
         if (!j->pipeline)
             return -EINVAL;
+        j->relabel = bt_relabel_new(j->sc->relabel_configs, err, errlen);
+        if (!j->relabel)
+            return -EINVAL;
         if (a->cli && a->cli->inspect)
             bt_pipeline_set_inspect(j->pipeline, stderr);
         a->n_jobs++;
@@ -479,6 +491,31 @@ static int build_clients(struct bt_agent *a, char *err, size_t errlen)
     return 0;
 }
 
+static void on_container(void *ctx, const char *id, const struct bt_labels *labels)
+{
+    struct agent_job *j = ctx;
+    if (!labels)
+        return;
+    int rc = bt_files_add_target(j->a->files, j->sc->job_name, labels, j->sc->start_at,
+                                 j->sc->ignore_older_ns, job_source_sink, j);
+    if (rc < 0)
+        BT_ERROR("agent", "cannot add container target", "id=%.12s", id);
+}
+
+static int64_t sd_cursor_get(void *p, const char *id)
+{
+    char k[96];
+    const struct bt_position *pos = bt_positions_get(p, bt_docker_sd_cursor_key(k, sizeof(k), id));
+    return pos ? bt_docker_sd_cursor_decode(pos->offset) : 0;
+}
+
+static void sd_cursor_set(void *p, const char *id, int64_t ns)
+{
+    char k[96];
+    struct bt_position pos = {.offset = (uint64_t)ns};
+    bt_positions_set(p, bt_docker_sd_cursor_key(k, sizeof(k), id), &pos);
+}
+
 static int build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -500,14 +537,53 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
             struct bt_static_config *st = &sc->statics[s];
             if (!bt_labels_get(&st->labels, "__path__"))
                 continue;
-            int rc = bt_files_add_target(a->files, sc->job_name, &st->labels, sc->start_at,
+            struct bt_labels rl;
+            bt_labels_init(&rl);
+            bt_labels_copy(&rl, &st->labels);
+            if (bt_relabel_apply(a->jobs[i].relabel, &rl) != BT_RELABEL_KEEP) {
+                bt_labels_free(&rl);
+                continue;
+            }
+            int rc = bt_files_add_target(a->files, sc->job_name, &rl, sc->start_at,
                                          sc->ignore_older_ns, job_source_sink, &a->jobs[i]);
+            bt_labels_free(&rl);
             if (rc < 0) {
                 snprintf(err, errlen, "job %s: cannot add file target: %s", sc->job_name,
                          strerror(-rc));
                 return rc;
             }
         }
+    }
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        struct agent_job *j = &a->jobs[i];
+        const struct bt_node *sdl = j->sc->docker_sd_configs;
+        if (sdl && sdl->type == BT_NODE_SEQ && sdl->n) {
+            j->sds = calloc(sdl->n, sizeof(*j->sds));
+            if (!j->sds)
+                return -ENOMEM;
+        }
+        for (size_t k = 0; sdl && sdl->type == BT_NODE_SEQ && k < sdl->n; k++) {
+            struct bt_docker_sd_env env = {.loop = a->loop,
+                                           .metrics = a->metrics,
+                                           .relabel = j->relabel,
+                                           .job = j->sc->job_name,
+                                           .sink = job_source_sink,
+                                           .ctx = j,
+                                           .max_line = a->cfg->limits.max_line_size,
+                                           .cursor_get = sd_cursor_get,
+                                           .cursor_set = sd_cursor_set,
+                                           .pctx = bt_files_positions(a->files)};
+            j->sds[j->n_sds] = bt_docker_sd_new(sdl->items[k], &env, err, errlen);
+            if (!j->sds[j->n_sds])
+                return -EINVAL;
+            j->n_sds++;
+        }
+        if (!j->sc->docker)
+            continue;
+        j->disc =
+            bt_docker_disc_new(j->sc->docker, a->loop, j->relabel, on_container, j, err, errlen);
+        if (!j->disc)
+            return -EINVAL;
     }
     BT_INFO("agent", "file watcher ready", "backend=%s", bt_files_watcher(a->files));
     return 0;
@@ -665,8 +741,14 @@ void bt_agent_free(struct bt_agent *a)
     }
     free(a->clients);
     bt_files_free(a->files);
-    for (size_t i = 0; i < a->n_jobs; i++)
+    for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
+        bt_docker_disc_free(a->jobs[i].disc);
+        for (size_t k = 0; k < a->jobs[i].n_sds; k++)
+            bt_docker_sd_free(a->jobs[i].sds[k]);
+        free(a->jobs[i].sds);
+        bt_relabel_free(a->jobs[i].relabel);
+    }
     free(a->jobs);
     if (a->sigfd >= 0)
         close(a->sigfd);
