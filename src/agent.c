@@ -5,6 +5,11 @@
 #include "config.h"
 #include "entry.h"
 #include "fim.h"
+#include "relabel.h"
+#include "source_docker.h"
+#include "docker_sd.h"
+#include "node.h"
+#include "positions.h"
 #include "httpd.h"
 #include "labels.h"
 #include "loop.h"
@@ -32,6 +37,11 @@
 #include <unistd.h>
 
 #define SHUTDOWN_POLL_NS (20 * BT_NS_PER_MS)
+/* Sealed batches a client may have queued or in flight before file sources pause. Files are
+ * the buffer: reading further ahead than this only costs memory, since pushes are the
+ * bottleneck. A few batches keep the push thread busy while the loop fills the next one. */
+#define MAX_QUEUED_BATCHES 2
+#define RESUME_QUEUED_BATCHES 1
 
 struct agent_client {
     struct bt_agent *a;
@@ -44,6 +54,10 @@ struct agent_client {
 
 struct agent_job {
     struct bt_agent *a;
+    struct bt_relabel *relabel;
+    struct bt_docker_disc *disc;
+    struct bt_docker_sd **sds;
+    size_t n_sds;
     struct bt_scrape_config *sc;
     struct bt_pipeline *pipeline;
 };
@@ -73,7 +87,7 @@ struct bt_agent {
     double tokens;
     int64_t refill_at;
     struct bt_series *m_rate_drop, *m_rate_drop_bytes;
-    struct bt_series *m_inflight, *m_paused, *m_pauses;
+    struct bt_series *m_inflight, *m_paused, *m_pause_mem, *m_pause_queue;
     struct bt_buf dry;
 };
 
@@ -89,23 +103,37 @@ static size_t inflight_bytes(const struct bt_agent *a)
     return n;
 }
 
+static size_t max_queued(const struct bt_agent *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_clients; i++) {
+        size_t q = bt_client_pending(a->clients[i].client);
+        if (q > n)
+            n = q;
+    }
+    return n;
+}
+
+/* Pauses file sources when bytes held in batches and in flight reach the memory ceiling, or a
+ * client has MAX_QUEUED_BATCHES waiting; resumes once both have drained well below. */
 static void check_pressure(struct bt_agent *a)
 {
     if (!a->files || a->stopping)
         return;
     size_t n = inflight_bytes(a);
+    size_t q = max_queued(a);
     bt_gauge_set(a->m_inflight, (double)n);
-    if (!a->paused && n >= a->memory_limit) {
+    if (!a->paused && (n >= a->memory_limit || q >= MAX_QUEUED_BATCHES)) {
         a->paused = true;
         bt_files_pause(a->files);
         bt_gauge_set(a->m_paused, 1);
-        bt_counter_inc(a->m_pauses);
-        BT_DEBUG("agent", "memory ceiling reached, sources paused", "inflight_bytes=%zu", n);
-    } else if (a->paused && n <= a->memory_limit / 4 * 3) {
+        bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
+        BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
+    } else if (a->paused && n <= a->memory_limit / 4 * 3 && q <= RESUME_QUEUED_BATCHES) {
         a->paused = false;
         bt_gauge_set(a->m_paused, 0);
         bt_files_resume(a->files);
-        BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu", n);
+        BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
 
@@ -414,6 +442,9 @@ static int build_jobs(struct bt_agent *a, char *err, size_t errlen)
                                       agent_sink, j, err, errlen);
         if (!j->pipeline)
             return -EINVAL;
+        j->relabel = bt_relabel_new(j->sc->relabel_configs, err, errlen);
+        if (!j->relabel)
+            return -EINVAL;
         if (a->cli && a->cli->inspect)
             bt_pipeline_set_inspect(j->pipeline, stderr);
         a->n_jobs++;
@@ -460,6 +491,31 @@ static int build_clients(struct bt_agent *a, char *err, size_t errlen)
     return 0;
 }
 
+static void on_container(void *ctx, const char *id, const struct bt_labels *labels)
+{
+    struct agent_job *j = ctx;
+    if (!labels)
+        return;
+    int rc = bt_files_add_target(j->a->files, j->sc->job_name, labels, j->sc->start_at,
+                                 j->sc->ignore_older_ns, job_source_sink, j);
+    if (rc < 0)
+        BT_ERROR("agent", "cannot add container target", "id=%.12s", id);
+}
+
+static int64_t sd_cursor_get(void *p, const char *id)
+{
+    char k[96];
+    const struct bt_position *pos = bt_positions_get(p, bt_docker_sd_cursor_key(k, sizeof(k), id));
+    return pos ? bt_docker_sd_cursor_decode(pos->offset) : 0;
+}
+
+static void sd_cursor_set(void *p, const char *id, int64_t ns)
+{
+    char k[96];
+    struct bt_position pos = {.offset = (uint64_t)ns};
+    bt_positions_set(p, bt_docker_sd_cursor_key(k, sizeof(k), id), &pos);
+}
+
 static int build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -481,14 +537,53 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
             struct bt_static_config *st = &sc->statics[s];
             if (!bt_labels_get(&st->labels, "__path__"))
                 continue;
-            int rc = bt_files_add_target(a->files, sc->job_name, &st->labels, sc->start_at,
+            struct bt_labels rl;
+            bt_labels_init(&rl);
+            bt_labels_copy(&rl, &st->labels);
+            if (bt_relabel_apply(a->jobs[i].relabel, &rl) != BT_RELABEL_KEEP) {
+                bt_labels_free(&rl);
+                continue;
+            }
+            int rc = bt_files_add_target(a->files, sc->job_name, &rl, sc->start_at,
                                          sc->ignore_older_ns, job_source_sink, &a->jobs[i]);
+            bt_labels_free(&rl);
             if (rc < 0) {
                 snprintf(err, errlen, "job %s: cannot add file target: %s", sc->job_name,
                          strerror(-rc));
                 return rc;
             }
         }
+    }
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        struct agent_job *j = &a->jobs[i];
+        const struct bt_node *sdl = j->sc->docker_sd_configs;
+        if (sdl && sdl->type == BT_NODE_SEQ && sdl->n) {
+            j->sds = calloc(sdl->n, sizeof(*j->sds));
+            if (!j->sds)
+                return -ENOMEM;
+        }
+        for (size_t k = 0; sdl && sdl->type == BT_NODE_SEQ && k < sdl->n; k++) {
+            struct bt_docker_sd_env env = {.loop = a->loop,
+                                           .metrics = a->metrics,
+                                           .relabel = j->relabel,
+                                           .job = j->sc->job_name,
+                                           .sink = job_source_sink,
+                                           .ctx = j,
+                                           .max_line = a->cfg->limits.max_line_size,
+                                           .cursor_get = sd_cursor_get,
+                                           .cursor_set = sd_cursor_set,
+                                           .pctx = bt_files_positions(a->files)};
+            j->sds[j->n_sds] = bt_docker_sd_new(sdl->items[k], &env, err, errlen);
+            if (!j->sds[j->n_sds])
+                return -EINVAL;
+            j->n_sds++;
+        }
+        if (!j->sc->docker)
+            continue;
+        j->disc =
+            bt_docker_disc_new(j->sc->docker, a->loop, j->relabel, on_container, j, err, errlen);
+        if (!j->disc)
+            return -EINVAL;
     }
     BT_INFO("agent", "file watcher ready", "backend=%s", bt_files_watcher(a->files));
     return 0;
@@ -512,8 +607,12 @@ static void init_metrics(struct bt_agent *a)
                  (double)a->memory_limit);
     a->m_paused = bt_metrics_gauge(a->metrics, "bpftail_sources_paused",
                                    "1 while file sources wait for pushes to drain.", NULL);
-    a->m_pauses = bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
-                                     "Times the memory ceiling paused file sources.", NULL);
+    a->m_pause_mem =
+        bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
+                           "Times file sources paused, by reason.", "reason=\"memory_limit\"");
+    a->m_pause_queue =
+        bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
+                           "Times file sources paused, by reason.", "reason=\"push_queue\"");
 }
 
 static int setup_signals(struct bt_agent *a)
@@ -642,8 +741,14 @@ void bt_agent_free(struct bt_agent *a)
     }
     free(a->clients);
     bt_files_free(a->files);
-    for (size_t i = 0; i < a->n_jobs; i++)
+    for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
+        bt_docker_disc_free(a->jobs[i].disc);
+        for (size_t k = 0; k < a->jobs[i].n_sds; k++)
+            bt_docker_sd_free(a->jobs[i].sds[k]);
+        free(a->jobs[i].sds);
+        bt_relabel_free(a->jobs[i].relabel);
+    }
     free(a->jobs);
     if (a->sigfd >= 0)
         close(a->sigfd);

@@ -2,6 +2,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -172,6 +173,8 @@ uint64_t bt_loop_add_timer(struct bt_loop *l, int64_t delay_ns, int64_t period_n
         l->captimers = n;
     }
     uint64_t id = l->next_id++;
+    if (delay_ns > INT64_MAX / 4)
+        delay_ns = INT64_MAX / 4; /* "never", without overflowing the deadline */
     l->timers[l->ntimers] =
         (struct timer){id, bt_mono_ns() + (delay_ns > 0 ? delay_ns : 0), period_ns, fn, arg};
     heap_up(l, l->ntimers++);
@@ -183,6 +186,8 @@ int bt_loop_reset_timer(struct bt_loop *l, uint64_t id, int64_t delay_ns)
     ssize_t i = find_timer(l, id);
     if (i < 0)
         return -ENOENT;
+    if (delay_ns > INT64_MAX / 4)
+        delay_ns = INT64_MAX / 4;
     l->timers[i].when = bt_mono_ns() + (delay_ns > 0 ? delay_ns : 0);
     heap_down(l, (size_t)i);
     heap_up(l, (size_t)i);
@@ -235,7 +240,12 @@ int bt_loop_run_once(struct bt_loop *l, int64_t timeout_ns)
         if (wait < 0 || due < wait)
             wait = due;
     }
-    int ms = wait < 0 ? -1 : (int)((wait + 999999) / 1000000);
+    /* Clamp before rounding up: a huge timeout must not overflow into "forever" or worse. */
+    int ms = -1;
+    if (wait >= (int64_t)INT_MAX * 1000000)
+        ms = INT_MAX;
+    else if (wait >= 0)
+        ms = (int)((wait + 999999) / 1000000);
     struct epoll_event evs[64];
     int n = epoll_wait(l->epfd, evs, 64, ms);
     l->wakeups++;

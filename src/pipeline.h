@@ -37,5 +37,11 @@ void bt_pipeline_tick(struct bt_pipeline *p, int64_t now_mono);
 void bt_pipeline_flush(struct bt_pipeline *p);
 /* With -inspect: print what each stage changed to f (NULL turns it off). */
 void bt_pipeline_set_inspect(struct bt_pipeline *p, FILE *f);
+/* For -dry-run: appends one line as promtail prints it,
+ *   2006-01-02T15:04:05.999999999-0700<TAB>{labels}<TAB>line
+ * (local time; labels in Loki's canonical form; structured metadata, when there is some, as a
+ * {name="value"} column before the line). 0 or -ENOMEM/-E2BIG. */
+struct bt_buf;
+int bt_pipeline_format_entry(const struct bt_entry *e, struct bt_buf *out);
 
 #endif

@@ -8,7 +8,8 @@
 #include <string.h>
 
 struct bt_regex {
-    pcre2_code *code;
+    pcre2_code *code; /* matches any subject, valid UTF-8 or not */
+    pcre2_code *fast; /* JIT-compiled, valid UTF-8 subjects only; NULL if not needed */
     pcre2_match_data *md;
     int ngroups;
     char **names; /* ngroups + 1 entries, NULL for unnamed */
@@ -36,6 +37,23 @@ struct bt_regex *bt_regex_new(const char *pattern, int flags, char *err, size_t 
     int ec;
     PCRE2_SIZE eo;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opts, &ec, &eo, NULL);
+    pcre2_code *fast = NULL;
+    if (code) {
+        /* 1. PCRE2 before 10.43 JIT-matches wrongly with PCRE2_MATCH_INVALID_UTF (non-ASCII text
+         *    fails \S* and the like), so the JIT copy is compiled without that flag and used only
+         *    for subjects PCRE2 finds to be valid UTF-8; invalid ones go to the interpreter.
+         * 2. From 10.43 on, one JIT-compiled code object does both. */
+        if (PCRE2_MAJOR > 10 || (PCRE2_MAJOR == 10 && PCRE2_MINOR >= 43)) {
+            pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+        } else {
+            fast = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                 opts & ~(uint32_t)PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+            if (fast && pcre2_jit_compile(fast, PCRE2_JIT_COMPLETE) != 0) {
+                pcre2_code_free(fast); /* no JIT here: the interpreter on `code` does it all */
+                fast = NULL;
+            }
+        }
+    }
     free(wrapped);
     if (!code) {
         PCRE2_UCHAR msg[256];
@@ -44,11 +62,11 @@ struct bt_regex *bt_regex_new(const char *pattern, int flags, char *err, size_t 
                  (size_t)eo);
         return NULL;
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* best effort; interpreter otherwise */
     struct bt_regex *re = calloc(1, sizeof(*re));
     if (!re)
         goto oom;
     re->code = code;
+    re->fast = fast;
     uint32_t cap = 0;
     pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &cap);
     re->ngroups = (int)cap;
@@ -74,6 +92,7 @@ oom:
         re->code = code;
         bt_regex_free(re);
     } else {
+        pcre2_code_free(fast);
         pcre2_code_free(code);
     }
     return NULL;
@@ -88,13 +107,23 @@ void bt_regex_free(struct bt_regex *re)
             free(re->names[i]);
     free(re->names);
     pcre2_match_data_free(re->md);
+    pcre2_code_free(re->fast);
     pcre2_code_free(re->code);
     free(re);
 }
 
 int bt_regex_match(struct bt_regex *re, const char *s, size_t len, size_t start)
 {
-    int rc = pcre2_match(re->code, (PCRE2_SPTR)(s ? s : ""), len, start, 0, re->md, NULL);
+    PCRE2_SPTR subj = (PCRE2_SPTR)(s ? s : "");
+    int rc = PCRE2_ERROR_UTF8_ERR1;
+    if (re->fast) {
+        rc = pcre2_match(re->fast, subj, len, start, 0, re->md, NULL);
+        /* UTF-8 errors are -3 .. -21: the subject is not valid UTF-8; retry tolerant. */
+        if (rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21)
+            rc = pcre2_match(re->code, subj, len, start, 0, re->md, NULL);
+    } else {
+        rc = pcre2_match(re->code, subj, len, start, 0, re->md, NULL);
+    }
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc < 0)

@@ -298,7 +298,8 @@ def test_shutdown_within_deadline_while_server_hangs(ctx):
     rc = a.stop(timeout=15)
     took = time.monotonic() - t0
     assert rc == 0, "exit status %s" % rc
-    assert took < 4.0, "shutdown took %.1fs with a 2s deadline" % took
+    # The deadline is 2s; the slack covers process exit on a loaded machine, not flushing.
+    assert took < 5.0, "shutdown took %.1fs with a 2s deadline" % took
     # Nothing was acknowledged, so after a restart against a good server everything arrives.
     loki2 = FakeLoki(ctx)
     cfg = open(a.config).read().replace(loki.url, loki2.url)
@@ -312,7 +313,7 @@ DROP_CASES = [
     ("too_old", "400:body=entry for stream '{job=\"x\"}' has timestamp too old: 2020", ""),
     ("too_new", "400:body=entry for stream '{job=\"x\"}' has timestamp too new: 2099", ""),
     ("line_too_long", "400:body=Max entry size '10' bytes exceeded for stream", ""),
-    ("out_of_order", "400:body=entry too far behind, oldest acceptable timestamp is", ""),
+    ("out_of_order", "400:body=entry out of order for stream {job=\"x\"}", ""),
     ("invalid_labels", "400:body=error parsing labels '{x}' with error: bad", ""),
     ("http_4xx", "400:body=something else entirely", ""),
     ("request_too_large", "413:body=request too large", ""),
