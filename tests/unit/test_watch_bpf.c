@@ -1,0 +1,484 @@
+/*
+ * BPF watcher tests: load the real programs, make real syscalls on real files in a temp
+ * directory, and check what the ring buffer delivers. They need root (or CAP_BPF +
+ * CAP_PERFMON) and a kernel with BTF; when the programs cannot load they FAIL and say why.
+ * Built with -DBT_BPF=OFF, only the stub behaviour is checked and the rest is skipped loudly.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "tmpdir.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "watch.h"
+#include "watch_bpf.h"
+
+#define MAX_EV 256
+
+struct got {
+    uint32_t mask, op;
+    dev_t dev;
+    ino_t ino;
+    char dir[512], name[256], path[512], raw[256], raw2[256], comm[17];
+    uint32_t pid, tgid, ppid, uid;
+    int32_t ret;
+    int64_t ts_ns;
+    int rename_new;
+};
+
+static struct got g_ev[MAX_EV];
+static int g_n;
+static struct bt_watch g_w;
+static char g_dir[256];
+
+static void on_ev(void *ctx, const struct bt_watch_event *ev)
+{
+    const struct bt_watch_bpf_info *info = bt_watch_bpf_current(&g_w);
+    struct got *g;
+
+    (void)ctx;
+    if (g_n >= MAX_EV)
+        return;
+    g = &g_ev[g_n++];
+    memset(g, 0, sizeof(*g));
+    g->mask = ev->mask;
+    g->dev = ev->dev;
+    g->ino = ev->ino;
+    snprintf(g->dir, sizeof(g->dir), "%s", ev->dir ? ev->dir : "");
+    snprintf(g->name, sizeof(g->name), "%s", ev->name ? ev->name : "");
+    snprintf(g->comm, sizeof(g->comm), "%s", ev->comm ? ev->comm : "");
+    g->pid = ev->pid;
+    g->tgid = ev->tgid;
+    g->ppid = ev->ppid;
+    g->uid = ev->uid;
+    if (info) {
+        g->op = info->op;
+        g->ret = info->ret;
+        g->ts_ns = info->ts_ns;
+        g->rename_new = info->rename_new;
+        snprintf(g->path, sizeof(g->path), "%s", info->path ? info->path : "");
+        snprintf(g->raw, sizeof(g->raw), "%s", info->name);
+        snprintf(g->raw2, sizeof(g->raw2), "%s", info->name2);
+    }
+}
+
+#ifdef BT_HAVE_BPF
+
+static void open_watch(void)
+{
+    int rc;
+
+    g_n = 0;
+    memset(&g_w, 0, sizeof(g_w));
+    g_w.ops = &bt_watch_bpf_ops;
+    g_w.fn = on_ev;
+    rc = g_w.ops->open(&g_w);
+    cr_assert_eq(rc, 0,
+                 "the BPF programs did not load (rc=%d): these tests need root or CAP_BPF + "
+                 "CAP_PERFMON and a kernel with /sys/kernel/btf/vmlinux",
+                 rc);
+}
+
+static void setup(void)
+{
+    cr_assert_eq(bt_tmpdir_make(g_dir, sizeof(g_dir)), 0);
+    bt_log_set_level(BT_LOG_WARN);
+    open_watch();
+}
+
+static void teardown(void)
+{
+    if (g_w.impl)
+        g_w.ops->close(&g_w);
+    bt_tmpdir_remove(g_dir);
+}
+
+/* Dispatches until `want` events arrived or 2 s passed; then anything else pending. */
+static void drain(int want)
+{
+    int64_t end = bt_mono_ns() + 2 * BT_NS_PER_SEC;
+    struct pollfd p = {.fd = g_w.ops->fd(&g_w), .events = POLLIN};
+
+    while (g_n < want && bt_mono_ns() < end) {
+        poll(&p, 1, 50);
+        cr_assert_eq(g_w.ops->dispatch(&g_w), 0);
+    }
+    poll(&p, 1, 20);
+    cr_assert_eq(g_w.ops->dispatch(&g_w), 0);
+}
+
+static const struct got *find(uint32_t op, const char *name)
+{
+    for (int i = 0; i < g_n; i++)
+        if (g_ev[i].op == op && (!name || strcmp(g_ev[i].name, name) == 0))
+            return &g_ev[i];
+    return NULL;
+}
+
+static int count(uint32_t op)
+{
+    int n = 0;
+    for (int i = 0; i < g_n; i++)
+        n += g_ev[i].op == op;
+    return n;
+}
+
+static void path_of(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", g_dir, name);
+}
+
+TestSuite(watch_bpf, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(watch_bpf, reports_write_truncate_and_close_on_a_watched_file)
+{
+    char p[512];
+    struct stat st;
+    struct iovec iov[2] = {{"ab", 2}, {"cd\n", 3}};
+    const struct got *e;
+    int fd;
+
+    path_of(p, sizeof(p), "app.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "app.log", "x\n", 2), 0);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, st.st_dev, st.st_ino), 0);
+
+    fd = open(p, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "hello\n", 6), 6);
+    cr_assert_eq(writev(fd, iov, 2), 5);
+    cr_assert_eq(pwrite(fd, "zz", 2, 0), 2);
+    cr_assert_eq(ftruncate(fd, 1), 0);
+    cr_assert_eq(close(fd), 0);
+    fd = open(p, O_WRONLY | O_TRUNC);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    drain(7);
+
+    cr_assert_eq(count(BT_FE_WRITE), 3, "3 writes, got %d", count(BT_FE_WRITE));
+    e = find(BT_FE_WRITE, NULL);
+    cr_assert_eq(e->mask, BT_WATCH_MODIFY);
+    cr_assert_eq(e->dev, st.st_dev, "dev %lx vs %lx", (long)e->dev, (long)st.st_dev);
+    cr_assert_eq(e->ino, st.st_ino);
+    cr_assert_eq(e->ret, 6);
+    cr_assert_str_eq(e->path, p);
+    cr_assert_eq(e->pid, (uint32_t)getpid());
+    cr_assert_eq(e->tgid, (uint32_t)getpid());
+    cr_assert_eq(e->ppid, (uint32_t)getppid());
+    cr_assert_eq(e->uid, (uint32_t)getuid());
+    cr_assert(llabs(e->ts_ns - bt_now_ns()) < 5 * BT_NS_PER_SEC, "ts is wall clock");
+    cr_assert_eq(count(BT_FE_TRUNCATE), 2, "ftruncate + O_TRUNC, got %d", count(BT_FE_TRUNCATE));
+    cr_assert_eq(count(BT_FE_CLOSE_WRITE), 2);
+    cr_assert_eq(find(BT_FE_CLOSE_WRITE, NULL)->mask, BT_WATCH_CLOSE);
+}
+
+Test(watch_bpf, reports_create_write_rename_truncate_unlink_in_a_watched_directory)
+{
+    char sub[512], a[512], b2[512], c[512];
+    const struct got *e;
+    int fd, dfd;
+
+    path_of(sub, sizeof(sub), "logs");
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(g_w.ops->add_dir(&g_w, sub, 0, 0), 0);
+    snprintf(a, sizeof(a), "%s/a.log", sub);
+    snprintf(b2, sizeof(b2), "%s/b.log", sub);
+    snprintf(c, sizeof(c), "%s/c.log", sub);
+
+    fd = open(a, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "one\n", 4), 4);
+    close(fd);
+    cr_assert_eq(rename(a, b2), 0);            /* absolute paths */
+    cr_assert_eq(truncate(b2, 0), 0);          /* path truncate */
+    dfd = open(sub, O_RDONLY | O_DIRECTORY);
+    cr_assert_geq(dfd, 0);
+    cr_assert_eq(renameat(dfd, "b.log", dfd, "c.log"), 0); /* bare names, via dirfd */
+    cr_assert_eq(unlinkat(dfd, "c.log", 0), 0);
+    close(dfd);
+    drain(8);
+
+    e = find(BT_FE_CREATE, "a.log");
+    cr_assert_not_null(e, "create event (got %d events)", g_n);
+    cr_assert_eq(e->mask, BT_WATCH_CREATE);
+    cr_assert_str_eq(e->dir, sub);
+    cr_assert_str_eq(e->path, a);
+    cr_assert_neq(e->ino, 0);
+    e = find(BT_FE_WRITE, "a.log");
+    cr_assert_not_null(e, "write via the parent directory");
+    cr_assert_str_eq(e->dir, sub);
+    e = find(BT_FE_RENAME, "a.log");
+    cr_assert_not_null(e, "rename, old side");
+    cr_assert_eq(e->mask, BT_WATCH_MOVED);
+    cr_assert_str_eq(e->dir, sub);
+    cr_assert_str_eq(e->raw2, b2);
+    e = find(BT_FE_RENAME, "b.log");
+    cr_assert_not_null(e, "rename, new side");
+    cr_assert_eq(e->rename_new, 1);
+    e = find(BT_FE_TRUNCATE, "b.log");
+    cr_assert_not_null(e, "truncate(path)");
+    cr_assert_eq(e->mask, BT_WATCH_TRUNCATE);
+    e = find(BT_FE_RENAME, "c.log");
+    cr_assert_not_null(e, "renameat with bare names");
+    cr_assert_str_eq(e->dir, sub);
+    cr_assert_str_eq(e->path, c);
+    e = find(BT_FE_UNLINK, "c.log");
+    cr_assert_not_null(e, "unlinkat with a bare name");
+    cr_assert_eq(e->mask, BT_WATCH_DELETE);
+    cr_assert_str_eq(e->dir, sub);
+}
+
+Test(watch_bpf, unlink_by_absolute_path_of_a_watched_file_is_reported)
+{
+    char p[512];
+
+    path_of(p, sizeof(p), "gone.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "gone.log", "x", 1), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(unlink(p), 0);
+    drain(1);
+    cr_assert_not_null(find(BT_FE_UNLINK, "gone.log"), "got %d events", g_n);
+}
+
+Test(watch_bpf, hundred_thousand_writes_to_an_unwatched_file_produce_no_event)
+{
+    char w[512], u[512];
+    uint64_t before = 0, after = 0, drops = 0;
+    int fd;
+
+    path_of(w, sizeof(w), "watched.log");
+    path_of(u, sizeof(u), "other.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "watched.log", "", 0), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, w, 0, 0), 0);
+    cr_assert_eq(bt_watch_bpf_stats(&g_w, &before, &drops), 0);
+    fd = open(u, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    for (int i = 0; i < 100000; i++)
+        cr_assert_eq(write(fd, "x", 1), 1);
+    close(fd);
+    /* A sentinel write to the watched file proves the pipe works while the others are quiet. */
+    cr_assert_eq(bt_tmpdir_append(g_dir, "watched.log", "y", 1), 0);
+    drain(1);
+    cr_assert_eq(bt_watch_bpf_stats(&g_w, &after, &drops), 0);
+    cr_assert_not_null(find(BT_FE_WRITE, NULL), "the watched write arrived");
+    for (int i = 0; i < g_n; i++)
+        cr_assert_str_neq(g_ev[i].name, "other.log", "event for the unwatched file");
+    /* sentinel: write + close; the kernel sent nothing else. */
+    cr_assert_leq(after - before, 2, "kernel sent %llu events", (unsigned long long)(after - before));
+    cr_assert_eq(drops, 0);
+}
+
+Test(watch_bpf, write_through_a_hard_link_to_a_watched_file_is_reported)
+{
+    char w[512], other[512], link_path[512];
+    struct stat st;
+    const struct got *e;
+    int fd;
+
+    path_of(w, sizeof(w), "secret");
+    path_of(other, sizeof(other), "elsewhere");
+    cr_assert_eq(mkdir(other, 0755), 0);
+    snprintf(link_path, sizeof(link_path), "%s/alias", other);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "secret", "s\n", 2), 0);
+    cr_assert_eq(stat(w, &st), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, w, 0, 0), 0);
+    cr_assert_eq(link(w, link_path), 0);
+    fd = open(link_path, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "via link\n", 9), 9);
+    close(fd);
+    drain(1);
+    e = find(BT_FE_WRITE, NULL);
+    cr_assert_not_null(e, "write through the link");
+    cr_assert_eq(e->ino, st.st_ino);
+    cr_assert_str_eq(e->path, w, "reported under the watched path");
+    cr_assert_str_eq(e->raw, "alias", "and names the link used");
+}
+
+Test(watch_bpf, removed_file_and_directory_stop_reporting)
+{
+    char p[512], sub[512];
+    struct stat st;
+
+    path_of(p, sizeof(p), "f.log");
+    path_of(sub, sizeof(sub), "d");
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "f.log", "", 0), 0);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, st.st_dev, st.st_ino), 0);
+    cr_assert_eq(g_w.ops->add_dir(&g_w, sub, 0, 0), 0);
+    cr_assert_eq(g_w.ops->remove_file(&g_w, st.st_dev, st.st_ino), 0);
+    cr_assert_eq(g_w.ops->remove_dir(&g_w, sub), 0);
+    cr_assert_eq(g_w.ops->remove_dir(&g_w, sub), -ENOENT);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "f.log", "x", 1), 0);
+    cr_assert_eq(bt_tmpdir_write(sub, "new.log", "x", 1), 0);
+    /* a still-watched sentinel */
+    cr_assert_eq(bt_tmpdir_write(g_dir, "s.log", "", 0), 0);
+    path_of(p, sizeof(p), "s.log");
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "s.log", "x", 1), 0);
+    drain(1);
+    for (int i = 0; i < g_n; i++)
+        cr_assert_str_eq(g_ev[i].path, p, "only the sentinel reports, got %s", g_ev[i].path);
+    cr_assert_gt(g_n, 0);
+}
+
+Test(watch_bpf, rotation_keeps_the_path_watched_while_either_inode_is)
+{
+    char p[512], old[512];
+    struct stat st1, st2;
+
+    path_of(p, sizeof(p), "rot.log");
+    path_of(old, sizeof(old), "rot.log.1");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "rot.log", "a", 1), 0);
+    cr_assert_eq(stat(p, &st1), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(rename(p, old), 0);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "rot.log", "b", 1), 0);
+    cr_assert_eq(stat(p, &st2), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(g_w.ops->remove_file(&g_w, st1.st_dev, st1.st_ino), 0);
+    cr_assert_eq(unlink(p), 0); /* matched by the path, still referenced by the new inode */
+    drain(2);
+    cr_assert_not_null(find(BT_FE_RENAME, "rot.log"));
+    cr_assert_not_null(find(BT_FE_UNLINK, "rot.log"), "path watch survived removal of the old inode");
+}
+
+Test(watch_bpf, map_updates_keep_working_after_capabilities_are_dropped)
+{
+    char p[512];
+
+    /* Criterion runs each test in its own process: dropping here affects only this test. */
+    cr_assert_eq(bt_caps_drop_except(bt_caps_keep_logs()), 0);
+    cr_assert_not(bt_caps_can_bpf());
+    path_of(p, sizeof(p), "late.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "late.log", "", 0), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0, "add after the drop");
+    cr_assert_eq(bt_tmpdir_append(g_dir, "late.log", "x\n", 2), 0);
+    drain(1);
+    cr_assert_not_null(find(BT_FE_WRITE, NULL), "events still flow after the drop");
+}
+
+Test(watch_bpf, ignored_process_causes_no_event)
+{
+    char p[512];
+
+    path_of(p, sizeof(p), "self.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "self.log", "", 0), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(bt_watch_bpf_ignore_tgid(&g_w, (uint32_t)getpid()), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "self.log", "x", 1), 0);
+    cr_assert_eq(bt_watch_bpf_ignore_tgid(&g_w, 0), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "self.log", "y", 1), 0);
+    drain(2);
+    cr_assert_eq(count(BT_FE_WRITE), 1, "only the second write, got %d", count(BT_FE_WRITE));
+}
+
+/* Fallback tests: the watcher must refuse cleanly, with one clear log line. */
+static int capture_log(void)
+{
+    static char tmpl[64];
+    int fd;
+
+    snprintf(tmpl, sizeof(tmpl), "/tmp/bpftail-log-XXXXXX");
+    fd = mkstemp(tmpl);
+    cr_assert_geq(fd, 0);
+    unlink(tmpl);
+    bt_log_set_fd(fd);
+    return fd;
+}
+
+static void read_log(int fd, char *out, size_t n)
+{
+    ssize_t r = pread(fd, out, n - 1, 0);
+    out[r > 0 ? r : 0] = '\0';
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void fallback_setup(void)
+{
+    memset(&g_w, 0, sizeof(g_w));
+    g_w.ops = &bt_watch_bpf_ops;
+    g_w.fn = on_ev;
+}
+
+Test(watch_bpf_fallback, refused_load_returns_eperm_with_one_log_line, .init = fallback_setup)
+{
+    char log[4096];
+    int fd = capture_log();
+
+    bt_watch_bpf_refuse(-EPERM);
+    cr_assert_eq(g_w.ops->open(&g_w), -EPERM);
+    cr_assert_null(g_w.impl);
+    bt_watch_bpf_refuse(0);
+    read_log(fd, log, sizeof(log));
+    cr_assert_eq(count_lines(log), 1, "one line, got: %s", log);
+    cr_assert(strstr(log, "bpf watcher unavailable"), "%s", log);
+    cr_assert(strstr(log, "err=-1"), "%s", log);
+}
+
+Test(watch_bpf_fallback, environment_option_refuses_the_load, .init = fallback_setup)
+{
+    setenv("BPFTAIL_BPF_REFUSE", "1", 1);
+    cr_assert_eq(g_w.ops->open(&g_w), -EPERM);
+    unsetenv("BPFTAIL_BPF_REFUSE");
+}
+
+Test(watch_bpf_fallback, without_bpf_capabilities_open_says_eperm, .init = fallback_setup)
+{
+    char log[4096];
+    int fd;
+
+    cr_assert_eq(bt_caps_drop_except(bt_caps_keep_logs()), 0);
+    fd = capture_log();
+    cr_assert_eq(g_w.ops->open(&g_w), -EPERM);
+    read_log(fd, log, sizeof(log));
+    cr_assert_eq(count_lines(log), 1, "one line, got: %s", log);
+    cr_assert(strstr(log, "CAP_BPF"), "%s", log);
+}
+
+Test(watch_bpf_fallback, refused_load_can_be_retried_when_allowed, .init = fallback_setup)
+{
+    bt_log_set_level(BT_LOG_ERROR);
+    bt_watch_bpf_refuse(-EPERM);
+    cr_assert_eq(g_w.ops->open(&g_w), -EPERM);
+    bt_watch_bpf_refuse(0);
+    cr_assert_eq(g_w.ops->open(&g_w), 0, "BPF must load as root (need CAP_BPF + CAP_PERFMON)");
+    g_w.ops->close(&g_w);
+}
+
+#else /* built without BPF */
+
+Test(watch_bpf, stub_says_not_supported)
+{
+    struct bt_watch w = {.ops = &bt_watch_bpf_ops, .fn = on_ev};
+
+    cr_assert_eq(w.ops->open(&w), -ENOTSUP);
+    cr_assert_eq(bt_watch_bpf_set_ops(&w, 1), -ENOTSUP);
+    cr_assert_null(bt_watch_bpf_current(&w));
+}
+
+Test(watch_bpf, real_program_tests_skipped)
+{
+    cr_skip_test("built with -DBT_BPF=OFF: the BPF watcher tests that load real programs are "
+                 "skipped; configure with -DBT_BPF=ON to run them");
+}
+
+#endif
