@@ -41,3 +41,11 @@ function(bt_add_bpf target)
   target_link_libraries(${target} PUBLIC PkgConfig::LIBBPF)
   target_compile_definitions(${target} PUBLIC BT_HAVE_BPF=1)
 endfunction()
+
+# The BPF benchmark (bench/bpf_bench.c): overhead per write, write->wake latency, idle cost.
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/bpf_bench.c)
+  add_executable(bpf_bench ${CMAKE_SOURCE_DIR}/bench/bpf_bench.c)
+  set_target_properties(bpf_bench PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+  target_compile_options(bpf_bench PRIVATE ${BT_WARNINGS})
+  target_link_libraries(bpf_bench PRIVATE btcore)
+endif()

@@ -482,3 +482,112 @@ Test(watch_bpf, real_program_tests_skipped)
 }
 
 #endif
+
+/* ---- fanotify backend (second in the chain): same kernel objects, fewer details ---- */
+
+static struct bt_watch g_fw;
+
+static void fan_setup(void)
+{
+    int rc;
+
+    g_n = 0;
+    cr_assert_eq(bt_tmpdir_make(g_dir, sizeof(g_dir)), 0);
+    bt_log_set_level(BT_LOG_WARN);
+    memset(&g_fw, 0, sizeof(g_fw));
+    g_fw.ops = &bt_watch_fanotify_ops;
+    g_fw.fn = on_ev;
+    rc = g_fw.ops->open(&g_fw);
+    cr_assert_eq(rc, 0, "fanotify with FAN_REPORT_DFID_NAME did not open (rc=%d): needs 5.9+", rc);
+}
+
+static void fan_teardown(void)
+{
+    if (g_fw.impl)
+        g_fw.ops->close(&g_fw);
+    bt_tmpdir_remove(g_dir);
+}
+
+static void fan_drain(int want)
+{
+    int64_t end = bt_mono_ns() + 2 * BT_NS_PER_SEC;
+    struct pollfd p = {.fd = g_fw.ops->fd(&g_fw), .events = POLLIN};
+
+    while (g_n < want && bt_mono_ns() < end) {
+        poll(&p, 1, 50);
+        cr_assert_eq(g_fw.ops->dispatch(&g_fw), 0);
+    }
+}
+
+static const struct got *fan_find(uint32_t mask, const char *name)
+{
+    for (int i = 0; i < g_n; i++)
+        if ((g_ev[i].mask & mask) && (!name || strcmp(g_ev[i].name, name) == 0))
+            return &g_ev[i];
+    return NULL;
+}
+
+TestSuite(watch_fanotify, .init = fan_setup, .fini = fan_teardown, .timeout = 30);
+
+Test(watch_fanotify, reports_writes_to_a_watched_file_by_identity)
+{
+    char p[512];
+    struct stat st;
+    const struct got *e;
+
+    snprintf(p, sizeof(p), "%s/f.log", g_dir);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "f.log", "", 0), 0);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(g_fw.ops->add_file(&g_fw, p, st.st_dev, st.st_ino), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "f.log", "x\n", 2), 0);
+    fan_drain(1);
+    e = fan_find(BT_WATCH_MODIFY, NULL);
+    cr_assert_not_null(e, "modify event (got %d)", g_n);
+    cr_assert_eq(e->dev, st.st_dev);
+    cr_assert_eq(e->ino, st.st_ino);
+    cr_assert_eq(e->pid, (uint32_t)getpid());
+}
+
+Test(watch_fanotify, reports_create_rename_delete_in_a_watched_directory)
+{
+    char sub[512], a[600], b[600];
+
+    snprintf(sub, sizeof(sub), "%s/d", g_dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(g_fw.ops->add_dir(&g_fw, sub, 0, 0), 0);
+    snprintf(a, sizeof(a), "%s/a.log", sub);
+    snprintf(b, sizeof(b), "%s/b.log", sub);
+    cr_assert_eq(bt_tmpdir_write(sub, "a.log", "1\n", 2), 0);
+    cr_assert_eq(rename(a, b), 0);
+    cr_assert_eq(unlink(b), 0);
+    fan_drain(4);
+    cr_assert_not_null(fan_find(BT_WATCH_CREATE, "a.log"), "create (got %d)", g_n);
+    cr_assert_not_null(fan_find(BT_WATCH_MOVED, "a.log"), "moved from");
+    cr_assert_not_null(fan_find(BT_WATCH_MOVED, "b.log"), "moved to");
+    cr_assert_not_null(fan_find(BT_WATCH_DELETE, "b.log"), "delete");
+    cr_assert_str_eq(fan_find(BT_WATCH_CREATE, "a.log")->dir, sub);
+}
+
+Test(watch_fanotify, removed_watch_of_a_rotated_file_leaves_the_new_file_watched)
+{
+    char p[512], old[512];
+    struct stat st1, st2;
+
+    snprintf(p, sizeof(p), "%s/r.log", g_dir);
+    snprintf(old, sizeof(old), "%s/r.log.1", g_dir);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "r.log", "", 0), 0);
+    cr_assert_eq(stat(p, &st1), 0);
+    cr_assert_eq(g_fw.ops->add_file(&g_fw, p, 0, 0), 0);
+    cr_assert_eq(rename(p, old), 0);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "r.log", "", 0), 0);
+    cr_assert_eq(stat(p, &st2), 0);
+    cr_assert_eq(g_fw.ops->add_file(&g_fw, p, 0, 0), 0);
+    cr_assert_eq(g_fw.ops->remove_file(&g_fw, st1.st_dev, st1.st_ino), 0);
+    g_n = 0;
+    cr_assert_eq(bt_tmpdir_append(g_dir, "r.log", "x", 1), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "r.log.1", "x", 1), 0);
+    fan_drain(1);
+    cr_assert_not_null(fan_find(BT_WATCH_MODIFY, NULL));
+    for (int i = 0; i < g_n; i++)
+        cr_assert_eq(g_ev[i].ino, st2.st_ino, "only the new inode reports");
+}
