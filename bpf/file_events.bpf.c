@@ -110,31 +110,36 @@ static __always_inline int ignored(void)
     return ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == ignore_tgid;
 }
 
+/* Kernel function (6.2+): turns a scalar into a read-only BTF pointer, so the loads below are
+ * plain (fault-checked) memory loads instead of bpf_probe_read_kernel calls: about 3x cheaper
+ * on the path every unrelated write takes. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 static __always_inline struct file *fd_file(int fd)
 {
-    struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-    struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct fdtable *fdt = t->files->fdt;
     struct file **fds;
     struct file *f = NULL;
 
-    if (fd < 0 || !fdt)
+    if (fd < 0 || !fdt || (unsigned int)fd >= fdt->max_fds)
         return NULL;
-    if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-        return NULL;
-    fds = BPF_CORE_READ(fdt, fd);
+    fds = fdt->fd;
     bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-    return f;
+    if (!f)
+        return NULL;
+    return bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
 }
 
 /* Matches a struct file by its inode and its parent directory's inode. */
 static __always_inline __u32 match_file(struct file *f, struct fmatch *m)
 {
-    struct inode *inode = BPF_CORE_READ(f, f_inode);
+    struct inode *inode = f->f_inode;
     struct fe_watch *w;
     struct fe_key pk;
 
-    m->key.ino = BPF_CORE_READ(inode, i_ino);
-    m->key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+    m->key.ino = inode->i_ino;
+    m->key.dev = inode->i_sb->s_dev;
     m->key.pad = 0;
     m->match = 0;
     m->ops = 0;
@@ -143,7 +148,7 @@ static __always_inline __u32 match_file(struct file *f, struct fmatch *m)
         m->match |= FE_M_INO;
         m->ops |= w->ops;
     }
-    pk.ino = BPF_CORE_READ(f, f_path.dentry, d_parent, d_inode, i_ino);
+    pk.ino = f->f_path.dentry->d_parent->d_inode->i_ino;
     pk.dev = m->key.dev;
     pk.pad = 0;
     m->pino = pk.ino;
