@@ -188,7 +188,7 @@ static int cmd_overhead(long n)
 
 struct lat {
     struct bt_loop *loop;
-    int rfd;      /* the file, read side */
+    int rfd; /* the file, read side */
     int64_t *samples;
     int n, want;
     char buf[65536];

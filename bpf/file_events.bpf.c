@@ -2,10 +2,10 @@
 /*
  * file_events.bpf.c: file events from syscall tracepoints, filtered in the kernel.
  *
- * Only syscall tracepoint (tp/syscalls) programs are used: they load on kernels that refuse BPF trampolines
- * (fentry/fexit/LSM) and kprobes. A syscall is reported when the file it touches is a watched
- * inode, or lives in a watched directory inode, or (for path-only syscalls) when its absolute
- * path or that path's directory is in watched_paths. Everything else returns before any
+ * Only syscall tracepoint (tp/syscalls) programs are used: they load on kernels that refuse BPF
+ * trampolines (fentry/fexit/LSM) and kprobes. A syscall is reported when the file it touches is a
+ * watched inode, or lives in a watched directory inode, or (for path-only syscalls) when its
+ * absolute path or that path's directory is in watched_paths. Everything else returns before any
  * ring-buffer work.
  *
  * Shape:
@@ -419,16 +419,37 @@ static __always_inline int open_exit(long ret)
 }
 
 #define ARG(ctx, i) ((ctx)->args[i])
-#define ENTER(name) SEC("tp/syscalls/sys_enter_" #name) int enter_##name(struct trace_event_raw_sys_enter *ctx)
-#define EXIT(name) SEC("tp/syscalls/sys_exit_" #name) int exit_##name(struct trace_event_raw_sys_exit *ctx)
-#define PENDING_EXIT(name) EXIT(name) { return pending_exit(ctx->ret); }
+#define ENTER(name)                                                                                \
+    SEC("tp/syscalls/sys_enter_" #name) int enter_##name(struct trace_event_raw_sys_enter *ctx)
+#define EXIT(name)                                                                                 \
+    SEC("tp/syscalls/sys_exit_" #name) int exit_##name(struct trace_event_raw_sys_exit *ctx)
+#define PENDING_EXIT(name)                                                                         \
+    EXIT(name)                                                                                     \
+    {                                                                                              \
+        return pending_exit(ctx->ret);                                                             \
+    }
 
 /* write family */
-ENTER(write) { return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE); }
-ENTER(pwrite64) { return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE); }
-ENTER(writev) { return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE); }
-ENTER(pwritev) { return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE); }
-ENTER(pwritev2) { return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE); }
+ENTER(write)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE);
+}
+ENTER(pwrite64)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE);
+}
+ENTER(writev)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE);
+}
+ENTER(pwritev)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE);
+}
+ENTER(pwritev2)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_WRITE);
+}
 PENDING_EXIT(write)
 PENDING_EXIT(pwrite64)
 PENDING_EXIT(writev)
@@ -436,7 +457,10 @@ PENDING_EXIT(pwritev)
 PENDING_EXIT(pwritev2)
 
 /* truncation */
-ENTER(ftruncate) { return fd_enter((int)ARG(ctx, 0), FE_OP_TRUNCATE); }
+ENTER(ftruncate)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_TRUNCATE);
+}
 ENTER(truncate)
 {
     return path_enter(FE_OP_TRUNCATE, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
@@ -445,9 +469,18 @@ PENDING_EXIT(ftruncate)
 PENDING_EXIT(truncate)
 
 /* open family */
-ENTER(open) { return open_enter(ARG(ctx, 1)); }
-ENTER(openat) { return open_enter(ARG(ctx, 2)); }
-ENTER(creat) { return open_enter(O_CREAT | O_TRUNC | 1); }
+ENTER(open)
+{
+    return open_enter(ARG(ctx, 1));
+}
+ENTER(openat)
+{
+    return open_enter(ARG(ctx, 2));
+}
+ENTER(creat)
+{
+    return open_enter(O_CREAT | O_TRUNC | 1);
+}
 ENTER(openat2)
 {
     struct open_how how = {};
@@ -456,14 +489,32 @@ ENTER(openat2)
         return 0;
     return open_enter(how.flags);
 }
-EXIT(open) { return open_exit(ctx->ret); }
-EXIT(openat) { return open_exit(ctx->ret); }
-EXIT(creat) { return open_exit(ctx->ret); }
-EXIT(openat2) { return open_exit(ctx->ret); }
+EXIT(open)
+{
+    return open_exit(ctx->ret);
+}
+EXIT(openat)
+{
+    return open_exit(ctx->ret);
+}
+EXIT(creat)
+{
+    return open_exit(ctx->ret);
+}
+EXIT(openat2)
+{
+    return open_exit(ctx->ret);
+}
 
 /* names going away */
-ENTER(unlink) { return path_enter(FE_OP_UNLINK, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0); }
-ENTER(rmdir) { return path_enter(FE_OP_RMDIR, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0); }
+ENTER(unlink)
+{
+    return path_enter(FE_OP_UNLINK, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
+}
+ENTER(rmdir)
+{
+    return path_enter(FE_OP_RMDIR, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
+}
 ENTER(unlinkat)
 {
     __u32 fl = (__u32)ARG(ctx, 2);
@@ -518,15 +569,30 @@ ENTER(close)
 }
 
 /* attribute changes */
-ENTER(fchmod) { return fd_enter((int)ARG(ctx, 0), FE_OP_CHMOD); }
-ENTER(chmod) { return path_enter(FE_OP_CHMOD, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0); }
+ENTER(fchmod)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_CHMOD);
+}
+ENTER(chmod)
+{
+    return path_enter(FE_OP_CHMOD, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
+}
 ENTER(fchmodat)
 {
     return path_enter(FE_OP_CHMOD, (int)ARG(ctx, 0), (const char *)ARG(ctx, 1), 0, NULL, 0);
 }
-ENTER(fchown) { return fd_enter((int)ARG(ctx, 0), FE_OP_CHOWN); }
-ENTER(chown) { return path_enter(FE_OP_CHOWN, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0); }
-ENTER(lchown) { return path_enter(FE_OP_CHOWN, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0); }
+ENTER(fchown)
+{
+    return fd_enter((int)ARG(ctx, 0), FE_OP_CHOWN);
+}
+ENTER(chown)
+{
+    return path_enter(FE_OP_CHOWN, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
+}
+ENTER(lchown)
+{
+    return path_enter(FE_OP_CHOWN, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
+}
 ENTER(fchownat)
 {
     return path_enter(FE_OP_CHOWN, (int)ARG(ctx, 0), (const char *)ARG(ctx, 1), 0, NULL, 0);

@@ -48,7 +48,7 @@
 struct fim_rule {
     char *pattern; /* absolute; directories without the trailing '/' */
     uint32_t ops;
-    int is_dir;   /* every entry directly inside */
+    int is_dir; /* every entry directly inside */
     int has_glob;
 };
 
@@ -515,9 +515,10 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
     if (info->op == BT_FE_WRITE)
         rc |= kvu(&f->line, "bytes", (unsigned long long)info->ret);
     if (info->op == BT_FE_OPEN)
-        rc |= kv(&f->line, "access", (info->flags & O_ACCMODE) == O_RDONLY   ? "read"
-                                     : (info->flags & O_ACCMODE) == O_WRONLY ? "write"
-                                                                             : "read_write");
+        rc |= kv(&f->line, "access",
+                 (info->flags & O_ACCMODE) == O_RDONLY   ? "read"
+                 : (info->flags & O_ACCMODE) == O_WRONLY ? "write"
+                                                         : "read_write");
     rc |= kvu(&f->line, "pid", ev->tgid);
     if (ev->pid != ev->tgid)
         rc |= kvu(&f->line, "tid", ev->pid);
@@ -541,9 +542,9 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
         if (!f->ev_series[info->op] && f->m) {
             char lbl[64];
             snprintf(lbl, sizeof(lbl), "op=\"%s\"", bt_fe_op_name(info->op));
-            f->ev_series[info->op] = bt_metrics_counter(
-                f->m, "bpftail_fim_events_total", "File-integrity events shipped, by operation.",
-                lbl);
+            f->ev_series[info->op] =
+                bt_metrics_counter(f->m, "bpftail_fim_events_total",
+                                   "File-integrity events shipped, by operation.", lbl);
         }
         bt_counter_inc(f->ev_series[info->op]);
     }
@@ -649,8 +650,7 @@ struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, s
     f->w.fn = on_event;
     f->w.ctx = f;
     if (f->w.ops->open(&f->w) < 0) {
-        BT_WARN("fim", "file-integrity monitoring disabled: it needs BPF", "rules=%zu",
-                f->n_rules);
+        BT_WARN("fim", "file-integrity monitoring disabled: it needs BPF", "rules=%zu", f->n_rules);
     } else {
         f->have_bpf = 1;
         bt_watch_bpf_ignore_tgid(&f->w, (uint32_t)getpid());

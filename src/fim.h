@@ -19,9 +19,9 @@
  *         ops: [write, create, rename, unlink, truncate, chmod, chown, read]
  *   (`paths` and `ops` directly under fim: are a one-rule shorthand.)
  *
- * Ops: read (opens that can read), open (any open), write, create, rename, unlink, rmdir, delete (unlink+rmdir),
- * truncate, close_write, chmod, chown, attrib (chmod+chown). Default: every op but read/open
- * and close_write. Accesses by bpftail itself are not reported. Without BPF, FIM reports
+ * Ops: read (opens that can read), open (any open), write, create, rename, unlink, rmdir, delete
+ * (unlink+rmdir), truncate, close_write, chmod, chown, attrib (chmod+chown). Default: every op but
+ * read/open and close_write. Accesses by bpftail itself are not reported. Without BPF, FIM reports
  * nothing: it logs one line and bt_fim_backend() says "none".
  */
 #ifndef BT_FIM_H

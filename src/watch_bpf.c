@@ -42,7 +42,7 @@ struct ino_ent {
     struct fe_key key;
     uint32_t kind; /* FE_W_FILE or FE_W_DIR */
     uint32_t ops;
-    char *path;    /* owned; NULL if registered without one */
+    char *path; /* owned; NULL if registered without one */
 };
 
 struct path_ent {
@@ -220,8 +220,7 @@ static int ino_add(struct bpfw *b, uint32_t kind, const char *path, dev_t dev, i
             goto fail;
         }
     }
-    if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.watched_inodes), &ie->key, &v, BPF_ANY) <
-        0) {
+    if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.watched_inodes), &ie->key, &v, BPF_ANY) < 0) {
         rc = -errno;
         goto fail;
     }
@@ -252,8 +251,7 @@ static int ino_remove(struct bpfw *b, const struct fe_key *key)
 
     if (!ie)
         return -ENOENT;
-    if (bpf_map_delete_elem(bpf_map__fd(b->skel->maps.watched_inodes), key) < 0 &&
-        errno != ENOENT)
+    if (bpf_map_delete_elem(bpf_map__fd(b->skel->maps.watched_inodes), key) < 0 && errno != ENOENT)
         BT_WARN("watch", "bpf: removing an inode from the kernel set failed", "ino=%llu err=%d",
                 (unsigned long long)key->ino, -errno);
     ino_free(b, ie);
@@ -499,8 +497,8 @@ static int ensure_tracefs(void)
     if (access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ||
         access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
         return 0;
-    if (mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              NULL) < 0)
+    if (mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
+        0)
         return -errno;
     BT_INFO("watch", "mounted tracefs", "path=/sys/kernel/tracing");
     return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ? 0 : -ENOENT;

@@ -37,11 +37,11 @@ enum bt_fe_op {
 
 /* Details of the event being delivered. */
 struct bt_watch_bpf_info {
-    int64_t ts_ns;     /* when the kernel saw it, Unix ns */
-    uint32_t op;       /* enum bt_fe_op */
-    uint32_t match;    /* 1 file inode, 2 parent dir inode, 4 file path, 8 dir path */
-    int32_t ret;       /* syscall result (bytes for writes) */
-    uint32_t flags;    /* open, rename or unlinkat flags */
+    int64_t ts_ns;  /* when the kernel saw it, Unix ns */
+    uint32_t op;    /* enum bt_fe_op */
+    uint32_t match; /* 1 file inode, 2 parent dir inode, 4 file path, 8 dir path */
+    int32_t ret;    /* syscall result (bytes for writes) */
+    uint32_t flags; /* open, rename or unlinkat flags */
     uint32_t gid;
     uint64_t pino;     /* parent directory inode, 0 if unknown */
     const char *path;  /* watched path of the file (inode match) or the resolved path, or NULL */

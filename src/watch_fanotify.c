@@ -6,9 +6,10 @@
  * only, which also works without privileges on 5.13+. Events carry file handles, not fds:
  * each watched file and directory is remembered by its handle (fsid + name_to_handle_at), so
  * no open_by_handle_at (and no CAP_DAC_READ_SEARCH) is needed. Marks are placed and removed
- * through a read-only descriptor held per watch (fanotify refuses O_PATH ones), so removing a rotated file's watch never hits
- * the new file that took its path. Queued events for one object are merged by the kernel
- * (MODIFY|CLOSE_WRITE): they are hints, never counts. mmap stores are invisible here.
+ * through a read-only descriptor held per watch (fanotify refuses O_PATH ones), so removing a
+ * rotated file's watch never hits the new file that took its path. Queued events for one object are
+ * merged by the kernel (MODIFY|CLOSE_WRITE): they are hints, never counts. mmap stores are
+ * invisible here.
  */
 #include "watch.h"
 
@@ -26,7 +27,7 @@
 
 #define FAN_FILE_MASK (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_DELETE_SELF | FAN_MOVE_SELF)
 #define FAN_DIR_MASK                                                                               \
-    (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MODIFY | FAN_CLOSE_WRITE |     \
+    (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MODIFY | FAN_CLOSE_WRITE |      \
      FAN_ATTRIB | FAN_EVENT_ON_CHILD)
 #define HANDLE_MAX 128
 #define KEY_MAX (sizeof(fsid_t) + sizeof(int) + HANDLE_MAX)
@@ -253,8 +254,8 @@ static uint32_t to_mask(uint64_t m)
 }
 
 /* Looks up the handle of an info record; *name gets the entry name of a DFID_NAME record. */
-static struct fan_ent *lookup(struct fan *f, const struct fanotify_event_info_fid *fid,
-                              size_t len, const char **name)
+static struct fan_ent *lookup(struct fan *f, const struct fanotify_event_info_fid *fid, size_t len,
+                              const char **name)
 {
     const struct file_handle *fh = (const struct file_handle *)fid->handle;
     unsigned char key[KEY_MAX];

@@ -199,8 +199,8 @@ Test(watch_bpf, reports_create_write_rename_truncate_unlink_in_a_watched_directo
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, "one\n", 4), 4);
     close(fd);
-    cr_assert_eq(rename(a, b2), 0);            /* absolute paths */
-    cr_assert_eq(truncate(b2, 0), 0);          /* path truncate */
+    cr_assert_eq(rename(a, b2), 0);   /* absolute paths */
+    cr_assert_eq(truncate(b2, 0), 0); /* path truncate */
     dfd = open(sub, O_RDONLY | O_DIRECTORY);
     cr_assert_geq(dfd, 0);
     cr_assert_eq(renameat(dfd, "b.log", dfd, "c.log"), 0); /* bare names, via dirfd */
@@ -274,7 +274,8 @@ Test(watch_bpf, hundred_thousand_writes_to_an_unwatched_file_produce_no_event)
     for (int i = 0; i < g_n; i++)
         cr_assert_str_neq(g_ev[i].name, "other.log", "event for the unwatched file");
     /* sentinel: write + close; the kernel sent nothing else. */
-    cr_assert_leq(after - before, 2, "kernel sent %llu events", (unsigned long long)(after - before));
+    cr_assert_leq(after - before, 2, "kernel sent %llu events",
+                  (unsigned long long)(after - before));
     cr_assert_eq(drops, 0);
 }
 
@@ -351,7 +352,8 @@ Test(watch_bpf, rotation_keeps_the_path_watched_while_either_inode_is)
     cr_assert_eq(unlink(p), 0); /* matched by the path, still referenced by the new inode */
     drain(2);
     cr_assert_not_null(find(BT_FE_RENAME, "rot.log"));
-    cr_assert_not_null(find(BT_FE_UNLINK, "rot.log"), "path watch survived removal of the old inode");
+    cr_assert_not_null(find(BT_FE_UNLINK, "rot.log"),
+                       "path watch survived removal of the old inode");
 }
 
 Test(watch_bpf, map_updates_keep_working_after_capabilities_are_dropped)
