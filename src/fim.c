@@ -649,21 +649,21 @@ struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, s
     f->w.ops = &bt_watch_bpf_ops;
     f->w.fn = on_event;
     f->w.ctx = f;
-    if (f->w.ops->open(&f->w) < 0) {
+    if (!loop) {
+        /* Validation only (-check-syntax): nothing is loaded. */
+    } else if (f->w.ops->open(&f->w) < 0) {
         BT_WARN("fim", "file-integrity monitoring disabled: it needs BPF", "rules=%zu", f->n_rules);
     } else {
         f->have_bpf = 1;
         bt_watch_bpf_ignore_tgid(&f->w, (uint32_t)getpid());
         bt_fim_reconcile(f);
-        if (loop) {
-            rc = bt_loop_add_fd(loop, f->w.ops->fd(&f->w), EPOLLIN, on_io, f);
-            if (rc < 0) {
-                snprintf(err, errlen, "fim: cannot watch the event fd: %s", strerror(-rc));
-                goto fail;
-            }
-            f->fd_added = 1;
-            f->timer = bt_loop_add_timer(loop, f->reconcile_ns, f->reconcile_ns, on_timer, f);
+        rc = bt_loop_add_fd(loop, f->w.ops->fd(&f->w), EPOLLIN, on_io, f);
+        if (rc < 0) {
+            snprintf(err, errlen, "fim: cannot watch the event fd: %s", strerror(-rc));
+            goto fail;
         }
+        f->fd_added = 1;
+        f->timer = bt_loop_add_timer(loop, f->reconcile_ns, f->reconcile_ns, on_timer, f);
         BT_INFO("fim", "file-integrity monitoring started", "backend=bpf rules=%zu files=%zu",
                 f->n_rules, f->files.n);
     }

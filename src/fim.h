@@ -38,7 +38,8 @@ struct bt_node;
 
 /* Builds the monitor from the `fim:` node and registers its fd and reconcile timer on loop.
  * NULL cfg gives NULL without an error. A bad config gives NULL with "file:line:col: ..." in
- * err. BPF being unavailable is not an error (backend "none"). The sink is borrowed. */
+ * err. BPF being unavailable is not an error (backend "none"). NULL loop only validates the
+ * config (-check-syntax): nothing is loaded, backend "none". The sink is borrowed. */
 struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, struct bt_metrics *m,
                           bt_entry_sink_fn sink, void *ctx, char *err, size_t errlen);
 /* Unregisters from the loop, detaches the programs, frees. NULL is ignored. */

@@ -15,6 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "batch.h"
+#include "client.h"
+#include "config.h"
+#include "fake_loki.h"
 #include "fim.h"
 #include "labels.h"
 #include "loop.h"
@@ -237,22 +241,14 @@ static void child_access(int i)
             _exit(2);
         close(fd);
         break;
-    case 2:
-        chmod(p_secret, 0600);
-        break;
+    case 2: chmod(p_secret, 0600); break;
     case 3:
         fd = open(p_new, O_WRONLY | O_CREAT | O_EXCL, 0644);
         close(fd);
         break;
-    case 4:
-        rename(p_new, p_new2);
-        break;
-    case 5:
-        truncate(p_new2, 0);
-        break;
-    case 6:
-        unlink(p_new2);
-        break;
+    case 4: rename(p_new, p_new2); break;
+    case 5: truncate(p_new2, 0); break;
+    case 6: unlink(p_new2); break;
     }
 }
 
@@ -441,6 +437,95 @@ Test(fim, globs_match_existing_and_new_files_only)
     bt_loop_free(l);
 }
 
+/* ---- all the way to a Loki server: FIM -> batcher -> client -> test Loki ---- */
+
+struct shipper {
+    struct bt_batcher *bb;
+    struct bt_client *client;
+};
+
+static void ship_ready(void *ctx, struct bt_batch *b)
+{
+    struct shipper *sh = ctx;
+    cr_assert_eq(bt_client_submit(sh->client, b), 0);
+}
+
+static void ship_sink(void *ctx, const struct bt_entry *e)
+{
+    struct shipper *sh = ctx;
+    cr_assert_eq(bt_batcher_add(sh->bb, e, bt_mono_ns()), 0);
+    g_n++;
+}
+
+static void child_write_secret(int i)
+{
+    int fd;
+
+    (void)i;
+    fd = open(p_secret, O_WRONLY | O_APPEND);
+    if (write(fd, "tampered\n", 9) != 9)
+        _exit(2);
+    close(fd);
+}
+
+Test(fim, entries_reach_the_test_loki_with_labels_and_process_fields)
+{
+    struct bt_fake_loki *loki = bt_fake_loki_start();
+    struct bt_client_config ccfg;
+    struct bt_batcher_config bcfg = {.batchsize = 1 << 20, .batchwait_ns = 50 * BT_NS_PER_MS};
+    struct shipper sh;
+    struct bt_fake_entry fe;
+    struct bt_metrics *m = bt_metrics_new();
+    struct bt_loop *l = bt_loop_new();
+    struct bt_batch *done;
+    struct bt_fim *f;
+    struct child c;
+    char yaml[1024], err[256] = "", want[256];
+
+    cr_assert_not_null(loki);
+    paths_init();
+    memset(&ccfg, 0, sizeof(ccfg));
+    ccfg.url = (char *)bt_fake_loki_url(loki);
+    ccfg.batchwait_ns = bcfg.batchwait_ns;
+    ccfg.batchsize = bcfg.batchsize;
+    ccfg.min_backoff_ns = 10 * BT_NS_PER_MS;
+    ccfg.max_backoff_ns = 40 * BT_NS_PER_MS;
+    ccfg.max_retries = 3;
+    ccfg.timeout_ns = 5 * BT_NS_PER_SEC;
+    sh.client = bt_client_new(&ccfg, m);
+    cr_assert_not_null(sh.client);
+    sh.bb = bt_batcher_new(&bcfg, ship_ready, NULL, &sh);
+    cr_assert_not_null(sh.bb);
+    snprintf(yaml, sizeof(yaml), "fim:\n  host: h1\n  paths: [%s]\n  ops: [write]\n", p_secret);
+    f = bt_fim_new(parse(yaml), l, m, ship_sink, &sh, err, sizeof(err));
+    cr_assert_not_null(f, "%s", err);
+    cr_assert_str_eq(bt_fim_backend(f), "bpf",
+                     "BPF did not load: needs root or CAP_BPF+CAP_PERFMON");
+
+    c = start_child(child_write_secret, 1);
+    step(&c, l, 1);
+    bt_batcher_flush(sh.bb);
+    cr_assert_eq(bt_fake_loki_wait_entries(loki, 1, 5000), 0, "nothing reached Loki");
+    cr_assert_eq(bt_fake_loki_entry(loki, 0, &fe), 0);
+    cr_assert_str_eq(fe.labels, "{host=\"h1\", job=\"fim\", op=\"write\"}");
+    snprintf(want, sizeof(want), "op=write path=%s ", p_secret);
+    cr_assert(strncmp(fe.line, want, strlen(want)) == 0, "%s", fe.line);
+    snprintf(want, sizeof(want), " pid=%d ppid=%d uid=%u", c.pid, getpid(), getuid());
+    cr_assert(strstr(fe.line, want), "%s lacks %s", fe.line, want);
+    cr_assert(strstr(fe.line, " comm=fimchild "), "%s", fe.line);
+    cr_assert(strstr(fe.line, " exe=/"), "%s", fe.line);
+    cr_assert(llabs(fe.ts_ns - bt_now_ns()) < 10 * BT_NS_PER_SEC, "event time, not zero");
+    finish(&c);
+    bt_fim_free(f);
+    bt_client_stop(sh.client, bt_mono_ns() + BT_NS_PER_SEC);
+    while ((done = bt_client_take_done(sh.client)))
+        bt_batch_release(done);
+    bt_client_free(sh.client);
+    bt_batcher_free(sh.bb);
+    bt_metrics_free(m);
+    bt_loop_free(l);
+    bt_fake_loki_stop(loki);
+}
 #else
 Test(fim, event_tests_skipped)
 {
@@ -452,15 +537,29 @@ Test(fim, event_tests_skipped)
 Test(fim, without_bpf_it_reports_backend_none)
 {
     char err[256] = "", yaml[512];
+    struct bt_loop *l = bt_loop_new();
     struct bt_fim *f;
 
     snprintf(yaml, sizeof(yaml), "fim:\n  paths: [%s]\n", g_dir);
     bt_log_set_level(BT_LOG_ERROR);
     bt_watch_bpf_refuse(-EPERM);
-    f = bt_fim_new(parse(yaml), NULL, NULL, sink, NULL, err, sizeof(err));
+    f = bt_fim_new(parse(yaml), l, NULL, sink, NULL, err, sizeof(err));
     bt_watch_bpf_refuse(0);
     cr_assert_not_null(f, "%s", err);
     cr_assert_str_eq(bt_fim_backend(f), "none");
     cr_assert_eq(bt_fim_watched_files(f), 0);
+    bt_fim_free(f);
+    bt_loop_free(l);
+}
+
+Test(fim, without_a_loop_it_only_validates)
+{
+    char err[256] = "", yaml[512];
+    struct bt_fim *f;
+
+    snprintf(yaml, sizeof(yaml), "fim:\n  paths: [%s]\n", g_dir);
+    f = bt_fim_new(parse(yaml), NULL, NULL, sink, NULL, err, sizeof(err));
+    cr_assert_not_null(f, "%s", err);
+    cr_assert_str_eq(bt_fim_backend(f), "none", "nothing loaded for -check-syntax");
     bt_fim_free(f);
 }
