@@ -7,6 +7,9 @@
  *                              the events consumed
  *   bpf_bench latency [n]      write() -> wake-up of the loop thread that reads the line,
  *                              BPF watcher and inotify in the same run: p50/p90/p99/max
+ *   bpf_bench push [n]         write() -> Loki accepted it, with batchwait 100 ms: a line every
+ *                              150 ms is read on wake-up, batched, encoded and pushed to an
+ *                              in-process test Loki; BPF watcher and inotify in the same run
  *   bpf_bench idle [seconds]   1,000 watched files, no writes: CPU used and loop wake-ups
  *
  * Built by cmake/bpf.cmake as build/bench/bpf_bench when BT_BPF is ON.
@@ -24,6 +27,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "batch.h"
+#include "client.h"
+#include "config.h"
+#include "entry.h"
+#include "fake_loki.h"
+#include "labels.h"
 #include "loop.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -338,6 +347,200 @@ static int cmd_latency(int n)
     return 0;
 }
 
+/* ---- push: write() -> wake -> read -> batch (batchwait 100 ms) -> encode -> POST -> 204 ---- */
+
+struct push {
+    struct bt_loop *loop;
+    struct bt_batcher *bb;
+    struct bt_client *client;
+    struct bt_labels labels;
+    uint64_t timer;
+    int rfd;
+    char buf[65536];
+    size_t have;
+    int64_t *samples;
+    int n, want;
+    struct bt_watch *w;
+    int ino_fd;
+};
+
+static void push_tick(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct push *P = arg;
+    int64_t d;
+
+    (void)l;
+    (void)id;
+    P->timer = 0;
+    bt_batcher_tick(P->bb, bt_mono_ns());
+    d = bt_batcher_deadline(P->bb);
+    if (d != INT64_MAX)
+        P->timer = bt_loop_add_timer(P->loop, d - bt_mono_ns(), 0, push_tick, P);
+}
+
+static void push_read(struct push *P)
+{
+    ssize_t r;
+
+    while ((r = read(P->rfd, P->buf + P->have, sizeof(P->buf) - P->have - 1)) > 0) {
+        char *p = P->buf, *nl;
+        P->have += (size_t)r;
+        while ((nl = memchr(p, '\n', P->have - (size_t)(p - P->buf)))) {
+            struct bt_entry e = {.labels = &P->labels,
+                                 .ts_ns = bt_now_ns(),
+                                 .line = p,
+                                 .line_len = (size_t)(nl - p)};
+            bt_batcher_add(P->bb, &e, bt_mono_ns());
+            p = nl + 1;
+        }
+        P->have -= (size_t)(p - P->buf);
+        memmove(P->buf, p, P->have);
+    }
+    if (!P->timer && bt_batcher_deadline(P->bb) != INT64_MAX)
+        P->timer =
+            bt_loop_add_timer(P->loop, bt_batcher_deadline(P->bb) - bt_mono_ns(), 0, push_tick, P);
+}
+
+static void push_ready(void *ctx, struct bt_batch *b)
+{
+    struct push *P = ctx;
+    bt_client_submit(P->client, b);
+}
+
+static void push_done(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct push *P = arg;
+    struct bt_batch *b;
+    int64_t now = bt_mono_ns();
+    uint64_t drain;
+
+    (void)events;
+    if (read(fd, &drain, sizeof(drain)) < 0 && errno != EAGAIN)
+        return;
+    while ((b = bt_client_take_done(P->client))) {
+        for (size_t s = 0; s < b->n_streams && b->outcome == BT_PUSH_OK; s++) {
+            for (size_t i = 0; i < b->streams[s].n; i++) {
+                const struct bt_batch_entry *e = &b->streams[s].entries[i];
+                if (P->n < P->want)
+                    P->samples[P->n++] = now - strtoll(b->arena.ptr + e->line_off, NULL, 10);
+            }
+        }
+        bt_batch_release(b);
+    }
+    if (P->n >= P->want)
+        bt_loop_stop(l);
+}
+
+static void push_bpf_ev(void *ctx, const struct bt_watch_event *ev)
+{
+    (void)ev;
+    push_read(ctx);
+}
+
+static void push_bpf_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct push *P = arg;
+    (void)l;
+    (void)fd;
+    (void)events;
+    P->w->ops->dispatch(P->w);
+}
+
+static void push_ino_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    char evbuf[4096];
+    (void)l;
+    (void)events;
+    while (read(fd, evbuf, sizeof(evbuf)) > 0)
+        ;
+    push_read(arg);
+}
+
+static void run_push(const char *name, int use_bpf, int n, const char *url)
+{
+    struct bt_client_config ccfg;
+    struct bt_batcher_config bcfg = {.batchsize = 1 << 20, .batchwait_ns = 100 * BT_NS_PER_MS};
+    struct push P;
+    struct bt_watch w;
+    struct writer wr;
+    pthread_t th;
+    char p[512];
+    int fd, rc;
+
+    memset(&P, 0, sizeof(P));
+    memset(&ccfg, 0, sizeof(ccfg));
+    ccfg.url = (char *)url;
+    ccfg.batchwait_ns = bcfg.batchwait_ns;
+    ccfg.batchsize = bcfg.batchsize;
+    ccfg.min_backoff_ns = 100 * BT_NS_PER_MS;
+    ccfg.max_backoff_ns = BT_NS_PER_SEC;
+    ccfg.max_retries = 3;
+    ccfg.timeout_ns = 5 * BT_NS_PER_SEC;
+    snprintf(p, sizeof(p), "%s/push-%s.log", g_dir, name);
+    fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    close(fd);
+    P.loop = bt_loop_new();
+    P.client = bt_client_new(&ccfg, NULL);
+    P.bb = bt_batcher_new(&bcfg, push_ready, NULL, &P);
+    if (!P.loop || !P.client || !P.bb)
+        die("push setup", ENOMEM);
+    bt_labels_init(&P.labels);
+    bt_labels_set(&P.labels, "job", "bench");
+    P.samples = calloc((size_t)n, sizeof(int64_t));
+    P.want = n;
+    P.rfd = open(p, O_RDONLY);
+    bt_loop_add_fd(P.loop, bt_client_notify_fd(P.client), EPOLLIN, push_done, &P);
+    if (use_bpf) {
+        rc = open_bpf(&w, push_bpf_ev, &P);
+        if (rc < 0)
+            die("bpf open", rc);
+        P.w = &w;
+        w.ops->add_file(&w, p, 0, 0);
+        bt_loop_add_fd(P.loop, w.ops->fd(&w), EPOLLIN, push_bpf_io, &P);
+    } else {
+        P.ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        inotify_add_watch(P.ino_fd, p, IN_MODIFY);
+        bt_loop_add_fd(P.loop, P.ino_fd, EPOLLIN, push_ino_io, &P);
+    }
+    wr.path = p;
+    wr.n = n;
+    wr.gap_us = 150000;
+    pthread_create(&th, NULL, writer_thread, &wr);
+    bt_loop_run(P.loop);
+    pthread_join(th, NULL);
+    report(name, P.samples, P.n);
+    bt_loop_del_fd(P.loop, bt_client_notify_fd(P.client));
+    if (use_bpf) {
+        bt_loop_del_fd(P.loop, w.ops->fd(&w));
+        w.ops->close(&w);
+    } else {
+        bt_loop_del_fd(P.loop, P.ino_fd);
+        close(P.ino_fd);
+    }
+    bt_client_free(P.client);
+    bt_batcher_free(P.bb);
+    bt_labels_free(&P.labels);
+    close(P.rfd);
+    free(P.samples);
+    bt_loop_free(P.loop);
+}
+
+static int cmd_push(int n)
+{
+    struct bt_fake_loki_opts o = {.port = 0, .discard = true, .quiet = true};
+    struct bt_fake_loki *loki = bt_fake_loki_start_opts(&o);
+
+    if (!loki)
+        die("test Loki", errno);
+    mkdir_tmp();
+    printf("write() -> pushed and accepted, batchwait 100 ms, one line every 150 ms\n");
+    run_push("bpf", 1, n, bt_fake_loki_url(loki));
+    run_push("inotify", 0, n, bt_fake_loki_url(loki));
+    rm_tmp();
+    bt_fake_loki_stop(loki);
+    return 0;
+}
+
 /* ---- idle: nothing written; count CPU and wake-ups ---- */
 
 static void idle_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
@@ -411,8 +614,10 @@ int main(int argc, char **argv)
         return cmd_overhead(argc > 2 ? strtol(argv[2], NULL, 10) : 1000000);
     if (argc >= 2 && strcmp(argv[1], "latency") == 0)
         return cmd_latency(argc > 2 ? (int)strtol(argv[2], NULL, 10) : 2000);
+    if (argc >= 2 && strcmp(argv[1], "push") == 0)
+        return cmd_push(argc > 2 ? (int)strtol(argv[2], NULL, 10) : 200);
     if (argc >= 2 && strcmp(argv[1], "idle") == 0)
         return cmd_idle(argc > 2 ? (int)strtol(argv[2], NULL, 10) : 60);
-    fprintf(stderr, "usage: bpf_bench overhead [n] | latency [n] | idle [seconds]\n");
+    fprintf(stderr, "usage: bpf_bench overhead [n] | latency [n] | push [n] | idle [seconds]\n");
     return 2;
 }

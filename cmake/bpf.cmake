@@ -43,9 +43,10 @@ function(bt_add_bpf target)
 endfunction()
 
 # The BPF benchmark (bench/bpf_bench.c): overhead per write, write->wake latency, idle cost.
-if(EXISTS ${CMAKE_SOURCE_DIR}/bench/bpf_bench.c)
+# It uses the test Loki server from tests/helpers, hence only with the tests.
+if(BT_TESTS AND EXISTS ${CMAKE_SOURCE_DIR}/bench/bpf_bench.c)
   add_executable(bpf_bench ${CMAKE_SOURCE_DIR}/bench/bpf_bench.c)
   set_target_properties(bpf_bench PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
   target_compile_options(bpf_bench PRIVATE ${BT_WARNINGS})
-  target_link_libraries(bpf_bench PRIVATE btcore)
+  target_link_libraries(bpf_bench PRIVATE bttesthelpers btcore)
 endif()
