@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
@@ -134,7 +135,7 @@ static int add(struct bt_watch *w, int kind, const char *path, dev_t dev, ino_t 
     struct fan *f = impl(w);
     struct fan_ent *e, *old = NULL;
     struct stat st;
-    int rc;
+    int rc = 0;
 
     if (!f || !path)
         return -EINVAL;
@@ -156,10 +157,13 @@ static int add(struct bt_watch *w, int kind, const char *path, dev_t dev, ino_t 
     e->dev = st.st_dev;
     e->ino = st.st_ino;
     e->path = strdup(path);
-    if (!e->path || (rc = make_key(path, e->key, &e->klen)) < 0) {
-        rc = e->path ? rc : -ENOMEM;
+    if (!e->path) {
+        rc = -ENOMEM;
         goto fail;
     }
+    rc = make_key(path, e->key, &e->klen);
+    if (rc < 0)
+        goto fail;
     if (fanotify_mark(f->fd, FAN_MARK_ADD, kind == 1 ? FAN_FILE_MASK : FAN_DIR_MASK, e->pathfd,
                       NULL) < 0) {
         rc = -errno;
@@ -253,57 +257,66 @@ static uint32_t to_mask(uint64_t m)
     return r;
 }
 
-/* Looks up the handle of an info record; *name gets the entry name of a DFID_NAME record. */
-static struct fan_ent *lookup(struct fan *f, const struct fanotify_event_info_fid *fid, size_t len,
-                              const char **name)
+/* Looks up the handle of a FID info record of len bytes at p; *name gets the entry name of a
+ * DFID_NAME record. Records are not aligned in the read buffer: everything is copied out. */
+static struct fan_ent *lookup(struct fan *f, const unsigned char *p, size_t len, const char **name)
 {
-    const struct file_handle *fh = (const struct file_handle *)fid->handle;
+    const size_t fsid_off = sizeof(struct fanotify_event_info_header);
+    const size_t fh_off = offsetof(struct fanotify_event_info_fid, handle);
+    const size_t bytes_off = fh_off + offsetof(struct file_handle, f_handle);
     unsigned char key[KEY_MAX];
-    size_t hdr = sizeof(*fid) + sizeof(struct file_handle);
+    uint32_t hbytes;
+    int htype;
 
-    if (len < hdr || fh->handle_bytes > HANDLE_MAX || len < hdr + fh->handle_bytes)
+    if (len < bytes_off)
         return NULL;
-    memcpy(key, &fid->fsid, sizeof(fsid_t));
-    memcpy(key + sizeof(fsid_t), &fh->handle_type, sizeof(int));
-    memcpy(key + sizeof(fsid_t) + sizeof(int), fh->f_handle, fh->handle_bytes);
+    memcpy(&hbytes, p + fh_off + offsetof(struct file_handle, handle_bytes), sizeof(hbytes));
+    memcpy(&htype, p + fh_off + offsetof(struct file_handle, handle_type), sizeof(htype));
+    if (hbytes > HANDLE_MAX || len < bytes_off + hbytes)
+        return NULL;
+    memcpy(key, p + fsid_off, sizeof(fsid_t));
+    memcpy(key + sizeof(fsid_t), &htype, sizeof(int));
+    memcpy(key + sizeof(fsid_t) + sizeof(int), p + bytes_off, hbytes);
     if (name) {
-        const char *n = (const char *)fh->f_handle + fh->handle_bytes;
-        *name = memchr(n, '\0', len - hdr - fh->handle_bytes) ? n : NULL;
+        const char *n = (const char *)p + bytes_off + hbytes;
+        *name = memchr(n, '\0', len - bytes_off - hbytes) ? n : NULL;
     }
-    return bt_hmap_get(&f->by_handle, key, sizeof(fsid_t) + sizeof(int) + fh->handle_bytes);
+    return bt_hmap_get(&f->by_handle, key, sizeof(fsid_t) + sizeof(int) + hbytes);
 }
 
-static void deliver(struct bt_watch *w, const struct fanotify_event_metadata *md)
+/* One event of event_len bytes at p (metadata md already copied out). */
+static void deliver(struct bt_watch *w, const struct fanotify_event_metadata *md,
+                    const unsigned char *p)
 {
     struct fan *f = impl(w);
     struct bt_watch_event ev = {0};
-    const unsigned char *p = (const unsigned char *)md + md->metadata_len;
-    const unsigned char *end = (const unsigned char *)md + md->event_len;
+    const unsigned char *end = p + md->event_len;
 
     ev.mask = to_mask(md->mask);
     ev.pid = ev.tgid = md->pid > 0 ? (uint32_t)md->pid : 0;
+    p += md->metadata_len;
     while (p + sizeof(struct fanotify_event_info_header) <= end) {
-        const struct fanotify_event_info_header *h = (const void *)p;
-        const struct fanotify_event_info_fid *fid = (const void *)p;
+        struct fanotify_event_info_header h;
         const char *name = NULL;
         struct fan_ent *e;
 
-        if (h->len < sizeof(*h) || p + h->len > end)
+        memcpy(&h, p, sizeof(h));
+        if (h.len < sizeof(h) || p + h.len > end)
             break;
-        if (h->info_type == FAN_EVENT_INFO_TYPE_FID) {
-            e = lookup(f, fid, h->len, NULL);
+        if (h.info_type == FAN_EVENT_INFO_TYPE_FID) {
+            e = lookup(f, p, h.len, NULL);
             if (e && e->kind == 1) {
                 ev.dev = e->dev;
                 ev.ino = e->ino;
             }
-        } else if (h->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
-            e = lookup(f, fid, h->len, &name);
+        } else if (h.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) {
+            e = lookup(f, p, h.len, &name);
             if (e && e->kind == 2 && name && strcmp(name, ".") != 0) {
                 ev.dir = e->path;
                 ev.name = name;
             }
         }
-        p += h->len;
+        p += h.len;
     }
     if (!ev.mask || (!(ev.mask & BT_WATCH_OVERFLOW) && !ev.ino && !ev.dir))
         return;
@@ -316,24 +329,29 @@ static void deliver(struct bt_watch *w, const struct fanotify_event_metadata *md
 static int fan_dispatch(struct bt_watch *w)
 {
     struct fan *f = impl(w);
+    struct fanotify_event_metadata md;
     ssize_t n;
 
     if (!f)
         return -EINVAL;
     for (;;) {
-        const struct fanotify_event_metadata *md = (const void *)f->buf;
+        size_t off = 0;
         n = read(f->fd, f->buf, sizeof(f->buf));
         if (n < 0)
             return errno == EAGAIN || errno == EINTR ? 0 : -errno;
         if (n == 0)
             return 0;
-        while (FAN_EVENT_OK(md, n)) {
-            if (md->vers != FANOTIFY_METADATA_VERSION)
+        while ((size_t)n - off >= sizeof(md)) {
+            memcpy(&md, f->buf + off, sizeof(md));
+            if (md.event_len < sizeof(md) || md.event_len > (size_t)n - off ||
+                md.metadata_len < sizeof(md) || md.metadata_len > md.event_len)
+                break;
+            if (md.vers != FANOTIFY_METADATA_VERSION)
                 return -EPROTO;
-            deliver(w, md);
-            if (md->fd >= 0)
-                close(md->fd); /* never in FID mode, but never leak one */
-            md = FAN_EVENT_NEXT(md, n);
+            deliver(w, &md, f->buf + off);
+            if (md.fd >= 0)
+                close(md.fd); /* never in FID mode, but never leak one */
+            off += md.event_len;
         }
     }
 }
