@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -592,4 +593,36 @@ Test(watch_fanotify, removed_watch_of_a_rotated_file_leaves_the_new_file_watched
     cr_assert_not_null(fan_find(BT_WATCH_MODIFY, NULL));
     for (int i = 0; i < g_n; i++)
         cr_assert_eq(g_ev[i].ino, st2.st_ino, "only the new inode reports");
+}
+
+/* ---- capabilities: what bpftail keeps after loading ---- */
+
+Test(caps, drop_keeps_only_what_reading_logs_needs, .init = fallback_setup)
+{
+    char dir[256], p[512];
+    uint64_t eff = 0, prm = 0;
+    int fd;
+
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "private.log", "x\n", 2), 0);
+    snprintf(p, sizeof(p), "%s/private.log", dir);
+    cr_assert_eq(chmod(p, 0), 0);
+    cr_assert_eq(bt_caps_drop_except(bt_caps_keep_logs()), 0);
+    cr_assert_eq(bt_caps_get(&eff, &prm), 0);
+    cr_assert_eq(eff, bt_caps_keep_logs(), "effective %llx", (unsigned long long)eff);
+    cr_assert_eq(prm, bt_caps_keep_logs());
+    cr_assert_eq(prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0), 0, "gone from the bounding set");
+    cr_assert_eq(prctl(PR_CAPBSET_READ, CAP_DAC_READ_SEARCH, 0, 0, 0), 1);
+    fd = open(p, O_RDONLY);
+    cr_assert_geq(fd, 0, "a mode-000 log is still readable: %s", strerror(errno));
+    close(fd);
+    cr_assert_lt(open(p, O_WRONLY), 0, "but not writable (no CAP_DAC_OVERRIDE)");
+    cr_assert_eq(errno, EACCES);
+    /* Dropping never adds: asking to keep everything changes nothing now. */
+    cr_assert_eq(bt_caps_drop_except(~0ULL), 0);
+    cr_assert_eq(bt_caps_get(&eff, NULL), 0);
+    cr_assert_eq(eff, bt_caps_keep_logs());
+    cr_assert_not(bt_caps_can_bpf());
+    chmod(p, 0600);
+    bt_tmpdir_remove(dir);
 }
