@@ -19,6 +19,10 @@
  *     entry: absolute paths by hash, bare names by the inode of dirfd or the cwd. Relative
  *     paths with a '/' are not matched (see docs/bpf.md).
  *  4. close is reported at entry when the file was open for writing.
+ *  5. Data dirtied without a write-family syscall (stores into a shared mapping, io_uring,
+ *     copy_file_range, ...) is seen by the BTF tracepoint writeback_mark_inode_dirty, once per
+ *     clean->dirty transition, on page-cache filesystems only. This program is optional: the
+ *     loader drops it when the kernel refuses it.
  */
 #include "vmlinux.h"
 
@@ -604,3 +608,59 @@ PENDING_EXIT(fchown)
 PENDING_EXIT(chown)
 PENDING_EXIT(lchown)
 PENDING_EXIT(fchownat)
+
+/* When the page-cache hook reports: a page fault (a store into a shared mapping; orig_ax is
+ * -1) or a syscall that moves data without the write family. Everything else is either
+ * reported by the syscall tracepoints already or only dirties metadata (chmod on ext4 shows
+ * up here with the pages flag too). x86-64 numbers. */
+static __always_inline int dirty_source(long nr)
+{
+    switch (nr) {
+    case -1:  /* page fault */
+    case 40:  /* sendfile */
+    case 275: /* splice */
+    case 276: /* tee */
+    case 278: /* vmsplice */
+    case 285: /* fallocate */
+    case 326: /* copy_file_range */
+    case 426: /* io_uring_enter (and its io-wq workers) */
+        return 1;
+    }
+    return 0;
+}
+
+SEC("tp_btf/writeback_mark_inode_dirty")
+int BPF_PROG(dirty_pages, struct inode *inode, int flags)
+{
+    struct task_struct *t;
+    struct fe_watch *w;
+    struct fe_event *e;
+    struct fe_key k;
+    long nr;
+
+    if (!inode || !(flags & bpf_core_enum_value(enum inode_state_flags_t, I_DIRTY_PAGES)))
+        return 0;
+    k.ino = inode->i_ino;
+    k.dev = inode->i_sb->s_dev;
+    k.pad = 0;
+    w = bpf_map_lookup_elem(&watched_inodes, &k);
+    if (!w || !(w->kind & FE_W_FILE) || !(w->ops & FE_OPBIT(FE_OP_DIRTY)) || ignored())
+        return 0;
+    t = bpf_get_current_task_btf();
+    nr = ((struct pt_regs *)bpf_task_pt_regs(t))->orig_ax;
+    if (!dirty_source(nr))
+        return 0;
+    e = scratch_event();
+    if (!e)
+        return 0;
+    e->op = FE_OP_DIRTY;
+    e->ino = k.ino;
+    e->dev = k.dev;
+    e->pino = 0;
+    e->match = FE_M_INO;
+    e->flags = (__u32)nr;
+    e->name[0] = 0;
+    e->name2[0] = 0;
+    emit(e, 0);
+    return 0;
+}

@@ -30,7 +30,9 @@ enum fe_op {
     FE_OP_OPEN = 8,        /* any successful open (only when some watch asks for it) */
     FE_OP_CHMOD = 9,       /* chmod, fchmod, fchmodat */
     FE_OP_CHOWN = 10,      /* chown, lchown, fchown, fchownat */
-    FE_OP_MAX = 11,
+    FE_OP_DIRTY = 11,      /* file data dirtied outside the write family: mmap store, io_uring,
+                              copy_file_range, splice... (page-cache filesystems only) */
+    FE_OP_MAX = 12,
 };
 
 #define FE_OPBIT(op) (1u << (op))
@@ -38,7 +40,7 @@ enum fe_op {
 #define FE_OPS_TAIL                                                                                \
     (FE_OPBIT(FE_OP_WRITE) | FE_OPBIT(FE_OP_CREATE) | FE_OPBIT(FE_OP_TRUNCATE) |                   \
      FE_OPBIT(FE_OP_RENAME) | FE_OPBIT(FE_OP_UNLINK) | FE_OPBIT(FE_OP_RMDIR) |                     \
-     FE_OPBIT(FE_OP_CLOSE_WRITE))
+     FE_OPBIT(FE_OP_CLOSE_WRITE) | FE_OPBIT(FE_OP_DIRTY))
 
 enum fe_kind { FE_W_FILE = 1, FE_W_DIR = 2 };
 
@@ -73,7 +75,8 @@ struct fe_event {
     __u32 op;    /* enum fe_op */
     __u32 match; /* enum fe_match bits */
     __s32 ret;   /* syscall return value (bytes written, or 0) */
-    __u32 flags; /* open flags, rename flags, or unlinkat flags */
+    __u32 flags; /* open, rename or unlinkat flags; FE_OP_DIRTY: the syscall number, or
+                    0xffffffff for a page fault (a store into a shared mapping) */
     __u32 pid;   /* thread id */
     __u32 tgid;  /* process id */
     __u32 ppid;

@@ -164,6 +164,9 @@ static int add_rule(struct bt_fim *f, const struct bt_node *pn, uint32_t ops, ch
     } else if (!r->has_glob && stat(r->pattern, &st) == 0 && S_ISDIR(st.st_mode)) {
         r->is_dir = 1;
     }
+    if (ops & BT_FE_OPBIT(BT_FE_WRITE))
+        ops |= BT_FE_OPBIT(BT_FE_DIRTY); /* mmap stores and other non-write(2) writes */
+    r->ops = ops;
     f->all_ops |= (ops & FIM_READ) ? (ops & ~FIM_READ) | BT_FE_OPBIT(BT_FE_OPEN) : ops;
     f->n_rules++;
     return 0;
@@ -493,15 +496,17 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
     ssize_t n;
     int rc = 0;
 
+    uint32_t op = info->op == BT_FE_DIRTY ? BT_FE_WRITE : info->op; /* reported as a write */
+
     if (bt_labels_copy(&f->lbl, &f->base) < 0 ||
-        bt_labels_set(&f->lbl, "op", bt_fe_op_name(info->op)) < 0)
+        bt_labels_set(&f->lbl, "op", bt_fe_op_name(op)) < 0)
         return;
     snprintf(proc, sizeof(proc), "/proc/%u/exe", ev->tgid);
     n = readlink(proc, exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = '\0';
     container_id(ev->tgid, cid, sizeof(cid));
     bt_buf_reset(&f->line);
-    rc |= kv(&f->line, "op", bt_fe_op_name(info->op));
+    rc |= kv(&f->line, "op", bt_fe_op_name(op));
     rc |= kv(&f->line, "path", path);
     rc |= kv(&f->line, "new_path", newpath);
     if (info->name && info->name[0] && info->name[0] != '/' && base &&
@@ -514,6 +519,9 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
     }
     if (info->op == BT_FE_WRITE)
         rc |= kvu(&f->line, "bytes", (unsigned long long)info->ret);
+    if (info->op == BT_FE_DIRTY)
+        rc |= info->flags == UINT32_MAX ? kv(&f->line, "source", "mmap")
+                                        : kvu(&f->line, "syscall", info->flags);
     if (info->op == BT_FE_OPEN)
         rc |= kv(&f->line, "access",
                  (info->flags & O_ACCMODE) == O_RDONLY   ? "read"
@@ -538,15 +546,15 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
     e.line = f->line.ptr;
     e.line_len = f->line.len;
     f->sink(f->ctx, &e);
-    if (info->op < BT_FE_OP_MAX) {
-        if (!f->ev_series[info->op] && f->m) {
+    if (op < BT_FE_OP_MAX) {
+        if (!f->ev_series[op] && f->m) {
             char lbl[64];
-            snprintf(lbl, sizeof(lbl), "op=\"%s\"", bt_fe_op_name(info->op));
-            f->ev_series[info->op] =
+            snprintf(lbl, sizeof(lbl), "op=\"%s\"", bt_fe_op_name(op));
+            f->ev_series[op] =
                 bt_metrics_counter(f->m, "bpftail_fim_events_total",
                                    "File-integrity events shipped, by operation.", lbl);
         }
-        bt_counter_inc(f->ev_series[info->op]);
+        bt_counter_inc(f->ev_series[op]);
     }
 }
 

@@ -61,6 +61,7 @@ struct bpfw {
     uint64_t drops_seen;
     int64_t mono_to_wall;
     const struct bt_watch_bpf_info *cur;
+    int no_dirty_hook; /* loaded without the page-cache write hook */
     struct fe_event ev; /* the record being delivered */
     char dirbuf[PATH_CAP];
     char pathbuf[PATH_CAP];
@@ -270,6 +271,7 @@ static uint32_t op_mask(uint32_t op)
 {
     switch (op) {
     case FE_OP_WRITE:
+    case FE_OP_DIRTY:
         return BT_WATCH_MODIFY;
     case FE_OP_CREATE:
         return BT_WATCH_CREATE;
@@ -547,6 +549,21 @@ static int bpf_open(struct bt_watch *w)
     }
     rc = file_events_bpf__load(b->skel);
     if (rc < 0) {
+        /* The BTF tracepoint for page-cache writes is optional (needs BTF tracepoints and a
+         * matching argument list): retry without it before giving up. */
+        BT_DEBUG("watch", "bpf: retrying without the page-cache write hook", "err=%d", rc);
+        file_events_bpf__destroy(b->skel);
+        b->skel = file_events_bpf__open();
+        if (!b->skel) {
+            rc = errno ? -errno : -EINVAL;
+            reason = "cannot open the BPF object";
+            goto out;
+        }
+        bpf_program__set_autoload(b->skel->progs.dirty_pages, false);
+        rc = file_events_bpf__load(b->skel);
+        b->no_dirty_hook = 1;
+    }
+    if (rc < 0) {
         reason = "the kernel refused the BPF programs";
         goto out;
     }
@@ -563,8 +580,9 @@ static int bpf_open(struct bt_watch *w)
     }
     b->mono_to_wall = bt_now_ns() - bt_mono_ns();
     w->impl = b;
-    BT_INFO("watch", "bpf watcher ready", "programs=%u",
-            (unsigned)(sizeof(b->skel->links) / sizeof(struct bpf_link *)));
+    BT_INFO("watch", "bpf watcher ready", "programs=%u mmap_writes=%s",
+            (unsigned)(sizeof(b->skel->links) / sizeof(struct bpf_link *)) - b->no_dirty_hook,
+            b->no_dirty_hook ? "unseen" : "seen");
 out:
     if (rc < 0) {
         BT_WARN("watch", "bpf watcher unavailable, using the next watcher", "reason=%s err=%d",

@@ -26,14 +26,16 @@ enum bt_fe_op {
     BT_FE_OPEN = 8,
     BT_FE_CHMOD = 9,
     BT_FE_CHOWN = 10,
-    BT_FE_OP_MAX = 11,
+    BT_FE_DIRTY = 11, /* data changed without write(2): mmap store, io_uring... (flags: the
+                         syscall number, 0xffffffff for a page fault) */
+    BT_FE_OP_MAX = 12,
 };
 #define BT_FE_OPBIT(op) (1u << (op))
 /* The operations a tailer needs: the default mask. */
 #define BT_FE_OPS_TAIL                                                                             \
     (BT_FE_OPBIT(BT_FE_WRITE) | BT_FE_OPBIT(BT_FE_CREATE) | BT_FE_OPBIT(BT_FE_TRUNCATE) |          \
      BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK) | BT_FE_OPBIT(BT_FE_RMDIR) |            \
-     BT_FE_OPBIT(BT_FE_CLOSE_WRITE))
+     BT_FE_OPBIT(BT_FE_CLOSE_WRITE) | BT_FE_OPBIT(BT_FE_DIRTY))
 
 /* Details of the event being delivered. */
 struct bt_watch_bpf_info {

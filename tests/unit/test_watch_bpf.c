@@ -9,7 +9,10 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,41 @@ static void on_ev(void *ctx, const struct bt_watch_event *ev)
         snprintf(g->raw, sizeof(g->raw), "%s", info->name);
         snprintf(g->raw2, sizeof(g->raw2), "%s", info->name2);
     }
+}
+
+/* Fallback tests: the watcher must refuse cleanly, with one clear log line. */
+static int capture_log(void)
+{
+    static char tmpl[64];
+    int fd;
+
+    snprintf(tmpl, sizeof(tmpl), "/tmp/bpftail-log-XXXXXX");
+    fd = mkstemp(tmpl);
+    cr_assert_geq(fd, 0);
+    unlink(tmpl);
+    bt_log_set_fd(fd);
+    return fd;
+}
+
+static void read_log(int fd, char *out, size_t n)
+{
+    ssize_t r = pread(fd, out, n - 1, 0);
+    out[r > 0 ? r : 0] = '\0';
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void fallback_setup(void)
+{
+    memset(&g_w, 0, sizeof(g_w));
+    g_w.ops = &bt_watch_bpf_ops;
+    g_w.fn = on_ev;
 }
 
 #ifdef BT_HAVE_BPF
@@ -387,39 +425,56 @@ Test(watch_bpf, ignored_process_causes_no_event)
     cr_assert_eq(count(BT_FE_WRITE), 1, "only the second write, got %d", count(BT_FE_WRITE));
 }
 
-/* Fallback tests: the watcher must refuse cleanly, with one clear log line. */
-static int capture_log(void)
+/* ---- page-cache writes that bypass write(2) ---- */
+
+Test(watch_bpf, store_into_a_shared_mapping_of_a_watched_file_is_reported)
 {
-    static char tmpl[64];
+    char p[512];
+    char page[4096];
+    struct statfs sfs;
+    struct stat st;
+    const struct got *e;
+    char *map;
     int fd;
 
-    snprintf(tmpl, sizeof(tmpl), "/tmp/bpftail-log-XXXXXX");
-    fd = mkstemp(tmpl);
+    cr_assert_eq(statfs(g_dir, &sfs), 0);
+    if (sfs.f_type == TMPFS_MAGIC)
+        cr_skip_test("temp dir is on tmpfs, which never reports page-cache dirtying: set TMPDIR "
+                     "to a disk filesystem (ext4, xfs) to run this test");
+    memset(page, 'a', sizeof(page));
+    cr_assert_eq(bt_tmpdir_write(g_dir, "mapped.log", page, sizeof(page)), 0);
+    path_of(p, sizeof(p), "mapped.log");
+    fd = open(p, O_RDWR);
     cr_assert_geq(fd, 0);
-    unlink(tmpl);
-    bt_log_set_fd(fd);
-    return fd;
+    cr_assert_eq(fsync(fd), 0); /* clean pages: the next store dirties them again */
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, st.st_dev, st.st_ino), 0);
+    map = mmap(NULL, sizeof(page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    map[10] = 'Z';
+    cr_assert_eq(munmap(map, sizeof(page)), 0);
+    close(fd);
+    drain(1);
+    e = find(BT_FE_DIRTY, NULL);
+    cr_assert_not_null(e, "no page-cache event (got %d events)", g_n);
+    cr_assert_eq(e->mask, BT_WATCH_MODIFY);
+    cr_assert_eq(e->ino, st.st_ino);
+    cr_assert_str_eq(e->path, p);
+    cr_assert_eq(e->pid, (uint32_t)getpid());
+    cr_assert_eq(count(BT_FE_WRITE), 0, "no write(2) happened");
 }
 
-static void read_log(int fd, char *out, size_t n)
+Test(watch_bpf, write_syscalls_are_not_reported_twice_by_the_page_cache_hook)
 {
-    ssize_t r = pread(fd, out, n - 1, 0);
-    out[r > 0 ? r : 0] = '\0';
-}
+    char p[512];
 
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
-static void fallback_setup(void)
-{
-    memset(&g_w, 0, sizeof(g_w));
-    g_w.ops = &bt_watch_bpf_ops;
-    g_w.fn = on_ev;
+    path_of(p, sizeof(p), "once.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "once.log", "", 0), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "once.log", "x\n", 2), 0);
+    drain(2);
+    cr_assert_eq(count(BT_FE_WRITE), 1);
+    cr_assert_eq(count(BT_FE_DIRTY), 0, "write(2) already reported");
 }
 
 Test(watch_bpf_fallback, refused_load_returns_eperm_with_one_log_line, .init = fallback_setup)
