@@ -681,3 +681,35 @@ Test(caps, drop_keeps_only_what_reading_logs_needs, .init = fallback_setup)
     chmod(p, 0600);
     bt_tmpdir_remove(dir);
 }
+
+/* A container without capabilities: BPF refuses, fanotify in FID mode still works. */
+Test(watch_fallback, without_any_capability_fanotify_still_reports_writes)
+{
+    struct bt_watch bw = {.ops = &bt_watch_bpf_ops, .fn = on_ev};
+    struct bt_watch fw = {.ops = &bt_watch_fanotify_ops, .fn = on_ev};
+    struct pollfd pfd;
+    char dir[256], p[512];
+    int64_t end;
+
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "app.log", "", 0), 0);
+    snprintf(p, sizeof(p), "%s/app.log", dir);
+    bt_log_set_level(BT_LOG_ERROR);
+    cr_assert_eq(bt_caps_drop_except(0), 0);
+    cr_assert_eq(bw.ops->open(&bw), -EPERM, "BPF must refuse without capabilities");
+    cr_assert_eq(fw.ops->open(&fw), 0, "unprivileged fanotify (FID mode, 5.13+)");
+    cr_assert_eq(fw.ops->add_file(&fw, p, 0, 0), 0);
+    g_n = 0;
+    cr_assert_eq(bt_tmpdir_append(dir, "app.log", "x\n", 2), 0);
+    pfd.fd = fw.ops->fd(&fw);
+    pfd.events = POLLIN;
+    end = bt_mono_ns() + 2 * BT_NS_PER_SEC;
+    while (g_n == 0 && bt_mono_ns() < end) {
+        poll(&pfd, 1, 50);
+        cr_assert_eq(fw.ops->dispatch(&fw), 0);
+    }
+    cr_assert_gt(g_n, 0, "no fanotify event without capabilities");
+    cr_assert(g_ev[0].mask & BT_WATCH_MODIFY);
+    fw.ops->close(&fw);
+    bt_tmpdir_remove(dir);
+}
