@@ -61,13 +61,19 @@ struct bpfw {
     uint64_t drops_seen;
     int64_t mono_to_wall;
     const struct bt_watch_bpf_info *cur;
-    int no_dirty_hook; /* loaded without the page-cache write hook */
+    int no_dirty_hook;  /* loaded without the page-cache write hook */
     struct fe_event ev; /* the record being delivered */
     char dirbuf[PATH_CAP];
     char pathbuf[PATH_CAP];
 };
 
 static int g_refuse;
+static uint32_t g_ring_size;
+
+void bt_watch_bpf_set_ring_size(uint32_t bytes)
+{
+    g_ring_size = bytes;
+}
 
 void bt_watch_bpf_refuse(int err)
 {
@@ -271,23 +277,15 @@ static uint32_t op_mask(uint32_t op)
 {
     switch (op) {
     case FE_OP_WRITE:
-    case FE_OP_DIRTY:
-        return BT_WATCH_MODIFY;
-    case FE_OP_CREATE:
-        return BT_WATCH_CREATE;
-    case FE_OP_TRUNCATE:
-        return BT_WATCH_TRUNCATE;
-    case FE_OP_RENAME:
-        return BT_WATCH_MOVED;
+    case FE_OP_DIRTY: return BT_WATCH_MODIFY;
+    case FE_OP_CREATE: return BT_WATCH_CREATE;
+    case FE_OP_TRUNCATE: return BT_WATCH_TRUNCATE;
+    case FE_OP_RENAME: return BT_WATCH_MOVED;
     case FE_OP_UNLINK:
-    case FE_OP_RMDIR:
-        return BT_WATCH_DELETE;
-    case FE_OP_CLOSE_WRITE:
-        return BT_WATCH_CLOSE;
-    case FE_OP_OPEN:
-        return BT_WATCH_OPEN;
-    default:
-        return BT_WATCH_ATTRIB;
+    case FE_OP_RMDIR: return BT_WATCH_DELETE;
+    case FE_OP_CLOSE_WRITE: return BT_WATCH_CLOSE;
+    case FE_OP_OPEN: return BT_WATCH_OPEN;
+    default: return BT_WATCH_ATTRIB;
     }
 }
 
@@ -542,6 +540,8 @@ static int bpf_open(struct bt_watch *w)
         reason = "refused by option (simulated)";
         goto out;
     }
+    if (g_ring_size)
+        bpf_map__set_max_entries(b->skel->maps.rb, g_ring_size);
     rc = ensure_tracefs();
     if (rc < 0) {
         reason = "tracefs is not mounted at /sys/kernel/tracing and cannot be";
@@ -560,6 +560,8 @@ static int bpf_open(struct bt_watch *w)
             goto out;
         }
         bpf_program__set_autoload(b->skel->progs.dirty_pages, false);
+        if (g_ring_size)
+            bpf_map__set_max_entries(b->skel->maps.rb, g_ring_size);
         rc = file_events_bpf__load(b->skel);
         b->no_dirty_hook = 1;
     }

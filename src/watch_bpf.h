@@ -64,6 +64,9 @@ int bt_watch_bpf_stats(struct bt_watch *w, uint64_t *events, uint64_t *drops);
 /* Makes later opens fail with err after the checks, as if the kernel refused the programs
  * (0 clears). The environment variable BPFTAIL_BPF_REFUSE=1 does the same with -EPERM. */
 void bt_watch_bpf_refuse(int err);
+/* Ring-buffer size in bytes for later opens (a power of two, at least the page size; 0 restores
+ * the default 4 MiB). For tests of the overflow path. */
+void bt_watch_bpf_set_ring_size(uint32_t bytes);
 /* "write", "create", ... or "unknown". */
 const char *bt_fe_op_name(uint32_t op);
 /* Parses an op name (also "read" for open, "attrib" for chmod+chown) into a mask. 0 or -EINVAL. */

@@ -48,3 +48,8 @@ void bt_watch_bpf_refuse(int err)
 {
     (void)err;
 }
+
+void bt_watch_bpf_set_ring_size(uint32_t bytes)
+{
+    (void)bytes;
+}

@@ -522,6 +522,35 @@ Test(watch_bpf_fallback, refused_load_can_be_retried_when_allowed, .init = fallb
     g_w.ops->close(&g_w);
 }
 
+Test(watch_bpf_overflow, a_full_ring_is_reported_as_overflow, .init = fallback_setup)
+{
+    char dir[256], p[512];
+    uint64_t events = 0, drops = 0;
+    int overflow = 0;
+
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    bt_log_set_level(BT_LOG_WARN);
+    bt_watch_bpf_set_ring_size(4096); /* room for a handful of records */
+    cr_assert_eq(g_w.ops->open(&g_w), 0, "BPF must load as root (need CAP_BPF + CAP_PERFMON)");
+    bt_watch_bpf_set_ring_size(0);
+    cr_assert_eq(bt_tmpdir_write(dir, "busy.log", "", 0), 0);
+    snprintf(p, sizeof(p), "%s/busy.log", dir);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    g_n = 0;
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(bt_tmpdir_append(dir, "busy.log", "x", 1), 0);
+    cr_assert_eq(bt_watch_bpf_stats(&g_w, &events, &drops), 0);
+    cr_assert_gt(drops, 0, "the kernel counted no lost records");
+    cr_assert_eq(g_w.ops->dispatch(&g_w), 0);
+    for (int i = 0; i < g_n; i++)
+        overflow += (g_ev[i].mask & BT_WATCH_OVERFLOW) != 0;
+    cr_assert_eq(overflow, 1, "one overflow event tells the tailers to rescan");
+    cr_assert_eq(g_w.lost, 1);
+    cr_assert_lt(g_n, 50, "most records were lost, as intended");
+    g_w.ops->close(&g_w);
+    bt_tmpdir_remove(dir);
+}
+
 #else /* built without BPF */
 
 Test(watch_bpf, stub_says_not_supported)
