@@ -92,8 +92,7 @@ struct {
 } rb SEC(".maps");
 
 /* Set by user space after load (bss). */
-__u32 ignore_tgid = 0; /* events caused by this process are not reported (0: none) */
-__u32 want_open = 0;   /* 1 when some watch asks for FE_OP_OPEN */
+__u32 want_open = 0; /* 1 when some watch asks for FE_OP_OPEN */
 
 struct fmatch {
     struct fe_key key; /* the file, or the parent directory for path-only matches */
@@ -107,11 +106,6 @@ static __always_inline void stat_inc(__u32 idx)
     __u64 *v = bpf_map_lookup_elem(&stats, &idx);
     if (v)
         (*v)++;
-}
-
-static __always_inline int ignored(void)
-{
-    return ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == ignore_tgid;
 }
 
 /* Kernel function (6.2+): turns a scalar into a read-only BTF pointer, so the loads below are
@@ -221,8 +215,6 @@ static __always_inline int fd_enter(int fd, __u32 op)
     struct file *f;
     __u64 id;
 
-    if (ignored())
-        return 0;
     f = fd_file(fd);
     if (!f || !match_file(f, &m) || !(m.ops & FE_OPBIT(op)))
         return 0;
@@ -346,8 +338,6 @@ static __always_inline int path_enter(__u32 op, int dfd, const char *p1, int dfd
     struct fe_event *e;
     __u64 id;
 
-    if (ignored())
-        return 0;
     e = scratch_event();
     if (!e)
         return 0;
@@ -374,8 +364,6 @@ static __always_inline int open_enter(__u64 flags)
     __u32 fl = (__u32)flags;
 
     if (!(flags & (O_CREAT | O_TRUNC)) && !want_open)
-        return 0;
-    if (ignored())
         return 0;
     id = bpf_get_current_pid_tgid();
     bpf_map_update_elem(&open_flags, &id, &fl, BPF_ANY);
@@ -557,8 +545,6 @@ ENTER(close)
     struct fe_event *e;
     struct file *f;
 
-    if (ignored())
-        return 0;
     f = fd_file((int)ARG(ctx, 0));
     if (!f || !(BPF_CORE_READ(f, f_mode) & FMODE_WRITE))
         return 0;
@@ -623,8 +609,7 @@ static __always_inline int dirty_source(long nr)
     case 278: /* vmsplice */
     case 285: /* fallocate */
     case 326: /* copy_file_range */
-    case 426: /* io_uring_enter (and its io-wq workers) */
-        return 1;
+    case 426: /* io_uring_enter (and its io-wq workers) */ return 1;
     }
     return 0;
 }
@@ -644,7 +629,7 @@ int BPF_PROG(dirty_pages, struct inode *inode, int flags)
     k.dev = inode->i_sb->s_dev;
     k.pad = 0;
     w = bpf_map_lookup_elem(&watched_inodes, &k);
-    if (!w || !(w->kind & FE_W_FILE) || !(w->ops & FE_OPBIT(FE_OP_DIRTY)) || ignored())
+    if (!w || !(w->kind & FE_W_FILE) || !(w->ops & FE_OPBIT(FE_OP_DIRTY)))
         return 0;
     t = bpf_get_current_task_btf();
     nr = ((struct pt_regs *)bpf_task_pt_regs(t))->orig_ax;

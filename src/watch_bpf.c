@@ -3,17 +3,23 @@
  *
  * Loads bpf/file_events.bpf.c through its generated skeleton, keeps the kernel's watched
  * sets (inodes, paths) in step with add/remove calls, and turns ring-buffer records into
- * bt_watch events. The only file that includes libbpf. Tables in user space map kernel keys
- * back to the paths callers registered:
+ * bt_watch events. The only file that includes libbpf.
+ *
+ * One set of programs serves every bt_watch of the process (the tail watcher and FIM): the
+ * first open loads and attaches, later opens join as consumers, the last close detaches. Each
+ * consumer keeps its own tables; the kernel maps hold the union of what consumers ask for
+ * (struct kval), and every record is offered to each consumer, which keeps what it watches:
  *   inodes  {kernel dev, ino} -> struct ino_ent (file or directory, its path, its ops)
  *   paths   path -> struct path_ent (reference counts: a rotated file's old and new inode
  *           share a path; the kernel's watched_paths entry lives while either is watched)
+ * Loop thread only: the shared state is not locked.
  */
 #include "watch_bpf.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -51,20 +57,42 @@ struct path_ent {
     struct fe_key dir_key; /* the directory registered under this path */
 };
 
-struct bpfw {
+#define MAX_CONSUMERS 4
+
+/* A kernel map entry: what each consumer asked for; the map holds their union. */
+struct kval {
+    struct fe_watch per[MAX_CONSUMERS];
+};
+
+struct bpfw;
+
+struct shared {
     struct file_events_bpf *skel;
     struct ring_buffer *rb;
+    int refs;
+    int no_dirty_hook; /* loaded without the page-cache write hook */
+    struct bpfw *consumer[MAX_CONSUMERS];
+    struct bt_hmap kinodes; /* struct fe_key -> struct kval */
+    struct bt_hmap kpaths;  /* path hash (8 bytes) -> struct kval */
+    uint64_t drops_seen;
+    int64_t mono_to_wall;
+    struct fe_event ev; /* the record being delivered */
+    char dirbuf[PATH_CAP];
+    char pathbuf[PATH_CAP];
+};
+
+static struct shared *g_shared;
+
+struct bpfw {
+    struct shared *s;
+    int slot;
+    int fd; /* a dup of the ring's epoll fd: each consumer registers its own with the loop */
     struct bt_watch *w;
     struct bt_hmap inodes;
     struct bt_hmap paths;
     uint32_t ops;
-    uint64_t drops_seen;
-    int64_t mono_to_wall;
+    uint32_t ignore_tgid;
     const struct bt_watch_bpf_info *cur;
-    int no_dirty_hook;  /* loaded without the page-cache write hook */
-    struct fe_event ev; /* the record being delivered */
-    char dirbuf[PATH_CAP];
-    char pathbuf[PATH_CAP];
 };
 
 static int g_refuse;
@@ -123,19 +151,60 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
     return 0;
 }
 
-/* Writes the kernel's watched_paths entry for path from its reference counts. */
-static int path_sync(struct bpfw *b, const char *path, const struct path_ent *pe)
+/* Records what consumer slot wants for key and writes the union of all consumers to the map. */
+static int kset(struct bt_hmap *m, int mapfd, const void *key, size_t klen, int slot,
+                const struct fe_watch *v)
+{
+    struct kval *kv = bt_hmap_get(m, key, klen);
+    struct fe_watch u = {0};
+    int rc;
+
+    if (!kv) {
+        if (v->kind == 0)
+            return 0;
+        kv = calloc(1, sizeof(*kv));
+        if (!kv)
+            return -ENOMEM;
+        rc = bt_hmap_put(m, key, klen, kv, NULL);
+        if (rc < 0) {
+            free(kv);
+            return rc;
+        }
+    }
+    kv->per[slot] = *v;
+    for (int i = 0; i < MAX_CONSUMERS; i++) {
+        u.kind |= kv->per[i].kind;
+        u.ops |= kv->per[i].ops;
+    }
+    if (u.kind == 0) {
+        free(bt_hmap_del(m, key, klen));
+        if (bpf_map_delete_elem(mapfd, key) < 0 && errno != ENOENT)
+            return -errno;
+        return 0;
+    }
+    if (bpf_map_update_elem(mapfd, key, &u, BPF_ANY) < 0)
+        return -errno;
+    return 0;
+}
+
+/* The kernel's hash of a watched path ("/" hashes as "", the directory part of "/name"). */
+static uint64_t path_key(const char *path)
 {
     size_t len = strlen(path);
-    struct fe_watch v = {0};
-    uint64_t h;
-    int fd = bpf_map__fd(b->skel->maps.watched_paths);
 
     if (len > 1 && path[len - 1] == '/')
         len--;
     if (len == 1 && path[0] == '/')
-        len = 0; /* the kernel hashes "" as the directory part of "/name" */
-    h = fnv1a(path, len);
+        len = 0;
+    return fnv1a(path, len);
+}
+
+/* Writes this consumer's wish for path's watched_paths entry from its reference counts. */
+static int path_sync(struct bpfw *b, const char *path, const struct path_ent *pe)
+{
+    struct fe_watch v = {0};
+    uint64_t h = path_key(path);
+
     if (pe->file_refs > 0) {
         v.kind |= FE_W_FILE;
         v.ops |= pe->file_ops;
@@ -144,14 +213,8 @@ static int path_sync(struct bpfw *b, const char *path, const struct path_ent *pe
         v.kind |= FE_W_DIR;
         v.ops |= pe->dir_ops;
     }
-    if (v.kind == 0) {
-        if (bpf_map_delete_elem(fd, &h) < 0 && errno != ENOENT)
-            return -errno;
-        return 0;
-    }
-    if (bpf_map_update_elem(fd, &h, &v, BPF_ANY) < 0)
-        return -errno;
-    return 0;
+    return kset(&b->s->kpaths, bpf_map__fd(b->s->skel->maps.watched_paths), &h, sizeof(h), b->slot,
+                &v);
 }
 
 /* Adds (delta > 0) or drops a reference of one kind on path. */
@@ -227,10 +290,10 @@ static int ino_add(struct bpfw *b, uint32_t kind, const char *path, dev_t dev, i
             goto fail;
         }
     }
-    if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.watched_inodes), &ie->key, &v, BPF_ANY) < 0) {
-        rc = -errno;
+    rc = kset(&b->s->kinodes, bpf_map__fd(b->s->skel->maps.watched_inodes), &ie->key,
+              sizeof(ie->key), b->slot, &v);
+    if (rc < 0)
         goto fail;
-    }
     if (path) {
         rc = path_ref(b, path, kind, 1, b->ops, &ie->key);
         if (rc < 0)
@@ -244,7 +307,7 @@ static int ino_add(struct bpfw *b, uint32_t kind, const char *path, dev_t dev, i
     if (old)
         ino_free(b, old);
     if (b->ops & FE_OPBIT(FE_OP_OPEN))
-        b->skel->bss->want_open = 1;
+        b->s->skel->bss->want_open = 1;
     return 0;
 fail:
     free(ie->path);
@@ -255,22 +318,39 @@ fail:
 static int ino_remove(struct bpfw *b, const struct fe_key *key)
 {
     struct ino_ent *ie = bt_hmap_del(&b->inodes, key, sizeof(*key));
+    struct fe_watch none = {0};
+    int rc;
 
     if (!ie)
         return -ENOENT;
-    if (bpf_map_delete_elem(bpf_map__fd(b->skel->maps.watched_inodes), key) < 0 && errno != ENOENT)
+    rc = kset(&b->s->kinodes, bpf_map__fd(b->s->skel->maps.watched_inodes), key, sizeof(*key),
+              b->slot, &none);
+    if (rc < 0)
         BT_WARN("watch", "bpf: removing an inode from the kernel set failed", "ino=%llu err=%d",
-                (unsigned long long)key->ino, -errno);
+                (unsigned long long)key->ino, rc);
     ino_free(b, ie);
     return 0;
 }
 
-static const struct ino_ent *ino_find(struct bpfw *b, uint32_t dev, uint64_t ino, uint32_t kind)
+/* The consumer's entry for {dev, ino} of this kind that asked for op, or NULL. */
+static const struct ino_ent *ino_find(struct bpfw *b, uint32_t dev, uint64_t ino, uint32_t kind,
+                                      uint32_t op)
 {
     struct fe_key k = {.ino = ino, .dev = dev, .pad = 0};
     const struct ino_ent *ie = bt_hmap_get(&b->inodes, &k, sizeof(k));
 
-    return ie && ie->kind == kind ? ie : NULL;
+    return ie && ie->kind == kind && (ie->ops & FE_OPBIT(op)) ? ie : NULL;
+}
+
+/* Whether the consumer watches path as a file, or its directory part, for op. */
+static int path_wanted(struct bpfw *b, const char *path, size_t dirlen, uint32_t op)
+{
+    const struct path_ent *pe = bt_hmap_get(&b->paths, path, strlen(path));
+
+    if (pe && pe->file_refs > 0 && (pe->file_ops & FE_OPBIT(op)))
+        return 1;
+    pe = bt_hmap_get(&b->paths, path, dirlen ? dirlen : 1);
+    return pe && pe->dir_refs > 0 && (pe->dir_ops & FE_OPBIT(op));
 }
 
 static uint32_t op_mask(uint32_t op)
@@ -296,48 +376,91 @@ static const char *join(char *out, size_t outlen, const char *dir, const char *n
     return n > 0 && (size_t)n < outlen ? out : NULL;
 }
 
-/* Delivers one event about a name given as a path argument. Returns 1 if delivered. */
+static void deliver(struct bpfw *b, const struct bt_watch_event *ev,
+                    const struct bt_watch_bpf_info *info)
+{
+    b->cur = info;
+    b->w->fn(b->w->ctx, ev);
+    b->cur = NULL;
+    b->w->events++;
+}
+
+/* Offers one name given as a path argument to a consumer. Returns 1 if delivered. */
 static int deliver_name(struct bpfw *b, struct bt_watch_event *ev, struct bt_watch_bpf_info *info,
                         const struct fe_event *e, const char *name)
 {
+    struct shared *s = b->s;
     const struct ino_ent *dir;
     const char *slash = strrchr(name, '/');
 
     if (name[0] == '/') {
         size_t dl = (size_t)(slash - name);
-        if (dl >= sizeof(b->dirbuf))
+        if (dl >= sizeof(s->dirbuf) || !path_wanted(b, name, dl, e->op))
             return 0;
-        memcpy(b->dirbuf, name, dl ? dl : 1);
-        b->dirbuf[dl ? dl : 1] = '\0';
-        ev->dir = b->dirbuf;
+        memcpy(s->dirbuf, name, dl ? dl : 1);
+        s->dirbuf[dl ? dl : 1] = '\0';
+        ev->dir = s->dirbuf;
         ev->name = slash + 1;
         info->path = name;
     } else if (!slash && e->pino) {
-        dir = ino_find(b, e->dev, e->pino, FE_W_DIR);
+        dir = ino_find(b, e->dev, e->pino, FE_W_DIR, e->op);
         if (!dir || !dir->path)
             return 0;
         ev->dir = dir->path;
         ev->name = name;
-        info->path = join(b->pathbuf, sizeof(b->pathbuf), dir->path, name);
+        info->path = join(s->pathbuf, sizeof(s->pathbuf), dir->path, name);
     } else {
         return 0;
     }
-    b->cur = info;
-    b->w->fn(b->w->ctx, ev);
-    b->cur = NULL;
-    b->w->events++;
+    deliver(b, ev, info);
     return 1;
+}
+
+/* Offers a record to one consumer: delivered if it watches what the record is about. */
+static void offer(struct bpfw *b, const struct fe_event *e, struct bt_watch_event ev,
+                  struct bt_watch_bpf_info info)
+{
+    const struct ino_ent *file, *dir;
+    int delivered;
+
+    if (b->ignore_tgid && e->tgid == b->ignore_tgid)
+        return;
+    if (e->ino) {
+        /* fd-based: the kernel resolved the file itself. */
+        file = ino_find(b, e->dev, e->ino, FE_W_FILE, e->op);
+        dir = (e->match & FE_M_PARENT) ? ino_find(b, e->dev, e->pino, FE_W_DIR, e->op) : NULL;
+        if (!file && !dir)
+            return;
+        if (dir && dir->path) {
+            ev.dir = dir->path;
+            ev.name = e->name;
+        }
+        if (file && file->path)
+            info.path = file->path;
+        else if (dir && dir->path)
+            info.path = join(b->s->pathbuf, sizeof(b->s->pathbuf), dir->path, e->name);
+        deliver(b, &ev, &info);
+        return;
+    }
+    /* Path-based: one event per name (a rename tells about both). */
+    delivered = deliver_name(b, &ev, &info, e, e->name);
+    if (e->op == FE_OP_RENAME && e->name2[0]) {
+        struct bt_watch_event ev2 = ev;
+        struct bt_watch_bpf_info info2 = info;
+        info2.rename_new = delivered;
+        ev2.dir = ev2.name = NULL;
+        info2.path = NULL;
+        deliver_name(b, &ev2, &info2, e, e->name2);
+    }
 }
 
 static int on_event(void *ctx, void *data, size_t size)
 {
-    struct bpfw *b = ctx;
-    struct fe_event *e = &b->ev;
+    struct shared *s = ctx;
+    struct fe_event *e = &s->ev;
     struct bt_watch_event ev = {0};
     struct bt_watch_bpf_info info = {0};
-    const struct ino_ent *file, *dir;
     char comm[FE_COMM_LEN + 1];
-    int delivered;
 
     if (size < sizeof(*e))
         return 0;
@@ -354,7 +477,11 @@ static int on_event(void *ctx, void *data, size_t size)
     ev.uid = e->uid;
     ev.cgroup_id = e->cgroup_id;
     ev.comm = comm;
-    info.ts_ns = (int64_t)e->ts_ns + b->mono_to_wall;
+    if (e->ino) {
+        ev.dev = udev(e->dev);
+        ev.ino = e->ino;
+    }
+    info.ts_ns = (int64_t)e->ts_ns + s->mono_to_wall;
     info.op = e->op;
     info.match = e->match;
     info.ret = e->ret;
@@ -363,42 +490,16 @@ static int on_event(void *ctx, void *data, size_t size)
     info.pino = e->pino;
     info.name = e->name;
     info.name2 = e->name2;
-
-    if (e->ino) {
-        /* fd-based: the kernel resolved the file itself. */
-        ev.dev = udev(e->dev);
-        ev.ino = e->ino;
-        file = ino_find(b, e->dev, e->ino, FE_W_FILE);
-        dir = (e->match & FE_M_PARENT) ? ino_find(b, e->dev, e->pino, FE_W_DIR) : NULL;
-        if (dir && dir->path) {
-            ev.dir = dir->path;
-            ev.name = e->name;
-        }
-        if (file && file->path)
-            info.path = file->path;
-        else if (dir && dir->path)
-            info.path = join(b->pathbuf, sizeof(b->pathbuf), dir->path, e->name);
-        b->cur = &info;
-        b->w->fn(b->w->ctx, &ev);
-        b->cur = NULL;
-        b->w->events++;
-        return 0;
-    }
-    /* Path-based: one event per name (a rename tells about both). */
-    delivered = deliver_name(b, &ev, &info, e, e->name);
-    if (e->op == FE_OP_RENAME && e->name2[0]) {
-        struct bt_watch_event ev2 = ev;
-        struct bt_watch_bpf_info info2 = info;
-        info2.rename_new = delivered;
-        deliver_name(b, &ev2, &info2, e, e->name2);
-    }
+    for (int i = 0; i < MAX_CONSUMERS; i++)
+        if (s->consumer[i])
+            offer(s->consumer[i], e, ev, info);
     return 0;
 }
 
-static int read_stats(struct bpfw *b, uint64_t *events, uint64_t *drops)
+static int read_stats(struct shared *s, uint64_t *events, uint64_t *drops)
 {
     int ncpu = libbpf_num_possible_cpus();
-    int fd = bpf_map__fd(b->skel->maps.stats);
+    int fd = bpf_map__fd(s->skel->maps.stats);
     uint64_t sum[FE_STAT_MAX] = {0};
     uint64_t *vals;
     int rc = 0;
@@ -468,26 +569,50 @@ static void detach_all(struct file_events_bpf *skel)
     }
 }
 
+static void hmap_free_all(struct bt_hmap *m)
+{
+    struct bt_hmap_slot *sl;
+    size_t pos = 0;
+
+    while ((sl = bt_hmap_next(m, &pos)))
+        free(sl->val);
+    bt_hmap_free(m);
+}
+
+static void shared_free(struct shared *s)
+{
+    if (!s)
+        return;
+    ring_buffer__free(s->rb);
+    detach_all(s->skel);
+    file_events_bpf__destroy(s->skel);
+    hmap_free_all(&s->kinodes);
+    hmap_free_all(&s->kpaths);
+    free(s);
+}
+
+/* Withdraws the consumer's wishes from the kernel maps, frees it, and the shared programs
+ * with the last consumer. */
 static void bpfw_free(struct bpfw *b)
 {
-    struct bt_hmap_slot *s;
+    struct bt_hmap_slot *sl;
     size_t pos = 0;
 
     if (!b)
         return;
-    ring_buffer__free(b->rb);
-    detach_all(b->skel);
-    file_events_bpf__destroy(b->skel);
-    while ((s = bt_hmap_next(&b->inodes, &pos))) {
-        struct ino_ent *ie = s->val;
-        free(ie->path);
-        free(ie);
-    }
+    while ((sl = bt_hmap_next(&b->inodes, &pos)))
+        ino_remove(b, &((struct ino_ent *)sl->val)->key);
     bt_hmap_free(&b->inodes);
-    pos = 0;
-    while ((s = bt_hmap_next(&b->paths, &pos)))
-        free(s->val);
-    bt_hmap_free(&b->paths);
+    hmap_free_all(&b->paths);
+    if (b->fd >= 0)
+        close(b->fd);
+    if (b->s) {
+        b->s->consumer[b->slot] = NULL;
+        if (--b->s->refs == 0) {
+            shared_free(b->s);
+            g_shared = NULL;
+        }
+    }
     free(b);
 }
 
@@ -504,11 +629,90 @@ static int ensure_tracefs(void)
     return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ? 0 : -ENOENT;
 }
 
+/* Loads and attaches the programs. NULL on failure, with *rc and *reason set. */
+static struct shared *shared_open(int *rc, const char **reason)
+{
+    struct shared *s = calloc(1, sizeof(*s));
+    const char *env = getenv("BPFTAIL_BPF_REFUSE");
+
+    *rc = 0;
+    if (!s) {
+        *rc = -ENOMEM;
+        *reason = "out of memory";
+        return NULL;
+    }
+    bt_hmap_init(&s->kinodes);
+    bt_hmap_init(&s->kpaths);
+    libbpf_set_print(libbpf_print);
+    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+        *rc = -ENOTSUP;
+        *reason = "kernel has no BTF (/sys/kernel/btf/vmlinux)";
+        goto fail;
+    }
+    if (!bt_caps_can_bpf()) {
+        *rc = -EPERM;
+        *reason = "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)";
+        goto fail;
+    }
+    if (g_refuse || (env && strcmp(env, "1") == 0)) {
+        *rc = g_refuse ? g_refuse : -EPERM;
+        *reason = "refused by option (simulated)";
+        goto fail;
+    }
+    *rc = ensure_tracefs();
+    if (*rc < 0) {
+        *reason = "tracefs is not mounted at /sys/kernel/tracing and cannot be";
+        goto fail;
+    }
+    /* The BTF tracepoint for page-cache writes is optional (it needs BTF tracepoints and a
+     * matching argument list): on failure, retry once without it. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        file_events_bpf__destroy(s->skel);
+        s->skel = file_events_bpf__open();
+        if (!s->skel) {
+            *rc = errno ? -errno : -EINVAL;
+            *reason = "cannot open the BPF object";
+            goto fail;
+        }
+        if (g_ring_size)
+            bpf_map__set_max_entries(s->skel->maps.rb, g_ring_size);
+        s->no_dirty_hook = attempt;
+        if (attempt)
+            bpf_program__set_autoload(s->skel->progs.dirty_pages, false);
+        *rc = file_events_bpf__load(s->skel);
+        if (*rc == 0)
+            break;
+        BT_DEBUG("watch", "bpf: load failed", "attempt=%d err=%d", attempt + 1, *rc);
+    }
+    if (*rc < 0) {
+        *reason = "the kernel refused the BPF programs";
+        goto fail;
+    }
+    *rc = file_events_bpf__attach(s->skel);
+    if (*rc < 0) {
+        *reason = "attaching the syscall tracepoints failed";
+        goto fail;
+    }
+    s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.rb), on_event, s, NULL);
+    if (!s->rb) {
+        *rc = errno ? -errno : -ENOMEM;
+        *reason = "cannot map the ring buffer";
+        goto fail;
+    }
+    s->mono_to_wall = bt_now_ns() - bt_mono_ns();
+    BT_INFO("watch", "bpf watcher ready", "programs=%u mmap_writes=%s",
+            (unsigned)(sizeof(s->skel->links) / sizeof(struct bpf_link *)) - s->no_dirty_hook,
+            s->no_dirty_hook ? "unseen" : "seen");
+    return s;
+fail:
+    shared_free(s);
+    return NULL;
+}
+
 static int bpf_open(struct bt_watch *w)
 {
     struct bpfw *b = calloc(1, sizeof(*b));
     const char *reason = NULL;
-    const char *env = getenv("BPFTAIL_BPF_REFUSE");
     char q[128];
     int rc = 0;
 
@@ -517,78 +721,41 @@ static int bpf_open(struct bt_watch *w)
     bt_hmap_init(&b->inodes);
     bt_hmap_init(&b->paths);
     b->w = w;
+    b->fd = -1;
     b->ops = FE_OPS_TAIL;
-    libbpf_set_print(libbpf_print);
-    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
-        rc = -ENOTSUP;
-        reason = "kernel has no BTF (/sys/kernel/btf/vmlinux)";
-        goto out;
-    }
-    if (!bt_caps_can_bpf()) {
-        rc = -EPERM;
-        reason = "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)";
-        goto out;
-    }
-    b->skel = file_events_bpf__open();
-    if (!b->skel) {
-        rc = errno ? -errno : -EINVAL;
-        reason = "cannot open the BPF object";
-        goto out;
-    }
-    if (g_refuse || (env && strcmp(env, "1") == 0)) {
-        rc = g_refuse ? g_refuse : -EPERM;
-        reason = "refused by option (simulated)";
-        goto out;
-    }
-    if (g_ring_size)
-        bpf_map__set_max_entries(b->skel->maps.rb, g_ring_size);
-    rc = ensure_tracefs();
-    if (rc < 0) {
-        reason = "tracefs is not mounted at /sys/kernel/tracing and cannot be";
-        goto out;
-    }
-    rc = file_events_bpf__load(b->skel);
-    if (rc < 0) {
-        /* The BTF tracepoint for page-cache writes is optional (needs BTF tracepoints and a
-         * matching argument list): retry without it before giving up. */
-        BT_DEBUG("watch", "bpf: retrying without the page-cache write hook", "err=%d", rc);
-        file_events_bpf__destroy(b->skel);
-        b->skel = file_events_bpf__open();
-        if (!b->skel) {
-            rc = errno ? -errno : -EINVAL;
-            reason = "cannot open the BPF object";
+    if (!g_shared) {
+        g_shared = shared_open(&rc, &reason);
+        if (!g_shared) {
+            BT_WARN("watch", "bpf watcher unavailable, using the next watcher", "reason=%s err=%d",
+                    bt_logq(q, sizeof(q), reason), rc);
             goto out;
         }
-        bpf_program__set_autoload(b->skel->progs.dirty_pages, false);
-        if (g_ring_size)
-            bpf_map__set_max_entries(b->skel->maps.rb, g_ring_size);
-        rc = file_events_bpf__load(b->skel);
-        b->no_dirty_hook = 1;
     }
-    if (rc < 0) {
-        reason = "the kernel refused the BPF programs";
+    b->slot = -1;
+    for (int i = 0; i < MAX_CONSUMERS && b->slot < 0; i++)
+        if (!g_shared->consumer[i])
+            b->slot = i;
+    if (b->slot < 0) {
+        rc = -EBUSY;
+        BT_WARN("watch", "bpf watcher: too many users of the shared programs", "max=%d",
+                MAX_CONSUMERS);
         goto out;
     }
-    rc = file_events_bpf__attach(b->skel);
-    if (rc < 0) {
-        reason = "attaching the syscall tracepoints failed";
+    b->fd = fcntl(ring_buffer__epoll_fd(g_shared->rb), F_DUPFD_CLOEXEC, 0);
+    if (b->fd < 0) {
+        rc = -errno;
         goto out;
     }
-    b->rb = ring_buffer__new(bpf_map__fd(b->skel->maps.rb), on_event, b, NULL);
-    if (!b->rb) {
-        rc = errno ? -errno : -ENOMEM;
-        reason = "cannot map the ring buffer";
-        goto out;
-    }
-    b->mono_to_wall = bt_now_ns() - bt_mono_ns();
+    b->s = g_shared;
+    g_shared->consumer[b->slot] = b;
+    g_shared->refs++;
     w->impl = b;
-    BT_INFO("watch", "bpf watcher ready", "programs=%u mmap_writes=%s",
-            (unsigned)(sizeof(b->skel->links) / sizeof(struct bpf_link *)) - b->no_dirty_hook,
-            b->no_dirty_hook ? "unseen" : "seen");
 out:
     if (rc < 0) {
-        BT_WARN("watch", "bpf watcher unavailable, using the next watcher", "reason=%s err=%d",
-                bt_logq(q, sizeof(q), reason), rc);
+        if (g_shared && g_shared->refs == 0) {
+            shared_free(g_shared);
+            g_shared = NULL;
+        }
         bpfw_free(b);
     }
     return rc;
@@ -657,26 +824,35 @@ static int bpf_fd(struct bt_watch *w)
 {
     struct bpfw *b = impl(w);
 
-    return b ? ring_buffer__epoll_fd(b->rb) : -1;
+    return b ? b->fd : -1;
 }
 
+/* Consumes every pending record (offering each to every consumer) and reports a rise of the
+ * kernel's lost-record count to every consumer as one overflow event. */
 static int bpf_dispatch(struct bt_watch *w)
 {
     struct bpfw *b = impl(w);
+    struct shared *s;
     uint64_t drops = 0;
     int rc;
 
     if (!b)
         return -EINVAL;
-    b->mono_to_wall = bt_now_ns() - bt_mono_ns();
-    rc = ring_buffer__consume(b->rb);
+    s = b->s;
+    s->mono_to_wall = bt_now_ns() - bt_mono_ns();
+    rc = ring_buffer__consume(s->rb);
     if (rc < 0)
         return rc;
-    if (read_stats(b, NULL, &drops) == 0 && drops > b->drops_seen) {
+    if (read_stats(s, NULL, &drops) == 0 && drops > s->drops_seen) {
         struct bt_watch_event ev = {.mask = BT_WATCH_OVERFLOW};
-        b->drops_seen = drops;
-        w->lost++;
-        w->fn(w->ctx, &ev);
+        s->drops_seen = drops;
+        for (int i = 0; i < MAX_CONSUMERS; i++) {
+            struct bpfw *c = s->consumer[i];
+            if (!c)
+                continue;
+            c->w->lost++;
+            c->w->fn(c->w->ctx, &ev);
+        }
     }
     return 0;
 }
@@ -709,7 +885,7 @@ int bt_watch_bpf_ignore_tgid(struct bt_watch *w, uint32_t tgid)
 
     if (!b)
         return -ENOTSUP;
-    b->skel->bss->ignore_tgid = tgid;
+    b->ignore_tgid = tgid;
     return 0;
 }
 
@@ -724,5 +900,5 @@ int bt_watch_bpf_stats(struct bt_watch *w, uint64_t *events, uint64_t *drops)
 {
     struct bpfw *b = impl(w);
 
-    return b ? read_stats(b, events, drops) : -ENOTSUP;
+    return b ? read_stats(b->s, events, drops) : -ENOTSUP;
 }

@@ -55,7 +55,7 @@ struct bt_watch_bpf_info {
 
 /* Operation mask (BT_FE_OPBIT bits) for files and directories added from now on. */
 int bt_watch_bpf_set_ops(struct bt_watch *w, uint32_t ops);
-/* Events caused by process tgid are not reported (0: report all). */
+/* Events caused by process tgid are not delivered to this watch (0: deliver all). */
 int bt_watch_bpf_ignore_tgid(struct bt_watch *w, uint32_t tgid);
 /* The event being delivered; valid only inside w->fn, NULL elsewhere. */
 const struct bt_watch_bpf_info *bt_watch_bpf_current(const struct bt_watch *w);
