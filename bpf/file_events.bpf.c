@@ -197,6 +197,13 @@ static __always_inline void emit(const struct fe_event *src, long ret)
     e->ppid = BPF_CORE_READ(t, real_parent, tgid);
     e->cgroup_id = bpf_get_current_cgroup_id();
     bpf_get_current_comm(e->comm, sizeof(e->comm));
+    /* Read here, not later from /proc: the process may be gone by the time user space looks. */
+    if (bpf_probe_read_kernel_str(e->exe, sizeof(e->exe),
+                                  BPF_CORE_READ(t, mm, exe_file, f_path.dentry, d_name.name)) < 0)
+        e->exe[0] = 0;
+    if (bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup),
+                                  BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, name)) < 0)
+        e->cgroup[0] = 0;
     bpf_ringbuf_submit(e, 0);
     stat_inc(FE_STAT_EVENTS);
 }

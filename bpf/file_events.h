@@ -17,6 +17,8 @@
 
 #define FE_NAME_MAX 256
 #define FE_COMM_LEN 16
+#define FE_EXE_LEN 64     /* file name (last component) of the process's executable */
+#define FE_CGROUP_LEN 128 /* leaf name of the process's cgroup v2 (e.g. docker-<id>.scope) */
 
 /* What happened. Values are stable: user space keys masks on them. */
 enum fe_op {
@@ -83,6 +85,8 @@ struct fe_event {
     __u32 uid;
     __u32 gid;
     char comm[FE_COMM_LEN];
+    char exe[FE_EXE_LEN];
+    char cgroup[FE_CGROUP_LEN];
     char name[FE_NAME_MAX];
     char name2[FE_NAME_MAX];
 };

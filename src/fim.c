@@ -455,14 +455,40 @@ static int kvu(struct bt_buf *b, const char *key, unsigned long long v)
     return bt_buf_addf(b, "%s%s=%llu", b->len ? " " : "", key, v);
 }
 
-/* Finds a 64-hex-digit container id in /proc/<pid>/cgroup (docker, containerd, cri-o, podman). */
-static void container_id(uint32_t pid, char *out, size_t outlen)
+/* Copies the first run of exactly 64 lowercase hex digits in s (a container id) to out
+ * (at least 65 bytes). Returns 1 if found. */
+static int hex64(const char *s, char *out)
+{
+    int run = 0;
+
+    for (const char *p = s;; p++) {
+        if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) {
+            run++;
+            continue;
+        }
+        if (run == 64) {
+            memcpy(out, p - 64, 64);
+            out[64] = '\0';
+            return 1;
+        }
+        if (!*p)
+            return 0;
+        run = 0;
+    }
+}
+
+/* The container id of the event's process: from the cgroup v2 leaf name the kernel sent
+ * (docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>, libpod-<id>, or <id>), else from
+ * /proc/<pid>/cgroup (cgroup v1 hosts), if the process still exists. */
+static void container_id(uint32_t pid, const char *leaf, char *out)
 {
     char path[64], buf[4096];
     ssize_t n;
-    int fd, run = 0;
+    int fd;
 
     out[0] = '\0';
+    if (leaf && hex64(leaf, out))
+        return;
     snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -472,39 +498,44 @@ static void container_id(uint32_t pid, char *out, size_t outlen)
     if (n <= 0)
         return;
     buf[n] = '\0';
-    for (ssize_t i = 0; i <= n; i++) {
-        char c = buf[i];
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
-            run++;
-            continue;
-        }
-        if (run == 64 && outlen > 64) {
-            memcpy(out, buf + i - 64, 64);
-            out[64] = '\0';
-            return;
-        }
-        run = 0;
-    }
+    hex64(buf, out);
+}
+
+/* The executable: its full path from /proc when the process is still there and its name
+ * matches what the kernel saw (pids are reused), else the name the kernel sent. */
+static const char *exe_of(uint32_t pid, const char *kname, char *out, size_t outlen)
+{
+    char proc[64];
+    const char *base;
+    ssize_t n;
+
+    snprintf(proc, sizeof(proc), "/proc/%u/exe", pid);
+    n = readlink(proc, out, outlen - 1);
+    if (n <= 0)
+        return kname;
+    out[n] = '\0';
+    base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+    if (kname && *kname && strncmp(base, kname, strlen(kname)) != 0)
+        return kname;
+    return out;
 }
 
 static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
                  const struct bt_watch_bpf_info *info, const char *path, const char *newpath)
 {
     struct bt_entry e = {0};
-    char exe[PATH_MAX], proc[64], cid[80], devs[32];
+    char exebuf[PATH_MAX], cid[80], devs[32];
+    const char *exe;
     const char *base = strrchr(path, '/');
-    ssize_t n;
-    int rc = 0;
-
     uint32_t op = info->op == BT_FE_DIRTY ? BT_FE_WRITE : info->op; /* reported as a write */
+    int rc = 0;
 
     if (bt_labels_copy(&f->lbl, &f->base) < 0 ||
         bt_labels_set(&f->lbl, "op", bt_fe_op_name(op)) < 0)
         return;
-    snprintf(proc, sizeof(proc), "/proc/%u/exe", ev->tgid);
-    n = readlink(proc, exe, sizeof(exe) - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    container_id(ev->tgid, cid, sizeof(cid));
+    exe = exe_of(ev->tgid, info->exe, exebuf, sizeof(exebuf));
+    container_id(ev->tgid, info->cgroup, cid);
     bt_buf_reset(&f->line);
     rc |= kv(&f->line, "op", bt_fe_op_name(op));
     rc |= kv(&f->line, "path", path);
@@ -536,6 +567,7 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
     rc |= kv(&f->line, "comm", ev->comm);
     rc |= kv(&f->line, "exe", exe);
     rc |= kvu(&f->line, "cgroup_id", (unsigned long long)ev->cgroup_id);
+    rc |= kv(&f->line, "cgroup", info->cgroup);
     rc |= kv(&f->line, "container_id", cid);
     if (rc != 0 || f->line.len == 0) {
         bt_counter_inc(f->too_long);

@@ -468,6 +468,8 @@ static int on_event(void *ctx, void *data, size_t size)
     memcpy(e, data, sizeof(*e));
     e->name[FE_NAME_MAX - 1] = '\0';
     e->name2[FE_NAME_MAX - 1] = '\0';
+    e->exe[FE_EXE_LEN - 1] = '\0';
+    e->cgroup[FE_CGROUP_LEN - 1] = '\0';
     memcpy(comm, e->comm, FE_COMM_LEN);
     comm[FE_COMM_LEN] = '\0';
     ev.mask = op_mask(e->op);
@@ -490,6 +492,8 @@ static int on_event(void *ctx, void *data, size_t size)
     info.pino = e->pino;
     info.name = e->name;
     info.name2 = e->name2;
+    info.exe = e->exe;
+    info.cgroup = e->cgroup;
     for (int i = 0; i < MAX_CONSUMERS; i++)
         if (s->consumer[i])
             offer(s->consumer[i], e, ev, info);

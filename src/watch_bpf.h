@@ -45,12 +45,14 @@ struct bt_watch_bpf_info {
     int32_t ret;    /* syscall result (bytes for writes) */
     uint32_t flags; /* open, rename or unlinkat flags */
     uint32_t gid;
-    uint64_t pino;     /* parent directory inode, 0 if unknown */
-    const char *path;  /* watched path of the file (inode match) or the resolved path, or NULL */
-    const char *name;  /* the file's name (fd events) or the path argument (path events) */
-    const char *name2; /* rename: the new name as given; else "" */
-    int rename_new;    /* 1 for the second event of a rename (about name2) when the first
-                          (about name) was delivered too: report the pair once */
+    uint64_t pino;      /* parent directory inode, 0 if unknown */
+    const char *path;   /* watched path of the file (inode match) or the resolved path, or NULL */
+    const char *name;   /* the file's name (fd events) or the path argument (path events) */
+    const char *name2;  /* rename: the new name as given; else "" */
+    const char *exe;    /* last component of the process's executable, as the kernel saw it */
+    const char *cgroup; /* leaf name of the process's cgroup v2 ("" at the root) */
+    int rename_new;     /* 1 for the second event of a rename (about name2) when the first
+                           (about name) was delivered too: report the pair once */
 };
 
 /* Operation mask (BT_FE_OPBIT bits) for files and directories added from now on. */

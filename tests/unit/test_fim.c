@@ -526,6 +526,44 @@ Test(fim, entries_reach_the_test_loki_with_labels_and_process_fields)
     bt_loop_free(l);
     bt_fake_loki_stop(loki);
 }
+Test(fim, a_process_gone_before_dispatch_still_has_its_executable_name)
+{
+    struct bt_loop *l;
+    struct bt_metrics *m;
+    struct bt_fim *f;
+    char yaml[1024], exe[512], want[600];
+    const char *base;
+    int64_t end;
+    pid_t pid;
+    int st;
+    ssize_t n;
+
+    paths_init();
+    snprintf(yaml, sizeof(yaml), "fim:\n  paths: [%s]\n  ops: [write]\n", p_secret);
+    f = start_fim(yaml, &l, &m);
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_NAME, "shortlived", 0, 0, 0);
+        child_write_secret(0);
+        _exit(0);
+    }
+    cr_assert_eq(waitpid(pid, &st, 0), pid); /* gone, and reaped, before any dispatch */
+    end = bt_mono_ns() + 2 * BT_NS_PER_SEC;
+    while (g_n < 1 && bt_mono_ns() < end)
+        bt_loop_run_once(l, 50 * BT_NS_PER_MS);
+    cr_assert_eq(g_n, 1, "got %d entries", g_n);
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    cr_assert_gt(n, 0);
+    exe[n] = '\0';
+    base = strrchr(exe, '/') + 1;
+    snprintf(want, sizeof(want), " comm=shortlived exe=%s ", base);
+    cr_assert(strstr(g_ent[0].line, want), "%s lacks %s", g_ent[0].line, want);
+    bt_fim_free(f);
+    bt_metrics_free(m);
+    bt_loop_free(l);
+}
+
 #else
 Test(fim, event_tests_skipped)
 {
