@@ -63,6 +63,15 @@ struct {
     __type(value, struct fe_event);
 } pending SEC(".maps");
 
+/* Files whose writes are coalesced and already reported, until user space reads the record
+ * (see FE_EVERY_WRITE). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct fe_key);
+    __type(value, __u8);
+} muted SEC(".maps");
+
 /* Open flags stashed at entry, keyed by pid_tgid. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -174,8 +183,8 @@ static __always_inline void fill_from_file(struct fe_event *e, struct file *f,
         e->name[0] = 0;
 }
 
-/* Sends a copy of src with the current process context and ret. */
-static __always_inline void emit(const struct fe_event *src, long ret)
+/* Sends a copy of src with the current process context and ret. 0, or -1 if the ring is full. */
+static __always_inline int emit(const struct fe_event *src, long ret)
 {
     struct task_struct *t = (struct task_struct *)bpf_get_current_task();
     struct fe_event *e = bpf_ringbuf_reserve(&rb, sizeof(*e), 0);
@@ -183,7 +192,7 @@ static __always_inline void emit(const struct fe_event *src, long ret)
 
     if (!e) {
         stat_inc(FE_STAT_DROPS);
-        return;
+        return -1;
     }
     bpf_probe_read_kernel(e, sizeof(*e), src);
     id = bpf_get_current_pid_tgid();
@@ -206,6 +215,7 @@ static __always_inline void emit(const struct fe_event *src, long ret)
         e->cgroup[0] = 0;
     bpf_ringbuf_submit(e, 0);
     stat_inc(FE_STAT_EVENTS);
+    return 0;
 }
 
 static __always_inline struct fe_event *scratch_event(void)
@@ -225,10 +235,15 @@ static __always_inline int fd_enter(int fd, __u32 op)
     f = fd_file(fd);
     if (!f || !match_file(f, &m) || !(m.ops & FE_OPBIT(op)))
         return 0;
+    /* A muted file's write is already known to user space: nothing to stash. */
+    if (op == FE_OP_WRITE && !(m.ops & FE_EVERY_WRITE) && bpf_map_lookup_elem(&muted, &m.key))
+        return 0;
     e = scratch_event();
     if (!e)
         return 0;
     fill_from_file(e, f, &m, op);
+    if (op == FE_OP_WRITE && !(m.ops & FE_EVERY_WRITE))
+        e->flags = FE_F_MUTED;
     id = bpf_get_current_pid_tgid();
     bpf_map_update_elem(&pending, &id, e, BPF_ANY);
     return 0;
@@ -240,10 +255,25 @@ static __always_inline int pending_exit(long ret)
     __u64 id = bpf_get_current_pid_tgid();
     struct fe_event *p = bpf_map_lookup_elem(&pending, &id);
 
+    struct fe_key k;
+    __u8 one = 1;
+
     if (!p)
         return 0;
-    if (ret > 0 || (ret == 0 && p->op != FE_OP_WRITE))
-        emit(p, ret);
+    if (ret > 0 || (ret == 0 && p->op != FE_OP_WRITE)) {
+        if (p->flags & FE_F_MUTED) {
+            /* Mute before the record is visible: user space unmutes after reading it, and an
+             * unmute that came first would leave the file muted for good. */
+            k.ino = p->ino;
+            k.dev = p->dev;
+            k.pad = 0;
+            bpf_map_update_elem(&muted, &k, &one, BPF_ANY);
+            if (emit(p, ret) < 0)
+                bpf_map_delete_elem(&muted, &k);
+        } else {
+            emit(p, ret);
+        }
+    }
     bpf_map_delete_elem(&pending, &id);
     return 0;
 }

@@ -44,6 +44,13 @@ enum fe_op {
      FE_OPBIT(FE_OP_RENAME) | FE_OPBIT(FE_OP_UNLINK) | FE_OPBIT(FE_OP_RMDIR) |                     \
      FE_OPBIT(FE_OP_CLOSE_WRITE) | FE_OPBIT(FE_OP_DIRTY))
 
+/* In a watch's ops: report every write. Without it, writes to a file are coalesced: after one
+ * reported write the file is muted (map `muted`) until user space has read that record and
+ * unmuted it, which it does before telling anyone, so no write goes unnoticed. */
+#define FE_EVERY_WRITE (1u << 31)
+/* In fe_event.flags of a write: this record muted its file; user space must unmute it. */
+#define FE_F_MUTED 1u
+
 enum fe_kind { FE_W_FILE = 1, FE_W_DIR = 2 };
 
 /* How an event matched (bits of fe_event.match). */

@@ -43,7 +43,7 @@
      BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK) | BT_FE_OPBIT(BT_FE_RMDIR) |            \
      BT_FE_OPBIT(BT_FE_CHMOD) | BT_FE_OPBIT(BT_FE_CHOWN))
 /* Rule-only bit: opens that can read (O_RDONLY, O_RDWR). The kernel is asked for all opens. */
-#define FIM_READ (1u << 31)
+#define FIM_READ (1u << 30)
 
 struct fim_rule {
     char *pattern; /* absolute; directories without the trailing '/' */
@@ -291,7 +291,7 @@ static void dir_keep(struct bt_fim *f, const char *path)
         *gen = f->gen;
         return;
     }
-    if (bt_watch_bpf_set_ops(&f->w, f->all_ops | FIM_RECONCILE_OPS) < 0 ||
+    if (bt_watch_bpf_set_ops(&f->w, f->all_ops | FIM_RECONCILE_OPS | BT_FE_EVERY_WRITE) < 0 ||
         f->w.ops->add_dir(&f->w, path, 0, 0) < 0)
         return; /* not there (yet): the next pass tries again */
     gen = malloc(sizeof(*gen));
@@ -321,7 +321,7 @@ static void file_keep(struct bt_fim *f, const char *path, const struct stat *st)
     ff->dev = st->st_dev;
     ff->ino = st->st_ino;
     ff->gen = f->gen;
-    if (bt_watch_bpf_set_ops(&f->w, f->all_ops | FIM_RECONCILE_OPS) < 0 ||
+    if (bt_watch_bpf_set_ops(&f->w, f->all_ops | FIM_RECONCILE_OPS | BT_FE_EVERY_WRITE) < 0 ||
         f->w.ops->add_file(&f->w, path, st->st_dev, st->st_ino) < 0)
         goto fail;
     if (bt_hmap_put(&f->files, &k, sizeof(k), ff, NULL) < 0) {

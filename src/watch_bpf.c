@@ -38,6 +38,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+_Static_assert(BT_FE_EVERY_WRITE == FE_EVERY_WRITE, "watch_bpf.h and bpf/file_events.h disagree");
 _Static_assert((int)BT_FE_WRITE == (int)FE_OP_WRITE && (int)BT_FE_CHOWN == (int)FE_OP_CHOWN &&
                    (int)BT_FE_OP_MAX == (int)FE_OP_MAX && BT_FE_OPS_TAIL == FE_OPS_TAIL,
                "watch_bpf.h and bpf/file_events.h disagree");
@@ -187,6 +188,16 @@ static int kset(struct bt_hmap *m, int mapfd, const void *key, size_t klen, int 
     return 0;
 }
 
+/* Lets the next write to a coalesced file be reported again. Done before anyone is told of
+ * the write, so whatever is written after this point makes a new event. */
+static void unmute(struct shared *s, uint32_t dev, uint64_t ino)
+{
+    struct fe_key k = {.ino = ino, .dev = dev, .pad = 0};
+
+    if (bpf_map_delete_elem(bpf_map__fd(s->skel->maps.muted), &k) < 0 && errno != ENOENT)
+        BT_DEBUG("watch", "bpf: unmute failed", "ino=%llu err=%d", (unsigned long long)ino, -errno);
+}
+
 /* The kernel's hash of a watched path ("/" hashes as "", the directory part of "/name"). */
 static uint64_t path_key(const char *path)
 {
@@ -294,6 +305,7 @@ static int ino_add(struct bpfw *b, uint32_t kind, const char *path, dev_t dev, i
               sizeof(ie->key), b->slot, &v);
     if (rc < 0)
         goto fail;
+    unmute(b->s, ie->key.dev, ie->key.ino); /* a stale mute from an earlier watch */
     if (path) {
         rc = path_ref(b, path, kind, 1, b->ops, &ie->key);
         if (rc < 0)
@@ -325,6 +337,7 @@ static int ino_remove(struct bpfw *b, const struct fe_key *key)
         return -ENOENT;
     rc = kset(&b->s->kinodes, bpf_map__fd(b->s->skel->maps.watched_inodes), key, sizeof(*key),
               b->slot, &none);
+    unmute(b->s, key->dev, key->ino);
     if (rc < 0)
         BT_WARN("watch", "bpf: removing an inode from the kernel set failed", "ino=%llu err=%d",
                 (unsigned long long)key->ino, rc);
@@ -494,6 +507,8 @@ static int on_event(void *ctx, void *data, size_t size)
     info.name2 = e->name2;
     info.exe = e->exe;
     info.cgroup = e->cgroup;
+    if (e->op == FE_OP_WRITE && (e->flags & FE_F_MUTED))
+        unmute(s, e->dev, e->ino);
     for (int i = 0; i < MAX_CONSUMERS; i++)
         if (s->consumer[i])
             offer(s->consumer[i], e, ev, info);

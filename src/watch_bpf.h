@@ -37,6 +37,11 @@ enum bt_fe_op {
      BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK) | BT_FE_OPBIT(BT_FE_RMDIR) |            \
      BT_FE_OPBIT(BT_FE_CLOSE_WRITE) | BT_FE_OPBIT(BT_FE_DIRTY))
 
+/* In an ops mask: report every write. Without it (the tailers' default), writes to a file are
+ * coalesced in the kernel until the previous write's event has been read: one event per
+ * dispatch round however many writes, and never a write missed. FIM sets it. */
+#define BT_FE_EVERY_WRITE (1u << 31)
+
 /* Details of the event being delivered. */
 struct bt_watch_bpf_info {
     int64_t ts_ns;  /* when the kernel saw it, Unix ns */

@@ -194,9 +194,13 @@ Test(watch_bpf, reports_write_truncate_and_close_on_a_watched_file)
 
     fd = open(p, O_WRONLY | O_APPEND);
     cr_assert_geq(fd, 0);
+    /* Each write is read before the next: writes are coalesced only while one is unread. */
     cr_assert_eq(write(fd, "hello\n", 6), 6);
+    drain(g_n + 1);
     cr_assert_eq(writev(fd, iov, 2), 5);
+    drain(g_n + 1);
     cr_assert_eq(pwrite(fd, "zz", 2, 0), 2);
+    drain(g_n + 1);
     cr_assert_eq(ftruncate(fd, 1), 0);
     cr_assert_eq(close(fd), 0);
     fd = open(p, O_WRONLY | O_TRUNC);
@@ -522,6 +526,69 @@ Test(watch_bpf_fallback, refused_load_can_be_retried_when_allowed, .init = fallb
     bt_watch_bpf_refuse(0);
     cr_assert_eq(g_w.ops->open(&g_w), 0, "BPF must load as root (need CAP_BPF + CAP_PERFMON)");
     g_w.ops->close(&g_w);
+}
+
+Test(watch_bpf, writes_are_coalesced_until_the_event_is_read_and_none_is_missed)
+{
+    char p[512];
+    uint64_t before = 0, after = 0;
+    int fd;
+
+    path_of(p, sizeof(p), "busy.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "busy.log", "", 0), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    fd = open(p, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bt_watch_bpf_stats(&g_w, &before, NULL), 0);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(write(fd, "x", 1), 1);
+    cr_assert_eq(bt_watch_bpf_stats(&g_w, &after, NULL), 0);
+    cr_assert_eq(after - before, 1, "1000 unread writes make one record, got %llu",
+                 (unsigned long long)(after - before));
+    drain(1);
+    cr_assert_eq(count(BT_FE_WRITE), 1);
+    /* Once read, the next write is reported again. */
+    cr_assert_eq(write(fd, "y", 1), 1);
+    drain(2);
+    cr_assert_eq(count(BT_FE_WRITE), 2, "the write after the read was not reported");
+    close(fd);
+}
+
+Test(watch_bpf, every_write_is_reported_when_asked)
+{
+    char p[512];
+    int fd;
+
+    path_of(p, sizeof(p), "audit.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "audit.log", "", 0), 0);
+    cr_assert_eq(bt_watch_bpf_set_ops(&g_w, BT_FE_OPBIT(BT_FE_WRITE) | BT_FE_EVERY_WRITE), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    fd = open(p, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(write(fd, "x", 1), 1);
+    close(fd);
+    drain(100);
+    cr_assert_eq(count(BT_FE_WRITE), 100);
+}
+
+Test(watch_bpf, a_file_watched_again_is_not_left_muted)
+{
+    char p[512];
+    struct stat st;
+
+    path_of(p, sizeof(p), "again.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "again.log", "", 0), 0);
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "again.log", "x", 1), 0); /* mutes, unread */
+    cr_assert_eq(g_w.ops->remove_file(&g_w, st.st_dev, st.st_ino), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(g_w.ops->dispatch(&g_w), 0); /* the old record: not ours any more */
+    g_n = 0;
+    cr_assert_eq(bt_tmpdir_append(g_dir, "again.log", "y", 1), 0);
+    drain(1);
+    cr_assert_eq(count(BT_FE_WRITE), 1, "write after re-adding was not reported");
 }
 
 /* The tail watcher and FIM share one set of programs: one kernel record per syscall, offered
