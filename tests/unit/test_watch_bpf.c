@@ -21,6 +21,11 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "config.h"
+#include "labels.h"
+#include "loop.h"
+#include "metrics.h"
+#include "source_file.h"
 #include "tmpdir.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -589,6 +594,103 @@ Test(watch_bpf, a_file_watched_again_is_not_left_muted)
     cr_assert_eq(bt_tmpdir_append(g_dir, "again.log", "y", 1), 0);
     drain(1);
     cr_assert_eq(count(BT_FE_WRITE), 1, "write after re-adding was not reported");
+}
+
+/* The real tailers on the BPF watcher: woken by events, no polling. */
+
+struct lines {
+    char text[64][64];
+    int n;
+};
+
+static void collect_line(void *ctx, const struct bt_entry *e)
+{
+    struct lines *ls = ctx;
+    if (ls->n < 64)
+        snprintf(ls->text[ls->n++], sizeof(ls->text[0]), "%.*s", (int)e->line_len, e->line);
+}
+
+static int has_line(const struct lines *ls, const char *t)
+{
+    for (int i = 0; i < ls->n; i++)
+        if (strcmp(ls->text[i], t) == 0)
+            return 1;
+    return 0;
+}
+
+static void pump_until(struct bt_loop *l, const struct lines *ls, int n)
+{
+    int64_t end = bt_mono_ns() + 3 * BT_NS_PER_SEC;
+    while (ls->n < n && bt_mono_ns() < end)
+        bt_loop_run_once(l, 20 * BT_NS_PER_MS);
+}
+
+Test(watch_bpf, tailers_follow_new_and_rotated_files_woken_by_bpf_events)
+{
+    struct bt_agent_config agent = {.line_flush_timeout_ns = 150 * BT_NS_PER_MS,
+                                    .rotate_grace_ns = 100 * BT_NS_PER_MS,
+                                    .read_buffer = 65536,
+                                    .fingerprint_check = true};
+    struct bt_limits_config limits = {0};
+    struct bt_positions_config pos = {.sync_period_ns = 10 * BT_NS_PER_SEC};
+    struct bt_loop *l = bt_loop_new();
+    struct bt_metrics *m = bt_metrics_new();
+    struct bt_files_config fc = {.loop = l,
+                                 .metrics = m,
+                                 .agent = &agent,
+                                 .limits = &limits,
+                                 .positions = &pos,
+                                 .sync_period_ns = 10 * BT_NS_PER_SEC,
+                                 .watcher = "bpf"};
+    char err[256], logs[512], glob[600], posfile[600], a[600], a1[600];
+    struct lines ls = {0};
+    struct bt_labels lb;
+    struct bt_files *f;
+    uint64_t w0;
+
+    g_w.ops->close(&g_w); /* the files module opens its own */
+    g_w.impl = NULL;
+    snprintf(logs, sizeof(logs), "%s/logs", g_dir);
+    cr_assert_eq(mkdir(logs, 0755), 0);
+    snprintf(posfile, sizeof(posfile), "%s/positions.yaml", g_dir);
+    pos.filename = posfile;
+    cr_assert_eq(bt_tmpdir_write(logs, "a.log", "", 0), 0);
+    f = bt_files_new(&fc, err, sizeof(err));
+    cr_assert_not_null(f, "%s", err);
+    cr_assert_str_eq(bt_files_watcher(f), "bpf");
+    bt_labels_init(&lb);
+    snprintf(glob, sizeof(glob), "%s/*.log", logs);
+    bt_labels_set(&lb, "__path__", glob);
+    bt_labels_set(&lb, "job", "app");
+    cr_assert_eq(bt_files_add_target(f, "app", &lb, BT_START_BEGINNING, 0, collect_line, &ls), 0);
+    bt_labels_free(&lb);
+    bt_loop_run_once(l, 50 * BT_NS_PER_MS);
+
+    cr_assert_eq(bt_tmpdir_append(logs, "a.log", "one\n", 4), 0);
+    pump_until(l, &ls, 1);
+    cr_assert(has_line(&ls, "one"), "append to an existing file");
+    cr_assert_eq(bt_tmpdir_write(logs, "b.log", "two\n", 4), 0);
+    pump_until(l, &ls, 2);
+    cr_assert(has_line(&ls, "two"), "a new file in the directory");
+    snprintf(a, sizeof(a), "%s/a.log", logs);
+    snprintf(a1, sizeof(a1), "%s/a.log.1", logs);
+    cr_assert_eq(bt_tmpdir_append(logs, "a.log", "three\n", 6), 0);
+    cr_assert_eq(rename(a, a1), 0);
+    cr_assert_eq(bt_tmpdir_write(logs, "a.log", "four\n", 5), 0);
+    pump_until(l, &ls, 4);
+    cr_assert(has_line(&ls, "three"), "the rotated file read to its end");
+    cr_assert(has_line(&ls, "four"), "the new file at the path");
+    cr_assert_eq(ls.n, 4, "no duplicates, got %d lines", ls.n);
+
+    /* Idle: nothing written, so nothing wakes the loop (the slow timers are 10 s). */
+    bt_loop_run_once(l, 300 * BT_NS_PER_MS); /* let rotate grace and flush timers settle */
+    bt_loop_run_once(l, 300 * BT_NS_PER_MS);
+    w0 = bt_loop_wakeups(l);
+    cr_assert_eq(bt_loop_run_once(l, 1500 * BT_NS_PER_MS), 0, "a callback ran while idle");
+    cr_assert_eq(bt_loop_wakeups(l) - w0, 1, "only the timeout ended the wait");
+    bt_files_free(f);
+    bt_metrics_free(m);
+    bt_loop_free(l);
 }
 
 /* The tail watcher and FIM share one set of programs: one kernel record per syscall, offered
