@@ -535,6 +535,18 @@ EXIT(openat2)
     return open_exit(ctx->ret);
 }
 
+/* directories appearing: reported as creates, so watchers of globs find new subdirectories */
+ENTER(mkdir)
+{
+    return path_enter(FE_OP_CREATE, AT_FDCWD, (const char *)ARG(ctx, 0), 0, NULL, 0);
+}
+ENTER(mkdirat)
+{
+    return path_enter(FE_OP_CREATE, (int)ARG(ctx, 0), (const char *)ARG(ctx, 1), 0, NULL, 0);
+}
+PENDING_EXIT(mkdir)
+PENDING_EXIT(mkdirat)
+
 /* names going away */
 ENTER(unlink)
 {

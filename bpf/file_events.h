@@ -23,7 +23,7 @@
 /* What happened. Values are stable: user space keys masks on them. */
 enum fe_op {
     FE_OP_WRITE = 1,       /* write, pwrite64, writev, pwritev, pwritev2 (bytes > 0) */
-    FE_OP_CREATE = 2,      /* open family with O_CREAT that created the file */
+    FE_OP_CREATE = 2,      /* open family with O_CREAT that created the file; mkdir, mkdirat */
     FE_OP_TRUNCATE = 3,    /* open with O_TRUNC on an existing file, truncate, ftruncate */
     FE_OP_RENAME = 4,      /* rename, renameat, renameat2: name -> name2 */
     FE_OP_UNLINK = 5,      /* unlink, unlinkat */

@@ -29,7 +29,7 @@
 #define FAN_FILE_MASK (FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ATTRIB | FAN_DELETE_SELF | FAN_MOVE_SELF)
 #define FAN_DIR_MASK                                                                               \
     (FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_MODIFY | FAN_CLOSE_WRITE |      \
-     FAN_ATTRIB | FAN_EVENT_ON_CHILD)
+     FAN_ATTRIB | FAN_EVENT_ON_CHILD | FAN_ONDIR)
 #define HANDLE_MAX 128
 #define KEY_MAX (sizeof(fsid_t) + sizeof(int) + HANDLE_MAX)
 

@@ -596,6 +596,22 @@ Test(watch_bpf, a_file_watched_again_is_not_left_muted)
     cr_assert_eq(count(BT_FE_WRITE), 1, "write after re-adding was not reported");
 }
 
+Test(watch_bpf, new_subdirectory_in_a_watched_directory_is_reported)
+{
+    char sub[512], d[600];
+    const struct got *e;
+
+    path_of(sub, sizeof(sub), "w");
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(g_w.ops->add_dir(&g_w, sub, 0, 0), 0);
+    snprintf(d, sizeof(d), "%s/app", sub);
+    cr_assert_eq(mkdir(d, 0755), 0);
+    drain(1);
+    e = find(BT_FE_CREATE, "app");
+    cr_assert_not_null(e, "mkdir in a watched directory (got %d events)", g_n);
+    cr_assert_str_eq(e->dir, sub);
+}
+
 /* The real tailers on the BPF watcher: woken by events, no polling. */
 
 struct lines {
@@ -862,6 +878,22 @@ Test(watch_fanotify, reports_create_rename_delete_in_a_watched_directory)
     cr_assert_not_null(fan_find(BT_WATCH_MOVED, "b.log"), "moved to");
     cr_assert_not_null(fan_find(BT_WATCH_DELETE, "b.log"), "delete");
     cr_assert_str_eq(fan_find(BT_WATCH_CREATE, "a.log")->dir, sub);
+}
+
+Test(watch_fanotify, new_subdirectory_in_a_watched_directory_is_reported)
+{
+    char sub[512], d[600];
+    const struct got *e;
+
+    snprintf(sub, sizeof(sub), "%s/w", g_dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(g_fw.ops->add_dir(&g_fw, sub, 0, 0), 0);
+    snprintf(d, sizeof(d), "%s/app", sub);
+    cr_assert_eq(mkdir(d, 0755), 0);
+    fan_drain(1);
+    e = fan_find(BT_WATCH_CREATE, "app");
+    cr_assert_not_null(e, "mkdir in a watched directory (got %d events)", g_n);
+    cr_assert_str_eq(e->dir, sub);
 }
 
 Test(watch_fanotify, removed_watch_of_a_rotated_file_leaves_the_new_file_watched)
