@@ -97,6 +97,7 @@ struct bpfw {
 };
 
 static int g_refuse;
+static int g_warned;
 static uint32_t g_ring_size;
 
 void bt_watch_bpf_set_ring_size(uint32_t bytes)
@@ -745,8 +746,10 @@ static int bpf_open(struct bt_watch *w)
     if (!g_shared) {
         g_shared = shared_open(&rc, &reason);
         if (!g_shared) {
-            BT_WARN("watch", "bpf watcher unavailable, using the next watcher", "reason=%s err=%d",
-                    bt_logq(q, sizeof(q), reason), rc);
+            /* Said once per process: the tail watcher and FIM may both ask. */
+            bt_log(g_warned++ ? BT_LOG_DEBUG : BT_LOG_WARN, "watch",
+                   "bpf watcher unavailable, using the next watcher", "reason=%s err=%d",
+                   bt_logq(q, sizeof(q), reason), rc);
             goto out;
         }
     }
