@@ -10,6 +10,7 @@
 #include <linux/capability.h>
 #include <poll.h>
 #include <linux/magic.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/statfs.h>
@@ -745,6 +746,44 @@ Test(watch_bpf, two_watches_share_the_programs_and_each_gets_what_it_asked_for)
     drain(2);
     cr_assert_eq(count(BT_FE_WRITE), 1);
     cr_assert_eq(count(BT_FE_CHMOD), 0);
+}
+
+static void loop_dispatch(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct bt_watch *w = arg;
+
+    (void)l;
+    (void)fd;
+    (void)events;
+    cr_assert_eq(w->ops->dispatch(w), 0);
+}
+
+Test(watch_bpf, two_watches_in_one_loop_both_get_the_event_and_the_loop_settles)
+{
+    struct bt_watch w2 = {.ops = &bt_watch_bpf_ops, .fn = on_ev};
+    struct bt_loop *l = bt_loop_new();
+    int64_t end;
+    char p[512];
+
+    w2.ctx = &w2;
+    cr_assert_eq(w2.ops->open(&w2), 0);
+    cr_assert_neq(g_w.ops->fd(&g_w), w2.ops->fd(&w2), "each watch has its own fd");
+    cr_assert_eq(bt_loop_add_fd(l, g_w.ops->fd(&g_w), EPOLLIN, loop_dispatch, &g_w), 0);
+    cr_assert_eq(bt_loop_add_fd(l, w2.ops->fd(&w2), EPOLLIN, loop_dispatch, &w2), 0);
+    path_of(p, sizeof(p), "shared.log");
+    cr_assert_eq(bt_tmpdir_write(g_dir, "shared.log", "", 0), 0);
+    cr_assert_eq(g_w.ops->add_file(&g_w, p, 0, 0), 0);
+    cr_assert_eq(w2.ops->add_file(&w2, p, 0, 0), 0);
+    cr_assert_eq(bt_tmpdir_append(g_dir, "shared.log", "x", 1), 0);
+    end = bt_mono_ns() + 2 * BT_NS_PER_SEC;
+    while (g_n < 4 && bt_mono_ns() < end) /* write + close, for each watch */
+        bt_loop_run_once(l, 50 * BT_NS_PER_MS);
+    cr_assert_eq(count(BT_FE_WRITE), 2, "one write event per watch, got %d", count(BT_FE_WRITE));
+    cr_assert_eq(bt_loop_run_once(l, 100 * BT_NS_PER_MS), 0, "the loop spins after consuming");
+    bt_loop_del_fd(l, g_w.ops->fd(&g_w));
+    bt_loop_del_fd(l, w2.ops->fd(&w2));
+    w2.ops->close(&w2);
+    bt_loop_free(l);
 }
 
 Test(watch_bpf_overflow, a_full_ring_is_reported_as_overflow, .init = fallback_setup)
