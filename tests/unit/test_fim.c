@@ -249,6 +249,10 @@ static void child_access(int i)
     case 4: rename(p_new, p_new2); break;
     case 5: truncate(p_new2, 0); break;
     case 6: unlink(p_new2); break;
+    case 7:
+        if (chown(p_secret, getuid(), getgid()) != 0)
+            _exit(4);
+        break;
     }
 }
 
@@ -266,14 +270,14 @@ Test(fim, accesses_become_entries_with_labels_and_process_fields)
     paths_init();
     snprintf(yaml, sizeof(yaml),
              "fim:\n  host: testhost\n  labels: {env: test}\n  rules:\n"
-             "    - paths: [%s]\n      ops: [read, write, chmod]\n"
+             "    - paths: [%s]\n      ops: [read, write, chmod, chown]\n"
              "    - paths: [%s/]\n      ops: [create, rename, truncate, delete]\n",
              p_secret, p_conf);
     f = start_fim(yaml, &l, &m);
-    c = start_child(child_access, 7);
-    for (int i = 0; i < 7; i++) {
+    c = start_child(child_access, 8);
+    for (int i = 0; i < 8; i++) {
         step(&c, l, i + 1);
-        if (i < 6)
+        if (i < 7)
             next(&c);
     }
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -304,7 +308,8 @@ Test(fim, accesses_become_entries_with_labels_and_process_fields)
     cr_assert(strstr(e->line, want), "%s lacks %s", e->line, want);
     cr_assert_not_null(find("truncate", p_new2), "truncate entry");
     cr_assert_not_null(find("unlink", p_new2), "unlink entry");
-    cr_assert_eq(g_n, 7, "exactly one entry per access, got %d", g_n);
+    cr_assert_not_null(find("chown", p_secret), "chown entry");
+    cr_assert_eq(g_n, 8, "exactly one entry per access, got %d", g_n);
     cr_assert_eq(bt_metrics_sum(m, "bpftail_fim_events_total", "op=\"write\""), 1);
     finish(&c);
     bt_fim_free(f);
