@@ -606,3 +606,30 @@ Test(fim, without_a_loop_it_only_validates)
     cr_assert_str_eq(bt_fim_backend(f), "none", "nothing loaded for -check-syntax");
     bt_fim_free(f);
 }
+
+Test(fim, op_names_parse_to_the_kernel_operations)
+{
+    uint32_t m = 0;
+
+    cr_assert_eq(bt_fe_op_parse("write", &m), 0);
+    cr_assert_eq(m, BT_FE_OPBIT(BT_FE_WRITE));
+    cr_assert_eq(bt_fe_op_parse("delete", &m), 0);
+    cr_assert_eq(m, BT_FE_OPBIT(BT_FE_UNLINK) | BT_FE_OPBIT(BT_FE_RMDIR));
+    cr_assert_eq(bt_fe_op_parse("attrib", &m), 0);
+    cr_assert_eq(m, BT_FE_OPBIT(BT_FE_CHMOD) | BT_FE_OPBIT(BT_FE_CHOWN));
+    cr_assert_eq(bt_fe_op_parse("open", &m), 0);
+    cr_assert_eq(m, BT_FE_OPBIT(BT_FE_OPEN));
+    cr_assert_eq(bt_fe_op_parse("close_write", &m), 0);
+    cr_assert_eq(m, BT_FE_OPBIT(BT_FE_CLOSE_WRITE));
+    cr_assert_eq(bt_fe_op_parse("WRITE", &m), -EINVAL);
+    cr_assert_eq(bt_fe_op_parse("", &m), -EINVAL);
+    for (uint32_t op = 1; op < BT_FE_OP_MAX; op++) {
+        cr_assert_str_neq(bt_fe_op_name(op), "unknown", "op %u has no name", op);
+        if (op != BT_FE_DIRTY) {
+            cr_assert_eq(bt_fe_op_parse(bt_fe_op_name(op), &m), 0);
+            cr_assert_eq(m, BT_FE_OPBIT(op));
+        }
+    }
+    cr_assert_str_eq(bt_fe_op_name(0), "unknown");
+    cr_assert_str_eq(bt_fe_op_name(999), "unknown");
+}
