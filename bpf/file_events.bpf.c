@@ -55,11 +55,14 @@ struct {
     __type(value, struct fe_watch);
 } watched_paths SEC(".maps");
 
-/* Matched syscalls waiting for their exit, keyed by pid_tgid (one syscall per thread). */
+/* A matched syscall waiting for its exit, per thread (one syscall at a time). Task storage:
+ * the exit of every write looks here, and a task lookup is much cheaper than a hash lookup
+ * (exit_write went from 127 to 100 ns per call by kernel.bpf_stats_enabled, which adds its own
+ * clock reads to both). op == 0 means nothing is pending. */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 1024);
-    __type(key, __u64);
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
     __type(value, struct fe_event);
 } pending SEC(".maps");
 
@@ -224,13 +227,23 @@ static __always_inline struct fe_event *scratch_event(void)
     return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+/* Keeps e for the current thread's syscall exit. */
+static __always_inline void stash(const struct fe_event *e)
+{
+    struct fe_event *p =
+        bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
+                             BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+    if (p)
+        bpf_probe_read_kernel(p, sizeof(*p), e);
+}
+
 /* fd-based calls: match at entry, emit at exit. */
 static __always_inline int fd_enter(int fd, __u32 op)
 {
     struct fmatch m;
     struct fe_event *e;
     struct file *f;
-    __u64 id;
 
     f = fd_file(fd);
     if (!f || !match_file(f, &m) || !(m.ops & FE_OPBIT(op)))
@@ -244,21 +257,18 @@ static __always_inline int fd_enter(int fd, __u32 op)
     fill_from_file(e, f, &m, op);
     if (op == FE_OP_WRITE && !(m.ops & FE_EVERY_WRITE))
         e->flags = FE_F_MUTED;
-    id = bpf_get_current_pid_tgid();
-    bpf_map_update_elem(&pending, &id, e, BPF_ANY);
+    stash(e);
     return 0;
 }
 
 /* Exit of any call stashed in `pending`: emit on success (a write must have written). */
 static __always_inline int pending_exit(long ret)
 {
-    __u64 id = bpf_get_current_pid_tgid();
-    struct fe_event *p = bpf_map_lookup_elem(&pending, &id);
-
+    struct fe_event *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
     struct fe_key k;
     __u8 one = 1;
 
-    if (!p)
+    if (!p || !p->op)
         return 0;
     if (ret > 0 || (ret == 0 && p->op != FE_OP_WRITE)) {
         if (p->flags & FE_F_MUTED) {
@@ -274,7 +284,7 @@ static __always_inline int pending_exit(long ret)
             emit(p, ret);
         }
     }
-    bpf_map_delete_elem(&pending, &id);
+    p->op = 0;
     return 0;
 }
 
@@ -373,7 +383,6 @@ static __always_inline int path_enter(__u32 op, int dfd, const char *p1, int dfd
 {
     struct fmatch m = {};
     struct fe_event *e;
-    __u64 id;
 
     e = scratch_event();
     if (!e)
@@ -390,8 +399,7 @@ static __always_inline int path_enter(__u32 op, int dfd, const char *p1, int dfd
     e->pino = m.pino;
     e->match = m.match;
     e->flags = flags;
-    id = bpf_get_current_pid_tgid();
-    bpf_map_update_elem(&pending, &id, e, BPF_ANY);
+    stash(e);
     return 0;
 }
 

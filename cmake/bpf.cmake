@@ -22,7 +22,7 @@ function(bt_add_bpf target)
   set(skel ${gen}/file_events.skel.h)
   file(MAKE_DIRECTORY ${gen})
   add_custom_command(OUTPUT ${obj}
-    COMMAND ${BT_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${BT_BPF_ARCH}
+    COMMAND ${BT_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${BT_BPF_ARCH}
             -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/bpf/vmlinux/${BT_BPF_ARCH}
             -c ${src} -o ${gen}/file_events.tmp.o
     COMMAND ${BT_BPFTOOL} gen object ${obj} ${gen}/file_events.tmp.o
