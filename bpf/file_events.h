@@ -101,6 +101,16 @@ struct fe_event {
 /* Indexes of the per-CPU stats array. */
 enum fe_stat { FE_STAT_EVENTS = 0, FE_STAT_DROPS = 1, FE_STAT_MAX = 2 };
 
+/* Prefilter for watched_inodes: a byte per slot, non-zero when some watched {dev, ino} falls
+ * in that slot. An array lookup is inlined by the verifier, so most unrelated files are
+ * rejected without touching the hash map. User space keeps the slot counts. */
+#define FE_FILTER_SLOTS 65536
+static inline __u32 fe_filter_slot(__u32 dev, __u64 ino)
+{
+    __u64 h = (ino ^ ((__u64)dev << 32)) * 0x9e3779b97f4a7c15ULL;
+    return (__u32)(h >> 48); /* top 16 bits: FE_FILTER_SLOTS */
+}
+
 /* FNV-1a 64, the hash of watched_paths keys; user space must hash the same bytes. */
 #define FE_FNV_OFFSET 0xcbf29ce484222325ULL
 #define FE_FNV_PRIME 0x100000001b3ULL

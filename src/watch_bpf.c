@@ -75,6 +75,7 @@ struct shared {
     struct bpfw *consumer[MAX_CONSUMERS];
     struct bt_hmap kinodes; /* struct fe_key -> struct kval */
     struct bt_hmap kpaths;  /* path hash (8 bytes) -> struct kval */
+    uint32_t *filter;       /* watched inodes per inode_filter slot (FE_FILTER_SLOTS) */
     uint64_t drops_seen;
     int64_t mono_to_wall;
     struct fe_event ev; /* the record being delivered */
@@ -187,6 +188,41 @@ static int kset(struct bt_hmap *m, int mapfd, const void *key, size_t klen, int 
     if (bpf_map_update_elem(mapfd, key, &u, BPF_ANY) < 0)
         return -errno;
     return 0;
+}
+
+/* Counts a watched inode in or out of its prefilter slot; the kernel's byte follows the count. */
+static void filter_adjust(struct shared *s, const struct fe_key *k, int delta)
+{
+    uint32_t slot = fe_filter_slot(k->dev, k->ino);
+    uint32_t before = s->filter[slot];
+    uint8_t on;
+
+    if (delta < 0 && before == 0)
+        return;
+    s->filter[slot] = before + (uint32_t)delta;
+    if ((before == 0) == (s->filter[slot] == 0))
+        return;
+    on = s->filter[slot] != 0;
+    if (bpf_map_update_elem(bpf_map__fd(s->skel->maps.inode_filter), &slot, &on, BPF_ANY) < 0)
+        BT_WARN("watch", "bpf: updating the inode prefilter failed", "err=%d", -errno);
+}
+
+/* kset for watched_inodes, keeping the prefilter in step: a slot is switched on before the
+ * first inode in it is watched and off after the last one is not. */
+static int kset_inode(struct shared *s, const struct fe_key *k, int slot, const struct fe_watch *v)
+{
+    int had = bt_hmap_get(&s->kinodes, k, sizeof(*k)) != NULL;
+    int rc, has;
+
+    if (!had && v->kind)
+        filter_adjust(s, k, 1);
+    rc = kset(&s->kinodes, bpf_map__fd(s->skel->maps.watched_inodes), k, sizeof(*k), slot, v);
+    has = bt_hmap_get(&s->kinodes, k, sizeof(*k)) != NULL;
+    if (!had && v->kind && !has)
+        filter_adjust(s, k, -1); /* the insert failed */
+    if (had && !has)
+        filter_adjust(s, k, -1);
+    return rc;
 }
 
 /* Lets the next write to a coalesced file be reported again. Done before anyone is told of
@@ -302,8 +338,7 @@ static int ino_add(struct bpfw *b, uint32_t kind, const char *path, dev_t dev, i
             goto fail;
         }
     }
-    rc = kset(&b->s->kinodes, bpf_map__fd(b->s->skel->maps.watched_inodes), &ie->key,
-              sizeof(ie->key), b->slot, &v);
+    rc = kset_inode(b->s, &ie->key, b->slot, &v);
     if (rc < 0)
         goto fail;
     unmute(b->s, ie->key.dev, ie->key.ino); /* a stale mute from an earlier watch */
@@ -336,8 +371,7 @@ static int ino_remove(struct bpfw *b, const struct fe_key *key)
 
     if (!ie)
         return -ENOENT;
-    rc = kset(&b->s->kinodes, bpf_map__fd(b->s->skel->maps.watched_inodes), key, sizeof(*key),
-              b->slot, &none);
+    rc = kset_inode(b->s, key, b->slot, &none);
     unmute(b->s, key->dev, key->ino);
     if (rc < 0)
         BT_WARN("watch", "bpf: removing an inode from the kernel set failed", "ino=%llu err=%d",
@@ -608,6 +642,7 @@ static void shared_free(struct shared *s)
     file_events_bpf__destroy(s->skel);
     hmap_free_all(&s->kinodes);
     hmap_free_all(&s->kpaths);
+    free(s->filter);
     free(s);
 }
 
@@ -663,6 +698,12 @@ static struct shared *shared_open(int *rc, const char **reason)
     }
     bt_hmap_init(&s->kinodes);
     bt_hmap_init(&s->kpaths);
+    s->filter = calloc(FE_FILTER_SLOTS, sizeof(*s->filter));
+    if (!s->filter) {
+        *rc = -ENOMEM;
+        *reason = "out of memory";
+        goto fail;
+    }
     libbpf_set_print(libbpf_print);
     if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
         *rc = -ENOTSUP;
