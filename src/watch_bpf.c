@@ -88,7 +88,7 @@ static struct shared *g_shared;
 struct bpfw {
     struct shared *s;
     int slot;
-    int fd; /* a dup of the ring's epoll fd: each consumer registers its own with the loop */
+    int fd; /* a dup of the ring map's fd: each consumer registers its own with the loop */
     struct bt_watch *w;
     struct bt_hmap inodes;
     struct bt_hmap paths;
@@ -804,7 +804,9 @@ static int bpf_open(struct bt_watch *w)
                 MAX_CONSUMERS);
         goto out;
     }
-    b->fd = fcntl(ring_buffer__epoll_fd(g_shared->rb), F_DUPFD_CLOEXEC, 0);
+    /* The ring map's own fd is pollable; the loop watches it directly rather than libbpf's
+     * epoll fd around it (one epoll level fewer; no measurable latency difference here). */
+    b->fd = fcntl(bpf_map__fd(g_shared->skel->maps.rb), F_DUPFD_CLOEXEC, 0);
     if (b->fd < 0) {
         rc = -errno;
         goto out;
