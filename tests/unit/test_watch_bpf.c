@@ -3,6 +3,8 @@
  * directory, and check what the ring buffer delivers. They need root (or CAP_BPF +
  * CAP_PERFMON) and a kernel with BTF; when the programs cannot load they FAIL and say why.
  * Built with -DBT_BPF=OFF, only the stub behaviour is checked and the rest is skipped loudly.
+ * Also here, as they share the helpers: the fanotify backend (the next in the chain), the
+ * capability drop, the fallback without capabilities, and the real tailers on the BPF watcher.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
