@@ -1,6 +1,7 @@
 #include "agent.h"
 
 #include "batch.h"
+#include "caps.h"
 #include "client.h"
 #include "config.h"
 #include "entry.h"
@@ -699,6 +700,18 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
         BT_INFO("agent", "HTTP server listening", "port=%d", bt_httpd_port(a->httpd));
     }
     bt_loop_set_before_sleep(a->loop, before_sleep, a);
+    /* BPF programs are loaded and attached, the HTTP port is bound: from here on bpftail only
+     * reads logs and holds descriptors, so it keeps CAP_DAC_READ_SEARCH and nothing else. */
+    uint64_t eff = 0, perm = 0;
+    if (bt_caps_get(&eff, &perm) == 0 && (eff | perm) & ~bt_caps_keep_logs()) {
+        int rc = bt_caps_drop_except(bt_caps_keep_logs());
+        char hex[32];
+        if (rc < 0)
+            BT_WARN("agent", "could not drop capabilities", "err=%s", strerror(-rc));
+        else if (bt_caps_get(&eff, &perm) == 0)
+            BT_INFO("agent", "dropped capabilities not needed for reading logs", "effective=%s",
+                    bt_caps_format(eff, hex, sizeof(hex)));
+    }
     return a;
 fail:
     bt_agent_free(a);

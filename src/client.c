@@ -11,6 +11,7 @@
  * connections stay alive between requests and curl_multi_poll can be woken at once by stop.
  */
 #include "client.h"
+#include "caps.h"
 #include "batch.h"
 #include "config.h"
 #include "encode.h"
@@ -682,6 +683,9 @@ static void put_done(struct bt_client *c, struct bt_batch *b)
 static void *push_thread(void *arg)
 {
     struct bt_client *c = arg;
+    /* Capabilities are per thread: a push thread needs none beyond reading credential files,
+     * whatever the loop thread still holds while it loads BPF programs. */
+    bt_caps_drop_except(bt_caps_keep_logs());
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->queue.n && !c->stopping)
