@@ -279,7 +279,10 @@ int bt_docker_disc_scan(struct bt_docker_disc *d)
             c = calloc(1, sizeof(*c));
             if (!c)
                 continue;
-            snprintf(c->id, sizeof(c->id), "%s", de->d_name);
+            /* is_id() accepted at most 64 hex digits, so the name fits c->id. */
+            size_t idlen = strlen(de->d_name);
+            memcpy(c->id, de->d_name, idlen);
+            c->id[idlen] = '\0';
             bt_labels_init(&c->labels);
             if (bt_hmap_put(&d->ctrs, c->id, strlen(c->id), c, NULL) < 0) {
                 free(c);
