@@ -1,0 +1,102 @@
+"""BPF through the real binary: the watcher in use, the fallback when BPF is refused or the
+capabilities are missing, and file-integrity events reaching the test Loki server."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+from lib import Agent, FakeLoki, SeqWriter, agent_config, free_port, seqs, wait_until
+
+
+def targets(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/targets" % port, timeout=2) as r:
+        return json.loads(r.read())
+
+
+def up(a, port):
+    def ok():
+        try:
+            return targets(port)
+        except Exception:
+            return None
+    return wait_until(lambda: a.alive() and ok(), 30, what="bpftail /targets")
+
+
+def run_and_ship(ctx, env=None, wrap=None):
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    port = free_port()
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms")
+    a = Agent(ctx, cfg, env=env)
+    if wrap:
+        orig = ctx.bpftail
+        script = os.path.join(a.dir, "wrap.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nexec %s %s \"$@\"\n" % (wrap, orig))
+        os.chmod(script, 0o755)
+        ctx.bpftail = script
+        a.start()
+        ctx.bpftail = orig
+    else:
+        a.start()
+    t = up(a, port)
+    w = SeqWriter(os.path.join(d, "app.log"))
+    w.write(2000)
+    wait_until(lambda: len(set(seqs(loki.entries()))) >= 2000, 30, what="lines")
+    assert sorted(seqs(loki.entries())) == list(range(2000))
+    a.stop()
+    return t, a.log()
+
+
+def test_bpf_watcher_is_used_and_reported(ctx):
+    t, log = run_and_ship(ctx)
+    assert t["watcher"] == "bpf", "watcher in use: %s (BPF must load here as root)\n%s" % (
+        t["watcher"], log[-2000:])
+
+
+def test_fallback_when_bpf_loading_is_refused_by_option(ctx):
+    t, log = run_and_ship(ctx, env={"BPFTAIL_BPF_REFUSE": "1"})
+    assert t["watcher"] in ("fanotify", "inotify"), t["watcher"]
+    assert log.count("bpf") >= 1 and "level=warn" in log, log[-2000:]
+
+
+def test_fallback_without_bpf_capabilities(ctx):
+    # root, but with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN out of the bounding set
+    t, log = run_and_ship(ctx, wrap="setpriv --bounding-set=-bpf,-perfmon,-sys_admin")
+    assert t["watcher"] in ("fanotify", "inotify"), t["watcher"]
+
+
+def test_fim_events_reach_loki_with_process_fields(ctx):
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    secret = os.path.join(d, "secret.conf")
+    with open(secret, "w") as f:
+        f.write("a=1\n")
+    port = free_port()
+    fim = """fim:
+  host: test-host
+  labels: {env: ci}
+  rules:
+    - paths: [%s]
+      ops: [write, rename, unlink, truncate, chmod]
+""" % secret
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms", extra_top=fim)
+    a = Agent(ctx, cfg).start()
+    t = up(a, port)
+    assert t.get("fim") == "bpf", t
+    p = subprocess.run(["sh", "-c", "echo b=2 >> %s; chmod 600 %s" % (secret, secret)])
+    assert p.returncode == 0
+    wait_until(lambda: any('job="fim"' in e["labels"] for e in loki.entries()), 20,
+               what="FIM entries")
+    time.sleep(0.5)
+    fims = [e for e in loki.entries() if 'job="fim"' in e["labels"]]
+    ops = {e["labels"] for e in fims}
+    assert any('op="write"' in l for l in ops) and any('op="chmod"' in l for l in ops), ops
+    w = [e for e in fims if 'op="write"' in e["labels"]][0]
+    assert 'host="test-host"' in w["labels"] and 'env="ci"' in w["labels"], w["labels"]
+    for field in ("path=%s" % secret, "pid=", "uid=0", "comm=", "inode="):
+        assert field in w["line"], (field, w["line"])
+    assert a.stop() == 0
