@@ -186,3 +186,30 @@ def test_check_syntax_accepts_promtail_configs_and_names_line_of_errors(ctx):
         assert r.returncode == 1, "%s accepted" % f
         assert "%s:" % f in r.stderr and any(ch.isdigit() for ch in r.stderr), \
             "%s: error does not name file and line: %s" % (f, r.stderr)
+
+
+def test_default_config_without_loki_says_so_and_shows_what_it_would_ship(ctx):
+    # The README's first command: no -config.file, no Loki at $LOKI_URL.
+    d = ctx.tmpdir()
+    port = free_port()  # nothing listens here
+    env = dict(os.environ, LOKI_URL="http://127.0.0.1:%d" % port)
+    p = subprocess.Popen([ctx.bpftail, "-server.http-listen-port", "0",
+                          "-positions.file", os.path.join(d, "pos.yaml")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        import select
+        out = ""
+        end = time.monotonic() + 15
+        while time.monotonic() < end and "varlogs" not in out:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:
+                out += p.stdout.readline()
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=10)
+    assert "no Loki answers" in err, err[-2000:]
+    assert err.count("no Loki answers") == 1
+    if not any(os.path.isfile(os.path.join("/var/log", f)) and f.endswith("log")
+               for f in os.listdir("/var/log")):
+        return  # nothing to show on this machine; the message is what matters
+    assert 'job="varlogs"' in out, "nothing shown from /var/log/*log: %r" % out[:500]
