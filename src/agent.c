@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "source_file.h"
+#include "watch_bpf.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -659,6 +660,10 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
     init_metrics(a);
     if (build_jobs(a, err, errlen) < 0)
         goto fail;
+    /* Tailers only need wake-ups (writes to one file are coalesced in the kernel), so 1 MiB of
+     * ring is plenty; FIM reports every access and gets more room for bursts. The ring is
+     * mapped twice by the kernel, so this is 2x its size of resident memory. */
+    bt_watch_bpf_set_ring_size(cfg->fim ? 4u << 20 : 1u << 20);
     if (cfg->fim) {
         /* Validates the policy; with check_only nothing is loaded into the kernel beyond that. */
         a->fim = bt_fim_new(cfg->fim, check_only ? NULL : a->loop, a->metrics, agent_sink,
