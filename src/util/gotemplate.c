@@ -146,21 +146,11 @@ static int lex(struct parser *p, struct token *t)
     char c = p->s[i];
     size_t j = i + 1;
     switch (c) {
-    case '|':
-        t->k = T_PIPE;
-        break;
-    case '(':
-        t->k = T_LPAREN;
-        break;
-    case ')':
-        t->k = T_RPAREN;
-        break;
-    case ',':
-        t->k = T_COMMA;
-        break;
-    case '=':
-        t->k = T_ASSIGN;
-        break;
+    case '|': t->k = T_PIPE; break;
+    case '(': t->k = T_LPAREN; break;
+    case ')': t->k = T_RPAREN; break;
+    case ',': t->k = T_COMMA; break;
+    case '=': t->k = T_ASSIGN; break;
     case ':':
         if (j >= p->n || p->s[j] != '=')
             return perr(p, "expected :=");
@@ -407,9 +397,7 @@ static int parse_operand(struct parser *p, struct gt_arg **out)
         if ((rc = number_arg(p, &t, a)) < 0)
             return rc;
         break;
-    case T_DOT:
-        a->kind = GA_DOT;
-        break;
+    case T_DOT: a->kind = GA_DOT; break;
     case T_FIELD:
         a->kind = GA_FIELD;
         a->s = t.s + 1;
@@ -448,8 +436,7 @@ static int parse_operand(struct parser *p, struct gt_arg **out)
             a->n = t.n;
         }
         break;
-    default:
-        return perr(p, "unexpected \"%.*s\" in operand", (int)t.n, t.s);
+    default: return perr(p, "unexpected \"%.*s\" in operand", (int)t.n, t.s);
     }
     /* chained fields: .a.b, $x.a, (pipe).a */
     for (;;) {

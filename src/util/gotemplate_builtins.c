@@ -54,15 +54,9 @@ static int cmp2(struct gt_exec *x, const struct gt_val *l, const struct gt_val *
         *res = c ? c : (l->n < r->n ? -1 : l->n > r->n);
         return 0;
     }
-    case GT_INT:
-        *res = (l->i > r->i) - (l->i < r->i);
-        return 0;
-    case GT_FLOAT:
-        *res = (l->f > r->f) - (l->f < r->f);
-        return 0;
-    default:
-        *res = l->b != r->b;
-        return 0;
+    case GT_INT: *res = (l->i > r->i) - (l->i < r->i); return 0;
+    case GT_FLOAT: *res = (l->f > r->f) - (l->f < r->f); return 0;
+    default: *res = l->b != r->b; return 0;
     }
 }
 
@@ -239,8 +233,7 @@ static int printf_one(struct gt_exec *x, const char *spec, size_t sl, char verb,
             return put_printable(x, v);
         }
         break;
-    default:
-        break;
+    default: break;
     }
     if (k >= 0)
         return gt_sb_put(x, tmp, (size_t)k < sizeof(tmp) ? (size_t)k : sizeof(tmp) - 1);

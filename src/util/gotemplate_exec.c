@@ -115,18 +115,12 @@ int gt_fail(struct gt_exec *x, int rc, const char *fmt, ...)
 bool gt_truth(const struct gt_val *v)
 {
     switch (v->k) {
-    case GT_STR:
-        return v->n > 0;
-    case GT_INT:
-        return v->i != 0;
-    case GT_FLOAT:
-        return v->f != 0;
-    case GT_BOOL:
-        return v->b;
-    case GT_MAP:
-        return true;
-    default:
-        return false;
+    case GT_STR: return v->n > 0;
+    case GT_INT: return v->i != 0;
+    case GT_FLOAT: return v->f != 0;
+    case GT_BOOL: return v->b;
+    case GT_MAP: return true;
+    default: return false;
     }
 }
 
@@ -153,22 +147,15 @@ int gt_put_val(struct gt_exec *x, const struct gt_val *v)
     char tmp[64];
     int k;
     switch (v->k) {
-    case GT_STR:
-        return gt_sb_put(x, v->s, v->n);
+    case GT_STR: return gt_sb_put(x, v->s, v->n);
     case GT_INT:
         k = snprintf(tmp, sizeof(tmp), "%lld", (long long)v->i);
         return gt_sb_put(x, tmp, (size_t)k);
-    case GT_FLOAT:
-        k = fmt_float(tmp, sizeof(tmp), v->f);
-        return gt_sb_put(x, tmp, (size_t)k);
-    case GT_BOOL:
-        return v->b ? gt_sb_put(x, "true", 4) : gt_sb_put(x, "false", 5);
-    case GT_NIL:
-        return gt_sb_put(x, "<nil>", 5);
-    case GT_MAP:
-        return gt_fail(x, -EINVAL, "cannot print the whole data map");
-    default:
-        return gt_sb_put(x, "<no value>", 10);
+    case GT_FLOAT: k = fmt_float(tmp, sizeof(tmp), v->f); return gt_sb_put(x, tmp, (size_t)k);
+    case GT_BOOL: return v->b ? gt_sb_put(x, "true", 4) : gt_sb_put(x, "false", 5);
+    case GT_NIL: return gt_sb_put(x, "<nil>", 5);
+    case GT_MAP: return gt_fail(x, -EINVAL, "cannot print the whole data map");
+    default: return gt_sb_put(x, "<no value>", 10);
     }
 }
 
@@ -208,8 +195,7 @@ static int field_of(struct run *r, const struct gt_val *recv, const char *name, 
         return 0;
     }
     case GT_NONE:
-    case GT_NIL:
-        return gt_fail(&r->x, -EINVAL, "nil pointer evaluating .%.*s", (int)n, name);
+    case GT_NIL: return gt_fail(&r->x, -EINVAL, "nil pointer evaluating .%.*s", (int)n, name);
     default:
         return gt_fail(&r->x, -EINVAL, "can't evaluate field %.*s in a %s", (int)n, name,
                        recv->k == GT_STR ? "string" : "number or bool");
@@ -239,12 +225,8 @@ static int eval_arg(struct run *r, const struct gt_arg *a, const struct gt_val *
         out->k = GT_BOOL;
         out->b = a->b;
         return 0;
-    case GA_NIL:
-        out->k = GT_NIL;
-        return 0;
-    case GA_DOT:
-        *out = *dot;
-        return 0;
+    case GA_NIL: out->k = GT_NIL; return 0;
+    case GA_DOT: *out = *dot; return 0;
     case GA_VAR:
         for (int i = r->nvars - 1; i >= 0; i--) {
             if (r->vars[i].n == a->n && memcmp(r->vars[i].name, a->s, a->n) == 0) {
@@ -260,10 +242,8 @@ static int eval_arg(struct run *r, const struct gt_arg *a, const struct gt_val *
             return rc;
         return field_of(r, &recv, a->s, a->n, out);
     }
-    case GA_PIPE:
-        return eval_pipe(r, a->pipe, dot, out);
-    case GA_FUNC:
-        return a->fn->fn(&r->x, NULL, NULL, 0, out);
+    case GA_PIPE: return eval_pipe(r, a->pipe, dot, out);
+    case GA_FUNC: return a->fn->fn(&r->x, NULL, NULL, 0, out);
     }
     return -EINVAL;
 }

@@ -32,18 +32,12 @@ static int put_hex(struct gt_exec *x, const unsigned char *d, size_t n, struct g
 const char *gt_kind_name(enum gt_kind k)
 {
     switch (k) {
-    case GT_STR:
-        return "string";
-    case GT_INT:
-        return "int";
-    case GT_FLOAT:
-        return "float64";
-    case GT_BOOL:
-        return "bool";
-    case GT_MAP:
-        return "map";
-    default:
-        return "<nil>";
+    case GT_STR: return "string";
+    case GT_INT: return "int";
+    case GT_FLOAT: return "float64";
+    case GT_BOOL: return "bool";
+    case GT_MAP: return "map";
+    default: return "<nil>";
     }
 }
 
@@ -81,12 +75,9 @@ static int want_int(struct gt_exec *x, const struct gt_val *v, int64_t *out)
 static int64_t cast_i64(const struct gt_val *v)
 {
     switch (v->k) {
-    case GT_INT:
-        return v->i;
-    case GT_FLOAT:
-        return (int64_t)v->f;
-    case GT_BOOL:
-        return v->b;
+    case GT_INT: return v->i;
+    case GT_FLOAT: return (int64_t)v->f;
+    case GT_BOOL: return v->b;
     case GT_STR: {
         char buf[64];
         size_t n = v->n;
@@ -103,8 +94,7 @@ static int64_t cast_i64(const struct gt_val *v)
         long long r = strtoll(buf, &end, 0);
         return *end || errno ? 0 : r;
     }
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -474,35 +464,16 @@ int gt_go_quote(struct gt_exec *x, const char *s, size_t n)
         char esc[12];
         const char *e = NULL;
         switch (r) {
-        case '"':
-            e = "\\\"";
-            break;
-        case '\\':
-            e = "\\\\";
-            break;
-        case '\a':
-            e = "\\a";
-            break;
-        case '\b':
-            e = "\\b";
-            break;
-        case '\f':
-            e = "\\f";
-            break;
-        case '\n':
-            e = "\\n";
-            break;
-        case '\r':
-            e = "\\r";
-            break;
-        case '\t':
-            e = "\\t";
-            break;
-        case '\v':
-            e = "\\v";
-            break;
-        default:
-            break;
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\a': e = "\\a"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\v': e = "\\v"; break;
+        default: break;
         }
         if (e) {
             rc = gt_sb_put(x, e, strlen(e));

@@ -105,25 +105,16 @@ uint32_t gt_case_map(uint32_t r, bool upper)
         if (r >= 0x450 && r <= 0x45F)
             return r - 80;
         switch (r) {
-        case 0xB5:
-            return 0x39C;
-        case 0xFF:
-            return 0x178;
-        case 0x131:
-            return 'I';
-        case 0x17F:
-            return 'S';
-        case 0x3C2:
-            return 0x3A3;
-        case 0x3AC:
-            return 0x386;
-        case 0x3CC:
-            return 0x38C;
+        case 0xB5: return 0x39C;
+        case 0xFF: return 0x178;
+        case 0x131: return 'I';
+        case 0x17F: return 'S';
+        case 0x3C2: return 0x3A3;
+        case 0x3AC: return 0x386;
+        case 0x3CC: return 0x38C;
         case 0x3CD:
-        case 0x3CE:
-            return r - 63;
-        default:
-            break;
+        case 0x3CE: return r - 63;
+        default: break;
         }
         if (r >= 0x3AD && r <= 0x3AF)
             return r - 37;
@@ -139,19 +130,13 @@ uint32_t gt_case_map(uint32_t r, bool upper)
     if (r >= 0x400 && r <= 0x40F)
         return r + 80;
     switch (r) {
-    case 0x178:
-        return 0xFF;
-    case 0x130:
-        return 'i';
-    case 0x386:
-        return 0x3AC;
-    case 0x38C:
-        return 0x3CC;
+    case 0x178: return 0xFF;
+    case 0x130: return 'i';
+    case 0x386: return 0x3AC;
+    case 0x38C: return 0x3CC;
     case 0x38E:
-    case 0x38F:
-        return r + 63;
-    default:
-        break;
+    case 0x38F: return r + 63;
+    default: break;
     }
     if (r >= 0x388 && r <= 0x38A)
         return r + 37;

@@ -147,12 +147,9 @@ static enum std next_std(const char *l, size_t n, size_t i, size_t *at, size_t *
             if (has_at(l, i, n, "__2"))
                 return *len = 3, STD_UNDER_YEARDAY;
             break;
-        case '3':
-            return *len = 1, STD_HOUR12;
-        case '4':
-            return *len = 1, STD_MINUTE;
-        case '5':
-            return *len = 1, STD_SECOND;
+        case '3': return *len = 1, STD_HOUR12;
+        case '4': return *len = 1, STD_MINUTE;
+        case '5': return *len = 1, STD_SECOND;
         case 'P':
             if (i + 1 < n && l[i + 1] == 'M')
                 return *len = 2, STD_PM_UPPER;
@@ -185,8 +182,7 @@ static enum std next_std(const char *l, size_t n, size_t i, size_t *at, size_t *
                 }
             }
             break;
-        default:
-            break;
+        default: break;
         }
     }
     *at = n;
@@ -420,14 +416,10 @@ static size_t zone_len(const struct pval *v)
     while (up < 6 && up < v->n && v->s[up] >= 'A' && v->s[up] <= 'Z')
         up++;
     switch (up) {
-    case 3:
-        return 3;
-    case 4:
-        return (v->s[3] == 'T' || memcmp(v->s, "WITA", 4) == 0) ? 4 : 0;
-    case 5:
-        return v->s[4] == 'T' ? 5 : 0;
-    default:
-        return 0;
+    case 3: return 3;
+    case 4: return (v->s[3] == 'T' || memcmp(v->s, "WITA", 4) == 0) ? 4 : 0;
+    case 5: return v->s[4] == 'T' ? 5 : 0;
+    default: return 0;
     }
 }
 
@@ -526,10 +518,8 @@ static int parse_elem(const struct bt_gotime *g, size_t ci, struct pval *v, stru
         if (!getnum(v, c->std == STD_ZERO_MONTH, &f->month))
             return -EINVAL;
         return f->month < 1 || f->month > 12 ? -ERANGE : 0;
-    case STD_WEEKDAY:
-        return lookup_name(v, long_days, 7, 3) < 0 ? -EINVAL : 0;
-    case STD_LONG_WEEKDAY:
-        return lookup_name(v, long_days, 7, 0) < 0 ? -EINVAL : 0;
+    case STD_WEEKDAY: return lookup_name(v, long_days, 7, 3) < 0 ? -EINVAL : 0;
+    case STD_LONG_WEEKDAY: return lookup_name(v, long_days, 7, 0) < 0 ? -EINVAL : 0;
     case STD_DAY:
     case STD_UNDER_DAY:
     case STD_ZERO_DAY:
@@ -603,8 +593,7 @@ static int parse_elem(const struct bt_gotime *g, size_t ci, struct pval *v, stru
     case STD_NUM_SECONDS_TZ:
     case STD_NUM_SHORT_TZ:
     case STD_NUM_COLON_TZ:
-    case STD_NUM_COLON_SECONDS_TZ:
-        return parse_numeric_zone(v, (enum std)c->std, f);
+    case STD_NUM_COLON_SECONDS_TZ: return parse_numeric_zone(v, (enum std)c->std, f);
     case STD_TZ: {
         if (v->n >= 3 && memcmp(v->s, "UTC", 3) == 0) {
             f->zone = Z_UTC;
@@ -638,8 +627,7 @@ static int parse_elem(const struct bt_gotime *g, size_t ci, struct pval *v, stru
         pv_adv(v, k);
         return 0;
     }
-    case STD_END:
-        break;
+    case STD_END: break;
     }
     return -EINVAL;
 }
@@ -675,20 +663,14 @@ static int resolve(const struct bt_gotime *g, const struct fields *f, int64_t *o
     int64_t unix_sec;
     int32_t off;
     switch (f->zone) {
-    case Z_UTC:
-        unix_sec = wall;
-        break;
-    case Z_OFFSET:
-        unix_sec = wall - f->zoff;
-        break;
+    case Z_UTC: unix_sec = wall; break;
+    case Z_OFFSET: unix_sec = wall - f->zoff; break;
     case Z_NAME:
         /* A known abbreviation of the location gives its offset; an unknown one counts as
          * offset 0 (Go records it in a made-up zone without adjusting the instant). */
         unix_sec = gtime_tz_lookup_name(g->loc, f->zname, f->znlen, wall, &off) ? wall - off : wall;
         break;
-    default:
-        unix_sec = g->loc ? gtime_tz_wall_to_unix(g->loc, wall) : wall;
-        break;
+    default: unix_sec = g->loc ? gtime_tz_wall_to_unix(g->loc, wall) : wall; break;
     }
     return to_ns(unix_sec, f->nsec, out);
 }
@@ -798,8 +780,7 @@ int bt_gotime_parse(const struct bt_gotime *f, const char *s, size_t n, int64_t 
 {
     int64_t v;
     switch (f->kind) {
-    case FMT_UNIX:
-        return parse_unix(s, n, out_ns);
+    case FMT_UNIX: return parse_unix(s, n, out_ns);
     case FMT_UNIX_MS:
     case FMT_UNIX_US:
     case FMT_UNIX_NS: {
@@ -808,8 +789,7 @@ int bt_gotime_parse(const struct bt_gotime *f, const char *s, size_t n, int64_t 
             return -EINVAL;
         return __builtin_mul_overflow(v, mul[f->kind], out_ns) ? -ERANGE : 0;
     }
-    default:
-        return parse_layout(f, s, n, now_ns, out_ns);
+    default: return parse_layout(f, s, n, now_ns, out_ns);
     }
 }
 

@@ -11,10 +11,10 @@
  * even when the layout has none (digits past the ninth are ignored); `.999` and `.000` fields;
  * runs of spaces in the layout match runs of spaces in the value; month and weekday names are
  * case-insensitive; a layout without "06"/"2006" gets the current year (of now_ns, in UTC)
- * with the Dec/Jan rollover promtail applies; named Go layouts ignore `location`, custom layouts without a zone
- * use it. A zone abbreviation (MST) is resolved against the location if one is given ("UTC"
- * always); an unknown abbreviation means offset 0, as in Go. Without a location Go consults the
- * host's Local zone for abbreviations; we do not (documented difference).
+ * with the Dec/Jan rollover promtail applies; named Go layouts ignore `location`, custom layouts
+ * without a zone use it. A zone abbreviation (MST) is resolved against the location if one is given
+ * ("UTC" always); an unknown abbreviation means offset 0, as in Go. Without a location Go consults
+ * the host's Local zone for abbreviations; we do not (documented difference).
  *
  * Time zones (struct bt_tz) are read from TZif files (v1, v2, v3, with the POSIX TZ footer for
  * instants past the last transition) under $ZONEINFO or the system zoneinfo directory. A loaded

@@ -238,9 +238,7 @@ static int64_t rule_time(int64_t year, const struct tz_rule *r, int32_t off)
         if (gtime_is_leap(year) && r->day >= 60)
             d++;
         break;
-    case RULE_DOY:
-        d = r->day;
-        break;
+    case RULE_DOY: d = r->day; break;
     default: {
         int64_t first = gtime_days_from_civil(year, r->mon, 1);
         int dow = (int)(((first + 4) % 7 + 7) % 7);
