@@ -291,6 +291,45 @@ Test(files, copytruncate_restarts_at_zero_without_duplicates)
     cr_assert_eq(saved_offset("logs/app.log"), 60 * 11);
 }
 
+/* Copies name to copy (bytes as they are now), like logrotate's copytruncate does. */
+static void copy_file(const char *name, const char *copy)
+{
+    char a[512], b[512], buf[4096];
+    path_of(a, sizeof(a), name);
+    path_of(b, sizeof(b), copy);
+    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+    cr_assert(in && out);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+Test(files, copytruncate_recovers_unread_bytes_from_the_copy)
+{
+    put_seq("logs/app.log", 0, 40);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    char p[512];
+    path_of(p, sizeof(p), "logs/app.log");
+    pump_for(40, 2000);
+    expect_seq(0, 40);
+    bt_files_pause(f); /* bpftail falls behind: 40..59 are written but not read */
+    put_seq("logs/app.log", 40, 60);
+    put("logs/other.log.1", "line-00000\n"); /* same head, too short: not the copy */
+    copy_file("logs/app.log", "logs/app.log.1");
+    cr_assert_eq(truncate(p, 0), 0);
+    put_seq("logs/app.log", 60, 100);
+    bt_files_resume(f);
+    pump_for(100, 3000);
+    pump(50);
+    expect_seq(0, 100);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_lost_bytes_total", ""), 0);
+    bt_files_free(f);
+    /* The recovered bytes belonged to the old content: the new file's position is its own. */
+    cr_assert_eq(saved_offset("logs/app.log"), 40 * 11);
+}
+
 Test(files, truncate_to_zero_then_small_writes_are_read)
 {
     put_seq("logs/app.log", 0, 10);
