@@ -18,12 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
+#define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
+#define MIN_OPEN_FILES 16
+#define OPEN_RETRY_NS (100 * BT_NS_PER_MS) /* re-walk after acks when opening was held back */
 
 struct target;
 
@@ -82,9 +86,10 @@ struct bt_files {
     int watch_fd;
     struct target **targets;
     size_t ntargets;
-    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon;
+    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon, t_open_retry;
     bool paused, need_sweep;
-    size_t nactive;
+    bool open_blocked; /* a file was not opened for the budget: retry when acks free some */
+    size_t nactive, max_open;
     int64_t flush_ns, grace_ns, idle_ns, psync_ns;
     size_t budget;
     struct bt_series *m_active;
@@ -93,6 +98,7 @@ struct bt_files {
 
 static void service(struct ftail *ft);
 static void discover(struct target *tg);
+static bool make_room(struct bt_files *f);
 
 /* ---- tailer lifetime ---- */
 
@@ -475,6 +481,15 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
     struct ftail *old = find_by_path(tg, path);
     if (old)
         lose_path(old, false);
+    struct skipped *sk = bt_hmap_get(&tg->skipped, path, strlen(path));
+    if (sk && sk->dev == st->st_dev && sk->ino == st->st_ino &&
+        (uint64_t)st->st_size == sk->size && st->st_mtim.tv_sec == sk->mtime.tv_sec &&
+        st->st_mtim.tv_nsec == sk->mtime.tv_nsec) {
+        sk->seen = tg->gen; /* unchanged: left alone, whatever the budget */
+        return;
+    }
+    if (!make_room(f))
+        return; /* at the open-file budget with nothing parkable: retried after acks */
     uint64_t skip_from;
     if (!skipped_changed(tg, path, st, &skip_from))
         return;
@@ -546,28 +561,76 @@ static int walk_cb(void *ctx, const char *path, bool is_dir, const struct stat *
 
 /* Closes a file idle for idle_close whose bytes are all acknowledged, keeping its record and
  * its watch so the next write (or the next walk seeing it changed) reopens it where it was. */
-static void maybe_park(struct ftail *ft)
+/* force: for the open-file budget, however recently it grew. True if it was closed. */
+static bool park(struct ftail *ft, bool force)
 {
     struct target *tg = ft->tg;
     struct bt_files *f = tg->f;
     struct bt_tail *t = ft->t;
     struct stat st;
-    if (f->idle_ns <= 0 || !ft->path || ft->draining || ft->more || bt_tail_partial_len(t) ||
-        bt_tail_committed(t) != bt_tail_read_offset(t) ||
-        bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns || stat(ft->path, &st) < 0 ||
-        st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
+    if ((!force && f->idle_ns <= 0) || ft->dead || !ft->path || ft->draining || ft->more ||
+        bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t) ||
+        (!force && bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns) ||
+        stat(ft->path, &st) < 0 || st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
         (uint64_t)st.st_size != bt_tail_read_offset(t))
-        return;
+        return false;
     struct bt_position p = {.offset = bt_tail_committed(t),
                             .has_identity = true,
                             .dev = bt_tail_dev(t),
                             .ino = bt_tail_ino(t)};
     p.fp_hash = bt_tail_fingerprint(t, &p.fp_len);
     if (bt_positions_set(f->pos, ft->path, &p) < 0 || remember_skip(tg, ft->path, &st) < 0)
-        return;
+        return false;
     ((struct skipped *)bt_hmap_get(&tg->skipped, ft->path, strlen(ft->path)))->parked = true;
-    BT_DEBUG("tail", "closing idle file", "path=%s", ft->path);
+    BT_DEBUG("tail", force ? "closing file for the open-file budget" : "closing idle file",
+             "path=%s", ft->path);
     ftail_close(ft, true);
+    return true;
+}
+
+static void maybe_park(struct ftail *ft)
+{
+    park(ft, false);
+}
+
+static void on_open_retry(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_files *f = arg;
+    f->t_open_retry = 0;
+    if (!f->open_blocked || f->paused)
+        return;
+    f->open_blocked = false;
+    for (size_t i = 0; i < f->ntargets; i++)
+        discover(f->targets[i]);
+    sweep(f);
+}
+
+/* Open-file budget: true if one more file may be opened, parking the least recently grown
+ * fully acknowledged file if the budget is used up. Files with unacknowledged bytes are never
+ * parked; if all are, opening waits (open_blocked) until an acknowledgement frees one. */
+static bool make_room(struct bt_files *f)
+{
+    while (f->nactive >= f->max_open) {
+        struct ftail *lru = NULL;
+        for (size_t i = 0; i < f->ntargets; i++)
+            for (size_t j = 0; j < f->targets[i]->n; j++) {
+                struct ftail *ft = f->targets[i]->files[j];
+                struct bt_tail *t = ft->t;
+                if (ft->dead || !ft->path || ft->draining || ft->more ||
+                    bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t))
+                    continue;
+                if (!lru || bt_tail_last_growth(t) < bt_tail_last_growth(lru->t))
+                    lru = ft;
+            }
+        if (!lru || !park(lru, true)) {
+            if (!f->open_blocked)
+                BT_DEBUG("tail", "open-file budget used up, waiting for acknowledgements",
+                         "max_open_files=%zu", f->max_open);
+            f->open_blocked = true;
+            return false;
+        }
+    }
+    return true;
 }
 
 /* A write to a parked file: reopen it if its name still leads to it. */
@@ -799,6 +862,8 @@ static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_files *f = ctx;
+    if (f->open_blocked && !f->t_open_retry)
+        f->t_open_retry = bt_loop_add_timer(f->loop, OPEN_RETRY_NS, 0, on_open_retry, f);
     if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])
         return;
     int64_t delay = SAVE_SOON_NS * (int64_t)(1 + bt_positions_count(f->pos) / 100);
@@ -834,6 +899,14 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->grace_ns = a && a->rotate_grace_ns > 0 ? a->rotate_grace_ns : 5 * BT_NS_PER_SEC;
     f->idle_ns = a ? a->idle_close_ns : 0;
     f->budget = READ_BUDGET_CHUNKS * f->tcfg.read_buffer;
+    f->max_open = a ? a->max_open_files : 0;
+    if (!f->max_open) {
+        struct rlimit rl;
+        rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        if (cur == RLIM_INFINITY || cur > (rlim_t)1 << 20)
+            cur = (rlim_t)1 << 20;
+        f->max_open = cur > FD_RESERVE + MIN_OPEN_FILES ? (size_t)(cur - FD_RESERVE) : MIN_OPEN_FILES;
+    }
     const char *fname = cfg->positions && cfg->positions->filename ? cfg->positions->filename : "";
     f->pos = bt_positions_new(fname, cfg->positions_readonly);
     if (!f->pos) {
@@ -1093,7 +1166,8 @@ void bt_files_free(struct bt_files *f)
         target_free(tg);
     }
     free(f->targets);
-    uint64_t timers[] = {f->t_reconcile, f->t_save, f->t_poll, f->t_kick, f->t_save_soon};
+    uint64_t timers[] = {f->t_reconcile, f->t_save, f->t_poll,
+                         f->t_kick,      f->t_save_soon, f->t_open_retry};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])
             bt_loop_del_timer(f->loop, timers[i]);

@@ -330,6 +330,68 @@ Test(files, copytruncate_recovers_unread_bytes_from_the_copy)
     cr_assert_eq(saved_offset("logs/app.log"), 40 * 11);
 }
 
+/* Every line tag-<file>-<k> for k < per arrived exactly once. */
+static void expect_each_once(int files, int per)
+{
+    cr_assert_eq(sink.n, (size_t)(files * per), "got %zu lines", sink.n);
+    for (int i = 0; i < files; i++)
+        for (int k = 0; k < per; k++) {
+            char want[64];
+            snprintf(want, sizeof(want), "tag-%02d-%d", i, k);
+            int seen = 0;
+            for (size_t j = 0; j < sink.n; j++)
+                seen += strcmp(sink.lines[j], want) == 0;
+            cr_assert_eq(seen, 1, "%s seen %d times", want, seen);
+        }
+}
+
+static void put_tagged(int files, int k)
+{
+    for (int i = 0; i < files; i++) {
+        char name[64], text[64];
+        snprintf(name, sizeof(name), "logs/f%02d.log", i);
+        snprintf(text, sizeof(text), "tag-%02d-%d\n", i, k);
+        put(name, text);
+    }
+}
+
+Test(files, open_file_budget_parks_acknowledged_files_and_reopens_them_on_change)
+{
+    agent.max_open_files = 3;
+    put_tagged(10, 0);
+    int fds = count_fds();
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(10, 3000);
+    cr_assert_leq(bt_files_active(f), 3);
+    cr_assert_leq(count_fds() - fds, 3 + 2, "watcher fds plus at most the budget");
+    put_tagged(10, 1);
+    pump_for(20, 3000);
+    pump(50);
+    cr_assert_leq(bt_files_active(f), 3);
+    expect_each_once(10, 2);
+    bt_files_free(f);
+}
+
+Test(files, files_behind_are_never_parked_and_opening_waits_for_acks)
+{
+    agent.max_open_files = 3;
+    sink.hold = true;
+    put_tagged(6, 0);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(300);
+    cr_assert_eq(sink.n, 3, "only the budget's worth opened while nothing is acknowledged");
+    cr_assert_eq(bt_files_active(f), 3);
+    sink.hold = false;
+    for (size_t i = 0; i < sink.nheld; i++)
+        bt_segment_unref(sink.held[i], 1);
+    sink.nheld = 0;
+    pump_for(6, 3000);
+    pump(50);
+    expect_each_once(6, 1);
+    cr_assert_leq(bt_files_active(f), 3);
+    bt_files_free(f);
+}
+
 Test(files, truncate_to_zero_then_small_writes_are_read)
 {
     put_seq("logs/app.log", 0, 10);
