@@ -12,6 +12,7 @@
 #include "util/timeutil.h"
 #include "watch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -494,6 +495,14 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
     if (!skipped_changed(tg, path, st, &skip_from))
         return;
     struct bt_tail *t = bt_tail_open(path, &f->tcfg, &tg->labels, tg->sink, tg->ctx);
+    if (!t && (errno == EMFILE || errno == ENFILE) && f->nactive >= MIN_OPEN_FILES) {
+        /* Something else took descriptors: shrink the budget to what fits and retry later. */
+        BT_WARN("tail", "out of descriptors, lowering the open-file budget",
+                "max_open_files=%zu now=%zu", f->max_open, f->nactive);
+        f->max_open = f->nactive;
+        f->open_blocked = true;
+        return;
+    }
     if (!t) {
         uint64_t sup;
         if (bt_ratelimit_ok(&f->rl_open, &sup))
@@ -872,6 +881,26 @@ static void on_commit(void *ctx, uint64_t committed)
     f->t_save_soon = bt_loop_add_timer(f->loop, delay, 0, on_save_soon, f);
 }
 
+/* The open-file budget from the soft RLIMIT_NOFILE: what is left once the descriptors open now
+ * (the watcher's, BPF programs and maps, the loop) and a reserve for sockets are set aside. */
+static size_t default_max_open(void)
+{
+    struct rlimit rl;
+    rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (cur == RLIM_INFINITY || cur > (rlim_t)1 << 20)
+        cur = (rlim_t)1 << 20;
+    size_t used = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            used++;
+        closedir(d);
+        used = used > 3 ? used - 3 : 0; /* ".", ".." and the directory's own descriptor */
+    }
+    size_t spare = used + FD_RESERVE + MIN_OPEN_FILES;
+    return (size_t)cur > spare ? (size_t)cur - used - FD_RESERVE : MIN_OPEN_FILES;
+}
+
 /* ---- public ---- */
 
 struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size_t errlen)
@@ -899,14 +928,6 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->grace_ns = a && a->rotate_grace_ns > 0 ? a->rotate_grace_ns : 5 * BT_NS_PER_SEC;
     f->idle_ns = a ? a->idle_close_ns : 0;
     f->budget = READ_BUDGET_CHUNKS * f->tcfg.read_buffer;
-    f->max_open = a ? a->max_open_files : 0;
-    if (!f->max_open) {
-        struct rlimit rl;
-        rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-        if (cur == RLIM_INFINITY || cur > (rlim_t)1 << 20)
-            cur = (rlim_t)1 << 20;
-        f->max_open = cur > FD_RESERVE + MIN_OPEN_FILES ? (size_t)(cur - FD_RESERVE) : MIN_OPEN_FILES;
-    }
     const char *fname = cfg->positions && cfg->positions->filename ? cfg->positions->filename : "";
     f->pos = bt_positions_new(fname, cfg->positions_readonly);
     if (!f->pos) {
@@ -926,6 +947,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         goto fail;
     }
     f->watch_fd = bt_watch_fd(f->watch);
+    f->max_open = a && a->max_open_files ? a->max_open_files : default_max_open();
+    BT_DEBUG("tail", "open-file budget", "max_open_files=%zu", f->max_open);
     if (f->watch_fd >= 0 && bt_loop_add_fd(f->loop, f->watch_fd, EPOLLIN, on_watch_fd, f) < 0) {
         snprintf(err, errlen, "cannot add the file watcher to the event loop");
         f->watch_fd = -1;
