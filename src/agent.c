@@ -362,8 +362,8 @@ static int build_jobs(struct bt_agent *a, char *err, size_t errlen);
 static int build_clients(struct bt_agent *a, char *err, size_t errlen);
 static int build_targets(struct bt_agent *a, char *err, size_t errlen);
 
-/* Frees clients, file targets and jobs as bt_agent_free does (positions saved by
- * bt_files_free), leaving the loop, metrics, FIM and the HTTP server. */
+/* Frees clients and jobs as bt_agent_free does, leaving the loop, metrics, FIM, the HTTP
+ * server and the file targets (marked stale: the rebuild takes back those it still has). */
 static void teardown_sources(struct bt_agent *a)
 {
     for (size_t i = 0; i < a->n_clients; i++) {
@@ -376,8 +376,7 @@ static void teardown_sources(struct bt_agent *a)
     free(a->clients);
     a->clients = NULL;
     a->n_clients = 0;
-    bt_files_free(a->files);
-    a->files = NULL;
+    bt_files_mark_targets(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
@@ -389,10 +388,10 @@ static void teardown_sources(struct bt_agent *a)
     free(a->jobs);
     a->jobs = NULL;
     a->n_jobs = 0;
-    a->paused = false;
-    bt_gauge_set(a->m_paused, 0);
 }
 
+/* Builds jobs, clients and targets again (the file targets module is kept), drops the file
+ * targets the config no longer has, and lets sources read again. */
 static int build_sources(struct bt_agent *a, char *err, size_t errlen)
 {
     int rc = build_jobs(a, err, errlen);
@@ -400,6 +399,12 @@ static int build_sources(struct bt_agent *a, char *err, size_t errlen)
         rc = build_clients(a, err, errlen);
     if (rc == 0)
         rc = build_targets(a, err, errlen);
+    if (rc == 0) {
+        bt_files_drop_stale_targets(a->files);
+        a->paused = false;
+        bt_gauge_set(a->m_paused, 0);
+        bt_files_resume(a->files);
+    }
     return rc;
 }
 
@@ -443,9 +448,15 @@ static int agent_reload(struct bt_agent *a, const char *why, char *err, size_t e
         struct timespec ts = {0, SHUTDOWN_POLL_NS / 2};
         nanosleep(&ts, NULL);
     }
-    if (pending_total(a))
+    if (pending_total(a)) {
+        /* Abandoned batches never release their segments: those files' committed offsets
+         * would stop. Close every file instead (positions saved); the rebuilt targets reopen
+         * them at the committed offsets and read the unsent lines again. */
         BT_WARN("agent", "reload: pushes still pending, their lines will be read again",
                 "batches=%zu", pending_total(a));
+        bt_files_mark_targets(a->files);
+        bt_files_drop_stale_targets(a->files);
+    }
     teardown_sources(a);
     struct bt_config *old = a->cfg;
     a->cfg = nc;
@@ -665,7 +676,8 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
         .sync_period_ns = a->cfg->target.sync_period_ns,
         .watcher = a->cfg->agent.watcher,
     };
-    a->files = bt_files_new(&fc, err, errlen);
+    if (!a->files)
+        a->files = bt_files_new(&fc, err, errlen); /* a reload keeps it, with its watcher */
     if (!a->files)
         return -EINVAL;
     for (size_t i = 0; i < a->n_jobs; i++) {

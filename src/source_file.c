@@ -76,6 +76,7 @@ struct target {
     struct bt_hmap by_path; /* ft->path -> live ftail that holds that name */
     uint64_t gen;
     bool initial; /* first scan: start_at applies */
+    bool stale;   /* reload: not yet re-added by the new config */
 };
 
 struct bt_files {
@@ -144,12 +145,12 @@ static bool label_in_use(struct bt_files *f, const char *path, const struct ftai
     return false;
 }
 
-static void ftail_close(struct ftail *ft, bool keep_watch)
+/* Closes without emitting the held partial line: its bytes stay uncommitted, read again. */
+static void ftail_release(struct ftail *ft, bool keep_watch)
 {
     struct bt_files *f = ft->tg->f;
     if (ft->dead)
         return;
-    bt_tail_flush(ft->t);
     ft->dead = true;
     f->nactive--;
     struct idkey k = {bt_tail_dev(ft->t), bt_tail_ino(ft->t)};
@@ -175,6 +176,14 @@ static void ftail_close(struct ftail *ft, bool keep_watch)
     BT_INFO("tail", "stopped tailing file", "path=%s inode=%llu lines=%llu", lp,
             (unsigned long long)bt_tail_ino(ft->t), (unsigned long long)bt_tail_lines(ft->t));
     f->need_sweep = true;
+}
+
+static void ftail_close(struct ftail *ft, bool keep_watch)
+{
+    if (ft->dead)
+        return;
+    bt_tail_flush(ft->t);
+    ftail_release(ft, keep_watch);
 }
 
 /* Frees closed tailers; called where no tailer pointer is held. */
@@ -1012,6 +1021,20 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     const char *excl = bt_labels_get(labels, "__path_exclude__");
     if (!glob || !glob[0])
         return -EINVAL;
+    /* Reload: the same target again keeps its open files, offsets and partial lines. */
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (!o->stale || strcmp(o->job, job ? job : "") != 0 || o->start_at != start_at ||
+            o->ignore_older_ns != ignore_older_ns || !bt_labels_equal(&o->labels, labels))
+            continue;
+        o->stale = false;
+        o->sink = sink;
+        o->ctx = ctx;
+        for (size_t j = 0; j < o->n; j++)
+            if (!o->files[j]->dead)
+                bt_tail_set_sink(o->files[j]->t, sink, ctx);
+        return 0;
+    }
     struct target *tg = calloc(1, sizeof(*tg));
     if (!tg)
         return -ENOMEM;
@@ -1042,6 +1065,40 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     tg->initial = false;
     sweep(f);
     return 0;
+}
+
+void bt_files_mark_targets(struct bt_files *f)
+{
+    for (size_t i = 0; i < f->ntargets; i++)
+        f->targets[i]->stale = true;
+}
+
+void bt_files_drop_stale_targets(struct bt_files *f)
+{
+    bool any = false;
+    for (size_t i = 0; i < f->ntargets; i++)
+        any |= f->targets[i]->stale;
+    if (!any)
+        return;
+    if (bt_files_save_positions(f) < 0)
+        BT_WARN("tail", "could not save positions before removing targets", NULL);
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *tg = f->targets[i];
+        if (!tg->stale)
+            continue;
+        BT_INFO("tail", "target removed", "job=%s glob=%s", tg->job, tg->glob);
+        for (size_t j = 0; j < tg->n; j++)
+            ftail_release(tg->files[j], false);
+    }
+    sweep(f);
+    size_t k = 0;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        if (f->targets[i]->stale)
+            target_free(f->targets[i]);
+        else
+            f->targets[k++] = f->targets[i];
+    }
+    f->ntargets = k;
 }
 
 void bt_files_pause(struct bt_files *f)

@@ -57,6 +57,13 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
 int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
                         enum bt_start_at start_at, int64_t ignore_older_ns, bt_entry_sink_fn sink,
                         void *ctx);
+/* Reload, step 1: every target becomes stale. A later bt_files_add_target with the same job,
+ * labels (incl. __path__), start_at and ignore_older takes the stale one back, open files,
+ * offsets and held partial lines included, with the new sink. */
+void bt_files_mark_targets(struct bt_files *f);
+/* Reload, step 2: saves positions, then closes and forgets the targets still stale (held
+ * partial lines are not emitted; their bytes stay uncommitted). */
+void bt_files_drop_stale_targets(struct bt_files *f);
 void bt_files_pause(struct bt_files *f);         /* backpressure: stop reading (memory ceiling) */
 void bt_files_resume(struct bt_files *f);        /* read again, catching up on what was written */
 void bt_files_flush(struct bt_files *f);         /* emit held partial lines (shutdown) */

@@ -173,6 +173,12 @@ void bt_tail_close(struct bt_tail *t)
     free(t);
 }
 
+void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx)
+{
+    t->sink = sink;
+    t->ctx = ctx;
+}
+
 int bt_tail_seek(struct bt_tail *t, uint64_t offset)
 {
     if (t->emitted || t->len || bt_ack_pending(t->owner))

@@ -55,6 +55,8 @@ struct bt_tail;
  * copied, "__" labels dropped, filename=path added. Entries go to sink(ctx). NULL with errno. */
 struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
                              const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx);
+/* Sends later entries to sink(ctx) instead (config reload). */
+void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx);
 /* Emits nothing; closes the fd and the ack owner (which lives on while segments are held). */
 void bt_tail_close(struct bt_tail *t);
 
