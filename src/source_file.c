@@ -91,6 +91,7 @@ struct bt_files {
     uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon, t_open_retry;
     bool paused, need_sweep;
     bool open_blocked; /* a file was not opened for the budget: retry when acks free some */
+    bool warned_beyond_eof;
     size_t nactive, max_open;
     int64_t flush_ns, grace_ns, idle_ns, psync_ns;
     size_t budget;
@@ -353,11 +354,21 @@ static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *p
     uint64_t size = bt_tail_size(t);
     const struct bt_position *p = bt_positions_get(f->pos, path);
     *known = true;
-    if (p && !p->has_identity)
-        return p->offset <= size ? p->offset : 0; /* promtail's record: path and offset only */
-    if (p && p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
-        (!f->tcfg.fingerprint_check || bt_tail_fp_matches(t, p->fp_hash, p->fp_len)))
-        return p->offset <= size ? p->offset : 0;
+    bool same = p && (!p->has_identity || /* promtail's record: path and offset only */
+                      (p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
+                       (!f->tcfg.fingerprint_check ||
+                        bt_tail_fp_matches(t, p->fp_hash, p->fp_len))));
+    if (same && p->offset > size) {
+        /* A damaged positions file, or the file shrank while bpftail was stopped. */
+        if (!f->warned_beyond_eof)
+            BT_WARN("tail", "stored offset beyond the end of the file, reading from the start",
+                    "path=%s offset=%llu size=%llu", path, (unsigned long long)p->offset,
+                    (unsigned long long)size);
+        f->warned_beyond_eof = true;
+        return 0;
+    }
+    if (same)
+        return p->offset;
     /* Renamed while we were away: the same file under another recorded name. */
     const struct bt_position *q = NULL;
     const char *other = bt_positions_find_inode(f->pos, bt_tail_dev(t), bt_tail_ino(t), &q);

@@ -367,3 +367,41 @@ def test_client_side_drops_are_counted(ctx):
     wait_until(lambda: (metric_value(m(), "bpftail_dropped_entries_total",
                                      reason="global_rate_limiter_drop") or 0) >= 50, 20,
                what="rate limiter drops")
+
+
+def test_corrupt_positions_files_never_stop_the_agent(ctx):
+    """Offsets beyond EOF, a NUL-filled file and a file cut mid-record: the agent starts, keeps
+    the valid records, reads the rest per file, and warns once."""
+    loki = FakeLoki(ctx)
+    line = 81  # SeqWriter: 80 characters and a newline
+    cases = [
+        ("beyond", lambda p: ('positions:\n  "%s": "999999999"\n' % p).encode(), 0,
+         "stored offset beyond the end"),
+        ("nul", lambda p: b"\0" * 4096, 0, "positions file is damaged"),
+        ("trunc", lambda p: ('positions:\n  "%s": "%d"\n  "/var/log/other.log": "12'
+                             % (p, 500 * line)).encode(), 500, "positions file is damaged"),
+    ]
+    for name, content, resume, warning in cases:
+        d = ctx.tmpdir()
+        path = os.path.join(d, name + ".log")
+        w = SeqWriter(path)
+        w.write(1000)
+        with open(os.path.join(d, "positions.yaml"), "wb") as f:
+            f.write(content(path))
+        a = started(make_agent(ctx, loki, d))
+        tag = name + ".log"
+        wait_until(lambda: len(set(seqs(loki.entries(), tag))) >= 1000 - resume, 30,
+                   what="%s: lines after a corrupt positions file" % name)
+        w.write(200)
+        wait_until(lambda: len(set(seqs(loki.entries(), tag))) >= 1200 - resume, 30,
+                   what="%s: lines written after start" % name)
+        time.sleep(0.5)
+        got = seqs(loki.entries(), tag)
+        want = set(range(resume, 1200))
+        dups = len(got) - len(set(got))
+        lost = want - set(got)
+        ctx.table.append(("corrupt positions: " + name, len(want), len(got), dups, len(lost)))
+        assert not lost and dups == 0 and set(got) == want, (name, sorted(lost)[:10], dups)
+        assert a.alive()
+        assert a.log().count(warning) == 1, "%s: want one warning %r" % (name, warning)
+        assert a.stop() == 0
