@@ -424,8 +424,8 @@ static int agent_reload(struct bt_agent *a, const char *why, char *err, size_t e
         bt_agent_free(check);
     }
     if (!nc || !check) {
-        BT_ERROR("agent", "config reload rejected, the running config stays", "trigger=%s err=\"%s\"",
-                 why, err);
+        BT_ERROR("agent", "config reload rejected, the running config stays",
+                 "trigger=%s err=\"%s\"", why, err);
         bt_config_free(nc);
         bt_counter_inc(a->m_reload_fail);
         return -EINVAL;
@@ -764,9 +764,9 @@ static void init_metrics(struct bt_agent *a)
                            "Times file sources paused, by reason.", "reason=\"push_queue\"");
     a->m_reload_ok = bt_metrics_counter(a->metrics, "bpftail_config_reload_success_total",
                                         "Config reloads applied.", NULL);
-    a->m_reload_fail = bt_metrics_counter(a->metrics, "bpftail_config_reload_fail_total",
-                                          "Config reloads rejected (the old config kept running).",
-                                          NULL);
+    a->m_reload_fail =
+        bt_metrics_counter(a->metrics, "bpftail_config_reload_fail_total",
+                           "Config reloads rejected (the old config kept running).", NULL);
 }
 
 static int setup_signals(struct bt_agent *a)

@@ -354,10 +354,10 @@ static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *p
     uint64_t size = bt_tail_size(t);
     const struct bt_position *p = bt_positions_get(f->pos, path);
     *known = true;
-    bool same = p && (!p->has_identity || /* promtail's record: path and offset only */
-                      (p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
-                       (!f->tcfg.fingerprint_check ||
-                        bt_tail_fp_matches(t, p->fp_hash, p->fp_len))));
+    bool same =
+        p && (!p->has_identity || /* promtail's record: path and offset only */
+              (p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
+               (!f->tcfg.fingerprint_check || bt_tail_fp_matches(t, p->fp_hash, p->fp_len))));
     if (same && p->offset > size) {
         /* A damaged positions file, or the file shrank while bpftail was stopped. */
         if (!f->warned_beyond_eof)
@@ -503,9 +503,8 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
     if (old)
         lose_path(old, false);
     struct skipped *sk = bt_hmap_get(&tg->skipped, path, strlen(path));
-    if (sk && sk->dev == st->st_dev && sk->ino == st->st_ino &&
-        (uint64_t)st->st_size == sk->size && st->st_mtim.tv_sec == sk->mtime.tv_sec &&
-        st->st_mtim.tv_nsec == sk->mtime.tv_nsec) {
+    if (sk && sk->dev == st->st_dev && sk->ino == st->st_ino && (uint64_t)st->st_size == sk->size &&
+        st->st_mtim.tv_sec == sk->mtime.tv_sec && st->st_mtim.tv_nsec == sk->mtime.tv_nsec) {
         sk->seen = tg->gen; /* unchanged: left alone, whatever the budget */
         return;
     }
@@ -599,8 +598,8 @@ static bool park(struct ftail *ft, bool force)
     struct stat st;
     if ((!force && f->idle_ns <= 0) || ft->dead || !ft->path || ft->draining || ft->more ||
         bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t) ||
-        (!force && bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns) ||
-        stat(ft->path, &st) < 0 || st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
+        (!force && bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns) || stat(ft->path, &st) < 0 ||
+        st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
         (uint64_t)st.st_size != bt_tail_read_offset(t))
         return false;
     struct bt_position p = {.offset = bt_tail_committed(t),
@@ -639,14 +638,16 @@ static void on_open_retry(struct bt_loop *l, uint64_t id, void *arg)
  * parked; if all are, opening waits (open_blocked) until an acknowledgement frees one. */
 static bool make_room(struct bt_files *f)
 {
+    if (f->open_blocked && f->nactive >= f->max_open)
+        return false; /* nothing was acknowledged since the last look */
     while (f->nactive >= f->max_open) {
         struct ftail *lru = NULL;
         for (size_t i = 0; i < f->ntargets; i++)
             for (size_t j = 0; j < f->targets[i]->n; j++) {
                 struct ftail *ft = f->targets[i]->files[j];
                 struct bt_tail *t = ft->t;
-                if (ft->dead || !ft->path || ft->draining || ft->more ||
-                    bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t))
+                if (ft->dead || !ft->path || ft->draining || ft->more || bt_tail_partial_len(t) ||
+                    bt_tail_committed(t) != bt_tail_read_offset(t))
                     continue;
                 if (!lru || bt_tail_last_growth(t) < bt_tail_last_growth(lru->t))
                     lru = ft;
@@ -1257,7 +1258,7 @@ void bt_files_free(struct bt_files *f)
         target_free(tg);
     }
     free(f->targets);
-    uint64_t timers[] = {f->t_reconcile, f->t_save, f->t_poll,
+    uint64_t timers[] = {f->t_reconcile, f->t_save,      f->t_poll,
                          f->t_kick,      f->t_save_soon, f->t_open_retry};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])

@@ -398,8 +398,8 @@ static int open_copy(const struct bt_tail *t, int dfd, const char *name, uint64_
     struct stat st;
     unsigned char head[BT_FP_MAX];
     size_t n = 0;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_dev == t->dev && st.st_ino == t->ino) ||
-        (uint64_t)st.st_size <= min_size)
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (st.st_dev == t->dev && st.st_ino == t->ino) || (uint64_t)st.st_size <= min_size)
         goto no;
     /* The fingerprint may have grown past what the copy holds: compare what both have. */
     size_t want = (uint64_t)st.st_size < t->fp_len ? (size_t)st.st_size : t->fp_len;
