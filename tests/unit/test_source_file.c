@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -369,6 +370,25 @@ Test(files, open_file_budget_parks_acknowledged_files_and_reopens_them_on_change
     pump(50);
     cr_assert_leq(bt_files_active(f), 3);
     expect_each_once(10, 2);
+    bt_files_free(f);
+}
+
+Test(files, default_budget_comes_from_the_soft_descriptor_limit)
+{
+    /* Criterion runs each test in its own process: the lower limit stays in this one. */
+    put_tagged(40, 0);
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = (rlim_t)(count_fds() - 3) + 64 + 20; /* in use, the reserve, ~20 files */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(40, 3000);
+    cr_assert_leq(bt_files_active(f), 20);
+    cr_assert_geq(bt_files_active(f), 10);
+    put_tagged(40, 1);
+    pump_for(80, 3000);
+    pump(50);
+    expect_each_once(40, 2);
     bt_files_free(f);
 }
 
