@@ -18,6 +18,12 @@
  * only what was added after it was first seen. With the poll watcher a 250 ms timer checks
  * the open files; with event watchers nothing wakes the loop but events and the slow
  * reconcile and positions timers.
+ *
+ * Open-file budget: at most max_open_files tailers are open (0 = the soft RLIMIT_NOFILE less
+ * the descriptors open when the module starts and a reserve of 64). Past it, the least
+ * recently grown file whose bytes are all acknowledged is parked (closed, position and watch
+ * kept, reopened by identity on its next change or walk); files with unacknowledged bytes are
+ * never parked, and if all are, opening waits for an acknowledgement. EMFILE lowers the budget.
  */
 #ifndef BT_SOURCE_FILE_H
 #define BT_SOURCE_FILE_H
