@@ -66,6 +66,8 @@ struct agent_job {
 
 struct bt_agent {
     struct bt_config *cfg;
+    struct bt_config *owned_cfg; /* a config loaded by a reload (else cfg is the caller's) */
+    struct agent_job fim_job;    /* FIM's sink context: outlives the jobs a reload replaces */
     const struct bt_cli *cli;
     struct bt_loop *loop;
     struct bt_metrics *metrics;
@@ -90,6 +92,7 @@ struct bt_agent {
     int64_t refill_at;
     struct bt_series *m_rate_drop, *m_rate_drop_bytes;
     struct bt_series *m_inflight, *m_paused, *m_pause_mem, *m_pause_queue;
+    struct bt_series *m_reload_ok, *m_reload_fail;
     struct bt_buf dry;
 };
 
@@ -337,20 +340,164 @@ static void begin_shutdown(struct bt_agent *a, const char *why)
     a->stop_timer = bt_loop_add_timer(a->loop, 0, SHUTDOWN_POLL_NS, shutdown_poll, a);
 }
 
+static int agent_reload(struct bt_agent *a, const char *why, char *err, size_t errlen);
+
 static void on_signal(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_agent *a = arg;
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            BT_WARN("agent", "SIGHUP: config reload is not supported yet; restart to apply", NULL);
+            char err[2048] = "";
+            if (!a->stopping)
+                agent_reload(a, "SIGHUP", err, sizeof(err));
             continue;
         }
         begin_shutdown(a, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
     }
 }
 
+/* ---- reload ----------------------------------------------------------------------------- */
+
+static int build_jobs(struct bt_agent *a, char *err, size_t errlen);
+static int build_clients(struct bt_agent *a, char *err, size_t errlen);
+static int build_targets(struct bt_agent *a, char *err, size_t errlen);
+
+/* Frees clients and jobs as bt_agent_free does, leaving the loop, metrics, FIM, the HTTP
+ * server and the file targets (marked stale: the rebuild takes back those it still has). */
+static void teardown_sources(struct bt_agent *a)
+{
+    for (size_t i = 0; i < a->n_clients; i++) {
+        bt_client_stop(a->clients[i].client, bt_mono_ns());
+        drain_done(&a->clients[i]);
+        bt_loop_del_fd(a->loop, bt_client_notify_fd(a->clients[i].client));
+        bt_client_free(a->clients[i].client);
+        bt_batcher_free(a->clients[i].batcher);
+    }
+    free(a->clients);
+    a->clients = NULL;
+    a->n_clients = 0;
+    bt_files_mark_targets(a->files);
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        bt_pipeline_free(a->jobs[i].pipeline);
+        bt_docker_disc_free(a->jobs[i].disc);
+        for (size_t k = 0; k < a->jobs[i].n_sds; k++)
+            bt_docker_sd_free(a->jobs[i].sds[k]);
+        free(a->jobs[i].sds);
+        bt_relabel_free(a->jobs[i].relabel);
+    }
+    free(a->jobs);
+    a->jobs = NULL;
+    a->n_jobs = 0;
+}
+
+/* Builds jobs, clients and targets again (the file targets module is kept), drops the file
+ * targets the config no longer has, and lets sources read again. */
+static int build_sources(struct bt_agent *a, char *err, size_t errlen)
+{
+    int rc = build_jobs(a, err, errlen);
+    if (rc == 0 && !a->dry_run)
+        rc = build_clients(a, err, errlen);
+    if (rc == 0)
+        rc = build_targets(a, err, errlen);
+    if (rc == 0) {
+        bt_files_drop_stale_targets(a->files);
+        a->paused = false;
+        bt_gauge_set(a->m_paused, 0);
+        bt_files_resume(a->files);
+    }
+    return rc;
+}
+
+/* Loads the config again and, if it is valid, applies it: sources pause, held entries and
+ * batches are flushed, pushes drain (for at most shutdown_timeout), positions are saved, and
+ * jobs, clients and targets are built again from the new config; files tailed before and
+ * after continue at their committed offsets. An invalid config changes nothing. 0 or -errno. */
+static int agent_reload(struct bt_agent *a, const char *why, char *err, size_t errlen)
+{
+    struct bt_config *nc = bt_config_load(a->cli, err, errlen);
+    struct bt_agent *check = NULL;
+    if (nc) {
+        char cerr[2048] = "";
+        check = bt_agent_new(nc, a->cli, 1, cerr, sizeof(cerr));
+        if (!check)
+            snprintf(err, errlen, "%s", cerr[0] ? cerr : "invalid config");
+        bt_agent_free(check);
+    }
+    if (!nc || !check) {
+        BT_ERROR("agent", "config reload rejected, the running config stays",
+                 "trigger=%s err=\"%s\"", why, err);
+        bt_config_free(nc);
+        bt_counter_inc(a->m_reload_fail);
+        return -EINVAL;
+    }
+    BT_INFO("agent", "reloading config", "trigger=%s", why);
+    if (a->files)
+        bt_files_pause(a->files);
+    for (size_t i = 0; i < a->n_jobs; i++)
+        bt_pipeline_flush(a->jobs[i].pipeline);
+    for (size_t i = 0; i < a->n_clients; i++)
+        bt_batcher_flush(a->clients[i].batcher);
+    /* Bounded wait on the loop thread: acknowledged batches move the committed offsets, so
+     * the rebuilt sources neither re-send what was delivered nor skip what was not. */
+    int64_t deadline = bt_mono_ns() + a->cfg->agent.shutdown_timeout_ns;
+    for (;;) {
+        for (size_t i = 0; i < a->n_clients; i++)
+            drain_done(&a->clients[i]);
+        if (pending_total(a) == 0 || bt_mono_ns() >= deadline)
+            break;
+        struct timespec ts = {0, SHUTDOWN_POLL_NS / 2};
+        nanosleep(&ts, NULL);
+    }
+    if (pending_total(a)) {
+        /* Abandoned batches never release their segments: those files' committed offsets
+         * would stop. Close every file instead (positions saved); the rebuilt targets reopen
+         * them at the committed offsets and read the unsent lines again. */
+        BT_WARN("agent", "reload: pushes still pending, their lines will be read again",
+                "batches=%zu", pending_total(a));
+        bt_files_mark_targets(a->files);
+        bt_files_drop_stale_targets(a->files);
+    }
+    teardown_sources(a);
+    struct bt_config *old = a->cfg;
+    a->cfg = nc;
+    int rc = build_sources(a, err, errlen);
+    if (rc < 0) {
+        BT_ERROR("agent", "config reload failed while applying, going back to the old config",
+                 "err=\"%s\"", err);
+        teardown_sources(a);
+        a->cfg = old;
+        bt_config_free(nc);
+        char oerr[2048] = "";
+        if (build_sources(a, oerr, sizeof(oerr)) < 0)
+            BT_ERROR("agent", "cannot rebuild the old config either", "err=\"%s\"", oerr);
+        bt_counter_inc(a->m_reload_fail);
+        return rc;
+    }
+    bt_config_free(a->owned_cfg); /* the previous reload's config, if any */
+    a->owned_cfg = nc;
+    bt_counter_inc(a->m_reload_ok);
+    BT_INFO("agent", "config reloaded", "jobs=%zu clients=%zu", a->n_jobs, a->n_clients);
+    return 0;
+}
+
 /* ---- HTTP handlers ---------------------------------------------------------------------- */
+
+static int h_reload(void *ctx, struct bt_buf *msg)
+{
+    struct bt_agent *a = ctx;
+    char err[2048] = "";
+    if (a->stopping) {
+        bt_buf_adds(msg, "shutting down\n");
+        return -1;
+    }
+    if (agent_reload(a, "http", err, sizeof(err)) < 0) {
+        bt_buf_addf(msg, "config reload failed: %s\n", err);
+        return -1;
+    }
+    bt_buf_adds(msg, "config reloaded\n");
+    return 0;
+}
 
 static int h_ready(void *ctx, struct bt_buf *msg)
 {
@@ -530,7 +677,8 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
         .sync_period_ns = a->cfg->target.sync_period_ns,
         .watcher = a->cfg->agent.watcher,
     };
-    a->files = bt_files_new(&fc, err, errlen);
+    if (!a->files)
+        a->files = bt_files_new(&fc, err, errlen); /* a reload keeps it, with its watcher */
     if (!a->files)
         return -EINVAL;
     for (size_t i = 0; i < a->n_jobs; i++) {
@@ -615,6 +763,11 @@ static void init_metrics(struct bt_agent *a)
     a->m_pause_queue =
         bt_metrics_counter(a->metrics, "bpftail_backpressure_pauses_total",
                            "Times file sources paused, by reason.", "reason=\"push_queue\"");
+    a->m_reload_ok = bt_metrics_counter(a->metrics, "bpftail_config_reload_success_total",
+                                        "Config reloads applied.", NULL);
+    a->m_reload_fail =
+        bt_metrics_counter(a->metrics, "bpftail_config_reload_fail_total",
+                           "Config reloads rejected (the old config kept running).", NULL);
 }
 
 static int setup_signals(struct bt_agent *a)
@@ -666,8 +819,9 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
     bt_watch_bpf_set_ring_size(cfg->fim ? 4u << 20 : 1u << 20);
     if (cfg->fim) {
         /* Validates the policy; with check_only nothing is loaded into the kernel beyond that. */
+        a->fim_job.a = a;
         a->fim = bt_fim_new(cfg->fim, check_only ? NULL : a->loop, a->metrics, agent_sink,
-                            &a->jobs[0], err, errlen);
+                            &a->fim_job, err, errlen);
         if (!a->fim && err[0])
             goto fail;
     }
@@ -695,7 +849,7 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
             .ready = h_ready,
             .targets = h_targets,
             .config = h_config,
-            .reload = NULL,
+            .reload = cfg->server.enable_runtime_reload ? h_reload : NULL,
             .ctx = a,
         };
         a->httpd = bt_httpd_new(a->loop, cfg->server.http_listen_address,
@@ -773,5 +927,6 @@ void bt_agent_free(struct bt_agent *a)
     bt_loop_free(a->loop);
     bt_metrics_free(a->metrics);
     bt_buf_free(&a->dry);
+    bt_config_free(a->owned_cfg);
     free(a);
 }

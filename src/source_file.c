@@ -12,18 +12,23 @@
 #include "util/timeutil.h"
 #include "watch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
+#define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
+#define MIN_OPEN_FILES 16
+#define OPEN_RETRY_NS (100 * BT_NS_PER_MS) /* re-walk after acks when opening was held back */
 
 struct target;
 
@@ -71,6 +76,7 @@ struct target {
     struct bt_hmap by_path; /* ft->path -> live ftail that holds that name */
     uint64_t gen;
     bool initial; /* first scan: start_at applies */
+    bool stale;   /* reload: not yet re-added by the new config */
 };
 
 struct bt_files {
@@ -82,9 +88,11 @@ struct bt_files {
     int watch_fd;
     struct target **targets;
     size_t ntargets;
-    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon;
+    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon, t_open_retry;
     bool paused, need_sweep;
-    size_t nactive;
+    bool open_blocked; /* a file was not opened for the budget: retry when acks free some */
+    bool warned_beyond_eof;
+    size_t nactive, max_open;
     int64_t flush_ns, grace_ns, idle_ns, psync_ns;
     size_t budget;
     struct bt_series *m_active;
@@ -93,6 +101,7 @@ struct bt_files {
 
 static void service(struct ftail *ft);
 static void discover(struct target *tg);
+static bool make_room(struct bt_files *f);
 
 /* ---- tailer lifetime ---- */
 
@@ -137,12 +146,12 @@ static bool label_in_use(struct bt_files *f, const char *path, const struct ftai
     return false;
 }
 
-static void ftail_close(struct ftail *ft, bool keep_watch)
+/* Closes without emitting the held partial line: its bytes stay uncommitted, read again. */
+static void ftail_release(struct ftail *ft, bool keep_watch)
 {
     struct bt_files *f = ft->tg->f;
     if (ft->dead)
         return;
-    bt_tail_flush(ft->t);
     ft->dead = true;
     f->nactive--;
     struct idkey k = {bt_tail_dev(ft->t), bt_tail_ino(ft->t)};
@@ -168,6 +177,14 @@ static void ftail_close(struct ftail *ft, bool keep_watch)
     BT_INFO("tail", "stopped tailing file", "path=%s inode=%llu lines=%llu", lp,
             (unsigned long long)bt_tail_ino(ft->t), (unsigned long long)bt_tail_lines(ft->t));
     f->need_sweep = true;
+}
+
+static void ftail_close(struct ftail *ft, bool keep_watch)
+{
+    if (ft->dead)
+        return;
+    bt_tail_flush(ft->t);
+    ftail_release(ft, keep_watch);
 }
 
 /* Frees closed tailers; called where no tailer pointer is held. */
@@ -337,11 +354,21 @@ static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *p
     uint64_t size = bt_tail_size(t);
     const struct bt_position *p = bt_positions_get(f->pos, path);
     *known = true;
-    if (p && !p->has_identity)
-        return p->offset <= size ? p->offset : 0; /* promtail's record: path and offset only */
-    if (p && p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
-        (!f->tcfg.fingerprint_check || bt_tail_fp_matches(t, p->fp_hash, p->fp_len)))
-        return p->offset <= size ? p->offset : 0;
+    bool same =
+        p && (!p->has_identity || /* promtail's record: path and offset only */
+              (p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
+               (!f->tcfg.fingerprint_check || bt_tail_fp_matches(t, p->fp_hash, p->fp_len))));
+    if (same && p->offset > size) {
+        /* A damaged positions file, or the file shrank while bpftail was stopped. */
+        if (!f->warned_beyond_eof)
+            BT_WARN("tail", "stored offset beyond the end of the file, reading from the start",
+                    "path=%s offset=%llu size=%llu", path, (unsigned long long)p->offset,
+                    (unsigned long long)size);
+        f->warned_beyond_eof = true;
+        return 0;
+    }
+    if (same)
+        return p->offset;
     /* Renamed while we were away: the same file under another recorded name. */
     const struct bt_position *q = NULL;
     const char *other = bt_positions_find_inode(f->pos, bt_tail_dev(t), bt_tail_ino(t), &q);
@@ -475,10 +502,26 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
     struct ftail *old = find_by_path(tg, path);
     if (old)
         lose_path(old, false);
+    struct skipped *sk = bt_hmap_get(&tg->skipped, path, strlen(path));
+    if (sk && sk->dev == st->st_dev && sk->ino == st->st_ino && (uint64_t)st->st_size == sk->size &&
+        st->st_mtim.tv_sec == sk->mtime.tv_sec && st->st_mtim.tv_nsec == sk->mtime.tv_nsec) {
+        sk->seen = tg->gen; /* unchanged: left alone, whatever the budget */
+        return;
+    }
+    if (!make_room(f))
+        return; /* at the open-file budget with nothing parkable: retried after acks */
     uint64_t skip_from;
     if (!skipped_changed(tg, path, st, &skip_from))
         return;
     struct bt_tail *t = bt_tail_open(path, &f->tcfg, &tg->labels, tg->sink, tg->ctx);
+    if (!t && (errno == EMFILE || errno == ENFILE) && f->nactive >= MIN_OPEN_FILES) {
+        /* Something else took descriptors: shrink the budget to what fits and retry later. */
+        BT_WARN("tail", "out of descriptors, lowering the open-file budget",
+                "max_open_files=%zu now=%zu", f->max_open, f->nactive);
+        f->max_open = f->nactive;
+        f->open_blocked = true;
+        return;
+    }
     if (!t) {
         uint64_t sup;
         if (bt_ratelimit_ok(&f->rl_open, &sup))
@@ -546,28 +589,78 @@ static int walk_cb(void *ctx, const char *path, bool is_dir, const struct stat *
 
 /* Closes a file idle for idle_close whose bytes are all acknowledged, keeping its record and
  * its watch so the next write (or the next walk seeing it changed) reopens it where it was. */
-static void maybe_park(struct ftail *ft)
+/* force: for the open-file budget, however recently it grew. True if it was closed. */
+static bool park(struct ftail *ft, bool force)
 {
     struct target *tg = ft->tg;
     struct bt_files *f = tg->f;
     struct bt_tail *t = ft->t;
     struct stat st;
-    if (f->idle_ns <= 0 || !ft->path || ft->draining || ft->more || bt_tail_partial_len(t) ||
-        bt_tail_committed(t) != bt_tail_read_offset(t) ||
-        bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns || stat(ft->path, &st) < 0 ||
+    if ((!force && f->idle_ns <= 0) || ft->dead || !ft->path || ft->draining || ft->more ||
+        bt_tail_partial_len(t) || bt_tail_committed(t) != bt_tail_read_offset(t) ||
+        (!force && bt_mono_ns() - bt_tail_last_growth(t) < f->idle_ns) || stat(ft->path, &st) < 0 ||
         st.st_dev != bt_tail_dev(t) || st.st_ino != bt_tail_ino(t) ||
         (uint64_t)st.st_size != bt_tail_read_offset(t))
-        return;
+        return false;
     struct bt_position p = {.offset = bt_tail_committed(t),
                             .has_identity = true,
                             .dev = bt_tail_dev(t),
                             .ino = bt_tail_ino(t)};
     p.fp_hash = bt_tail_fingerprint(t, &p.fp_len);
     if (bt_positions_set(f->pos, ft->path, &p) < 0 || remember_skip(tg, ft->path, &st) < 0)
-        return;
+        return false;
     ((struct skipped *)bt_hmap_get(&tg->skipped, ft->path, strlen(ft->path)))->parked = true;
-    BT_DEBUG("tail", "closing idle file", "path=%s", ft->path);
+    BT_DEBUG("tail", force ? "closing file for the open-file budget" : "closing idle file",
+             "path=%s", ft->path);
     ftail_close(ft, true);
+    return true;
+}
+
+static void maybe_park(struct ftail *ft)
+{
+    park(ft, false);
+}
+
+static void on_open_retry(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_files *f = arg;
+    f->t_open_retry = 0;
+    if (!f->open_blocked || f->paused)
+        return;
+    f->open_blocked = false;
+    for (size_t i = 0; i < f->ntargets; i++)
+        discover(f->targets[i]);
+    sweep(f);
+}
+
+/* Open-file budget: true if one more file may be opened, parking the least recently grown
+ * fully acknowledged file if the budget is used up. Files with unacknowledged bytes are never
+ * parked; if all are, opening waits (open_blocked) until an acknowledgement frees one. */
+static bool make_room(struct bt_files *f)
+{
+    if (f->open_blocked && f->nactive >= f->max_open)
+        return false; /* nothing was acknowledged since the last look */
+    while (f->nactive >= f->max_open) {
+        struct ftail *lru = NULL;
+        for (size_t i = 0; i < f->ntargets; i++)
+            for (size_t j = 0; j < f->targets[i]->n; j++) {
+                struct ftail *ft = f->targets[i]->files[j];
+                struct bt_tail *t = ft->t;
+                if (ft->dead || !ft->path || ft->draining || ft->more || bt_tail_partial_len(t) ||
+                    bt_tail_committed(t) != bt_tail_read_offset(t))
+                    continue;
+                if (!lru || bt_tail_last_growth(t) < bt_tail_last_growth(lru->t))
+                    lru = ft;
+            }
+        if (!lru || !park(lru, true)) {
+            if (!f->open_blocked)
+                BT_DEBUG("tail", "open-file budget used up, waiting for acknowledgements",
+                         "max_open_files=%zu", f->max_open);
+            f->open_blocked = true;
+            return false;
+        }
+    }
+    return true;
 }
 
 /* A write to a parked file: reopen it if its name still leads to it. */
@@ -799,12 +892,34 @@ static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_files *f = ctx;
+    if (f->open_blocked && !f->t_open_retry)
+        f->t_open_retry = bt_loop_add_timer(f->loop, OPEN_RETRY_NS, 0, on_open_retry, f);
     if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])
         return;
     int64_t delay = SAVE_SOON_NS * (int64_t)(1 + bt_positions_count(f->pos) / 100);
     if (delay > f->psync_ns)
         delay = f->psync_ns;
     f->t_save_soon = bt_loop_add_timer(f->loop, delay, 0, on_save_soon, f);
+}
+
+/* The open-file budget from the soft RLIMIT_NOFILE: what is left once the descriptors open now
+ * (the watcher's, BPF programs and maps, the loop) and a reserve for sockets are set aside. */
+static size_t default_max_open(void)
+{
+    struct rlimit rl;
+    rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (cur == RLIM_INFINITY || cur > (rlim_t)1 << 20)
+        cur = (rlim_t)1 << 20;
+    size_t used = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            used++;
+        closedir(d);
+        used = used > 3 ? used - 3 : 0; /* ".", ".." and the directory's own descriptor */
+    }
+    size_t spare = used + FD_RESERVE + MIN_OPEN_FILES;
+    return (size_t)cur > spare ? (size_t)cur - used - FD_RESERVE : MIN_OPEN_FILES;
 }
 
 /* ---- public ---- */
@@ -853,6 +968,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         goto fail;
     }
     f->watch_fd = bt_watch_fd(f->watch);
+    f->max_open = a && a->max_open_files ? a->max_open_files : default_max_open();
+    BT_DEBUG("tail", "open-file budget", "max_open_files=%zu", f->max_open);
     if (f->watch_fd >= 0 && bt_loop_add_fd(f->loop, f->watch_fd, EPOLLIN, on_watch_fd, f) < 0) {
         snprintf(err, errlen, "cannot add the file watcher to the event loop");
         f->watch_fd = -1;
@@ -916,6 +1033,20 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     const char *excl = bt_labels_get(labels, "__path_exclude__");
     if (!glob || !glob[0])
         return -EINVAL;
+    /* Reload: the same target again keeps its open files, offsets and partial lines. */
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (!o->stale || strcmp(o->job, job ? job : "") != 0 || o->start_at != start_at ||
+            o->ignore_older_ns != ignore_older_ns || !bt_labels_equal(&o->labels, labels))
+            continue;
+        o->stale = false;
+        o->sink = sink;
+        o->ctx = ctx;
+        for (size_t j = 0; j < o->n; j++)
+            if (!o->files[j]->dead)
+                bt_tail_set_sink(o->files[j]->t, sink, ctx);
+        return 0;
+    }
     struct target *tg = calloc(1, sizeof(*tg));
     if (!tg)
         return -ENOMEM;
@@ -946,6 +1077,40 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     tg->initial = false;
     sweep(f);
     return 0;
+}
+
+void bt_files_mark_targets(struct bt_files *f)
+{
+    for (size_t i = 0; i < f->ntargets; i++)
+        f->targets[i]->stale = true;
+}
+
+void bt_files_drop_stale_targets(struct bt_files *f)
+{
+    bool any = false;
+    for (size_t i = 0; i < f->ntargets; i++)
+        any |= f->targets[i]->stale;
+    if (!any)
+        return;
+    if (bt_files_save_positions(f) < 0)
+        BT_WARN("tail", "could not save positions before removing targets", NULL);
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *tg = f->targets[i];
+        if (!tg->stale)
+            continue;
+        BT_INFO("tail", "target removed", "job=%s glob=%s", tg->job, tg->glob);
+        for (size_t j = 0; j < tg->n; j++)
+            ftail_release(tg->files[j], false);
+    }
+    sweep(f);
+    size_t k = 0;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        if (f->targets[i]->stale)
+            target_free(f->targets[i]);
+        else
+            f->targets[k++] = f->targets[i];
+    }
+    f->ntargets = k;
 }
 
 void bt_files_pause(struct bt_files *f)
@@ -1093,7 +1258,8 @@ void bt_files_free(struct bt_files *f)
         target_free(tg);
     }
     free(f->targets);
-    uint64_t timers[] = {f->t_reconcile, f->t_save, f->t_poll, f->t_kick, f->t_save_soon};
+    uint64_t timers[] = {f->t_reconcile, f->t_save,      f->t_poll,
+                         f->t_kick,      f->t_save_soon, f->t_open_retry};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])
             bt_loop_del_timer(f->loop, timers[i]);

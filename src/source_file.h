@@ -18,6 +18,12 @@
  * only what was added after it was first seen. With the poll watcher a 250 ms timer checks
  * the open files; with event watchers nothing wakes the loop but events and the slow
  * reconcile and positions timers.
+ *
+ * Open-file budget: at most max_open_files tailers are open (0 = the soft RLIMIT_NOFILE less
+ * the descriptors open when the module starts and a reserve of 64). Past it, the least
+ * recently grown file whose bytes are all acknowledged is parked (closed, position and watch
+ * kept, reopened by identity on its next change or walk); files with unacknowledged bytes are
+ * never parked, and if all are, opening waits for an acknowledgement. EMFILE lowers the budget.
  */
 #ifndef BT_SOURCE_FILE_H
 #define BT_SOURCE_FILE_H
@@ -57,6 +63,13 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
 int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
                         enum bt_start_at start_at, int64_t ignore_older_ns, bt_entry_sink_fn sink,
                         void *ctx);
+/* Reload, step 1: every target becomes stale. A later bt_files_add_target with the same job,
+ * labels (incl. __path__), start_at and ignore_older takes the stale one back, open files,
+ * offsets and held partial lines included, with the new sink. */
+void bt_files_mark_targets(struct bt_files *f);
+/* Reload, step 2: saves positions, then closes and forgets the targets still stale (held
+ * partial lines are not emitted; their bytes stay uncommitted). */
+void bt_files_drop_stale_targets(struct bt_files *f);
 void bt_files_pause(struct bt_files *f);         /* backpressure: stop reading (memory ceiling) */
 void bt_files_resume(struct bt_files *f);        /* read again, catching up on what was written */
 void bt_files_flush(struct bt_files *f);         /* emit held partial lines (shutdown) */

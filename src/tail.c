@@ -8,6 +8,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 
 #define DEFAULT_READ_BUFFER (256u << 10)
 #define MIN_READ_BUFFER 4096u
+/* Most directory entries looked at when searching for a copytruncate copy. */
+#define COPY_SCAN_MAX 10000
 
 struct bt_tail {
     char *path;
@@ -168,6 +171,12 @@ void bt_tail_close(struct bt_tail *t)
     free(t->buf);
     free(t->path);
     free(t);
+}
+
+void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx)
+{
+    t->sink = sink;
+    t->ctx = ctx;
 }
 
 int bt_tail_seek(struct bt_tail *t, uint64_t offset)
@@ -378,6 +387,119 @@ static void reset_to_zero(struct bt_tail *t, uint64_t lost)
     t->fp_len = 0;
 }
 
+/* Opens the regular file dir/name if it is not t's own file, is larger than min_size and starts
+ * with t's fingerprint. The fd (size in *size) or -1. */
+static int open_copy(const struct bt_tail *t, int dfd, const char *name, uint64_t min_size,
+                     uint64_t *size)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    unsigned char head[BT_FP_MAX];
+    size_t n = 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (st.st_dev == t->dev && st.st_ino == t->ino) || (uint64_t)st.st_size <= min_size)
+        goto no;
+    /* The fingerprint may have grown past what the copy holds: compare what both have. */
+    size_t want = (uint64_t)st.st_size < t->fp_len ? (size_t)st.st_size : t->fp_len;
+    while (n < want) {
+        ssize_t r = pread(fd, head + n, want - n, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            goto no;
+        n += (size_t)r;
+    }
+    if (memcmp(head, t->fp, want) != 0)
+        goto no;
+    *size = (uint64_t)st.st_size;
+    return fd;
+no:
+    close(fd);
+    return -1;
+}
+
+/* Copytruncate: finds a sibling of t's path that is a copy of the old content, longer than what
+ * was read (roff). Siblings named after the file come first. The fd (size in *size) or -1. */
+static int find_copy(const struct bt_tail *t, uint64_t roff, uint64_t *size)
+{
+    if (!t->fp_len)
+        return -1; /* nothing identifies the old content */
+    char dir[4096];
+    const char *slash = strrchr(t->path, '/');
+    const char *base = slash ? slash + 1 : t->path;
+    size_t dlen = slash ? (size_t)(slash - t->path) : 0;
+    if (dlen >= sizeof(dir))
+        return -1;
+    if (slash && dlen == 0)
+        dlen = 1; /* "/name" */
+    memcpy(dir, slash ? t->path : ".", slash ? dlen : 1);
+    dir[slash ? dlen : 1] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    size_t blen = strlen(base);
+    int best = -1;
+    uint64_t best_size = 0;
+    bool best_named = false;
+    struct dirent *de;
+    for (int seen = 0; seen < COPY_SCAN_MAX && (de = readdir(d)); seen++) {
+        if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+            continue;
+        if (!strcmp(de->d_name, base))
+            continue;
+        bool named = !strncmp(de->d_name, base, blen);
+        if (best >= 0 && best_named && !named)
+            continue;
+        uint64_t sz;
+        int fd = open_copy(t, dirfd(d), de->d_name, roff, &sz);
+        if (fd < 0)
+            continue;
+        /* Prefer a name derived from the file's, then the longest copy. */
+        if (best < 0 || (named && !best_named) || sz > best_size) {
+            if (best >= 0)
+                close(best);
+            best = fd;
+            best_size = sz;
+            best_named = named;
+        } else {
+            close(fd);
+        }
+    }
+    closedir(d);
+    *size = best_size;
+    return best;
+}
+
+/* Reads the old content's tail [read offset, copy size) from the copy, under the old owner, as
+ * if the file had not been truncated. Returns the copy's size, or 0 if there was no copy. */
+static uint64_t recover_from_copy(struct bt_tail *t, uint64_t roff)
+{
+    uint64_t csize;
+    int cfd = find_copy(t, roff, &csize);
+    if (cfd < 0)
+        return 0;
+    int fd = t->fd;
+    uint64_t size = t->size;
+    t->fd = cfd;
+    t->size = csize;
+    int rc = bt_tail_read(t, SIZE_MAX);
+    uint64_t got = t->cons + t->len;
+    t->fd = fd;
+    t->size = size;
+    close(cfd);
+    if (rc < 0) {
+        BT_WARN("tail", "cannot read the copy of a truncated file", "path=%s err=%s", t->path,
+                strerror(-rc));
+        return got > roff ? got : 0;
+    }
+    BT_INFO("tail", "truncated file: unread bytes recovered from its copy",
+            "path=%s offset=%llu copy_size=%llu", t->path, (unsigned long long)roff,
+            (unsigned long long)csize);
+    return got;
+}
+
 int bt_tail_check(struct bt_tail *t)
 {
     struct stat st;
@@ -398,7 +520,10 @@ int bt_tail_check(struct bt_tail *t)
         }
     }
     if (replaced) {
-        uint64_t lost = t->size > roff ? t->size - roff : 0;
+        uint64_t upto = roff, c = recover_from_copy(t, roff);
+        if (c > upto)
+            upto = c;
+        uint64_t lost = t->size > upto ? t->size - upto : 0;
         BT_INFO("tail", "file truncated, reading from the start", "path=%s offset=%llu size=%llu",
                 t->path, (unsigned long long)roff, (unsigned long long)size);
         reset_to_zero(t, lost);

@@ -9,7 +9,10 @@
  * truncation, deletion) from fstat and the file's fingerprint (its first BT_FP_MAX bytes).
  * Lines: '\n' ends a line, one trailing '\r' is removed, a trailing partial line is held until
  * completed or flushed; lines longer than max_line_size are truncated or dropped and counted,
- * without ever buffering more than the cap. Loop thread only.
+ * without ever buffering more than the cap. On truncation (copytruncate), the bytes of the old
+ * content not yet read are recovered from a copy in the same directory (a regular file, named
+ * after the file first, whose head matches the old fingerprint and which is longer than the
+ * read offset) under the old ack owner; what no copy holds is counted as lost. Loop thread only.
  */
 #ifndef BT_TAIL_H
 #define BT_TAIL_H
@@ -52,13 +55,16 @@ struct bt_tail;
  * copied, "__" labels dropped, filename=path added. Entries go to sink(ctx). NULL with errno. */
 struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
                              const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx);
+/* Sends later entries to sink(ctx) instead (config reload). */
+void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx);
 /* Emits nothing; closes the fd and the ack owner (which lives on while segments are held). */
 void bt_tail_close(struct bt_tail *t);
 
 /* Sets the start offset before the first read (committed offset too). 0 or -EBUSY. */
 int bt_tail_seek(struct bt_tail *t, uint64_t offset);
-/* fstat + fingerprint: returns BT_TAIL_* flags, resetting to offset 0 on truncation (the held
- * partial line is flushed first, unread bytes counted as lost). -errno if fstat failed. */
+/* fstat + fingerprint: returns BT_TAIL_* flags, resetting to offset 0 on truncation (unread
+ * old bytes read from a copy if one exists, the held partial line flushed, the rest counted as
+ * lost). -errno if fstat failed. */
 int bt_tail_check(struct bt_tail *t);
 /* Reads and emits up to about max_bytes. 1 if more may be waiting, 0 at EOF, or -errno. */
 int bt_tail_read(struct bt_tail *t, size_t max_bytes);

@@ -6,6 +6,7 @@ Each suite is a module test_*.py with functions test_*(ctx); run.py discovers an
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -126,8 +127,10 @@ class FakeLoki:
 class Agent:
     """bpftail itself, started with a generated config."""
 
-    def __init__(self, ctx, config_text, name="bpftail.yaml", extra_args=(), env=None, log=None):
+    def __init__(self, ctx, config_text, name="bpftail.yaml", extra_args=(), env=None, log=None,
+                 nofile=None):
         self.ctx = ctx
+        self.nofile = nofile  # soft and hard RLIMIT_NOFILE for the process, None = inherited
         self.dir = ctx.tmpdir()
         self.config = os.path.join(self.dir, name)
         with open(self.config, "w") as f:
@@ -145,8 +148,14 @@ class Agent:
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
+        preexec = None
+        if self.nofile:
+            n = self.nofile
+
+            def preexec():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         self.p = subprocess.Popen([self.ctx.bpftail, "-config.file", self.config] + self.extra,
-                                  stdout=logf, stderr=logf, env=env)
+                                  stdout=logf, stderr=logf, env=env, preexec_fn=preexec)
         logf.close()
         return self
 

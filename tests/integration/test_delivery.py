@@ -21,11 +21,11 @@ def _metrics_ok(port):
         return False
 
 
-def make_agent(ctx, loki, d, glob="*.log", extra_top="", **kw):
+def make_agent(ctx, loki, d, glob="*.log", extra_top="", nofile=None, **kw):
     port = free_port()
     cfg = agent_config(loki.url, os.path.join(d, glob), os.path.join(d, "positions.yaml"), port,
                        extra_top=extra_top, **kw)
-    a = Agent(ctx, cfg)
+    a = Agent(ctx, cfg, nofile=nofile)
     a.port = port
     return a
 
@@ -266,8 +266,14 @@ def test_ten_thousand_files(ctx):
     for i in range(files):
         with open(os.path.join(d, "f%05d.log" % i), "w") as f:
             f.write("seq=%08d tag=f%05d.log first\n" % (0, i))
-    a = started(make_agent(ctx, loki, d, batchsize=1 << 20))
-    wait_until(lambda: loki.count() >= files, 120, interval=1, what="first line of every file")
+    # Debian's default soft limit: the open-file budget must keep bpftail under it.
+    a = started(make_agent(ctx, loki, d, batchsize=1 << 20, nofile=1024))
+    peak = [0]
+
+    def count_first():
+        peak[0] = max(peak[0], len(os.listdir("/proc/%d/fd" % a.p.pid)))
+        return loki.count() >= files
+    wait_until(count_first, 120, interval=1, what="first line of every file")
     # Append a second line to a sample of files: each must arrive once.
     for i in range(0, files, 97):
         with open(os.path.join(d, "f%05d.log" % i), "a") as f:
@@ -282,7 +288,11 @@ def test_ten_thousand_files(ctx):
     want = files + len(range(0, files, 97))
     ctx.table.append(("10,000 files", want, len(got), dups, max(0, want - len(per))))
     assert len(per) == want and dups == 0
+    assert peak[0] <= 1024, "open descriptors peaked at %d" % peak[0]
     assert a.stop() == 0
+    with open(a.log_path, errors="replace") as f:
+        log = f.read()
+    assert "Too many open files" not in log, "bpftail ran out of descriptors"
 
 
 def test_shutdown_within_deadline_while_server_hangs(ctx):
@@ -357,3 +367,41 @@ def test_client_side_drops_are_counted(ctx):
     wait_until(lambda: (metric_value(m(), "bpftail_dropped_entries_total",
                                      reason="global_rate_limiter_drop") or 0) >= 50, 20,
                what="rate limiter drops")
+
+
+def test_corrupt_positions_files_never_stop_the_agent(ctx):
+    """Offsets beyond EOF, a NUL-filled file and a file cut mid-record: the agent starts, keeps
+    the valid records, reads the rest per file, and warns once."""
+    loki = FakeLoki(ctx)
+    line = 81  # SeqWriter: 80 characters and a newline
+    cases = [
+        ("beyond", lambda p: ('positions:\n  "%s": "999999999"\n' % p).encode(), 0,
+         "stored offset beyond the end"),
+        ("nul", lambda p: b"\0" * 4096, 0, "positions file is damaged"),
+        ("trunc", lambda p: ('positions:\n  "%s": "%d"\n  "/var/log/other.log": "12'
+                             % (p, 500 * line)).encode(), 500, "positions file is damaged"),
+    ]
+    for name, content, resume, warning in cases:
+        d = ctx.tmpdir()
+        path = os.path.join(d, name + ".log")
+        w = SeqWriter(path)
+        w.write(1000)
+        with open(os.path.join(d, "positions.yaml"), "wb") as f:
+            f.write(content(path))
+        a = started(make_agent(ctx, loki, d))
+        tag = name + ".log"
+        wait_until(lambda: len(set(seqs(loki.entries(), tag))) >= 1000 - resume, 30,
+                   what="%s: lines after a corrupt positions file" % name)
+        w.write(200)
+        wait_until(lambda: len(set(seqs(loki.entries(), tag))) >= 1200 - resume, 30,
+                   what="%s: lines written after start" % name)
+        time.sleep(0.5)
+        got = seqs(loki.entries(), tag)
+        want = set(range(resume, 1200))
+        dups = len(got) - len(set(got))
+        lost = want - set(got)
+        ctx.table.append(("corrupt positions: " + name, len(want), len(got), dups, len(lost)))
+        assert not lost and dups == 0 and set(got) == want, (name, sorted(lost)[:10], dups)
+        assert a.alive()
+        assert a.log().count(warning) == 1, "%s: want one warning %r" % (name, warning)
+        assert a.stop() == 0

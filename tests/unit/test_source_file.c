@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -289,6 +290,174 @@ Test(files, copytruncate_restarts_at_zero_without_duplicates)
     expect_seq(0, 100);
     bt_files_free(f);
     cr_assert_eq(saved_offset("logs/app.log"), 60 * 11);
+}
+
+/* Copies name to copy (bytes as they are now), like logrotate's copytruncate does. */
+static void copy_file(const char *name, const char *copy)
+{
+    char a[512], b[512], buf[4096];
+    path_of(a, sizeof(a), name);
+    path_of(b, sizeof(b), copy);
+    FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+    cr_assert(in && out);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        cr_assert_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+Test(files, copytruncate_recovers_unread_bytes_from_the_copy)
+{
+    put_seq("logs/app.log", 0, 40);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    char p[512];
+    path_of(p, sizeof(p), "logs/app.log");
+    pump_for(40, 2000);
+    expect_seq(0, 40);
+    bt_files_pause(f); /* bpftail falls behind: 40..59 are written but not read */
+    put_seq("logs/app.log", 40, 60);
+    put("logs/other.log.1", "line-00000\n"); /* same head, too short: not the copy */
+    copy_file("logs/app.log", "logs/app.log.1");
+    cr_assert_eq(truncate(p, 0), 0);
+    put_seq("logs/app.log", 60, 100);
+    bt_files_resume(f);
+    pump_for(100, 3000);
+    pump(50);
+    expect_seq(0, 100);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_lost_bytes_total", ""), 0);
+    bt_files_free(f);
+    /* The recovered bytes belonged to the old content: the new file's position is its own. */
+    cr_assert_eq(saved_offset("logs/app.log"), 40 * 11);
+}
+
+/* Every line tag-<file>-<k> for k < per arrived exactly once. */
+static void expect_each_once(int files, int per)
+{
+    cr_assert_eq(sink.n, (size_t)(files * per), "got %zu lines", sink.n);
+    for (int i = 0; i < files; i++)
+        for (int k = 0; k < per; k++) {
+            char want[64];
+            snprintf(want, sizeof(want), "tag-%02d-%d", i, k);
+            int seen = 0;
+            for (size_t j = 0; j < sink.n; j++)
+                seen += strcmp(sink.lines[j], want) == 0;
+            cr_assert_eq(seen, 1, "%s seen %d times", want, seen);
+        }
+}
+
+static void put_tagged(int files, int k)
+{
+    for (int i = 0; i < files; i++) {
+        char name[64], text[64];
+        snprintf(name, sizeof(name), "logs/f%02d.log", i);
+        snprintf(text, sizeof(text), "tag-%02d-%d\n", i, k);
+        put(name, text);
+    }
+}
+
+Test(files, open_file_budget_parks_acknowledged_files_and_reopens_them_on_change)
+{
+    agent.max_open_files = 3;
+    put_tagged(10, 0);
+    int fds = count_fds();
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(10, 3000);
+    cr_assert_leq(bt_files_active(f), 3);
+    cr_assert_leq(count_fds() - fds, 3 + 2, "watcher fds plus at most the budget");
+    put_tagged(10, 1);
+    pump_for(20, 3000);
+    pump(50);
+    cr_assert_leq(bt_files_active(f), 3);
+    expect_each_once(10, 2);
+    bt_files_free(f);
+}
+
+Test(files, default_budget_comes_from_the_soft_descriptor_limit)
+{
+    /* Criterion runs each test in its own process: the lower limit stays in this one. */
+    put_tagged(40, 0);
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = (rlim_t)(count_fds() - 3) + 64 + 20; /* in use, the reserve, ~20 files */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(40, 3000);
+    cr_assert_leq(bt_files_active(f), 20);
+    cr_assert_geq(bt_files_active(f), 10);
+    put_tagged(40, 1);
+    pump_for(80, 3000);
+    pump(50);
+    expect_each_once(40, 2);
+    bt_files_free(f);
+}
+
+Test(files, files_behind_are_never_parked_and_opening_waits_for_acks)
+{
+    agent.max_open_files = 3;
+    sink.hold = true;
+    put_tagged(6, 0);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(300);
+    cr_assert_eq(sink.n, 3, "only the budget's worth opened while nothing is acknowledged");
+    cr_assert_eq(bt_files_active(f), 3);
+    sink.hold = false;
+    for (size_t i = 0; i < sink.nheld; i++)
+        bt_segment_unref(sink.held[i], 1);
+    sink.nheld = 0;
+    pump_for(6, 3000);
+    pump(50);
+    expect_each_once(6, 1);
+    cr_assert_leq(bt_files_active(f), 3);
+    bt_files_free(f);
+}
+
+static int add_target(struct bt_files *f, const char *glob_rel)
+{
+    char glob[512];
+    struct bt_labels l;
+    bt_labels_init(&l);
+    snprintf(glob, sizeof(glob), "%s/%s", dir, glob_rel);
+    bt_labels_set(&l, "__path__", glob);
+    bt_labels_set(&l, "job", "varlogs");
+    int rc = bt_files_add_target(f, "varlogs", &l, BT_START_BEGINNING, 0, collect, &sink);
+    bt_labels_free(&l);
+    return rc;
+}
+
+Test(files, reload_keeps_the_same_target_with_its_partial_line_and_drops_removed_ones)
+{
+    put_seq("logs/a.log", 0, 3);
+    put("logs/a.log", "line-0"); /* partial: completed after the reload */
+    put("logs/b.txt", "other-1\n");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    cr_assert_eq(add_target(f, "logs/*.txt"), 0);
+    pump_for(4, 2000);
+    cr_assert_eq(bt_files_active(f), 2);
+    bt_files_pause(f);
+    bt_files_mark_targets(f);
+    cr_assert_eq(add_target(f, "logs/*.log"), 0); /* kept */
+    bt_files_drop_stale_targets(f);               /* *.txt removed */
+    bt_files_resume(f);
+    cr_assert_eq(bt_files_active(f), 1);
+    put("logs/a.log", "0003\n");
+    put_seq("logs/a.log", 4, 6);
+    put("logs/b.txt", "other-2\n");
+    pump_for(7, 2000);
+    pump(100);
+    cr_assert_eq(sink.n, 7, "got %zu lines", sink.n);
+    int k = 0, other = 0; /* line-0..5 in order (one of them completed across the reload) */
+    for (size_t j = 0; j < sink.n; j++) {
+        if (!strcmp(sink.lines[j], "other-1")) {
+            other++;
+            continue;
+        }
+        char want[64];
+        snprintf(want, sizeof(want), "line-%05d", k++);
+        cr_assert_str_eq(sink.lines[j], want);
+    }
+    cr_assert_eq(other, 1, "the removed target's file is not read after the reload");
+    bt_files_free(f);
 }
 
 Test(files, truncate_to_zero_then_small_writes_are_read)

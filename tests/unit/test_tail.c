@@ -268,6 +268,34 @@ Test(tail, truncation_restarts_at_zero_and_counts_unread_bytes)
     sink_free(&s);
 }
 
+Test(tail, truncation_reads_unread_old_bytes_from_a_copy_and_counts_only_the_rest)
+{
+    add("old-1\nold-2\n");
+    struct sink s = {0};
+    struct bt_tail *t = open_tail(&s, 0, false, 0);
+    bt_tail_read(t, 1 << 20);
+    add("old-3\nold-4");
+    /* A decoy with the same head but not longer than what was read, and the real copy. */
+    cr_assert_eq(bt_tmpdir_append(dir, "app.log.2", "old-1\nold-2\n", 12), 0);
+    cr_assert_eq(bt_tmpdir_append(dir, "app.log.1", "old-1\nold-2\nold-3\nold-4", 23), 0);
+    add("\nold-5\n"); /* written after the copy was taken: lost */
+    bt_tail_check(t);
+    truncate(path, 0);
+    add("new\n");
+    int f = bt_tail_check(t);
+    cr_assert(f & BT_TAIL_TRUNCATED);
+    cr_assert_eq(bt_tail_read_offset(t), 0);
+    bt_tail_read(t, 1 << 20);
+    cr_assert_eq(s.n, 5);
+    cr_assert_str_eq(s.lines[2], "old-3");
+    cr_assert_str_eq(s.lines[3], "old-4"); /* the copy's partial last line, flushed */
+    cr_assert_str_eq(s.lines[4], "new");
+    cr_assert_eq(bt_tail_committed(t), 4);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_lost_bytes_total", ""), 7);
+    bt_tail_close(t);
+    sink_free(&s);
+}
+
 Test(tail, replaced_content_that_grew_past_the_offset_is_caught_by_fingerprint)
 {
     add("aaaa\n");
