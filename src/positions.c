@@ -29,6 +29,11 @@ struct bt_positions {
     bool readonly;
     struct bt_hmap map;          /* path -> struct rec */
     struct bt_ratelimit rl_save; /* a failing save repeats with every sync: log it sparingly */
+    /* What the file on disk holds, so an idle agent does not rewrite and fsync it every
+     * sync_period for nothing. */
+    uint64_t saved_hash;
+    size_t saved_len;
+    bool saved;
 };
 
 struct bt_positions *bt_positions_new(const char *filename, bool readonly)
@@ -552,6 +557,10 @@ int bt_positions_save(struct bt_positions *p)
     int fd = -1, dfd = -1, rc = render(p, &b);
     if (rc)
         goto out;
+    uint64_t h = bt_hash64(b.ptr, b.len);
+    struct stat st;
+    if (p->saved && h == p->saved_hash && b.len == p->saved_len && stat(p->filename, &st) == 0)
+        goto out; /* unchanged since the last save, and still there */
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", p->filename) >= sizeof(tmp)) {
         rc = -ENAMETOOLONG;
         goto out;
@@ -584,6 +593,9 @@ int bt_positions_save(struct bt_positions *p)
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
         fsync(dfd);
+    p->saved = true;
+    p->saved_hash = h;
+    p->saved_len = b.len;
 out:
     if (fd >= 0)
         close(fd);

@@ -32,6 +32,11 @@ struct bt_tail {
     void *ctx;
     struct bt_tail_config cfg;
     struct bt_ack_owner *owner;
+    /* ctime and size at the last fingerprint check: unchanged means no byte was rewritten (any
+     * write moves ctime), so the check can skip reading the head again. */
+    struct timespec chk_ctime;
+    uint64_t chk_size;
+    bool chk_valid;
 
     char *buf; /* unconsumed bytes: buf[0] is at file offset cons; NULL while idle */
     size_t cap, len;
@@ -513,7 +518,14 @@ int bt_tail_check(struct bt_tail *t)
     bool replaced = size < roff;
     unsigned char cur[BT_FP_MAX];
     size_t got = 0;
-    if (!replaced && t->cfg.fingerprint_check && (t->fp_len < BT_FP_MAX || roff > 0)) {
+    bool unchanged = t->chk_valid && size == t->chk_size &&
+                     st.st_ctim.tv_sec == t->chk_ctime.tv_sec &&
+                     st.st_ctim.tv_nsec == t->chk_ctime.tv_nsec;
+    t->chk_ctime = st.st_ctim;
+    t->chk_size = size;
+    t->chk_valid = true;
+    if (!replaced && !unchanged && t->cfg.fingerprint_check &&
+        (t->fp_len < BT_FP_MAX || roff > 0)) {
         if (read_fp(t, cur, size < BT_FP_MAX ? (size_t)size : BT_FP_MAX, &got) == 0) {
             size_t common = got < t->fp_len ? got : t->fp_len;
             replaced = memcmp(cur, t->fp, common) != 0;
