@@ -552,6 +552,11 @@ static void consider(struct target *tg, const char *path, const struct stat *st)
     if (excluded(tg, path))
         return;
     struct ftail *ft = find_by_id(tg, st->st_dev, st->st_ino);
+    if (ft && !ft->dead && !ft->dirty && ft->path && strcmp(ft->path, path) == 0 &&
+        bt_tail_unchanged(ft->t, st)) {
+        ft->seen = tg->gen; /* nothing happened to it since its last check */
+        return;
+    }
     if (ft) {
         ft->seen = tg->gen;
         if (!ft->path || strcmp(ft->path, path) != 0) {

@@ -555,6 +555,13 @@ int bt_tail_check(struct bt_tail *t)
     return flags;
 }
 
+bool bt_tail_unchanged(const struct bt_tail *t, const struct stat *st)
+{
+    return t->chk_valid && st->st_dev == t->dev && st->st_ino == t->ino && st->st_nlink > 0 &&
+           (uint64_t)st->st_size == t->chk_size && st->st_ctim.tv_sec == t->chk_ctime.tv_sec &&
+           st->st_ctim.tv_nsec == t->chk_ctime.tv_nsec && t->cons + t->len >= t->chk_size;
+}
+
 bool bt_tail_fp_matches(const struct bt_tail *t, uint64_t fp_hash, uint32_t fp_len)
 {
     if (fp_len > t->fp_len)

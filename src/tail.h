@@ -72,6 +72,10 @@ int bt_tail_read(struct bt_tail *t, size_t max_bytes);
 void bt_tail_flush(struct bt_tail *t);
 
 /* True if the stored identity (fingerprint hash over fp_len bytes) fits this file's content. */
+/* True if st (a fresh stat of the file's path) shows the same file, size and ctime as the last
+ * bt_tail_check and everything up to that size was read: a reconcile can skip it. */
+struct stat;
+bool bt_tail_unchanged(const struct bt_tail *t, const struct stat *st);
 bool bt_tail_fp_matches(const struct bt_tail *t, uint64_t fp_hash, uint32_t fp_len);
 /* Current fingerprint: hash of the first *len bytes known so far. */
 uint64_t bt_tail_fingerprint(const struct bt_tail *t, uint32_t *len);
