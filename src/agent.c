@@ -736,6 +736,11 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
             return -EINVAL;
     }
     BT_INFO("agent", "file watcher ready", "backend=%s", bt_files_watcher(a->files));
+    char lab[64];
+    snprintf(lab, sizeof(lab), "backend=\"%s\"", bt_files_watcher(a->files));
+    bt_gauge_set(bt_metrics_gauge(a->metrics, "bpftail_watcher_info",
+                                  "The file watcher in use (bpf, fanotify, inotify or poll).", lab),
+                 1);
     return 0;
 }
 

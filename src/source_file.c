@@ -173,6 +173,7 @@ static void ftail_release(struct ftail *ft, bool keep_watch)
         bt_metrics_remove(f->cfg.metrics, "bpftail_file_bytes_total", lab);
         bt_metrics_remove(f->cfg.metrics, "bpftail_read_lines_total", lab);
         bt_metrics_remove(f->cfg.metrics, "bpftail_position_lag_bytes", lab);
+        bt_metrics_remove(f->cfg.metrics, "bpftail_position_lag_seconds", lab);
     }
     BT_INFO("tail", "stopped tailing file", "path=%s inode=%llu lines=%llu", lp,
             (unsigned long long)bt_tail_ino(ft->t), (unsigned long long)bt_tail_lines(ft->t));

@@ -50,7 +50,8 @@ struct bt_tail {
     unsigned char fp[BT_FP_MAX];
     uint32_t fp_len;
 
-    struct bt_series *m_read, *m_size, *m_lines, *m_lag;
+    struct bt_series *m_read, *m_size, *m_lines, *m_lag, *m_lag_s;
+    int64_t acked_ns; /* wall time when every byte of the file was last acknowledged */
     struct bt_series *m_trunc, *m_split, *m_drop, *m_drop_bytes, *m_utf8, *m_lost;
 };
 
@@ -68,6 +69,10 @@ static void metrics_init(struct bt_tail *t)
         bt_metrics_counter(m, "bpftail_read_lines_total", "Lines read from a tailed file.", lab);
     t->m_lag = bt_metrics_gauge(m, "bpftail_position_lag_bytes",
                                 "Bytes of a file not yet acknowledged by Loki.", lab);
+    t->m_lag_s = bt_metrics_gauge(
+        m, "bpftail_position_lag_seconds",
+        "Seconds since every byte of a file was last acknowledged by Loki (0 when caught up).",
+        lab);
     t->m_trunc =
         bt_metrics_counter(m, "bpftail_truncated_entries_total",
                            "Entries shortened before sending.", "reason=\"line_too_long\"");
@@ -90,6 +95,10 @@ void bt_tail_update_metrics(struct bt_tail *t)
     bt_gauge_set(t->m_read, (double)bt_tail_read_offset(t));
     bt_gauge_set(t->m_size, (double)t->size);
     bt_gauge_set(t->m_lag, t->size > c ? (double)(t->size - c) : 0);
+    int64_t now = bt_now_ns();
+    if (c >= t->size || !t->acked_ns)
+        t->acked_ns = now;
+    bt_gauge_set(t->m_lag_s, c >= t->size ? 0 : (double)(now - t->acked_ns) / 1e9);
 }
 
 static int read_fp(struct bt_tail *t, unsigned char *out, size_t want, size_t *got)

@@ -100,3 +100,29 @@ def test_fim_events_reach_loki_with_process_fields(ctx):
     for field in ("path=%s" % secret, "pid=", "uid=0", "comm=", "inode="):
         assert field in w["line"], (field, w["line"])
     assert a.stop() == 0
+
+
+def test_metrics_report_watcher_and_per_file_lag_in_bytes_and_seconds(ctx):
+    from lib import metric_value
+    loki = FakeLoki(ctx)
+    loki.set_default(503)
+    d = ctx.tmpdir()
+    port = free_port()
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms", max_retries=0, min_backoff="100ms", max_backoff="200ms")
+    a = Agent(ctx, cfg).start()
+    up(a, port)
+    m = a.metrics(port)
+    assert metric_value(m, "bpftail_watcher_info", backend="bpf") == 1, \
+        [l for l in m.splitlines() if "watcher" in l]
+    path = os.path.join(d, "app.log")
+    w = SeqWriter(path)
+    w.write(100)
+    wait_until(lambda: (metric_value(a.metrics(port), "bpftail_position_lag_seconds",
+                                     path=path) or 0) >= 1.0, 20, what="lag seconds while down")
+    assert (metric_value(a.metrics(port), "bpftail_position_lag_bytes", path=path) or 0) > 0
+    loki.set_default(204)
+    wait_until(lambda: metric_value(a.metrics(port), "bpftail_position_lag_seconds",
+                                    path=path) == 0, 20, what="lag back to 0")
+    assert metric_value(a.metrics(port), "bpftail_position_lag_bytes", path=path) == 0
+    assert a.stop() == 0
