@@ -227,7 +227,7 @@ static void batch_drop(void *ctx, const struct bt_entry *e, const char *reason)
     struct agent_client *c = ctx;
     char labels[128];
     snprintf(labels, sizeof(labels), "host=\"%s\",reason=\"%s\",tenant=\"\"",
-             bt_client_name(c->client), reason);
+             bt_client_host(c->client), reason);
     bt_counter_inc(bt_metrics_counter(c->a->metrics, "bpftail_dropped_entries_total",
                                       "Entries dropped, by reason.", labels));
     bt_counter_add(bt_metrics_counter(c->a->metrics, "bpftail_dropped_bytes_total",
@@ -633,7 +633,7 @@ static int build_clients(struct bt_agent *a, char *err, size_t errlen)
         }
         char labels[160];
         snprintf(labels, sizeof(labels), "host=\"%s\",reason=\"too_old\",tenant=\"\"",
-                 bt_client_name(c->client));
+                 bt_client_host(c->client));
         c->m_too_old = bt_metrics_counter(a->metrics, "bpftail_dropped_entries_total",
                                           "Entries dropped, by reason.", labels);
     }

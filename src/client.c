@@ -906,3 +906,8 @@ const char *bt_client_name(const struct bt_client *c)
 {
     return c->name;
 }
+
+const char *bt_client_host(const struct bt_client *c)
+{
+    return c->host;
+}

@@ -42,6 +42,8 @@ size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns);
 void bt_client_free(struct bt_client *c);
 /* The client's display name ("host:port" of the URL or the configured name). */
 const char *bt_client_name(const struct bt_client *c);
+/* "host:port" of the URL: the `host` label of the client's metrics. */
+const char *bt_client_host(const struct bt_client *c);
 
 /* Classifies an HTTP answer. Returns 1 if the batch should be retried, 0 if final. For a final
  * failure, *reason gets one of: "rate_limited", "too_old", "too_new", "line_too_long",
