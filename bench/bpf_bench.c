@@ -28,17 +28,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "client.h"
-#include "config.h"
-#include "entry.h"
+#include "push/batch.h"
+#include "push/client.h"
+#include "config/config.h"
+#include "core/entry.h"
 #include "fake_loki.h"
-#include "labels.h"
-#include "loop.h"
+#include "core/labels.h"
+#include "core/loop.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-#include "watch.h"
-#include "watch_bpf.h"
+#include "watch/watch.h"
+#include "watch/watch_bpf.h"
 
 static char g_dir[256];
 

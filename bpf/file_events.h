@@ -1,6 +1,6 @@
 /*
  * file_events.h: plain structs shared by the BPF program (file_events.bpf.c) and its loader
- * (src/watch_bpf.c). Nothing here allocates or calls anything; both sides must agree on
+ * (src/watch/watch_bpf.c). Nothing here allocates or calls anything; both sides must agree on
  * every size, so only fixed-width types are used.
  *
  * Maps the loader fills:

@@ -2,7 +2,7 @@
 # bpftool (which keeps BTF and drops DWARF), generates the libbpf skeleton into the build tree
 # and adds the BPF watcher to a target. Nothing generated is written into the source tree.
 #
-#   bt_add_bpf(<target>)   compile, skeleton, include dir, libbpf, src/watch_bpf.c
+#   bt_add_bpf(<target>)   compile, skeleton, include dir, libbpf, src/watch/watch_bpf*.c
 
 find_program(BT_CLANG NAMES clang REQUIRED)
 find_program(BT_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
@@ -36,7 +36,8 @@ function(bt_add_bpf target)
     COMMENT "BPF: generating file_events.skel.h")
   add_custom_target(bt_bpf_skel DEPENDS ${skel})
   add_dependencies(${target} bt_bpf_skel)
-  target_sources(${target} PRIVATE ${CMAKE_SOURCE_DIR}/src/watch_bpf.c)
+  target_sources(${target} PRIVATE ${CMAKE_SOURCE_DIR}/src/watch/watch_bpf.c
+                                   ${CMAKE_SOURCE_DIR}/src/watch/watch_bpf_events.c)
   target_include_directories(${target} PRIVATE ${gen} ${CMAKE_SOURCE_DIR}/bpf)
   target_link_libraries(${target} PUBLIC PkgConfig::LIBBPF)
   target_compile_definitions(${target} PUBLIC BT_HAVE_BPF=1)

@@ -1,0 +1,70 @@
+/* bpftail: parses flags, loads the config and runs the agent. Exit status 1 on a bad config. */
+#include "agent/agent.h"
+#include "config/config.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    struct bt_cli cli;
+    char err[2048] = "";
+    if (bt_cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bpftail: %s\n", err);
+        bt_cli_usage();
+        return 1;
+    }
+    if (cli.help) {
+        bt_cli_usage();
+        return 0;
+    }
+    if (cli.version) {
+        printf("bpftail, version %s\n", BT_VERSION);
+        return 0;
+    }
+    if (cli.log_level) {
+        enum bt_log_level lvl;
+        if (bt_log_parse_level(cli.log_level, &lvl) < 0) {
+            fprintf(stderr,
+                    "bpftail: -log.level: unknown level \"%s\" (debug, info, warn, error)\n",
+                    cli.log_level);
+            return 1;
+        }
+        bt_log_set_level(lvl);
+    }
+    struct bt_config *cfg = bt_config_load(&cli, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "bpftail: %s\n", err);
+        return 1;
+    }
+    if (!cli.log_level && cfg->server.log_level) {
+        enum bt_log_level lvl;
+        if (bt_log_parse_level(cfg->server.log_level, &lvl) == 0)
+            bt_log_set_level(lvl);
+    }
+    if (cli.print_config) {
+        struct bt_buf out;
+        bt_buf_init(&out, 16u << 20);
+        if (bt_config_dump(cfg, &out) == 0)
+            fprintf(stderr, "%s", bt_buf_str(&out));
+        bt_buf_free(&out);
+    }
+    err[0] = '\0';
+    struct bt_agent *a = bt_agent_new(cfg, &cli, cli.check_syntax, err, sizeof(err));
+    if (!a) {
+        fprintf(stderr, "bpftail: %s\n", err[0] ? err : "cannot start");
+        bt_config_free(cfg);
+        return 1;
+    }
+    int rc = 0;
+    if (cli.check_syntax) {
+        printf("Valid config file! No syntax issues found\n");
+    } else {
+        rc = bt_agent_run(a);
+    }
+    bt_agent_free(a);
+    bt_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,428 @@
+#include "push/batch.h"
+#include "core/ack.h"
+#include "core/entry.h"
+#include "core/labels.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Open batches: one per tenant. A handful of tenants at most, so a small array. */
+struct tenant_slot {
+    char *tenant;
+    struct bt_batch *open;
+};
+
+struct bt_batcher {
+    struct bt_batcher_config cfg;
+    bt_batch_ready_fn ready;
+    bt_batch_drop_fn drop;
+    void *ctx;
+    struct tenant_slot *slots;
+    size_t n_slots, cap_slots;
+    size_t bytes;
+    /* entry canonical labels -> merged (with external labels) canonical string, so the merge
+     * happens once per label set, not per line. */
+    struct bt_hmap merged;
+    struct bt_labels scratch;
+};
+
+struct merged_canon {
+    char *s;
+    size_t len;
+    uint64_t hash;
+};
+
+struct bt_batch *bt_batch_new(const char *tenant)
+{
+    struct bt_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->tenant = strdup(tenant ? tenant : "");
+    if (!b->tenant) {
+        free(b);
+        return NULL;
+    }
+    bt_hmap_init(&b->index);
+    bt_buf_init(&b->arena, (size_t)1 << 40);
+    return b;
+}
+
+static void batch_free(struct bt_batch *b)
+{
+    for (size_t i = 0; i < b->n_streams; i++) {
+        free(b->streams[i].labels);
+        free(b->streams[i].entries);
+    }
+    free(b->streams);
+    bt_hmap_free(&b->index);
+    bt_buf_free(&b->arena);
+    free(b->meta);
+    free(b->refs);
+    free(b->tenant);
+    free(b);
+}
+
+void bt_batch_release(struct bt_batch *b)
+{
+    if (!b)
+        return;
+    if (b->outcome != BT_PUSH_ABANDONED)
+        for (size_t i = 0; i < b->n_refs; i++)
+            bt_segment_unref(b->refs[i].seg, b->refs[i].count);
+    batch_free(b);
+}
+
+static int add_ref(struct bt_batch *b, struct bt_segment *seg)
+{
+    if (!seg)
+        return 0;
+    if (b->n_refs && b->refs[b->n_refs - 1].seg == seg) {
+        b->refs[b->n_refs - 1].count++;
+        bt_segment_ref(seg, 1);
+        return 0;
+    }
+    if (b->n_refs == b->cap_refs) {
+        size_t n = b->cap_refs ? b->cap_refs * 2 : 16;
+        struct bt_segref *nr = realloc(b->refs, n * sizeof(*nr));
+        if (!nr)
+            return -ENOMEM;
+        b->refs = nr;
+        b->cap_refs = n;
+    }
+    b->refs[b->n_refs++] = (struct bt_segref){seg, 1};
+    bt_segment_ref(seg, 1);
+    return 0;
+}
+
+static struct bt_batch_stream *get_stream(struct bt_batch *b, const char *canon, size_t len,
+                                          uint64_t hash)
+{
+    uintptr_t idx = (uintptr_t)bt_hmap_get_h(&b->index, canon, len, hash);
+    if (idx)
+        return &b->streams[idx - 1];
+    if (b->n_streams == b->cap_streams) {
+        size_t n = b->cap_streams ? b->cap_streams * 2 : 8;
+        struct bt_batch_stream *ns = realloc(b->streams, n * sizeof(*ns));
+        if (!ns)
+            return NULL;
+        b->streams = ns;
+        b->cap_streams = n;
+    }
+    struct bt_batch_stream *s = &b->streams[b->n_streams];
+    memset(s, 0, sizeof(*s));
+    s->labels = malloc(len + 1);
+    if (!s->labels)
+        return NULL;
+    memcpy(s->labels, canon, len);
+    s->labels[len] = '\0';
+    s->labels_len = len;
+    s->last_ts = INT64_MIN;
+    if (bt_hmap_put_h(&b->index, canon, len, hash, (void *)(uintptr_t)(b->n_streams + 1), NULL)) {
+        free(s->labels);
+        return NULL;
+    }
+    b->n_streams++;
+    return s;
+}
+
+static size_t entry_size(const struct bt_entry *e)
+{
+    size_t n = e->line_len;
+    for (size_t i = 0; i < e->n_meta; i++)
+        n += e->meta[i].name_len + e->meta[i].value_len;
+    return n;
+}
+
+int bt_batch_add(struct bt_batch *b, const char *canon, size_t canon_len, uint64_t hash,
+                 const struct bt_entry *e)
+{
+    struct bt_batch_stream *s = get_stream(b, canon, canon_len, hash);
+    if (!s)
+        return -ENOMEM;
+    if (s->n == s->cap) {
+        size_t n = s->cap ? s->cap * 2 : 64;
+        struct bt_batch_entry *ne = realloc(s->entries, n * sizeof(*ne));
+        if (!ne)
+            return -ENOMEM;
+        s->entries = ne;
+        s->cap = n;
+    }
+    if (b->n_meta + e->n_meta > b->cap_meta) {
+        size_t n = b->cap_meta ? b->cap_meta : 16;
+        while (n < b->n_meta + e->n_meta)
+            n *= 2;
+        struct bt_batch_meta *nm = realloc(b->meta, n * sizeof(*nm));
+        if (!nm)
+            return -ENOMEM;
+        b->meta = nm;
+        b->cap_meta = n;
+    }
+    size_t size = entry_size(e);
+    if (bt_buf_reserve(&b->arena, size) < 0)
+        return -ENOMEM;
+    struct bt_batch_entry *be = &s->entries[s->n];
+    be->ts_ns = e->ts_ns;
+    be->line_off = b->arena.len;
+    be->line_len = (uint32_t)e->line_len;
+    be->n_meta = (uint32_t)e->n_meta;
+    be->meta_idx = b->n_meta;
+    bt_buf_add(&b->arena, e->line, e->line_len); /* reserved above: cannot fail */
+    for (size_t i = 0; i < e->n_meta; i++) {
+        struct bt_batch_meta *m = &b->meta[b->n_meta++];
+        m->name_off = b->arena.len;
+        m->name_len = (uint32_t)e->meta[i].name_len;
+        bt_buf_add(&b->arena, e->meta[i].name, e->meta[i].name_len);
+        m->value_off = b->arena.len;
+        m->value_len = (uint32_t)e->meta[i].value_len;
+        bt_buf_add(&b->arena, e->meta[i].value, e->meta[i].value_len);
+    }
+    if (add_ref(b, e->seg) < 0) {
+        b->arena.len = be->line_off;
+        b->n_meta = be->meta_idx;
+        return -ENOMEM;
+    }
+    if (e->ts_ns < s->last_ts)
+        s->unsorted = true;
+    else
+        s->last_ts = e->ts_ns;
+    s->n++;
+    b->n_entries++;
+    b->bytes += size;
+    return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct bt_batch_entry *x = a, *y = b;
+    if (x->ts_ns != y->ts_ns)
+        return x->ts_ns < y->ts_ns ? -1 : 1;
+    /* Stable without relying on qsort (glibc's is not stable from 2.37 on): arena offsets grow
+     * in insertion order, but an entry with an empty line and no metadata takes no arena bytes,
+     * so the next entry shares its line_off (and meta_idx). Only such zero-size entries can
+     * precede another at the same offsets, so ordering ties by line_len, then n_meta, restores
+     * insertion order for every pair that differs at all. */
+    if (x->line_off != y->line_off)
+        return x->line_off < y->line_off ? -1 : 1;
+    if (x->meta_idx != y->meta_idx)
+        return x->meta_idx < y->meta_idx ? -1 : 1;
+    if (x->line_len != y->line_len)
+        return x->line_len < y->line_len ? -1 : 1;
+    return x->n_meta < y->n_meta ? -1 : x->n_meta > y->n_meta;
+}
+
+void bt_batch_seal(struct bt_batch *b)
+{
+    for (size_t i = 0; i < b->n_streams; i++) {
+        struct bt_batch_stream *s = &b->streams[i];
+        if (s->unsorted)
+            qsort(s->entries, s->n, sizeof(s->entries[0]), cmp_entry);
+        s->unsorted = false;
+    }
+}
+
+struct bt_batcher *bt_batcher_new(const struct bt_batcher_config *cfg, bt_batch_ready_fn ready,
+                                  bt_batch_drop_fn drop, void *ctx)
+{
+    struct bt_batcher *bb = calloc(1, sizeof(*bb));
+    if (!bb)
+        return NULL;
+    bb->cfg = *cfg;
+    if (!bb->cfg.batchsize)
+        bb->cfg.batchsize = 1048576;
+    if (bb->cfg.batchwait_ns <= 0)
+        bb->cfg.batchwait_ns = 1000000000LL;
+    bb->ready = ready;
+    bb->drop = drop;
+    bb->ctx = ctx;
+    bt_hmap_init(&bb->merged);
+    bt_labels_init(&bb->scratch);
+    return bb;
+}
+
+void bt_batcher_free(struct bt_batcher *bb)
+{
+    if (!bb)
+        return;
+    for (size_t i = 0; i < bb->n_slots; i++) {
+        if (bb->slots[i].open) {
+            bb->slots[i].open->outcome = BT_PUSH_ABANDONED;
+            bt_batch_release(bb->slots[i].open);
+        }
+        free(bb->slots[i].tenant);
+    }
+    free(bb->slots);
+    size_t pos = 0;
+    struct bt_hmap_slot *s;
+    while ((s = bt_hmap_next(&bb->merged, &pos))) {
+        struct merged_canon *mc = s->val;
+        free(mc->s);
+        free(mc);
+    }
+    bt_hmap_free(&bb->merged);
+    bt_labels_free(&bb->scratch);
+    free(bb);
+}
+
+static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant)
+{
+    for (size_t i = 0; i < bb->n_slots; i++)
+        if (strcmp(bb->slots[i].tenant, tenant) == 0)
+            return &bb->slots[i];
+    if (bb->n_slots == bb->cap_slots) {
+        size_t n = bb->cap_slots ? bb->cap_slots * 2 : 4;
+        struct tenant_slot *ns = realloc(bb->slots, n * sizeof(*ns));
+        if (!ns)
+            return NULL;
+        bb->slots = ns;
+        bb->cap_slots = n;
+    }
+    char *t = strdup(tenant);
+    if (!t)
+        return NULL;
+    bb->slots[bb->n_slots] = (struct tenant_slot){t, NULL};
+    return &bb->slots[bb->n_slots++];
+}
+
+static void seal(struct bt_batcher *bb, struct tenant_slot *slot)
+{
+    struct bt_batch *b = slot->open;
+    if (!b)
+        return;
+    slot->open = NULL;
+    bb->bytes -= b->bytes;
+    bt_batch_seal(b);
+    bb->ready(bb->ctx, b);
+}
+
+/* Canonical labels for e with external labels merged under; cached per entry label set. */
+static const struct merged_canon *merged_canon(struct bt_batcher *bb, struct bt_labels *l)
+{
+    size_t len;
+    const char *canon = bt_labels_canon(l, &len);
+    if (!canon)
+        return NULL;
+    uint64_t h = bt_labels_hash(l);
+    struct merged_canon *mc = bt_hmap_get_h(&bb->merged, canon, len, h);
+    if (mc)
+        return mc;
+    mc = calloc(1, sizeof(*mc));
+    if (!mc)
+        return NULL;
+    if (bt_labels_copy(&bb->scratch, l) || bt_labels_merge_under(&bb->scratch, bb->cfg.external))
+        goto fail;
+    size_t mlen;
+    const char *m = bt_labels_canon(&bb->scratch, &mlen);
+    if (!m || !(mc->s = malloc(mlen + 1)))
+        goto fail;
+    memcpy(mc->s, m, mlen + 1);
+    mc->len = mlen;
+    mc->hash = bt_labels_hash(&bb->scratch);
+    if (bb->merged.n > 100000) { /* unbounded label churn: start over rather than grow */
+        size_t pos = 0;
+        struct bt_hmap_slot *s;
+        while ((s = bt_hmap_next(&bb->merged, &pos))) {
+            struct merged_canon *o = s->val;
+            free(o->s);
+            free(o);
+        }
+        bt_hmap_free(&bb->merged);
+        bt_hmap_init(&bb->merged);
+    }
+    if (bt_hmap_put_h(&bb->merged, canon, len, h, mc, NULL))
+        goto fail;
+    return mc;
+fail:
+    free(mc->s);
+    free(mc);
+    return NULL;
+}
+
+int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_mono)
+{
+    const char *tenant = bt_labels_get(e->labels, BT_TENANT_LABEL);
+    if (!tenant)
+        tenant = bb->cfg.tenant_id ? bb->cfg.tenant_id : "";
+    const char *canon;
+    size_t clen;
+    uint64_t hash;
+    if (bb->cfg.external && bb->cfg.external->n) {
+        const struct merged_canon *mc = merged_canon(bb, e->labels);
+        if (!mc)
+            return -ENOMEM;
+        canon = mc->s;
+        clen = mc->len;
+        hash = mc->hash;
+    } else {
+        canon = bt_labels_canon(e->labels, &clen);
+        if (!canon)
+            return -ENOMEM;
+        hash = bt_labels_hash(e->labels);
+    }
+    if (clen <= 2) {
+        /* Loki rejects a stream without labels; count it instead of sending a doomed batch. */
+        if (bb->drop)
+            bb->drop(bb->ctx, e, "empty_labels");
+        return 0;
+    }
+    struct tenant_slot *slot = get_slot(bb, tenant);
+    if (!slot)
+        return -ENOMEM;
+    size_t size = entry_size(e);
+    struct bt_batch *b = slot->open;
+    if (b && b->n_entries && b->bytes + size > bb->cfg.batchsize) {
+        seal(bb, slot);
+        b = NULL;
+    }
+    if (b && bb->cfg.max_streams && b->n_streams >= bb->cfg.max_streams &&
+        !bt_hmap_get_h(&b->index, canon, clen, hash)) {
+        if (bb->drop)
+            bb->drop(bb->ctx, e, "stream_limited");
+        return 0;
+    }
+    if (!b) {
+        b = slot->open = bt_batch_new(tenant);
+        if (!b)
+            return -ENOMEM;
+        b->created_ns = now_mono;
+    }
+    size_t before = b->bytes;
+    int rc = bt_batch_add(b, canon, clen, hash, e);
+    if (rc)
+        return rc;
+    bb->bytes += b->bytes - before;
+    if (b->bytes >= bb->cfg.batchsize)
+        seal(bb, slot);
+    return 0;
+}
+
+void bt_batcher_tick(struct bt_batcher *bb, int64_t now_mono)
+{
+    for (size_t i = 0; i < bb->n_slots; i++) {
+        struct bt_batch *b = bb->slots[i].open;
+        if (b && now_mono - b->created_ns >= bb->cfg.batchwait_ns)
+            seal(bb, &bb->slots[i]);
+    }
+}
+
+int64_t bt_batcher_deadline(const struct bt_batcher *bb)
+{
+    int64_t d = INT64_MAX;
+    for (size_t i = 0; i < bb->n_slots; i++) {
+        struct bt_batch *b = bb->slots[i].open;
+        if (b && b->created_ns + bb->cfg.batchwait_ns < d)
+            d = b->created_ns + bb->cfg.batchwait_ns;
+    }
+    return d;
+}
+
+void bt_batcher_flush(struct bt_batcher *bb)
+{
+    for (size_t i = 0; i < bb->n_slots; i++)
+        seal(bb, &bb->slots[i]);
+}
+
+size_t bt_batcher_bytes(const struct bt_batcher *bb)
+{
+    return bb->bytes;
+}

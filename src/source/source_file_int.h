@@ -1,0 +1,114 @@
+/*
+ * source_file_int: what the file source's two halves share, private to src/source/source_file*.c.
+ *
+ * source_file.c owns the tailers' lifetime, their timers, watch events, periodic work and the
+ * public API; source_file_scan.c finds files (glob walks, ignore_older, start_at, excludes) and
+ * keeps the open-file budget (parking idle files, reopening them on change). Both run on the
+ * loop thread only.
+ */
+#ifndef BT_SOURCE_FILE_INT_H
+#define BT_SOURCE_FILE_INT_H
+
+#include "core/labels.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "source/source_file.h"
+#include "source/tail.h"
+#include "util/hmap.h"
+#include "util/log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
+#define SAVE_SOON_NS (20 * BT_NS_PER_MS)
+#define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
+#define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
+#define MIN_OPEN_FILES 16
+#define OPEN_RETRY_NS (100 * BT_NS_PER_MS) /* re-walk after acks when opening was held back */
+
+struct target;
+
+/* One open file of a target. */
+struct ftail {
+    struct target *tg;
+    struct bt_tail *t;
+    char *path;    /* the name it is tailed under; NULL once that name left it (draining) */
+    bool draining; /* renamed away or deleted: read to EOF, close after the grace period */
+    bool dead;     /* closed, freed at the next sweep */
+    bool more;     /* the last read stopped at the budget */
+    bool dirty;    /* an event came while paused */
+    uint64_t seen; /* generation of the last glob walk that matched it */
+    uint64_t t_flush, t_grace;
+};
+
+/* A file left alone until it changes: too old for ignore_older, or closed after idle_close
+ * ("parked": its position is recorded and its file watch kept, so a write reopens it). */
+struct skipped {
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    struct timespec mtime;
+    uint64_t seen;
+    bool parked;
+};
+
+struct idkey {
+    dev_t dev;
+    ino_t ino;
+};
+
+struct target {
+    struct bt_files *f;
+    char *job, *glob, *exclude;
+    struct bt_labels labels;
+    enum bt_start_at start_at;
+    int64_t ignore_older_ns;
+    bt_entry_sink_fn sink;
+    void *ctx;
+    struct ftail **files;
+    size_t n, cap;
+    struct bt_hmap skipped; /* path -> struct skipped */
+    struct bt_hmap by_id;   /* struct idkey -> live ftail */
+    struct bt_hmap by_path; /* ft->path -> live ftail that holds that name */
+    uint64_t gen;
+    bool initial; /* first scan: start_at applies */
+    bool stale;   /* reload: not yet re-added by the new config */
+};
+
+struct bt_files {
+    struct bt_files_config cfg;
+    struct bt_tail_config tcfg;
+    struct bt_loop *loop;
+    struct bt_positions *pos;
+    struct bt_watch *watch;
+    int watch_fd;
+    struct target **targets;
+    size_t ntargets;
+    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon, t_open_retry;
+    bool paused, need_sweep;
+    bool open_blocked; /* a file was not opened for the budget: retry when acks free some */
+    bool warned_beyond_eof;
+    size_t nactive, max_open;
+    int64_t flush_ns, grace_ns, idle_ns, psync_ns;
+    size_t budget;
+    struct bt_series *m_active;
+    struct bt_ratelimit rl_open;
+};
+
+void sf_consider(struct target *tg, const char *path, const struct stat *st);
+void sf_on_open_retry(struct bt_loop *l, uint64_t id, void *arg);
+void sf_unpark(struct target *tg, dev_t dev, ino_t ino);
+void sf_discover(struct target *tg);
+void sf_update_active(struct bt_files *f);
+int sf_set_path(struct ftail *ft, char *path);
+void sf_ftail_close(struct ftail *ft, bool keep_watch);
+void sf_sweep(struct bt_files *f);
+void sf_lose_path(struct ftail *ft, bool forget_position);
+struct ftail *sf_find_by_id(struct target *tg, dev_t dev, ino_t ino);
+struct ftail *sf_find_by_path(struct target *tg, const char *path);
+void sf_service(struct ftail *ft);
+
+#endif

@@ -1,0 +1,425 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "core/ack.h"
+#include "push/batch.h"
+#include "core/entry.h"
+#include "core/labels.h"
+#include "util/timeutil.h"
+
+/* Collects what the batcher hands out. */
+struct sink {
+    struct bt_batch *ready[64];
+    size_t n_ready;
+    const char *drops[64];
+    size_t n_drops;
+};
+
+static void on_ready(void *ctx, struct bt_batch *b)
+{
+    struct sink *s = ctx;
+    cr_assert_lt(s->n_ready, 64);
+    s->ready[s->n_ready++] = b;
+}
+
+static void on_drop(void *ctx, const struct bt_entry *e, const char *reason)
+{
+    struct sink *s = ctx;
+    cr_assert_lt(s->n_drops, 64);
+    s->drops[s->n_drops++] = reason;
+}
+
+static void sink_free(struct sink *s, enum bt_push_outcome how)
+{
+    for (size_t i = 0; i < s->n_ready; i++) {
+        s->ready[i]->outcome = how;
+        bt_batch_release(s->ready[i]);
+    }
+    s->n_ready = 0;
+}
+
+static struct bt_entry entry(struct bt_labels *l, int64_t ts, const char *line)
+{
+    return (struct bt_entry){.labels = l, .ts_ns = ts, .line = line, .line_len = strlen(line)};
+}
+
+static const char *line_of(const struct bt_batch *b, const struct bt_batch_entry *e)
+{
+    static char buf[256];
+    memcpy(buf, b->arena.ptr + e->line_off, e->line_len);
+    buf[e->line_len] = '\0';
+    return buf;
+}
+
+Test(batch, seals_before_passing_batchsize_and_keeps_the_entry)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 100, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    char line[41];
+    memset(line, 'x', 40);
+    line[40] = '\0';
+    struct bt_entry e = entry(&l, 1, line);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(s.n_ready, 0);
+    cr_assert_eq(bt_batcher_bytes(bb), 80);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0); /* 120 > 100: the first two go out */
+    cr_assert_eq(s.n_ready, 1);
+    cr_assert_eq(s.ready[0]->n_entries, 2);
+    cr_assert_eq(s.ready[0]->bytes, 80);
+    cr_assert_eq(bt_batcher_bytes(bb), 40);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 2);
+    cr_assert_eq(s.ready[1]->n_entries, 1);
+    cr_assert_eq(bt_batcher_bytes(bb), 0);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, entry_larger_than_batchsize_goes_out_alone)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 10, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    struct bt_entry small = entry(&l, 1, "abc");
+    struct bt_entry big = entry(&l, 2, "a line longer than ten bytes");
+    cr_assert_eq(bt_batcher_add(bb, &small, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &big, 0), 0);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 2);
+    cr_assert_eq(s.ready[0]->n_entries, 1);
+    cr_assert_eq(s.ready[1]->n_entries, 1);
+    cr_assert_str_eq(line_of(s.ready[1], &s.ready[1]->streams[0].entries[0]),
+                     "a line longer than ten bytes");
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, metadata_bytes_count_towards_batchsize)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 20, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    struct bt_kv kv = {"trace_id", 8, "12345678", 8};
+    struct bt_entry e = entry(&l, 1, "abc");
+    e.meta = &kv;
+    e.n_meta = 1;
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(bt_batcher_bytes(bb), 19);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(s.n_ready, 1, "19 + 19 > 20 must seal the first batch");
+    struct bt_batch *b = s.ready[0];
+    const struct bt_batch_meta *m = &b->meta[b->streams[0].entries[0].meta_idx];
+    cr_assert_eq(memcmp(b->arena.ptr + m->name_off, "trace_id", 8), 0);
+    cr_assert_eq(memcmp(b->arena.ptr + m->value_off, "12345678", 8), 0);
+    bt_batcher_flush(bb);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, tick_seals_only_batches_at_least_batchwait_old)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    struct bt_entry e = entry(&l, 1, "x");
+    cr_assert_eq(bt_batcher_deadline(bb), INT64_MAX);
+    cr_assert_eq(bt_batcher_add(bb, &e, 5000), 0);
+    cr_assert_eq(bt_batcher_deadline(bb), 6000);
+    cr_assert_eq(bt_batcher_add(bb, &e, 5900), 0); /* joins; the clock is the batch's creation */
+    bt_batcher_tick(bb, 5999);
+    cr_assert_eq(s.n_ready, 0);
+    bt_batcher_tick(bb, 6000);
+    cr_assert_eq(s.n_ready, 1);
+    cr_assert_eq(s.ready[0]->n_entries, 2);
+    cr_assert_eq(bt_batcher_deadline(bb), INT64_MAX);
+    bt_batcher_tick(bb, 100000); /* nothing open: nothing sealed */
+    cr_assert_eq(s.n_ready, 1);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, tenant_label_splits_batches_and_is_not_sent)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {
+        .batchsize = 1 << 20, .batchwait_ns = 1000, .tenant_id = "default"};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels a, b, none;
+    bt_labels_init(&a);
+    bt_labels_init(&b);
+    bt_labels_init(&none);
+    bt_labels_set(&a, "job", "x");
+    bt_labels_set(&a, BT_TENANT_LABEL, "team-a");
+    bt_labels_set(&b, "job", "x");
+    bt_labels_set(&b, BT_TENANT_LABEL, "team-b");
+    bt_labels_set(&none, "job", "x");
+    struct bt_entry ea = entry(&a, 1, "for a"), eb = entry(&b, 2, "for b"),
+                    en = entry(&none, 3, "for default");
+    cr_assert_eq(bt_batcher_add(bb, &ea, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &eb, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &en, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &ea, 0), 0);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 3);
+    int seen = 0;
+    for (size_t i = 0; i < s.n_ready; i++) {
+        struct bt_batch *x = s.ready[i];
+        cr_assert_eq(x->n_streams, 1);
+        cr_assert_str_eq(x->streams[0].labels, "{job=\"x\"}");
+        if (strcmp(x->tenant, "team-a") == 0) {
+            cr_assert_eq(x->n_entries, 2);
+            seen |= 1;
+        } else if (strcmp(x->tenant, "team-b") == 0) {
+            cr_assert_eq(x->n_entries, 1);
+            seen |= 2;
+        } else if (strcmp(x->tenant, "default") == 0) {
+            cr_assert_str_eq(line_of(x, &x->streams[0].entries[0]), "for default");
+            seen |= 4;
+        }
+    }
+    cr_assert_eq(seen, 7);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&a);
+    bt_labels_free(&b);
+    bt_labels_free(&none);
+    bt_batcher_free(bb);
+}
+
+Test(batch, external_labels_merge_under_entry_labels)
+{
+    struct sink s = {0};
+    struct bt_labels ext;
+    bt_labels_init(&ext);
+    bt_labels_set(&ext, "cluster", "c1");
+    bt_labels_set(&ext, "job", "from-external");
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000, .external = &ext};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "varlogs");
+    struct bt_entry e = entry(&l, 1, "x");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0); /* second time from the cache */
+    bt_labels_set(&l, "job", "other");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 1);
+    struct bt_batch *b = s.ready[0];
+    cr_assert_eq(b->n_streams, 2);
+    cr_assert_str_eq(b->streams[0].labels, "{cluster=\"c1\", job=\"varlogs\"}");
+    cr_assert_eq(b->streams[0].n, 2);
+    cr_assert_str_eq(b->streams[1].labels, "{cluster=\"c1\", job=\"other\"}");
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_labels_free(&ext);
+    bt_batcher_free(bb);
+}
+
+Test(batch, entries_are_sorted_by_timestamp_within_a_stream_stably)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    const int64_t ts[] = {30, 10, 20, 10, 5};
+    const char *lines[] = {"c", "a1", "b", "a2", "first"};
+    for (int i = 0; i < 5; i++) {
+        struct bt_entry e = entry(&l, ts[i], lines[i]);
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    }
+    bt_batcher_flush(bb);
+    struct bt_batch *b = s.ready[0];
+    const char *want[] = {"first", "a1", "a2", "b", "c"};
+    const int64_t want_ts[] = {5, 10, 10, 20, 30};
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(b->streams[0].entries[i].ts_ns, want_ts[i]);
+        cr_assert_str_eq(line_of(b, &b->streams[0].entries[i]), want[i]);
+    }
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, empty_line_keeps_its_place_among_equal_timestamps)
+{
+    /* An empty line takes no arena bytes, so the next line starts at the same offset; the
+     * sort must still keep insertion order for equal timestamps. */
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    const int64_t ts[] = {9, 7, 7, 7, 1};
+    const char *lines[] = {"late", "", "", "after two empty lines", "early"};
+    for (int i = 0; i < 5; i++) {
+        struct bt_entry e = entry(&l, ts[i], lines[i]);
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    }
+    bt_batcher_flush(bb);
+    struct bt_batch *b = s.ready[0];
+    const char *want[] = {"early", "", "", "after two empty lines", "late"};
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(line_of(b, &b->streams[0].entries[i]), want[i], "entry %d", i);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, max_streams_drops_entries_of_new_streams_only)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000, .max_streams = 2};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    const char *jobs[] = {"a", "b", "c", "a"};
+    for (int i = 0; i < 4; i++) {
+        bt_labels_set(&l, "job", jobs[i]);
+        struct bt_entry e = entry(&l, i, jobs[i]);
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    }
+    cr_assert_eq(s.n_drops, 1);
+    cr_assert_str_eq(s.drops[0], "stream_limited");
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 1);
+    cr_assert_eq(s.ready[0]->n_streams, 2);
+    cr_assert_eq(s.ready[0]->n_entries, 3);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, entry_without_visible_labels_is_dropped)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "__path__", "/x");
+    struct bt_entry e = entry(&l, 1, "x");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(s.n_drops, 1);
+    cr_assert_str_eq(s.drops[0], "empty_labels");
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 0);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+static void on_commit(void *ctx, uint64_t committed)
+{
+    *(uint64_t *)ctx = committed;
+}
+
+/* Two segments of one source: the first in batch 1, the second in batch 2. */
+static void two_batches(struct sink *s, struct bt_ack_owner **o, uint64_t *committed)
+{
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, s);
+    *o = bt_ack_owner_new(0, on_commit, committed);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    struct bt_segment *s1 = bt_segment_new(*o, 0, 100);
+    struct bt_segment *s2 = bt_segment_new(*o, 100, 250);
+    struct bt_entry e = entry(&l, 1, "x");
+    e.seg = s1;
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_batcher_flush(bb);
+    e.seg = s2;
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s->n_ready, 2);
+    cr_assert_eq(s->ready[0]->n_refs, 1, "references to one segment are coalesced");
+    cr_assert_eq(s->ready[0]->refs[0].count, 2);
+    /* The source is done emitting: it drops its own references. */
+    bt_segment_unref(s1, 1);
+    bt_segment_unref(s2, 1);
+    cr_assert_eq(bt_ack_committed(*o), 0);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, releasing_ok_batches_advances_the_ack_owner_in_order)
+{
+    struct sink s = {0};
+    struct bt_ack_owner *o;
+    uint64_t committed = 0;
+    two_batches(&s, &o, &committed);
+    /* The second batch decided first: nothing moves past the first segment. */
+    s.ready[1]->outcome = BT_PUSH_OK;
+    bt_batch_release(s.ready[1]);
+    cr_assert_eq(bt_ack_committed(o), 0);
+    s.ready[0]->outcome = BT_PUSH_DROPPED; /* final drops also advance */
+    bt_batch_release(s.ready[0]);
+    cr_assert_eq(bt_ack_committed(o), 250);
+    cr_assert_eq(committed, 250);
+    bt_ack_owner_close(o);
+}
+
+Test(batch, releasing_abandoned_batch_does_not_advance)
+{
+    struct sink s = {0};
+    struct bt_ack_owner *o;
+    uint64_t committed = 0;
+    two_batches(&s, &o, &committed);
+    struct bt_segref r0 = s.ready[0]->refs[0], r1 = s.ready[1]->refs[0];
+    s.ready[0]->outcome = BT_PUSH_ABANDONED;
+    bt_batch_release(s.ready[0]);
+    s.ready[1]->outcome = BT_PUSH_ABANDONED;
+    bt_batch_release(s.ready[1]);
+    cr_assert_eq(bt_ack_committed(o), 0);
+    cr_assert_eq(committed, 0);
+    /* The abandoned references stay until someone drops them (here: the test, to free). */
+    cr_assert_eq(bt_ack_pending(o), 2);
+    bt_segment_unref(r0.seg, r0.count);
+    bt_segment_unref(r1.seg, r1.count);
+    bt_ack_owner_close(o);
+}
+
+Test(batch, freeing_the_batcher_does_not_ack_open_batches)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    uint64_t committed = 0;
+    struct bt_ack_owner *o = bt_ack_owner_new(0, on_commit, &committed);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    struct bt_segment *seg = bt_segment_new(o, 0, 10);
+    struct bt_entry e = entry(&l, 1, "x");
+    e.seg = seg;
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_segment_unref(seg, 1);
+    bt_batcher_free(bb);
+    cr_assert_eq(bt_ack_committed(o), 0);
+    cr_assert_eq(s.n_ready, 0);
+    cr_assert_eq(bt_ack_pending(o), 1);
+    bt_segment_unref(seg, 1); /* the forgotten reference, dropped here only to free */
+    bt_labels_free(&l);
+    bt_ack_owner_close(o);
+}
