@@ -284,6 +284,59 @@ void bt_partial_metrics(struct bt_partial_opts *o, const struct bt_stage_env *en
                                          lbl);
 }
 
+/* ---- the docker and cri stages' common part ---- */
+
+struct bt_join_stage *bt_join_stage_new(const struct bt_node *cfg, const struct bt_stage_env *env,
+                                        const char *stage, bool latest_ts, bool same_ts, char *err,
+                                        size_t errlen)
+{
+    struct bt_join_stage *st = calloc(1, sizeof(*st));
+    if (!st)
+        return bt_stage_err(err, errlen, env, NULL, "out of memory");
+    if (bt_partial_parse_opts(cfg, env, &st->o, err, errlen)) {
+        free(st);
+        return NULL;
+    }
+    st->o.cfg.latest_ts = latest_ts;
+    st->o.cfg.same_ts = same_ts;
+    bt_partial_metrics(&st->o, env, stage);
+    bt_stream_cache_init(&st->sc);
+    st->p = bt_partial_new(&st->o.cfg);
+    if (!st->p) {
+        free(st);
+        return bt_stage_err(err, errlen, env, NULL, "out of memory");
+    }
+    return st;
+}
+
+int64_t bt_join_stage_deadline(const void *arg)
+{
+    const struct bt_join_stage *st = arg;
+    return bt_partial_deadline(st->p);
+}
+
+void bt_join_stage_tick(void *arg, int64_t now_mono, struct bt_stage_out *out)
+{
+    struct bt_join_stage *st = arg;
+    bt_partial_tick(st->p, now_mono, out);
+}
+
+void bt_join_stage_flush(void *arg, struct bt_stage_out *out)
+{
+    struct bt_join_stage *st = arg;
+    bt_partial_flush(st->p, out);
+}
+
+void bt_join_stage_free(void *arg)
+{
+    struct bt_join_stage *st = arg;
+    if (!st)
+        return;
+    bt_partial_free(st->p);
+    bt_stream_cache_free(&st->sc);
+    free(st);
+}
+
 /* ---- stream label cache ---- */
 
 void bt_stream_cache_init(struct bt_stream_cache *c)

@@ -98,4 +98,22 @@ void bt_stream_cache_free(struct bt_stream_cache *c);
 int bt_stream_cache_apply(struct bt_stream_cache *c, struct bt_pentry *e, const char *stream,
                           size_t n);
 
+/* What the docker and cri stages share: their options, the joiner and the stream label cache.
+ * bt_join_stage_new parses the options, sets up counters named after the stage and takes the
+ * joiner's timestamp rule from the caller (latest_ts for CRI, same_ts for Docker); the other
+ * four functions are the stages' deadline/tick/flush/free ops as they are. */
+struct bt_join_stage {
+    struct bt_partial_opts o;
+    struct bt_partial *p;
+    struct bt_stream_cache sc;
+};
+/* NULL on error with err written (a bad option, or out of memory). */
+struct bt_join_stage *bt_join_stage_new(const struct bt_node *cfg, const struct bt_stage_env *env,
+                                        const char *stage, bool latest_ts, bool same_ts, char *err,
+                                        size_t errlen);
+int64_t bt_join_stage_deadline(const void *arg);
+void bt_join_stage_tick(void *arg, int64_t now_mono, struct bt_stage_out *out);
+void bt_join_stage_flush(void *arg, struct bt_stage_out *out);
+void bt_join_stage_free(void *arg);
+
 #endif

@@ -216,6 +216,22 @@ struct bt_stage_kv {
 int bt_stage_kv_parse(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
                       struct bt_stage_kv **out, size_t *n, char *err, size_t errlen);
 void bt_stage_kv_free(struct bt_stage_kv *v, size_t n);
+/* The labels and structured_metadata stages: a parsed label-name map and the walk over the
+ * extracted values it names. bt_stage_labelmap_new/_free are the stages' init/free ops. */
+struct bt_stage_labelmap {
+    struct bt_stage_kv *kv;
+    size_t n;
+};
+void *bt_stage_labelmap_new(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
+                            size_t errlen);
+void bt_stage_labelmap_free(void *map);
+/* Finds the next pair from *i on whose extracted value exists, converts to text and is valid
+ * UTF-8 (promtail skips the others); returns its kv and sets *v, *n (which may point into tmp,
+ * BT_STAGE_LABELMAP_TMP bytes), or NULL when done. */
+#define BT_STAGE_LABELMAP_TMP 64
+const struct bt_stage_kv *bt_stage_labelmap_next(const struct bt_stage_labelmap *m,
+                                                 const struct bt_pentry *e, size_t *i, char *tmp,
+                                                 const char **v, size_t *n);
 /* Parses a list of strings (labeldrop, labelallow, pack labels). Same rules. */
 int bt_stage_strlist(const struct bt_node *cfg, const struct bt_stage_env *env, bool label_names,
                      char ***out, size_t *n, char *err, size_t errlen);

@@ -533,3 +533,39 @@ fail:
     *n = 0;
     return -EINVAL;
 }
+
+void *bt_stage_labelmap_new(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
+                            size_t errlen)
+{
+    struct bt_stage_labelmap *m = calloc(1, sizeof(*m));
+    if (!m)
+        return bt_stage_err(err, errlen, env, NULL, "out of memory");
+    if (bt_stage_kv_parse(cfg, env, true, &m->kv, &m->n, err, errlen) < 0) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void bt_stage_labelmap_free(void *map)
+{
+    struct bt_stage_labelmap *m = map;
+    if (!m)
+        return;
+    bt_stage_kv_free(m->kv, m->n);
+    free(m);
+}
+
+const struct bt_stage_kv *bt_stage_labelmap_next(const struct bt_stage_labelmap *m,
+                                                 const struct bt_pentry *e, size_t *i, char *tmp,
+                                                 const char **v, size_t *n)
+{
+    while (*i < m->n) {
+        const struct bt_stage_kv *kv = &m->kv[(*i)++];
+        if (bt_extracted_get_str(&e->x, kv->source, kv->source_len, tmp, BT_STAGE_LABELMAP_TMP, v,
+                                 n) == 0 &&
+            bt_utf8_valid(*v, *n))
+            return kv;
+    }
+    return NULL;
+}

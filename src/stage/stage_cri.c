@@ -20,12 +20,6 @@
 #include "stage/stage.h"
 #include "util/rfc3339.h"
 
-struct cri_stage {
-    struct bt_partial_opts o;
-    struct bt_partial *p;
-    struct bt_stream_cache sc;
-};
-
 struct cri_rec {
     const char *time, *stream, *flags, *content;
     size_t time_len, stream_len, flags_len, content_len;
@@ -64,27 +58,12 @@ static bool cri_split(const char *s, size_t n, struct cri_rec *r)
 static void *cri_init(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
                       size_t errlen)
 {
-    struct cri_stage *st = calloc(1, sizeof(*st));
-    if (!st)
-        return bt_stage_err(err, errlen, env, NULL, "out of memory");
-    if (bt_partial_parse_opts(cfg, env, &st->o, err, errlen)) {
-        free(st);
-        return NULL;
-    }
-    st->o.cfg.latest_ts = true;
-    bt_partial_metrics(&st->o, env, "cri");
-    bt_stream_cache_init(&st->sc);
-    st->p = bt_partial_new(&st->o.cfg);
-    if (!st->p) {
-        free(st);
-        return bt_stage_err(err, errlen, env, NULL, "out of memory");
-    }
-    return st;
+    return bt_join_stage_new(cfg, env, "cri", true, false, err, errlen);
 }
 
 static enum bt_stage_result cri_process(void *arg, struct bt_pentry *e, struct bt_stage_out *out)
 {
-    struct cri_stage *st = arg;
+    struct bt_join_stage *st = arg;
     struct cri_rec r;
     if (!cri_split(e->line, e->line_len, &r)) {
         bt_counter_inc(st->o.malformed);
@@ -106,40 +85,12 @@ static enum bt_stage_result cri_process(void *arg, struct bt_pentry *e, struct b
     return bt_partial_add(st->p, e, last, out);
 }
 
-static int64_t cri_deadline(const void *arg)
-{
-    const struct cri_stage *st = arg;
-    return bt_partial_deadline(st->p);
-}
-
-static void cri_tick(void *arg, int64_t now_mono, struct bt_stage_out *out)
-{
-    struct cri_stage *st = arg;
-    bt_partial_tick(st->p, now_mono, out);
-}
-
-static void cri_flush(void *arg, struct bt_stage_out *out)
-{
-    struct cri_stage *st = arg;
-    bt_partial_flush(st->p, out);
-}
-
-static void cri_free(void *arg)
-{
-    struct cri_stage *st = arg;
-    if (!st)
-        return;
-    bt_partial_free(st->p);
-    bt_stream_cache_free(&st->sc);
-    free(st);
-}
-
 const struct bt_stage_ops bt_stage_cri_ops = {
     .name = "cri",
     .init = cri_init,
     .process = cri_process,
-    .deadline = cri_deadline,
-    .tick = cri_tick,
-    .flush = cri_flush,
-    .free = cri_free,
+    .deadline = bt_join_stage_deadline,
+    .tick = bt_join_stage_tick,
+    .flush = bt_join_stage_flush,
+    .free = bt_join_stage_free,
 };

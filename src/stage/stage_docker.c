@@ -19,36 +19,15 @@
 #include "stage/stage.h"
 #include "util/dockerjson.h"
 
-struct docker_stage {
-    struct bt_partial_opts o;
-    struct bt_partial *p;
-    struct bt_stream_cache sc;
-};
-
 static void *docker_init(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
                          size_t errlen)
 {
-    struct docker_stage *st = calloc(1, sizeof(*st));
-    if (!st)
-        return bt_stage_err(err, errlen, env, NULL, "out of memory");
-    if (bt_partial_parse_opts(cfg, env, &st->o, err, errlen)) {
-        free(st);
-        return NULL;
-    }
-    st->o.cfg.same_ts = true;
-    bt_partial_metrics(&st->o, env, "docker");
-    bt_stream_cache_init(&st->sc);
-    st->p = bt_partial_new(&st->o.cfg);
-    if (!st->p) {
-        free(st);
-        return bt_stage_err(err, errlen, env, NULL, "out of memory");
-    }
-    return st;
+    return bt_join_stage_new(cfg, env, "docker", false, true, err, errlen);
 }
 
 static enum bt_stage_result docker_process(void *arg, struct bt_pentry *e, struct bt_stage_out *out)
 {
-    struct docker_stage *st = arg;
+    struct bt_join_stage *st = arg;
     struct bt_buf *b = bt_pentry_line_begin(e);
     struct bt_dockerjson rec;
     if (bt_dockerjson_parse(e->line, e->line_len, b, &rec) < 0) {
@@ -69,40 +48,12 @@ static enum bt_stage_result docker_process(void *arg, struct bt_pentry *e, struc
     return bt_partial_add(st->p, e, last, out);
 }
 
-static int64_t docker_deadline(const void *arg)
-{
-    const struct docker_stage *st = arg;
-    return bt_partial_deadline(st->p);
-}
-
-static void docker_tick(void *arg, int64_t now_mono, struct bt_stage_out *out)
-{
-    struct docker_stage *st = arg;
-    bt_partial_tick(st->p, now_mono, out);
-}
-
-static void docker_flush(void *arg, struct bt_stage_out *out)
-{
-    struct docker_stage *st = arg;
-    bt_partial_flush(st->p, out);
-}
-
-static void docker_free(void *arg)
-{
-    struct docker_stage *st = arg;
-    if (!st)
-        return;
-    bt_partial_free(st->p);
-    bt_stream_cache_free(&st->sc);
-    free(st);
-}
-
 const struct bt_stage_ops bt_stage_docker_ops = {
     .name = "docker",
     .init = docker_init,
     .process = docker_process,
-    .deadline = docker_deadline,
-    .tick = docker_tick,
-    .flush = docker_flush,
-    .free = docker_free,
+    .deadline = bt_join_stage_deadline,
+    .tick = bt_join_stage_tick,
+    .flush = bt_join_stage_flush,
+    .free = bt_join_stage_free,
 };
