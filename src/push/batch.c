@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BT_TS_SEC 1000000000LL
+
 /* Open batches: one per tenant. A handful of tenants at most, so a small array. */
 struct tenant_slot {
     char *tenant;
@@ -25,7 +27,23 @@ struct bt_batcher {
      * happens once per label set, not per line. */
     struct bt_hmap merged;
     struct bt_labels scratch;
+    /* Entry timestamps (batch.h): tenant\0 merged canonical labels -> struct ts_state. */
+    struct bt_hmap ts;
+    struct bt_buf ts_key;
+    int64_t ts_swept; /* monotonic time of the last sweep of idle streams */
 };
+
+/* What the timestamp rule remembers of a stream: the previous entry's timestamp as it came
+ * and as it was sent. */
+struct ts_state {
+    int64_t last_in, last_out;
+    int64_t seen; /* monotonic time of the stream's last entry */
+};
+
+#define TS_IDLE_NS (5 * 60 * BT_TS_SEC)     /* a stream idle this long is forgotten */
+#define TS_SWEEP_NS (60 * BT_TS_SEC)        /* how often tick looks for idle streams */
+#define TS_CROWDED_IDLE_NS (10 * BT_TS_SEC) /* idle limit once TS_MAX_STREAMS are known */
+#define TS_MAX_STREAMS 100000
 
 struct merged_canon {
     char *s;
@@ -237,7 +255,55 @@ struct bt_batcher *bt_batcher_new(const struct bt_batcher_config *cfg, bt_batch_
     bb->ctx = ctx;
     bt_hmap_init(&bb->merged);
     bt_labels_init(&bb->scratch);
+    bt_hmap_init(&bb->ts);
+    bt_buf_init(&bb->ts_key, (size_t)1 << 30);
     return bb;
+}
+
+/* Forgets streams without an entry since before cutoff (monotonic). */
+static void ts_forget_idle(struct bt_batcher *bb, int64_t cutoff)
+{
+    size_t pos = 0;
+    struct bt_hmap_slot *s;
+    while ((s = bt_hmap_next(&bb->ts, &pos))) {
+        struct ts_state *st = s->val;
+        if (st->seen < cutoff) {
+            bt_hmap_del(&bb->ts, s->key, s->klen);
+            free(st);
+        }
+    }
+}
+
+/* The timestamp entry e is sent with (rule in batch.h), remembered for its stream.
+ * -ENOMEM if a new stream cannot be remembered. */
+static int ts_assign(struct bt_batcher *bb, const char *tenant, const char *canon, size_t clen,
+                     int64_t ts, int64_t now_mono, int64_t *out)
+{
+    struct bt_buf *k = &bb->ts_key;
+    bt_buf_reset(k);
+    if (bt_buf_add(k, tenant, strlen(tenant) + 1) || bt_buf_add(k, canon, clen))
+        return -ENOMEM;
+    struct ts_state *st = bt_hmap_get(&bb->ts, k->ptr, k->len);
+    if (!st) {
+        if (bb->ts.n >= TS_MAX_STREAMS)
+            ts_forget_idle(bb, now_mono - TS_CROWDED_IDLE_NS);
+        st = malloc(sizeof(*st));
+        if (!st || bt_hmap_put(&bb->ts, k->ptr, k->len, st, NULL)) {
+            free(st);
+            return -ENOMEM;
+        }
+        *st = (struct ts_state){.last_in = ts, .last_out = ts, .seen = now_mono};
+        *out = ts;
+        return 0;
+    }
+    int64_t t = ts;
+    if (ts >= st->last_in && ts <= st->last_out && st->last_out < INT64_MAX)
+        t = st->last_out + 1;
+    st->last_in = ts;
+    st->last_out = t;
+    st->seen = now_mono;
+    *out = t;
+    return 0;
 }
 
 void bt_batcher_free(struct bt_batcher *bb)
@@ -261,6 +327,11 @@ void bt_batcher_free(struct bt_batcher *bb)
     }
     bt_hmap_free(&bb->merged);
     bt_labels_free(&bb->scratch);
+    pos = 0;
+    while ((s = bt_hmap_next(&bb->ts, &pos)))
+        free(s->val);
+    bt_hmap_free(&bb->ts);
+    bt_buf_free(&bb->ts_key);
     free(bb);
 }
 
@@ -380,6 +451,10 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
             bb->drop(bb->ctx, e, "stream_limited");
         return 0;
     }
+    struct bt_entry stamped = *e;
+    int rc = ts_assign(bb, tenant, canon, clen, e->ts_ns, now_mono, &stamped.ts_ns);
+    if (rc)
+        return rc;
     if (!b) {
         b = slot->open = bt_batch_new(tenant);
         if (!b)
@@ -387,7 +462,7 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
         b->created_ns = now_mono;
     }
     size_t before = b->bytes;
-    int rc = bt_batch_add(b, canon, clen, hash, e);
+    rc = bt_batch_add(b, canon, clen, hash, &stamped);
     if (rc)
         return rc;
     bb->bytes += b->bytes - before;
@@ -398,6 +473,10 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
 
 void bt_batcher_tick(struct bt_batcher *bb, int64_t now_mono)
 {
+    if (now_mono - bb->ts_swept >= TS_SWEEP_NS) {
+        bb->ts_swept = now_mono;
+        ts_forget_idle(bb, now_mono - TS_IDLE_NS);
+    }
     for (size_t i = 0; i < bb->n_slots; i++) {
         struct bt_batch *b = bb->slots[i].open;
         if (b && now_mono - b->created_ns >= bb->cfg.batchwait_ns)

@@ -8,6 +8,29 @@
  * sealed batches go to the ready callback, which takes ownership. Within a stream, entries are
  * sorted by timestamp (stable) when sealed, because Loki rejects or reorders them otherwise.
  *
+ * Entry timestamps. Loki stores an entry only once per (stream, timestamp, line): a second
+ * entry with the same three is dropped without an error (answer 204). Sources stamp every line
+ * of one read with that read's time, and stages may give many entries one parsed time, so the
+ * batcher (bt_batcher_add) re-stamps entries per stream, a stream being the tenant plus the
+ * label set as sent (external labels merged). For each entry with timestamp t, with `in` and
+ * `out` the timestamp the stream's previous entry came with and was sent with:
+ *
+ *     sent = out + 1   if in <= t <= out     (t equals or falls inside the previous run)
+ *     sent = t         otherwise             (newer than anything sent, or older than `in`)
+ *
+ * So entries of one read (or with one parsed time) get t, t+1, t+2, ... ns, every entry of a
+ * stream whose timestamps do not go backwards gets a distinct, strictly increasing timestamp,
+ * and no timestamp moves by more than the number of entries sharing it (in ns). An entry older
+ * than its predecessor's own timestamp keeps its timestamp: Loki 2.7+ accepts it (within
+ * max_chunk_age/2 of the stream's newest entry) and moving it forward would misdate it.
+ * Unlike Loki's increment_duplicate_timestamp, identical lines are bumped too: two equal lines
+ * read from a file are two events. Limits: only the previous entry of the stream is compared,
+ * so an explicit timestamp that comes back after an older one, or the same lines read again
+ * with the same parsed times, may still repeat a triple (and Loki then keeps one). Retries
+ * resend a sealed batch unchanged. The state is 3 integers per stream, kept across batches; a
+ * stream without entries for 5 minutes is forgotten (checked once a minute by
+ * bt_batcher_tick), and past 100,000 known streams, any idle for 10 s. See docs/timestamps.md.
+ *
  * The batch layout is public so the encoder can walk it without copies. Loop thread only,
  * except that a sealed batch may be read (not changed) by a push thread.
  */
@@ -102,10 +125,10 @@ struct bt_batcher *bt_batcher_new(const struct bt_batcher_config *cfg, bt_batch_
 /* Seals nothing; frees open batches after releasing their segment references WITHOUT acking
  * (use bt_batcher_flush first to push them). */
 void bt_batcher_free(struct bt_batcher *bb);
-/* Adds a copy of e. May seal the tenant's batch first (ready called synchronously).
- * 0, or -ENOMEM (entry not added). */
+/* Adds a copy of e, with its timestamp re-stamped by the rule above. May seal the tenant's
+ * batch first (ready called synchronously). 0, or -ENOMEM (entry not added). */
 int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_mono);
-/* Seals every batch at least batchwait old. */
+/* Seals every batch at least batchwait old; forgets the timestamps of idle streams. */
 void bt_batcher_tick(struct bt_batcher *bb, int64_t now_mono);
 /* Monotonic time when the oldest open batch becomes due, or INT64_MAX. */
 int64_t bt_batcher_deadline(const struct bt_batcher *bb);
@@ -119,7 +142,8 @@ size_t bt_batcher_bytes(const struct bt_batcher *bb);
 void bt_batch_release(struct bt_batch *b);
 /* An empty batch for tenant (tests, encoder). NULL on ENOMEM. */
 struct bt_batch *bt_batch_new(const char *tenant);
-/* Adds an entry with explicit canonical labels (no external merge, no seal). 0 or -ENOMEM. */
+/* Adds an entry with explicit canonical labels (no external merge, no seal, no re-stamping).
+ * 0 or -ENOMEM. */
 int bt_batch_add(struct bt_batch *b, const char *canon, size_t canon_len, uint64_t hash,
                  const struct bt_entry *e);
 /* Sorts each stream by timestamp (stable). Called when a batch is sealed. */

@@ -30,12 +30,23 @@ struct fl_resp {
     bool hang, drop;
 };
 
-/* One recorded entry: 32 bytes plus its bytes in a chunk. */
+/* One stored entry: 32 bytes plus its bytes in a chunk. */
 struct fl_rec {
     int64_t ts;
     const char *data; /* line\0 then n_meta pairs name\0value\0 */
-    uint32_t tenant, labels;
+    uint32_t stream;  /* index into streams (which knows the tenant) */
+    uint32_t labels;  /* the labels string as sent */
     uint32_t line_len, n_meta;
+};
+
+/* What Loki's ingester keeps per stream (tenant + canonical labels). */
+struct fl_stream {
+    uint32_t tenant;
+    bool any;           /* something stored */
+    int64_t highest_ts; /* newest stored timestamp: the out-of-order window hangs off it */
+    int64_t last_ts;    /* the last stored entry, for the duplicate check of discard mode */
+    uint64_t last_hash;
+    uint32_t last_len;
 };
 
 struct fl_chunk {
@@ -65,14 +76,25 @@ struct bt_fake_loki {
     size_t n_script, head_script, cap_script;
     int default_status;
 
+    struct bt_fake_loki_limits limits;
+
     size_t requests;
     size_t by_status[600];
-    size_t n_entries;
-    uint64_t bytes;
+    size_t n_entries; /* stored */
+    uint64_t bytes;   /* stored line bytes */
+    size_t received, duplicates, truncated;
+    size_t rej_labels, rej_line, rej_behind;
+    uint64_t received_bytes;
     struct fl_rec *recs;
     size_t n_recs, cap_recs;
     struct fl_chunk *chunks;
     struct fl_strtab tenants, labels;
+    struct fl_stream *streams;
+    size_t n_streams, cap_streams;
+    struct bt_hmap stream_idx; /* tenant\0 then canonical pairs -> stream index + 1 */
+    uint32_t *dedup;           /* open addressing: record index + 1, 0 = empty */
+    size_t dedup_cap, dedup_n;
+    struct bt_buf key;          /* scratch for stream keys, under the lock */
     struct bt_buf last_headers; /* name\0value\0 ... */
 };
 
@@ -159,17 +181,107 @@ static void clear_records(struct bt_fake_loki *f)
     f->n_recs = f->cap_recs = 0;
     strtab_free(&f->tenants);
     strtab_free(&f->labels);
+    free(f->streams);
+    f->streams = NULL;
+    f->n_streams = f->cap_streams = 0;
+    bt_hmap_free(&f->stream_idx);
+    bt_hmap_init(&f->stream_idx);
+    free(f->dedup);
+    f->dedup = NULL;
+    f->dedup_cap = f->dedup_n = 0;
     f->n_entries = 0;
     f->bytes = 0;
+    f->received = f->duplicates = f->truncated = 0;
+    f->rej_labels = f->rej_line = f->rej_behind = 0;
+    f->received_bytes = 0;
     f->requests = 0;
     memset(f->by_status, 0, sizeof(f->by_status));
 }
 
-/* Stores one entry. Caller holds the lock. 0 or -ENOMEM. */
-static int record(struct bt_fake_loki *f, uint32_t tenant, uint32_t labels,
-                  const Logproto__EntryAdapter *e)
+/* ---- per-stream state and the duplicate check ---------------------------------------------- */
+
+/* The stream for key (tenant\0 canonical pairs), created if new; UINT32_MAX on ENOMEM. */
+static uint32_t stream_get(struct bt_fake_loki *f, const char *key, size_t klen, uint32_t tenant)
 {
-    size_t line_len = strlen(e->line);
+    uintptr_t idx = (uintptr_t)bt_hmap_get(&f->stream_idx, key, klen);
+    if (idx)
+        return (uint32_t)(idx - 1);
+    if (f->n_streams == f->cap_streams) {
+        size_t n = f->cap_streams ? f->cap_streams * 2 : 64;
+        struct fl_stream *ns = realloc(f->streams, n * sizeof(*ns));
+        if (!ns)
+            return UINT32_MAX;
+        f->streams = ns;
+        f->cap_streams = n;
+    }
+    if (bt_hmap_put(&f->stream_idx, key, klen, (void *)(uintptr_t)(f->n_streams + 1), NULL))
+        return UINT32_MAX;
+    f->streams[f->n_streams] = (struct fl_stream){.tenant = tenant};
+    return (uint32_t)f->n_streams++;
+}
+
+static uint64_t dedup_hash(uint32_t stream, int64_t ts, const char *line, size_t len)
+{
+    uint64_t h = bt_hash64(line, len);
+    h ^= (uint64_t)ts * 0x9E3779B97F4A7C15ULL;
+    h ^= ((uint64_t)stream + 1) * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 29);
+}
+
+/* True if a stored entry of stream has timestamp ts and this exact line. */
+static bool dedup_find(const struct bt_fake_loki *f, uint32_t stream, int64_t ts, const char *line,
+                       size_t len)
+{
+    if (!f->dedup_cap)
+        return false;
+    size_t mask = f->dedup_cap - 1;
+    for (size_t i = dedup_hash(stream, ts, line, len) & mask;; i = (i + 1) & mask) {
+        uint32_t v = f->dedup[i];
+        if (!v)
+            return false;
+        const struct fl_rec *r = &f->recs[v - 1];
+        if (r->stream == stream && r->ts == ts && r->line_len == len &&
+            memcmp(r->data, line, len) == 0)
+            return true;
+    }
+}
+
+static void dedup_insert(uint32_t *tab, size_t cap, const struct fl_rec *recs, uint32_t idx)
+{
+    const struct fl_rec *r = &recs[idx];
+    size_t mask = cap - 1;
+    size_t i = dedup_hash(r->stream, r->ts, r->data, r->line_len) & mask;
+    while (tab[i])
+        i = (i + 1) & mask;
+    tab[i] = idx + 1;
+}
+
+/* Indexes the record idx (just stored). 0 or -ENOMEM. */
+static int dedup_add(struct bt_fake_loki *f, uint32_t idx)
+{
+    if ((f->dedup_n + 1) * 2 > f->dedup_cap) {
+        size_t cap = f->dedup_cap ? f->dedup_cap * 2 : 4096;
+        uint32_t *tab = calloc(cap, sizeof(*tab));
+        if (!tab)
+            return -ENOMEM;
+        for (size_t i = 0; i < f->dedup_cap; i++)
+            if (f->dedup[i])
+                dedup_insert(tab, cap, f->recs, f->dedup[i] - 1);
+        free(f->dedup);
+        f->dedup = tab;
+        f->dedup_cap = cap;
+    }
+    dedup_insert(f->dedup, f->dedup_cap, f->recs, idx);
+    f->dedup_n++;
+    return 0;
+}
+
+/* Stores one entry (line cut to line_len). Caller holds the lock. 0 or -ENOMEM. */
+static int record(struct bt_fake_loki *f, uint32_t stream, uint32_t labels,
+                  const Logproto__EntryAdapter *e, size_t line_len)
+{
     size_t need = line_len + 1;
     for (size_t k = 0; k < e->n_structuredmetadata; k++)
         need +=
@@ -185,14 +297,15 @@ static int record(struct bt_fake_loki *f, uint32_t tenant, uint32_t labels,
     char *p = chunk_alloc(f, need);
     if (!p)
         return -ENOMEM;
-    struct fl_rec *r = &f->recs[f->n_recs++];
+    struct fl_rec *r = &f->recs[f->n_recs];
     r->ts = e->timestamp ? e->timestamp->seconds * 1000000000LL + e->timestamp->nanos : 0;
     r->data = p;
-    r->tenant = tenant;
+    r->stream = stream;
     r->labels = labels;
     r->line_len = (uint32_t)line_len;
     r->n_meta = (uint32_t)e->n_structuredmetadata;
-    memcpy(p, e->line, line_len + 1);
+    memcpy(p, e->line, line_len);
+    p[line_len] = '\0';
     p += line_len + 1;
     for (size_t k = 0; k < e->n_structuredmetadata; k++) {
         size_t nl = strlen(e->structuredmetadata[k]->name) + 1;
@@ -202,13 +315,16 @@ static int record(struct bt_fake_loki *f, uint32_t tenant, uint32_t labels,
         memcpy(p, e->structuredmetadata[k]->value, vl);
         p += vl;
     }
+    if (dedup_add(f, (uint32_t)f->n_recs) < 0)
+        return -ENOMEM; /* the chunk bytes are wasted, which is harmless */
+    f->n_recs++;
     return 0;
 }
 
 static void rec_to_entry(const struct bt_fake_loki *f, const struct fl_rec *r,
                          struct bt_fake_entry *out)
 {
-    out->tenant = f->tenants.v[r->tenant];
+    out->tenant = f->tenants.v[f->streams[r->stream].tenant];
     out->labels = f->labels.v[r->labels];
     out->ts_ns = r->ts;
     out->line = r->data;
@@ -294,13 +410,120 @@ static long parse_value(const char *p, const char **end)
     return (long)(p - s);
 }
 
-int bt_fake_loki_check_labels(const char *s, char *err, size_t errlen)
+static int hexval(char c)
 {
-    const char *names[64];
-    size_t name_lens[64];
-    size_t n = 0, visible = 0;
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+static int put_utf8(struct bt_buf *o, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return bt_buf_add(o, u, n);
+}
+
+/* Appends the value between the quotes (already checked by parse_value), unescaped. */
+static int unquote(struct bt_buf *o, const char *p, size_t n, char q)
+{
+    if (q == '`')
+        return bt_buf_add(o, p, n);
+    const char *end = p + n;
+    int rc = 0;
+    while (p < end && !rc) {
+        if (*p != '\\') {
+            const char *run = p;
+            while (p < end && *p != '\\')
+                p++;
+            rc = bt_buf_add(o, run, (size_t)(p - run));
+            continue;
+        }
+        char c = p[1], b;
+        p += 2;
+        switch (c) {
+        case 'a': b = '\a'; break;
+        case 'b': b = '\b'; break;
+        case 'f': b = '\f'; break;
+        case 'n': b = '\n'; break;
+        case 'r': b = '\r'; break;
+        case 't': b = '\t'; break;
+        case 'v': b = '\v'; break;
+        case 'x':
+            b = (char)(hexval(p[0]) << 4 | hexval(p[1]));
+            p += 2;
+            break;
+        case 'u':
+        case 'U': {
+            int digits = c == 'u' ? 4 : 8;
+            uint32_t cp = 0;
+            for (int i = 0; i < digits; i++)
+                cp = cp << 4 | (uint32_t)hexval(p[i]);
+            p += digits;
+            rc = put_utf8(o, cp);
+            continue;
+        }
+        default:
+            if (c >= '0' && c <= '7') { /* three octal digits */
+                b = (char)((c - '0') << 6 | (p[0] - '0') << 3 | (p[1] - '0'));
+                p += 2;
+            } else {
+                b = c; /* \\ \" \' */
+            }
+        }
+        rc = bt_buf_add(o, &b, 1);
+    }
+    return rc;
+}
+
+struct fl_label {
+    const char *name;
+    size_t nlen;
+    size_t voff, vlen; /* unquoted value in the scratch buffer */
+};
+
+static int cmp_label(const void *a, const void *b)
+{
+    const struct fl_label *x = a, *y = b;
+    size_t n = x->nlen < y->nlen ? x->nlen : y->nlen;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->nlen > y->nlen) - (x->nlen < y->nlen);
+}
+
+/* Parses and validates a labels string as Loki does (parse, drop empty values, sort, then
+ * ValidateLabels). On success appends the stream's canonical form to key if not NULL: sorted
+ * name\0value\0 pairs. 0, -EINVAL with Loki's message in err, or -ENOMEM. */
+static int parse_labels(const char *s, const struct bt_fake_loki_limits *lim, struct bt_buf *key,
+                        char *err, size_t errlen)
+{
+    struct fl_label *ls = malloc(BT_FAKE_LOKI_MAX_LABELS * sizeof(*ls));
+    struct bt_buf vals;
+    bt_buf_init(&vals, (size_t)1 << 30);
+    size_t n = 0;
+    int rc = -EINVAL;
     const char *p = skip_ws(s);
     const char *why = "unexpected character";
+    if (!ls) {
+        rc = -ENOMEM;
+        goto out;
+    }
     if (*p++ != '{') {
         why = "expected '{'";
         goto bad;
@@ -321,30 +544,25 @@ int bt_fake_loki_check_labels(const char *s, char *err, size_t errlen)
             goto bad;
         }
         p = skip_ws(p);
-        long vlen = parse_value(p, &p);
-        if (vlen < 0) {
+        char q = *p;
+        const char *raw = p + 1;
+        long rawlen = parse_value(p, &p);
+        if (rawlen < 0) {
             why = "invalid quoted label value";
             goto bad;
         }
-        if (nlen > 1024) {
-            snprintf(err, errlen, "stream '%s' has label name too long: '%.*s'", s, (int)nlen,
-                     name);
-            return -EINVAL;
+        size_t voff = vals.len;
+        if (unquote(&vals, raw, (size_t)rawlen, q)) {
+            rc = -ENOMEM;
+            goto out;
         }
-        if (vlen > 0) {
-            for (size_t i = 0; i < n; i++)
-                if (name_lens[i] == nlen && memcmp(names[i], name, nlen) == 0) {
-                    snprintf(err, errlen, "stream '%s' has duplicate label name: '%.*s'", s,
-                             (int)nlen, name);
-                    return -EINVAL;
-                }
-            if (n == 64) {
-                snprintf(err, errlen, "stream '%s' has too many labels", s);
-                return -EINVAL;
+        if (vals.len > voff) { /* Loki drops pairs with empty values */
+            if (n == BT_FAKE_LOKI_MAX_LABELS) {
+                snprintf(err, errlen, "entry for stream '%s' has more than %d label names", s,
+                         BT_FAKE_LOKI_MAX_LABELS);
+                goto out;
             }
-            names[n] = name;
-            name_lens[n++] = nlen;
-            visible++;
+            ls[n++] = (struct fl_label){name, nlen, voff, vals.len - voff};
         }
         p = skip_ws(p);
         if (*p == ',') {
@@ -361,15 +579,72 @@ int bt_fake_loki_check_labels(const char *s, char *err, size_t errlen)
         why = "unexpected text after '}'";
         goto bad;
     }
-    if (!visible) {
+    if (!n) {
         snprintf(err, errlen, "error at least one label pair is required per stream");
-        return -EINVAL;
+        goto out;
     }
-    return 0;
+    if (lim->max_label_names_per_series && n > lim->max_label_names_per_series) {
+        snprintf(err, errlen, "entry for stream '%s' has %zu label names; limit %u", s, n,
+                 lim->max_label_names_per_series);
+        goto out;
+    }
+    qsort(ls, n, sizeof(*ls), cmp_label);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = vals.ptr + ls[i].voff;
+        if (ls[i].nlen > lim->max_label_name_length) {
+            snprintf(err, errlen, "stream '%s' has label name too long: '%.*s'", s, (int)ls[i].nlen,
+                     ls[i].name);
+            goto out;
+        }
+        if (ls[i].vlen > lim->max_label_value_length) {
+            snprintf(err, errlen, "stream '%s' has label value too long: '%.*s'", s,
+                     (int)ls[i].vlen, v);
+            goto out;
+        }
+        if (i && cmp_label(&ls[i - 1], &ls[i]) == 0) {
+            snprintf(err, errlen, "stream '%s' has duplicate label name: '%.*s'", s,
+                     (int)ls[i].nlen, ls[i].name);
+            goto out;
+        }
+    }
+    rc = 0;
+    for (size_t i = 0; key && i < n && !rc; i++) {
+        rc = bt_buf_add(key, ls[i].name, ls[i].nlen);
+        rc = rc ? rc : bt_buf_add(key, "", 1);
+        rc = rc ? rc : bt_buf_add(key, vals.ptr + ls[i].voff, ls[i].vlen);
+        rc = rc ? rc : bt_buf_add(key, "", 1);
+    }
+    if (rc)
+        rc = -ENOMEM;
+    goto out;
 bad:
     snprintf(err, errlen, "Error parsing labels '%s' with error: parse error at char %zu: %s", s,
              (size_t)(p - s), why);
-    return -EINVAL;
+out:
+    if (rc == -ENOMEM)
+        snprintf(err, errlen, "fake loki: out of memory");
+    bt_buf_free(&vals);
+    free(ls);
+    return rc;
+}
+
+struct bt_fake_loki_limits bt_fake_loki_default_limits(void)
+{
+    return (struct bt_fake_loki_limits){
+        .max_line_size = 256 * 1024,
+        .max_line_size_truncate = false,
+        .max_chunk_age_ns = 2 * 3600 * 1000000000LL,
+        .max_label_names_per_series = 15,
+        .max_label_name_length = 1024,
+        .max_label_value_length = 2048,
+    };
+}
+
+int bt_fake_loki_check_labels(const char *s, char *err, size_t errlen)
+{
+    struct bt_fake_loki_limits lim = bt_fake_loki_default_limits();
+    int rc = parse_labels(s, &lim, NULL, err, errlen);
+    return rc == -ENOMEM ? -EINVAL : rc;
 }
 
 /* ---- HTTP ----------------------------------------------------------------------------------- */
@@ -452,36 +727,146 @@ static bool wait_interruptible(struct bt_fake_loki *f, long ms)
     return true;
 }
 
-/* Validates each stream of req and records the valid ones. Like Loki, an invalid stream is
- * skipped, the others kept, and the answer is the last error. Returns the HTTP status. */
+/* Go's time.Time.String() in UTC ("2006-01-02 15:04:05.999999999 +0000 UTC"), or RFC3339
+ * at second precision ("2006-01-02T15:04:05Z"), as Loki's messages print timestamps. */
+static void fmt_time(char *out, size_t len, int64_t ns, bool rfc3339)
+{
+    int64_t sec = ns / 1000000000LL, frac = ns % 1000000000LL;
+    if (frac < 0) {
+        frac += 1000000000LL;
+        sec--;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char date[48];
+    strftime(date, sizeof(date), rfc3339 ? "%Y-%m-%dT%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm);
+    if (rfc3339) {
+        snprintf(out, len, "%sZ", date);
+        return;
+    }
+    char fr[16] = "";
+    if (frac) {
+        snprintf(fr, sizeof(fr), ".%09" PRId64, frac);
+        size_t n = strlen(fr);
+        while (fr[n - 1] == '0')
+            fr[--n] = '\0';
+    }
+    snprintf(out, len, "%s%s +0000 UTC", date, fr);
+}
+
+#define MAX_RETURNED_ERRORS 10 /* Loki's ingester max_returned_stream_errors default */
+
+/* Applies Loki's rules to each stream of req and stores what Loki would store: an invalid
+ * stream is skipped whole, a too long or too old entry alone, a duplicate silently; the answer
+ * is 204, or the last error (400). Returns the HTTP status; msg gets the error. */
 static int record_request(struct bt_fake_loki *f, const Logproto__PushRequest *req,
-                          const char *tenant, char *msg, size_t msglen, size_t *n_accepted)
+                          const char *tenant, char *msg, size_t msglen, size_t *n_stored)
 {
     int status = 204;
+    bool oom = false;
     pthread_mutex_lock(&f->mu);
-    uint32_t ti = f->opts.discard ? 0 : strtab_intern(&f->tenants, tenant);
-    for (size_t i = 0; i < req->n_streams && ti != UINT32_MAX; i++) {
+    const struct bt_fake_loki_limits lim = f->limits;
+    int64_t window = lim.max_chunk_age_ns > 0 ? lim.max_chunk_age_ns / 2 : 0;
+    uint32_t ti = strtab_intern(&f->tenants, tenant);
+    oom = ti == UINT32_MAX;
+    for (size_t i = 0; i < req->n_streams && !oom; i++) {
         const Logproto__StreamAdapter *s = req->streams[i];
-        char err[1024];
-        if (bt_fake_loki_check_labels(s->labels, err, sizeof(err))) {
+        for (size_t j = 0; j < s->n_entries; j++) {
+            f->received++;
+            f->received_bytes += strlen(s->entries[j]->line);
+        }
+        char err[8192];
+        bt_buf_reset(&f->key);
+        if (bt_buf_add(&f->key, tenant, strlen(tenant) + 1)) {
+            oom = true;
+            break;
+        }
+        int rc = parse_labels(s->labels, &lim, &f->key, err, sizeof(err));
+        if (rc == -ENOMEM) {
+            oom = true;
+            break;
+        }
+        if (rc) {
+            f->rej_labels += s->n_entries;
             snprintf(msg, msglen, "%s", err);
             status = 400;
             continue;
         }
+        uint32_t si = stream_get(f, f->key.ptr, f->key.len, ti);
         uint32_t li = f->opts.discard ? 0 : strtab_intern(&f->labels, s->labels);
-        for (size_t j = 0; j < s->n_entries && li != UINT32_MAX; j++) {
-            if (!f->opts.discard && record(f, ti, li, s->entries[j])) {
-                li = UINT32_MAX;
+        if (si == UINT32_MAX || li == UINT32_MAX) {
+            oom = true;
+            break;
+        }
+        struct bt_buf behind; /* the ingester's answer for entries out of the window */
+        bt_buf_init(&behind, 1 << 20);
+        size_t ignored = 0, reached = 0;
+        for (size_t j = 0; j < s->n_entries; j++) {
+            const Logproto__EntryAdapter *e = s->entries[j];
+            struct fl_stream *st = &f->streams[si];
+            size_t len = strlen(e->line);
+            if (lim.max_line_size && len > lim.max_line_size) {
+                if (!lim.max_line_size_truncate) {
+                    f->rej_line++;
+                    snprintf(msg, msglen,
+                             "Max entry size '%" PRIu64 "' bytes exceeded for stream '%s' while "
+                             "adding an entry with length '%zu' bytes",
+                             lim.max_line_size, s->labels, len);
+                    status = 400;
+                    continue;
+                }
+                len = (size_t)lim.max_line_size;
+                f->truncated++;
+            }
+            reached++;
+            int64_t ts =
+                e->timestamp ? e->timestamp->seconds * 1000000000LL + e->timestamp->nanos : 0;
+            if (window && st->any && ts < st->highest_ts - window) {
+                f->rej_behind++;
+                if (++ignored <= MAX_RETURNED_ERRORS) {
+                    char t1[64], t2[64], t3[64];
+                    fmt_time(t1, sizeof(t1), ts, false);
+                    fmt_time(t2, sizeof(t2), ts, true);
+                    fmt_time(t3, sizeof(t3), st->highest_ts - window, true);
+                    bt_buf_addf(&behind,
+                                "entry with timestamp %s ignored, reason: 'entry too far behind, "
+                                "entry timestamp is: %s, oldest acceptable timestamp is: %s',\n",
+                                t1, t2, t3);
+                }
+                continue;
+            }
+            uint64_t h = bt_hash64(e->line, len);
+            bool dup = f->opts.discard ? st->any && st->last_ts == ts && st->last_len == len &&
+                                             st->last_hash == h
+                                       : dedup_find(f, si, ts, e->line, len);
+            if (dup) {
+                f->duplicates++;
+                continue;
+            }
+            if (!f->opts.discard && record(f, si, li, e, len)) {
+                oom = true;
                 break;
             }
+            if (!st->any || ts > st->highest_ts)
+                st->highest_ts = ts;
+            st->any = true;
+            st->last_ts = ts;
+            st->last_hash = h;
+            st->last_len = (uint32_t)len;
             f->n_entries++;
-            f->bytes += strlen(s->entries[j]->line);
-            (*n_accepted)++;
+            f->bytes += len;
+            (*n_stored)++;
         }
-        if (li == UINT32_MAX)
-            ti = UINT32_MAX;
+        if (ignored) {
+            bt_buf_addf(&behind, "user '%s', total ignored: %zu out of %zu for stream: %s",
+                        *tenant ? tenant : "fake", ignored, reached, s->labels);
+            snprintf(msg, msglen, "%.*s", (int)behind.len, behind.ptr ? behind.ptr : "");
+            status = 400;
+        }
+        bt_buf_free(&behind);
     }
-    if (ti == UINT32_MAX) {
+    if (oom) {
         snprintf(msg, msglen, "fake loki: out of memory while recording");
         status = 500;
     }
@@ -584,7 +969,7 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
         const char *body = scripted_body ? scripted_body : default_body(status);
         ret = reply(conn, status, body, strlen(body), "text/plain; charset=utf-8", r.retry_after_s);
     } else {
-        char msg[1536];
+        char msg[8192];
         int st = accept_push(f, conn, c, msg, sizeof(msg), &accepted);
         if (st >= 200 && st <= 299) { /* accepted: answer with the scripted 2xx */
             ret = reply(conn, status, "", 0, NULL, 0);
@@ -809,8 +1194,13 @@ static int dump_stats(struct bt_fake_loki *f, struct bt_buf *o)
 {
     pthread_mutex_lock(&f->mu);
     int rc =
-        bt_buf_addf(o, "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64 ",\"by_status\":{",
-                    f->requests, f->n_entries, f->bytes);
+        bt_buf_addf(o,
+                    "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64
+                    ",\"received_entries\":%zu,\"received_bytes\":%" PRIu64
+                    ",\"duplicates\":%zu,\"truncated\":%zu,\"rejected\":{\"invalid_labels\":%zu,"
+                    "\"line_too_long\":%zu,\"too_far_behind\":%zu},\"by_status\":{",
+                    f->requests, f->n_entries, f->bytes, f->received, f->received_bytes,
+                    f->duplicates, f->truncated, f->rej_labels, f->rej_line, f->rej_behind);
     bool first = true;
     for (int s = 0; s < 600 && !rc; s++) {
         if (!f->by_status[s])
@@ -839,6 +1229,38 @@ static enum MHD_Result handle_control(struct bt_fake_loki *f, struct MHD_Connect
         if (!s || end == s || *end || v < 100 || v > 599)
             return reply_text(conn, 400, "status must be 100..599\n");
         bt_fake_loki_set_default(f, (int)v);
+        return reply_text(conn, 200, "ok\n");
+    }
+    if (post && strcmp(url, "/control/limits") == 0) {
+        pthread_mutex_lock(&f->mu);
+        struct bt_fake_loki_limits l = f->limits;
+        pthread_mutex_unlock(&f->mu);
+        static const char *const keys[] = {"max_line_size",         "max_line_size_truncate",
+                                           "max_chunk_age_ms",      "max_label_names_per_series",
+                                           "max_label_name_length", "max_label_value_length"};
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, keys[k]);
+            if (!v)
+                continue;
+            char *end;
+            errno = 0;
+            unsigned long long x = strtoull(v, &end, 10);
+            if (!*v || *end || errno || *v == '-' || (k == 1 && x > 1) ||
+                (k == 3 && x > BT_FAKE_LOKI_MAX_LABELS) || ((k == 4 || k == 5) && x > UINT32_MAX))
+                return reply_text(conn, 400, "bad limit value\n");
+            switch (k) {
+            case 0: l.max_line_size = x; break;
+            case 1: l.max_line_size_truncate = x == 1; break;
+            case 2:
+                l.max_chunk_age_ns =
+                    (int64_t)(x > INT64_MAX / 1000000 ? INT64_MAX / 1000000 : x) * 1000000;
+                break;
+            case 3: l.max_label_names_per_series = (uint32_t)x; break;
+            case 4: l.max_label_name_length = (uint32_t)x; break;
+            default: l.max_label_value_length = (uint32_t)x; break;
+            }
+        }
+        bt_fake_loki_set_limits(f, &l);
         return reply_text(conn, 200, "ok\n");
     }
     if (post && strcmp(url, "/control/reset") == 0) {
@@ -925,6 +1347,8 @@ struct bt_fake_loki *bt_fake_loki_start_opts(const struct bt_fake_loki_opts *o)
     if (!f)
         return NULL;
     f->opts = *o;
+    f->opts.limits = NULL;
+    f->limits = o->limits ? *o->limits : bt_fake_loki_default_limits();
     f->default_status = 204;
     pthread_mutex_init(&f->mu, NULL);
     pthread_condattr_t ca;
@@ -934,7 +1358,9 @@ struct bt_fake_loki *bt_fake_loki_start_opts(const struct bt_fake_loki_opts *o)
     pthread_condattr_destroy(&ca);
     strtab_init(&f->tenants);
     strtab_init(&f->labels);
+    bt_hmap_init(&f->stream_idx);
     bt_buf_init(&f->last_headers, 1 << 20);
+    bt_buf_init(&f->key, (size_t)1 << 30);
 
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(o->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -967,7 +1393,9 @@ void bt_fake_loki_stop(struct bt_fake_loki *f)
     clear_script(f);
     free(f->script);
     clear_records(f);
+    bt_hmap_free(&f->stream_idx);
     bt_buf_free(&f->last_headers);
+    bt_buf_free(&f->key);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -987,6 +1415,15 @@ void bt_fake_loki_set_default(struct bt_fake_loki *f, int status)
 {
     pthread_mutex_lock(&f->mu);
     f->default_status = status;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void bt_fake_loki_set_limits(struct bt_fake_loki *f, const struct bt_fake_loki_limits *l)
+{
+    pthread_mutex_lock(&f->mu);
+    f->limits = *l;
+    if (f->limits.max_label_names_per_series > BT_FAKE_LOKI_MAX_LABELS)
+        f->limits.max_label_names_per_series = BT_FAKE_LOKI_MAX_LABELS;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -1056,6 +1493,36 @@ size_t bt_fake_loki_entries(struct bt_fake_loki *f)
     return n;
 }
 
+size_t bt_fake_loki_received(struct bt_fake_loki *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->received;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+size_t bt_fake_loki_duplicates(struct bt_fake_loki *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->duplicates;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+size_t bt_fake_loki_rejected(struct bt_fake_loki *f, const char *reason)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = 0;
+    if (strcmp(reason, "invalid_labels") == 0)
+        n = f->rej_labels;
+    else if (strcmp(reason, "line_too_long") == 0)
+        n = f->rej_line;
+    else if (strcmp(reason, "too_far_behind") == 0)
+        n = f->rej_behind;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
 uint64_t bt_fake_loki_bytes(struct bt_fake_loki *f)
 {
     pthread_mutex_lock(&f->mu);
@@ -1104,7 +1571,7 @@ size_t bt_fake_loki_tenant_count(struct bt_fake_loki *f, const char *tenant)
     size_t n = 0;
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->n_recs; i++)
-        if (strcmp(f->tenants.v[f->recs[i].tenant], tenant) == 0)
+        if (strcmp(f->tenants.v[f->streams[f->recs[i].stream].tenant], tenant) == 0)
             n++;
     pthread_mutex_unlock(&f->mu);
     return n;

@@ -3,16 +3,33 @@
  *
  * POST /loki/api/v1/push (and /api/prom/push) is answered the way Loki answers: a missing
  * Content-Type is a 400, the body must be a snappy block of a logproto.PushRequest (decoded
- * with the project's own proto), every stream's labels string must parse as {name="value", ...}
- * with at least one non-empty pair, and success is 204. Accepted entries are recorded in memory
- * (tenant from X-Scope-OrgID, labels, timestamp, line, structured metadata), compactly: one
- * 32-byte record per entry plus its bytes in append-only chunks, with labels and tenants
- * interned. In discard mode entries are decoded and counted but not stored.
+ * with the project's own proto), and success is 204.
+ *
+ * What is STORED follows Loki (3.x defaults, each limit settable, see bt_fake_loki_limits):
+ *   - labels: every stream's labels string must parse as {name="value", ...}; pairs with empty
+ *     values are dropped; then at least one pair, at most max_label_names_per_series (15),
+ *     names up to 1024 bytes, values up to 2048 bytes (unquoted), no name twice. A stream that
+ *     fails is skipped whole, the others are kept, and the answer is a 400 with Loki's message;
+ *   - line size: a line longer than max_line_size (256 KiB) is rejected (400 "Max entry size
+ *     ...", the rest of the request is kept), or cut to that size with max_line_size_truncate;
+ *   - out-of-order window (unordered_writes): within a stream (tenant + label set, as Loki
+ *     keys it: sorted, empty values dropped) an entry older than the stream's newest stored
+ *     timestamp minus max_chunk_age/2 (1 h) is rejected: 400 "entry with timestamp ...
+ *     ignored, reason: 'entry too far behind ...'", the other entries are kept;
+ *   - duplicates: an entry whose stream, timestamp and line equal an already stored entry's
+ *     is dropped silently; the answer stays 204 (Loki's stream and head-block checks, which a
+ *     query also applies across chunks).
+ * Stored entries are recorded in memory (tenant from X-Scope-OrgID, labels as sent, timestamp,
+ * line, structured metadata), compactly: one 32-byte record per entry plus its bytes in
+ * append-only chunks, with labels and tenants interned. Counters keep what was RECEIVED
+ * (decoded from processed requests) apart from what was STORED. In discard mode entries are
+ * decoded, checked and counted but not kept; there the duplicate check only compares with the
+ * stream's last stored entry (Loki's stream-level check), which needs no per-entry memory.
  *
  * Answers are scriptable: a queue of responses is consumed one per push request, then the
- * default status applies. A scripted 2xx response still decodes and records; any other status
- * is returned as is, without recording. "hang" never answers until the server is stopped or
- * reset; "drop" closes the connection without an answer.
+ * default status applies. A scripted 2xx response still decodes and stores by the rules above;
+ * any other status is returned as is, without decoding. "hang" never answers until the server
+ * is stopped or reset; "drop" closes the connection without an answer.
  *
  * Control endpoints on the same port, for tests written in other languages:
  *   POST /control/script   appends answers, comma-separated: "500x3,204", "hang", "drop",
@@ -20,9 +37,16 @@
  *                          next comma), "500:delay=100", "delay=5000" (one answer with the
  *                          default status after 5 s); "xN" repeats an item N times
  *   POST /control/default?status=204
- *   POST /control/reset    clears recorded entries, counters and script
- *   GET  /control/dump     JSON lines {"tenant","labels","ts","line","meta":{...}}
- *   GET  /control/stats    {"requests":..,"entries":..,"bytes":..,"by_status":{"204":..}}
+ *   POST /control/limits?max_line_size=N&max_line_size_truncate=0|1&max_chunk_age_ms=N
+ *                        &max_label_names_per_series=N&max_label_name_length=N
+ *                        &max_label_value_length=N   (Loki's meanings: max_line_size=0 and
+ *                          max_chunk_age_ms=0 mean unlimited; unnamed limits keep their value)
+ *   POST /control/reset    clears stored entries, stream state, counters and script (not limits)
+ *   GET  /control/dump     stored entries, JSON lines {"tenant","labels","ts","line","meta":{...}}
+ *   GET  /control/stats    {"requests":..,"entries":..,"bytes":.. (stored),
+ *                           "received_entries":..,"received_bytes":..,"duplicates":..,
+ *                           "truncated":..,"rejected":{"invalid_labels":..,"line_too_long":..,
+ *                           "too_far_behind":..},"by_status":{"204":..}}
  *
  * The server runs its own threads (one per connection); every accessor is thread-safe.
  */
@@ -35,10 +59,26 @@
 
 struct bt_fake_loki;
 
+/* Loki's limits that decide what is stored, with Loki's meanings. */
+struct bt_fake_loki_limits {
+    uint64_t max_line_size;              /* bytes, 0 = unlimited; Loki 3 default 256 KiB */
+    bool max_line_size_truncate;         /* cut long lines instead of rejecting them */
+    int64_t max_chunk_age_ns;            /* out-of-order window is half of it; 0 = no window */
+    uint32_t max_label_names_per_series; /* 15; at most BT_FAKE_LOKI_MAX_LABELS */
+    uint32_t max_label_name_length;      /* 1024 bytes */
+    uint32_t max_label_value_length;     /* 2048 bytes, unquoted */
+};
+
+#define BT_FAKE_LOKI_MAX_LABELS 256
+
+/* Loki's defaults (3.x): 256 KiB lines, 2 h chunk age (1 h window), 15 labels of 1024/2048. */
+struct bt_fake_loki_limits bt_fake_loki_default_limits(void);
+
 struct bt_fake_loki_opts {
-    uint16_t port; /* 0 = ephemeral */
-    bool discard;  /* count but do not store entries */
-    bool quiet;    /* no per-request log line on stderr */
+    uint16_t port;                            /* 0 = ephemeral */
+    bool discard;                             /* check and count but do not keep entries */
+    bool quiet;                               /* no per-request log line on stderr */
+    const struct bt_fake_loki_limits *limits; /* NULL = Loki's defaults; copied */
 };
 
 /* One scripted answer. */
@@ -79,7 +119,10 @@ int bt_fake_loki_script(struct bt_fake_loki *f, const struct bt_fake_response *r
 int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec);
 /* Status used when the script is empty (initially 204). */
 void bt_fake_loki_set_default(struct bt_fake_loki *f, int status);
-/* Forgets entries, counters and script; wakes hanging requests. */
+/* Replaces the limits for the following requests. */
+void bt_fake_loki_set_limits(struct bt_fake_loki *f, const struct bt_fake_loki_limits *l);
+/* Forgets entries, stream state, counters and script (not the limits); wakes hanging
+ * requests. */
 void bt_fake_loki_reset(struct bt_fake_loki *f);
 
 /* Push requests received (all outcomes). */
@@ -88,21 +131,27 @@ size_t bt_fake_loki_requests(struct bt_fake_loki *f);
 size_t bt_fake_loki_status_count(struct bt_fake_loki *f, int status);
 /* Waits until at least n push requests arrived; 0, or -ETIMEDOUT after timeout_ms. */
 int bt_fake_loki_wait_requests(struct bt_fake_loki *f, size_t n, int timeout_ms);
-/* Waits until at least n entries were recorded (or counted in discard mode). */
+/* Waits until at least n entries were stored (or counted as stored in discard mode). */
 int bt_fake_loki_wait_entries(struct bt_fake_loki *f, size_t n, int timeout_ms);
 
-/* Entries accepted so far (also counted in discard mode). */
+/* Entries stored so far (also counted in discard mode). */
 size_t bt_fake_loki_entries(struct bt_fake_loki *f);
-/* Line bytes accepted so far. */
+/* Line bytes stored so far (after truncation). */
 uint64_t bt_fake_loki_bytes(struct bt_fake_loki *f);
-/* Copies the i-th recorded entry into out. 0 or -ENOENT. */
+/* Entries received: decoded from processed push requests, stored or not. */
+size_t bt_fake_loki_received(struct bt_fake_loki *f);
+/* Received entries dropped silently as duplicates of a stored entry. */
+size_t bt_fake_loki_duplicates(struct bt_fake_loki *f);
+/* Received entries rejected: reason "invalid_labels", "line_too_long" or "too_far_behind". */
+size_t bt_fake_loki_rejected(struct bt_fake_loki *f, const char *reason);
+/* Copies the i-th stored entry into out. 0 or -ENOENT. */
 int bt_fake_loki_entry(struct bt_fake_loki *f, size_t i, struct bt_fake_entry *out);
-/* Calls fn for each recorded entry in arrival order, under the server lock. */
+/* Calls fn for each stored entry in arrival order, under the server lock. */
 void bt_fake_loki_foreach(struct bt_fake_loki *f,
                           void (*fn)(void *ctx, const struct bt_fake_entry *e), void *ctx);
-/* Number of recorded entries whose line equals line exactly. */
+/* Number of stored entries whose line equals line exactly. */
 size_t bt_fake_loki_find_line(struct bt_fake_loki *f, const char *line);
-/* Number of recorded entries pushed with tenant ("" = no header). */
+/* Number of stored entries pushed with tenant ("" = no header). */
 size_t bt_fake_loki_tenant_count(struct bt_fake_loki *f, const char *tenant);
 /* Copies the value of a header of the last push request (case-insensitive name) into out.
  * Returns 1 if present, 0 if absent. */
@@ -110,7 +159,8 @@ int bt_fake_loki_last_header(struct bt_fake_loki *f, const char *name, char *out
 /* The value of structured-metadata name in e, or NULL. */
 const char *bt_fake_entry_meta(const struct bt_fake_entry *e, const char *name);
 
-/* Validates a labels string as Loki does. 0, or -EINVAL with a Loki-like message in err. */
+/* Validates a labels string as Loki does, with Loki's default limits. 0, or -EINVAL with a
+ * Loki-like message in err. */
 int bt_fake_loki_check_labels(const char *s, char *err, size_t errlen);
 
 #endif

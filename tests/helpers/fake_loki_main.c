@@ -3,6 +3,12 @@
  * tests in other languages and for benchmarks. Runs until SIGINT or SIGTERM.
  *
  *   bt-fake-loki [--port N] [--port-file F] [--discard] [--quiet]
+ *                [--max-line-size BYTES] [--max-line-size-truncate] [--max-chunk-age-ms MS]
+ *                [--max-label-names-per-series N] [--max-label-name-length BYTES]
+ *                [--max-label-value-length BYTES]
+ *
+ * The limits default to Loki's (fake_loki.h) and keep Loki's meanings: --max-line-size 0 and
+ * --max-chunk-age-ms 0 mean unlimited.
  *
  * Prints "listening on 127.0.0.1:PORT" on stdout once ready; --port-file also writes the port
  * number to F (written to a temporary name, then renamed, so readers never see half a file).
@@ -10,6 +16,8 @@
 #include "fake_loki.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +25,11 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bt-fake-loki [--port N] [--port-file FILE] [--discard] [--quiet]\n");
+    fprintf(stderr, "usage: bt-fake-loki [--port N] [--port-file FILE] [--discard] [--quiet]\n"
+                    "                    [--max-line-size BYTES] [--max-line-size-truncate]\n"
+                    "                    [--max-chunk-age-ms MS] [--max-label-names-per-series N]\n"
+                    "                    [--max-label-name-length BYTES] "
+                    "[--max-label-value-length BYTES]\n");
 }
 
 static int write_port_file(const char *path, unsigned port)
@@ -34,9 +46,22 @@ static int write_port_file(const char *path, unsigned port)
     return 0;
 }
 
+/* A non-negative decimal up to max; false if a is not one. */
+static bool parse_num(const char *a, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(a, &end, 10);
+    if (!*a || *a == '-' || *end || errno || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
-    struct bt_fake_loki_opts o = {0};
+    struct bt_fake_loki_limits lim = bt_fake_loki_default_limits();
+    struct bt_fake_loki_opts o = {.limits = &lim};
     const char *port_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -56,6 +81,34 @@ int main(int argc, char **argv)
             o.discard = true;
         } else if (strcmp(a, "-quiet") == 0) {
             o.quiet = true;
+        } else if (strcmp(a, "-max-line-size-truncate") == 0) {
+            lim.max_line_size_truncate = true;
+        } else if (i + 1 < argc &&
+                   (strcmp(a, "-max-line-size") == 0 || strcmp(a, "-max-chunk-age-ms") == 0 ||
+                    strcmp(a, "-max-label-names-per-series") == 0 ||
+                    strcmp(a, "-max-label-name-length") == 0 ||
+                    strcmp(a, "-max-label-value-length") == 0)) {
+            unsigned long long v;
+            bool chunk_age = strcmp(a, "-max-chunk-age-ms") == 0;
+            unsigned long long max = strcmp(a, "-max-line-size") == 0 ? UINT64_MAX
+                                     : chunk_age                      ? INT64_MAX / 1000000
+                                     : strcmp(a, "-max-label-names-per-series") == 0
+                                         ? BT_FAKE_LOKI_MAX_LABELS
+                                         : UINT32_MAX;
+            if (!parse_num(argv[++i], max, &v)) {
+                fprintf(stderr, "bt-fake-loki: bad value for %s: %s\n", argv[i - 1], argv[i]);
+                return 2;
+            }
+            if (strcmp(a, "-max-line-size") == 0)
+                lim.max_line_size = v;
+            else if (chunk_age)
+                lim.max_chunk_age_ns = (int64_t)v * 1000000;
+            else if (strcmp(a, "-max-label-names-per-series") == 0)
+                lim.max_label_names_per_series = (uint32_t)v;
+            else if (strcmp(a, "-max-label-name-length") == 0)
+                lim.max_label_name_length = (uint32_t)v;
+            else
+                lim.max_label_value_length = (uint32_t)v;
         } else {
             usage();
             return 2;
@@ -91,8 +144,8 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     if (!o.quiet)
-        fprintf(stderr, "bt-fake-loki: signal %d, %zu requests, %zu entries\n", sig,
-                bt_fake_loki_requests(f), bt_fake_loki_entries(f));
+        fprintf(stderr, "bt-fake-loki: signal %d, %zu requests, %zu entries received, %zu stored\n",
+                sig, bt_fake_loki_requests(f), bt_fake_loki_received(f), bt_fake_loki_entries(f));
     bt_fake_loki_stop(f);
     return 0;
 }

@@ -71,14 +71,27 @@ def http(method, url, body=None, timeout=10):
 
 
 class FakeLoki:
-    """The project's Loki-compatible test server (tests/helpers/fake_loki_main.c)."""
+    """The project's Loki-compatible test server (tests/helpers/fake_loki_main.c).
 
-    def __init__(self, ctx, discard=False):
+    It stores what a real Loki stores: duplicates (same stream, timestamp and line) are dropped
+    silently, entries too far behind the stream's newest, too long lines and streams with
+    invalid labels are rejected (see fake_loki.h). entries() and count() are about what was
+    STORED; received() counts every entry decoded from a push. Limits are Loki's defaults
+    unless given as keyword arguments with Loki's names, e.g. max_line_size=1024,
+    max_line_size_truncate=True, max_chunk_age_ms=0 (no out-of-order window)."""
+
+    def __init__(self, ctx, discard=False, **limits):
         if not os.path.exists(ctx.fake_loki):
             raise AssertionError("test Loki server not built: %s" % ctx.fake_loki)
         args = [ctx.fake_loki, "--port", "0", "--quiet"]
         if discard:
             args.append("--discard")
+        for k, v in limits.items():
+            flag = "--" + k.replace("_", "-")
+            if v is True:
+                args.append(flag)
+            elif v is not False:
+                args += [flag, str(int(v))]
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.p.stdout.readline()
         m = re.search(r"listening on ([\d.]+):(\d+)", line)
@@ -106,6 +119,12 @@ class FakeLoki:
     def reset(self):
         http("POST", self.base + "/control/reset", b"")
 
+    def set_limits(self, **limits):
+        """Changes limits for later pushes (Loki's names, as for the constructor)."""
+        q = "&".join("%s=%d" % (k, int(v)) for k, v in limits.items())
+        st, body = http("POST", self.base + "/control/limits?" + q, b"")
+        assert st in (200, 204), (st, body)
+
     def stats(self):
         st, body = http("GET", self.base + "/control/stats")
         assert st == 200, (st, body)
@@ -121,7 +140,12 @@ class FakeLoki:
         return out
 
     def count(self):
+        """Entries stored."""
         return self.stats().get("entries", 0)
+
+    def received(self):
+        """Entries received (decoded from pushes), stored or not."""
+        return self.stats().get("received_entries", 0)
 
 
 class Agent:

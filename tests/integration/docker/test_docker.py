@@ -58,8 +58,18 @@ def check_exact(ctx, scenario, got, expected, allow_dups=0):
     for s, line, ts in expected:
         want[(s, line, ts)] = want.get((s, line, ts), 0) + 1
     have = {}
+    by_line = {}
+    for s, line, ts in want:
+        by_line.setdefault((s, line), []).append(ts)
     for e in got:
         k = (labels_of(e).get("stream"), e["line"], e["ts"])
+        if k not in want:
+            # bpftail gives an entry that repeats its stream's previous timestamp the next
+            # nanosecond (docs/timestamps.md), so a line delivered twice comes back a few ns
+            # after the original: count it as a duplicate of that line, not as a new one.
+            near = [t for t in by_line.get(k[:2], []) if 0 < k[2] - t <= 100000]
+            if near:
+                k = k[:2] + (max(near),)
         have[k] = have.get(k, 0) + 1
     lost = sum(max(0, c - have.get(k, 0)) for k, c in want.items())
     dups = sum(max(0, c - want.get(k, 0)) for k, c in have.items() if k in want)

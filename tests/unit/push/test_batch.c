@@ -263,24 +263,233 @@ Test(batch, entries_are_sorted_by_timestamp_within_a_stream_stably)
 Test(batch, empty_line_keeps_its_place_among_equal_timestamps)
 {
     /* An empty line takes no arena bytes, so the next line starts at the same offset; the
-     * sort must still keep insertion order for equal timestamps. */
-    struct sink s = {0};
-    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
-    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+     * sort must still keep insertion order for equal timestamps. bt_batch_add directly: the
+     * batcher would give the equal timestamps distinct values first. */
+    struct bt_batch *b = bt_batch_new("");
     struct bt_labels l;
     bt_labels_init(&l);
     bt_labels_set(&l, "job", "a");
+    size_t clen;
+    const char *canon = bt_labels_canon(&l, &clen);
     const int64_t ts[] = {9, 7, 7, 7, 1};
     const char *lines[] = {"late", "", "", "after two empty lines", "early"};
     for (int i = 0; i < 5; i++) {
         struct bt_entry e = entry(&l, ts[i], lines[i]);
-        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+        cr_assert_eq(bt_batch_add(b, canon, clen, bt_labels_hash(&l), &e), 0);
     }
-    bt_batcher_flush(bb);
-    struct bt_batch *b = s.ready[0];
+    bt_batch_seal(b);
     const char *want[] = {"early", "", "", "after two empty lines", "late"};
     for (int i = 0; i < 5; i++)
         cr_assert_str_eq(line_of(b, &b->streams[0].entries[i]), want[i], "entry %d", i);
+    b->outcome = BT_PUSH_OK;
+    bt_batch_release(b);
+    bt_labels_free(&l);
+}
+
+/* ---- entry timestamps (batch.h): no (stream, timestamp, line) sent twice ---------------- */
+
+/* Appends the timestamps of stream `labels` in every ready batch, in order, to out. */
+static size_t collect_ts(const struct sink *s, const char *labels, int64_t *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_ready; i++)
+        for (size_t j = 0; j < s->ready[i]->n_streams; j++) {
+            const struct bt_batch_stream *st = &s->ready[i]->streams[j];
+            if (strcmp(st->labels, labels) != 0)
+                continue;
+            for (size_t k = 0; k < st->n && n < max; k++)
+                out[n++] = st->entries[k].ts_ns;
+        }
+    return n;
+}
+
+/* Like struct sink, with room for many batches. */
+struct big_sink {
+    struct sink s;
+    struct bt_batch *more[4096];
+    size_t n_more;
+};
+
+static void on_ready_big(void *ctx, struct bt_batch *b)
+{
+    struct big_sink *s = ctx;
+    if (s->s.n_ready < 64) {
+        s->s.ready[s->s.n_ready++] = b;
+        return;
+    }
+    cr_assert_lt(s->n_more, 4096);
+    s->more[s->n_more++] = b;
+}
+
+Test(batch, identical_lines_of_one_read_get_distinct_increasing_timestamps)
+{
+    /* 5,000 identical lines stamped with one read time: Loki would keep one. */
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    const int64_t t = 1700000000123456789LL;
+    for (int i = 0; i < 5000; i++) {
+        struct bt_entry e = entry(&l, t, "GET /healthz 200 0.001");
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    }
+    /* The next read, a few microseconds later but inside the run: still after it. */
+    struct bt_entry next = entry(&l, t + 3000, "GET /healthz 200 0.001");
+    cr_assert_eq(bt_batcher_add(bb, &next, 0), 0);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 1);
+    static int64_t got[6000];
+    size_t n = collect_ts(&s, "{job=\"a\"}", got, 6000);
+    cr_assert_eq(n, 5001);
+    for (size_t i = 0; i < 5000; i++)
+        cr_assert_eq(got[i], t + (int64_t)i, "entry %zu: %lld", i, (long long)got[i]);
+    cr_assert_eq(got[5000], t + 5000);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, streams_and_tenants_are_stamped_independently)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels a, b, ta;
+    bt_labels_init(&a);
+    bt_labels_init(&b);
+    bt_labels_init(&ta);
+    bt_labels_set(&a, "job", "a");
+    bt_labels_set(&b, "job", "b");
+    bt_labels_set(&ta, "job", "a");
+    bt_labels_set(&ta, BT_TENANT_LABEL, "t1"); /* same labels as a, another tenant */
+    for (int i = 0; i < 100; i++) {
+        struct bt_entry ea = entry(&a, 1000, "x"), eb = entry(&b, 1000, "x"),
+                        et = entry(&ta, 1000, "x");
+        cr_assert_eq(bt_batcher_add(bb, &ea, 0), 0);
+        cr_assert_eq(bt_batcher_add(bb, &eb, 0), 0);
+        cr_assert_eq(bt_batcher_add(bb, &et, 0), 0);
+    }
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 2); /* one batch per tenant */
+    int64_t ga[200], gb[200];
+    for (size_t r = 0; r < 2; r++) {
+        struct sink one = {.ready = {s.ready[r]}, .n_ready = 1};
+        cr_assert_eq(collect_ts(&one, "{job=\"a\"}", ga, 200), r == 0 ? 100 : 100);
+        for (int i = 0; i < 100; i++)
+            cr_assert_eq(ga[i], 1000 + i, "tenant batch %zu entry %d", r, i);
+    }
+    cr_assert_eq(collect_ts(&s, "{job=\"b\"}", gb, 200), 100);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(gb[i], 1000 + i);
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&a);
+    bt_labels_free(&b);
+    bt_labels_free(&ta);
+    bt_batcher_free(bb);
+}
+
+Test(batch, stamping_continues_across_batches)
+{
+    struct big_sink bs = {0};
+    /* 10-byte lines, 100-byte batches: a new batch every 10 entries. */
+    struct bt_batcher_config cfg = {.batchsize = 100, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready_big, on_drop, &bs);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    for (int i = 0; i < 1000; i++) {
+        struct bt_entry e = entry(&l, 500, "0123456789");
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+        if (i == 500) {
+            bt_batcher_flush(bb);               /* sealed by time, not size */
+            bt_batcher_tick(bb, BT_NS_PER_SEC); /* a tick soon after forgets nothing */
+        }
+    }
+    bt_batcher_flush(bb);
+    cr_assert_gt(bs.s.n_ready + bs.n_more, 90);
+    int64_t prev = 499;
+    size_t n = 0;
+    for (size_t i = 0; i < bs.s.n_ready + bs.n_more; i++) {
+        struct bt_batch *b = i < bs.s.n_ready ? bs.s.ready[i] : bs.more[i - bs.s.n_ready];
+        for (size_t k = 0; k < b->streams[0].n; k++, n++) {
+            cr_assert_eq(b->streams[0].entries[k].ts_ns, prev + 1, "entry %zu", n);
+            prev = b->streams[0].entries[k].ts_ns;
+        }
+        b->outcome = BT_PUSH_OK;
+        bt_batch_release(b);
+    }
+    cr_assert_eq(n, 1000);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, explicit_equal_timestamps_are_bumped_and_older_ones_kept)
+{
+    /* Timestamps as a timestamp, docker or cri stage would set them. */
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    const int64_t in[] = {100, 100, 100, 101, 50, 50, 200, 150, 150, 300};
+    /* 101 falls inside the run 100..102: after it. 50 is older than its predecessor: kept
+     * (Loki accepts it within its window), and its own run starts there. 150 is older than
+     * 200: kept. 300 is newer than anything: kept. */
+    const int64_t want[] = {100, 101, 102, 103, 50, 51, 200, 150, 151, 300};
+    for (int i = 0; i < 10; i++) {
+        struct bt_entry e = entry(&l, in[i], "same line");
+        cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+        /* what goes out is sorted at seal; check what each entry was given */
+        cr_assert_eq(bt_batcher_bytes(bb), (size_t)(i + 1) * 9);
+    }
+    bt_batcher_flush(bb);
+    int64_t got[10];
+    cr_assert_eq(collect_ts(&s, "{job=\"a\"}", got, 10), 10);
+    int64_t sorted[10];
+    memcpy(sorted, want, sizeof(want));
+    for (int i = 1; i < 10; i++) /* insertion sort: the batch is sorted when sealed */
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            int64_t x = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = x;
+        }
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(got[i], sorted[i], "entry %d: %lld", i, (long long)got[i]);
+    for (int i = 1; i < 10; i++)
+        cr_assert_neq(got[i], got[i - 1], "a (stream, ts, line) triple repeats");
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_batcher_free(bb);
+}
+
+Test(batch, idle_streams_are_forgotten)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l;
+    bt_labels_init(&l);
+    bt_labels_set(&l, "job", "a");
+    const int64_t min = 60 * BT_NS_PER_SEC;
+    struct bt_entry e = entry(&l, 7, "x");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);        /* 8 */
+    bt_batcher_tick(bb, 4 * min);                      /* idle 4 minutes: remembered */
+    cr_assert_eq(bt_batcher_add(bb, &e, 4 * min), 0);  /* 9 */
+    bt_batcher_tick(bb, 10 * min);                     /* idle 6 minutes: forgotten */
+    cr_assert_eq(bt_batcher_add(bb, &e, 10 * min), 0); /* 7 again */
+    bt_batcher_flush(bb);
+    int64_t got[8];
+    cr_assert_eq(collect_ts(&s, "{job=\"a\"}", got, 8), 4);
+    /* Each tick sealed the open batch: one batch per step, in this order. */
+    cr_assert_eq(s.n_ready, 3);
+    cr_assert_eq(got[0], 7);
+    cr_assert_eq(got[1], 8);
+    cr_assert_eq(got[2], 9);
+    cr_assert_eq(got[3], 7);
     sink_free(&s, BT_PUSH_OK);
     bt_labels_free(&l);
     bt_batcher_free(bb);
