@@ -33,7 +33,8 @@ if files=$(git ls-files 'src/*.c' 'src/*.h' 'bpf/*.c' 'bpf/*.h' 'tests/*.c' 'tes
 fi
 
 note "build (warnings are errors)"
-if ! "$root/scripts/build.sh" "$root/build" -DBT_WERROR=ON; then
+# BT_TESTS=ON every time: build/ may have been configured without tests by scripts/run.sh.
+if ! "$root/scripts/build.sh" "$root/build" -DBT_TESTS=ON -DBT_WERROR=ON; then
   echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
@@ -42,7 +43,7 @@ ctest --test-dir "$root/build" -V -j2 2>&1 | tee /tmp/bt-unit.log
 count_ctest /tmp/bt-unit.log "unit"
 
 note "unit tests under ASan and UBSan"
-if "$root/scripts/build.sh" "$root/build-asan" -DBT_WERROR=ON -DBT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug; then
+if "$root/scripts/build.sh" "$root/build-asan" -DBT_TESTS=ON -DBT_WERROR=ON -DBT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$root/build-asan" -V -j2 2>&1 | tee /tmp/bt-asan.log
   count_ctest /tmp/bt-asan.log "asan"
