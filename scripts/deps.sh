@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bpftail needs to build, run and test, when they are missing.
 # Usage: scripts/deps.sh [build|test|docker]   (test includes build; docker adds the engine)
+# When another apt-get or dpkg holds its lock (unattended-upgrades on a fresh machine, another
+# build), waits for it up to $BT_APT_WAIT seconds (600 by default) instead of failing at once.
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
       libsnappy-dev libjansson-dev libyaml-dev libmicrohttpd-dev libpcre2-dev libbpf-dev clang llvm
       bpftool libcap-dev)
 case "${1:-build}" in
-  test) want+=(libcriterion-dev python3 clang-format procps curl)
+  test) want+=(libcriterion-dev python3 python3-pytest clang-format procps curl)
         # Node is only needed to check dashboard queries with Grafana's grammar.
         command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
   docker) want+=(docker.io busybox-static) ;;
@@ -28,7 +30,34 @@ if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
   SUDO=sudo
 fi
+
+wait_max=${BT_APT_WAIT:-600}
+deadline=$((SECONDS + wait_max))
+# Runs an apt-get command; while it fails because another process holds the dpkg or apt lists
+# lock, says so once and tries again every 5 s until the deadline. apt-get itself waits for the
+# dpkg lock (DPkg::Lock::Timeout) but `apt-get update` gives up on the lists lock at once.
+apt_retry() {
+  local out rc left said=
+  while :; do
+    left=$((deadline - SECONDS)); [ "$left" -gt 0 ] || left=1
+    out=$(mktemp)
+    rc=0
+    $SUDO apt-get -o DPkg::Lock::Timeout="$left" "$@" 2>"$out" >/dev/null || rc=$?
+    if [ "$rc" -ne 0 ] && grep -qiE 'could not get lock|unable to (acquire|lock)|is another process using it' "$out" \
+        && [ "$SECONDS" -lt "$deadline" ]; then
+      [ -n "$said" ] || echo "deps: another apt-get or dpkg holds the package lock; waiting up to ${wait_max}s" >&2
+      said=1
+      rm -f "$out"
+      sleep 5
+      continue
+    fi
+    [ "$rc" -eq 0 ] || cat "$out" >&2
+    rm -f "$out"
+    return "$rc"
+  done
+}
+
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_retry update -qq
+apt_retry install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,7 +1,7 @@
 """Helpers for bpftail's integration suites: the test Loki server, the agent, files, waiting.
 
 Everything runs on this machine against loopback addresses and temporary directories.
-Each suite is a module test_*.py with functions test_*(ctx); run.py discovers and runs them.
+Each suite is a module test_*.py with functions test_*(ctx), run by pytest (see conftest.py).
 """
 import json
 import os
@@ -17,7 +17,7 @@ import urllib.request
 
 
 class Skip(Exception):
-    """Raised by a test that cannot run here. run.py reports it loudly and counts it failed."""
+    """Raised by a test that cannot run here. conftest.py reports it loudly and counts it failed."""
 
 
 class Ctx:

@@ -34,13 +34,13 @@ def docker_record(line, stream, t):
     return json.dumps({"log": line + "\n", "stream": stream, "time": t}) + "\n"
 
 
-def test_docker_regex_labels_timestamp_match_drop_output_chain(ctx):
-    loki = FakeLoki(ctx)
+def test_docker_regex_labels_timestamp_match_drop_output_chain(ctx, fake_loki, agent):
+    loki = fake_loki()
     d = ctx.tmpdir()
     port = free_port()
     cfg = agent_config(loki.url, os.path.join(d, "*-json.log"), os.path.join(d, "pos.yaml"), port,
                        job="containers", batchwait="100ms", extra_scrape=STAGES)
-    a = Agent(ctx, cfg).start()
+    a = agent(cfg)
     rows = []
     with open(os.path.join(d, "c1-json.log"), "w") as f:
         for i in range(300):

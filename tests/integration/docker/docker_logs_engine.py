@@ -48,12 +48,12 @@ def ensure_packages():
         raise EngineError("the Docker suites need root to install %s and run dockerd"
                           % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    p = subprocess.run(["apt-get", "install", "-y"] + missing, env=env, stdout=subprocess.PIPE,
+    p = subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y"] + missing, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=900)
     if p.returncode != 0:
         subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=600)
-        p = subprocess.run(["apt-get", "install", "-y"] + missing, env=env,
+        p = subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y"] + missing, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=900)
     if p.returncode != 0:
