@@ -63,6 +63,9 @@ count_ctest() { # sums Criterion's per-binary "Synthesis: Tested: T | Passing: P
   done < <(sed -nE 's/.*Synthesis: Tested: ([0-9]+) \| Passing: ([0-9]+) \| Failing: ([0-9]+) \| Crashing: ([0-9]+).*/\1 \2 \3 \4/p' "$log")
   bins=$(grep -cE 'Test +#[0-9]+: .*\*\*\*(Failed|Exception)' "$log" || true)
   passed=$((passed + p)); failed=$((failed + bad))
+  # ctest tests that are not Criterion binaries (the layer check, the bench self-check) count one each.
+  p=$(grep -cE 'Test +#[0-9]+: (layers|bench_selftest) \.+ +Passed' "$log" || true)
+  passed=$((passed + p)); t=$((t + p))
   if [ "$t" -eq 0 ]; then
     if [ -n "$pattern" ] && grep -q 'No tests were found' "$log"; then
       echo "$2: no unit test binary matches -k $pattern"
