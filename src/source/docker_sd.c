@@ -71,6 +71,11 @@ struct ctr {
     struct req *logs;
     bool draining;    /* logs is the one-shot request after a followed stream ended */
     int64_t allow[2]; /* during a drain: the time of a line held when the stream ended */
+    /* during a drain: that held line as the followed stream gave it, shipped if the drain
+     * cannot send it again (a --rm container is often removed before the drain is answered) */
+    struct bt_buf held[2];
+    int64_t held_ts[2];
+    bool held_ok[2];
     struct bt_ack_owner *owner;
     uint64_t seg_end;
     int64_t resume_ns; /* entries older than this were delivered before */
@@ -172,6 +177,8 @@ static void emit(struct ctr *c, int s, int64_t ts, const char *line, size_t n)
 {
     if (n && line[n - 1] == '\n')
         n--;
+    if (c->held_ok[s] && ts == c->held_ts[s])
+        c->held_ok[s] = false; /* the drain sent the held line again */
     if ((ts < c->resume_ns && ts != c->allow[s]) || !c->keep[s])
         return;
     uint64_t start = c->seg_end;
@@ -405,6 +412,7 @@ static void ctr_free(struct ctr *c)
     for (int s = 0; s < 2; s++) {
         bt_labels_free(&c->set[s]);
         bt_buf_free(&c->j[s].acc);
+        bt_buf_free(&c->held[s]);
     }
     bt_buf_free(&c->frame);
     bt_ack_owner_close(c->owner);
@@ -438,7 +446,12 @@ static int follow(struct bt_docker_sd *sd, struct ctr *c, bool drain)
         c->allow[s] = c->j[s].ts;
         if (c->j[s].ts < since)
             since = c->j[s].ts;
+        struct bt_buf t = c->held[s];
+        c->held[s] = c->j[s].acc;
+        c->j[s].acc = t;
         bt_buf_reset(&c->j[s].acc);
+        c->held_ts[s] = c->j[s].ts;
+        c->held_ok[s] = true;
         c->j[s].pending = false;
     }
     c->mode = 0;
@@ -542,6 +555,7 @@ static struct ctr *ctr_new(struct bt_docker_sd *sd, const char *id, json_t *it)
     for (int s = 0; s < 2; s++) {
         bt_labels_init(&c->set[s]);
         bt_buf_init(&c->j[s].acc, cap);
+        bt_buf_init(&c->held[s], cap);
         if (bt_labels_copy(&c->set[s], &sd->scratch) < 0 ||
             bt_labels_set(&c->set[s], "__meta_docker_container_log_stream", stream_names[s]) < 0)
             goto fail;
@@ -622,6 +636,12 @@ static void logs_done(struct bt_docker_sd *sd, struct ctr *c, CURLcode res)
     if (!drained && res == CURLE_OK && follow(sd, c, true) == 0)
         return;
     flush_joins(c); /* the container stopped: nothing more comes for these */
+    for (int s = 0; s < 2; s++) {
+        if (c->held_ok[s]) /* the drain failed before sending it again */
+            emit(c, s, c->held_ts[s], c->held[s].ptr ? c->held[s].ptr : "", c->held[s].len);
+        c->held_ok[s] = false;
+        bt_buf_reset(&c->held[s]);
+    }
     if (c->want_follow) {
         c->want_follow = false;
         if (follow(sd, c, false) < 0)
@@ -672,7 +692,12 @@ static void check_done(struct bt_docker_sd *sd)
         struct req *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode res = m->data.result;
-        if (res != CURLE_OK && r->kind != R_EVENTS)
+        long http = 0;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &http);
+        if (res != CURLE_OK && r->kind == R_LOGS && r->c->draining && (http == 404 || http == 409))
+            BT_INFO(COMP, "container removed before the last read of its logs (as --rm does)",
+                    "id=%.12s status=%ld", r->c->id, http);
+        else if (res != CURLE_OK && r->kind != R_EVENTS)
             BT_WARN(COMP,
                     r->kind == R_LOGS ? "log stream ended with an error" : "container list failed",
                     "id=%.12s err=\"%s\"", r->c ? r->c->id : "-",

@@ -33,6 +33,7 @@ static char requests[16][512];
 static char event_requests[16][512], lookup_requests[16][1024];
 static int n_requests, n_logs, n_events, n_lookups;
 static bool lookup_only; /* the listing is empty, only a lookup finds the container */
+static bool drain_gone;  /* the one-shot read after a followed stream: 409, being removed */
 
 static void frame(struct bt_buf *b, int stream, const char *s)
 {
@@ -109,6 +110,11 @@ static void *serve(void *arg)
                              strlen(body));
             write_all(c, hdr, (size_t)k);
             write_all(c, body, strlen(body));
+        } else if (drain_gone && strstr(req, "follow=0")) {
+            n_logs++;
+            const char *h = "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+            write_all(c, h, strlen(h));
         } else {
             n_logs++;
             const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
@@ -188,7 +194,7 @@ static void teardown(void)
         bt_segment_unref(held[i], 1);
     n_got = 0;
     n_requests = n_logs = n_events = n_lookups = 0;
-    lookup_only = false;
+    lookup_only = drain_gone = false;
     stored_cursor = cursor_seen = 0;
     bt_tmpdir_remove(dir);
 }
@@ -543,5 +549,21 @@ Test(docker_sd, a_broken_event_stream_is_reopened_from_the_last_event)
         bt_loop_run_once(x.loop, 50 * BT_NS_PER_MS);
     cr_assert_geq(n_events, 2, "reopened after the first stream ended");
     cr_assert(strstr(event_requests[1], "&since=1795932922.000000005 "), "%s", event_requests[1]);
+    stop(&x);
+}
+
+Test(docker_sd, a_line_held_at_the_end_is_shipped_when_the_container_is_removed_before_the_drain)
+{
+    drain_gone = true; /* --rm: the container is being removed when the drain asks */
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000001Z done\n");
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000002Z last-without-newline");
+    struct run x;
+    start(&x, NULL);
+    run_until(&x, 2);
+    cr_assert_eq(n_got, 2);
+    cr_assert_eq(n_logs, 2, "a follow and a drain");
+    cr_assert_str_eq(got[0].line, "done");
+    cr_assert_str_eq(got[1].line, "last-without-newline");
+    cr_assert_eq(got[1].ts, 1795932922000000002LL);
     stop(&x);
 }
