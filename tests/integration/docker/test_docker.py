@@ -293,9 +293,11 @@ RM_PARALLEL = 4
 # 3,000 numbered lines in five bursts over about 1 s (start to exit, measured 1.0-1.5 s on a
 # loaded test engine), then --rm removes the container: a cron job, a migration or a CI step.
 # Shorter than refresh_interval (2 s), so a listing alone sees at most some of them.
-# The last burst is printed right before the exit, racing the end of the log stream.
+# The last burst is printed right before the exit, racing the end of the log stream, and the
+# very last line has no newline (a held line that --rm may remove before it is read again).
 SCRIPT_RM = ("b=0; while [ $b -lt 5 ]; do sleep 0.15; "
-             "awk -v b=$b -v t=$T 'BEGIN{for(j=0;j<600;j++) print t \" seq=\" b*600+j}'; "
+             "awk -v b=$b -v t=$T 'BEGIN{for(j=0;j<600;j++){n=b*600+j; "
+             "if(n==2999) printf \"%s seq=%d\", t, n; else print t \" seq=\" n}}'; "
              "b=$((b+1)); done")
 
 
