@@ -29,6 +29,15 @@
 #define MINQ_MAX (4u << 20)  /* in-flight cursor candidates per container */
 #define MAX_CONTAINERS 4096
 #define DEFAULT_MAX_LINE (256u * 1024)
+#define EVENT_MAX (1u << 20) /* one /events line */
+#define EV_BACKOFF_MIN (1 * BT_NS_PER_SEC)
+#define EV_BACKOFF_MAX (30 * BT_NS_PER_SEC)
+/* {"type":["container"],"event":["start","die","destroy"]}, URL-escaped */
+#define EV_FILTERS                                                                                 \
+    "%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%2C%22die%22%2C"          \
+    "%22destroy%22%5D%7D"
+
+enum { R_LIST, R_LOOKUP, R_LOGS, R_EVENTS };
 
 enum { S_OUT = 0, S_ERR = 1 };
 static const char *const stream_names[2] = {"stdout", "stderr"};
@@ -46,15 +55,27 @@ struct join {
 
 struct req;
 
+struct pev { /* an event to act on */
+    char id[72];
+    bool start; /* else destroy */
+};
+
 struct ctr {
     char id[72];
     struct bt_docker_sd *sd;
     struct bt_labels set[2];
     bool keep[2];
     bool seen;
+    bool gone;        /* destroyed: forget it once its logs are read */
+    bool want_follow; /* started again while the last run's logs were still being read */
     struct req *logs;
     bool draining;    /* logs is the one-shot request after a followed stream ended */
     int64_t allow[2]; /* during a drain: the time of a line held when the stream ended */
+    /* during a drain: that held line as the followed stream gave it, shipped if the drain
+     * cannot send it again (a --rm container is often removed before the drain is answered) */
+    struct bt_buf held[2];
+    int64_t held_ts[2];
+    bool held_ok[2];
     struct bt_ack_owner *owner;
     uint64_t seg_end;
     int64_t resume_ns; /* entries older than this were delivered before */
@@ -75,7 +96,9 @@ struct ctr {
 struct req {
     CURL *easy;
     struct bt_docker_sd *sd;
-    struct ctr *c; /* NULL for the listing */
+    struct ctr *c; /* R_LOGS only */
+    int kind;
+    struct req *next; /* pending lookups */
     struct bt_buf body;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -86,16 +109,27 @@ struct bt_docker_sd {
     char *unix_path; /* NULL for TCP */
     char *base;      /* http://host:port */
     char *filters;   /* URL-escaped JSON or NULL */
+    json_t *filt;    /* the same filters as an object, or NULL */
     char *host_net_host;
     long port;
     int64_t refresh_ns;
     CURLM *multi;
     uint64_t curl_timer, refresh_timer;
     struct req *list;
+    struct req *lookups;
+    struct req *events;
+    uint64_t ev_timer;
+    int64_t ev_since_ns;   /* reopen the event stream from here (the last event's time) */
+    int64_t ev_first_open; /* wall clock of the first open */
+    int64_t ev_backoff_ns; /* 0 while the stream works */
+    int64_t ev_opened;     /* monotonic time the current stream was opened */
+    bool ev_warned;
+    struct pev *pev;
+    size_t pev_len, pev_cap;
     struct bt_hmap ctrs;
     size_t following;
     struct bt_labels scratch;
-    struct bt_series *m_entries, *m_errors;
+    struct bt_series *m_entries, *m_errors, *m_ev_breaks;
     bool closing;
 };
 
@@ -143,6 +177,8 @@ static void emit(struct ctr *c, int s, int64_t ts, const char *line, size_t n)
 {
     if (n && line[n - 1] == '\n')
         n--;
+    if (c->held_ok[s] && ts == c->held_ts[s])
+        c->held_ok[s] = false; /* the drain sent the held line again */
     if ((ts < c->resume_ns && ts != c->allow[s]) || !c->keep[s])
         return;
     uint64_t start = c->seg_end;
@@ -291,11 +327,13 @@ static int demux(struct ctr *c, const char *p, size_t n)
 
 /* ---- requests ---- */
 
+static void on_event(void *ctx, const struct bt_docker_event *ev);
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
     struct req *r = arg;
     size_t n = size * nmemb;
-    if (r->c) {
+    if (r->kind == R_LOGS) {
         int rc = demux(r->c, p, n);
         if (rc < 0) {
             bt_counter_inc(r->sd->m_errors);
@@ -305,17 +343,28 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
         }
         return n;
     }
+    if (r->kind == R_EVENTS) {
+        int rc = bt_docker_events_feed(&r->body, p, n, on_event, r->sd);
+        if (rc < 0) {
+            bt_counter_inc(r->sd->m_errors);
+            return 0; /* an event line past EVENT_MAX: reopen the stream */
+        }
+        for (int i = 0; i < rc; i++)
+            bt_counter_inc(r->sd->m_errors);
+        return n;
+    }
     return bt_buf_add(&r->body, p, n) < 0 ? 0 : n;
 }
 
-static struct req *req_new(struct bt_docker_sd *sd, struct ctr *c, const char *path)
+static struct req *req_new(struct bt_docker_sd *sd, struct ctr *c, int kind, const char *path)
 {
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->sd = sd;
     r->c = c;
-    bt_buf_init(&r->body, LIST_MAX);
+    r->kind = kind;
+    bt_buf_init(&r->body, kind == R_EVENTS ? EVENT_MAX : LIST_MAX);
     struct bt_buf url;
     bt_buf_init(&url, 8192);
     r->easy = curl_easy_init();
@@ -336,7 +385,7 @@ static struct req *req_new(struct bt_docker_sd *sd, struct ctr *c, const char *p
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
-    if (!c)
+    if (kind == R_LIST || kind == R_LOOKUP)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
     bt_buf_free(&url);
     if (curl_multi_add_handle(sd->multi, e) != CURLM_OK) {
@@ -363,6 +412,7 @@ static void ctr_free(struct ctr *c)
     for (int s = 0; s < 2; s++) {
         bt_labels_free(&c->set[s]);
         bt_buf_free(&c->j[s].acc);
+        bt_buf_free(&c->held[s]);
     }
     bt_buf_free(&c->frame);
     bt_ack_owner_close(c->owner);
@@ -396,7 +446,12 @@ static int follow(struct bt_docker_sd *sd, struct ctr *c, bool drain)
         c->allow[s] = c->j[s].ts;
         if (c->j[s].ts < since)
             since = c->j[s].ts;
+        struct bt_buf t = c->held[s];
+        c->held[s] = c->j[s].acc;
+        c->j[s].acc = t;
         bt_buf_reset(&c->j[s].acc);
+        c->held_ts[s] = c->j[s].ts;
+        c->held_ok[s] = true;
         c->j[s].pending = false;
     }
     c->mode = 0;
@@ -408,7 +463,7 @@ static int follow(struct bt_docker_sd *sd, struct ctr *c, bool drain)
              "/containers/%s/logs?stdout=1&stderr=1&follow=%d&timestamps=1&since=%" PRId64
              ".%09" PRId64,
              c->id, drain ? 0 : 1, since / (int64_t)BT_NS_PER_SEC, since % (int64_t)BT_NS_PER_SEC);
-    c->logs = req_new(sd, c, path);
+    c->logs = req_new(sd, c, R_LOGS, path);
     if (!c->logs)
         return -ENOMEM;
     c->draining = drain;
@@ -500,6 +555,7 @@ static struct ctr *ctr_new(struct bt_docker_sd *sd, const char *id, json_t *it)
     for (int s = 0; s < 2; s++) {
         bt_labels_init(&c->set[s]);
         bt_buf_init(&c->j[s].acc, cap);
+        bt_buf_init(&c->held[s], cap);
         if (bt_labels_copy(&c->set[s], &sd->scratch) < 0 ||
             bt_labels_set(&c->set[s], "__meta_docker_container_log_stream", stream_names[s]) < 0)
             goto fail;
@@ -518,7 +574,9 @@ fail:
     return NULL;
 }
 
-static void list_done(struct bt_docker_sd *sd, struct req *r)
+/* A listing (reconcile: every running container, and the ones gone from it are forgotten) or
+ * a lookup of one container that an event announced (all=1: it may have exited already). */
+static void list_done(struct bt_docker_sd *sd, struct req *r, bool reconcile)
 {
     json_error_t jerr;
     json_t *root = json_loadb(r->body.ptr ? r->body.ptr : "", r->body.len, 0, &jerr);
@@ -530,7 +588,7 @@ static void list_done(struct bt_docker_sd *sd, struct req *r)
     }
     size_t pos = 0;
     struct bt_hmap_slot *s;
-    while ((s = bt_hmap_next(&sd->ctrs, &pos)))
+    while (reconcile && (s = bt_hmap_next(&sd->ctrs, &pos)))
         ((struct ctr *)s->val)->seen = false;
     size_t i;
     json_t *it;
@@ -545,10 +603,13 @@ static void list_done(struct bt_docker_sd *sd, struct req *r)
         if (!c)
             continue;
         c->seen = true;
+        c->gone = false;
         if (follow(sd, c, false) < 0)
             BT_WARN(COMP, "cannot follow container", "id=%.12s", c->id);
     }
     json_decref(root);
+    if (!reconcile)
+        return;
     /* Gone from the list and not streaming: forget it (its cursor stays with the caller). */
     pos = 0;
     while ((s = bt_hmap_next(&sd->ctrs, &pos))) {
@@ -558,6 +619,67 @@ static void list_done(struct bt_docker_sd *sd, struct req *r)
             ctr_free(c);
         }
     }
+}
+
+static void forget(struct bt_docker_sd *sd, struct ctr *c)
+{
+    bt_hmap_del(&sd->ctrs, c->id, strlen(c->id));
+    ctr_free(c);
+}
+
+static void logs_done(struct bt_docker_sd *sd, struct ctr *c, CURLcode res)
+{
+    bool drained = c->draining;
+    c->logs = NULL;
+    c->draining = false;
+    sd->following--;
+    if (!drained && res == CURLE_OK && follow(sd, c, true) == 0)
+        return;
+    flush_joins(c); /* the container stopped: nothing more comes for these */
+    for (int s = 0; s < 2; s++) {
+        if (c->held_ok[s]) /* the drain failed before sending it again */
+            emit(c, s, c->held_ts[s], c->held[s].ptr ? c->held[s].ptr : "", c->held[s].len);
+        c->held_ok[s] = false;
+        bt_buf_reset(&c->held[s]);
+    }
+    if (c->want_follow) {
+        c->want_follow = false;
+        if (follow(sd, c, false) < 0)
+            BT_WARN(COMP, "cannot follow container", "id=%.12s", c->id);
+    } else if (c->gone) {
+        forget(sd, c);
+    }
+}
+
+static void events_open(struct bt_docker_sd *sd);
+static void apply_events(struct bt_docker_sd *sd);
+
+static void on_ev_timer(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_docker_sd *sd = arg;
+    sd->ev_timer = 0;
+    events_open(sd);
+    bt_docker_sd_refresh(sd); /* whatever happened while it was down */
+}
+
+/* The event stream never ends by itself: count it, say so once, and reopen it with backoff. */
+static void events_broken(struct bt_docker_sd *sd, struct req *r, CURLcode res)
+{
+    bt_counter_inc(sd->m_ev_breaks);
+    if (!sd->ev_warned)
+        BT_WARN(COMP, "event stream broke, reopening it with backoff (said once until it works)",
+                "err=\"%s\"",
+                res == CURLE_OK     ? "closed by Docker"
+                : r && r->errbuf[0] ? r->errbuf
+                                    : curl_easy_strerror(res));
+    sd->ev_warned = true;
+    if (bt_mono_ns() - sd->ev_opened > EV_BACKOFF_MAX)
+        sd->ev_backoff_ns = 0; /* it worked for a while: this is a new failure */
+    sd->ev_backoff_ns = sd->ev_backoff_ns ? sd->ev_backoff_ns * 2 : EV_BACKOFF_MIN;
+    if (sd->ev_backoff_ns > EV_BACKOFF_MAX)
+        sd->ev_backoff_ns = EV_BACKOFF_MAX;
+    if (!sd->closing)
+        sd->ev_timer = bt_loop_add_timer(sd->env.loop, sd->ev_backoff_ns, 0, on_ev_timer, sd);
 }
 
 static void check_done(struct bt_docker_sd *sd)
@@ -570,25 +692,205 @@ static void check_done(struct bt_docker_sd *sd)
         struct req *r = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode res = m->data.result;
-        if (res != CURLE_OK)
-            BT_WARN(COMP, r->c ? "log stream ended with an error" : "container list failed",
+        long http = 0;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &http);
+        if (res != CURLE_OK && r->kind == R_LOGS && r->c->draining && (http == 404 || http == 409))
+            BT_INFO(COMP, "container removed before the last read of its logs (as --rm does)",
+                    "id=%.12s status=%ld", r->c->id, http);
+        else if (res != CURLE_OK && r->kind != R_EVENTS)
+            BT_WARN(COMP,
+                    r->kind == R_LOGS ? "log stream ended with an error" : "container list failed",
                     "id=%.12s err=\"%s\"", r->c ? r->c->id : "-",
                     r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
-        if (r->c) {
-            struct ctr *c = r->c;
-            bool drained = c->draining;
-            c->logs = NULL;
-            c->draining = false;
-            sd->following--;
-            if (drained || res != CURLE_OK || follow(sd, c, true) < 0)
-                flush_joins(c); /* the container stopped: nothing more comes for these */
-        } else {
+        switch (r->kind) {
+        case R_LOGS: logs_done(sd, r->c, res); break;
+        case R_LIST:
             sd->list = NULL;
             if (res == CURLE_OK)
-                list_done(sd, r);
+                list_done(sd, r, true);
+            break;
+        case R_LOOKUP:
+            for (struct req **pp = &sd->lookups; *pp; pp = &(*pp)->next)
+                if (*pp == r) {
+                    *pp = r->next;
+                    break;
+                }
+            if (res == CURLE_OK)
+                list_done(sd, r, false);
+            break;
+        case R_EVENTS:
+            sd->events = NULL;
+            events_broken(sd, r, res);
+            break;
         }
         req_free(r);
     }
+}
+
+/* ---- the event stream ---- */
+
+static int parse_event(const char *line, size_t len, bt_docker_event_fn fn, void *ctx)
+{
+    json_t *o = json_loadb(line, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -1;
+    }
+    struct bt_docker_event ev = {.type = jstr(o, "Type"), .action = jstr(o, "Action")};
+    json_t *actor = json_object_get(o, "Actor");
+    ev.id = json_is_object(actor) ? jstr(actor, "ID") : NULL;
+    if (!ev.id)
+        ev.id = jstr(o, "id");
+    if (!ev.action)
+        ev.action = jstr(o, "status");
+    json_t *tn = json_object_get(o, "timeNano"), *t = json_object_get(o, "time");
+    if (json_is_integer(tn))
+        ev.time_ns = (int64_t)json_integer_value(tn);
+    else if (json_is_integer(t))
+        ev.time_ns = (int64_t)json_integer_value(t) * BT_NS_PER_SEC;
+    ev.type = ev.type ? ev.type : "";
+    ev.action = ev.action ? ev.action : "";
+    ev.id = ev.id ? ev.id : "";
+    fn(ctx, &ev);
+    json_decref(o);
+    return 0;
+}
+
+int bt_docker_events_feed(struct bt_buf *acc, const char *p, size_t n, bt_docker_event_fn fn,
+                          void *ctx)
+{
+    int bad = 0;
+    while (n) {
+        const char *nl = memchr(p, '\n', n);
+        if (!nl) {
+            int rc = bt_buf_add(acc, p, n);
+            return rc < 0 ? rc : bad;
+        }
+        size_t take = (size_t)(nl - p);
+        const char *line = p;
+        size_t len = take;
+        if (acc->len) {
+            int rc = bt_buf_add(acc, p, take);
+            if (rc < 0)
+                return rc;
+            line = acc->ptr;
+            len = acc->len;
+        }
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
+            len--;
+        if (len && parse_event(line, len, fn, ctx) < 0)
+            bad++;
+        bt_buf_reset(acc);
+        p += take + 1;
+        n -= take + 1;
+    }
+    return bad;
+}
+
+/* Looks one container up with the configured filters, so it gets a listing's labels. */
+static void lookup(struct bt_docker_sd *sd, const char *id)
+{
+    json_t *f = sd->filt ? json_deep_copy(sd->filt) : json_object();
+    if (f && !json_object_get(f, "id"))
+        json_object_set_new(f, "id", json_pack("[s]", id));
+    char *text = f ? json_dumps(f, JSON_COMPACT) : NULL;
+    char *esc = text ? curl_easy_escape(NULL, text, 0) : NULL;
+    struct req *r = NULL;
+    if (esc) {
+        struct bt_buf path;
+        bt_buf_init(&path, 16384);
+        if (bt_buf_addf(&path, "/containers/json?all=1&filters=%s", esc) == 0)
+            r = req_new(sd, NULL, R_LOOKUP, path.ptr);
+        bt_buf_free(&path);
+    }
+    curl_free(esc);
+    free(text);
+    json_decref(f);
+    if (!r) {
+        BT_WARN(COMP, "cannot look a started container up, the next listing will", "id=%.12s", id);
+        return;
+    }
+    r->next = sd->lookups;
+    sd->lookups = r;
+}
+
+static void on_event(void *ctx, const struct bt_docker_event *ev)
+{
+    struct bt_docker_sd *sd = ctx;
+    if (ev->time_ns > 0)
+        sd->ev_since_ns = ev->time_ns; /* Docker's clock, in order */
+    if (sd->ev_warned) {
+        BT_INFO(COMP, "event stream works again", "since=%" PRId64,
+                sd->ev_since_ns / (int64_t)BT_NS_PER_SEC);
+        sd->ev_warned = false;
+    }
+    sd->ev_backoff_ns = 0;
+    size_t idlen = strlen(ev->id);
+    bool start = strcmp(ev->action, "start") == 0, destroy = strcmp(ev->action, "destroy") == 0;
+    if (strcmp(ev->type, "container") != 0 || !idlen || idlen > 64 || !(start || destroy))
+        return;
+    /* Acted on after libcurl returns: requests cannot be added from inside its callbacks. */
+    if (sd->pev_len == sd->pev_cap) {
+        size_t ncap = sd->pev_cap ? sd->pev_cap * 2 : 16;
+        struct pev *n = realloc(sd->pev, ncap * sizeof(*n));
+        if (!n)
+            return; /* the next listing finds it */
+        sd->pev = n;
+        sd->pev_cap = ncap;
+    }
+    struct pev *pe = &sd->pev[sd->pev_len++];
+    snprintf(pe->id, sizeof(pe->id), "%s", ev->id);
+    pe->start = start;
+}
+
+static void apply_event(struct bt_docker_sd *sd, const char *id, bool start)
+{
+    struct ctr *c = bt_hmap_get(&sd->ctrs, id, strlen(id));
+    if (start) {
+        if (!c) {
+            lookup(sd, id);
+            return;
+        }
+        c->gone = false;
+        if (c->logs && c->draining)
+            c->want_follow = true; /* after the last run's drain */
+        else if (follow(sd, c, false) < 0)
+            BT_WARN(COMP, "cannot follow container", "id=%.12s", c->id);
+    } else if (c) { /* destroy */
+        c->want_follow = false;
+        if (c->logs)
+            c->gone = true; /* its log stream ends by itself: read it to the end first */
+        else
+            forget(sd, c);
+    }
+    /* die: the container's log stream ends by itself, and is then drained (logs_done) */
+}
+
+static void apply_events(struct bt_docker_sd *sd)
+{
+    for (size_t i = 0; i < sd->pev_len; i++)
+        apply_event(sd, sd->pev[i].id, sd->pev[i].start);
+    sd->pev_len = 0;
+}
+
+static void events_open(struct bt_docker_sd *sd)
+{
+    if (sd->events || sd->closing)
+        return;
+    char path[512];
+    /* A reopen replays what was missed, from the last event seen (Docker's clock) or, if none
+     * came, from when the first stream was opened (ours). The first open takes live events. */
+    int64_t since = sd->ev_since_ns > 0 ? sd->ev_since_ns : sd->ev_first_open;
+    int n = snprintf(path, sizeof(path), "/events?filters=%s", EV_FILTERS);
+    if (since > 0)
+        snprintf(path + n, sizeof(path) - (size_t)n, "&since=%" PRId64 ".%09" PRId64,
+                 since / (int64_t)BT_NS_PER_SEC, since % (int64_t)BT_NS_PER_SEC);
+    if (!sd->ev_first_open)
+        sd->ev_first_open = bt_now_ns();
+    sd->ev_opened = bt_mono_ns();
+    sd->events = req_new(sd, NULL, R_EVENTS, path);
+    if (!sd->events)
+        events_broken(sd, NULL, CURLE_OUT_OF_MEMORY);
 }
 
 /* ---- libcurl on the event loop ---- */
@@ -602,6 +904,7 @@ static void on_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
     int running;
     curl_multi_socket_action(sd->multi, fd, flags, &running);
     check_done(sd);
+    apply_events(sd);
 }
 
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
@@ -632,6 +935,7 @@ static void on_curl_timer_fire(struct bt_loop *l, uint64_t id, void *arg)
     int running;
     curl_multi_socket_action(sd->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(sd);
+    apply_events(sd);
 }
 
 static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
@@ -723,7 +1027,10 @@ static int parse_filters(struct bt_docker_sd *sd, const struct bt_node *v, char 
             rc = -ENOMEM;
     }
     char *text = rc == 0 ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
+    json_decref(sd->filt);
+    sd->filt = rc == 0 ? o : NULL; /* the lookups add the container id to these */
+    if (!sd->filt)
+        json_decref(o);
     if (rc == 0 && !text)
         rc = -ENOMEM;
     if (rc == 0) {
@@ -809,6 +1116,9 @@ struct bt_docker_sd *bt_docker_sd_new(const struct bt_node *cfg, const struct bt
         sd->m_errors =
             bt_metrics_counter(env->metrics, "bpftail_docker_target_parsing_errors_total",
                                "Docker API answers or log frames that could not be parsed.", lbl);
+        sd->m_ev_breaks = bt_metrics_counter(
+            env->metrics, "bpftail_docker_sd_event_stream_breaks_total",
+            "Times Docker's event stream ended or failed and was reopened.", lbl);
     }
     curl_multi_setopt(sd->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(sd->multi, CURLMOPT_SOCKETDATA, sd);
@@ -816,6 +1126,8 @@ struct bt_docker_sd *bt_docker_sd_new(const struct bt_node *cfg, const struct bt
     curl_multi_setopt(sd->multi, CURLMOPT_TIMERDATA, sd);
     sd->refresh_timer =
         bt_loop_add_timer(env->loop, sd->refresh_ns, sd->refresh_ns, on_refresh, sd);
+    /* Live events from now on; the listing after it finds the ones already running. */
+    events_open(sd);
     if (!sd->refresh_timer || bt_docker_sd_refresh(sd) < 0) {
         snprintf(err, errlen, "docker_sd_configs: cannot start the container listing");
         goto fail;
@@ -838,6 +1150,16 @@ void bt_docker_sd_free(struct bt_docker_sd *sd)
         ctr_free(s->val);
     bt_hmap_free(&sd->ctrs);
     req_free(sd->list);
+    req_free(sd->events);
+    while (sd->lookups) {
+        struct req *r = sd->lookups;
+        sd->lookups = r->next;
+        req_free(r);
+    }
+    if (sd->ev_timer)
+        bt_loop_del_timer(sd->env.loop, sd->ev_timer);
+    json_decref(sd->filt);
+    free(sd->pev);
     if (sd->multi)
         curl_multi_cleanup(sd->multi);
     if (sd->curl_timer)
@@ -861,7 +1183,7 @@ int bt_docker_sd_refresh(struct bt_docker_sd *sd)
     char path[8192];
     snprintf(path, sizeof(path), "/containers/json%s%s", sd->filters ? "?filters=" : "",
              sd->filters ? sd->filters : "");
-    sd->list = req_new(sd, NULL, path);
+    sd->list = req_new(sd, NULL, R_LIST, path);
     return sd->list ? 0 : -ENOMEM;
 }
 

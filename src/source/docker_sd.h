@@ -21,12 +21,22 @@
  * committed offset says "everything up to this time was accepted". The caller stores it
  * through cursor_set and gives it back through cursor_get after a restart; logs are then asked
  * from that second and entries older than the cursor are skipped, so nothing is sent twice.
- * A container that stops ends its log stream; if it runs again (restart) a later refresh asks
- * for its logs from the last entry read. All I/O is non-blocking on the loop; loop thread only.
+ * A container that stops ends its log stream; if it runs again (restart) it is followed again
+ * from the last entry read. All I/O is non-blocking on the loop; loop thread only.
+ *
+ * Containers are found from Docker's event stream first (GET /events, type=container, events
+ * start/die/destroy, one long-lived request): at `start` the container is looked up (GET
+ * /containers/json?all=1 with the configured filters and its id, so it gets the same labels as
+ * from a listing even if it already exited) and its logs are asked from its cursor (0 for a new
+ * container: from its first line). A container that lives a second is thus read whole before
+ * `--rm` removes it; the listing every refresh_interval stays as the reconcile for missed events.
+ * A broken event stream is counted, logged once and reopened with backoff (1 s to 30 s) from the
+ * time of the last event seen, followed by a listing.
  */
 #ifndef BT_DOCKER_SD_H
 #define BT_DOCKER_SD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +47,7 @@ struct bt_metrics;
 struct bt_node;
 struct bt_relabel;
 struct bt_docker_sd;
+struct bt_buf;
 
 struct bt_docker_sd_env {
     struct bt_loop *loop;       /* required */
@@ -66,8 +77,24 @@ int bt_docker_sd_refresh(struct bt_docker_sd *sd);
  * migrated promtail position then resumes at its second, possibly repeating that second). */
 const char *bt_docker_sd_cursor_key(char *out, size_t outlen, const char *container_id);
 int64_t bt_docker_sd_cursor_decode(uint64_t stored);
+/* One event of Docker's /events stream, borrowed for the call. */
+struct bt_docker_event {
+    const char *type;   /* "container", ... ("" if absent) */
+    const char *action; /* "start", "die", "destroy", ... ("" if absent) */
+    const char *id;     /* the actor's id ("" if absent) */
+    int64_t time_ns;    /* timeNano, or time in seconds * 1e9, 0 if absent */
+};
+typedef void (*bt_docker_event_fn)(void *ctx, const struct bt_docker_event *ev);
+/* Feeds n bytes of an /events body: Docker writes one JSON object per line, and a read may end
+ * anywhere inside one. Each complete line is parsed and passed to fn; the incomplete rest stays
+ * in acc (a buffer whose max bounds one event). Returns the number of lines that were not valid
+ * event objects (skipped), or -E2BIG / -ENOMEM when a line does not fit in acc. */
+int bt_docker_events_feed(struct bt_buf *acc, const char *p, size_t n, bt_docker_event_fn fn,
+                          void *ctx);
 /* Containers known / log streams currently open. */
 size_t bt_docker_sd_containers(const struct bt_docker_sd *sd);
 size_t bt_docker_sd_following(const struct bt_docker_sd *sd);
+/* Whether the event stream is open and answered (HTTP 200 seen). */
+bool bt_docker_sd_events_connected(const struct bt_docker_sd *sd);
 
 #endif

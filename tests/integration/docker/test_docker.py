@@ -295,3 +295,86 @@ def test_docker_sd_configs_follow_the_api_across_restarts(ctx):
     finally:
         if cid:
             eng.rm(cid)
+
+
+RM_CONTAINERS = 20
+RM_LINES = 3000
+RM_PARALLEL = 4
+# 3,000 numbered lines in five bursts over about 1 s (start to exit, measured 1.0-1.5 s on a
+# loaded test engine), then --rm removes the container: a cron job, a migration or a CI step.
+# Shorter than refresh_interval (2 s), so a listing alone sees at most some of them.
+# The last burst is printed right before the exit, racing the end of the log stream, and the
+# very last line has no newline (a held line that --rm may remove before it is read again).
+SCRIPT_RM = ("b=0; while [ $b -lt 5 ]; do sleep 0.15; "
+             "awk -v b=$b -v t=$T 'BEGIN{for(j=0;j<600;j++){n=b*600+j; "
+             "if(n==2999) printf \"%s seq=%d\", t, n; else print t \" seq=\" n}}'; "
+             "b=$((b+1)); done")
+
+
+def test_docker_sd_configs_read_short_lived_rm_containers_whole(ctx):
+    import threading
+    eng = dockerd.engine()
+    loki = lib.FakeLoki(ctx)
+    scrape = """  - job_name: dockersd-rm
+    docker_sd_configs:
+      - host: %s
+        refresh_interval: 2s
+    relabel_configs:
+      - source_labels: [__meta_docker_container_label_rmtest]
+        regex: "yes"
+        action: keep
+      - source_labels: [__meta_docker_container_name]
+        regex: '/(.*)'
+        target_label: container
+""" % eng.host
+    agent, _ = start_agent(ctx, loki, scrape)
+    names = ["rm-%02d" % i for i in range(RM_CONTAINERS)]
+    errors = []
+    todo = list(names)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                name = todo.pop(0)
+            try:
+                # attached (no -d): returns when the container exited; --rm removes it then
+                eng.run(name, "T=%s; %s" % (name, SCRIPT_RM), labels={"rmtest": "yes"},
+                        rm=True, detach=False)
+            except Exception as e:  # noqa: BLE001  (reported below)
+                errors.append("%s: %s" % (name, e))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(RM_PARALLEL)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ran = time.monotonic() - t0
+    assert not errors, errors
+    total = RM_CONTAINERS * RM_LINES
+    try:
+        wait_count(loki, agent, total, 60, "%d entries of %d --rm containers" % (total, RM_CONTAINERS))
+    except AssertionError as e:
+        print("waited: %s" % e)
+    time.sleep(3)  # anything sent twice would show up now
+    entries = loki.entries()
+    print("containers ran %.1fs; entries received %d of %d" % (ran, len(entries), total))
+    warns = [ln for ln in agent.log().splitlines() if "level=warn" in ln]
+    print("agent warnings: %d%s" % (len(warns), "".join("\n  " + w[:200] for w in warns[:5])))
+    failed = []
+    for name in names:
+        got = [e for e in entries if labels_of(e).get("container") == name]
+        seen = {}
+        for e in got:
+            m = re.match(r"%s seq=(\d+)" % name, e["line"])
+            assert m, "%s: a line it never printed: %r" % (name, e["line"][:80])
+            seen[int(m.group(1))] = seen.get(int(m.group(1)), 0) + 1
+        lost = sum(1 for i in range(RM_LINES) if i not in seen)
+        dups = sum(c - 1 for c in seen.values())
+        ctx.table.append(["docker_sd --rm ~1 s: " + name, RM_LINES, len(got), dups, lost])
+        if lost or dups:
+            failed.append("%s lost %d duplicated %d" % (name, lost, dups))
+    assert not failed, "; ".join(failed)

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +28,12 @@ static char dir[256], sock_path[300];
 static int lfd = -1;
 static pthread_t thr;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static struct bt_buf list_json, logs_body;
+static struct bt_buf list_json, logs_body, events_body;
 static char requests[16][512];
-static int n_requests, n_logs;
+static char event_requests[16][512], lookup_requests[16][1024];
+static int n_requests, n_logs, n_events, n_lookups;
+static bool lookup_only; /* the listing is empty, only a lookup finds the container */
+static bool drain_gone;  /* the one-shot read after a followed stream: 409, being removed */
 
 static void frame(struct bt_buf *b, int stream, const char *s)
 {
@@ -75,16 +80,41 @@ static void *serve(void *arg)
         if (eol)
             *eol = 0;
         pthread_mutex_lock(&mu);
+        char hdr[256];
+        if (strstr(req, "GET /events")) {
+            /* the stream ends after what the test gave it (the agent reopens it later) */
+            if (n_events < 16)
+                snprintf(event_requests[n_events], sizeof(event_requests[0]), "%s", req);
+            n_events++;
+            const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            "Connection: close\r\n\r\n";
+            write_all(c, h, strlen(h));
+            write_all(c, events_body.ptr, events_body.len);
+            bt_buf_reset(&events_body); /* given once */
+            pthread_mutex_unlock(&mu);
+            close(c);
+            continue;
+        }
+        if (strstr(req, "all=1")) {
+            if (n_lookups < 16)
+                snprintf(lookup_requests[n_lookups], sizeof(lookup_requests[0]), "%s", req);
+            n_lookups++;
+        }
         if (n_requests < 16)
             snprintf(requests[n_requests++], sizeof(requests[0]), "%s", req);
-        char hdr[256];
         if (strstr(req, "/containers/json")) {
+            const char *body = lookup_only && !strstr(req, "all=1") ? "[]" : list_json.ptr;
             int k = snprintf(hdr, sizeof(hdr),
                              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                             list_json.len);
+                             strlen(body));
             write_all(c, hdr, (size_t)k);
-            write_all(c, list_json.ptr, list_json.len);
+            write_all(c, body, strlen(body));
+        } else if (drain_gone && strstr(req, "follow=0")) {
+            n_logs++;
+            const char *h = "HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+            write_all(c, h, strlen(h));
         } else {
             n_logs++;
             const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
@@ -140,6 +170,7 @@ static void setup(void)
     cr_assert_eq(listen(lfd, 8), 0);
     bt_buf_init(&list_json, 1 << 20);
     bt_buf_init(&logs_body, 1 << 20);
+    bt_buf_init(&events_body, 1 << 20);
     bt_buf_adds(
         &list_json,
         "[{\"Id\":\"" ID "\",\"Names\":[\"/web-1\"],\"Image\":\"bb\","
@@ -158,10 +189,12 @@ static void teardown(void)
     pthread_join(thr, NULL);
     bt_buf_free(&list_json);
     bt_buf_free(&logs_body);
+    bt_buf_free(&events_body);
     for (size_t i = 0; i < n_got; i++)
         bt_segment_unref(held[i], 1);
     n_got = 0;
-    n_requests = n_logs = 0;
+    n_requests = n_logs = n_events = n_lookups = 0;
+    lookup_only = drain_gone = false;
     stored_cursor = cursor_seen = 0;
     bt_tmpdir_remove(dir);
 }
@@ -414,5 +447,123 @@ Test(docker_sd, survives_garbage_streams)
     run_until(&x, 1);
     cr_assert_eq(n_got, 1);
     cr_assert_str_eq(got[0].line, "fine");
+    stop(&x);
+}
+
+/* ---- the event stream ---- */
+
+static struct {
+    char type[32], action[32], id[80];
+    int64_t t;
+} evs[8];
+static size_t n_evs;
+
+static void on_ev(void *ctx, const struct bt_docker_event *ev)
+{
+    cr_assert_lt(n_evs, 8);
+    snprintf(evs[n_evs].type, sizeof(evs[0].type), "%s", ev->type);
+    snprintf(evs[n_evs].action, sizeof(evs[0].action), "%s", ev->action);
+    snprintf(evs[n_evs].id, sizeof(evs[0].id), "%s", ev->id);
+    evs[n_evs++].t = ev->time_ns;
+}
+
+#define EV_START                                                                                   \
+    "{\"status\":\"start\",\"id\":\"" ID "\",\"from\":\"bb\",\"Type\":\"container\",\"Action\":"   \
+    "\"start\",\"Actor\":{\"ID\":\"" ID "\",\"Attributes\":{\"name\":\"web-1\"}},\"scope\":"       \
+    "\"local\",\"time\":1795932922,\"timeNano\":1795932922000000005}\n"
+#define EV_DIE_OLD "{\"status\":\"die\",\"id\":\"abc\",\"time\":1795932923}\n"
+
+Test(docker_sd, event_lines_split_anywhere_are_parsed_once_each)
+{
+    const char *text = EV_START "\r\n" EV_DIE_OLD "not json\n" EV_START;
+    size_t len = strlen(text);
+    /* every split point of the body into two reads, and one byte per read */
+    for (size_t cut = 0; cut <= len + 1; cut++) {
+        struct bt_buf acc;
+        bt_buf_init(&acc, 4096);
+        n_evs = 0;
+        int bad;
+        if (cut <= len) {
+            bad = bt_docker_events_feed(&acc, text, cut, on_ev, NULL);
+            bad += bt_docker_events_feed(&acc, text + cut, len - cut, on_ev, NULL);
+        } else {
+            bad = 0;
+            for (size_t i = 0; i < len; i++)
+                bad += bt_docker_events_feed(&acc, text + i, 1, on_ev, NULL);
+        }
+        cr_assert_eq(bad, 1, "cut %zu: the one line that is not JSON", cut);
+        cr_assert_eq(n_evs, 3, "cut %zu", cut);
+        cr_assert_str_eq(evs[0].type, "container");
+        cr_assert_str_eq(evs[0].action, "start");
+        cr_assert_str_eq(evs[0].id, ID);
+        cr_assert_eq(evs[0].t, 1795932922000000005LL);
+        cr_assert_str_eq(evs[1].action, "die", "the old fields when Action is missing");
+        cr_assert_str_eq(evs[1].id, "abc");
+        cr_assert_str_eq(evs[1].type, "");
+        cr_assert_eq(evs[1].t, 1795932923000000000LL);
+        cr_assert_str_eq(evs[2].id, ID);
+        cr_assert_eq(acc.len, 0);
+        bt_buf_free(&acc);
+    }
+    /* an incomplete line is kept until its newline; one past the buffer's max is an error */
+    struct bt_buf acc;
+    bt_buf_init(&acc, 64);
+    n_evs = 0;
+    cr_assert_eq(bt_docker_events_feed(&acc, EV_START, 100, on_ev, NULL), -E2BIG);
+    cr_assert_eq(n_evs, 0);
+    bt_buf_free(&acc);
+}
+
+Test(docker_sd, a_start_event_looks_the_container_up_and_follows_it_from_its_start)
+{
+    lookup_only = true; /* not running any more: only the lookup (all=1) lists it */
+    bt_buf_adds(&events_body, EV_START);
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000001Z short-lived\n");
+    struct run x;
+    start(&x, "filters:\n  - name: label\n    values: [team=core]\n");
+    run_until(&x, 1);
+    cr_assert_eq(n_got, 1);
+    cr_assert_str_eq(got[0].line, "short-lived");
+    cr_assert(strstr(got[0].labels, "container=\"web-1\""), "%s", got[0].labels);
+    cr_assert_geq(n_events, 1);
+    /* the first stream takes live events (the listing finds what runs already) */
+    cr_assert(strstr(event_requests[0], "GET /events?filters=%7B%22type%22%3A%5B%22container%22%5D"
+                                        "%2C%22event%22%3A%5B%22start%22%2C%22die%22%2C%22destroy"
+                                        "%22%5D%7D HTTP"),
+              "%s", event_requests[0]);
+    cr_assert_eq(n_lookups, 1);
+    /* the configured filters and the container's id */
+    cr_assert(strstr(lookup_requests[0], "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22"
+                                         "team%3Dcore%22%5D%2C%22id%22%3A%5B%22" ID "%22%5D%7D"),
+              "%s", lookup_requests[0]);
+    stop(&x);
+}
+
+Test(docker_sd, a_broken_event_stream_is_reopened_from_the_last_event)
+{
+    bt_buf_adds(&events_body, EV_START);
+    struct run x;
+    start(&x, NULL);
+    int64_t until = bt_mono_ns() + 5 * BT_NS_PER_SEC;
+    while (n_events < 2 && bt_mono_ns() < until)
+        bt_loop_run_once(x.loop, 50 * BT_NS_PER_MS);
+    cr_assert_geq(n_events, 2, "reopened after the first stream ended");
+    cr_assert(strstr(event_requests[1], "&since=1795932922.000000005 "), "%s", event_requests[1]);
+    stop(&x);
+}
+
+Test(docker_sd, a_line_held_at_the_end_is_shipped_when_the_container_is_removed_before_the_drain)
+{
+    drain_gone = true; /* --rm: the container is being removed when the drain asks */
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000001Z done\n");
+    frame(&logs_body, 1, "2026-11-29T06:15:22.000000002Z last-without-newline");
+    struct run x;
+    start(&x, NULL);
+    run_until(&x, 2);
+    cr_assert_eq(n_got, 2);
+    cr_assert_eq(n_logs, 2, "a follow and a drain");
+    cr_assert_str_eq(got[0].line, "done");
+    cr_assert_str_eq(got[1].line, "last-without-newline");
+    cr_assert_eq(got[1].ts, 1795932922000000002LL);
     stop(&x);
 }
