@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -671,6 +672,7 @@ static void on_loaded(struct bt_loop *l, int fd, uint32_t events, void *arg)
 
 int bt_watch_bpf_load_async(struct bt_loop *loop)
 {
+    sigset_t all, old;
     int rc;
 
     if (g_shared || g_async.state != 0)
@@ -683,7 +685,12 @@ int bt_watch_bpf_load_async(struct bt_loop *loop)
     rc = bt_loop_add_fd(loop, g_async.efd, EPOLLIN, on_loaded, NULL);
     if (rc < 0)
         goto fail;
+    /* The thread starts with every signal blocked: signals are the loop thread's (signalfd),
+     * and the caller may not have blocked them yet. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = -pthread_create(&g_async.th, NULL, load_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0) {
         bt_loop_del_fd(loop, g_async.efd);
         goto fail;
