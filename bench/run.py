@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 import gen_lines  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle"]
+SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle", "startup"]
 DEFAULT_SCENARIOS = ["plain", "docker", "pipeline"]
 
 PIPELINE_4 = r"""    pipeline_stages:
@@ -492,6 +492,73 @@ def scenario_idle(run):
         loki.stop()
 
 
+def first_line_ms(binary, cfg, marker):
+    """Milliseconds from exec to bpftail printing (in -dry-run) the line holding marker, and
+    to its log saying the BPF watcher took over (None if it did not within 30 s)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([binary, "-config.file", cfg, "-dry-run"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    got = {}
+    done = threading.Event()
+
+    def reader():
+        for ln in p.stdout:
+            now = (time.monotonic() - t0) * 1000
+            if "first" not in got and marker in ln and "level=" not in ln:
+                got["first"] = now
+            if "bpf" not in got and "file watcher ready" in ln and "backend=bpf" in ln:
+                got["bpf"] = now
+            if len(got) == 2:
+                done.set()
+        done.set()
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    done.wait(30)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    th.join(5)
+    return got.get("first"), got.get("bpf")
+
+
+def scenario_startup(run):
+    """Exec to first line read, with the BPF load in the background (watcher auto) and, for
+    comparison, loaded before anything is read (watcher: bpf, the behaviour before). Runs one
+    after the other, so each start also meets the previous run's programs being detached."""
+    d = run.scenario_dir("startup")
+    log = os.path.join(d, "app.log")
+    with open(log, "w") as f:
+        f.write("startup-marker first line\n")
+    out = {"scenario": "startup", "runs": run.args.startup_runs}
+    # The floor: exec, dynamic linking and exit of the same binary, doing nothing.
+    base = []
+    for _ in range(run.args.startup_runs):
+        t0 = time.monotonic()
+        subprocess.run([run.bpftail, "-version"], capture_output=True, timeout=30)
+        base.append((time.monotonic() - t0) * 1000)
+    out["exec_version_ms"] = sorted(base)
+    for mode in ("auto", "bpf"):
+        cfg = os.path.join(d, "bpftail-%s.yaml" % mode)
+        text = write_config(cfg, d, "http://127.0.0.1:9/loki/api/v1/push", free_port(), log)
+        with open(cfg, "w") as f:  # info: the switch to bpf is an info line
+            f.write(text.replace("log_level: warn", "log_level: info"))
+            f.write("bpftail:\n  watcher: %s\n" % mode)
+        firsts, bpfs = [], []
+        for _ in range(run.args.startup_runs):
+            first, bpf = first_line_ms(run.bpftail, cfg, "startup-marker")
+            if first is None:
+                raise BenchError("no line read in the %s run" % mode)
+            firsts.append(first)
+            if bpf is not None:
+                bpfs.append(bpf)
+        out["first_line_ms_" + mode] = sorted(firsts)
+        out["bpf_ready_ms_" + mode] = sorted(bpfs)
+    return out
+
+
 def wakeups(port):
     """The agent's loop wake-up counter from /metrics, if it exports one."""
     try:
@@ -547,6 +614,14 @@ def other_rows(results):
                        "%.2f thread wake-ups/s%s, peak RSS %.1f MiB\n"
                        % (r["files"], r["window_s"], r["idle_cpu_s"], r["idle_cpu_pct"],
                           r["ctx_switches_per_s"], w, r["peak_rss_mib"]))
+        elif r["scenario"] == "startup" and "error" not in r:
+            def span(v):
+                return "%.0f-%.0f ms (median %.0f)" % (v[0], v[-1], v[len(v) // 2]) if v else "-"
+            out.append("- startup, exec to first line read (%d runs each): BPF loaded in the "
+                       "background %s, BPF watcher ready at %s; BPF loaded first (watcher: bpf) "
+                       "%s; floor, `bpftail -version` exec to exit %s\n"
+                       % (r["runs"], span(r["first_line_ms_auto"]), span(r["bpf_ready_ms_auto"]),
+                          span(r["first_line_ms_bpf"]), span(r["exec_version_ms"])))
         elif "error" in r:
             out.append("- %s: FAILED: %s\n" % (r["scenario"], r["error"].splitlines()[0]))
     return out
@@ -583,6 +658,7 @@ def parse_args(argv=None):
     ap.add_argument("--timeout", type=int, default=900, help="max seconds per scenario")
     ap.add_argument("--stall", type=int, default=60, help="abort after this long without progress")
     ap.add_argument("--idle-files", type=int, default=1000)
+    ap.add_argument("--startup-runs", type=int, default=5, help="starts per mode (startup)")
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--latency-rate", type=int, default=200, help="lines per second written")
     ap.add_argument("--latency-seconds", type=int, default=10)

@@ -98,6 +98,20 @@ struct {
     __type(value, struct fe_event);
 } scratch SEC(".maps");
 
+/* Room to build the executable's path: the component names found walking up, then the path
+ * written top down. Twice FE_EXE_LEN so that a name copied at any offset below FE_EXE_LEN fits. */
+struct exe_scratch {
+    const unsigned char *names[FE_EXE_DEPTH];
+    char buf[FE_EXE_LEN * 2 + 1];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct exe_scratch);
+} exe_scratch SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, FE_STAT_MAX);
@@ -204,6 +218,97 @@ static __always_inline void fill_from_file(struct fe_event *e, struct file *f,
         e->name[0] = 0;
 }
 
+/* The full path of t's executable into out (FE_EXE_LEN bytes, cut at the end if longer), built
+ * from the dentry chain of mm->exe_file up to the root of the task's mount tree, crossing
+ * mounts. bpf_d_path is not allowed from tracepoints; this reads the same structures with a
+ * bounded walk. Deeper than FE_EXE_DEPTH components: the top ones are left out. */
+struct exe_walk {
+    __u64 de, vm, mnt; /* kernel pointers, read with probe reads only */
+    __u32 n, off;
+};
+
+static __always_inline struct exe_scratch *exe_sc(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&exe_scratch, &zero);
+}
+
+/* One step up: record the dentry's name, or cross to the mount it sits on. 1 stops. */
+static long exe_up(__u64 idx, void *arg)
+{
+    struct exe_walk *w = arg;
+    struct exe_scratch *sc = exe_sc();
+    struct dentry *de = (struct dentry *)w->de, *parent;
+    struct vfsmount *vm = (struct vfsmount *)w->vm;
+    struct mount *mnt = (struct mount *)w->mnt, *pm;
+
+    if (!sc || w->n >= FE_EXE_DEPTH)
+        return 1;
+    if (de == BPF_CORE_READ(vm, mnt_root)) {
+        pm = BPF_CORE_READ(mnt, mnt_parent);
+        if (!pm || pm == mnt)
+            return 1; /* the root of the mount tree */
+        w->de = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+        w->mnt = (__u64)pm;
+        w->vm = (__u64)pm + bpf_core_field_offset(struct mount, mnt);
+        return 0;
+    }
+    parent = BPF_CORE_READ(de, d_parent);
+    if (!parent || parent == de)
+        return 1;
+    sc->names[w->n & (FE_EXE_DEPTH - 1)] = BPF_CORE_READ(de, d_name.name);
+    w->n++;
+    w->de = (__u64)parent;
+    return 0;
+}
+
+/* Appends "/" and the idx-th name from the top. 1 stops. */
+static long exe_put(__u64 idx, void *arg)
+{
+    struct exe_walk *w = arg;
+    struct exe_scratch *sc = exe_sc();
+    __u32 i, o;
+    long r;
+
+    if (!sc || idx >= w->n || w->n > FE_EXE_DEPTH)
+        return 1;
+    if (w->off >= FE_EXE_LEN - 1)
+        return 1;
+    i = (w->n - 1 - (__u32)idx) & (FE_EXE_DEPTH - 1);
+    o = w->off & (FE_EXE_LEN - 1);
+    sc->buf[o] = '/';
+    r = bpf_probe_read_kernel_str(&sc->buf[o + 1], FE_EXE_LEN, sc->names[i]);
+    w->off = o + 1 + (r > 1 ? (__u32)r - 1 : 0);
+    return 0;
+}
+
+/* The full path of t's executable into out (FE_EXE_LEN bytes, cut at the end if longer), built
+ * from the dentry chain of mm->exe_file up to the root of the task's mount tree, crossing
+ * mounts. bpf_d_path is not allowed from tracepoints; this reads the same structures with two
+ * bpf_loop walks (each callback is verified once). Deeper than FE_EXE_DEPTH components: the
+ * top ones are left out. */
+static __noinline int exe_path(struct task_struct *t, char *out)
+{
+    struct exe_scratch *sc = exe_sc();
+    struct exe_walk w = {};
+    struct file *f;
+
+    if (!sc)
+        return -1;
+    sc->buf[0] = 0;
+    f = BPF_CORE_READ(t, mm, exe_file);
+    if (f) {
+        w.de = (__u64)BPF_CORE_READ(f, f_path.dentry);
+        w.vm = (__u64)BPF_CORE_READ(f, f_path.mnt);
+        w.mnt = w.vm - bpf_core_field_offset(struct mount, mnt);
+        bpf_loop(FE_EXE_DEPTH + 16, exe_up, &w, 0);
+        bpf_loop(FE_EXE_DEPTH, exe_put, &w, 0);
+    }
+    bpf_probe_read_kernel(out, FE_EXE_LEN, sc->buf);
+    out[FE_EXE_LEN - 1] = 0;
+    return 0;
+}
+
 /* Sends a copy of src with the current process context and ret. 0, or -1 if the ring is full. */
 static __always_inline int emit(const struct fe_event *src, long ret)
 {
@@ -228,9 +333,7 @@ static __always_inline int emit(const struct fe_event *src, long ret)
     e->cgroup_id = bpf_get_current_cgroup_id();
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     /* Read here, not later from /proc: the process may be gone by the time user space looks. */
-    if (bpf_probe_read_kernel_str(e->exe, sizeof(e->exe),
-                                  BPF_CORE_READ(t, mm, exe_file, f_path.dentry, d_name.name)) < 0)
-        e->exe[0] = 0;
+    exe_path(t, e->exe);
     if (bpf_probe_read_kernel_str(e->cgroup, sizeof(e->cgroup),
                                   BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, name)) < 0)
         e->cgroup[0] = 0;

@@ -17,7 +17,8 @@
 
 #define FE_NAME_MAX 256
 #define FE_COMM_LEN 16
-#define FE_EXE_LEN 64     /* file name (last component) of the process's executable */
+#define FE_EXE_LEN 256    /* full path of the process's executable (cut at 255 bytes) */
+#define FE_EXE_DEPTH 32   /* path components walked up from the executable (a power of 2) */
 #define FE_CGROUP_LEN 128 /* leaf name of the process's cgroup v2 (e.g. docker-<id>.scope) */
 
 /* What happened. Values are stable: user space keys masks on them. */

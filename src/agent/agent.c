@@ -77,6 +77,7 @@ struct bt_agent {
     size_t n_jobs;
     struct bt_files *files;
     struct bt_fim *fim;
+    const char *watcher_shown; /* backend named in bpftail_watcher_info */
     struct bt_httpd *httpd;
     int sigfd;
     uint64_t tick_timer;
@@ -516,8 +517,11 @@ static int h_ready(void *ctx, struct bt_buf *msg)
 static int h_targets(void *ctx, struct bt_buf *out)
 {
     struct bt_agent *a = ctx;
-    int rc = bt_buf_addf(out, "{\"watcher\":\"%s\",\"fim\":\"%s\",\"files\":",
+    /* watcher_next: the backend the watcher switches to when its background load ends. */
+    int interim = a->files && bt_files_watcher_interim(a->files);
+    int rc = bt_buf_addf(out, "{\"watcher\":\"%s\",%s\"fim\":\"%s\",\"files\":",
                          a->files ? bt_files_watcher(a->files) : "none",
+                         interim ? "\"watcher_next\":\"bpf\"," : "",
                          a->fim ? bt_fim_backend(a->fim) : "off");
     if (rc == 0)
         rc = a->files ? bt_files_render_targets(a->files, out) : bt_buf_adds(out, "[]");
@@ -665,6 +669,55 @@ static void sd_cursor_set(void *p, const char *id, int64_t ns)
     bt_positions_set(p, bt_docker_sd_cursor_key(k, sizeof(k), id), &pos);
 }
 
+/* bpftail_watcher_info: 1 for the backend in use, 0 for one used before (interim). */
+static void watcher_metric(struct bt_agent *a)
+{
+    char lab[64];
+    const char *name = bt_files_watcher(a->files);
+
+    if (a->watcher_shown && strcmp(a->watcher_shown, name) != 0) {
+        snprintf(lab, sizeof(lab), "backend=\"%s\"", a->watcher_shown);
+        bt_gauge_set(bt_metrics_gauge(a->metrics, "bpftail_watcher_info",
+                                      "The file watcher in use (bpf, fanotify, inotify or poll).",
+                                      lab),
+                     0);
+    }
+    a->watcher_shown = name;
+    snprintf(lab, sizeof(lab), "backend=\"%s\"", name);
+    bt_gauge_set(bt_metrics_gauge(a->metrics, "bpftail_watcher_info",
+                                  "The file watcher in use (bpf, fanotify, inotify or poll).", lab),
+                 1);
+}
+
+/* BPF programs are loaded and attached (or failed to), the HTTP port is bound: from here on
+ * bpftail only reads logs and holds descriptors, so it keeps CAP_DAC_READ_SEARCH and nothing
+ * else. */
+static void drop_caps(void)
+{
+    uint64_t eff = 0, perm = 0;
+    if (bt_caps_get(&eff, &perm) == 0 && (eff | perm) & ~bt_caps_keep_logs()) {
+        int rc = bt_caps_drop_except(bt_caps_keep_logs());
+        char hex[32];
+        if (rc < 0)
+            BT_WARN("agent", "could not drop capabilities", "err=%s", strerror(-rc));
+        else if (bt_caps_get(&eff, &perm) == 0)
+            BT_INFO("agent", "dropped capabilities not needed for reading logs", "effective=%s",
+                    bt_caps_format(eff, hex, sizeof(hex)));
+    }
+}
+
+/* The background BPF load finished; the file watcher and FIM have switched or stayed (their
+ * callbacks ran first). */
+static void on_bpf_loaded(void *ctx, int rc)
+{
+    struct bt_agent *a = ctx;
+
+    (void)rc;
+    if (a->files)
+        watcher_metric(a);
+    drop_caps();
+}
+
 static int build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -736,11 +789,7 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
             return -EINVAL;
     }
     BT_INFO("agent", "file watcher ready", "backend=%s", bt_files_watcher(a->files));
-    char lab[64];
-    snprintf(lab, sizeof(lab), "backend=\"%s\"", bt_files_watcher(a->files));
-    bt_gauge_set(bt_metrics_gauge(a->metrics, "bpftail_watcher_info",
-                                  "The file watcher in use (bpf, fanotify, inotify or poll).", lab),
-                 1);
+    watcher_metric(a);
     return 0;
 }
 
@@ -822,6 +871,11 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
      * ring is plenty; FIM reports every access and gets more room for bursts. The ring is
      * mapped twice by the kernel, so this is 2x its size of resident memory. */
     bt_watch_bpf_set_ring_size(cfg->fim ? 4u << 20 : 1u << 20);
+    /* Loading BPF takes 0.1-0.3 s, seconds while the kernel still detaches a previous run's
+     * programs: load it in the background; files are tailed with the next watcher until then. */
+    const char *wname = cfg->agent.watcher;
+    if (!check_only && (!wname || !wname[0] || strcmp(wname, "auto") == 0))
+        bt_watch_bpf_load_async(a->loop);
     if (cfg->fim) {
         /* Validates the policy; with check_only nothing is loaded into the kernel beyond that. */
         a->fim_job.a = a;
@@ -864,18 +918,9 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
         BT_INFO("agent", "HTTP server listening", "port=%d", bt_httpd_port(a->httpd));
     }
     bt_loop_set_before_sleep(a->loop, before_sleep, a);
-    /* BPF programs are loaded and attached, the HTTP port is bound: from here on bpftail only
-     * reads logs and holds descriptors, so it keeps CAP_DAC_READ_SEARCH and nothing else. */
-    uint64_t eff = 0, perm = 0;
-    if (bt_caps_get(&eff, &perm) == 0 && (eff | perm) & ~bt_caps_keep_logs()) {
-        int rc = bt_caps_drop_except(bt_caps_keep_logs());
-        char hex[32];
-        if (rc < 0)
-            BT_WARN("agent", "could not drop capabilities", "err=%s", strerror(-rc));
-        else if (bt_caps_get(&eff, &perm) == 0)
-            BT_INFO("agent", "dropped capabilities not needed for reading logs", "effective=%s",
-                    bt_caps_format(eff, hex, sizeof(hex)));
-    }
+    /* Capabilities go once BPF is attached: now, or when the background load ends. */
+    if (!bt_watch_bpf_loading() || bt_watch_bpf_when_loaded(on_bpf_loaded, a) < 0)
+        drop_caps();
     return a;
 fail:
     bt_agent_free(a);
@@ -906,6 +951,7 @@ void bt_agent_free(struct bt_agent *a)
 {
     if (!a)
         return;
+    bt_watch_bpf_load_abandon(); /* stopped before the background load ended */
     bt_httpd_free(a->httpd);
     bt_fim_free(a->fim);
     /* Clients first: their undecided batches hold segments of the files' ack owners. */

@@ -72,10 +72,12 @@ struct bt_fim {
     uint32_t all_ops;
     struct bt_watch w;
     int have_bpf, fd_added;
+    int waiting; /* for the background BPF load */
     uint64_t timer;
     int64_t reconcile_ns;
     struct bt_hmap files; /* struct fim_key -> struct fim_file */
     struct bt_hmap dirs;  /* path -> unsigned gen (boxed) */
+    struct bt_hmap alias; /* a watched file's later name (rename target) -> struct fim_key */
     unsigned gen;
     int need_reconcile;
     struct bt_labels base, lbl;
@@ -381,6 +383,52 @@ static void resolve_rule(struct bt_fim *f, const struct fim_rule *r)
     }
 }
 
+/* Whether some later name of ff still names its inode; drops the names that do not. */
+static int alias_alive(struct bt_fim *f, const struct fim_file *ff)
+{
+    struct fim_key k = {.dev = ff->dev, .ino = ff->ino};
+    struct bt_hmap_slot *s;
+    size_t pos = 0;
+    int alive = 0;
+
+    while ((s = bt_hmap_next(&f->alias, &pos))) {
+        struct stat st;
+        if (memcmp(s->val, &k, sizeof(k)) != 0)
+            continue;
+        if (stat(s->key, &st) == 0 && st.st_dev == ff->dev && st.st_ino == ff->ino) {
+            alive = 1;
+            continue;
+        }
+        bt_watch_bpf_remove_alias(&f->w, s->key, ff->dev, ff->ino);
+        free(bt_hmap_del(&f->alias, s->key, s->klen));
+    }
+    return alive;
+}
+
+/* A watched file was renamed to newpath: watch that name too, so that what is done under it
+ * (chmod, rename, unlink by path) is reported under the watched path. */
+static void alias_add(struct bt_fim *f, const char *newpath)
+{
+    struct stat st;
+    struct fim_key k, *box, *old = NULL;
+
+    if (!newpath || newpath[0] != '/' || stat(newpath, &st) < 0)
+        return;
+    k.dev = st.st_dev;
+    k.ino = st.st_ino;
+    if (!bt_hmap_get(&f->files, &k, sizeof(k)))
+        return; /* not a file we watch */
+    if (bt_watch_bpf_add_alias(&f->w, newpath, st.st_dev, st.st_ino) < 0)
+        return;
+    box = malloc(sizeof(*box));
+    if (!box)
+        return;
+    *box = k;
+    if (bt_hmap_put(&f->alias, newpath, strlen(newpath), box, (void **)&old) < 0)
+        free(box);
+    free(old);
+}
+
 int bt_fim_reconcile(struct bt_fim *f)
 {
     struct bt_hmap_slot *s;
@@ -400,11 +448,17 @@ int bt_fim_reconcile(struct bt_fim *f)
             continue;
         if (stat(ff->path, &st) == 0 && st.st_dev == ff->dev && st.st_ino == ff->ino)
             continue;
+        if (alias_alive(f, ff))
+            continue; /* renamed: followed under its new name until the inode is gone */
         f->w.ops->remove_file(&f->w, ff->dev, ff->ino);
         bt_hmap_del(&f->files, s->key, s->klen);
         free(ff->path);
         free(ff);
     }
+    pos = 0;
+    while ((s = bt_hmap_next(&f->alias, &pos)))
+        if (!bt_hmap_get(&f->files, s->val, sizeof(struct fim_key)))
+            free(bt_hmap_del(&f->alias, s->key, s->klen));
     pos = 0;
     while ((s = bt_hmap_next(&f->dirs, &pos))) {
         unsigned *gen = s->val;
@@ -501,14 +555,17 @@ static void container_id(uint32_t pid, const char *leaf, char *out)
     hex64(buf, out);
 }
 
-/* The executable: its full path from /proc when the process is still there and its name
- * matches what the kernel saw (pids are reused), else the name the kernel sent. */
+/* The executable: the full path the kernel built (see docs/bpf.md). Only when it is cut at
+ * FE_EXE_LEN or missing, /proc/<pid>/exe if the process is still there and its name matches
+ * what the kernel saw (pids are reused), else what the kernel sent. */
 static const char *exe_of(uint32_t pid, const char *kname, char *out, size_t outlen)
 {
     char proc[64];
     const char *base;
     ssize_t n;
 
+    if (kname && kname[0] == '/' && strlen(kname) < 255)
+        return kname;
     snprintf(proc, sizeof(proc), "/proc/%u/exe", pid);
     n = readlink(proc, out, outlen - 1);
     if (n <= 0)
@@ -516,13 +573,18 @@ static const char *exe_of(uint32_t pid, const char *kname, char *out, size_t out
     out[n] = '\0';
     base = strrchr(out, '/');
     base = base ? base + 1 : out;
-    if (kname && *kname && strncmp(base, kname, strlen(kname)) != 0)
-        return kname;
+    if (kname && *kname) {
+        const char *kb = strrchr(kname, '/');
+        kb = kb ? kb + 1 : kname;
+        if (strncmp(base, kb, strlen(kb)) != 0)
+            return kname;
+    }
     return out;
 }
 
 static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
-                 const struct bt_watch_bpf_info *info, const char *path, const char *newpath)
+                 const struct bt_watch_bpf_info *info, const char *path, const char *newpath,
+                 const char *via)
 {
     struct bt_entry e = {0};
     char exebuf[PATH_MAX], cid[80], devs[32];
@@ -540,8 +602,10 @@ static void emit(struct bt_fim *f, const struct bt_watch_event *ev,
     rc |= kv(&f->line, "op", bt_fe_op_name(op));
     rc |= kv(&f->line, "path", path);
     rc |= kv(&f->line, "new_path", newpath);
-    if (info->name && info->name[0] && info->name[0] != '/' && base &&
-        strcmp(base + 1, info->name) != 0)
+    if (via)
+        rc |= kv(&f->line, "via", via); /* a later name of the watched file */
+    else if (info->name && info->name[0] && info->name[0] != '/' && base &&
+             strcmp(base + 1, info->name) != 0)
         rc |= kv(&f->line, "via", info->name); /* another name of the inode: a hard link */
     if (ev->ino) {
         rc |= kvu(&f->line, "inode", (unsigned long long)ev->ino);
@@ -595,7 +659,8 @@ static void on_event(void *ctx, const struct bt_watch_event *ev)
     struct bt_fim *f = ctx;
     const struct bt_watch_bpf_info *info = bt_watch_bpf_current(&f->w);
     char newbuf[PATH_MAX];
-    const char *newpath = NULL;
+    const char *newpath = NULL, *path, *via = NULL;
+    const struct fim_key *ak;
     uint32_t want;
     int hit = 0;
 
@@ -606,6 +671,16 @@ static void on_event(void *ctx, const struct bt_watch_event *ev)
     }
     if (!info || !info->path || info->rename_new)
         return;
+    /* A later name of a watched file: report under the watched path. */
+    path = info->path;
+    ak = bt_hmap_get(&f->alias, info->path, strlen(info->path));
+    if (ak) {
+        const struct fim_file *ff = bt_hmap_get(&f->files, ak, sizeof(*ak));
+        if (ff) {
+            via = info->path;
+            path = ff->path;
+        }
+    }
     if (info->op == BT_FE_CREATE || info->op == BT_FE_RENAME || info->op == BT_FE_UNLINK ||
         info->op == BT_FE_RMDIR)
         f->need_reconcile = 1;
@@ -624,10 +699,12 @@ static void on_event(void *ctx, const struct bt_watch_event *ev)
         const struct fim_rule *r = &f->rules[i];
         if (!(r->ops & want))
             continue;
-        hit = rule_match(r, info->path) || rule_match(r, newpath);
+        hit = rule_match(r, path) || rule_match(r, newpath);
     }
     if (hit)
-        emit(f, ev, info, info->path, newpath);
+        emit(f, ev, info, path, newpath, via);
+    if (info->op == BT_FE_RENAME)
+        alias_add(f, newpath);
 }
 
 static void on_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
@@ -647,6 +724,47 @@ static void on_timer(struct bt_loop *l, uint64_t id, void *arg)
     (void)l;
     (void)id;
     bt_fim_reconcile(arg);
+}
+
+/* The watch is open: resolve the rules and listen. 0 or -errno with err set. */
+static int fim_start(struct bt_fim *f, char *err, size_t errlen)
+{
+    int rc;
+
+    f->have_bpf = 1;
+    bt_watch_bpf_ignore_tgid(&f->w, (uint32_t)getpid());
+    bt_fim_reconcile(f);
+    rc = bt_loop_add_fd(f->loop, f->w.ops->fd(&f->w), EPOLLIN, on_io, f);
+    if (rc < 0) {
+        snprintf(err, errlen, "fim: cannot watch the event fd: %s", strerror(-rc));
+        return rc;
+    }
+    f->fd_added = 1;
+    f->timer = bt_loop_add_timer(f->loop, f->reconcile_ns, f->reconcile_ns, on_timer, f);
+    BT_INFO("fim", "file-integrity monitoring started", "backend=bpf rules=%zu files=%zu",
+            f->n_rules, f->files.n);
+    return 0;
+}
+
+/* The background BPF load finished (bt_watch_bpf_when_loaded): start, or say why not. */
+static void on_bpf_loaded(void *ctx, int rc)
+{
+    struct bt_fim *f = ctx;
+    char err[256] = "";
+
+    f->waiting = 0;
+    if (rc == 0)
+        rc = f->w.ops->open(&f->w);
+    if (rc < 0)
+        BT_WARN("fim", "file-integrity monitoring disabled: it needs BPF", "rules=%zu err=%d",
+                f->n_rules, rc);
+    else if (fim_start(f, err, sizeof(err)) < 0)
+        BT_ERROR("fim", "file-integrity monitoring could not start", "err=%s", err);
+    if (f->m)
+        bt_gauge_set(bt_metrics_gauge(f->m, "bpftail_fim_backend_info",
+                                      "File-integrity backend in use (1).",
+                                      f->have_bpf ? "backend=\"bpf\"" : "backend=\"none\""),
+                     1);
 }
 
 struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, struct bt_metrics *m,
@@ -674,6 +792,7 @@ struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, s
     bt_buf_init(&f->line, FIM_LINE_MAX);
     bt_hmap_init(&f->files);
     bt_hmap_init(&f->dirs);
+    bt_hmap_init(&f->alias);
     rc = parse_config(f, fim_cfg, err, errlen);
     if (rc < 0) {
         if (rc == -ENOMEM)
@@ -691,21 +810,16 @@ struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, s
     f->w.ctx = f;
     if (!loop) {
         /* Validation only (-check-syntax): nothing is loaded. */
-    } else if (f->w.ops->open(&f->w) < 0) {
+    } else if ((rc = f->w.ops->open(&f->w)) == -EINPROGRESS &&
+               bt_watch_bpf_when_loaded(on_bpf_loaded, f) == 0) {
+        f->waiting = 1; /* starts when the background load is done */
+        BT_INFO("fim", "file-integrity monitoring waits for the BPF programs", "rules=%zu",
+                f->n_rules);
+        return f;
+    } else if (rc < 0) {
         BT_WARN("fim", "file-integrity monitoring disabled: it needs BPF", "rules=%zu", f->n_rules);
-    } else {
-        f->have_bpf = 1;
-        bt_watch_bpf_ignore_tgid(&f->w, (uint32_t)getpid());
-        bt_fim_reconcile(f);
-        rc = bt_loop_add_fd(loop, f->w.ops->fd(&f->w), EPOLLIN, on_io, f);
-        if (rc < 0) {
-            snprintf(err, errlen, "fim: cannot watch the event fd: %s", strerror(-rc));
-            goto fail;
-        }
-        f->fd_added = 1;
-        f->timer = bt_loop_add_timer(loop, f->reconcile_ns, f->reconcile_ns, on_timer, f);
-        BT_INFO("fim", "file-integrity monitoring started", "backend=bpf rules=%zu files=%zu",
-                f->n_rules, f->files.n);
+    } else if (fim_start(f, err, errlen) < 0) {
+        goto fail;
     }
     if (m)
         bt_gauge_set(bt_metrics_gauge(m, "bpftail_fim_backend_info",
@@ -741,6 +855,10 @@ void bt_fim_free(struct bt_fim *f)
     while ((s = bt_hmap_next(&f->dirs, &pos)))
         free(s->val);
     bt_hmap_free(&f->dirs);
+    pos = 0;
+    while ((s = bt_hmap_next(&f->alias, &pos)))
+        free(s->val);
+    bt_hmap_free(&f->alias);
     for (size_t i = 0; f->rules && i < f->n_rules; i++)
         free(f->rules[i].pattern);
     free(f->rules);
@@ -752,5 +870,7 @@ void bt_fim_free(struct bt_fim *f)
 
 const char *bt_fim_backend(const struct bt_fim *f)
 {
+    if (f && f->waiting)
+        return "starting";
     return f && f->have_bpf ? "bpf" : "none";
 }

@@ -21,7 +21,8 @@
  *
  * Ops: read (opens that can read), open (any open), write, create, rename, unlink, rmdir, delete
  * (unlink+rmdir), truncate, close_write, chmod, chown, attrib (chmod+chown). Default: every op but
- * read/open and close_write. Accesses by bpftail itself are not reported. Without BPF, FIM reports
+ * read/open and close_write. A renamed watched file is followed under its new name until that name
+ * no longer holds it. Accesses by bpftail itself are not reported. Without BPF, FIM reports
  * nothing: it logs one line and bt_fim_backend() says "none".
  */
 #ifndef BT_FIM_H
@@ -39,12 +40,15 @@ struct bt_node;
 /* Builds the monitor from the `fim:` node and registers its fd and reconcile timer on loop.
  * NULL cfg gives NULL without an error. A bad config gives NULL with "file:line:col: ..." in
  * err. BPF being unavailable is not an error (backend "none"). NULL loop only validates the
- * config (-check-syntax): nothing is loaded, backend "none". The sink is borrowed. */
+ * config (-check-syntax): nothing is loaded, backend "none". While a background BPF load runs
+ * (bt_watch_bpf_load_async) the monitor waits for it and starts from its callback, backend
+ * "starting" until then. The sink is borrowed. */
 struct bt_fim *bt_fim_new(const struct bt_node *fim_cfg, struct bt_loop *loop, struct bt_metrics *m,
                           bt_entry_sink_fn sink, void *ctx, char *err, size_t errlen);
 /* Unregisters from the loop, detaches the programs, frees. NULL is ignored. */
 void bt_fim_free(struct bt_fim *f);
-/* "bpf", or "none" when BPF could not be used. */
+/* "bpf", "starting" while waiting for the background BPF load, or "none" when BPF could not be
+ * used. */
 const char *bt_fim_backend(const struct bt_fim *f);
 /* Re-resolves paths and globs now (also done after create/rename/unlink events and on the
  * reconcile timer). 0 or -errno. */

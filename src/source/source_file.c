@@ -336,6 +336,34 @@ static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
     sf_sweep(f);
 }
 
+/* The watch moved from its interim backend to bpf (every watch is already registered there):
+ * listen on the new fd, then re-check every target and tailed file once, which covers whatever
+ * the interim backend saw or had queued. */
+static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
+{
+    struct bt_files *f = ctx;
+
+    if (old_fd >= 0)
+        bt_loop_del_fd(f->loop, old_fd);
+    f->watch_fd = bt_watch_fd(w);
+    if (f->watch_fd >= 0 && bt_loop_add_fd(f->loop, f->watch_fd, EPOLLIN, on_watch_fd, f) < 0) {
+        BT_ERROR("watch", "cannot add the file watcher to the event loop", NULL);
+        f->watch_fd = -1;
+    }
+    if (f->watch_fd >= 0 && f->t_poll) {
+        bt_loop_del_timer(f->loop, f->t_poll);
+        f->t_poll = 0;
+    }
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *tg = f->targets[i];
+        sf_discover(tg);
+        for (size_t k = 0; k < tg->n; k++)
+            if (!tg->files[k]->dead)
+                sf_service(tg->files[k]);
+    }
+    sf_sweep(f);
+}
+
 /* ---- periodic work ---- */
 
 static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
@@ -486,7 +514,7 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         goto fail;
     }
     const char *wname = cfg->watcher ? cfg->watcher : (a ? a->watcher : NULL);
-    f->watch = bt_watch_open(wname, on_watch_event, f);
+    f->watch = bt_watch_open_loop(wname, f->loop, on_watch_event, f, on_watch_switch);
     if (!f->watch) {
         snprintf(err, errlen, "file watcher %s: %s", wname ? wname : "auto",
                  errno == EINVAL ? "unknown backend (auto|bpf|fanotify|inotify|poll)"
@@ -667,6 +695,11 @@ void bt_files_flush(struct bt_files *f)
 size_t bt_files_active(const struct bt_files *f)
 {
     return f->nactive;
+}
+
+int bt_files_watcher_interim(const struct bt_files *f)
+{
+    return bt_watch_interim(f->watch);
 }
 
 const char *bt_files_watcher(const struct bt_files *f)

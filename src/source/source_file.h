@@ -77,6 +77,7 @@ int bt_files_save_positions(struct bt_files *f); /* atomic write now; 0 or -errn
 int bt_files_render_targets(struct bt_files *f, struct bt_buf *out); /* JSON for /targets */
 size_t bt_files_active(const struct bt_files *f);            /* files being tailed (for /ready) */
 const char *bt_files_watcher(const struct bt_files *f);      /* backend name in use */
+int bt_files_watcher_interim(const struct bt_files *f);      /* 1 until BPF takes over */
 struct bt_positions *bt_files_positions(struct bt_files *f); /* borrowed */
 void bt_files_free(struct bt_files *f); /* saves positions first (unless readonly) */
 

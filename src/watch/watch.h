@@ -59,6 +59,16 @@ struct bt_watch_ops {
     int (*dispatch)(struct bt_watch *w);
 };
 
+struct bt_watch;
+struct bt_loop;
+struct bt_watch_interim;
+
+/* Called on the loop thread right after a watch switched backends (see bt_watch_open_loop):
+ * every watch is already registered with the new backend. The owner moves its loop
+ * registration from old_fd to bt_watch_fd(w), then re-checks everything it tails once (events
+ * the interim backend had queued are discarded with it). */
+typedef void (*bt_watch_switch_fn)(void *ctx, struct bt_watch *w, int old_fd);
+
 struct bt_watch {
     const struct bt_watch_ops *ops;
     void *impl;
@@ -66,11 +76,25 @@ struct bt_watch {
     void *ctx;
     uint64_t events; /* delivered events, for metrics */
     uint64_t lost;   /* overflows seen */
+    /* While BPF loads in the background: the watches to hand over (watch.c), else NULL. */
+    struct bt_watch_interim *interim;
+    bt_watch_switch_fn on_switch;
 };
 
 /* Opens the first backend that works, in order bpf, fanotify, inotify, poll; or only `prefer`
  * when it names one ("auto" or NULL for the chain). NULL with errno if none works. */
 struct bt_watch *bt_watch_open(const char *prefer, bt_watch_fn fn, void *ctx);
+/* Like bt_watch_open, but when the chain is automatic ("auto" or NULL) and loop is given, the
+ * BPF programs are loaded on a background thread (bt_watch_bpf_load_async) and the next backend
+ * of the chain that opens serves meanwhile. When the load succeeds, on the loop thread, the
+ * watch switches to bpf: every current file and directory watch is registered with it,
+ * on_switch runs, then the interim backend is closed. If the load fails the interim backend
+ * stays. Without a background load (explicit backend, BPF already loaded or compiled out) this
+ * is bt_watch_open. */
+struct bt_watch *bt_watch_open_loop(const char *prefer, struct bt_loop *loop, bt_watch_fn fn,
+                                    void *ctx, bt_watch_switch_fn on_switch);
+/* 1 while the watch serves from an interim backend, waiting for BPF. */
+int bt_watch_interim(const struct bt_watch *w);
 void bt_watch_close(struct bt_watch *w);
 const char *bt_watch_name(const struct bt_watch *w);
 int bt_watch_add_file(struct bt_watch *w, const char *path, dev_t dev, ino_t ino);

@@ -23,16 +23,20 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core/caps.h"
+#include "core/loop.h"
 #include "file_events.h"
 #include "file_events.skel.h"
 #include "util/hmap.h"
@@ -252,6 +256,11 @@ static int path_ref(struct bpfw *b, const char *path, uint32_t kind, int delta, 
 
 static void ino_free(struct bpfw *b, struct ino_ent *ie)
 {
+    for (size_t i = 0; i < ie->nalias; i++) {
+        path_ref(b, ie->alias[i], FE_W_FILE, -1, 0, NULL);
+        free(ie->alias[i]);
+    }
+    free(ie->alias);
     if (ie->path)
         path_ref(b, ie->path, ie->kind, -1, 0, NULL);
     free(ie->path);
@@ -597,6 +606,139 @@ fail:
     return NULL;
 }
 
+/* The background load (bt_watch_bpf_load_async). The thread owns `res`, `rc` and `reason`
+ * until it writes the eventfd; the loop thread reads them after joining it. */
+#define MAX_WAITERS 8
+
+static struct {
+    int state; /* 0 never started, 1 loading, 2 done */
+    int efd;
+    pthread_t th;
+    struct bt_loop *loop;
+    struct shared *res;
+    int rc;
+    const char *reason;
+    int64_t t0, t1;
+    struct {
+        void (*fn)(void *ctx, int rc);
+        void *ctx;
+    } waiters[MAX_WAITERS];
+    int nwait;
+} g_async;
+
+static void *load_thread(void *arg)
+{
+    uint64_t one = 1;
+
+    (void)arg;
+    g_async.res = shared_open(&g_async.rc, &g_async.reason);
+    g_async.t1 = bt_mono_ns();
+    if (write(g_async.efd, &one, sizeof(one)) < 0)
+        BT_WARN("watch", "bpf: cannot signal the end of the load", "err=%d", -errno);
+    return NULL;
+}
+
+static void on_loaded(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    char q[128];
+    int rc;
+
+    (void)events;
+    (void)arg;
+    bt_loop_del_fd(l, fd);
+    pthread_join(g_async.th, NULL);
+    close(g_async.efd);
+    g_async.efd = -1;
+    g_async.state = 2;
+    if (g_async.res) {
+        g_shared = g_async.res;
+        BT_INFO("watch", "bpf programs loaded in the background", "ms=%lld",
+                (long long)((g_async.t1 - g_async.t0) / 1000000));
+    } else {
+        bt_log(g_warned++ ? BT_LOG_DEBUG : BT_LOG_WARN, "watch",
+               "bpf watcher unavailable, using the next watcher", "reason=%s err=%d",
+               bt_logq(q, sizeof(q), g_async.reason), g_async.rc);
+    }
+    rc = g_async.res ? 0 : (g_async.rc < 0 ? g_async.rc : -EINVAL);
+    for (int i = 0; i < g_async.nwait; i++)
+        g_async.waiters[i].fn(g_async.waiters[i].ctx, rc);
+    g_async.nwait = 0;
+    /* A consumer that joined keeps the programs; nobody did: unload them. */
+    if (g_shared && g_shared->refs == 0) {
+        shared_free(g_shared);
+        g_shared = NULL;
+    }
+}
+
+int bt_watch_bpf_load_async(struct bt_loop *loop)
+{
+    sigset_t all, old;
+    int rc;
+
+    if (g_shared || g_async.state != 0)
+        return -EALREADY;
+    g_async.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (g_async.efd < 0)
+        return -errno;
+    g_async.loop = loop;
+    g_async.t0 = bt_mono_ns();
+    rc = bt_loop_add_fd(loop, g_async.efd, EPOLLIN, on_loaded, NULL);
+    if (rc < 0)
+        goto fail;
+    /* The thread starts with every signal blocked: signals are the loop thread's (signalfd),
+     * and the caller may not have blocked them yet. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = -pthread_create(&g_async.th, NULL, load_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0) {
+        bt_loop_del_fd(loop, g_async.efd);
+        goto fail;
+    }
+    g_async.state = 1;
+    return 0;
+fail:
+    close(g_async.efd);
+    g_async.efd = -1;
+    return rc;
+}
+
+int bt_watch_bpf_when_loaded(void (*fn)(void *ctx, int rc), void *ctx)
+{
+    if (g_async.state == 0)
+        return -ENOENT;
+    if (g_async.state == 2) {
+        fn(ctx, g_shared ? 0 : (g_async.rc < 0 ? g_async.rc : -EINVAL));
+        return 0;
+    }
+    if (g_async.nwait >= MAX_WAITERS)
+        return -ENOSPC;
+    g_async.waiters[g_async.nwait].fn = fn;
+    g_async.waiters[g_async.nwait].ctx = ctx;
+    g_async.nwait++;
+    return 0;
+}
+
+void bt_watch_bpf_load_abandon(void)
+{
+    if (g_async.state != 1)
+        return;
+    bt_loop_del_fd(g_async.loop, g_async.efd);
+    pthread_join(g_async.th, NULL);
+    close(g_async.efd);
+    g_async.efd = -1;
+    g_async.state = 0;
+    g_async.nwait = 0;
+    if (g_async.res && !g_shared)
+        shared_free(g_async.res);
+    g_async.res = NULL;
+}
+
+int bt_watch_bpf_loading(void)
+{
+    return g_async.state == 1;
+}
+
 static int bpf_open(struct bt_watch *w)
 {
     struct bpfw *b = calloc(1, sizeof(*b));
@@ -611,6 +753,14 @@ static int bpf_open(struct bt_watch *w)
     b->w = w;
     b->fd = -1;
     b->ops = FE_OPS_TAIL;
+    if (!g_shared && g_async.state == 1) {
+        rc = -EINPROGRESS; /* the background load decides */
+        goto out;
+    }
+    if (!g_shared && g_async.state == 2) {
+        rc = g_async.rc < 0 ? g_async.rc : -EINVAL; /* failed already, and said so */
+        goto out;
+    }
     if (!g_shared) {
         g_shared = shared_open(&rc, &reason);
         if (!g_shared) {
@@ -793,4 +943,60 @@ int bt_watch_bpf_stats(struct bt_watch *w, uint64_t *events, uint64_t *drops)
     struct bpfw *b = impl(w);
 
     return b ? read_stats(b->s, events, drops) : -ENOTSUP;
+}
+
+int bt_watch_bpf_add_alias(struct bt_watch *w, const char *path, dev_t dev, ino_t ino)
+{
+    struct bpfw *b = impl(w);
+    struct fe_key k = {.ino = ino, .dev = kdev(dev), .pad = 0};
+    struct ino_ent *ie;
+    char **na, *p;
+    int rc;
+
+    if (!b)
+        return -ENOTSUP;
+    if (!path || path[0] != '/')
+        return -EINVAL;
+    ie = bt_hmap_get(&b->inodes, &k, sizeof(k));
+    if (!ie || ie->kind != FE_W_FILE)
+        return -ENOENT;
+    if (ie->path && strcmp(ie->path, path) == 0)
+        return 0;
+    for (size_t i = 0; i < ie->nalias; i++)
+        if (strcmp(ie->alias[i], path) == 0)
+            return 0;
+    na = realloc(ie->alias, (ie->nalias + 1) * sizeof(*na));
+    if (!na)
+        return -ENOMEM;
+    ie->alias = na;
+    p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    rc = path_ref(b, p, FE_W_FILE, 1, ie->ops, NULL);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    ie->alias[ie->nalias++] = p;
+    return 0;
+}
+
+int bt_watch_bpf_remove_alias(struct bt_watch *w, const char *path, dev_t dev, ino_t ino)
+{
+    struct bpfw *b = impl(w);
+    struct fe_key k = {.ino = ino, .dev = kdev(dev), .pad = 0};
+    struct ino_ent *ie;
+
+    if (!b)
+        return -ENOTSUP;
+    ie = bt_hmap_get(&b->inodes, &k, sizeof(k));
+    for (size_t i = 0; ie && i < ie->nalias; i++) {
+        if (strcmp(ie->alias[i], path) != 0)
+            continue;
+        path_ref(b, ie->alias[i], FE_W_FILE, -1, 0, NULL);
+        free(ie->alias[i]);
+        ie->alias[i] = ie->alias[--ie->nalias];
+        return 0;
+    }
+    return -ENOENT;
 }

@@ -54,7 +54,8 @@ struct bt_watch_bpf_info {
     const char *path;   /* watched path of the file (inode match) or the resolved path, or NULL */
     const char *name;   /* the file's name (fd events) or the path argument (path events) */
     const char *name2;  /* rename: the new name as given; else "" */
-    const char *exe;    /* last component of the process's executable, as the kernel saw it */
+    const char *exe;    /* full path of the process's executable, as the kernel saw it (cut at
+                           255 bytes; "" for kernel threads) */
     const char *cgroup; /* leaf name of the process's cgroup v2 ("" at the root) */
     int rename_new;     /* 1 for the second event of a rename (about name2) when the first
                            (about name) was delivered too: report the pair once */
@@ -74,6 +75,32 @@ void bt_watch_bpf_refuse(int err);
 /* Ring-buffer size in bytes for later opens (a power of two, at least the page size; 0 restores
  * the default 4 MiB). For tests of the overflow path. */
 void bt_watch_bpf_set_ring_size(uint32_t bytes);
+/* Also watches the file {dev, ino} (already added with add_file) under another absolute path,
+ * a name it got later (the target of a rename): path-only syscalls on that path (unlink,
+ * rename, chmod, chown, truncate by path) are then delivered, with info->path the alias, so
+ * the caller can report them under the name it watches. Dropped with the file's watch.
+ * 0, -ENOENT (the file is not watched), -EINVAL (not absolute), -ENOMEM. */
+int bt_watch_bpf_add_alias(struct bt_watch *w, const char *path, dev_t dev, ino_t ino);
+int bt_watch_bpf_remove_alias(struct bt_watch *w, const char *path, dev_t dev, ino_t ino);
+
+/* Loads and attaches the shared programs on a background thread that does nothing else (no
+ * map updates, no ring reads), so the caller's start is not delayed by the load (0.1-0.3 s) or
+ * by the kernel still detaching a previous instance's programs (seconds). The thread hands the
+ * result to loop's thread through an eventfd registered with loop; then the callbacks added
+ * with bt_watch_bpf_when_loaded run there, in the order added, with 0 or -errno. Until then a
+ * bpf open fails with -EINPROGRESS; after a failed load it fails with the load's error.
+ * 0 if the load started, -EALREADY if the programs are loaded or a load was already started,
+ * -ENOTSUP when BPF is compiled out, -errno. */
+int bt_watch_bpf_load_async(struct bt_loop *loop);
+/* Runs fn(ctx, rc) on the loop thread when the background load finishes, or at once if it
+ * already has. -ENOENT if no load was started. */
+int bt_watch_bpf_when_loaded(void (*fn)(void *ctx, int rc), void *ctx);
+/* Stops waiting for a background load before loop is freed (shutdown during the load): waits
+ * for the thread, unloads what it loaded, and forgets the callbacks. */
+void bt_watch_bpf_load_abandon(void);
+/* 1 while a background load runs. */
+int bt_watch_bpf_loading(void);
+
 /* "write", "create", ... or "unknown". */
 const char *bt_fe_op_name(uint32_t op);
 /* Parses an op name (also "read" for open, "attrib" for chmod+chown) into a mask. 0 or -EINVAL. */

@@ -24,7 +24,9 @@ struct ino_ent {
     struct fe_key key;
     uint32_t kind; /* FE_W_FILE or FE_W_DIR */
     uint32_t ops;
-    char *path; /* owned; NULL if registered without one */
+    char *path;   /* owned; NULL if registered without one */
+    char **alias; /* other names it is watched under (bt_watch_bpf_add_alias), owned */
+    size_t nalias;
 };
 
 struct path_ent {

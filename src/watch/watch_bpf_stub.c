@@ -53,3 +53,41 @@ void bt_watch_bpf_set_ring_size(uint32_t bytes)
 {
     (void)bytes;
 }
+
+int bt_watch_bpf_load_async(struct bt_loop *loop)
+{
+    (void)loop;
+    return -ENOTSUP;
+}
+
+int bt_watch_bpf_when_loaded(void (*fn)(void *ctx, int rc), void *ctx)
+{
+    (void)fn;
+    (void)ctx;
+    return -ENOENT;
+}
+
+int bt_watch_bpf_loading(void)
+{
+    return 0;
+}
+
+void bt_watch_bpf_load_abandon(void) {}
+
+int bt_watch_bpf_add_alias(struct bt_watch *w, const char *path, dev_t dev, ino_t ino)
+{
+    (void)w;
+    (void)path;
+    (void)dev;
+    (void)ino;
+    return -ENOTSUP;
+}
+
+int bt_watch_bpf_remove_alias(struct bt_watch *w, const char *path, dev_t dev, ino_t ino)
+{
+    (void)w;
+    (void)path;
+    (void)dev;
+    (void)ino;
+    return -ENOTSUP;
+}

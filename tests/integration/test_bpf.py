@@ -14,12 +14,17 @@ def targets(port):
         return json.loads(r.read())
 
 
-def up(a, port):
+def up(a, port, settled=True):
+    """/targets once it answers; with settled, once the background BPF load has ended (the
+    watcher switched or stayed, FIM started or not)."""
     def ok():
         try:
-            return targets(port)
+            t = targets(port)
         except Exception:
             return None
+        if settled and ("watcher_next" in t or t.get("fim") == "starting"):
+            return None
+        return t
     return wait_until(lambda: a.alive() and ok(), 30, what="bpftail /targets")
 
 
@@ -125,4 +130,116 @@ def test_metrics_report_watcher_and_per_file_lag_in_bytes_and_seconds(ctx):
     wait_until(lambda: metric_value(a.metrics(port), "bpftail_position_lag_seconds",
                                     path=path) == 0, 20, what="lag back to 0")
     assert metric_value(a.metrics(port), "bpftail_position_lag_bytes", path=path) == 0
+    assert a.stop() == 0
+
+
+def test_bpf_start_reads_at_once_and_switches_without_loss_or_duplicate(ctx):
+    """Lines written before and while BPF loads are read by the interim watcher; after the
+    switch, writes wake the tailer through BPF (the reconcile timer is 60 s, so only an event
+    can deliver them in time), each line exactly once."""
+    from lib import check_exactly_once, metric_value
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    port = free_port()
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms")
+    cfg = cfg.replace("target_config:\n  sync_period: 1s", "target_config:\n  sync_period: 60s")
+    w = SeqWriter(os.path.join(d, "app.log"))
+    w.write(100)  # before the start
+    a = Agent(ctx, cfg).start()
+    t = up(a, port, settled=False)
+    interim = t["watcher"]
+    # While BPF loads: keep writing, in small bursts.
+    while "watcher_next" in targets(port):
+        w.write(10)
+        time.sleep(0.01)
+    t = up(a, port)
+    assert t["watcher"] == "bpf", t
+    log = a.log()
+    if interim != "bpf":
+        assert "until=bpf" in log and "previous=%s" % interim in log, log[-2000:]
+        m = a.metrics(port)
+        assert metric_value(m, "bpftail_watcher_info", backend="bpf") == 1
+        assert metric_value(m, "bpftail_watcher_info", backend=interim) == 0
+    before = w.n
+    wait_until(lambda: len(set(seqs(loki.entries()))) >= before, 20, what="lines before switch")
+    # After the switch: single lines, each must arrive through an event, well before 60 s.
+    for _ in range(20):
+        n = w.n
+        t0 = time.monotonic()
+        w.write(1)
+        wait_until(lambda: n in set(seqs(loki.entries())), 5, interval=0.01,
+                   what="line %d after the switch" % n)
+        assert time.monotonic() - t0 < 5
+    w.write(500)
+    wait_until(lambda: len(set(seqs(loki.entries()))) >= w.n, 20, what="all lines")
+    time.sleep(0.5)
+    lost, dups = check_exactly_once(seqs(loki.entries()), w.n)
+    assert not lost and dups == 0, (lost[:10], dups, interim, before)
+    assert "capabilities dropped" in a.log(), a.log()[-2000:]
+    assert a.stop() == 0
+
+
+def test_fim_follows_the_inode_after_hard_link_and_rename(ctx):
+    """A write through a hard link, a chmod, a rename and the unlink of the renamed file are
+    four entries about the watched path, each naming the process and its full executable."""
+    import sys
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    etc = os.path.join(d, "etc")
+    os.mkdir(etc)
+    secret = os.path.join(etc, "secret")
+    with open(secret, "w") as f:
+        f.write("a=1\n")
+    port = free_port()
+    fim = """fim:
+  host: test-host
+  rules:
+    - paths: [%s]
+""" % secret
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms", extra_top=fim)
+    a = Agent(ctx, cfg).start()
+    t = up(a, port)
+    assert t.get("fim") == "bpf", t
+    link = os.path.join(d, "alias")
+    moved = os.path.join(etc, "secret.moved")
+    script = """
+import os, sys, time
+secret, link, moved = sys.argv[1:4]
+os.link(secret, link)
+with open(link, "a") as f:
+    f.write("b=2\\n")
+time.sleep(0.3)
+os.chmod(secret, 0o600)
+time.sleep(0.3)
+os.rename(secret, moved)
+time.sleep(0.5)
+os.unlink(moved)
+print(os.getpid(), flush=True)
+time.sleep(2)
+"""
+    p = subprocess.run([sys.executable, "-c", script, secret, link, moved],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    pid = int(p.stdout.split()[0])
+    exe = os.path.realpath(sys.executable)
+
+    def fims():
+        return [e for e in loki.entries() if 'job="fim"' in e["labels"]]
+    wait_until(lambda: len(fims()) >= 4, 20, what="four FIM entries")
+    time.sleep(0.5)
+    got = {}
+    for e in fims():
+        for op in ("write", "chmod", "rename", "unlink"):
+            if 'op="%s"' % op in e["labels"]:
+                got.setdefault(op, []).append(e["line"])
+    assert sorted(got) == ["chmod", "rename", "unlink", "write"], got
+    assert all(len(v) == 1 for v in got.values()), got
+    for op, (line,) in got.items():
+        for field in ("path=%s " % secret, "pid=%d " % pid, "comm=python", "exe=%s " % exe):
+            assert field in line + " ", (op, field, line)
+    assert "via=alias" in got["write"][0], got["write"]
+    assert "new_path=%s" % moved in got["rename"][0], got["rename"]
+    assert "via=%s" % moved in got["unlink"][0], got["unlink"]
     assert a.stop() == 0

@@ -817,6 +817,76 @@ Test(watch_bpf_overflow, a_full_ring_is_reported_as_overflow, .init = fallback_s
     bt_tmpdir_remove(dir);
 }
 
+/* The background start: an interim backend serves at once; when the load ends the watch is on
+ * bpf with the file it had, and a write after the switch is an event from bpf. */
+static int g_switched;
+
+static void on_loop_ev(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    (void)l;
+    (void)fd;
+    (void)events;
+    bt_watch_dispatch(arg);
+}
+
+static void on_switched(void *ctx, struct bt_watch *w, int old_fd)
+{
+    struct bt_loop *l = ctx;
+
+    if (old_fd >= 0)
+        bt_loop_del_fd(l, old_fd);
+    cr_assert_eq(bt_loop_add_fd(l, bt_watch_fd(w), EPOLLIN, on_loop_ev, w), 0);
+    g_switched = 1;
+}
+
+static void on_sw_ev(void *ctx, const struct bt_watch_event *ev)
+{
+    (void)ctx;
+    on_ev(NULL, ev);
+}
+
+Test(watch_bpf_start, background_load_hands_the_watches_over_from_the_interim_backend,
+     .init = fallback_setup, .timeout = 60)
+{
+    struct bt_loop *l = bt_loop_new();
+    struct bt_watch *w;
+    char dir[256], p[512];
+    struct stat st;
+    int64_t end;
+
+    bt_log_set_level(BT_LOG_ERROR);
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "app.log", "", 0), 0);
+    snprintf(p, sizeof(p), "%s/app.log", dir);
+    cr_assert_eq(stat(p, &st), 0);
+    w = bt_watch_open_loop(NULL, l, on_sw_ev, l, on_switched);
+    cr_assert_not_null(w);
+    cr_assert(bt_watch_interim(w), "backend %s", bt_watch_name(w));
+    cr_assert_str_neq(bt_watch_name(w), "bpf");
+    cr_assert_eq(bt_loop_add_fd(l, bt_watch_fd(w), EPOLLIN, on_loop_ev, w), 0);
+    cr_assert_eq(bt_watch_add_file(w, p, st.st_dev, st.st_ino), 0);
+    g_n = 0;
+    cr_assert_eq(bt_tmpdir_append(dir, "app.log", "a\n", 2), 0);
+    end = bt_mono_ns() + 30 * BT_NS_PER_SEC;
+    while (!g_switched && bt_mono_ns() < end)
+        bt_loop_run_once(l, 50 * BT_NS_PER_MS);
+    cr_assert(g_switched, "the background load did not finish");
+    cr_assert_str_eq(bt_watch_name(w), "bpf");
+    cr_assert(!bt_watch_interim(w));
+    g_n = 0;
+    cr_assert_eq(bt_tmpdir_append(dir, "app.log", "b\n", 2), 0);
+    end = bt_mono_ns() + 5 * BT_NS_PER_SEC;
+    while (g_n == 0 && bt_mono_ns() < end)
+        bt_loop_run_once(l, 50 * BT_NS_PER_MS);
+    cr_assert_gt(g_n, 0, "no event after the switch");
+    cr_assert(g_ev[0].mask & BT_WATCH_MODIFY);
+    cr_assert_eq(g_ev[0].ino, st.st_ino);
+    bt_loop_del_fd(l, bt_watch_fd(w));
+    bt_watch_close(w);
+    bt_loop_free(l);
+    bt_tmpdir_remove(dir);
+}
+
 #else /* built without BPF */
 
 Test(watch_bpf, stub_says_not_supported)
