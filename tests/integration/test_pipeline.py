@@ -8,10 +8,12 @@ import time
 
 from lib import Agent, FakeLoki, agent_config, free_port, metric_value, wait_until
 
+# The docker stage keeps Docker's trailing newline, as promtail does, and in Go's regexp `$` is
+# the end of the text, not "before a final newline": hence the \n? before it.
 STAGES = """    pipeline_stages:
       - docker: {}
       - regex:
-          expression: '^(?P<ts>\\S+) (?P<level>[A-Z]+) (?P<component>\\w+): (?P<msg>.*)$'
+          expression: '^(?P<ts>\\S+) (?P<level>[A-Z]+) (?P<component>\\w+): (?P<msg>.*)\\n?$'
       - labels:
           level:
           component:
