@@ -44,6 +44,8 @@ int main(int argc, char **argv)
         if (bt_log_parse_level(cfg->server.log_level, &lvl) == 0)
             bt_log_set_level(lvl);
     }
+    if (cfg->server.grpc_ignored)
+        bt_log(BT_LOG_INFO, "config", "gRPC server settings ignored: bpftail serves no gRPC", NULL);
     if (cli.print_config) {
         struct bt_buf out;
         bt_buf_init(&out, 16u << 20);

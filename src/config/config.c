@@ -71,6 +71,30 @@ static int dec_log_format(struct bt_cfg_ctx *c, const struct bt_node *v, void *a
     return bt_cfg_str(c, v, at);
 }
 
+/* gRPC server settings: promtail configs carry them, bpftail serves no gRPC. Checked for their
+ * type (so a typo in a value is still an error) and remembered, so that the agent logs one info
+ * line naming them as ignored. */
+static int dec_grpc_address(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_SCALAR)
+        return bt_cfg_fail(c, v, "expected a string, got %s", bt_cfg_kind_name(v));
+    *(bool *)at = true;
+    return 0;
+}
+
+static int dec_grpc_int(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    long long ll;
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_SCALAR || bt_node_int(v, &ll) || ll < 0 || ll > INT_MAX)
+        return bt_cfg_fail(c, v, "expected an integer in [0, %d]", INT_MAX);
+    *(bool *)at = true;
+    return 0;
+}
+
 #define SV(m) offsetof(struct bt_server_config, m)
 static const struct bt_cfg_field server_fields[] = {
     {.key = "http_listen_address", .kind = BT_CFG_STR, .off = SV(http_listen_address)},
@@ -88,8 +112,28 @@ static const struct bt_cfg_field server_fields[] = {
     {.key = "http_server_read_timeout", .kind = BT_CFG_ACCEPT_DUR},
     {.key = "http_server_write_timeout", .kind = BT_CFG_ACCEPT_DUR},
     {.key = "http_server_idle_timeout", .kind = BT_CFG_ACCEPT_DUR},
-    {.key = "http_path_prefix", .kind = BT_CFG_UNSUPPORTED},
-    {.key = "external_url", .kind = BT_CFG_UNSUPPORTED},
+    {.key = "grpc_listen_address",
+     .kind = BT_CFG_FN,
+     .off = SV(grpc_ignored),
+     .fn = dec_grpc_address},
+    {.key = "grpc_server_max_recv_msg_size",
+     .kind = BT_CFG_FN,
+     .off = SV(grpc_ignored),
+     .fn = dec_grpc_int},
+    {.key = "grpc_server_max_send_msg_size",
+     .kind = BT_CFG_FN,
+     .off = SV(grpc_ignored),
+     .fn = dec_grpc_int},
+    {.key = "grpc_server_max_concurrent_streams",
+     .kind = BT_CFG_FN,
+     .off = SV(grpc_ignored),
+     .fn = dec_grpc_int},
+    /* promtail uses external_url only for links in its web UI, which bpftail does not serve */
+    {.key = "external_url", .kind = BT_CFG_STR, .off = SV(external_url)},
+    {.key = "http_path_prefix",
+     .kind = BT_CFG_UNSUPPORTED,
+     .note = "bpftail serves /metrics, /ready and its API at the root; put a reverse proxy in "
+             "front to serve them under a prefix"},
     {.key = "profiling_enabled", .kind = BT_CFG_UNSUPPORTED},
     {.key = "http_tls_config", .kind = BT_CFG_UNSUPPORTED},
     {.key = "grpc_tls_config", .kind = BT_CFG_UNSUPPORTED},
@@ -634,6 +678,7 @@ void bt_config_free(struct bt_config *c)
         return;
     free(c->path);
     free(c->server.http_listen_address);
+    free(c->server.external_url);
     free(c->server.log_level);
     free(c->server.log_format);
     free(c->positions.filename);

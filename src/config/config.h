@@ -77,6 +77,8 @@ struct bt_server_config {
     char *http_listen_address; /* "" = all */
     int http_listen_port;      /* 80 as promtail; 0 = ephemeral; -1 = disabled */
     int grpc_listen_port;      /* accepted, unused */
+    bool grpc_ignored;         /* a grpc_* setting was given: logged once as ignored */
+    char *external_url;        /* accepted, unused: promtail's web UI links */
     char *log_level;           /* info */
     char *log_format;          /* logfmt */
     bool disable;

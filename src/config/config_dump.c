@@ -253,6 +253,7 @@ static int dump_server(struct bt_buf *o, const struct bt_server_config *s)
     rc = rc ? rc : kv_str(o, 2, "http_listen_address", s->http_listen_address);
     rc = rc ? rc : kv_raw(o, 2, "http_listen_port", "%d", s->http_listen_port);
     rc = rc ? rc : kv_raw(o, 2, "grpc_listen_port", "%d", s->grpc_listen_port);
+    rc = rc ? rc : kv_str(o, 2, "external_url", s->external_url);
     rc = rc ? rc : kv_str(o, 2, "log_level", s->log_level);
     rc = rc ? rc : kv_str(o, 2, "log_format", s->log_format);
     rc = rc ? rc : kv_bool(o, 2, "register_instrumentation", s->register_instrumentation);

@@ -196,8 +196,9 @@ void bt_stage_emit(struct bt_stage_out *out, struct bt_pentry *e);
 void *bt_stage_err(char *err, size_t errlen, const struct bt_stage_env *env,
                    const struct bt_node *at, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Checks that cfg is a map whose keys are all in allowed (NULL-terminated). A NULL node counts
- * as an empty map. 0, or -EINVAL with an error naming the unknown key in err. */
+/* Checks that cfg is a map (a NULL node counts as an empty map): 0, or -EINVAL with an error in
+ * err. A key not in allowed (NULL-terminated) is ignored, as promtail ignores it, with a warning
+ * log line naming file:line:col, stage and key. */
 int bt_stage_check_keys(const struct bt_node *cfg, const struct bt_stage_env *env,
                         const char *const *allowed, char *err, size_t errlen);
 /* The scalar text of map key k, or NULL if absent or null. -EINVAL via *bad when it is not a

@@ -1,6 +1,7 @@
 /* The working entry, the extracted map and config helpers shared by all stages (stage.h). */
 #include "stage/stage.h"
 #include "config/node.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <math.h>
@@ -372,8 +373,12 @@ int bt_stage_check_keys(const struct bt_node *cfg, const struct bt_stage_env *en
             if (strcmp(*a, k->str) == 0)
                 ok = true;
         if (!ok) {
-            bt_stage_err(err, errlen, env, k, "unknown key \"%s\"", k->str ? k->str : "?");
-            return -EINVAL;
+            /* promtail decodes stage options without checking for unused keys and starts; so
+             * does bpftail, with a warning naming the place (a typo is otherwise silent). */
+            char msg[512];
+            bt_stage_err(msg, sizeof(msg), env, k, "unknown key \"%s\" ignored",
+                         k->str ? k->str : "?");
+            bt_log(BT_LOG_WARN, "config", msg, NULL);
         }
     }
     return 0;

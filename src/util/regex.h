@@ -1,8 +1,13 @@
 /*
- * regex: a small wrapper over PCRE2 for stages and relabeling.
+ * regex: Go regexp syntax and semantics (RE2) for every regex of a promtail config: stages,
+ * LogQL filters, relabeling, templates.
  *
- * promtail's expressions are RE2 syntax; PCRE2 accepts them for practical purposes (named
- * groups as (?P<name>...) included). A compiled regex is immutable and owns its match data,
+ * The engine is RE2 (util/regex.cc): matching takes time linear in the subject, so no line
+ * makes a stage backtrack. Syntax is Go's: (?P<name>re) and (?<name>re), (?i) (?s) (?m) (?U),
+ * \Q...\E, \pN, repetition counts up to 1000; lookaround, backreferences, possessive and
+ * atomic groups are refused, as Go refuses them. `^` and `$` are the subject's ends unless (?m).
+ * Subjects are read as UTF-8; an invalid byte is matched by nothing (Go reads it as U+FFFD),
+ * so `.` and classes do not match across it. A compiled regex keeps the state of its last match,
  * so one struct bt_regex serves one thread (the loop thread) without allocation per match.
  */
 #ifndef BT_UTIL_REGEX_H
@@ -19,13 +24,16 @@ enum {
     BT_RE_CASELESS = 1 << 2,
 };
 
-/* Compiles pattern. NULL on error, with "message at offset N" in err. */
+/* Compiles pattern. NULL on error, with "invalid regex PATTERN: why" in err (the why names the
+ * offending part as RE2 reports it; a pattern over RE2's memory budget is an error too). */
 struct bt_regex *bt_regex_new(const char *pattern, int flags, char *err, size_t errlen);
 void bt_regex_free(struct bt_regex *re);
-/* Matches subject; returns the number of capture pairs set (>= 1) on a match, 0 for no match,
- * or -errno on a match error (e.g. -E2BIG when PCRE2 hits its match limit). */
+/* Searches subject s[start, len) (s[0, start) is context for ^ and \b); returns ngroups + 1 on
+ * a match, 0 for no match. Never fails: there is no backtracking limit to hit. s and the call's
+ * bounds are remembered for bt_regex_group until the next match. */
 int bt_regex_match(struct bt_regex *re, const char *s, size_t len, size_t start);
-/* After a match: start/end offsets of group i; returns false if the group did not take part. */
+/* After a match: start/end offsets of group i; returns false if the group did not take part.
+ * The first call after a match finds the submatches (a second search, over s as passed). */
 bool bt_regex_group(const struct bt_regex *re, int i, size_t *start, size_t *end);
 /* Number of capturing groups. */
 int bt_regex_ngroups(const struct bt_regex *re);

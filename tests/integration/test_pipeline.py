@@ -8,10 +8,12 @@ import time
 
 from lib import Agent, FakeLoki, agent_config, free_port, metric_value, wait_until
 
+# The docker stage keeps Docker's trailing newline, as promtail does, and in Go's regexp `$` is
+# the end of the text, not "before a final newline": hence the \n? before it.
 STAGES = """    pipeline_stages:
       - docker: {}
       - regex:
-          expression: '^(?P<ts>\\S+) (?P<level>[A-Z]+) (?P<component>\\w+): (?P<msg>.*)$'
+          expression: '^(?P<ts>\\S+) (?P<level>[A-Z]+) (?P<component>\\w+): (?P<msg>.*)\\n?$'
       - labels:
           level:
           component:
@@ -99,3 +101,36 @@ def test_dry_run_prints_entries_after_the_pipeline_and_pushes_nothing(ctx):
     st = loki.stats()
     assert st["requests"] == 0 and st["received_entries"] == 0, "dry-run pushed: %r" % st
     assert not os.path.exists(os.path.join(d, "pos.yaml")), "dry-run wrote positions"
+
+
+# promtail's pipelines documentation example, verbatim. Its regex is Go syntax: in [T\d-:.Z] the
+# `-` after \d is a literal, which a PCRE engine refuses as an invalid range.
+PROMTAIL_DOC_STAGES = r"""    pipeline_stages:
+      - regex:
+          expression: '.*level=(?P<level>[a-zA-Z]+).*ts=(?P<timestamp>[T\d-:.Z]*).*component=(?P<component>[a-zA-Z]+)'
+      - labels:
+          level:
+          component:
+          timestamp:
+"""
+
+
+def test_promtail_doc_regex_with_go_class_syntax_makes_labels(ctx, fake_loki, agent):
+    loki = fake_loki()
+    d = ctx.tmpdir()
+    port = free_port()
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms", extra_scrape=PROMTAIL_DOC_STAGES)
+    a = agent(cfg)
+    line = ("level=info ts=2019-12-03T20:02:23.125Z caller=main.go:112 component=ingester "
+            "msg=\"starting\"")
+    with open(os.path.join(d, "app.log"), "w") as f:
+        f.write(line + "\n")
+        f.write("no fields here\n")
+    wait_until(lambda: loki.count() >= 2, 30, what="2 entries")
+    got = {e["line"]: e["labels"] for e in loki.entries()}
+    lab = got[line]
+    assert 'level="info"' in lab and 'component="ingester"' in lab, lab
+    assert 'timestamp="2019-12-03T20:02:23.125Z"' in lab, lab
+    assert "level=" not in got["no fields here"], got["no fields here"]
+    assert a.stop() == 0

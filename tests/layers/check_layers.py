@@ -37,7 +37,7 @@ def check(root):
     seen_layers = set()
     for dirpath, _, files in sorted(os.walk(src)):
         for name in sorted(files):
-            if not name.endswith((".c", ".h")):
+            if not name.endswith((".c", ".cc", ".h")):
                 continue
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, src)

@@ -932,3 +932,25 @@ Test(config, damaged_configs_fail_cleanly_with_a_position)
         check_damaged(copy, len);
     }
 }
+
+Test(config, promtail_grpc_settings_and_external_url_are_accepted)
+{
+    /* bpftail serves no gRPC: the settings are checked for type, then ignored with one info log
+     * line at start (agent/main.c); external_url only feeds promtail's web UI links */
+    struct bt_config *c = parse(MIN_CFG "server:\n"
+                                        "  grpc_listen_address: 127.0.0.1\n"
+                                        "  grpc_server_max_recv_msg_size: 104857600\n"
+                                        "  grpc_server_max_send_msg_size: 104857600\n"
+                                        "  grpc_server_max_concurrent_streams: 1000\n"
+                                        "  external_url: https://logs.example.com/promtail\n");
+    cr_assert(c->server.grpc_ignored);
+    cr_assert_str_eq(c->server.external_url, "https://logs.example.com/promtail");
+    bt_config_free(c);
+    c = parse(MIN_CFG "server:\n  http_listen_port: 9080\n");
+    cr_assert_not(c->server.grpc_ignored);
+    bt_config_free(c);
+    parse_fails(MIN_CFG "server:\n  grpc_server_max_recv_msg_size: big\n",
+                "c.yaml:4:34: server.grpc_server_max_recv_msg_size", "integer");
+    parse_fails(MIN_CFG "server:\n  http_path_prefix: /promtail\n",
+                "c.yaml:4:3: server.http_path_prefix: not supported by bpftail", "reverse proxy");
+}

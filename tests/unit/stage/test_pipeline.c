@@ -6,6 +6,7 @@
 
 #include "stage/stage.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 static int64_t seen_ts;
 static const char *seen_line;
@@ -46,11 +47,28 @@ Test(pipeline, stage_must_be_a_one_key_map)
     h_free(&h);
 }
 
-Test(pipeline, unknown_option_names_file_line_and_stage)
+Test(pipeline, unknown_option_is_a_warning_naming_file_line_and_stage)
 {
+    /* promtail ignores stage options it does not know and starts: so does bpftail, saying so */
     struct harness h;
-    cr_assert_eq(h_try(&h, "- regex:\n    expression: '(?P<a>.)'\n    sauce: x\n"), -1);
-    cr_assert_str_eq(h.err, "pipeline.yaml:3:5: stage \"regex\": unknown key \"sauce\"");
+    FILE *log = tmpfile();
+    cr_assert_not_null(log);
+    bt_log_set_fd(fileno(log));
+    int rc = h_try(&h, "- regex:\n    expression: '(?P<a>.)'\n    sauce: x\n");
+    bt_log_set_fd(2);
+    cr_assert_eq(rc, 0, "%s", h.err);
+    char buf[1024] = {0};
+    rewind(log);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, log);
+    buf[n] = '\0';
+    fclose(log);
+    cr_assert(strstr(buf, "level=warn") != NULL, "%s", buf);
+    cr_assert(
+        strstr(buf, "pipeline.yaml:3:5: stage \\\"regex\\\": unknown key \\\"sauce\\\" ignored") !=
+            NULL,
+        "%s", buf);
+    h_push(&h, "x");
+    cr_assert_eq(h.n, 1);
     h_free(&h);
 }
 

@@ -323,14 +323,15 @@ Test(stage_docker, held_chunks_hold_back_the_committed_position)
     free(b);
 }
 
-Test(stage_docker, unknown_option_is_an_error_with_position)
+Test(stage_docker, unknown_option_is_ignored_as_promtail_does)
 {
+    /* a warning naming p.yaml:2:5 is logged (checked in test_pipeline.c) */
     char err[512] = "";
     const char *y = "- docker:\n    colour: red\n";
     struct bt_node *d = bt_yaml_parse(y, strlen(y), "p.yaml", err, sizeof(err));
     struct bt_pipeline *p = bt_pipeline_new(d, "j", NULL, sink, NULL, err, sizeof(err));
-    cr_assert_null(p);
-    cr_assert(strstr(err, "p.yaml:2:5") && strstr(err, "colour"), "%s", err);
+    cr_assert_not_null(p, "%s", err);
+    bt_pipeline_free(p);
     bt_node_free(d);
 }
 

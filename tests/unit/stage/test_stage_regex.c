@@ -87,9 +87,9 @@ Test(stage_regex, utf8_groups_and_invalid_bytes)
               "- labels: {word: '', rest: ''}\n");
     h_push(&h, "h\xc3\xa9llo w\xc3\xb6rld");
     cr_assert_str_eq(h_label(&h, 0, "word"), "h\xc3\xa9llo");
-    /* Invalid UTF-8 never reaches a label: PCRE2 (util/regex.c) does not match across the bad
-     * bytes at all (Go would read them as U+FFFD and the labels stage would then skip the
-     * value); either way the entry passes, unlabelled. */
+    /* Invalid UTF-8 never reaches a label: RE2 in UTF-8 mode (util/regex.cc) does not match `.`
+     * over the bad bytes at all (Go would read them as U+FFFD and the labels stage would then skip
+     * the value); either way the entry passes, unlabelled. */
     h_push(&h, "ok \xff\xfe");
     cr_assert_eq(h.n, 2);
     cr_assert_str_eq(h.out[1].line, "ok \xff\xfe");

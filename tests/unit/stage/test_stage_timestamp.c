@@ -219,8 +219,8 @@ Test(stage_timestamp, config_errors_name_the_problem)
     cr_assert(strstr(h.err, "pipeline.yaml:1:53: stage \"timestamp\": invalid location"), "%s",
               h.err);
     h_free(&h);
-    cr_assert_eq(h_try(&h, "- timestamp: {source: t, format: RFC3339, tz: UTC}\n"), -1);
-    cr_assert(strstr(h.err, "unknown key \"tz\""), "%s", h.err);
+    cr_assert_eq(h_try(&h, "- timestamp: {source: t, format: RFC3339, tz: UTC}\n"), 0, "%s",
+                 h.err); /* unknown key: a warning, as promtail ignores it */
     h_free(&h);
     cr_assert_eq(h_try(&h, "- timestamp: {source: t, format: RFC3339, fallback_formats: x}\n"), -1);
     cr_assert(strstr(h.err, "expected a list"), "%s", h.err);
