@@ -263,12 +263,18 @@ void sf_service(struct ftail *ft)
     struct bt_files *f = ft->tg->f;
     if (ft->dead)
         return;
-    if (f->paused) {
+    if (f->paused || ft->busy) {
         ft->dirty = true;
+        if (ft->busy) {
+            ft->more = true; /* serviced again from the loop, once this one is done */
+            sf_kick(f);
+        }
         return;
     }
     ft->dirty = false;
+    ft->busy = true;
     int flags = bt_tail_check(ft->t);
+    ft->busy = false;
     if (flags < 0) {
         BT_WARN("tail", "cannot stat open file", "path=%s err=%s", bt_tail_path(ft->t),
                 strerror(-flags));
@@ -285,7 +291,9 @@ void sf_service(struct ftail *ft)
             drop_path(ft);
         }
     }
+    ft->busy = true;
     int rc = bt_tail_read(ft->t, f->budget);
+    ft->busy = false;
     if (rc < 0) {
         BT_WARN("tail", "read failed, closing file", "path=%s err=%s", bt_tail_path(ft->t),
                 strerror(-rc));

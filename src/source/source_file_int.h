@@ -41,6 +41,7 @@ struct ftail {
     bool dead;     /* closed, freed at the next sweep */
     bool more;     /* the last read stopped at the budget */
     bool dirty;    /* an event came while paused */
+    bool busy;     /* inside sf_service: a nested call (a sink that paused and resumed) waits */
     char *rot_key; /* positions key of this file while it has no name of the target (draining or
                       recovered), so a restart resumes it: see sf_rotated_key */
     uint64_t seen; /* generation of the last glob walk that matched it */

@@ -181,7 +181,12 @@ static void add_ftail(struct target *tg, struct bt_tail *t, const char *path,
                 (unsigned long long)bt_tail_ino(t), (unsigned long long)off);
     sf_update_active(f);
     if (off == UINT64_MAX) {
-        ft->more = true; /* a copy handed over from inside a check: read it from the loop */
+        /* A copy handed over from inside a check: its bytes go before the file's new ones. */
+        int r = bt_tail_read(t, SIZE_MAX);
+        ft->more = r != 0;
+        if (r < 0)
+            BT_WARN("files", "cannot read the copy of a truncated file", "path=%s err=%s",
+                    bt_tail_path(t), strerror(-r));
         sf_kick(f);
         return;
     }
