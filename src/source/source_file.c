@@ -75,6 +75,13 @@ static void ftail_release(struct ftail *ft, bool keep_watch)
         return;
     ft->dead = true;
     f->nactive--;
+    if (ft->rot_key) {
+        /* Its record is what a restart would resume it from: only gone once all is acked. */
+        if (bt_tail_committed(ft->t) >= bt_tail_read_offset(ft->t))
+            bt_positions_remove(f->pos, ft->rot_key);
+        free(ft->rot_key);
+        ft->rot_key = NULL;
+    }
     struct idkey k = {bt_tail_dev(ft->t), bt_tail_ino(ft->t)};
     if (bt_hmap_get(&ft->tg->by_id, &k, sizeof(k)) == ft)
         bt_hmap_del(&ft->tg->by_id, &k, sizeof(k));
@@ -124,6 +131,7 @@ void sf_sweep(struct bt_files *f)
                 continue;
             }
             bt_tail_close(ft->t);
+            free(ft->rot_key);
             free(ft);
             tg->files[j] = tg->files[--tg->n];
         }
@@ -190,9 +198,28 @@ static void on_grace_timer(struct bt_loop *l, uint64_t id, void *arg)
     }
     sf_service(ft); /* read what came since, and re-arm if it grew */
     if (!ft->dead && ft->draining && !ft->more &&
-        bt_mono_ns() - bt_tail_last_growth(ft->t) >= f->grace_ns)
-        sf_ftail_close(ft, false);
+        bt_mono_ns() - bt_tail_last_growth(ft->t) >= f->grace_ns) {
+        /* Read to EOF and quiet for the grace period. It is closed only once every byte read
+         * is acknowledged, so its record (sf_rotated_key) survives a crash until then. */
+        bt_tail_flush(ft->t);
+        if (bt_tail_committed(ft->t) >= bt_tail_read_offset(ft->t))
+            sf_ftail_close(ft, false);
+        else {
+            if (ft->t_grace)
+                bt_loop_del_timer(l, ft->t_grace);
+            ft->t_grace = bt_loop_add_timer(l, GRACE_RECHECK_NS, 0, on_grace_timer, ft);
+        }
+    }
     sf_sweep(f);
+}
+
+char *sf_rotated_key(const struct ftail *ft)
+{
+    char *k = NULL;
+    if (asprintf(&k, SF_ROT_PREFIX "%llu:%llu:%s", (unsigned long long)bt_tail_dev(ft->t),
+                 (unsigned long long)bt_tail_ino(ft->t), bt_tail_path(ft->t)) < 0)
+        return NULL;
+    return k;
 }
 
 static void on_kick(struct bt_loop *l, uint64_t id, void *arg)
@@ -206,6 +233,13 @@ static void on_kick(struct bt_loop *l, uint64_t id, void *arg)
                 sf_service(ft);
         }
     sf_sweep(f);
+}
+
+/* Services the files with more to read from the loop, soon (not from inside a read). */
+void sf_kick(struct bt_files *f)
+{
+    if (!f->t_kick)
+        f->t_kick = bt_loop_add_timer(f->loop, 0, 0, on_kick, f);
 }
 
 static void arm_timers(struct ftail *ft, bool at_eof)
@@ -229,12 +263,18 @@ void sf_service(struct ftail *ft)
     struct bt_files *f = ft->tg->f;
     if (ft->dead)
         return;
-    if (f->paused) {
+    if (f->paused || ft->busy) {
         ft->dirty = true;
+        if (ft->busy) {
+            ft->more = true; /* serviced again from the loop, once this one is done */
+            sf_kick(f);
+        }
         return;
     }
     ft->dirty = false;
+    ft->busy = true;
     int flags = bt_tail_check(ft->t);
+    ft->busy = false;
     if (flags < 0) {
         BT_WARN("tail", "cannot stat open file", "path=%s err=%s", bt_tail_path(ft->t),
                 strerror(-flags));
@@ -251,7 +291,9 @@ void sf_service(struct ftail *ft)
             drop_path(ft);
         }
     }
+    ft->busy = true;
     int rc = bt_tail_read(ft->t, f->budget);
+    ft->busy = false;
     if (rc < 0) {
         BT_WARN("tail", "read failed, closing file", "path=%s err=%s", bt_tail_path(ft->t),
                 strerror(-rc));
@@ -369,8 +411,10 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
 static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
-    for (size_t i = 0; i < f->ntargets; i++)
+    for (size_t i = 0; i < f->ntargets; i++) {
+        sf_recover(f->targets[i], false);
         sf_discover(f->targets[i]);
+    }
     sf_sweep(f);
 }
 
@@ -405,14 +449,23 @@ int bt_files_save_positions(struct bt_files *f)
     for (size_t i = 0; i < f->ntargets; i++)
         for (size_t j = 0; j < f->targets[i]->n; j++) {
             struct ftail *ft = f->targets[i]->files[j];
-            if (ft->dead || !ft->path)
+            if (ft->dead)
                 continue;
+            if (ft->path && ft->rot_key) {
+                /* Adopted by a matching name again: its plain record takes over. */
+                bt_positions_remove(f->pos, ft->rot_key);
+                free(ft->rot_key);
+                ft->rot_key = NULL;
+            }
+            if (!ft->path && !ft->rot_key && !(ft->rot_key = sf_rotated_key(ft)))
+                return -ENOMEM;
+            const char *key = ft->path ? ft->path : ft->rot_key;
             struct bt_position p = {.offset = bt_tail_committed(ft->t),
                                     .has_identity = true,
                                     .dev = bt_tail_dev(ft->t),
                                     .ino = bt_tail_ino(ft->t)};
             p.fp_hash = bt_tail_fingerprint(ft->t, &p.fp_len);
-            if (bt_positions_set(f->pos, ft->path, &p) < 0)
+            if (bt_positions_set(f->pos, key, &p) < 0)
                 return -ENOMEM;
             bt_tail_update_metrics(ft->t);
         }
@@ -495,6 +548,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->tcfg.metrics = cfg->metrics;
     f->tcfg.on_commit = on_commit;
     f->tcfg.commit_ctx = f;
+    f->tcfg.on_copy = sf_on_copy;
+    f->tcfg.copy_ctx = f;
     if (cfg->limits) {
         f->tcfg.max_line_size = cfg->limits->max_line_size;
         f->tcfg.truncate = cfg->limits->max_line_size_truncate;
@@ -538,9 +593,15 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->t_save = bt_loop_add_timer(f->loop, psync, psync, on_save, f);
     if (f->watch_fd < 0)
         f->t_poll = bt_loop_add_timer(f->loop, POLL_PERIOD_NS, POLL_PERIOD_NS, on_poll, f);
-    if (cfg->metrics)
+    if (cfg->metrics) {
         f->m_active = bt_metrics_gauge(cfg->metrics, "bpftail_files_active_total",
                                        "Files being tailed.", NULL);
+        f->m_unrecovered = bt_metrics_counter(
+            cfg->metrics, "bpftail_unrecovered_files_total",
+            "Files that left their name before being read to the end and were not found again "
+            "after a restart (their unread bytes are lost, in an unknown amount).",
+            NULL);
+    }
     sf_update_active(f);
     return f;
 fail:
@@ -627,6 +688,7 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     f->targets = nt;
     f->targets[f->ntargets++] = tg;
     tg->initial = true;
+    sf_recover(tg, true); /* before the walk: a new file at a recorded name replaces its record */
     sf_discover(tg);
     tg->initial = false;
     sf_sweep(f);
@@ -812,6 +874,7 @@ void bt_files_free(struct bt_files *f)
                 bt_loop_del_timer(f->loop, ft->t_grace);
             bt_tail_close(ft->t);
             free(ft->path);
+            free(ft->rot_key);
             free(ft);
         }
         target_free(tg);

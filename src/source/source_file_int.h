@@ -27,7 +27,8 @@
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
 #define MIN_OPEN_FILES 16
-#define OPEN_RETRY_NS (100 * BT_NS_PER_MS) /* re-walk after acks when opening was held back */
+#define GRACE_RECHECK_NS (200 * BT_NS_PER_MS) /* a drained file waiting for its last acks */
+#define OPEN_RETRY_NS (100 * BT_NS_PER_MS)    /* re-walk after acks when opening was held back */
 
 struct target;
 
@@ -40,6 +41,9 @@ struct ftail {
     bool dead;     /* closed, freed at the next sweep */
     bool more;     /* the last read stopped at the budget */
     bool dirty;    /* an event came while paused */
+    bool busy;     /* inside sf_service: a nested call (a sink that paused and resumed) waits */
+    char *rot_key; /* positions key of this file while it has no name of the target (draining or
+                      recovered), so a restart resumes it: see sf_rotated_key */
     uint64_t seen; /* generation of the last glob walk that matched it */
     uint64_t t_flush, t_grace;
 };
@@ -95,6 +99,7 @@ struct bt_files {
     int64_t flush_ns, grace_ns, idle_ns, psync_ns;
     size_t budget;
     struct bt_series *m_active;
+    struct bt_series *m_unrecovered; /* rotated files not found again after a restart */
     struct bt_ratelimit rl_open;
 };
 
@@ -110,5 +115,14 @@ void sf_lose_path(struct ftail *ft, bool forget_position);
 struct ftail *sf_find_by_id(struct target *tg, dev_t dev, ino_t ino);
 struct ftail *sf_find_by_path(struct target *tg, const char *path);
 void sf_service(struct ftail *ft);
+void sf_kick(struct bt_files *f);
+void sf_recover(struct target *tg, bool startup);
+void sf_on_copy(void *ctx, struct bt_tail *t, struct bt_tail *copy);
+char *sf_rotated_key(const struct ftail *ft);
+
+/* Positions key prefix of a file that left its name before its bytes were all acknowledged:
+ * "bpftail-rotated:<dev>:<ino>:<path it was tailed as>". */
+#define SF_ROT_PREFIX "bpftail-rotated:"
+#define SF_ROT_PREFIX_LEN (sizeof(SF_ROT_PREFIX) - 1)
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@
 
 static bool make_room(struct bt_files *f);
 
+/* Most directory entries looked at when searching a rotated file by identity. */
+#define RECOVER_SCAN_MAX 100000
+
 /* ---- discovery ---- */
 
 static bool excluded(const struct target *tg, const char *path)
@@ -32,13 +36,26 @@ static bool excluded(const struct target *tg, const char *path)
     return tg->exclude && bt_glob_match(tg->exclude, path);
 }
 
-/* Where a newly opened file starts, from its record, the identity index, or the policy. */
-static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *path, bool *known)
+/* Where a newly opened file starts, from its record, the identity index, or the policy.
+ * *stale: the recorded file is still here but was truncated while not watched (copytruncate):
+ * the caller resumes it with bt_tail_resume_truncated from the record it points to. */
+static uint64_t start_offset(struct target *tg, struct bt_tail *t, const char *path, bool *known,
+                             const struct bt_position **stale)
 {
     struct bt_files *f = tg->f;
     uint64_t size = bt_tail_size(t);
     const struct bt_position *p = bt_positions_get(f->pos, path);
     *known = true;
+    *stale = NULL;
+    if (p && p->has_identity && p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) && p->fp_len &&
+        (p->offset > size ||
+         (f->tcfg.fingerprint_check && !bt_tail_fp_matches(t, p->fp_hash, p->fp_len)))) {
+        BT_INFO("files", "file truncated while not watched, looking for its copy",
+                "path=%s offset=%llu size=%llu", path, (unsigned long long)p->offset,
+                (unsigned long long)size);
+        *stale = p;
+        return p->offset;
+    }
     bool same =
         p && (!p->has_identity || /* promtail's record: path and offset only */
               (p->dev == bt_tail_dev(t) && p->ino == bt_tail_ino(t) &&
@@ -120,23 +137,26 @@ static int grow(struct target *tg)
     return 0;
 }
 
-/* Registers an opened tailer under path and starts reading it at off. */
-static void add_ftail(struct target *tg, struct bt_tail *t, const char *path, uint64_t off)
+/* Registers an opened tailer under path (NULL: a recovered file, draining from the start;
+ * watch_path is where it is now) and starts reading it at off. stale: see start_offset. */
+static void add_ftail(struct target *tg, struct bt_tail *t, const char *path,
+                      const char *watch_path, uint64_t off, const struct bt_position *stale)
 {
     struct bt_files *f = tg->f;
     struct ftail *ft = calloc(1, sizeof(*ft));
-    char *name = strdup(path);
+    char *name = path ? strdup(path) : NULL;
     struct idkey k = {bt_tail_dev(t), bt_tail_ino(t)};
     if (ft)
         ft->tg = tg;
-    if (!ft || !name || grow(tg) < 0 || bt_hmap_put(&tg->by_id, &k, sizeof(k), ft, NULL) < 0) {
+    if (!ft || (path && !name) || grow(tg) < 0 ||
+        bt_hmap_put(&tg->by_id, &k, sizeof(k), ft, NULL) < 0) {
         free(name);
         free(ft);
         bt_tail_close(t);
         BT_ERROR("tail", "out of memory opening file", "path=%s", path);
         return;
     }
-    if (sf_set_path(ft, name) < 0) {
+    if (name && sf_set_path(ft, name) < 0) {
         bt_hmap_del(&tg->by_id, &k, sizeof(k));
         free(ft);
         bt_tail_close(t);
@@ -145,15 +165,31 @@ static void add_ftail(struct target *tg, struct bt_tail *t, const char *path, ui
     }
     ft->t = t;
     ft->seen = tg->gen;
+    ft->draining = !path;
     tg->files[tg->n++] = ft;
     f->nactive++;
-    bt_tail_seek(t, off);
-    int rc = bt_watch_add_file(f->watch, path, bt_tail_dev(t), bt_tail_ino(t));
+    if (stale)
+        bt_tail_resume_truncated(t, off, stale->fp_hash, stale->fp_len);
+    else if (off != UINT64_MAX)
+        bt_tail_seek(t, off);
+    int rc =
+        watch_path ? bt_watch_add_file(f->watch, watch_path, bt_tail_dev(t), bt_tail_ino(t)) : 0;
     if (rc < 0 && rc != -ESTALE)
-        BT_DEBUG("tail", "no file watch", "path=%s err=%s", path, strerror(-rc));
-    BT_INFO("tail", "tailing file", "path=%s inode=%llu offset=%llu", path,
-            (unsigned long long)bt_tail_ino(t), (unsigned long long)off);
+        BT_DEBUG("tail", "no file watch", "path=%s err=%s", watch_path, strerror(-rc));
+    if (path)
+        BT_INFO("tail", "tailing file", "path=%s inode=%llu offset=%llu", path,
+                (unsigned long long)bt_tail_ino(t), (unsigned long long)off);
     sf_update_active(f);
+    if (off == UINT64_MAX) {
+        /* A copy handed over from inside a check: its bytes go before the file's new ones. */
+        int r = bt_tail_read(t, SIZE_MAX);
+        ft->more = r != 0;
+        if (r < 0)
+            BT_WARN("files", "cannot read the copy of a truncated file", "path=%s err=%s",
+                    bt_tail_path(t), strerror(-r));
+        sf_kick(f);
+        return;
+    }
     sf_service(ft);
 }
 
@@ -220,7 +256,8 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
         return;
     }
     bool known;
-    uint64_t off = start_offset(tg, t, path, &known);
+    const struct bt_position *stale;
+    uint64_t off = start_offset(tg, t, path, &known, &stale);
     if (skip_from != UINT64_MAX && !known) {
         off = skip_from;
     } else if (!known && too_old(tg, st)) {
@@ -228,7 +265,189 @@ static void open_file(struct target *tg, const char *path, const struct stat *st
         remember_skip(tg, path, st);
         return;
     }
-    add_ftail(tg, t, path, off);
+    add_ftail(tg, t, path, path, off, stale);
+}
+
+/* A truncated file's copy, holding unread bytes of the old content (tail.h on_copy): drain it
+ * as a file without a name, recorded under sf_rotated_key until all of it is acknowledged. */
+void sf_on_copy(void *ctx, struct bt_tail *t, struct bt_tail *copy)
+{
+    struct bt_files *f = ctx;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *tg = f->targets[i];
+        struct ftail *ft = sf_find_by_id(tg, bt_tail_dev(t), bt_tail_ino(t));
+        if (!ft || ft->t != t)
+            continue;
+        if (sf_find_by_id(tg, bt_tail_dev(copy), bt_tail_ino(copy)))
+            break; /* already tailed under a matching name: that tailer reads it */
+        size_t n = tg->n;
+        add_ftail(tg, copy, NULL, NULL, UINT64_MAX, NULL);
+        if (tg->n > n && !tg->files[n]->dead)
+            tg->files[n]->rot_key = sf_rotated_key(tg->files[n]);
+        return;
+    }
+    bt_tail_close(copy);
+}
+
+/* ---- recovery of files that left their name while nobody watched ---- */
+
+/* Looks in path's directory, whatever the names, for the regular file dev/ino: an fd with the
+ * name it has now in name, or -1. */
+static int find_by_identity(const char *path, uint64_t dev, uint64_t ino, char *name, size_t nlen)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash || (size_t)(slash - path) >= sizeof(dir))
+        return -1;
+    size_t dl = slash == path ? 1 : (size_t)(slash - path);
+    memcpy(dir, path, dl);
+    dir[dl] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *de;
+    for (int seen = 0; seen < RECOVER_SCAN_MAX && (de = readdir(d)); seen++) {
+        struct stat st;
+        if ((de->d_type != DT_REG && de->d_type != DT_UNKNOWN) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino)
+            continue;
+        int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
+        if (cfd >= 0 && fstat(cfd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_dev == dev &&
+            (uint64_t)st.st_ino == ino) {
+            if ((size_t)snprintf(name, nlen, "%s/%s", dl == 1 && dir[0] == '/' ? "" : dir,
+                                 de->d_name) < nlen) {
+                fd = cfd;
+                break;
+            }
+        }
+        if (cfd >= 0)
+            close(cfd);
+    }
+    closedir(d);
+    return fd;
+}
+
+static bool live_anywhere(struct bt_files *f, uint64_t dev, uint64_t ino)
+{
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct ftail *ft = sf_find_by_id(f->targets[i], (dev_t)dev, (ino_t)ino);
+        if (ft && !ft->dead)
+            return true;
+    }
+    return false;
+}
+
+/* One rotated record (key, pos) of a file tailed as orig: read it from its offset to EOF under
+ * orig's labels, or say once that it is gone. */
+static void recover_one(struct target *tg, const char *key, const struct bt_position *pos,
+                        const char *orig)
+{
+    struct bt_files *f = tg->f;
+    char now[PATH_MAX];
+    int fd = find_by_identity(orig, pos->dev, pos->ino, now, sizeof(now));
+    struct bt_tail *t = NULL;
+    if (fd >= 0 && !make_room(f)) {
+        close(fd); /* at the open-file budget: the next reconcile tries again */
+        return;
+    }
+    if (fd >= 0)
+        t = bt_tail_open_fd(fd, orig, &f->tcfg, &tg->labels, tg->sink, tg->ctx);
+    if (t && (!bt_tail_fp_matches(t, pos->fp_hash, pos->fp_len) || bt_tail_size(t) < pos->offset)) {
+        bt_tail_close(t); /* same inode, other content: the file we knew is gone */
+        t = NULL;
+        fd = -1;
+    }
+    if (!t) {
+        if (fd < 0 || errno != ENOMEM) {
+            BT_WARN("files", "rotated file not found again, its unread bytes are lost",
+                    "path=%s inode=%llu offset=%llu", orig, (unsigned long long)pos->ino,
+                    (unsigned long long)pos->offset);
+            bt_counter_inc(f->m_unrecovered);
+            bt_positions_remove(f->pos, key);
+        }
+        return;
+    }
+    if (bt_tail_size(t) == pos->offset) {
+        bt_tail_close(t); /* nothing left to read */
+        bt_positions_remove(f->pos, key);
+        return;
+    }
+    BT_INFO("files", "recovering rotated file", "path=%s now=%s inode=%llu offset=%llu size=%llu",
+            orig, now, (unsigned long long)pos->ino, (unsigned long long)pos->offset,
+            (unsigned long long)bt_tail_size(t));
+    bt_tail_set_recovering(t, true);
+    size_t n = tg->n;
+    add_ftail(tg, t, NULL, now, pos->offset, NULL);
+    if (tg->n > n && !tg->files[n]->dead && !(tg->files[n]->rot_key = strdup(key)))
+        BT_ERROR("files", "out of memory recovering a rotated file", "path=%s", orig);
+}
+
+/* Files that left the target's names while bpftail was not watching them. startup: also the
+ * plain records of the target whose file is no longer at the recorded path (renamed while
+ * stopped, possibly out of the glob); they become rotated records first. Then every rotated
+ * record of the target whose file is not open is looked for by identity in its directory. */
+void sf_recover(struct target *tg, bool startup)
+{
+    struct bt_files *f = tg->f;
+    size_t n = 0, cap = 0, it = 0;
+    char **keys = NULL;
+    const char *key;
+    const struct bt_position *p;
+    while (bt_positions_next(f->pos, &it, &key, &p)) {
+        bool rot = strncmp(key, SF_ROT_PREFIX, SF_ROT_PREFIX_LEN) == 0;
+        if (!p->has_identity || (!rot && (!startup || key[0] != '/')))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            char **nk = realloc(keys, nc * sizeof(*nk));
+            if (!nk)
+                break;
+            keys = nk;
+            cap = nc;
+        }
+        if (!(keys[n] = strdup(key)))
+            break;
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *k = keys[i], *orig = k;
+        struct bt_position pos;
+        p = bt_positions_get(f->pos, k);
+        if (!p)
+            continue;
+        pos = *p;
+        if (strncmp(k, SF_ROT_PREFIX, SF_ROT_PREFIX_LEN) == 0) {
+            /* "<dev>:<ino>:<path>" */
+            const char *c = strchr(k + SF_ROT_PREFIX_LEN, ':');
+            orig = c ? strchr(c + 1, ':') : NULL;
+            if (!orig++)
+                continue;
+        }
+        if (orig[0] != '/' || !bt_glob_match(tg->glob, orig) || excluded(tg, orig) ||
+            live_anywhere(f, pos.dev, pos.ino))
+            continue;
+        if (k == orig) {
+            struct stat st;
+            if (stat(orig, &st) == 0 && (uint64_t)st.st_dev == pos.dev &&
+                (uint64_t)st.st_ino == pos.ino)
+                continue; /* still there: resumed (or found truncated) by the walk */
+            char *rk = NULL;
+            if (asprintf(&rk, SF_ROT_PREFIX "%llu:%llu:%s", (unsigned long long)pos.dev,
+                         (unsigned long long)pos.ino, orig) < 0)
+                continue;
+            /* The plain record stays: it tells the walk that a new file at orig is new. */
+            if (!bt_positions_get(f->pos, rk) && bt_positions_set(f->pos, rk, &pos) == 0)
+                recover_one(tg, rk, &pos, orig);
+            free(rk);
+            continue;
+        }
+        recover_one(tg, k, &pos, orig);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
 }
 
 /* A path that matches the target's glob exists as a regular file (st). */

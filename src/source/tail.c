@@ -52,7 +52,14 @@ struct bt_tail {
 
     struct bt_series *m_read, *m_size, *m_lines, *m_lag, *m_lag_s;
     int64_t acked_ns; /* wall time when every byte of the file was last acknowledged */
-    struct bt_series *m_trunc, *m_split, *m_drop, *m_drop_bytes, *m_utf8, *m_lost;
+    struct bt_series *m_trunc, *m_split, *m_drop, *m_drop_bytes, *m_utf8, *m_lost, *m_recovered;
+
+    /* Copytruncate while stopped: the content before the truncation is known only by the
+     * saved fingerprint hash; the next check treats the file as replaced. */
+    bool stale_fp;
+    uint64_t stale_hash;
+    uint32_t stale_len;
+    bool recovering; /* every byte read is a recovered one (a file found by identity) */
 };
 
 static void metrics_init(struct bt_tail *t)
@@ -87,6 +94,9 @@ static void metrics_init(struct bt_tail *t)
                                    "Entries sent with invalid UTF-8.", NULL);
     t->m_lost = bt_metrics_counter(m, "bpftail_lost_bytes_total",
                                    "Bytes rotated away or truncated before they were read.", NULL);
+    t->m_recovered = bt_metrics_counter(
+        m, "bpftail_recovered_bytes_total",
+        "Bytes read from a rotated file or a copytruncate copy after its name moved on.", NULL);
 }
 
 void bt_tail_update_metrics(struct bt_tail *t)
@@ -121,11 +131,22 @@ static int read_fp(struct bt_tail *t, unsigned char *out, size_t want, size_t *g
 struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
                              const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx)
 {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO swapped in must not block */
+    if (fd < 0)
+        return NULL;
+    return bt_tail_open_fd(fd, path, cfg, labels, sink, ctx);
+}
+
+struct bt_tail *bt_tail_open_fd(int fd, const char *path, const struct bt_tail_config *cfg,
+                                const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx)
+{
     struct bt_tail *t = calloc(1, sizeof(*t));
     int err = ENOMEM;
-    if (!t)
+    if (!t) {
+        close(fd);
         goto fail;
-    t->fd = -1;
+    }
+    t->fd = fd;
     bt_labels_init(&t->labels);
     t->cfg = *cfg;
     t->sink = sink;
@@ -149,9 +170,8 @@ struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
     bt_labels_drop_reserved(&t->labels);
     if (bt_labels_set(&t->labels, "filename", path) < 0)
         goto fail;
-    t->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO swapped in must not block */
     struct stat st;
-    if (t->fd < 0 || fstat(t->fd, &st) < 0) {
+    if (fstat(t->fd, &st) < 0) {
         err = errno;
         goto fail;
     }
@@ -308,6 +328,8 @@ static void consume(struct bt_tail *t, size_t upto, bool tail_piece)
         p = nl + 1;
     }
     bt_counter_add(t->m_lines, (double)(t->lines - before));
+    if (t->recovering)
+        bt_counter_add(t->m_recovered, (double)upto);
     bt_segment_unref(seg, 1);
     memmove(t->buf, t->buf + upto, t->len - upto);
     t->len -= upto;
@@ -377,6 +399,8 @@ void bt_tail_flush(struct bt_tail *t)
     uint64_t before = t->lines;
     emit(t, t->buf, t->len, ts, seg, false);
     bt_counter_add(t->m_lines, (double)(t->lines - before));
+    if (t->recovering)
+        bt_counter_add(t->m_recovered, (double)t->len);
     bt_segment_unref(seg, 1);
     t->cons += t->len;
     t->len = 0;
@@ -399,6 +423,7 @@ static void reset_to_zero(struct bt_tail *t, uint64_t lost)
     t->len = 0;
     t->skipping = false;
     t->fp_len = 0;
+    t->stale_fp = false;
 }
 
 /* Opens the regular file dir/name if it is not t's own file, is larger than min_size and starts
@@ -415,8 +440,12 @@ static int open_copy(const struct bt_tail *t, int dfd, const char *name, uint64_
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
         (st.st_dev == t->dev && st.st_ino == t->ino) || (uint64_t)st.st_size <= min_size)
         goto no;
-    /* The fingerprint may have grown past what the copy holds: compare what both have. */
-    size_t want = (uint64_t)st.st_size < t->fp_len ? (size_t)st.st_size : t->fp_len;
+    /* The fingerprint may have grown past what the copy holds: compare what both have. A
+     * fingerprint known only by its hash needs all of its bytes. */
+    uint32_t fplen = t->stale_fp ? t->stale_len : t->fp_len;
+    size_t want = (uint64_t)st.st_size < fplen ? (size_t)st.st_size : fplen;
+    if (t->stale_fp && want < fplen)
+        goto no;
     while (n < want) {
         ssize_t r = pread(fd, head + n, want - n, (off_t)n);
         if (r < 0 && errno == EINTR)
@@ -425,7 +454,7 @@ static int open_copy(const struct bt_tail *t, int dfd, const char *name, uint64_
             goto no;
         n += (size_t)r;
     }
-    if (memcmp(head, t->fp, want) != 0)
+    if (t->stale_fp ? bt_hash64(head, want) != t->stale_hash : memcmp(head, t->fp, want) != 0)
         goto no;
     *size = (uint64_t)st.st_size;
     return fd;
@@ -438,7 +467,7 @@ no:
  * was read (roff). Siblings named after the file come first. The fd (size in *size) or -1. */
 static int find_copy(const struct bt_tail *t, uint64_t roff, uint64_t *size)
 {
-    if (!t->fp_len)
+    if (!(t->stale_fp ? t->stale_len : t->fp_len))
         return -1; /* nothing identifies the old content */
     char dir[4096];
     const char *slash = strrchr(t->path, '/');
@@ -486,20 +515,59 @@ static int find_copy(const struct bt_tail *t, uint64_t roff, uint64_t *size)
     return best;
 }
 
+/* Hands the copy (cfd, csize bytes) to cfg.on_copy as a tailer of its own that continues the
+ * old content: same owner (so its committed offset is the old one's), same held partial line,
+ * read offset roff. t keeps the fresh owner the new tailer came with. False if it could not. */
+static bool hand_over_copy(struct bt_tail *t, int cfd, uint64_t csize)
+{
+    struct bt_tail *n = bt_tail_open_fd(cfd, t->path, &t->cfg, &t->labels, t->sink, t->ctx);
+    if (!n)
+        return false;
+    struct bt_ack_owner *o = n->owner;
+    n->owner = t->owner;
+    t->owner = o;
+    free(n->buf);
+    n->buf = t->buf;
+    n->len = t->len;
+    n->cons = t->cons;
+    n->skipping = t->skipping;
+    n->partial_ns = t->partial_ns;
+    n->emitted = true;
+    n->size = csize;
+    n->recovering = true;
+    t->buf = NULL;
+    t->len = 0;
+    t->skipping = false;
+    BT_INFO("files", "truncated file: reading its unread bytes from the copy",
+            "path=%s offset=%llu copy_size=%llu", t->path, (unsigned long long)n->cons,
+            (unsigned long long)csize);
+    t->cfg.on_copy(t->cfg.copy_ctx, t, n);
+    return true;
+}
+
 /* Reads the old content's tail [read offset, copy size) from the copy, under the old owner, as
- * if the file had not been truncated. Returns the copy's size, or 0 if there was no copy. */
+ * if the file had not been truncated (or hands it over, see bt_tail_config.on_copy). Returns the
+ * copy's size, or 0 if there was no copy. */
 static uint64_t recover_from_copy(struct bt_tail *t, uint64_t roff)
 {
     uint64_t csize;
-    int cfd = find_copy(t, roff, &csize);
+    /* Handed over, a copy holding exactly what was read is still worth it while some of it is
+     * unacknowledged: its record keeps those bytes safe from a crash. */
+    bool keep = t->cfg.on_copy && roff > 0 && bt_ack_committed(t->owner) < roff;
+    int cfd = find_copy(t, keep ? roff - 1 : roff, &csize);
     if (cfd < 0)
         return 0;
+    if (t->cfg.on_copy)
+        return hand_over_copy(t, cfd, csize) ? csize : 0;
     int fd = t->fd;
     uint64_t size = t->size;
     t->fd = cfd;
     t->size = csize;
+    bool was = t->recovering;
+    t->recovering = true;
     int rc = bt_tail_read(t, SIZE_MAX);
     uint64_t got = t->cons + t->len;
+    t->recovering = was;
     t->fd = fd;
     t->size = size;
     close(cfd);
@@ -524,7 +592,7 @@ int bt_tail_check(struct bt_tail *t)
     uint64_t roff = t->cons + t->len;
     if (st.st_nlink == 0)
         flags |= BT_TAIL_DELETED;
-    bool replaced = size < roff;
+    bool replaced = size < roff || t->stale_fp;
     unsigned char cur[BT_FP_MAX];
     size_t got = 0;
     bool unchanged = t->chk_valid && size == t->chk_size &&
@@ -545,6 +613,9 @@ int bt_tail_check(struct bt_tail *t)
         if (c > upto)
             upto = c;
         uint64_t lost = t->size > upto ? t->size - upto : 0;
+        if (t->stale_fp && c == 0)
+            BT_WARN("files", "file truncated while not watched and no copy of it found",
+                    "path=%s offset=%llu lost=unknown", t->path, (unsigned long long)roff);
         BT_INFO("tail", "file truncated, reading from the start", "path=%s offset=%llu size=%llu",
                 t->path, (unsigned long long)roff, (unsigned long long)size);
         reset_to_zero(t, lost);
@@ -627,4 +698,21 @@ int64_t bt_tail_last_growth(const struct bt_tail *t)
 uint64_t bt_tail_lines(const struct bt_tail *t)
 {
     return t->lines;
+}
+
+int bt_tail_resume_truncated(struct bt_tail *t, uint64_t offset, uint64_t fp_hash, uint32_t fp_len)
+{
+    int rc = bt_tail_seek(t, offset);
+    if (rc < 0)
+        return rc;
+    t->stale_fp = true;
+    t->stale_hash = fp_hash;
+    t->stale_len = fp_len;
+    t->size = offset; /* the old size is unknown: what the copy lacks cannot be counted */
+    return 0;
+}
+
+void bt_tail_set_recovering(struct bt_tail *t, bool on)
+{
+    t->recovering = on;
 }

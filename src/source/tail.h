@@ -27,6 +27,7 @@
 
 struct bt_labels;
 struct bt_metrics;
+struct bt_tail;
 
 /* The most a line buffer may hold, whatever read_buffer/max_line_size say. */
 #define BT_TAIL_MAX_BUFFER (64u << 20)
@@ -40,6 +41,12 @@ struct bt_tail_config {
     /* Called (loop thread) when the committed offset advances; may be NULL. */
     bt_ack_commit_fn on_commit;
     void *commit_ctx;
+    /* Copytruncate: if set, the unread bytes of the old content are not read inline from the
+     * copy; a new tailer of the copy (taking over the old ack owner and held partial line, at
+     * the old read offset, labelled as t) is given to on_copy, which owns it from then on. Its
+     * caller can then record it, so a crash while it drains does not lose those bytes. */
+    void (*on_copy)(void *ctx, struct bt_tail *t, struct bt_tail *copy);
+    void *copy_ctx;
 };
 
 /* What bt_tail_check found. */
@@ -55,6 +62,11 @@ struct bt_tail;
  * copied, "__" labels dropped, filename=path added. Entries go to sink(ctx). NULL with errno. */
 struct bt_tail *bt_tail_open(const char *path, const struct bt_tail_config *cfg,
                              const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx);
+/* The same for an open descriptor (taken, closed on failure too); path names the file in its
+ * filename label, metrics and logs, and its directory is where copytruncate copies are looked
+ * for. A file found by identity under another name keeps the name it was tailed as. */
+struct bt_tail *bt_tail_open_fd(int fd, const char *path, const struct bt_tail_config *cfg,
+                                const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx);
 /* Sends later entries to sink(ctx) instead (config reload). */
 void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx);
 /* Emits nothing; closes the fd and the ack owner (which lives on while segments are held). */
@@ -62,6 +74,14 @@ void bt_tail_close(struct bt_tail *t);
 
 /* Sets the start offset before the first read (committed offset too). 0 or -EBUSY. */
 int bt_tail_seek(struct bt_tail *t, uint64_t offset);
+/* Copytruncate while not watched: the file was read up to offset when its head hashed to
+ * fp_hash over fp_len bytes, and now holds other content. Like bt_tail_seek, then the next
+ * bt_tail_check treats the file as truncated: [offset, copy EOF) is read from a copy in the same
+ * directory whose first fp_len bytes hash to fp_hash, then the file from 0. 0 or -EBUSY. */
+int bt_tail_resume_truncated(struct bt_tail *t, uint64_t offset, uint64_t fp_hash, uint32_t fp_len);
+/* Counts every byte read from now on in bpftail_recovered_bytes_total (a rotated file found by
+ * identity after a restart). */
+void bt_tail_set_recovering(struct bt_tail *t, bool on);
 /* fstat + fingerprint: returns BT_TAIL_* flags, resetting to offset 0 on truncation (unread
  * old bytes read from a copy if one exists, the held partial line flushed, the rest counted as
  * lost). -errno if fstat failed. */
