@@ -31,6 +31,9 @@ struct bt_batcher {
     struct bt_hmap ts;
     struct bt_buf ts_key;
     int64_t ts_swept; /* monotonic time of the last sweep of idle streams */
+    /* The stream of the previous entry, whose key ts_key still holds: lines come in runs from
+     * one stream, so most entries skip the key build and the hash lookup. */
+    struct ts_state *ts_last;
 };
 
 /* What the timestamp rule remembers of a stream: the previous entry's timestamp as it came
@@ -269,6 +272,8 @@ static void ts_forget_idle(struct bt_batcher *bb, int64_t cutoff)
         struct ts_state *st = s->val;
         if (st->seen < cutoff) {
             bt_hmap_del(&bb->ts, s->key, s->klen);
+            if (st == bb->ts_last)
+                bb->ts_last = NULL;
             free(st);
         }
     }
@@ -280,10 +285,16 @@ static int ts_assign(struct bt_batcher *bb, const char *tenant, const char *cano
                      int64_t ts, int64_t now_mono, int64_t *out)
 {
     struct bt_buf *k = &bb->ts_key;
+    size_t tlen = strlen(tenant) + 1;
+    struct ts_state *st = bb->ts_last;
+    if (st && k->len == tlen + clen && memcmp(k->ptr + tlen, canon, clen) == 0 &&
+        memcmp(k->ptr, tenant, tlen) == 0)
+        goto found;
+    bb->ts_last = NULL;
     bt_buf_reset(k);
-    if (bt_buf_add(k, tenant, strlen(tenant) + 1) || bt_buf_add(k, canon, clen))
+    if (bt_buf_add(k, tenant, tlen) || bt_buf_add(k, canon, clen))
         return -ENOMEM;
-    struct ts_state *st = bt_hmap_get(&bb->ts, k->ptr, k->len);
+    st = bt_hmap_get(&bb->ts, k->ptr, k->len);
     if (!st) {
         if (bb->ts.n >= TS_MAX_STREAMS)
             ts_forget_idle(bb, now_mono - TS_CROWDED_IDLE_NS);
@@ -293,9 +304,12 @@ static int ts_assign(struct bt_batcher *bb, const char *tenant, const char *cano
             return -ENOMEM;
         }
         *st = (struct ts_state){.last_in = ts, .last_out = ts, .seen = now_mono};
+        bb->ts_last = st;
         *out = ts;
         return 0;
     }
+    bb->ts_last = st;
+found:;
     int64_t t = ts;
     if (ts >= st->last_in && ts <= st->last_out && st->last_out < INT64_MAX)
         t = st->last_out + 1;
