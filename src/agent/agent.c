@@ -8,6 +8,7 @@
 #include "source/fim.h"
 #include "source/relabel.h"
 #include "source/source_docker.h"
+#include "source/source_journal.h"
 #include "source/docker_sd.h"
 #include "config/node.h"
 #include "source/positions.h"
@@ -58,6 +59,7 @@ struct agent_job {
     struct bt_agent *a;
     struct bt_relabel *relabel;
     struct bt_docker_disc *disc;
+    struct bt_journal *journal;
     struct bt_docker_sd **sds;
     size_t n_sds;
     struct bt_scrape_config *sc;
@@ -82,6 +84,7 @@ struct bt_agent {
     uint64_t tick_timer;
     int64_t tick_at;
     bool dry_run;
+    bool check_only;
     bool stopping;
     bool paused;
     int64_t stop_deadline;
@@ -131,6 +134,9 @@ static void check_pressure(struct bt_agent *a)
     if (!a->paused && (n >= a->memory_limit || q >= MAX_QUEUED_BATCHES)) {
         a->paused = true;
         bt_files_pause(a->files);
+        for (size_t i = 0; i < a->n_jobs; i++)
+            if (a->jobs[i].journal)
+                bt_journal_pause(a->jobs[i].journal);
         bt_gauge_set(a->m_paused, 1);
         bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
         BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
@@ -138,6 +144,9 @@ static void check_pressure(struct bt_agent *a)
         a->paused = false;
         bt_gauge_set(a->m_paused, 0);
         bt_files_resume(a->files);
+        for (size_t i = 0; i < a->n_jobs; i++)
+            if (a->jobs[i].journal)
+                bt_journal_resume(a->jobs[i].journal);
         BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
@@ -381,6 +390,7 @@ static void teardown_sources(struct bt_agent *a)
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
+        bt_journal_free(a->jobs[i].journal);
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);
@@ -728,6 +738,17 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
                 return -EINVAL;
             j->n_sds++;
         }
+        if (j->sc->journal) {
+            struct bt_journal_env env = {.loop = a->check_only ? NULL : a->loop,
+                                         .relabel = j->relabel,
+                                         .job = j->sc->job_name,
+                                         .sink = job_source_sink,
+                                         .ctx = j,
+                                         .positions = bt_files_positions(a->files)};
+            j->journal = bt_journal_new(j->sc->journal, &env, err, errlen);
+            if (!j->journal)
+                return -EINVAL;
+        }
         if (!j->sc->docker)
             continue;
         j->disc =
@@ -805,6 +826,7 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
     a->sigfd = -1;
     a->tick_at = INT64_MAX;
     a->dry_run = cli && cli->dry_run;
+    a->check_only = check_only;
     a->memory_limit = cfg->agent.memory_limit ? cfg->agent.memory_limit : (64u << 20);
     a->tokens = cfg->limits.readline_burst;
     a->refill_at = bt_mono_ns();
@@ -921,6 +943,7 @@ void bt_agent_free(struct bt_agent *a)
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
+        bt_journal_free(a->jobs[i].journal);
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);

@@ -391,8 +391,8 @@ Test(config, client_fields_are_validated)
 
 Test(config, unsupported_promtail_features_say_so)
 {
-    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    journal: {max_age: 12h}\n",
-                "c.yaml:5:5: scrape_configs[0].journal: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    syslog: {listen_address: x}\n",
+                "c.yaml:5:5: scrape_configs[0].syslog: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: []\n",
                 "scrape_configs[0].kubernetes_sd_configs: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "tracing:\n  enabled: true\n",
@@ -480,7 +480,7 @@ static const struct bad_case bad_cases[] = {
     {"bad-size.yaml", ":4:18:", "limits_config.max_line_size: invalid byte size"},
     {"bad-missing-url.yaml", ":3:5:", "clients[1]: url is required"},
     {"bad-duplicate-job.yaml", ":7:15:", "duplicate job_name \"system\""},
-    {"bad-journal.yaml", ":5:5:", "journal: not supported by bpftail"},
+    {"bad-syslog.yaml", ":5:5:", "syslog: not supported by bpftail"},
     {"bad-tracing.yaml", ":4:3:", "tracing: not supported by bpftail"},
     {"bad-auth.yaml", ":2:5:", "at most one of basic_auth, bearer_token"},
     {"bad-label-name.yaml", ":8:11:", "\"bad-name\" is not a valid label name"},
