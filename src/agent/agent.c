@@ -9,6 +9,7 @@
 #include "source/relabel.h"
 #include "source/source_docker.h"
 #include "source/source_journal.h"
+#include "source/file_sd.h"
 #include "source/docker_sd.h"
 #include "config/node.h"
 #include "source/positions.h"
@@ -60,6 +61,8 @@ struct agent_job {
     struct bt_relabel *relabel;
     struct bt_docker_disc *disc;
     struct bt_journal *journal;
+    struct bt_file_sd **fsds;
+    size_t n_fsds;
     struct bt_docker_sd **sds;
     size_t n_sds;
     struct bt_scrape_config *sc;
@@ -391,6 +394,9 @@ static void teardown_sources(struct bt_agent *a)
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);
+        for (size_t k = 0; k < a->jobs[i].n_fsds; k++)
+            bt_file_sd_free(a->jobs[i].fsds[k]);
+        free(a->jobs[i].fsds);
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);
@@ -661,6 +667,22 @@ static void on_container(void *ctx, const char *id, const struct bt_labels *labe
         BT_ERROR("agent", "cannot add container target", "id=%.12s", id);
 }
 
+/* A file_sd_configs target appeared or went away: it is a file target like a static one. */
+static void on_file_sd(void *ctx, const struct bt_labels *labels, bool add)
+{
+    struct agent_job *j = ctx;
+    struct bt_scrape_config *sc = j->sc;
+    if (!add) {
+        bt_files_remove_target(j->a->files, sc->job_name, labels, sc->start_at,
+                               sc->ignore_older_ns);
+        return;
+    }
+    if (bt_files_add_target(j->a->files, sc->job_name, labels, sc->start_at, sc->ignore_older_ns,
+                            job_source_sink, j) < 0)
+        BT_ERROR("agent", "cannot add file_sd target", "job=%s path=%s", sc->job_name,
+                 bt_labels_get(labels, "__path__"));
+}
+
 static int64_t sd_cursor_get(void *p, const char *id)
 {
     char k[96];
@@ -738,6 +760,19 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
                 return -EINVAL;
             j->n_sds++;
         }
+        const struct bt_node *fsl = j->sc->file_sd_configs;
+        if (fsl && fsl->type == BT_NODE_SEQ && fsl->n) {
+            j->fsds = calloc(fsl->n, sizeof(*j->fsds));
+            if (!j->fsds)
+                return -ENOMEM;
+        }
+        for (size_t k = 0; fsl && fsl->type == BT_NODE_SEQ && k < fsl->n; k++) {
+            j->fsds[j->n_fsds] = bt_file_sd_new(fsl->items[k], a->check_only ? NULL : a->loop,
+                                                j->relabel, on_file_sd, j, err, errlen);
+            if (!j->fsds[j->n_fsds])
+                return -EINVAL;
+            j->n_fsds++;
+        }
         if (j->sc->journal) {
             struct bt_journal_env env = {.loop = a->check_only ? NULL : a->loop,
                                          .relabel = j->relabel,
@@ -813,6 +848,31 @@ static int setup_signals(struct bt_agent *a)
     return bt_loop_add_fd(a->loop, a->sigfd, EPOLLIN, on_signal, a);
 }
 
+/* -check-syntax and reload checks: the journal and file_sd blocks are read by their modules,
+ * which open nothing without a loop. */
+static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        struct agent_job *j = &a->jobs[i];
+        const struct bt_node *fsl = j->sc->file_sd_configs;
+        for (size_t k = 0; fsl && fsl->type == BT_NODE_SEQ && k < fsl->n; k++) {
+            struct bt_file_sd *sd =
+                bt_file_sd_new(fsl->items[k], NULL, j->relabel, on_file_sd, j, err, errlen);
+            if (!sd)
+                return -EINVAL;
+            bt_file_sd_free(sd);
+        }
+        if (j->sc->journal) {
+            struct bt_journal_env env = {.job = j->sc->job_name, .sink = job_source_sink};
+            struct bt_journal *jr = bt_journal_new(j->sc->journal, &env, err, errlen);
+            if (!jr)
+                return -EINVAL;
+            bt_journal_free(jr);
+        }
+    }
+    return 0;
+}
+
 struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, int check_only,
                               char *err, size_t errlen)
 {
@@ -852,6 +912,8 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
         if (!a->fim && err[0])
             goto fail;
     }
+    if (check_only && validate_targets(a, err, errlen) < 0)
+        goto fail;
     if (check_only)
         return a;
     if (setup_signals(a) < 0) {
@@ -944,6 +1006,9 @@ void bt_agent_free(struct bt_agent *a)
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);
+        for (size_t k = 0; k < a->jobs[i].n_fsds; k++)
+            bt_file_sd_free(a->jobs[i].fsds[k]);
+        free(a->jobs[i].fsds);
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);
