@@ -163,3 +163,36 @@ def test_journal_exactly_once_across_restart_and_rotation(ctx):
     assert loki.received() == 600, "pushed %d entries for 600" % loki.received()
     ctx.table.append(("journal restart + rotation", 600, len(got), loki.received() - 600,
                       600 - len(set(got))))
+
+
+def test_journal_cursor_waits_for_loki_across_restart(ctx):
+    """Entries read but refused by Loki (503, retried) when bpftail stops are not behind the
+    saved cursor: the next run sends them, and nothing accepted is sent twice."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    jd = os.path.join(d, "journal")
+    os.makedirs(jd)
+    t0 = now_us() - 60_000_000
+    write_journal(os.path.join(jd, "a.journal"), seq_entries(t0, 100))
+    a = start(ctx, loki, d)
+    wait_until(lambda: len(seqs(loki)) >= 100, 30, interval=0.2, what="100 entries")
+    loki.set_default(503)
+    refused = loki.stats().get("by_status", {}).get("503", 0)
+    write_journal(os.path.join(jd, "b.journal"), seq_entries(t0 + 1000, 100, first=100))
+    wait_until(lambda: loki.stats().get("by_status", {}).get("503", 0) > refused, 30,
+               interval=0.2, what="the refused push of the second file")
+    assert a.stop() == 0  # in the middle: 100 entries read, none accepted
+    with open(os.path.join(d, "positions.yaml")) as f:
+        pos = f.read()
+    assert '"journal-sysjournal": "s=' in pos, pos
+    loki.set_default(204)
+    stored = loki.count()
+    a = start(ctx, loki, d)
+    wait_until(lambda: len(seqs(loki)) >= 200, 30, interval=0.2, what="200 entries")
+    time.sleep(1.0)
+    assert a.stop() == 0
+    got = seqs(loki)
+    assert got == list(range(200)), "lost %s" % sorted(set(range(200)) - set(got))
+    assert stored == 100 and loki.count() == 200
+    ctx.table.append(("journal restart with pushes refused", 200, len(got), 0,
+                      200 - len(set(got))))
