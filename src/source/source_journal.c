@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,12 +114,43 @@ static int pend_push(struct bt_journal *j, uint64_t seq, char *cursor)
 
 /* ---- one entry ---- */
 
-/* Appends s as a JSON string (Go's encoding/json escapes: <, >, & as \u00XX too). */
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t min, cp;
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xe0) == 0xc0)
+        len = 2, min = 0x80, cp = s[0] & 0x1f;
+    else if ((s[0] & 0xf0) == 0xe0)
+        len = 3, min = 0x800, cp = s[0] & 0x0f;
+    else if ((s[0] & 0xf8) == 0xf0)
+        len = 4, min = 0x10000, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Appends s as a JSON string the way Go's encoding/json writes it (promtail marshals the
+ * fields with it): <, >, & and control bytes as \u00XX, U+2028 and U+2029 escaped, and each
+ * byte that is not valid UTF-8 as \ufffd. */
 static int json_str(struct bt_buf *b, const char *s, size_t n)
 {
+    const unsigned char *u = (const unsigned char *)s;
     int rc = bt_buf_add(b, "\"", 1);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0; rc == 0 && i < n;) {
+        unsigned char c = u[i];
+        size_t l = utf8_len(u + i, n - i);
         if (c == '"' || c == '\\')
             rc = bt_buf_addf(b, "\\%c", c);
         else if (c == '\n')
@@ -129,8 +161,13 @@ static int json_str(struct bt_buf *b, const char *s, size_t n)
             rc = bt_buf_adds(b, "\\t");
         else if (c < 0x20 || c == '<' || c == '>' || c == '&')
             rc = bt_buf_addf(b, "\\u%04x", c);
+        else if (l == 0)
+            rc = bt_buf_adds(b, "\\ufffd");
+        else if (l == 3 && c == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9))
+            rc = bt_buf_adds(b, u[i + 2] == 0xa8 ? "\\u2028" : "\\u2029");
         else
-            rc = bt_buf_add(b, &s[i], 1);
+            rc = bt_buf_add(b, s + i, l);
+        i += l ? l : 1;
     }
     return rc ? rc : bt_buf_add(b, "\"", 1);
 }

@@ -179,12 +179,16 @@ Test(source_journal, json_line_has_every_field_sorted)
 {
     int64_t t0 = bt_now_ns() / 1000;
     char ex[1024] = "";
-    entry(ex, sizeof(ex), t0, "MESSAGE=a \"q\" <b>\nPRIORITY=6\n");
+    entry(ex, sizeof(ex), t0,
+          "MESSAGE=a \"q\" <b>\nPRIORITY=6\nX_BYTES=\xff\xe2\x80\xa8"
+          "\xc3\xa9\n");
     write_journal("a.journal", ex);
     struct bt_journal *j = open_j("json: true\nlabels: {job: j}\n", NULL);
     cr_assert_eq(bt_journal_read(j, 10), 1);
     cr_assert_eq(n_got, 1);
+    /* As Go's encoding/json: sorted keys, <>& escaped, bad UTF-8 as U+FFFD, U+2028 escaped. */
     cr_expect_str_eq(got[0].line, "{\"MESSAGE\":\"a \\\"q\\\" \\u003cb\\u003e\",\"PRIORITY\":\"6\","
+                                  "\"X_BYTES\":\"\\ufffd\\u2028\xc3\xa9\","
                                   "\"_BOOT_ID\":\"" BOOT "\"}");
     cr_expect_str_eq(got[0].labels, "{job=\"j\"}");
     bt_journal_free(j);
