@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -67,7 +68,7 @@ static void free_sets(struct bt_labels *sets, size_t n)
 static bool has_ext(const char *p, const char *ext)
 {
     size_t n = strlen(p), e = strlen(ext);
-    return n > e && strcmp(p + n - e, ext) == 0;
+    return n > e && strcasecmp(p + n - e, ext) == 0; /* Prometheus takes .JSON, .YML too */
 }
 
 /* Parses path into label sets (relabeled). 0, or -EINVAL with a warning logged. */
