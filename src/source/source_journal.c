@@ -45,7 +45,8 @@ struct bt_journal {
     int fd;
     uint64_t timer; /* next read round or sd-journal's timeout */
     bool paused;
-    bool eof; /* the last round reached the end: wait for the fd */
+    bool eof;     /* the last round reached the end: wait for the fd */
+    bool current; /* sd-journal is on an entry not yet sent: send it before moving on */
 
     struct bt_ack_owner *owner;
     uint64_t seq;
@@ -293,7 +294,8 @@ int bt_journal_read(struct bt_journal *j, size_t max)
     size_t n = 0;
     int rc = 0;
     while (!j->paused && n < max) {
-        rc = sd_journal_next(j->sd);
+        rc = j->current ? 1 : sd_journal_next(j->sd);
+        j->current = false;
         if (rc <= 0)
             break;
         n++;
@@ -352,9 +354,8 @@ static int seek_start(struct bt_journal *j)
         sd_journal_get_realtime_usec(j->sd, &usec);
         if ((int64_t)usec * 1000 >= oldest) {
             /* On the delivered entry itself: the next one is new. Elsewhere (that entry was
-             * vacuumed): step back so the closest later entry is read. */
-            if (sd_journal_test_cursor(j->sd, cur) <= 0)
-                sd_journal_previous(j->sd);
+             * vacuumed, or does not match): this closest later entry is the first to send. */
+            j->current = sd_journal_test_cursor(j->sd, cur) <= 0;
             BT_INFO(COMP, "resuming after the saved cursor", "job=%s", j->job);
             return 0;
         }

@@ -85,6 +85,8 @@ static void entry(char *out, size_t outlen, int64_t usec, const char *fields)
 static struct bt_journal *open_j(const char *cfg_yaml, const char *relabel_yaml)
 {
     char err[512] = "", text[1024];
+    for (size_t i = 0; i < n_got; i++)
+        got[i].seg = NULL;
     snprintf(text, sizeof(text), "path: %s\n%s", jdir, cfg_yaml);
     bt_node_free(cfgdoc);
     cfgdoc = bt_yaml_parse(text, strlen(text), "j.yaml", err, sizeof(err));
@@ -227,5 +229,25 @@ Test(source_journal, cursor_moves_only_past_released_entries_and_resumes_after_i
     cr_assert_eq(bt_journal_read(j, 10), 3);
     cr_expect_str_eq(got[0].line, "m2");
     cr_expect_str_eq(got[2].line, "m4");
+    bt_journal_free(j);
+}
+
+Test(source_journal, resumes_when_the_saved_entry_no_longer_matches)
+{
+    int64_t t0 = bt_now_ns() / 1000 - 1000000;
+    char ex[2048] = "";
+    entry(ex, sizeof(ex), t0, "MESSAGE=b0\n_SYSTEMD_UNIT=b.service\n");
+    entry(ex, sizeof(ex), t0 + 1, "MESSAGE=a1\n_SYSTEMD_UNIT=a.service\n");
+    entry(ex, sizeof(ex), t0 + 2, "MESSAGE=a2\n_SYSTEMD_UNIT=a.service\n");
+    write_journal("a.journal", ex);
+    struct bt_journal *j = open_j("labels: {job: j}\n", NULL);
+    cr_assert_eq(bt_journal_read(j, 1), 1); /* the cursor names b0 */
+    bt_journal_free(j);
+    n_got = 0;
+    /* matches changed: the saved entry is filtered out, and no earlier entry matches. */
+    j = open_j("labels: {job: j}\nmatches: _SYSTEMD_UNIT=a.service\n", NULL);
+    cr_assert_eq(bt_journal_read(j, 10), 2);
+    cr_expect_str_eq(got[0].line, "a1");
+    cr_expect_str_eq(got[1].line, "a2");
     bt_journal_free(j);
 }
