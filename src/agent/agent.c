@@ -779,7 +779,8 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
                                          .job = j->sc->job_name,
                                          .sink = job_source_sink,
                                          .ctx = j,
-                                         .positions = bt_files_positions(a->files)};
+                                         .positions = bt_files_positions(a->files),
+                                         .metrics = a->metrics};
             j->journal = bt_journal_new(j->sc->journal, &env, err, errlen);
             if (!j->journal)
                 return -EINVAL;

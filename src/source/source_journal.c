@@ -12,6 +12,7 @@
 #include "core/ack.h"
 #include "core/labels.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "config/node.h"
 #include "source/positions.h"
 #include "source/relabel.h"
@@ -54,6 +55,7 @@ struct bt_journal {
     size_t pend_head, pend_n, pend_cap;
     char key[LABEL_MAX + 16];
     uint64_t n_entries, committed;
+    struct bt_series *m_lines, *m_no_message, *m_empty_labels;
 
     struct bt_labels fields, labels;
     struct bt_buf line;
@@ -236,30 +238,37 @@ static int emit(struct bt_journal *j)
     int rc = sd_journal_get_cursor(j->sd, &cursor);
     if (rc < 0)
         return rc;
-    uint64_t seq = j->seq++;
-    struct bt_segment *seg = bt_segment_new(j->owner, seq, seq + 1);
-    if (!seg || pend_push(j, seq, cursor) < 0) {
+    uint64_t seq = j->seq;
+    struct bt_segment *seg = NULL;
+    if (pend_push(j, seq, cursor) < 0 || !(seg = bt_segment_new(j->owner, seq, seq + 1))) {
+        if (j->pend_n && j->pend[(j->pend_head + j->pend_n - 1) % j->pend_cap].cursor == cursor)
+            j->pend_n--;
         free(cursor);
-        bt_segment_unref(seg, 1);
+        j->current = true; /* out of memory: this entry again on the next round */
         return -ENOMEM;
     }
+    j->seq++;
     uint64_t usec = 0;
     bool has_msg;
     sd_journal_get_realtime_usec(j->sd, &usec);
     rc = collect(j, &has_msg);
+    if (rc == 0 && !has_msg && !j->json)
+        bt_counter_inc(j->m_no_message);
     if (rc == 0 && (has_msg || j->json)) {
         int keep = bt_relabel_apply(j->env.relabel, &j->labels);
-        if (keep == BT_RELABEL_KEEP) {
+        if (keep == BT_RELABEL_KEEP)
             bt_labels_drop_reserved(&j->labels);
-            if (bt_labels_visible(&j->labels)) {
-                struct bt_entry e = {.labels = &j->labels,
-                                     .ts_ns = (int64_t)usec * 1000,
-                                     .line = j->line.ptr ? j->line.ptr : "",
-                                     .line_len = j->line.len,
-                                     .seg = seg};
-                j->n_entries++;
-                j->env.sink(j->env.ctx, &e);
-            }
+        if (keep != BT_RELABEL_KEEP || !bt_labels_visible(&j->labels))
+            bt_counter_inc(j->m_empty_labels); /* promtail counts relabel drops here too */
+        else {
+            struct bt_entry e = {.labels = &j->labels,
+                                 .ts_ns = (int64_t)usec * 1000,
+                                 .line = j->line.ptr ? j->line.ptr : "",
+                                 .line_len = j->line.len,
+                                 .seg = seg};
+            j->n_entries++;
+            bt_counter_inc(j->m_lines);
+            j->env.sink(j->env.ctx, &e);
         }
     }
     bt_segment_unref(seg, 1); /* skipped entries pass at once */
@@ -504,6 +513,21 @@ struct bt_journal *bt_journal_new(const struct bt_node *cfg, const struct bt_jou
     bt_journal_position_key(j->key, sizeof(j->key), j->job);
     if (!env->loop)
         return j;
+    if (env->metrics) {
+        char esc[256], lbl[400];
+        bt_metrics_escape(esc, sizeof(esc), j->job);
+        snprintf(lbl, sizeof(lbl), "job=\"%s\"", esc);
+        j->m_lines = bt_metrics_counter(env->metrics, "bpftail_journal_target_lines_total",
+                                        "Journal entries sent.", lbl);
+        snprintf(lbl, sizeof(lbl), "error=\"no_message\",job=\"%s\"", esc);
+        j->m_no_message =
+            bt_metrics_counter(env->metrics, "bpftail_journal_target_parsing_errors_total",
+                               "Journal entries not sent, by reason.", lbl);
+        snprintf(lbl, sizeof(lbl), "error=\"empty_labels\",job=\"%s\"", esc);
+        j->m_empty_labels =
+            bt_metrics_counter(env->metrics, "bpftail_journal_target_parsing_errors_total",
+                               "Journal entries not sent, by reason.", lbl);
+    }
     j->owner = bt_ack_owner_new(0, on_commit, j);
     if (!j->owner) {
         snprintf(err, errlen, "journal: out of memory");

@@ -15,7 +15,10 @@
  * (emerg, alert, crit, error, warning, notice, info, debug) next to __journal_priority, as
  * promtail sets them. The job's relabel rules run over them, the "__" labels are removed, and
  * an entry left without labels is not sent (promtail does the same). An entry without MESSAGE
- * is skipped unless json is set. The timestamp is the entry's realtime timestamp.
+ * is skipped unless json is set. The timestamp is the entry's realtime timestamp. Metrics
+ * (per job): bpftail_journal_target_lines_total (entries sent) and
+ * bpftail_journal_target_parsing_errors_total{error="no_message"|"empty_labels"}, promtail's
+ * journal metrics under bpftail's prefix.
  *
  * Delivery: entries get sequence numbers; each is one segment of an ack owner whose offsets are
  * those numbers. When the committed number passes an entry, that entry's cursor is stored under
@@ -38,6 +41,7 @@
 #include "core/entry.h"
 
 struct bt_loop;
+struct bt_metrics;
 struct bt_node;
 struct bt_positions;
 struct bt_relabel;
@@ -50,6 +54,7 @@ struct bt_journal_env {
     bt_entry_sink_fn sink;      /* receives every entry (borrowed as in entry.h) */
     void *ctx;
     struct bt_positions *positions; /* borrowed, may be NULL */
+    struct bt_metrics *metrics;     /* may be NULL */
 };
 
 /* Reads the `journal:` block and, with a loop, opens the journal and starts reading on the

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import lib
-from lib import Agent, FakeLoki, free_port, wait_until
+from lib import Agent, FakeLoki, free_port, metric_value, wait_until
 
 BOOT = "0123456789abcdef0123456789abcdef"
 BOOT_AT_US = (time.time_ns() // 1000) - 86400 * 1_000_000  # the boot began a day ago
@@ -79,7 +79,9 @@ scrape_configs:
 
 def start(ctx, loki, d, **kw):
     os.makedirs(os.path.join(d, "journal"), exist_ok=True)
-    a = Agent(ctx, config(loki, d, free_port(), **kw)).start()
+    port = free_port()
+    a = Agent(ctx, config(loki, d, port, **kw)).start()
+    a.port = port
     return a
 
 
@@ -116,6 +118,10 @@ def test_journal_labels_line_and_timestamp(ctx):
         ('{job="systemd-journal", level="info", unit="bar.service"}', "started",
          (t0 + 2) * 1000),
     ], got
+    m = a.metrics(a.port)
+    assert metric_value(m, "bpftail_journal_target_lines_total", job="sysjournal") == 2, m
+    assert metric_value(m, "bpftail_journal_target_parsing_errors_total",
+                        error="no_message") == 1, m
     assert a.stop() == 0
     with open(os.path.join(d, "positions.yaml")) as f:
         pos = f.read()
