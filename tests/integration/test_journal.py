@@ -5,6 +5,7 @@ lines, timestamps, exactly-once delivery across a restart (the cursor in the pos
 a second journal file appearing while bpftail runs (rotation)."""
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -202,3 +203,24 @@ def test_journal_cursor_waits_for_loki_across_restart(ctx):
     assert stored == 100 and loki.count() == 200
     ctx.table.append(("journal restart with pushes refused", 200, len(got), 0,
                       200 - len(set(got))))
+
+
+def test_journal_reload_resumes_at_the_cursor(ctx):
+    """A config reload (SIGHUP) closes and reopens the journal: it resumes after the committed
+    cursor, so nothing is pushed twice and nothing written meanwhile is lost."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    jd = os.path.join(d, "journal")
+    os.makedirs(jd)
+    t0 = now_us() - 60_000_000
+    write_journal(os.path.join(jd, "a.journal"), seq_entries(t0, 100))
+    a = start(ctx, loki, d)
+    wait_until(lambda: len(seqs(loki)) >= 100, 30, interval=0.2, what="100 entries")
+    a.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: "config reloaded" in a.log(), 20, interval=0.2, what="the reload")
+    write_journal(os.path.join(jd, "b.journal"), seq_entries(t0 + 1000, 100, first=100))
+    wait_until(lambda: len(seqs(loki)) >= 200, 30, interval=0.2, what="200 entries")
+    time.sleep(1.0)
+    assert a.stop() == 0
+    assert seqs(loki) == list(range(200))
+    assert loki.received() == 200, "pushed %d entries for 200" % loki.received()
