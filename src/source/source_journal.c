@@ -46,7 +46,6 @@ struct bt_journal {
     int fd;
     uint64_t timer; /* next read round or sd-journal's timeout */
     bool paused;
-    bool eof;     /* the last round reached the end: wait for the fd */
     bool current; /* sd-journal is on an entry not yet sent: send it before moving on */
 
     struct bt_ack_owner *owner;
@@ -317,8 +316,9 @@ int bt_journal_read(struct bt_journal *j, size_t max)
         if (bt_ratelimit_ok(&rl, &sup))
             BT_WARN(COMP, "reading the journal failed", "job=%s err=\"%s\"", j->job, strerror(-rc));
     }
-    j->eof = !j->paused && n < max;
-    if (!j->paused && n >= max) {
+    if (rc < 0 && !j->paused) {
+        arm(j, BT_NS_PER_SEC); /* a damaged file or no memory: try again without an event */
+    } else if (!j->paused && n >= max) {
         arm(j, 0); /* more to read: next round */
     } else if (j->env.loop) {
         uint64_t t = (uint64_t)-1;
