@@ -8,6 +8,8 @@
 #include "source/fim.h"
 #include "source/relabel.h"
 #include "source/source_docker.h"
+#include "source/source_journal.h"
+#include "source/file_sd.h"
 #include "source/docker_sd.h"
 #include "config/node.h"
 #include "source/positions.h"
@@ -58,6 +60,9 @@ struct agent_job {
     struct bt_agent *a;
     struct bt_relabel *relabel;
     struct bt_docker_disc *disc;
+    struct bt_journal *journal;
+    struct bt_file_sd **fsds;
+    size_t n_fsds;
     struct bt_docker_sd **sds;
     size_t n_sds;
     struct bt_scrape_config *sc;
@@ -83,6 +88,7 @@ struct bt_agent {
     uint64_t tick_timer;
     int64_t tick_at;
     bool dry_run;
+    bool check_only;
     bool stopping;
     bool paused;
     int64_t stop_deadline;
@@ -132,6 +138,9 @@ static void check_pressure(struct bt_agent *a)
     if (!a->paused && (n >= a->memory_limit || q >= MAX_QUEUED_BATCHES)) {
         a->paused = true;
         bt_files_pause(a->files);
+        for (size_t i = 0; i < a->n_jobs; i++)
+            if (a->jobs[i].journal)
+                bt_journal_pause(a->jobs[i].journal);
         bt_gauge_set(a->m_paused, 1);
         bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
         BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
@@ -139,6 +148,9 @@ static void check_pressure(struct bt_agent *a)
         a->paused = false;
         bt_gauge_set(a->m_paused, 0);
         bt_files_resume(a->files);
+        for (size_t i = 0; i < a->n_jobs; i++)
+            if (a->jobs[i].journal)
+                bt_journal_resume(a->jobs[i].journal);
         BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
@@ -382,6 +394,10 @@ static void teardown_sources(struct bt_agent *a)
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
+        bt_journal_free(a->jobs[i].journal);
+        for (size_t k = 0; k < a->jobs[i].n_fsds; k++)
+            bt_file_sd_free(a->jobs[i].fsds[k]);
+        free(a->jobs[i].fsds);
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);
@@ -655,6 +671,22 @@ static void on_container(void *ctx, const char *id, const struct bt_labels *labe
         BT_ERROR("agent", "cannot add container target", "id=%.12s", id);
 }
 
+/* A file_sd_configs target appeared or went away: it is a file target like a static one. */
+static void on_file_sd(void *ctx, const struct bt_labels *labels, bool add)
+{
+    struct agent_job *j = ctx;
+    struct bt_scrape_config *sc = j->sc;
+    if (!add) {
+        bt_files_remove_target(j->a->files, sc->job_name, labels, sc->start_at,
+                               sc->ignore_older_ns);
+        return;
+    }
+    if (bt_files_add_target(j->a->files, sc->job_name, labels, sc->start_at, sc->ignore_older_ns,
+                            job_source_sink, j) < 0)
+        BT_ERROR("agent", "cannot add file_sd target", "job=%s path=%s", sc->job_name,
+                 bt_labels_get(labels, "__path__"));
+}
+
 static int64_t sd_cursor_get(void *p, const char *id)
 {
     char k[96];
@@ -781,6 +813,31 @@ static int build_targets(struct bt_agent *a, char *err, size_t errlen)
                 return -EINVAL;
             j->n_sds++;
         }
+        const struct bt_node *fsl = j->sc->file_sd_configs;
+        if (fsl && fsl->type == BT_NODE_SEQ && fsl->n) {
+            j->fsds = calloc(fsl->n, sizeof(*j->fsds));
+            if (!j->fsds)
+                return -ENOMEM;
+        }
+        for (size_t k = 0; fsl && fsl->type == BT_NODE_SEQ && k < fsl->n; k++) {
+            j->fsds[j->n_fsds] = bt_file_sd_new(fsl->items[k], a->check_only ? NULL : a->loop,
+                                                j->relabel, on_file_sd, j, err, errlen);
+            if (!j->fsds[j->n_fsds])
+                return -EINVAL;
+            j->n_fsds++;
+        }
+        if (j->sc->journal) {
+            struct bt_journal_env env = {.loop = a->check_only ? NULL : a->loop,
+                                         .relabel = j->relabel,
+                                         .job = j->sc->job_name,
+                                         .sink = job_source_sink,
+                                         .ctx = j,
+                                         .positions = bt_files_positions(a->files),
+                                         .metrics = a->metrics};
+            j->journal = bt_journal_new(j->sc->journal, &env, err, errlen);
+            if (!j->journal)
+                return -EINVAL;
+        }
         if (!j->sc->docker)
             continue;
         j->disc =
@@ -841,6 +898,31 @@ static int setup_signals(struct bt_agent *a)
     return bt_loop_add_fd(a->loop, a->sigfd, EPOLLIN, on_signal, a);
 }
 
+/* -check-syntax and reload checks: the journal and file_sd blocks are read by their modules,
+ * which open nothing without a loop. */
+static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        struct agent_job *j = &a->jobs[i];
+        const struct bt_node *fsl = j->sc->file_sd_configs;
+        for (size_t k = 0; fsl && fsl->type == BT_NODE_SEQ && k < fsl->n; k++) {
+            struct bt_file_sd *sd =
+                bt_file_sd_new(fsl->items[k], NULL, j->relabel, on_file_sd, j, err, errlen);
+            if (!sd)
+                return -EINVAL;
+            bt_file_sd_free(sd);
+        }
+        if (j->sc->journal) {
+            struct bt_journal_env env = {.job = j->sc->job_name, .sink = job_source_sink};
+            struct bt_journal *jr = bt_journal_new(j->sc->journal, &env, err, errlen);
+            if (!jr)
+                return -EINVAL;
+            bt_journal_free(jr);
+        }
+    }
+    return 0;
+}
+
 struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, int check_only,
                               char *err, size_t errlen)
 {
@@ -854,6 +936,7 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
     a->sigfd = -1;
     a->tick_at = INT64_MAX;
     a->dry_run = cli && cli->dry_run;
+    a->check_only = check_only;
     a->memory_limit = cfg->agent.memory_limit ? cfg->agent.memory_limit : (64u << 20);
     a->tokens = cfg->limits.readline_burst;
     a->refill_at = bt_mono_ns();
@@ -884,6 +967,8 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
         if (!a->fim && err[0])
             goto fail;
     }
+    if (check_only && validate_targets(a, err, errlen) < 0)
+        goto fail;
     if (check_only)
         return a;
     if (setup_signals(a) < 0) {
@@ -967,6 +1052,10 @@ void bt_agent_free(struct bt_agent *a)
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
+        bt_journal_free(a->jobs[i].journal);
+        for (size_t k = 0; k < a->jobs[i].n_fsds; k++)
+            bt_file_sd_free(a->jobs[i].fsds[k]);
+        free(a->jobs[i].fsds);
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);

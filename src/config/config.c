@@ -352,8 +352,8 @@ static int dec_start_at(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
     return 0;
 }
 
-/* `docker:` alone (null) switches the discovery target on with its defaults, so the node is
- * kept even when it is null. */
+/* `docker:` (and `journal:`) alone (null) switches the target on with its defaults, so the node
+ * is kept even when it is null. */
 static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
 {
     if (!bt_node_is_null(v) && v->type != BT_NODE_MAP)
@@ -366,7 +366,7 @@ static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
 #define NOT_TARGET(k)                                                                              \
     {                                                                                              \
         .key = k, .kind = BT_CFG_UNSUPPORTED,                                                      \
-        .note = "bpftail reads files (static_configs) and Docker (docker_sd_configs, docker)"      \
+        .note = "bpftail reads files (static_configs, file_sd_configs), the journal and Docker"    \
     }
 static const struct bt_cfg_field scrape_fields[] = {
     {.key = "job_name", .kind = BT_CFG_STR, .off = SC(job_name)},
@@ -375,11 +375,12 @@ static const struct bt_cfg_field scrape_fields[] = {
     {.key = "relabel_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(relabel_configs)},
     {.key = "docker_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(docker_sd_configs)},
     {.key = "docker", .kind = BT_CFG_FN, .off = SC(docker), .fn = dec_docker},
+    {.key = "journal", .kind = BT_CFG_FN, .off = SC(journal), .fn = dec_docker},
+    {.key = "file_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(file_sd_configs)},
     {.key = "encoding", .kind = BT_CFG_STR, .off = SC(encoding)},
     {.key = "start_at", .kind = BT_CFG_FN, .off = SC(start_at), .fn = dec_start_at},
     {.key = "ignore_older", .kind = BT_CFG_DURATION, .off = SC(ignore_older_ns)},
     {.key = "decompression", .kind = BT_CFG_UNSUPPORTED},
-    NOT_TARGET("journal"),
     NOT_TARGET("syslog"),
     NOT_TARGET("loki_push_api"),
     NOT_TARGET("windows_events"),
@@ -389,7 +390,6 @@ static const struct bt_cfg_field scrape_fields[] = {
     NOT_TARGET("cloudflare"),
     NOT_TARGET("heroku_drain"),
     NOT_TARGET("azure_event_hubs"),
-    NOT_TARGET("file_sd_configs"),
     NOT_TARGET("kubernetes_sd_configs"),
     NOT_TARGET("consul_sd_configs"),
     NOT_TARGET("consulagent_sd_configs"),

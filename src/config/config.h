@@ -66,6 +66,8 @@ struct bt_scrape_config {
     const struct bt_node *relabel_configs;   /* NULL if absent */
     const struct bt_node *docker_sd_configs; /* NULL if absent */
     const struct bt_node *docker;            /* bpftail `docker:` discovery target, or NULL */
+    const struct bt_node *journal;           /* promtail `journal:` target, or NULL */
+    const struct bt_node *file_sd_configs;   /* NULL if absent */
     char *encoding;                          /* NULL = UTF-8 */
     /* bpftail extensions for file targets */
     enum bt_start_at start_at; /* first contact with a file that has no position */

@@ -114,6 +114,31 @@ int bt_positions_set(struct bt_positions *p, const char *path, const struct bt_p
     return 0;
 }
 
+const char *bt_positions_get_string(const struct bt_positions *p, const char *key)
+{
+    struct rec *r = bt_hmap_get(&p->map, key, strlen(key));
+    return r && !r->has_offset ? r->raw : NULL;
+}
+
+int bt_positions_set_string(struct bt_positions *p, const char *key, const char *value)
+{
+    if (!value[0] || key[0] == '/')
+        return -EINVAL; /* a path's record is an offset; an empty cursor would not load back */
+    struct rec *r = get_or_add(p, key, strlen(key));
+    if (!r)
+        return -ENOMEM;
+    if (r->raw && strcmp(r->raw, value) == 0)
+        return 0;
+    char *v = strdup(value);
+    if (!v)
+        return -ENOMEM;
+    free(r->raw);
+    r->raw = v;
+    r->has_offset = false;
+    r->pos = (struct bt_position){0};
+    return 0;
+}
+
 void bt_positions_remove(struct bt_positions *p, const char *path)
 {
     struct rec *r = bt_hmap_del(&p->map, path, strlen(path));

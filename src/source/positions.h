@@ -47,6 +47,12 @@ int bt_positions_load(struct bt_positions *p, bool *salvaged);
 const struct bt_position *bt_positions_get(const struct bt_positions *p, const char *path);
 /* Creates or replaces path's record (copied). 0 or -ENOMEM. */
 int bt_positions_set(struct bt_positions *p, const char *path, const struct bt_position *pos);
+/* A cursor record: a key that is not a path (promtail's "journal-<job>", "cursor-<id>") whose
+ * value is an opaque string, saved verbatim. get returns NULL when the key has no string value
+ * (absent, or a numeric offset); the pointer is borrowed until the store changes. set copies
+ * value; -EINVAL for an empty value or a key starting with '/'. 0 or -errno. */
+const char *bt_positions_get_string(const struct bt_positions *p, const char *key);
+int bt_positions_set_string(struct bt_positions *p, const char *key, const char *value);
 /* Removes path's record if present. */
 void bt_positions_remove(struct bt_positions *p, const char *path);
 /* Path (borrowed) of a record with this device and inode, or NULL; *pos gets the record. */

@@ -729,6 +729,23 @@ void bt_files_drop_stale_targets(struct bt_files *f)
     f->ntargets = k;
 }
 
+int bt_files_remove_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
+                           enum bt_start_at start_at, int64_t ignore_older_ns)
+{
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (o->stale || strcmp(o->job, job ? job : "") != 0 || o->start_at != start_at ||
+            o->ignore_older_ns != ignore_older_ns || !bt_labels_equal(&o->labels, labels))
+            continue;
+        /* Only reloads mark targets stale, and they drop them before returning to the loop,
+         * so this one is the only stale target now. */
+        o->stale = true;
+        bt_files_drop_stale_targets(f);
+        return 0;
+    }
+    return -ENOENT;
+}
+
 void bt_files_pause(struct bt_files *f)
 {
     f->paused = true;

@@ -70,6 +70,10 @@ void bt_files_mark_targets(struct bt_files *f);
 /* Reload, step 2: saves positions, then closes and forgets the targets still stale (held
  * partial lines are not emitted; their bytes stay uncommitted). */
 void bt_files_drop_stale_targets(struct bt_files *f);
+/* Discovery: the target added with these arguments is gone. Saves positions, closes its files
+ * (their unacknowledged bytes stay uncommitted) and forgets it. 0 or -ENOENT. */
+int bt_files_remove_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
+                           enum bt_start_at start_at, int64_t ignore_older_ns);
 void bt_files_pause(struct bt_files *f);         /* backpressure: stop reading (memory ceiling) */
 void bt_files_resume(struct bt_files *f);        /* read again, catching up on what was written */
 void bt_files_flush(struct bt_files *f);         /* emit held partial lines (shutdown) */

@@ -284,6 +284,28 @@ Test(config, promtail_docker_stage_example_keeps_stages_as_nodes)
     bt_config_free(c);
 }
 
+Test(config, promtail_journal_and_file_sd_blocks_are_kept_as_nodes)
+{
+    struct bt_config *c = load_sample(DATA "promtail-journal.yaml");
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->n_scrapes, 2);
+    const struct bt_node *j = c->scrapes[0].journal;
+    cr_assert_not_null(j);
+    cr_assert_str_eq(bt_node_get(j, "max_age")->str, "12h");
+    cr_assert_null(c->scrapes[0].file_sd_configs);
+    const struct bt_node *fs = c->scrapes[1].file_sd_configs;
+    cr_assert_not_null(fs);
+    cr_assert_eq(fs->type, BT_NODE_SEQ);
+    cr_assert_eq(fs->n, 1);
+    cr_assert_null(c->scrapes[1].journal);
+    bt_config_free(c);
+    /* `journal:` alone switches the target on with promtail's defaults. */
+    c = parse(MIN_CFG "scrape_configs:\n  - job_name: j\n    journal:\n");
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_not_null(c->scrapes[0].journal);
+    bt_config_free(c);
+}
+
 Test(config, shipped_example_configs_parse)
 {
     static const char *const files[] = {"config/bpftail.yaml", "config/promtail-local.yaml",
@@ -391,8 +413,8 @@ Test(config, client_fields_are_validated)
 
 Test(config, unsupported_promtail_features_say_so)
 {
-    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    journal: {max_age: 12h}\n",
-                "c.yaml:5:5: scrape_configs[0].journal: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    syslog: {listen_address: x}\n",
+                "c.yaml:5:5: scrape_configs[0].syslog: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: []\n",
                 "scrape_configs[0].kubernetes_sd_configs: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "tracing:\n  enabled: true\n",
@@ -480,7 +502,7 @@ static const struct bad_case bad_cases[] = {
     {"bad-size.yaml", ":4:18:", "limits_config.max_line_size: invalid byte size"},
     {"bad-missing-url.yaml", ":3:5:", "clients[1]: url is required"},
     {"bad-duplicate-job.yaml", ":7:15:", "duplicate job_name \"system\""},
-    {"bad-journal.yaml", ":5:5:", "journal: not supported by bpftail"},
+    {"bad-syslog.yaml", ":5:5:", "syslog: not supported by bpftail"},
     {"bad-tracing.yaml", ":4:3:", "tracing: not supported by bpftail"},
     {"bad-auth.yaml", ":2:5:", "at most one of basic_auth, bearer_token"},
     {"bad-label-name.yaml", ":8:11:", "\"bad-name\" is not a valid label name"},
@@ -759,9 +781,9 @@ static char *dump(const struct bt_config *c)
 
 Test(config, dump_parses_back_to_the_same_config)
 {
-    static const char *const files[] = {"bpftail-full.yaml", "promtail-local.yaml",
-                                        "promtail-static-exclude.yaml",
-                                        "promtail-multi-client.yaml", "promtail-docker-stage.yaml"};
+    static const char *const files[] = {
+        "bpftail-full.yaml",          "promtail-local.yaml",        "promtail-static-exclude.yaml",
+        "promtail-multi-client.yaml", "promtail-docker-stage.yaml", "promtail-journal.yaml"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[512];
         snprintf(path, sizeof(path), DATA "%s", files[i]);

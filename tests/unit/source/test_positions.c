@@ -125,6 +125,29 @@ Test(positions, reads_promtail_file_and_keeps_cursor_keys)
     bt_positions_free(p);
 }
 
+Test(positions, string_records_round_trip_as_promtail_journal_cursors)
+{
+    const char *t = "positions:\n"
+                    "  journal-system: \"s=abc;i=1\"\n";
+    bt_tmpdir_write(dir, "positions.yaml", t, strlen(t));
+    struct bt_positions *p = bt_positions_new(file, false);
+    cr_assert_eq(bt_positions_load(p, NULL), 0);
+    cr_assert_str_eq(bt_positions_get_string(p, "journal-system"), "s=abc;i=1");
+    cr_assert_null(bt_positions_get(p, "journal-system"), "a cursor is not an offset");
+    cr_assert_eq(bt_positions_set_string(p, "journal-system", "s=def;i=2"), 0);
+    cr_assert_eq(bt_positions_set_string(p, "journal-other", "s=x;i=3"), 0);
+    cr_assert_eq(bt_positions_set_string(p, "/var/log/a", "s=x"), -EINVAL);
+    cr_assert_eq(bt_positions_set_string(p, "journal-empty", ""), -EINVAL);
+    cr_assert_eq(bt_positions_save(p), 0);
+    bt_positions_free(p);
+    p = bt_positions_new(file, false);
+    cr_assert_eq(bt_positions_load(p, NULL), 0);
+    cr_assert_str_eq(bt_positions_get_string(p, "journal-system"), "s=def;i=2");
+    cr_assert_str_eq(bt_positions_get_string(p, "journal-other"), "s=x;i=3");
+    cr_assert_null(bt_positions_get_string(p, "journal-empty"));
+    bt_positions_free(p);
+}
+
 Test(positions, missing_or_empty_file_means_no_records)
 {
     struct bt_positions *p = bt_positions_new(file, false);
