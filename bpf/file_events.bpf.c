@@ -15,7 +15,7 @@
  *  2. The open family stashes its flags at entry (only when O_CREAT/O_TRUNC, or when some
  *     watch asks for opens) and decides at exit, from the new fd, whether the call created
  *     (FMODE_CREATED), truncated or merely opened the file.
- *  3. Path-based calls (unlink, rename, truncate, chmod, chown) match the path argument at
+ *  3. Path-based calls (unlink, rename, link, truncate, chmod, chown) match the path argument at
  *     entry: absolute paths by hash, bare names by the inode of dirfd or the cwd. Relative
  *     paths with a '/' are not matched (see docs/bpf.md).
  *  4. close is reported at entry when the file was open for writing.
@@ -714,6 +714,21 @@ ENTER(renameat2)
 PENDING_EXIT(rename)
 PENDING_EXIT(renameat)
 PENDING_EXIT(renameat2)
+
+/* new hard links: matched like renames (old name, new name), reported on success. linkat with
+ * AT_EMPTY_PATH (an O_TMPFILE being given a name) has no old path and is not matched. */
+ENTER(link)
+{
+    return path_enter(FE_OP_LINK, AT_FDCWD, (const char *)ARG(ctx, 0), AT_FDCWD,
+                      (const char *)ARG(ctx, 1), 0);
+}
+ENTER(linkat)
+{
+    return path_enter(FE_OP_LINK, (int)ARG(ctx, 0), (const char *)ARG(ctx, 1), (int)ARG(ctx, 2),
+                      (const char *)ARG(ctx, 3), (__u32)ARG(ctx, 4));
+}
+PENDING_EXIT(link)
+PENDING_EXIT(linkat)
 
 /* close after write: reported at entry, the file is still reachable through the fd */
 ENTER(close)

@@ -35,7 +35,8 @@ enum fe_op {
     FE_OP_CHOWN = 10,      /* chown, lchown, fchown, fchownat */
     FE_OP_DIRTY = 11,      /* file data dirtied outside the write family: mmap store, io_uring,
                               copy_file_range, splice... (page-cache filesystems only) */
-    FE_OP_MAX = 12,
+    FE_OP_LINK = 12,       /* link, linkat: a new name (name2) for an existing file (name) */
+    FE_OP_MAX = 13,
 };
 
 #define FE_OPBIT(op) (1u << (op))
@@ -75,7 +76,7 @@ struct fe_watch {
 
 /* One ring-buffer record. name: fd-based events carry the file's own name (its dentry);
  * path-based events carry the path argument as the process gave it. name2 is the new
- * name of a rename. */
+ * name of a rename or a link. */
 struct fe_event {
     __u64 ts_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
     __u64 ino;   /* file inode, 0 if unknown (path-only events) */

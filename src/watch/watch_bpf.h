@@ -28,7 +28,8 @@ enum bt_fe_op {
     BT_FE_CHOWN = 10,
     BT_FE_DIRTY = 11, /* data changed without write(2): mmap store, io_uring... (flags: the
                          syscall number, 0xffffffff for a page fault) */
-    BT_FE_OP_MAX = 12,
+    BT_FE_LINK = 12,  /* a new hard link (name2) to an existing file */
+    BT_FE_OP_MAX = 13,
 };
 #define BT_FE_OPBIT(op) (1u << (op))
 /* The operations a tailer needs: the default mask. */
@@ -48,17 +49,17 @@ struct bt_watch_bpf_info {
     uint32_t op;    /* enum bt_fe_op */
     uint32_t match; /* 1 file inode, 2 parent dir inode, 4 file path, 8 dir path */
     int32_t ret;    /* syscall result (bytes for writes) */
-    uint32_t flags; /* open, rename or unlinkat flags */
+    uint32_t flags; /* open, rename, linkat or unlinkat flags */
     uint32_t gid;
     uint64_t pino;      /* parent directory inode, 0 if unknown */
     const char *path;   /* watched path of the file (inode match) or the resolved path, or NULL */
     const char *name;   /* the file's name (fd events) or the path argument (path events) */
-    const char *name2;  /* rename: the new name as given; else "" */
+    const char *name2;  /* rename, link: the new name as given; else "" */
     const char *exe;    /* full path of the process's executable, as the kernel saw it (cut at
                            255 bytes; "" for kernel threads) */
     const char *cgroup; /* leaf name of the process's cgroup v2 ("" at the root) */
-    int rename_new;     /* 1 for the second event of a rename (about name2) when the first
-                           (about name) was delivered too: report the pair once */
+    int rename_new;     /* 1 for the second event of a rename or link (about name2) when the
+                           first (about name) was delivered too: report the pair once */
 };
 
 /* Operation mask (BT_FE_OPBIT bits) for files and directories added from now on. */

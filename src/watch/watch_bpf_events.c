@@ -30,7 +30,8 @@ uint32_t wb_op_mask(uint32_t op)
     switch (op) {
     case FE_OP_WRITE:
     case FE_OP_DIRTY: return BT_WATCH_MODIFY;
-    case FE_OP_CREATE: return BT_WATCH_CREATE;
+    case FE_OP_CREATE:
+    case FE_OP_LINK: return BT_WATCH_CREATE;
     case FE_OP_TRUNCATE: return BT_WATCH_TRUNCATE;
     case FE_OP_RENAME: return BT_WATCH_MOVED;
     case FE_OP_UNLINK:
@@ -114,9 +115,9 @@ void wb_offer(struct bpfw *b, const struct fe_event *e, struct bt_watch_event ev
         deliver(b, &ev, &info);
         return;
     }
-    /* Path-based: one event per name (a rename tells about both). */
+    /* Path-based: one event per name (a rename or a link tells about both). */
     delivered = deliver_name(b, &ev, &info, e, e->name);
-    if (e->op == FE_OP_RENAME && e->name2[0]) {
+    if ((e->op == FE_OP_RENAME || e->op == FE_OP_LINK) && e->name2[0]) {
         struct bt_watch_event ev2 = ev;
         struct bt_watch_bpf_info info2 = info;
         info2.rename_new = delivered;

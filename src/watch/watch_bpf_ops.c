@@ -10,7 +10,7 @@ static const char *const op_names[BT_FE_OP_MAX] = {
     [BT_FE_UNLINK] = "unlink",     [BT_FE_RMDIR] = "rmdir",
     [BT_FE_OPEN] = "open",         [BT_FE_CLOSE_WRITE] = "close_write",
     [BT_FE_CHMOD] = "chmod",       [BT_FE_CHOWN] = "chown",
-    [BT_FE_DIRTY] = "dirty",
+    [BT_FE_DIRTY] = "dirty",       [BT_FE_LINK] = "link",
 };
 
 const char *bt_fe_op_name(uint32_t op)
