@@ -35,13 +35,15 @@
 #define FIM_LINE_MAX 8192
 #define FIM_MAX_RULES 256
 #define FIM_MAX_FILES 65536
-/* Operations the kernel must report for resolution to notice replaced and new files. */
+/* Operations the kernel must report for resolution to notice replaced and new files, and to
+ * follow a watched file under its new names (rename, link). */
 #define FIM_RECONCILE_OPS                                                                          \
-    (BT_FE_OPBIT(BT_FE_CREATE) | BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK))
+    (BT_FE_OPBIT(BT_FE_CREATE) | BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK) |           \
+     BT_FE_OPBIT(BT_FE_LINK))
 #define FIM_DEFAULT_OPS                                                                            \
     (BT_FE_OPBIT(BT_FE_WRITE) | BT_FE_OPBIT(BT_FE_CREATE) | BT_FE_OPBIT(BT_FE_TRUNCATE) |          \
      BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK) | BT_FE_OPBIT(BT_FE_RMDIR) |            \
-     BT_FE_OPBIT(BT_FE_CHMOD) | BT_FE_OPBIT(BT_FE_CHOWN))
+     BT_FE_OPBIT(BT_FE_CHMOD) | BT_FE_OPBIT(BT_FE_CHOWN) | BT_FE_OPBIT(BT_FE_LINK))
 /* Rule-only bit: opens that can read (O_RDONLY, O_RDWR). The kernel is asked for all opens. */
 #define FIM_READ (1u << 30)
 
@@ -77,7 +79,7 @@ struct bt_fim {
     int64_t reconcile_ns;
     struct bt_hmap files; /* struct fim_key -> struct fim_file */
     struct bt_hmap dirs;  /* path -> unsigned gen (boxed) */
-    struct bt_hmap alias; /* a watched file's later name (rename target) -> struct fim_key */
+    struct bt_hmap alias; /* a watched file's later name (rename, link) -> struct fim_key */
     unsigned gen;
     int need_reconcile;
     struct bt_labels base, lbl;
@@ -405,8 +407,8 @@ static int alias_alive(struct bt_fim *f, const struct fim_file *ff)
     return alive;
 }
 
-/* A watched file was renamed to newpath: watch that name too, so that what is done under it
- * (chmod, rename, unlink by path) is reported under the watched path. */
+/* A watched file was renamed or hard-linked to newpath: watch that name too, so that what is
+ * done under it (chmod, rename, unlink by path) is reported under the watched path. */
 static void alias_add(struct bt_fim *f, const char *newpath)
 {
     struct stat st;
@@ -429,6 +431,23 @@ static void alias_add(struct bt_fim *f, const char *newpath)
     free(old);
 }
 
+/* Drops the later names that no longer name their file (unlinked, renamed, replaced), also
+ * while the watched path is still there: a new file at such a name is not the watched one. */
+static void alias_prune(struct bt_fim *f)
+{
+    struct bt_hmap_slot *s;
+    size_t pos = 0;
+
+    while ((s = bt_hmap_next(&f->alias, &pos))) {
+        const struct fim_key *k = s->val;
+        struct stat st;
+        if (stat(s->key, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+            continue;
+        bt_watch_bpf_remove_alias(&f->w, s->key, k->dev, k->ino);
+        free(bt_hmap_del(&f->alias, s->key, s->klen));
+    }
+}
+
 int bt_fim_reconcile(struct bt_fim *f)
 {
     struct bt_hmap_slot *s;
@@ -440,6 +459,7 @@ int bt_fim_reconcile(struct bt_fim *f)
     f->gen++;
     for (size_t i = 0; i < f->n_rules; i++)
         resolve_rule(f, &f->rules[i]);
+    alias_prune(f);
     while ((s = bt_hmap_next(&f->files, &pos))) {
         struct fim_file *ff = s->val;
         struct stat st;
@@ -682,9 +702,9 @@ static void on_event(void *ctx, const struct bt_watch_event *ev)
         }
     }
     if (info->op == BT_FE_CREATE || info->op == BT_FE_RENAME || info->op == BT_FE_UNLINK ||
-        info->op == BT_FE_RMDIR)
+        info->op == BT_FE_RMDIR || info->op == BT_FE_LINK)
         f->need_reconcile = 1;
-    if (info->op == BT_FE_RENAME && info->name2[0]) {
+    if ((info->op == BT_FE_RENAME || info->op == BT_FE_LINK) && info->name2[0]) {
         if (info->name2[0] == '/')
             newpath = info->name2;
         else if (ev->dir && !strchr(info->name2, '/') &&
@@ -703,7 +723,7 @@ static void on_event(void *ctx, const struct bt_watch_event *ev)
     }
     if (hit)
         emit(f, ev, info, path, newpath, via);
-    if (info->op == BT_FE_RENAME)
+    if (info->op == BT_FE_RENAME || info->op == BT_FE_LINK)
         alias_add(f, newpath);
 }
 
