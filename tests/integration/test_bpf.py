@@ -243,3 +243,71 @@ time.sleep(2)
     assert "new_path=%s" % moved in got["rename"][0], got["rename"]
     assert "via=%s" % moved in got["unlink"][0], got["unlink"]
     assert a.stop() == 0
+
+
+def test_fim_follows_a_new_hard_link_made_to_a_watched_file(ctx):
+    """link(2) to a watched file is an entry with new_path, and what is later done by path
+    under the new name (chmod, unlink) is reported under the watched path with via."""
+    import sys
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    etc = os.path.join(d, "etc")
+    os.mkdir(etc)
+    secret = os.path.join(etc, "secret")
+    with open(secret, "w") as f:
+        f.write("a=1\n")
+    port = free_port()
+    fim = """fim:
+  host: test-host
+  rules:
+    - paths: [%s]
+""" % secret
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms", extra_top=fim)
+    a = Agent(ctx, cfg).start()
+    t = up(a, port)
+    assert t.get("fim") == "bpf", t
+    alias = os.path.join(d, "alias")
+    # The pauses let the agent see each record before the next call, as for a rename: the new
+    # name is followed once the link's record has been read.
+    script = """
+import os, sys, time
+secret, alias = sys.argv[1:3]
+os.link(secret, alias)
+time.sleep(0.5)
+os.chmod(alias, 0o600)
+time.sleep(0.3)
+os.unlink(alias)
+time.sleep(0.3)
+os.unlink(secret)
+print(os.getpid(), flush=True)
+time.sleep(2)
+"""
+    p = subprocess.run([sys.executable, "-c", script, secret, alias],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    pid = int(p.stdout.split()[0])
+    exe = os.path.realpath(sys.executable)
+
+    def fims():
+        return [e for e in loki.entries() if 'job="fim"' in e["labels"]]
+    wait_until(lambda: len(fims()) >= 4, 20, what="four FIM entries")
+    time.sleep(0.5)
+    got = {}
+    for e in fims():
+        for op in ("link", "chmod", "unlink"):
+            if 'op="%s"' % op in e["labels"]:
+                got.setdefault(op, []).append(e["line"])
+    assert sorted(got) == ["chmod", "link", "unlink"], got
+    assert len(got["link"]) == 1 and len(got["chmod"]) == 1, got
+    assert len(got["unlink"]) == 2, got
+    for op, lines in got.items():
+        for line in lines:
+            for field in ("path=%s " % secret, "pid=%d " % pid, "comm=python", "exe=%s " % exe):
+                assert field in line + " ", (op, field, line)
+    assert "new_path=%s " % alias in got["link"][0] + " ", got["link"]
+    assert "via=%s " % alias in got["chmod"][0] + " ", got["chmod"]
+    via = [line for line in got["unlink"] if "via=%s " % alias in line + " "]
+    plain = [line for line in got["unlink"] if "via=" not in line]
+    assert len(via) == 1 and len(plain) == 1, got["unlink"]
+    assert a.stop() == 0
