@@ -378,6 +378,8 @@ static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
     sf_sweep(f);
 }
 
+static size_t default_max_open(size_t open_files);
+
 /* The watch moved from its interim backend to bpf (every watch is already registered there):
  * listen on the new fd, then re-check every target and tailed file once, which covers whatever
  * the interim backend saw or had queued. */
@@ -395,6 +397,11 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
     if (f->watch_fd >= 0 && f->t_poll) {
         bt_loop_del_timer(f->loop, f->t_poll);
         f->t_poll = 0;
+    }
+    if (f->max_open_auto) {
+        /* The BPF object now holds its descriptors: the budget is what is really left. */
+        f->max_open = default_max_open(f->nactive);
+        BT_DEBUG("tail", "open-file budget", "max_open_files=%zu", f->max_open);
     }
     for (size_t i = 0; i < f->ntargets; i++) {
         struct target *tg = f->targets[i];
@@ -511,7 +518,9 @@ static void on_commit(void *ctx, uint64_t committed)
 
 /* The open-file budget from the soft RLIMIT_NOFILE: what is left once the descriptors open now
  * (the watcher's, BPF programs and maps, the loop) and a reserve for sockets are set aside. */
-static size_t default_max_open(void)
+/* The open-file budget when none is configured: the soft descriptor limit less what the process
+ * holds besides its own open_files tailed files, less a reserve. */
+static size_t default_max_open(size_t open_files)
 {
     struct rlimit rl;
     rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
@@ -524,6 +533,7 @@ static size_t default_max_open(void)
             used++;
         closedir(d);
         used = used > 3 ? used - 3 : 0; /* ".", ".." and the directory's own descriptor */
+        used = used > open_files ? used - open_files : 0;
     }
     size_t spare = used + FD_RESERVE + MIN_OPEN_FILES;
     return (size_t)cur > spare ? (size_t)cur - used - FD_RESERVE : MIN_OPEN_FILES;
@@ -577,7 +587,15 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         goto fail;
     }
     f->watch_fd = bt_watch_fd(f->watch);
-    f->max_open = a && a->max_open_files ? a->max_open_files : default_max_open();
+    f->max_open_auto = !(a && a->max_open_files);
+    f->max_open = f->max_open_auto ? default_max_open(0) : a->max_open_files;
+    if (f->max_open_auto && bt_watch_interim(f->watch)) {
+        /* BPF is loading in the background and will need its own descriptors (programs, links,
+         * maps: about 170); the budget is computed again once it is attached. */
+        f->max_open = f->max_open > BPF_LOAD_RESERVE + MIN_OPEN_FILES
+                          ? f->max_open - BPF_LOAD_RESERVE
+                          : MIN_OPEN_FILES;
+    }
     BT_DEBUG("tail", "open-file budget", "max_open_files=%zu", f->max_open);
     if (f->watch_fd >= 0 && bt_loop_add_fd(f->loop, f->watch_fd, EPOLLIN, on_watch_fd, f) < 0) {
         snprintf(err, errlen, "cannot add the file watcher to the event loop");

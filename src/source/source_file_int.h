@@ -27,6 +27,7 @@
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
 #define MIN_OPEN_FILES 16
+#define BPF_LOAD_RESERVE 256                  /* descriptors a background BPF load will take */
 #define GRACE_RECHECK_NS (200 * BT_NS_PER_MS) /* a drained file waiting for its last acks */
 #define OPEN_RETRY_NS (100 * BT_NS_PER_MS)    /* re-walk after acks when opening was held back */
 
@@ -96,6 +97,7 @@ struct bt_files {
     bool open_blocked; /* a file was not opened for the budget: retry when acks free some */
     bool warned_beyond_eof;
     size_t nactive, max_open;
+    bool max_open_auto; /* max_open follows the descriptor limit (not configured) */
     int64_t flush_ns, grace_ns, idle_ns, psync_ns;
     size_t budget;
     struct bt_series *m_active;

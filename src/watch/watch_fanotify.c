@@ -79,11 +79,28 @@ static int make_key(const char *path, unsigned char *key, size_t *klen)
     return 0;
 }
 
+/* Files keep no descriptor once marked (a tailed file would otherwise cost two, and 10,000
+ * files twice the descriptor limit): their mark is removed through the path while it still
+ * names the same inode. A file that left its path keeps its mark until the kernel frees the
+ * inode; its events find no entry and are dropped. Directories keep theirs. */
+static void ent_unmark_file(struct fan *f, struct fan_ent *e)
+{
+    struct stat st;
+    int fd = open(e->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
+        fanotify_mark(f->fd, FAN_MARK_REMOVE, FAN_FILE_MASK, fd, NULL);
+    close(fd);
+}
+
 static void ent_free(struct fan *f, struct fan_ent *e, int unmark)
 {
     if (unmark && e->pathfd >= 0)
         fanotify_mark(f->fd, FAN_MARK_REMOVE, e->kind == 1 ? FAN_FILE_MASK : FAN_DIR_MASK,
                       e->pathfd, NULL);
+    else if (unmark && e->kind == 1 && e->path)
+        ent_unmark_file(f, e);
     if (e->pathfd >= 0)
         close(e->pathfd);
     free(e->path);
@@ -168,6 +185,10 @@ static int add(struct bt_watch *w, int kind, const char *path, dev_t dev, ino_t 
                       NULL) < 0) {
         rc = -errno;
         goto fail;
+    }
+    if (kind == 1) {
+        close(e->pathfd);
+        e->pathfd = -1;
     }
     rc = bt_hmap_put(&f->by_handle, e->key, e->klen, e, (void **)&old);
     if (rc < 0)
