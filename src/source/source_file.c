@@ -591,7 +591,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->max_open = f->max_open_auto ? default_max_open(0) : a->max_open_files;
     if (f->max_open_auto && bt_watch_interim(f->watch)) {
         /* BPF is loading in the background and will need its own descriptors (programs, links,
-         * maps: about 170); the budget is computed again once it is attached. */
+         * maps: about 170 once attached, nearly 300 at the peak of the load); the budget is
+         * computed again once it is attached. */
         f->max_open = f->max_open > BPF_LOAD_RESERVE + MIN_OPEN_FILES
                           ? f->max_open - BPF_LOAD_RESERVE
                           : MIN_OPEN_FILES;
