@@ -380,14 +380,15 @@ static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
 
 static size_t default_max_open(size_t open_files);
 
-/* The watch moved from its interim backend to bpf (every watch is already registered there):
+/* The watch settled: it moved from its interim backend to bpf (every watch is already
+ * registered there), or BPF failed and the interim backend stays (same fd):
  * listen on the new fd, then re-check every target and tailed file once, which covers whatever
  * the interim backend saw or had queued. */
 static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
 {
     struct bt_files *f = ctx;
 
-    if (old_fd >= 0)
+    if (old_fd >= 0 && f->watch_fd == old_fd)
         bt_loop_del_fd(f->loop, old_fd);
     f->watch_fd = bt_watch_fd(w);
     if (f->watch_fd >= 0 && bt_loop_add_fd(f->loop, f->watch_fd, EPOLLIN, on_watch_fd, f) < 0) {
@@ -596,6 +597,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         f->max_open = f->max_open > BPF_LOAD_RESERVE + MIN_OPEN_FILES
                           ? f->max_open - BPF_LOAD_RESERVE
                           : MIN_OPEN_FILES;
+        if (f->max_open > INTERIM_MAX_OPEN)
+            f->max_open = INTERIM_MAX_OPEN;
     }
     BT_DEBUG("tail", "open-file budget", "max_open_files=%zu", f->max_open);
     if (f->watch_fd >= 0 && bt_loop_add_fd(f->loop, f->watch_fd, EPOLLIN, on_watch_fd, f) < 0) {

@@ -27,6 +27,7 @@
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
 #define MIN_OPEN_FILES 16
+#define INTERIM_MAX_OPEN 64  /* files open at once until the watcher settles (BPF loading) */
 #define BPF_LOAD_RESERVE 512 /* descriptors a background BPF load may hold at its peak */
 #define GRACE_RECHECK_NS (200 * BT_NS_PER_MS) /* a drained file waiting for its last acks */
 #define OPEN_RETRY_NS (100 * BT_NS_PER_MS)    /* re-walk after acks when opening was held back */

@@ -99,6 +99,9 @@ static void on_bpf_loaded(void *arg, int rc)
         w->impl = old.impl;
         BT_INFO("watch", "file watcher stays", "backend=%s err=%s", old.ops->name, strerror(-rc));
         interim_free(im);
+        /* The watch has settled on its interim backend: the owner is told as for a switch. */
+        if (w->on_switch)
+            w->on_switch(w->ctx, w, old_fd);
         return;
     }
     while ((sl = bt_hmap_next(&im->files, &pos))) {
