@@ -60,7 +60,7 @@ int bt_spool_append(struct bt_spool *s, const void *rec, size_t len);
 /* Writes buffered appends to the segment file. 0 or -errno. */
 int bt_spool_flush(struct bt_spool *s);
 
-/* Reads the next unread record: 1 with *rec/*len (valid until the next call on this spool) and
+/* Reads the next unread record: 1 with *rec, *len (valid until the next call on this spool) and
  * the logical offsets [*start, *end) it covers; 0 when nothing is unread; -errno on error. */
 int bt_spool_read(struct bt_spool *s, const void **rec, size_t *len, uint64_t *start,
                   uint64_t *end);
