@@ -263,8 +263,10 @@ static int check_record(struct bt_spool *s, struct seg *seg, uint64_t off, const
     if (*len > seg->size - off - HDR || (off < seg->disk && off + HDR + *len > seg->disk))
         return 0;
     rc = seg_bytes(s, seg, off, HDR + (size_t)*len, p);
-    if (rc < 0)
+    if (rc < 0) {
+        *p = NULL; /* the header may have moved with the buffer */
         return rc == -EIO ? 0 : rc;
+    }
     return bt_crc32c(0, *p + HDR, *len) == crc;
 }
 
@@ -449,8 +451,9 @@ static void cut_segment(struct bt_spool *s, struct seg *seg, uint64_t off, const
     char name[32];
     seg_name(name, seg->base);
     s->corrupt++;
-    BT_WARN("spool", "torn or corrupt record cut", "dir=%s file=%s offset=%" PRIu64
-            " cut_bytes=%" PRIu64 " reason=%s", s->dir, name, off, seg->size - off, why);
+    BT_WARN("spool", "torn or corrupt record cut",
+            "dir=%s file=%s offset=%" PRIu64 " cut_bytes=%" PRIu64 " reason=%s", s->dir, name,
+            seg->base + off, seg->size - off, why);
     int fd = openat(s->dfd, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)off) < 0)
         BT_WARN("spool", "cannot truncate segment", "dir=%s file=%s err=\"%s\"", s->dir, name,
@@ -470,13 +473,18 @@ static int scan_segment(struct bt_spool *s, struct seg *seg, uint64_t *commit)
 {
     uint64_t off = 0;
     while (off < seg->size) {
-        const unsigned char *p;
+        const unsigned char *p = NULL;
         uint32_t len;
         int rc = check_record(s, seg, off, &p, &len);
         if (rc < 0)
             return rc;
         if (rc == 0) {
-            cut_segment(s, seg, off, seg->size - off < HDR ? "torn_header" : "bad_record");
+            const char *why = "bad_checksum";
+            if (seg->size - off < HDR)
+                why = "torn_header";
+            else if (!p || seg->size - off - HDR < get_le32(p))
+                why = "torn_or_bad_length";
+            cut_segment(s, seg, off, why);
             break;
         }
         if (*commit > seg->base + off && *commit < seg->base + off + HDR + len)
@@ -719,8 +727,7 @@ static struct seg *read_segment(struct bt_spool *s)
     return seg;
 }
 
-int bt_spool_read(struct bt_spool *s, const void **rec, size_t *len, uint64_t *start,
-                  uint64_t *end)
+int bt_spool_read(struct bt_spool *s, const void **rec, size_t *len, uint64_t *start, uint64_t *end)
 {
     struct seg *seg;
     while ((seg = read_segment(s))) {
@@ -779,8 +786,7 @@ int bt_spool_sync(struct bt_spool *s)
         return 0;
     int rc = save_commit(s);
     if (rc)
-        BT_WARN("spool", "cannot save the commit file", "dir=%s err=\"%s\"", s->dir,
-                strerror(-rc));
+        BT_WARN("spool", "cannot save the commit file", "dir=%s err=\"%s\"", s->dir, strerror(-rc));
     return rc;
 }
 

@@ -41,7 +41,8 @@ uint64_t bt_spool_group_bytes(const struct bt_spool_group *g);
 
 struct bt_spool_config {
     const char *dir;        /* created when missing (0700) */
-    uint64_t segment_bytes; /* start a new segment past this size (0 = 8 MiB) */
+    uint64_t segment_bytes; /* start a new segment past this size (0 = 8 MiB); at most a
+                               quarter of a limit, so that the bound drops little at a time */
     uint64_t max_bytes;     /* this spool's own limit (0 = only the group's) */
 };
 

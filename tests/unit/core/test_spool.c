@@ -620,3 +620,46 @@ Test(spool, open_fails_with_a_message_on_a_bad_directory)
     cr_assert_null(bt_spool_open(NULL, &cfg, err, sizeof(err)));
     cr_assert(strstr(err, path) != NULL, "%s", err);
 }
+
+Test(spool, large_records_are_read_back_from_the_buffer_and_the_files)
+{
+    size_t sizes[] = {1 << 20, 10, 200 << 10, 70 << 10, 0, 3};
+    size_t n = sizeof(sizes) / sizeof(sizes[0]);
+    unsigned char *big = malloc(1 << 20);
+    for (size_t k = 0; k < (1 << 20); k++)
+        big[k] = (unsigned char)(k * 7 + k / 251);
+    struct bt_spool *s = open_spool(NULL, "a", 0, 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(bt_spool_append(s, big + i, sizes[i]), 0);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < n; i++) {
+            const void *rec;
+            size_t len;
+            uint64_t start, end;
+            cr_assert_eq(bt_spool_read(s, &rec, &len, &start, &end), 1);
+            cr_assert_eq(len, sizes[i]);
+            cr_assert(len == 0 || memcmp(rec, big + i, len) == 0, "record %zu differs", i);
+        }
+        expect_none(s);
+        bt_spool_close(s);
+        s = open_spool(NULL, "a", 0, 0); /* the second round reads the files */
+    }
+    cr_assert_eq(bt_spool_corrupt(s), 0);
+    bt_spool_close(s);
+    free(big);
+}
+
+Test(spool, commit_is_saved_once_the_interval_has_passed)
+{
+    struct bt_spool *s = open_spool(NULL, "a", 0, 0);
+    append_n(s, 0, 3);
+    uint64_t c1 = expect_rec(s, 0);
+    bt_spool_commit(s, c1);
+    cr_assert_eq(saved_commit("a"), 0);
+    struct timespec ts = {1, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    uint64_t c2 = expect_rec(s, 1);
+    bt_spool_commit(s, c2);
+    cr_assert_eq(saved_commit("a"), c2);
+    bt_spool_close(s);
+}
