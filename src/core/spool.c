@@ -439,7 +439,8 @@ static int list_segments(struct bt_spool *s, uint64_t **out, size_t *count)
         free(v);
         return rc;
     }
-    qsort(v, n, sizeof(*v), cmp_u64);
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_u64);
     *out = v;
     *count = n;
     return 0;
