@@ -63,7 +63,7 @@ struct bt_spool {
     uint64_t end, commit, saved_commit;
     int64_t saved_ns;
     uint64_t bytes, dropped, dropped_bytes, corrupt;
-    struct bt_ratelimit corrupt_rl;
+    struct bt_ratelimit corrupt_rl, sync_rl;
 };
 
 static uint32_t get_le32(const unsigned char *p)
@@ -256,8 +256,8 @@ static int check_record(struct bt_spool *s, struct seg *seg, uint64_t off, const
     if (seg->size - off < HDR)
         return 0;
     int rc = seg_bytes(s, seg, off, HDR, p);
-    if (rc < 0)
-        return rc == -EIO ? 0 : rc;
+    if (rc < 0) /* short or vanished file: what it held is gone */
+        return rc == -EIO || rc == -ENOENT ? 0 : rc;
     *len = get_le32(*p);
     uint32_t crc = get_le32(*p + 4);
     if (*len > seg->size - off - HDR || (off < seg->disk && off + HDR + *len > seg->disk))
@@ -265,7 +265,7 @@ static int check_record(struct bt_spool *s, struct seg *seg, uint64_t off, const
     rc = seg_bytes(s, seg, off, HDR + (size_t)*len, p);
     if (rc < 0) {
         *p = NULL; /* the header may have moved with the buffer */
-        return rc == -EIO ? 0 : rc;
+        return rc == -EIO || rc == -ENOENT ? 0 : rc;
     }
     return bt_crc32c(0, *p + HDR, *len) == crc;
 }
@@ -568,6 +568,7 @@ struct bt_spool *bt_spool_open(struct bt_spool_group *g, const struct bt_spool_c
     }
     s->dfd = s->wfd = s->rfd = -1;
     s->corrupt_rl = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
+    s->sync_rl = (struct bt_ratelimit)BT_RATELIMIT_INIT(60);
     s->g = g ? g : bt_spool_group_new(0);
     if (!s->g) {
         snprintf(err, errlen, "spool %s: out of memory", cfg->dir);
@@ -786,8 +787,13 @@ int bt_spool_sync(struct bt_spool *s)
     if (s->commit == s->saved_commit)
         return 0;
     int rc = save_commit(s);
-    if (rc)
-        BT_WARN("spool", "cannot save the commit file", "dir=%s err=\"%s\"", s->dir, strerror(-rc));
+    uint64_t sup = 0;
+    if (rc) {
+        s->saved_ns = bt_mono_ns(); /* bt_spool_commit tries again in a second */
+        if (bt_ratelimit_ok(&s->sync_rl, &sup))
+            BT_WARN("spool", "cannot save the commit file", "dir=%s err=\"%s\" suppressed=%" PRIu64,
+                    s->dir, strerror(-rc), sup);
+    }
     return rc;
 }
 
