@@ -663,3 +663,51 @@ Test(spool, commit_is_saved_once_the_interval_has_passed)
     cr_assert_eq(saved_commit("a"), c2);
     bt_spool_close(s);
 }
+
+Test(spool, reader_keeps_up_with_appends_across_flushes_and_segments)
+{
+    struct bt_spool *s = open_spool(NULL, "a", 700, 0);
+    unsigned next_read = 0;
+    for (unsigned i = 0; i < 600; i++) {
+        append_n(s, i, 1);
+        if (i % 5 == 0)
+            cr_assert_eq(bt_spool_flush(s), 0);
+        if (i % 3 == 0)
+            while (next_read <= i)
+                expect_rec(s, next_read++);
+    }
+    while (next_read < 600)
+        expect_rec(s, next_read++);
+    expect_none(s);
+    bt_spool_close(s);
+}
+
+Test(spool, group_counts_the_segments_found_at_open)
+{
+    struct bt_spool_group *g = bt_spool_group_new(0);
+    struct bt_spool *a = open_spool(g, "a", 512, 0);
+    struct bt_spool *b = open_spool(g, "b", 512, 0);
+    append_n(a, 0, 30);
+    append_n(b, 0, 50);
+    uint64_t total = bt_spool_group_bytes(g);
+    cr_assert_eq(total, bt_spool_end(a) + bt_spool_end(b));
+    bt_spool_close(a);
+    bt_spool_close(b);
+    cr_assert_eq(bt_spool_group_bytes(g), 0);
+    bt_spool_group_free(g);
+
+    /* Reopened in a group too small for them: the next append makes room, oldest first. */
+    g = bt_spool_group_new(total - 100);
+    a = open_spool(g, "a", 512, 0);
+    b = open_spool(g, "b", 512, 0);
+    cr_assert_eq(bt_spool_group_bytes(g), total);
+    append_n(b, 50, 1);
+    cr_assert_leq(bt_spool_group_bytes(g), total - 100);
+    cr_assert_gt(bt_spool_dropped(a), 0, "a's segments were written first");
+    cr_assert_eq(bt_spool_dropped(b), 0);
+    for (unsigned i = 0; i < 51; i++)
+        expect_rec(b, i);
+    bt_spool_close(a);
+    bt_spool_close(b);
+    bt_spool_group_free(g);
+}
