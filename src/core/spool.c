@@ -81,7 +81,7 @@ void sp_seg_remove(struct bt_spool *s, struct seg *seg)
 {
     char name[32];
     if (seg == s->active) {
-        /* Only the bound removes an active segment: what is buffered goes with it. */
+        /* Only the bound (and destroy) remove an active segment: its buffer goes with it. */
         s->wlen = 0;
         if (s->wfd >= 0)
             close(s->wfd);
