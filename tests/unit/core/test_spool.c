@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -710,4 +711,54 @@ Test(spool, group_counts_the_segments_found_at_open)
     bt_spool_close(a);
     bt_spool_close(b);
     bt_spool_group_free(g);
+}
+
+Test(spool, failed_write_keeps_the_records_buffered_and_the_file_whole)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* A file size limit makes write(2) stop part way, as a full disk would. */
+        char err[256], b[128];
+        struct bt_spool_config cfg = {.dir = spool_dir("f")};
+        struct bt_spool *s = bt_spool_open(NULL, &cfg, err, sizeof(err));
+        struct rlimit rl = {1000, 1000};
+        signal(SIGXFSZ, SIG_IGN);
+        if (!s || setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            _exit(2);
+        unsigned i = 0;
+        while (bt_spool_end(s) < 600)
+            bt_spool_append(s, b, make_rec(i++, b));
+        if (bt_spool_flush(s) != 0)
+            _exit(3);
+        uint64_t flushed = bt_spool_end(s);
+        while (bt_spool_end(s) < 1500)
+            bt_spool_append(s, b, make_rec(i++, b));
+        if (bt_spool_flush(s) != -EFBIG)
+            _exit(4);
+        struct stat st;
+        if (stat(seg_path("f", 0), &st) < 0 || (uint64_t)st.st_size != flushed)
+            _exit(5); /* the part written is cut back: no half record in the file */
+        for (unsigned k = 0; k < i; k++) {
+            const void *rec;
+            size_t len;
+            uint64_t start, end;
+            if (bt_spool_read(s, &rec, &len, &start, &end) != 1 || rec_number(rec, len) != k)
+                _exit(6); /* still readable from the buffer */
+        }
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    struct bt_spool *s = open_spool(NULL, "f", 0, 0);
+    cr_assert_eq(bt_spool_corrupt(s), 0);
+    const void *rec;
+    size_t len;
+    uint64_t start, end;
+    long n = 0;
+    while (bt_spool_read(s, &rec, &len, &start, &end) == 1)
+        cr_assert_eq(rec_number(rec, len), n++);
+    cr_assert_gt(n, 5);
+    bt_spool_close(s);
 }
