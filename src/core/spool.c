@@ -272,6 +272,11 @@ static int mkdirs(const char *dir)
 struct bt_spool *bt_spool_open(struct bt_spool_group *g, const struct bt_spool_config *cfg,
                                char *err, size_t errlen)
 {
+    if (!cfg || !cfg->dir || !cfg->dir[0]) {
+        snprintf(err, errlen, "spool: no directory given");
+        errno = EINVAL;
+        return NULL;
+    }
     struct bt_spool *s = calloc(1, sizeof(*s));
     int rc = -ENOMEM;
     if (!s || !(s->dir = strdup(cfg->dir))) {

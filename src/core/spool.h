@@ -84,7 +84,9 @@ uint64_t bt_spool_bytes(const struct bt_spool *s);   /* segment bytes on disk + 
 uint64_t bt_spool_dropped(const struct bt_spool *s); /* unacknowledged records dropped by the
                                                         bound, since open */
 uint64_t bt_spool_dropped_bytes(const struct bt_spool *s);
-uint64_t bt_spool_corrupt(const struct bt_spool *s); /* torn or corrupt records cut at open */
+uint64_t bt_spool_corrupt(const struct bt_spool *s); /* torn or corrupt records cut at open
+                                                        (or met while reading: the rest of
+                                                        that segment is skipped) */
 bool bt_spool_empty(const struct bt_spool *s);       /* everything appended is committed */
 
 #endif

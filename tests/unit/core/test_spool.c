@@ -620,6 +620,10 @@ Test(spool, open_fails_with_a_message_on_a_bad_directory)
     struct bt_spool_config cfg = {.dir = path};
     cr_assert_null(bt_spool_open(NULL, &cfg, err, sizeof(err)));
     cr_assert(strstr(err, path) != NULL, "%s", err);
+    cr_assert_eq(errno, ENOTDIR);
+    struct bt_spool_config none = {.dir = ""};
+    cr_assert_null(bt_spool_open(NULL, &none, err, sizeof(err)));
+    cr_assert_eq(errno, EINVAL);
 }
 
 Test(spool, large_records_are_read_back_from_the_buffer_and_the_files)
