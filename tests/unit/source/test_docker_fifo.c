@@ -6,6 +6,49 @@
 #include "source/docker_fifo.h"
 #include "util/buf.h"
 
+/* The steady state allocates nothing: this binary wraps malloc and friends around glibc's own
+ * allocator and counts, on the test's thread and only while counting is on, the calls. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_COUNTING 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NO_COUNTING 1
+#endif
+#endif
+
+static __thread int counting;
+static __thread long allocs;
+
+#ifndef NO_COUNTING
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+
+void *malloc(size_t n)
+{
+    allocs += counting;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t a, size_t b)
+{
+    allocs += counting;
+    return __libc_calloc(a, b);
+}
+
+void *realloc(void *p, size_t n)
+{
+    allocs += counting;
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    __libc_free(p);
+}
+#endif
+
 /* What the decoder reported: lines (copied) and dropped bytes by reason. */
 #define MAX_LINES 64
 
@@ -519,4 +562,47 @@ Test(docker_fifo, a_large_frame_after_small_ones_decodes_and_memory_is_reused)
     no_drops();
     free(big);
     bt_dfifo_free(d);
+}
+
+static long lines_seen;
+static void count_line(void *ctx, const struct bt_dfifo_line *l)
+{
+    lines_seen++;
+}
+
+Test(docker_fifo, the_steady_state_allocates_nothing_per_frame)
+{
+#ifdef NO_COUNTING
+    cr_skip_test("built with AddressSanitizer, which owns malloc: allocation counting is off");
+#endif
+    size_t n = 40 * 1024;
+    char *big = malloc(n);
+    memset(big, 'q', n);
+    for (int i = 0; i < 20; i++) {
+        whole(&in, i % 2 ? BT_DSTREAM_STDERR : BT_DSTREAM_STDOUT, i, "a line of text");
+        chunk(&in, BT_DSTREAM_STDOUT, i, big, 16384, "id", 1, false);
+        whole(&in, BT_DSTREAM_STDERR, i, "interleaved");
+        chunk(&in, BT_DSTREAM_STDOUT, i, big + 16384, 16384, "id", 2, false);
+        chunk(&in, BT_DSTREAM_STDOUT, i, big + 32768, n - 32768, "id", 3, true);
+        raw(&in, "\xff\xff\xff\xffjunk", 8);
+        raw(&in, "\x00\x00\x00\x03\xff\xff\xff", 7);
+    }
+    chunk(&in, BT_DSTREAM_STDOUT, 99, "no newline", 10, "end", 1, false);
+    struct bt_dfifo_config c = {0};
+    struct bt_dfifo *d = bt_dfifo_new(&c, count_line, NULL, NULL);
+    cr_assert_not_null(d);
+    long per_round[2];
+    for (int round = 0; round < 2; round++) {
+        allocs = 0;
+        counting = round; /* the first round grows the buffers */
+        for (size_t off = 0; off < in.len; off += 3000)
+            bt_dfifo_feed(d, in.ptr + off, in.len - off < 3000 ? in.len - off : 3000);
+        bt_dfifo_eof(d);
+        counting = 0;
+        per_round[round] = allocs;
+    }
+    cr_assert_eq(lines_seen, 2 * (20 * 3 + 1));
+    cr_assert_eq(per_round[1], 0, "%ld allocations in the second round", per_round[1]);
+    bt_dfifo_free(d);
+    free(big);
 }
