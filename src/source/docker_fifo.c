@@ -289,7 +289,7 @@ static bool decode_frame(struct bt_dfifo *d, const uint8_t *p, size_t n)
         return false;
     d->frames++;
     enum bt_dstream s = stream_of(e->source ? e->source : "");
-    if (e->partial)
+    if (e->partial || e->partial_log_metadata) /* Docker sets both; either means a chunk */
         partial_chunk(d, s, e);
     else
         whole_line(d, s, e->time_nano, e->line.data, e->line.len, true);
