@@ -606,3 +606,58 @@ Test(docker_fifo, the_steady_state_allocates_nothing_per_frame)
     bt_dfifo_free(d);
     free(big);
 }
+
+Test(docker_fifo, chunks_without_metadata_are_completed_by_the_next_whole_line)
+{
+    /* Docker before partial metadata marked chunks partial and sent the end as a whole line */
+    struct bt_dfifo *d = dec(0, 0);
+    cr_assert_eq(bt_dfifo_encode(&in, BT_DSTREAM_STDOUT, 1, "old-", 4, true, NULL, 0, false), 0);
+    cr_assert_eq(bt_dfifo_encode(&in, BT_DSTREAM_STDOUT, 2, "docker-", 7, true, NULL, 0, false), 0);
+    whole(&in, BT_DSTREAM_STDOUT, 3, "line");
+    whole(&in, BT_DSTREAM_STDOUT, 4, "next");
+    bt_dfifo_feed(d, in.ptr, in.len);
+    cr_assert_eq(g.n, 2);
+    expect(0, BT_DSTREAM_STDOUT, 1, "old-docker-line", false, false, 3);
+    expect(1, BT_DSTREAM_STDOUT, 4, "next", false, false, 1);
+    no_drops();
+    bt_dfifo_free(d);
+}
+
+Test(docker_fifo, a_frame_of_exactly_max_frame_is_accepted_one_more_byte_is_not)
+{
+    struct bt_dfifo *d = dec(30, 0);
+    char text[31];
+    memset(text, 'x', sizeof(text));
+    /* 8 bytes of source, 2 of time, 2 of line key and length: 30 with 18 bytes of text */
+    cr_assert_eq(bt_dfifo_encode(&in, BT_DSTREAM_STDOUT, 1, text, 18, false, NULL, 0, false), 0);
+    cr_assert_eq(in.len, 4 + 30);
+    cr_assert_eq(bt_dfifo_encode(&in, BT_DSTREAM_STDOUT, 2, text, 19, false, NULL, 0, false), 0);
+    whole(&in, BT_DSTREAM_STDOUT, 3, "after");
+    bt_dfifo_feed(d, in.ptr, in.len);
+    bt_dfifo_eof(d);
+    cr_assert_eq(g.n, 2);
+    cr_assert_eq(g.l[0].len, 18);
+    expect(1, BT_DSTREAM_STDOUT, 3, "after", false, false, 1);
+    cr_assert_eq(g.too_large, 4 + 31);
+    cr_assert_eq(g.bad + g.truncated + g.too_long, 0);
+    bt_dfifo_free(d);
+}
+
+Test(docker_fifo, flush_keeps_dropping_the_rest_of_a_cut_line)
+{
+    struct bt_dfifo *d = dec(0, 4);
+    chunk(&in, BT_DSTREAM_STDOUT, 1, "abcdef", 6, "id", 1, false);
+    bt_dfifo_feed(d, in.ptr, in.len);
+    cr_assert_eq(g.n, 1);
+    expect(0, BT_DSTREAM_STDOUT, 1, "abcd", false, true, 1);
+    bt_dfifo_flush(d);
+    cr_assert_eq(g.n, 1);
+    bt_buf_reset(&in);
+    chunk(&in, BT_DSTREAM_STDOUT, 1, "gh", 2, "id", 2, true);
+    whole(&in, BT_DSTREAM_STDOUT, 2, "ok");
+    bt_dfifo_feed(d, in.ptr, in.len);
+    cr_assert_eq(g.n, 2);
+    expect(1, BT_DSTREAM_STDOUT, 2, "ok", false, false, 1);
+    cr_assert_eq(g.too_long, 2 + 2);
+    bt_dfifo_free(d);
+}
