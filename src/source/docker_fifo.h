@@ -41,8 +41,8 @@ enum bt_dstream { BT_DSTREAM_STDOUT = 0, BT_DSTREAM_STDERR = 1, BT_DSTREAM_OTHER
 
 struct bt_dfifo_line {
     enum bt_dstream stream;
-    int64_t ts_ns;     /* Docker's time_nano (the first chunk's for a joined line) */
-    const char *line;  /* without the newline; borrowed for the call */
+    int64_t ts_ns;    /* Docker's time_nano (the first chunk's for a joined line) */
+    const char *line; /* without the newline; borrowed for the call */
     size_t len;
     bool unterminated; /* ended by EOF/flush or another line, not by a newline */
     bool truncated;    /* cut at max_line */
@@ -78,7 +78,6 @@ size_t bt_dfifo_buffered(const struct bt_dfifo *d);
 /* Appends one frame to out (for ReadLogs replies, tests and benchmarks). partial_id NULL = a
  * whole line without metadata. 0 or the buffer's error. */
 int bt_dfifo_encode(struct bt_buf *out, enum bt_dstream stream, int64_t ts_ns, const char *line,
-                    size_t len, bool partial, const char *partial_id, int32_t ordinal,
-                    bool last);
+                    size_t len, bool partial, const char *partial_id, int32_t ordinal, bool last);
 
 #endif
