@@ -120,7 +120,8 @@ struct bt_dfifo *bt_dfifo_new(const struct bt_dfifo_config *cfg, bt_dfifo_line_f
         bt_buf_init(&d->pend[i].text, d->max_line);
     }
     /* Unpacking copies the line and strings and adds a few structs: twice the frame is plenty
-     * for anything Docker writes; a payload that needs more is refused as a bad frame. */
+     * for anything Docker writes. Tiny unknown fields cost far more than their bytes, so the
+     * arena may double up to this limit; a payload that needs more is refused as a bad frame. */
     d->arena_limit = 4 * d->max_frame + ARENA_MIN;
     d->alloc.alloc = arena_alloc;
     d->alloc.free = arena_free;
