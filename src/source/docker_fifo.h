@@ -17,12 +17,13 @@
  *     ("line_too_long"), the line is emitted truncated (flagged).
  *
  * Bad input never loses the stream: a frame whose length is above max_frame, or whose payload
- * is not a LogEntry (bad protobuf, no line field is fine: an empty line), is counted with its
- * bytes ("frame_too_large", "bad_frame") and skipped. When a length is implausible (above
- * max_frame) the decoder resynchronises by looking for the next plausible frame header (a
- * length within bounds followed by the source field of a LogEntry) instead of trusting the
- * length, so one corrupt length costs only the bytes up to the next good frame. A frame cut off
- * by EOF is counted ("truncated_frame").
+ * is not a LogEntry (bad protobuf, or empty: length 0; no line field is fine: an empty line), is
+ * counted with its bytes ("frame_too_large", "bad_frame") and skipped. The decoder then
+ * resynchronises by looking for the next plausible frame header (a length within bounds
+ * followed by the source field of a LogEntry, or its time field when there is no source)
+ * instead of trusting the length, so one corrupt length costs only the bytes up to the next
+ * good frame. A frame cut off by EOF is counted ("truncated_frame"); the bytes it held are
+ * searched for whole frames first, in case its length was the corrupt part.
  *
  * No allocation per frame: buffers grow to the largest frame/line seen and are reused.
  */
@@ -40,8 +41,8 @@ enum bt_dstream { BT_DSTREAM_STDOUT = 0, BT_DSTREAM_STDERR = 1, BT_DSTREAM_OTHER
 
 struct bt_dfifo_line {
     enum bt_dstream stream;
-    int64_t ts_ns;     /* Docker's time_nano (the first chunk's for a joined line) */
-    const char *line;  /* without the newline; borrowed for the call */
+    int64_t ts_ns;    /* Docker's time_nano (the first chunk's for a joined line) */
+    const char *line; /* without the newline; borrowed for the call */
     size_t len;
     bool unterminated; /* ended by EOF/flush or another line, not by a newline */
     bool truncated;    /* cut at max_line */
@@ -77,7 +78,6 @@ size_t bt_dfifo_buffered(const struct bt_dfifo *d);
 /* Appends one frame to out (for ReadLogs replies, tests and benchmarks). partial_id NULL = a
  * whole line without metadata. 0 or the buffer's error. */
 int bt_dfifo_encode(struct bt_buf *out, enum bt_dstream stream, int64_t ts_ns, const char *line,
-                    size_t len, bool partial, const char *partial_id, int32_t ordinal,
-                    bool last);
+                    size_t len, bool partial, const char *partial_id, int32_t ordinal, bool last);
 
 #endif
