@@ -95,6 +95,44 @@ static int dec_grpc_int(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
     return 0;
 }
 
+/* gRPC TLS settings: bpftail serves no gRPC, so they change nothing; a map is required. */
+static int dec_grpc_tls(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_MAP)
+        return bt_cfg_fail(c, v, "expected a map, got %s", bt_cfg_kind_name(v));
+    *(bool *)at = true;
+    return 0;
+}
+
+/* http_path_prefix as promtail's router takes it: it must start with a slash; trailing
+ * slashes are dropped ("/" alone is no prefix). */
+static int dec_path_prefix(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_SCALAR)
+        return bt_cfg_fail(c, v, "expected a string, got %s", bt_cfg_kind_name(v));
+    if (v->str[0] && v->str[0] != '/')
+        return bt_cfg_fail(c, v, "\"%s\" must start with a slash", v->str);
+    for (const char *p = v->str; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#' || *p == '%')
+            return bt_cfg_fail(c, v, "\"%s\": only a plain path is allowed (no spaces, ?, # or %%)",
+                               v->str);
+    if (strlen(v->str) > 200)
+        return bt_cfg_fail(c, v, "longer than 200 characters");
+    char *s = strdup(v->str);
+    if (!s)
+        return bt_cfg_oom(c, v);
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = '\0';
+    free(*(char **)at);
+    *(char **)at = s;
+    return 0;
+}
+
 #define SV(m) offsetof(struct bt_server_config, m)
 static const struct bt_cfg_field server_fields[] = {
     {.key = "http_listen_address", .kind = BT_CFG_STR, .off = SV(http_listen_address)},
@@ -131,12 +169,16 @@ static const struct bt_cfg_field server_fields[] = {
     /* promtail uses external_url only for links in its web UI, which bpftail does not serve */
     {.key = "external_url", .kind = BT_CFG_STR, .off = SV(external_url)},
     {.key = "http_path_prefix",
+     .kind = BT_CFG_FN,
+     .off = SV(http_path_prefix),
+     .fn = dec_path_prefix},
+    {.key = "profiling_enabled",
      .kind = BT_CFG_UNSUPPORTED,
-     .note = "bpftail serves /metrics, /ready and its API at the root; put a reverse proxy in "
-             "front to serve them under a prefix"},
-    {.key = "profiling_enabled", .kind = BT_CFG_UNSUPPORTED},
-    {.key = "http_tls_config", .kind = BT_CFG_UNSUPPORTED},
-    {.key = "grpc_tls_config", .kind = BT_CFG_UNSUPPORTED},
+     .note = "bpftail serves no /debug/pprof endpoints"},
+    {.key = "http_tls_config",
+     .kind = BT_CFG_UNSUPPORTED,
+     .note = "the HTTP server speaks plain HTTP; put a TLS-terminating proxy in front"},
+    {.key = "grpc_tls_config", .kind = BT_CFG_FN, .off = SV(grpc_ignored), .fn = dec_grpc_tls},
     {0},
 };
 
@@ -499,12 +541,14 @@ static int set_defaults(struct bt_config *cfg)
     cfg->agent.read_buffer = 256u << 10;
     cfg->agent.fingerprint_check = true;
     cfg->server.http_listen_address = strdup("");
+    cfg->server.http_path_prefix = strdup("");
     cfg->server.log_level = strdup("info");
     cfg->server.log_format = strdup("logfmt");
     cfg->positions.filename = strdup("/var/log/positions.yaml");
     cfg->agent.watcher = strdup("auto");
-    if (!cfg->server.http_listen_address || !cfg->server.log_level || !cfg->server.log_format ||
-        !cfg->positions.filename || !cfg->agent.watcher)
+    if (!cfg->server.http_listen_address || !cfg->server.http_path_prefix ||
+        !cfg->server.log_level || !cfg->server.log_format || !cfg->positions.filename ||
+        !cfg->agent.watcher)
         return -ENOMEM;
     return 0;
 }
@@ -679,6 +723,7 @@ void bt_config_free(struct bt_config *c)
     free(c->path);
     free(c->server.http_listen_address);
     free(c->server.external_url);
+    free(c->server.http_path_prefix);
     free(c->server.log_level);
     free(c->server.log_format);
     free(c->positions.filename);

@@ -15,10 +15,12 @@
 #include "push/batch.h"
 #include "config/config.h"
 #include "push/encode.h"
+#include "push/oauth2.h"
 #include "core/metrics.h"
 #include "util/buf.h"
 #include "util/hmap.h"
 #include "util/log.h"
+#include "util/secretfile.h"
 #include "util/timeutil.h"
 
 #include <curl/curl.h>
@@ -70,6 +72,8 @@ struct bt_client {
     /* Push thread only. */
     CURL *curl;
     CURLM *multi;
+    struct curl_slist *proxy_headers;
+    struct bt_oauth2 *oauth2; /* NULL without an oauth2 block */
     struct bt_buf body;
     char resp[MAX_ERR_BODY + 1];
     size_t resp_len;
@@ -147,43 +151,6 @@ static uint64_t rng_next(struct bt_client *c)
     c->rng ^= c->rng << 25;
     c->rng ^= c->rng >> 27;
     return c->rng * 2685821657736338717ULL;
-}
-
-/* Reads a secret file (password, bearer token) with surrounding whitespace trimmed, as
- * Prometheus' HTTP client does. 0 or -errno. */
-static int read_secret(const char *path, char *out, size_t outlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t n = 0;
-    int rc = 0;
-    while (n + 1 < outlen) {
-        ssize_t r = read(fd, out + n, outlen - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rc)
-        return rc;
-    if (n + 1 >= outlen)
-        return -EFBIG;
-    out[n] = '\0';
-    while (n &&
-           (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ' || out[n - 1] == '\t'))
-        out[--n] = '\0';
-    size_t s = 0;
-    while (out[s] == ' ' || out[s] == '\t' || out[s] == '\n' || out[s] == '\r')
-        s++;
-    memmove(out, out + s, n - s + 1);
-    return 0;
 }
 
 /* ---- classification ------------------------------------------------------------------------ */
@@ -324,7 +291,7 @@ static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dln, curl_off_t ult
 
 static int add_header(struct curl_slist **h, const char *name, const char *value)
 {
-    char line[8192];
+    char line[16384];
     if (snprintf(line, sizeof(line), "%s: %s", name, value) >= (int)sizeof(line))
         return -E2BIG;
     struct curl_slist *n = curl_slist_append(*h, line);
@@ -344,6 +311,47 @@ static bool reserved_header(const char *name)
     return false;
 }
 
+/* "Authorization: <type> <credentials>", the credentials file read at each request as
+ * Prometheus does. 0 or -errno. */
+static int authorization_header(struct bt_client *c, struct curl_slist **h)
+{
+    const struct bt_client_config *cfg = c->cfg;
+    char *cred = malloc(MAX_SECRET_FILE + 8);
+    if (!cred)
+        return -ENOMEM;
+    int rc = 0;
+    if (cfg->auth_credentials_file) {
+        rc = bt_read_secret(cfg->auth_credentials_file, cred, MAX_SECRET_FILE + 8);
+        if (rc) {
+            char q[512];
+            BT_ERROR(COMPONENT, "cannot read authorization credentials_file",
+                     "host=%s path=%s err=%s", c->host,
+                     bt_logq(q, sizeof(q), cfg->auth_credentials_file), strerror(-rc));
+            snprintf(c->errbuf, sizeof(c->errbuf), "cannot read authorization credentials_file");
+        }
+    } else {
+        snprintf(cred, MAX_SECRET_FILE + 8, "%s",
+                 cfg->auth_credentials ? cfg->auth_credentials : "");
+    }
+    if (!rc && strpbrk(cred, "\r\n"))
+        rc = -EINVAL;
+    if (!rc) {
+        const char *type = cfg->auth_type && cfg->auth_type[0] ? cfg->auth_type : "Bearer";
+        size_t n = strlen(type) + strlen(cred) + 2;
+        char *hv = malloc(n);
+        if (!hv) {
+            rc = -ENOMEM;
+        } else {
+            snprintf(hv, n, "%s %s", type, cred);
+            rc = add_header(h, "Authorization", hv);
+            free(hv);
+        }
+    }
+    memset(cred, 0, MAX_SECRET_FILE + 8);
+    free(cred);
+    return rc;
+}
+
 /* Builds the per-request headers (bearer files are re-read each time). 0 or -errno. */
 static int build_headers(struct bt_client *c, const struct bt_batch *b, struct curl_slist **h)
 {
@@ -356,7 +364,7 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
     if (!rc && (cfg->bearer_token || cfg->bearer_token_file)) {
         char tok[MAX_SECRET_FILE + 8], hv[MAX_SECRET_FILE + 16];
         if (cfg->bearer_token_file) {
-            rc = read_secret(cfg->bearer_token_file, tok, sizeof(tok));
+            rc = bt_read_secret(cfg->bearer_token_file, tok, sizeof(tok));
             if (rc) {
                 char q[512];
                 BT_ERROR(COMPONENT, "cannot read bearer_token_file", "host=%s path=%s err=%s",
@@ -370,6 +378,16 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
             rc = add_header(h, "Authorization", hv);
         }
     }
+    if (!rc && cfg->auth_set)
+        rc = authorization_header(c, h);
+    if (!rc && c->oauth2) {
+        char hv[8300], err[CURL_ERROR_SIZE];
+        rc = bt_oauth2_header(c->oauth2, hv, sizeof(hv), err, sizeof(err));
+        if (rc && rc != -ECANCELED)
+            snprintf(c->errbuf, sizeof(c->errbuf), "%s", err);
+        if (!rc)
+            rc = add_header(h, "Authorization", hv);
+    }
     for (size_t i = 0; !rc && i < cfg->n_headers; i++)
         if (!reserved_header(cfg->headers[i].name))
             rc = add_header(h, cfg->headers[i].name, cfg->headers[i].value);
@@ -380,12 +398,23 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
 static int set_basic_auth(struct bt_client *c)
 {
     const struct bt_client_config *cfg = c->cfg;
-    if (!cfg->basic_username && !cfg->basic_password && !cfg->basic_password_file)
+    if (!cfg->basic_username && !cfg->basic_password && !cfg->basic_password_file &&
+        !cfg->basic_username_file)
         return 0;
-    char pw[MAX_SECRET_FILE + 8];
+    char pw[MAX_SECRET_FILE + 8], user[4096];
     pw[0] = '\0';
+    snprintf(user, sizeof(user), "%s", cfg->basic_username ? cfg->basic_username : "");
+    if (cfg->basic_username_file) {
+        int rc = bt_read_secret(cfg->basic_username_file, user, sizeof(user));
+        if (rc) {
+            char q[512];
+            BT_ERROR(COMPONENT, "cannot read basic_auth username_file", "host=%s path=%s err=%s",
+                     c->host, bt_logq(q, sizeof(q), cfg->basic_username_file), strerror(-rc));
+            return rc;
+        }
+    }
     if (cfg->basic_password_file) {
-        int rc = read_secret(cfg->basic_password_file, pw, sizeof(pw));
+        int rc = bt_read_secret(cfg->basic_password_file, pw, sizeof(pw));
         if (rc) {
             char q[512];
             BT_ERROR(COMPONENT, "cannot read basic_auth password_file", "host=%s path=%s err=%s",
@@ -396,7 +425,7 @@ static int set_basic_auth(struct bt_client *c)
         snprintf(pw, sizeof(pw), "%s", cfg->basic_password);
     }
     curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(c->curl, CURLOPT_USERNAME, cfg->basic_username ? cfg->basic_username : "");
+    curl_easy_setopt(c->curl, CURLOPT_USERNAME, user);
     curl_easy_setopt(c->curl, CURLOPT_PASSWORD, pw); /* curl copies it */
     return 0;
 }
@@ -456,8 +485,15 @@ static int post_once(struct bt_client *c, const struct bt_batch *b)
     int rc = build_headers(c, b, &h);
     if (!rc)
         rc = set_basic_auth(c);
+    if (rc == -ECANCELED) {
+        status = -ECANCELED;
+        goto out;
+    }
     if (rc) {
-        snprintf(c->errbuf, sizeof(c->errbuf), "cannot prepare request: %s", strerror(-rc));
+        /* A failed token fetch or an unreadable credentials file is retried like a transport
+         * error, as promtail does when its round tripper fails. */
+        if (!c->errbuf[0])
+            snprintf(c->errbuf, sizeof(c->errbuf), "cannot prepare request: %s", strerror(-rc));
         goto out;
     }
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
@@ -470,6 +506,73 @@ out:
     return status;
 }
 
+static int oauth2_cancel(void *ctx)
+{
+    return aborted(ctx);
+}
+
+static long tls_version(const char *v)
+{
+    if (!v)
+        return 0;
+    if (strcmp(v, "TLS10") == 0)
+        return CURL_SSLVERSION_TLSv1_0;
+    if (strcmp(v, "TLS11") == 0)
+        return CURL_SSLVERSION_TLSv1_1;
+    if (strcmp(v, "TLS12") == 0)
+        return CURL_SSLVERSION_TLSv1_2;
+    return CURL_SSLVERSION_TLSv1_3;
+}
+
+static long tls_max_version(const char *v)
+{
+    if (!v)
+        return CURL_SSLVERSION_MAX_DEFAULT;
+    if (strcmp(v, "TLS10") == 0)
+        return CURL_SSLVERSION_MAX_TLSv1_0;
+    if (strcmp(v, "TLS11") == 0)
+        return CURL_SSLVERSION_MAX_TLSv1_1;
+    if (strcmp(v, "TLS12") == 0)
+        return CURL_SSLVERSION_MAX_TLSv1_2;
+    return CURL_SSLVERSION_MAX_TLSv1_3;
+}
+
+/* tls_config on the push handle: files, inline PEM (curl copies blobs), versions. */
+static void set_tls(struct bt_client *c, CURL *e, const struct bt_tls_config *t)
+{
+    if (t->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+    if (t->cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert_file);
+    if (t->key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key_file);
+    struct curl_blob ca = {t->ca, t->ca ? strlen(t->ca) : 0, CURL_BLOB_COPY};
+    struct curl_blob cert = {t->cert, t->cert ? strlen(t->cert) : 0, CURL_BLOB_COPY};
+    struct curl_blob key = {t->key, t->key ? strlen(t->key) : 0, CURL_BLOB_COPY};
+    if (t->ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+    if (t->cert) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cert);
+        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (t->key) {
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
+        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (t->min_version || t->max_version)
+        curl_easy_setopt(
+            e, CURLOPT_SSLVERSION,
+            (t->min_version ? tls_version(t->min_version) : (long)CURL_SSLVERSION_DEFAULT) |
+                tls_max_version(t->max_version));
+    if (t->insecure_skip_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (t->server_name)
+        BT_WARN(COMPONENT, "tls_config.server_name is not supported; the URL host is verified",
+                "host=%s", c->host);
+}
+
 static int setup_curl(struct bt_client *c)
 {
     const struct bt_client_config *cfg = c->cfg;
@@ -480,9 +583,14 @@ static int setup_curl(struct bt_client *c)
     CURL *e = c->curl;
     curl_easy_setopt(e, CURLOPT_URL, cfg->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* Go's client speaks HTTP/2 only over TLS (ALPN), never h2c to a plain http URL. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     (long)(cfg->enable_http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* Go follows at most 10 redirects; 307/308 repeat the POST, 301-303 turn it into a GET,
+     * as curl does by default. Credentials are not sent to another host. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, cfg->follow_redirects ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -494,21 +602,25 @@ static int setup_curl(struct bt_client *c)
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
     if (cfg->timeout_ns > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_ns / BT_NS_PER_MS));
+    /* Like Go's client, the environment's proxy variables count only when asked for. */
     if (cfg->proxy_url)
         curl_easy_setopt(e, CURLOPT_PROXY, cfg->proxy_url);
-    if (cfg->tls.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->tls.ca_file);
-    if (cfg->tls.cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls.cert_file);
-    if (cfg->tls.key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls.key_file);
-    if (cfg->tls.insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    else if (!cfg->proxy_from_environment)
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (cfg->no_proxy)
+        curl_easy_setopt(e, CURLOPT_NOPROXY, cfg->no_proxy);
+    for (size_t i = 0; i < cfg->n_proxy_connect_headers; i++)
+        if (add_header(&c->proxy_headers, cfg->proxy_connect_headers[i].name,
+                       cfg->proxy_connect_headers[i].value))
+            return -ENOMEM;
+    if (c->proxy_headers) {
+        curl_easy_setopt(e, CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
+        curl_easy_setopt(e, CURLOPT_PROXYHEADER, c->proxy_headers);
     }
-    if (cfg->tls.server_name)
-        BT_WARN(COMPONENT, "tls_config.server_name is not supported; the URL host is verified",
-                "host=%s", c->host);
+    set_tls(c, e, &cfg->tls);
+    if (cfg->oauth2.set &&
+        !(c->oauth2 = bt_oauth2_new(&cfg->oauth2, cfg->timeout_ns, oauth2_cancel, c)))
+        return -ENOMEM;
     return 0;
 }
 
@@ -638,6 +750,7 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
     if (maxp < minp)
         maxp = minp;
     struct backoff bo = {minp, 2 * minp < maxp ? 2 * minp : maxp, maxp, 0};
+    bool token_renewed = false;
     for (;;) {
         if (aborted(c)) {
             b->outcome = BT_PUSH_ABANDONED;
@@ -652,6 +765,13 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
         b->attempts++;
         b->status = status;
         observe_duration(c, status, (double)(bt_mono_ns() - t0) / 1e9);
+        /* A 401 with an oauth2 token means the token went stale before its expiry (revoked,
+         * server restarted): fetch a new one and try once more at once. */
+        if (status == 401 && c->oauth2 && !token_renewed) {
+            token_renewed = true;
+            bt_oauth2_invalidate(c->oauth2);
+            continue;
+        }
         if (status >= 200 && status < 300) {
             b->outcome = BT_PUSH_OK;
             bt_counter_add(c->sent_bytes, (double)c->body.len);
@@ -893,6 +1013,8 @@ void bt_client_free(struct bt_client *c)
         curl_multi_cleanup(c->multi);
     if (c->curl)
         curl_easy_cleanup(c->curl);
+    curl_slist_free_all(c->proxy_headers);
+    bt_oauth2_free(c->oauth2);
     bt_buf_free(&c->body);
     bt_hmap_free(&c->tenants_seen);
     if (c->efd >= 0)

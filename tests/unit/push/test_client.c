@@ -14,6 +14,7 @@
 #include "core/entry.h"
 #include "fake_loki.h"
 #include "core/metrics.h"
+#include "tiny_http.h"
 #include "tmpdir.h"
 #include "util/hmap.h"
 #include "util/log.h"
@@ -266,6 +267,55 @@ Test(client, redirect_is_final_not_followed)
     check_final(301, "moved", "http_4xx");
 }
 
+/* Answers every request with a 307 to the test Loki server (a moved push endpoint). */
+static void redirect_to_loki(void *ctx, const struct bt_tiny_req *rq, struct bt_tiny_resp *rs)
+{
+    int *hits = ctx;
+    (*hits)++;
+    rs->status = 307;
+    snprintf(rs->location, sizeof(rs->location), "%s", bt_fake_loki_url(loki));
+}
+
+Test(client, follow_redirects_repeats_the_post_at_the_new_location)
+{
+    int hits = 0;
+    struct bt_tiny_http *r = bt_tiny_http_start(redirect_to_loki, &hits);
+    cr_assert_not_null(r);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/old/push", bt_tiny_http_port(r));
+    cfg.url = url;
+    cfg.follow_redirects = true;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 3));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    cr_assert_eq(bt_fake_loki_entries(loki), 3, "the body came along with the 307");
+    cr_assert_eq(hits, 1);
+    bt_batch_release(b);
+    bt_client_free(c);
+    /* Off, the 307 is Loki's answer: final, as any 3xx. */
+    cfg.follow_redirects = false;
+    c = bt_client_new(&cfg, metrics);
+    b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_DROPPED);
+    cr_assert_eq(b->status, 307);
+    cr_assert_eq(hits, 2);
+    bt_batch_release(b);
+    bt_client_free(c);
+    bt_tiny_http_stop(r);
+}
+
+Test(client, enable_http2_keeps_http1_for_plain_http_as_go_does)
+{
+    cfg.enable_http2 = true;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 2));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    cr_assert_eq(bt_fake_loki_entries(loki), 2);
+    cr_assert_not(bt_fake_loki_last_header(loki, "Upgrade", NULL, 0), "no h2c upgrade");
+    bt_batch_release(b);
+    bt_client_free(c);
+}
+
 Test(client, request_too_large_is_dropped_with_reason)
 {
     check_final(413, "request body too large", "request_too_large");
@@ -423,6 +473,53 @@ Test(client, bearer_token_file_is_reread_for_each_request)
     bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
     cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
     cr_assert_str_eq(v, "Bearer xyz");
+    bt_client_free(c);
+}
+
+Test(client, authorization_type_and_credentials_file_make_the_header)
+{
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "cred", " k-1\n", 5), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/cred", dir);
+    cfg.auth_set = true;
+    cfg.auth_type = "Token";
+    cfg.auth_credentials_file = path;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    char v[256];
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Token k-1");
+    /* Read at each request, as Prometheus does. */
+    cr_assert_eq(bt_tmpdir_write(dir, "cred", "k-2", 3), 0);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Token k-2");
+    bt_client_free(c);
+    /* The type defaults to Bearer. */
+    cfg.auth_type = NULL;
+    cfg.auth_credentials_file = NULL;
+    cfg.auth_credentials = "plain";
+    c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Bearer plain");
+    bt_client_free(c);
+}
+
+Test(client, basic_auth_username_file_is_read)
+{
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "user", "user\n", 5), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/user", dir);
+    cfg.basic_username_file = path;
+    cfg.basic_password = "s3cret";
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    char v[256];
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Basic dXNlcjpzM2NyZXQ=");
     bt_client_free(c);
 }
 
