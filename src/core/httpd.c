@@ -34,6 +34,8 @@ struct bt_httpd {
     uint64_t timer; /* 0 when MHD wants no timeout */
     int port;
     struct bt_httpd_handlers h;
+    char prefix[256];
+    size_t prefix_len;
 };
 
 /* Per-request state, allocated on the first call for a request, freed on completion. */
@@ -217,6 +219,16 @@ static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     const struct bt_httpd_handlers *h = &s->h;
 
+    /* Under a prefix, as promtail's router: /p/metrics is served, /metrics is not; /p and /p/
+     * are the index. */
+    if (s->prefix_len) {
+        if (strncmp(url, s->prefix, s->prefix_len) != 0 ||
+            (url[s->prefix_len] != '/' && url[s->prefix_len] != '\0'))
+            return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found\n");
+        url += s->prefix_len;
+        if (!*url)
+            url = "/";
+    }
     if (strcmp(url, "/reload") == 0) {
         if (!h->reload)
             return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found\n");
@@ -232,8 +244,11 @@ static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const
         return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found\n");
     if (!get)
         return reply_method(c, "GET, HEAD");
-    if (strcmp(url, "/") == 0)
-        return reply_redirect(c, "/targets");
+    if (strcmp(url, "/") == 0) {
+        char to[300];
+        snprintf(to, sizeof(to), "%s/targets", s->prefix);
+        return reply_redirect(c, to);
+    }
     if (strcmp(url, "/metrics") == 0)
         return serve_metrics(s, c);
     if (strcmp(url, "/ready") == 0) {
@@ -408,6 +423,17 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
     s->epfd = -1;
     if (h)
         s->h = *h;
+    s->h.path_prefix = NULL;
+    if (h && h->path_prefix && h->path_prefix[0]) {
+        size_t n = strlen(h->path_prefix);
+        if (h->path_prefix[0] != '/' || h->path_prefix[n - 1] == '/' || n >= sizeof(s->prefix)) {
+            rc = -EINVAL;
+            snprintf(err, errlen, "http server: invalid path prefix \"%s\"", h->path_prefix);
+            goto fail;
+        }
+        memcpy(s->prefix, h->path_prefix, n + 1);
+        s->prefix_len = n;
+    }
     int lfd = open_listener(addr, port);
     if (lfd < 0) {
         rc = lfd;

@@ -37,6 +37,9 @@ struct bt_httpd_handlers {
     int (*reload)(void *ctx,
                   struct bt_buf *msg); /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
     void *ctx;
+    /* "" or NULL: endpoints at the root. "/p" (no trailing slash, at most 200 bytes): every
+     * endpoint only under /p (promtail's server.http_path_prefix); copied. */
+    const char *path_prefix;
 };
 
 /* Binds addr:port ("" or "0.0.0.0" = all addresses, IPv6 dual stack when the host has IPv6;

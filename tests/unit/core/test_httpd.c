@@ -509,3 +509,53 @@ Test(httpd, one_connection_serves_several_requests)
     close(fd);
     cr_assert_eq(app.ready_calls, 2);
 }
+
+Test(httpd, path_prefix_serves_every_endpoint_under_it_and_nothing_at_the_root)
+{
+    struct bt_httpd_handlers h = {.metrics = reg,
+                                  .ready = app_ready,
+                                  .targets = app_targets,
+                                  .config = app_config,
+                                  .reload = app_reload,
+                                  .ctx = &app,
+                                  .path_prefix = "/logs/promtail"};
+    char err[256] = "";
+    struct bt_httpd *p = bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err));
+    cr_assert_not_null(p, "%s", err);
+    static const struct {
+        const char *method, *path;
+        long status;
+    } cases[] = {
+        {"GET", "/logs/promtail/metrics", 200},
+        {"GET", "/logs/promtail/ready", 200},
+        {"GET", "/logs/promtail/targets", 200},
+        {"GET", "/logs/promtail/config", 200},
+        {"POST", "/logs/promtail/reload", 200},
+        {"GET", "/metrics", 404},
+        {"GET", "/ready", 404},
+        {"GET", "/logs/promtailx/metrics", 404},
+        {"GET", "/logs/metrics", 404},
+        {"POST", "/reload", 404},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fetch *f = calloc(1, sizeof(*f));
+        f->port = bt_httpd_port(p);
+        f->method = cases[i].method;
+        f->path = cases[i].path;
+        run_fetch(loop, f);
+        cr_assert_eq(f->status, cases[i].status, "%s %s: %ld", cases[i].method, cases[i].path,
+                     f->status);
+        free(f);
+    }
+    const char *roots[] = {"/logs/promtail", "/logs/promtail/"};
+    for (size_t i = 0; i < 2; i++) {
+        struct fetch *f = get(loop, p, "GET", roots[i]);
+        cr_assert_eq(f->status, 303);
+        cr_assert(strstr(f->headers, "Location: /logs/promtail/targets\r\n"), "%s", f->headers);
+        free(f);
+    }
+    bt_httpd_free(p);
+    h.path_prefix = "no-slash";
+    cr_assert_null(bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err)));
+    cr_assert(strstr(err, "invalid path prefix"), "%s", err);
+}
