@@ -106,6 +106,20 @@ static int dec_grpc_tls(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
     return 0;
 }
 
+/* profiling_enabled: false is what promtail does by default; true would serve pprof
+ * endpoints, which bpftail has not. */
+static int dec_profiling(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    bool on = false;
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_SCALAR || bt_node_bool(v, &on))
+        return bt_cfg_fail(c, v, "expected true or false");
+    if (on)
+        return bt_cfg_fail(c, v, "not supported by bpftail: it serves no /debug/pprof endpoints");
+    return 0;
+}
+
 /* http_path_prefix as promtail's router takes it: it must start with a slash; trailing
  * slashes are dropped ("/" alone is no prefix). */
 static int dec_path_prefix(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
@@ -172,9 +186,7 @@ static const struct bt_cfg_field server_fields[] = {
      .kind = BT_CFG_FN,
      .off = SV(http_path_prefix),
      .fn = dec_path_prefix},
-    {.key = "profiling_enabled",
-     .kind = BT_CFG_UNSUPPORTED,
-     .note = "bpftail serves no /debug/pprof endpoints"},
+    {.key = "profiling_enabled", .kind = BT_CFG_FN, .fn = dec_profiling},
     {.key = "http_tls_config",
      .kind = BT_CFG_UNSUPPORTED,
      .note = "the HTTP server speaks plain HTTP; put a TLS-terminating proxy in front"},
@@ -405,11 +417,19 @@ static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
 }
 
 #define SC(m) offsetof(struct bt_scrape_config, m)
-#define NOT_TARGET(k)                                                                              \
+/* Scrape kinds bpftail does not read, by reason. The texts are asserted by the compatibility
+ * corpus (tests/compat) and summed up in the README's "Coming from promtail" table. */
+#define UNSUPPORTED_TARGET(k, why)                                                                 \
     {                                                                                              \
-        .key = k, .kind = BT_CFG_UNSUPPORTED,                                                      \
-        .note = "bpftail reads files (static_configs, file_sd_configs), the journal and Docker"    \
+        .key = k, .kind = BT_CFG_UNSUPPORTED, .note = why                                          \
     }
+#define PLANNED(k) UNSUPPORTED_TARGET(k, "planned, not implemented yet (see the README)")
+#define CLOUD(k)                                                                                   \
+    UNSUPPORTED_TARGET(k, "it receives logs from a cloud or network service; bpftail ships the "   \
+                          "logs of its own machine (files, journal, Docker)")
+#define REMOTE_SD(k)                                                                               \
+    UNSUPPORTED_TARGET(k, "it discovers remote targets; bpftail reads its own machine (use "       \
+                          "static_configs or file_sd_configs)")
 static const struct bt_cfg_field scrape_fields[] = {
     {.key = "job_name", .kind = BT_CFG_STR, .off = SC(job_name)},
     {.key = "static_configs", .kind = BT_CFG_FN, .off = SC(statics), .fn = dec_statics},
@@ -422,31 +442,43 @@ static const struct bt_cfg_field scrape_fields[] = {
     {.key = "encoding", .kind = BT_CFG_STR, .off = SC(encoding)},
     {.key = "start_at", .kind = BT_CFG_FN, .off = SC(start_at), .fn = dec_start_at},
     {.key = "ignore_older", .kind = BT_CFG_DURATION, .off = SC(ignore_older_ns)},
-    {.key = "decompression", .kind = BT_CFG_UNSUPPORTED},
-    NOT_TARGET("syslog"),
-    NOT_TARGET("loki_push_api"),
-    NOT_TARGET("windows_events"),
-    NOT_TARGET("gcplog"),
-    NOT_TARGET("kafka"),
-    NOT_TARGET("gelf"),
-    NOT_TARGET("cloudflare"),
-    NOT_TARGET("heroku_drain"),
-    NOT_TARGET("azure_event_hubs"),
-    NOT_TARGET("kubernetes_sd_configs"),
-    NOT_TARGET("consul_sd_configs"),
-    NOT_TARGET("consulagent_sd_configs"),
-    NOT_TARGET("dockerswarm_sd_configs"),
-    NOT_TARGET("dns_sd_configs"),
-    NOT_TARGET("ec2_sd_configs"),
-    NOT_TARGET("azure_sd_configs"),
-    NOT_TARGET("gce_sd_configs"),
-    NOT_TARGET("openstack_sd_configs"),
-    NOT_TARGET("http_sd_configs"),
-    NOT_TARGET("serverset_sd_configs"),
-    NOT_TARGET("nerve_sd_configs"),
-    NOT_TARGET("marathon_sd_configs"),
-    NOT_TARGET("triton_sd_configs"),
-    NOT_TARGET("digitalocean_sd_configs"),
+    {.key = "decompression", .kind = BT_CFG_FN, .fn = dec_disabled_only},
+    PLANNED("syslog"),
+    PLANNED("loki_push_api"),
+    PLANNED("gelf"),
+    PLANNED("kubernetes_sd_configs"),
+    UNSUPPORTED_TARGET("windows_events", "Windows event logs; bpftail runs on Linux"),
+    CLOUD("gcplog"),
+    CLOUD("kafka"),
+    CLOUD("cloudflare"),
+    CLOUD("heroku_drain"),
+    CLOUD("azure_event_hubs"),
+    REMOTE_SD("consul_sd_configs"),
+    REMOTE_SD("consulagent_sd_configs"),
+    REMOTE_SD("dockerswarm_sd_configs"),
+    REMOTE_SD("dns_sd_configs"),
+    REMOTE_SD("ec2_sd_configs"),
+    REMOTE_SD("azure_sd_configs"),
+    REMOTE_SD("gce_sd_configs"),
+    REMOTE_SD("openstack_sd_configs"),
+    REMOTE_SD("http_sd_configs"),
+    REMOTE_SD("serverset_sd_configs"),
+    REMOTE_SD("nerve_sd_configs"),
+    REMOTE_SD("marathon_sd_configs"),
+    REMOTE_SD("triton_sd_configs"),
+    REMOTE_SD("digitalocean_sd_configs"),
+    REMOTE_SD("eureka_sd_configs"),
+    REMOTE_SD("hetzner_sd_configs"),
+    REMOTE_SD("ionos_sd_configs"),
+    REMOTE_SD("kuma_sd_configs"),
+    REMOTE_SD("lightsail_sd_configs"),
+    REMOTE_SD("linode_sd_configs"),
+    REMOTE_SD("nomad_sd_configs"),
+    REMOTE_SD("ovhcloud_sd_configs"),
+    REMOTE_SD("puppetdb_sd_configs"),
+    REMOTE_SD("scaleway_sd_configs"),
+    REMOTE_SD("uyuni_sd_configs"),
+    REMOTE_SD("vultr_sd_configs"),
     {0},
 };
 
