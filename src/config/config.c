@@ -147,7 +147,29 @@ static int dec_path_prefix(struct bt_cfg_ctx *c, const struct bt_node *v, void *
     return 0;
 }
 
+/* client_auth_type: only what needs no client certificate check (which would need GnuTLS'
+ * own API behind libmicrohttpd). */
+static int dec_client_auth(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v) || (v->type == BT_NODE_SCALAR &&
+                               (strcmp(v->str, "") == 0 || strcmp(v->str, "NoClientCert") == 0)))
+        return 0;
+    return bt_cfg_fail(c, v,
+                       "not supported by bpftail: only NoClientCert; client certificates are "
+                       "not checked, put a TLS-terminating proxy in front for that");
+}
+
 #define SV(m) offsetof(struct bt_server_config, m)
+static const struct bt_cfg_field http_tls_fields[] = {
+    {.key = "cert_file", .kind = BT_CFG_STR, .off = SV(http_tls_cert_file)},
+    {.key = "key_file", .kind = BT_CFG_STR, .off = SV(http_tls_key_file)},
+    {.key = "client_auth_type", .kind = BT_CFG_FN, .fn = dec_client_auth},
+    {.key = "client_ca_file",
+     .kind = BT_CFG_UNSUPPORTED,
+     .note = "client certificates are not checked; put a TLS-terminating proxy in front"},
+    {0},
+};
+
 static const struct bt_cfg_field server_fields[] = {
     {.key = "http_listen_address", .kind = BT_CFG_STR, .off = SV(http_listen_address)},
     {.key = "http_listen_port", .kind = BT_CFG_INT, .off = SV(http_listen_port), .hi = 65535},
@@ -187,9 +209,7 @@ static const struct bt_cfg_field server_fields[] = {
      .off = SV(http_path_prefix),
      .fn = dec_path_prefix},
     {.key = "profiling_enabled", .kind = BT_CFG_FN, .fn = dec_profiling},
-    {.key = "http_tls_config",
-     .kind = BT_CFG_UNSUPPORTED,
-     .note = "the HTTP server speaks plain HTTP; put a TLS-terminating proxy in front"},
+    {.key = "http_tls_config", .kind = BT_CFG_SUB, .sub = http_tls_fields},
     {.key = "grpc_tls_config", .kind = BT_CFG_FN, .off = SV(grpc_ignored), .fn = dec_grpc_tls},
     {0},
 };
@@ -623,6 +643,9 @@ static int check_rest(struct bt_cfg_ctx *c, const struct bt_config *cfg)
     if (cfg->target.sync_period_ns <= 0)
         return bt_cfg_fail(c, bt_node_get(r, "target_config"),
                            "target_config.sync_period must be > 0");
+    if (!cfg->server.http_tls_cert_file != !cfg->server.http_tls_key_file)
+        return bt_cfg_fail(c, bt_node_get(bt_node_get(r, "server"), "http_tls_config"),
+                           "server.http_tls_config: cert_file and key_file go together");
     if (cfg->agent.memory_limit < (1u << 20))
         return bt_cfg_fail(c, bt_node_get(r, "bpftail"), "bpftail.memory_limit must be >= 1MiB");
     if (cfg->agent.read_buffer < 4096 || cfg->agent.read_buffer > (64u << 20))
@@ -756,6 +779,8 @@ void bt_config_free(struct bt_config *c)
     free(c->server.http_listen_address);
     free(c->server.external_url);
     free(c->server.http_path_prefix);
+    free(c->server.http_tls_cert_file);
+    free(c->server.http_tls_key_file);
     free(c->server.log_level);
     free(c->server.log_format);
     free(c->positions.filename);

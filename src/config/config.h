@@ -107,9 +107,11 @@ struct bt_server_config {
     int grpc_listen_port;      /* accepted, unused */
     bool grpc_ignored;         /* a grpc_* setting was given: logged once as ignored */
     char *external_url;        /* accepted, unused: promtail's web UI links */
-    char *http_path_prefix; /* "" or "/x[/y]" without a trailing slash: every endpoint under it */
-    char *log_level;        /* info */
-    char *log_format;       /* logfmt */
+    char *http_path_prefix;   /* "" or "/x[/y]" without a trailing slash: every endpoint under it */
+    char *http_tls_cert_file; /* http_tls_config: HTTPS with this certificate and key */
+    char *http_tls_key_file;
+    char *log_level;  /* info */
+    char *log_format; /* logfmt */
     bool disable;
     bool register_instrumentation;
     bool health_check_target; /* true */

@@ -256,6 +256,11 @@ static int dump_server(struct bt_buf *o, const struct bt_server_config *s)
     rc = rc ? rc : kv_str(o, 2, "external_url", s->external_url);
     if (!rc && s->http_path_prefix && s->http_path_prefix[0])
         rc = kv_str(o, 2, "http_path_prefix", s->http_path_prefix);
+    if (!rc && s->http_tls_cert_file) {
+        rc = bt_buf_adds(o, "  http_tls_config:\n");
+        rc = rc ? rc : kv_str(o, 4, "cert_file", s->http_tls_cert_file);
+        rc = rc ? rc : kv_str(o, 4, "key_file", s->http_tls_key_file);
+    }
     rc = rc ? rc : kv_str(o, 2, "log_level", s->log_level);
     rc = rc ? rc : kv_str(o, 2, "log_format", s->log_format);
     rc = rc ? rc : kv_bool(o, 2, "register_instrumentation", s->register_instrumentation);

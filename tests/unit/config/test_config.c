@@ -856,6 +856,46 @@ static char *dump(const struct bt_config *c)
     return bt_buf_take(&out, NULL);
 }
 
+Test(config, dump_of_auth_oauth2_and_proxy_keys_parses_back_and_hides_secrets)
+{
+    struct bt_config *c =
+        parse("server:\n  http_path_prefix: /agent\n"
+              "clients:\n"
+              "  - url: " URL "\n"
+              "    authorization: {type: Token, credentials: cred-xyz}\n"
+              "    proxy_url: http://proxy:3128\n"
+              "    no_proxy: localhost\n"
+              "    proxy_connect_header: {Proxy-Authorization: [Basic pc-xyz, two]}\n"
+              "    follow_redirects: false\n"
+              "    enable_http2: true\n"
+              "    tls_config: {ca: \"PEM\", key: key-xyz, cert: C, min_version: TLS12}\n"
+              "  - url: " URL "\n"
+              "    oauth2:\n"
+              "      client_id: id\n"
+              "      client_secret: cs-xyz\n"
+              "      scopes: [a, b]\n"
+              "      token_url: https://auth/token\n"
+              "      endpoint_params: {audience: loki}\n"
+              "      tls_config: {insecure_skip_verify: true}\n"
+              "      proxy_from_environment: true\n");
+    char *d1 = dump(c);
+    cr_assert_null(strstr(d1, "xyz"), "a secret leaked:\n%s", d1);
+    struct bt_config *c2 = bt_config_parse(d1, strlen(d1), "dump", err, sizeof(err));
+    cr_assert_not_null(c2, "dump does not parse: %s\n%s", err, d1);
+    char *d2 = dump(c2);
+    cr_assert_str_eq(d1, d2);
+    cr_assert_str_eq(c2->server.http_path_prefix, "/agent");
+    cr_assert_not(c2->clients[0].follow_redirects);
+    cr_assert(c2->clients[0].enable_http2);
+    cr_assert_str_eq(c2->clients[0].auth_type, "Token");
+    cr_assert_eq(c2->clients[1].oauth2.n_scopes, 2);
+    cr_assert(c2->clients[1].oauth2.proxy_from_environment);
+    free(d1);
+    free(d2);
+    bt_config_free(c);
+    bt_config_free(c2);
+}
+
 Test(config, dump_parses_back_to_the_same_config)
 {
     static const char *const files[] = {
@@ -1053,8 +1093,19 @@ Test(config, promtail_grpc_settings_and_external_url_are_accepted)
     c = parse(MIN_CFG "server:\n  grpc_tls_config: {cert_file: /c, key_file: /k}\n");
     cr_assert(c->server.grpc_ignored);
     bt_config_free(c);
-    parse_fails(MIN_CFG "server:\n  http_tls_config: {cert_file: /c, key_file: /k}\n",
-                "c.yaml:4:3: server.http_tls_config: not supported by bpftail", "TLS-terminating");
+    c = parse(MIN_CFG "server:\n  http_tls_config: {cert_file: /c, key_file: /k, "
+                      "client_auth_type: NoClientCert}\n");
+    cr_assert_str_eq(c->server.http_tls_cert_file, "/c");
+    cr_assert_str_eq(c->server.http_tls_key_file, "/k");
+    bt_config_free(c);
+    parse_fails(MIN_CFG "server:\n  http_tls_config: {cert_file: /c}\n",
+                "cert_file and key_file go together", NULL);
+    parse_fails(MIN_CFG "server:\n  http_tls_config: {cert_file: /c, key_file: /k, "
+                        "client_auth_type: RequireAndVerifyClientCert}\n",
+                "server.http_tls_config.client_auth_type: not supported by bpftail",
+                "NoClientCert");
+    parse_fails(MIN_CFG "server:\n  http_tls_config: {client_ca_file: /ca}\n",
+                "server.http_tls_config.client_ca_file: not supported by bpftail", NULL);
 }
 
 Test(config, http_path_prefix_is_normalised_as_promtail_routes_it)
