@@ -567,6 +567,10 @@ static int check_oauth2(struct bt_cfg_ctx *c, const struct bt_node *at,
     if ((rc = check_proxy_fields(c, at, o->proxy_url, o->no_proxy, o->proxy_from_environment,
                                  false)))
         return rc;
+    if (o->tls.server_name)
+        return bt_cfg_fail(c, at,
+                           "oauth2.tls_config.server_name: not supported by bpftail for the token "
+                           "endpoint; the token_url host is verified");
     return check_tls(c, at, "oauth2.tls_config", &o->tls);
 }
 

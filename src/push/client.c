@@ -15,6 +15,7 @@
 #include "push/batch.h"
 #include "config/config.h"
 #include "push/encode.h"
+#include "push/curltls.h"
 #include "push/oauth2.h"
 #include "core/metrics.h"
 #include "util/buf.h"
@@ -74,6 +75,11 @@ struct bt_client {
     CURLM *multi;
     struct curl_slist *proxy_headers;
     struct bt_oauth2 *oauth2; /* NULL without an oauth2 block */
+    /* tls_config.server_name: the URL with that host, a connect-to rule to the real host, and
+     * the real Host header (empty when not used). */
+    char *sni_url;
+    struct curl_slist *connect_to;
+    char host_header[300];
     struct bt_buf body;
     char resp[MAX_ERR_BODY + 1];
     size_t resp_len;
@@ -361,6 +367,8 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
     rc = rc ? rc : add_header(h, "Expect", ""); /* no 100-continue round trip */
     if (!rc && b->tenant && b->tenant[0])
         rc = add_header(h, "X-Scope-OrgID", b->tenant);
+    if (!rc && c->host_header[0])
+        rc = add_header(h, "Host", c->host_header);
     if (!rc && (cfg->bearer_token || cfg->bearer_token_file)) {
         char tok[MAX_SECRET_FILE + 8], hv[MAX_SECRET_FILE + 16];
         if (cfg->bearer_token_file) {
@@ -511,66 +519,50 @@ static int oauth2_cancel(void *ctx)
     return aborted(ctx);
 }
 
-static long tls_version(const char *v)
+/* tls_config.server_name, as Go's tls.Config.ServerName: the TLS handshake (SNI and the
+ * certificate check) uses server_name while the connection goes to the URL's host and the
+ * Host header names it. curl takes the TLS name from the URL, so the URL gets server_name as
+ * its host and CURLOPT_CONNECT_TO points that name at the real host. Plain http ignores it. */
+static int set_server_name(struct bt_client *c, CURL *e, const char *sn)
 {
-    if (!v)
-        return 0;
-    if (strcmp(v, "TLS10") == 0)
-        return CURL_SSLVERSION_TLSv1_0;
-    if (strcmp(v, "TLS11") == 0)
-        return CURL_SSLVERSION_TLSv1_1;
-    if (strcmp(v, "TLS12") == 0)
-        return CURL_SSLVERSION_TLSv1_2;
-    return CURL_SSLVERSION_TLSv1_3;
-}
-
-static long tls_max_version(const char *v)
-{
-    if (!v)
-        return CURL_SSLVERSION_MAX_DEFAULT;
-    if (strcmp(v, "TLS10") == 0)
-        return CURL_SSLVERSION_MAX_TLSv1_0;
-    if (strcmp(v, "TLS11") == 0)
-        return CURL_SSLVERSION_MAX_TLSv1_1;
-    if (strcmp(v, "TLS12") == 0)
-        return CURL_SSLVERSION_MAX_TLSv1_2;
-    return CURL_SSLVERSION_MAX_TLSv1_3;
-}
-
-/* tls_config on the push handle: files, inline PEM (curl copies blobs), versions. */
-static void set_tls(struct bt_client *c, CURL *e, const struct bt_tls_config *t)
-{
-    if (t->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
-    if (t->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert_file);
-    if (t->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key_file);
-    struct curl_blob ca = {t->ca, t->ca ? strlen(t->ca) : 0, CURL_BLOB_COPY};
-    struct curl_blob cert = {t->cert, t->cert ? strlen(t->cert) : 0, CURL_BLOB_COPY};
-    struct curl_blob key = {t->key, t->key ? strlen(t->key) : 0, CURL_BLOB_COPY};
-    if (t->ca)
-        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
-    if (t->cert) {
-        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cert);
-        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *url = NULL;
+    int rc = u ? 0 : -ENOMEM;
+    if (!rc && (curl_url_set(u, CURLUPART_URL, c->cfg->url, 0) != CURLUE_OK ||
+                curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+                curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+                curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK))
+        rc = -EINVAL;
+    if (rc || strcasecmp(scheme, "https") != 0 || strcasecmp(host, sn) == 0)
+        goto out;
+    char rule[600];
+    snprintf(rule, sizeof(rule), "%s:%s:%s:%s", sn, port, host, port);
+    if (curl_url_set(u, CURLUPART_HOST, sn, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
+        rc = -EINVAL;
+        goto out;
     }
-    if (t->key) {
-        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
-        curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    struct curl_slist *l = curl_slist_append(NULL, rule);
+    c->sni_url = strdup(url);
+    if (!l || !c->sni_url) {
+        curl_slist_free_all(l);
+        rc = -ENOMEM;
+        goto out;
     }
-    if (t->min_version || t->max_version)
-        curl_easy_setopt(
-            e, CURLOPT_SSLVERSION,
-            (t->min_version ? tls_version(t->min_version) : (long)CURL_SSLVERSION_DEFAULT) |
-                tls_max_version(t->max_version));
-    if (t->insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (t->server_name)
-        BT_WARN(COMPONENT, "tls_config.server_name is not supported; the URL host is verified",
-                "host=%s", c->host);
+    c->connect_to = l;
+    if (strcmp(port, "443") == 0)
+        snprintf(c->host_header, sizeof(c->host_header), "%s", host);
+    else
+        snprintf(c->host_header, sizeof(c->host_header), "%s:%s", host, port);
+    curl_easy_setopt(e, CURLOPT_URL, c->sni_url);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(url);
+    curl_url_cleanup(u);
+    return rc;
 }
 
 static int setup_curl(struct bt_client *c)
@@ -617,7 +609,10 @@ static int setup_curl(struct bt_client *c)
         curl_easy_setopt(e, CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
         curl_easy_setopt(e, CURLOPT_PROXYHEADER, c->proxy_headers);
     }
-    set_tls(c, e, &cfg->tls);
+    bt_curl_set_tls(e, &cfg->tls);
+    if (cfg->tls.server_name && cfg->tls.server_name[0] &&
+        set_server_name(c, e, cfg->tls.server_name))
+        return -ENOMEM;
     if (cfg->oauth2.set &&
         !(c->oauth2 = bt_oauth2_new(&cfg->oauth2, cfg->timeout_ns, oauth2_cancel, c)))
         return -ENOMEM;
@@ -1014,6 +1009,8 @@ void bt_client_free(struct bt_client *c)
     if (c->curl)
         curl_easy_cleanup(c->curl);
     curl_slist_free_all(c->proxy_headers);
+    curl_slist_free_all(c->connect_to);
+    free(c->sni_url);
     bt_oauth2_free(c->oauth2);
     bt_buf_free(&c->body);
     bt_hmap_free(&c->tenants_seen);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config/config.h"
+#include "push/curltls.h"
 #include "util/buf.h"
 #include "util/secretfile.h"
 #include "util/timeutil.h"
@@ -91,20 +92,6 @@ void bt_oauth2_invalidate(struct bt_oauth2 *o)
 uint64_t bt_oauth2_fetches(const struct bt_oauth2 *o)
 {
     return o->fetches;
-}
-
-static void set_tls(CURL *e, const struct bt_tls_config *t)
-{
-    if (t->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
-    if (t->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert_file);
-    if (t->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, t->key_file);
-    if (t->insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
 }
 
 /* Appends "&name=value" (form-encoded) to the body. */
@@ -207,7 +194,7 @@ static int request(struct bt_oauth2 *o, const char *secret, bool creds_in_body, 
         curl_easy_setopt(e, CURLOPT_PROXY, "");
     if (cfg->no_proxy)
         curl_easy_setopt(e, CURLOPT_NOPROXY, cfg->no_proxy);
-    set_tls(e, &cfg->tls);
+    bt_curl_set_tls(e, &cfg->tls);
     o->fetches++;
     CURLcode res = curl_easy_perform(e);
     long code = 0;

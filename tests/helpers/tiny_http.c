@@ -17,6 +17,7 @@ struct bt_tiny_http {
     bt_tiny_http_fn fn;
     void *ctx;
     pthread_mutex_t mu;
+    char *cert, *key;
 };
 
 struct conn {
@@ -57,8 +58,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *data_size = 0;
         return MHD_YES;
     }
-    struct bt_tiny_req rq = {method,  url,   header(c, "Authorization"), header(c, "Content-Type"),
-                             k->body, k->len};
+    struct bt_tiny_req rq = {.method = method,
+                             .url = url,
+                             .authorization = header(c, "Authorization"),
+                             .content_type = header(c, "Content-Type"),
+                             .host = header(c, "Host"),
+                             .body = k->body,
+                             .body_len = k->len};
     struct bt_tiny_resp *rs = calloc(1, sizeof(*rs));
     if (!rs)
         return MHD_NO;
@@ -92,7 +98,8 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-struct bt_tiny_http *bt_tiny_http_start(bt_tiny_http_fn fn, void *ctx)
+struct bt_tiny_http *bt_tiny_http_start_tls(bt_tiny_http_fn fn, void *ctx, const char *cert_pem,
+                                            const char *key_pem)
 {
     struct bt_tiny_http *s = calloc(1, sizeof(*s));
     if (!s)
@@ -101,15 +108,28 @@ struct bt_tiny_http *bt_tiny_http_start(bt_tiny_http_fn fn, void *ctx)
     s->ctx = ctx;
     pthread_mutex_init(&s->mu, NULL);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                            NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    if (cert_pem) {
+        s->cert = strdup(cert_pem);
+        s->key = strdup(key_pem);
+        s->d = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, on_request, s,
+                                MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
+                                MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY,
+                                s->key, MHD_OPTION_END);
+    } else {
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
+    }
     if (!s->d) {
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+        bt_tiny_http_stop(s);
         return NULL;
     }
     return s;
+}
+
+struct bt_tiny_http *bt_tiny_http_start(bt_tiny_http_fn fn, void *ctx)
+{
+    return bt_tiny_http_start_tls(fn, ctx, NULL, NULL);
 }
 
 uint16_t bt_tiny_http_port(const struct bt_tiny_http *s)
@@ -122,7 +142,10 @@ void bt_tiny_http_stop(struct bt_tiny_http *s)
 {
     if (!s)
         return;
-    MHD_stop_daemon(s->d);
+    if (s->d)
+        MHD_stop_daemon(s->d);
     pthread_mutex_destroy(&s->mu);
+    free(s->cert);
+    free(s->key);
     free(s);
 }

@@ -14,6 +14,7 @@ struct bt_tiny_req {
     const char *method, *url;
     const char *authorization; /* "" when absent */
     const char *content_type;  /* "" when absent */
+    const char *host;          /* the Host header, "" when absent */
     const char *body;          /* NUL-terminated */
     size_t body_len;
 };
@@ -32,6 +33,9 @@ struct bt_tiny_http;
 
 /* Starts the server on an ephemeral port. NULL on failure. */
 struct bt_tiny_http *bt_tiny_http_start(bt_tiny_http_fn fn, void *ctx);
+/* The same over HTTPS with a PEM certificate and key (file contents, copied). */
+struct bt_tiny_http *bt_tiny_http_start_tls(bt_tiny_http_fn fn, void *ctx, const char *cert_pem,
+                                            const char *key_pem);
 uint16_t bt_tiny_http_port(const struct bt_tiny_http *s);
 /* Stops the server (NULL is ignored). */
 void bt_tiny_http_stop(struct bt_tiny_http *s);

@@ -478,6 +478,8 @@ Test(config, authorization_and_oauth2_follow_prometheus_rules)
     parse_fails(MIN_CFG "    oauth2: {token_url: http://t/, client_secret: a, "
                         "client_secret_file: /f}\n",
                 "at most one of client_secret and client_secret_file", NULL);
+    parse_fails(MIN_CFG "    oauth2: {token_url: http://t/, tls_config: {server_name: x}}\n",
+                "oauth2.tls_config.server_name: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "    no_proxy: localhost\n", "no_proxy needs proxy_url", NULL);
     parse_fails(MIN_CFG "    proxy_url: http://p/\n    proxy_from_environment: true\n",
                 "exclude each other", NULL);

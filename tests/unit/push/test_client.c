@@ -304,6 +304,70 @@ Test(client, follow_redirects_repeats_the_post_at_the_new_location)
     bt_tiny_http_stop(r);
 }
 
+/* A TLS endpoint that answers every push with 204 and remembers the Host header it got. */
+static void tls_loki(void *ctx, const struct bt_tiny_req *rq, struct bt_tiny_resp *rs)
+{
+    char *host = ctx;
+    snprintf(host, 128, "%s", rq->host);
+    rs->status = 204;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    static char buf[4][8192];
+    static int next;
+    char *b = buf[next++ % 4];
+    size_t n = fread(b, 1, sizeof(buf[0]) - 1, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+#define TLS_DIR BT_SOURCE_DIR "/tests/data/tls/"
+
+Test(client, tls_server_name_is_the_name_checked_while_the_url_host_is_dialled)
+{
+    char host[128] = "";
+    struct bt_tiny_http *srv = bt_tiny_http_start_tls(
+        tls_loki, host, slurp(TLS_DIR "loki-test.pem"), slurp(TLS_DIR "loki-test.key"));
+    cr_assert_not_null(srv);
+    char url[128], want_host[64];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u/loki/api/v1/push", bt_tiny_http_port(srv));
+    snprintf(want_host, sizeof(want_host), "127.0.0.1:%u", bt_tiny_http_port(srv));
+    cfg.url = url;
+    cfg.max_retries = 1;
+    cfg.tls.ca_file = TLS_DIR "loki-test.pem";
+    /* The certificate names loki.test only: without server_name the check fails. */
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_DROPPED);
+    cr_assert_eq(b->status, -1, "a failed certificate check is a transport error");
+    bt_batch_release(b);
+    bt_client_free(c);
+
+    cfg.tls.server_name = "loki.test";
+    c = bt_client_new(&cfg, metrics);
+    b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_OK, "status %d", b->status);
+    cr_assert_str_eq(host, want_host, "the Host header names the URL's host");
+    bt_batch_release(b);
+    bt_client_free(c);
+
+    /* The CA inline, and a TLS version range the server can meet. */
+    cfg.tls.ca_file = NULL;
+    cfg.tls.ca = slurp(TLS_DIR "loki-test.pem");
+    cfg.tls.min_version = "TLS12";
+    cfg.tls.max_version = "TLS13";
+    c = bt_client_new(&cfg, metrics);
+    b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_OK, "status %d", b->status);
+    bt_batch_release(b);
+    bt_client_free(c);
+    bt_tiny_http_stop(srv);
+}
+
 Test(client, enable_http2_keeps_http1_for_plain_http_as_go_does)
 {
     cfg.enable_http2 = true;
