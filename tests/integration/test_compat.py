@@ -116,3 +116,46 @@ def test_compat(ctx, name, outcome, text, lineno):
             where, text, r.stderr)
     else:
         assert not warnings, "%s: unexpected warnings:\n%s" % (where, "\n".join(warnings))
+
+
+def test_http_path_prefix_and_tls_serve_the_endpoints(ctx, agent):
+    """server.http_path_prefix and server.http_tls_config with the real binary: HTTPS, every
+    endpoint under the prefix, nothing at the root."""
+    import ssl
+    import urllib.error
+    import urllib.request
+    tls = os.path.join(os.path.dirname(HERE), "data", "tls")
+    d = ctx.tmpdir()
+    port = lib.free_port()
+    cfg = """server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %d
+  http_path_prefix: /agent/
+  http_tls_config:
+    cert_file: %s
+    key_file: %s
+positions: {filename: %s/positions.yaml}
+clients: [{url: "http://127.0.0.1:1/loki/api/v1/push"}]
+bpftail: {watcher: inotify}
+scrape_configs:
+  - job_name: a
+    static_configs: [{labels: {job: a, __path__: "%s/*.log"}}]
+""" % (port, os.path.join(tls, "server.pem"), os.path.join(tls, "server.key"), d, d)
+    agent(cfg, extra_args=["-dry-run"])
+    sslctx = ssl.create_default_context(cafile=os.path.join(tls, "server.pem"))
+
+    def status(path):
+        try:
+            with urllib.request.urlopen("https://127.0.0.1:%d%s" % (port, path), timeout=5,
+                                        context=sslctx) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except (urllib.error.URLError, ConnectionError):
+            return None
+
+    lib.wait_until(lambda: status("/agent/ready") is not None, 10, what="HTTPS server up")
+    assert status("/agent/metrics") == 200
+    assert status("/agent/targets") == 200
+    assert status("/metrics") == 404
+    assert status("/ready") == 404
