@@ -66,8 +66,8 @@ static int dec_log_format(struct bt_cfg_ctx *c, const struct bt_node *v, void *a
 {
     if (bt_node_is_null(v))
         return 0;
-    if (v->type != BT_NODE_SCALAR || strcmp(v->str, "logfmt") != 0)
-        return bt_cfg_fail(c, v, "only logfmt is supported by bpftail");
+    if (v->type != BT_NODE_SCALAR || (strcmp(v->str, "logfmt") != 0 && strcmp(v->str, "json") != 0))
+        return bt_cfg_fail(c, v, "expected logfmt or json");
     return bt_cfg_str(c, v, at);
 }
 

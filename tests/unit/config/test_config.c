@@ -355,7 +355,7 @@ Test(config, bad_values_name_the_key_and_line)
                 "c.yaml:4:21: server.http_listen_port: expected an integer, got a map", NULL);
     parse_fails(MIN_CFG "server: [1]\n", "c.yaml:3:9: server: expected a map, got a list", NULL);
     parse_fails(MIN_CFG "server:\n  log_level: loud\n", "server.log_level", "debug, info");
-    parse_fails(MIN_CFG "server:\n  log_format: json\n", "server.log_format", "logfmt");
+    parse_fails(MIN_CFG "server:\n  log_format: xml\n", "server.log_format", "logfmt or json");
     parse_fails(MIN_CFG "bpftail:\n  watcher: magic\n", "bpftail.watcher", "fanotify");
     parse_fails(MIN_CFG "bpftail:\n  read_buffer: 10\n", "read_buffer", "4KiB");
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: a\n    start_at: middle\n",
