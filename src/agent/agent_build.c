@@ -460,12 +460,19 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
             .config = agent_h_config,
             .reload = cfg->server.enable_runtime_reload ? agent_h_reload : NULL,
             .ctx = a,
+            .path_prefix = cfg->server.http_path_prefix,
+            .tls_cert_file = cfg->server.http_tls_cert_file,
+            .tls_key_file = cfg->server.http_tls_key_file,
         };
         a->httpd = bt_httpd_new(a->loop, cfg->server.http_listen_address,
                                 cfg->server.http_listen_port, &h, err, errlen);
         if (!a->httpd)
             goto fail;
-        BT_INFO("agent", "HTTP server listening", "port=%d", bt_httpd_port(a->httpd));
+        BT_INFO("agent", "HTTP server listening", "port=%d tls=%s path_prefix=%s",
+                bt_httpd_port(a->httpd), cfg->server.http_tls_cert_file ? "on" : "off",
+                cfg->server.http_path_prefix && cfg->server.http_path_prefix[0]
+                    ? cfg->server.http_path_prefix
+                    : "/");
     }
     bt_loop_set_before_sleep(a->loop, agent_before_sleep, a);
     /* Capabilities go once BPF is attached: now, or when the background load ends. */

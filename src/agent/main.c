@@ -44,6 +44,8 @@ int main(int argc, char **argv)
         if (bt_log_parse_level(cfg->server.log_level, &lvl) == 0)
             bt_log_set_level(lvl);
     }
+    if (cfg->server.log_format && strcmp(cfg->server.log_format, "json") == 0)
+        bt_log_set_format(BT_LOG_JSON);
     if (cfg->server.grpc_ignored)
         bt_log(BT_LOG_INFO, "config", "gRPC server settings ignored: bpftail serves no gRPC", NULL);
     if (cli.print_config) {

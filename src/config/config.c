@@ -66,8 +66,8 @@ static int dec_log_format(struct bt_cfg_ctx *c, const struct bt_node *v, void *a
 {
     if (bt_node_is_null(v))
         return 0;
-    if (v->type != BT_NODE_SCALAR || strcmp(v->str, "logfmt") != 0)
-        return bt_cfg_fail(c, v, "only logfmt is supported by bpftail");
+    if (v->type != BT_NODE_SCALAR || (strcmp(v->str, "logfmt") != 0 && strcmp(v->str, "json") != 0))
+        return bt_cfg_fail(c, v, "expected logfmt or json");
     return bt_cfg_str(c, v, at);
 }
 
@@ -95,7 +95,81 @@ static int dec_grpc_int(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
     return 0;
 }
 
+/* gRPC TLS settings: bpftail serves no gRPC, so they change nothing; a map is required. */
+static int dec_grpc_tls(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_MAP)
+        return bt_cfg_fail(c, v, "expected a map, got %s", bt_cfg_kind_name(v));
+    *(bool *)at = true;
+    return 0;
+}
+
+/* profiling_enabled: false is what promtail does by default; true would serve pprof
+ * endpoints, which bpftail has not. */
+static int dec_profiling(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    bool on = false;
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_SCALAR || bt_node_bool(v, &on))
+        return bt_cfg_fail(c, v, "expected true or false");
+    if (on)
+        return bt_cfg_fail(c, v, "not supported by bpftail: it serves no /debug/pprof endpoints");
+    return 0;
+}
+
+/* http_path_prefix as promtail's router takes it: it must start with a slash; trailing
+ * slashes are dropped ("/" alone is no prefix). */
+static int dec_path_prefix(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v))
+        return 0;
+    if (v->type != BT_NODE_SCALAR)
+        return bt_cfg_fail(c, v, "expected a string, got %s", bt_cfg_kind_name(v));
+    if (v->str[0] && v->str[0] != '/')
+        return bt_cfg_fail(c, v, "\"%s\" must start with a slash", v->str);
+    for (const char *p = v->str; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#' || *p == '%')
+            return bt_cfg_fail(c, v, "\"%s\": only a plain path is allowed (no spaces, ?, # or %%)",
+                               v->str);
+    if (strlen(v->str) > 200)
+        return bt_cfg_fail(c, v, "longer than 200 characters");
+    char *s = strdup(v->str);
+    if (!s)
+        return bt_cfg_oom(c, v);
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = '\0';
+    free(*(char **)at);
+    *(char **)at = s;
+    return 0;
+}
+
+/* client_auth_type: only what needs no client certificate check (which would need GnuTLS'
+ * own API behind libmicrohttpd). */
+static int dec_client_auth(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
+{
+    if (bt_node_is_null(v) || (v->type == BT_NODE_SCALAR &&
+                               (strcmp(v->str, "") == 0 || strcmp(v->str, "NoClientCert") == 0)))
+        return 0;
+    return bt_cfg_fail(c, v,
+                       "not supported by bpftail: only NoClientCert; client certificates are "
+                       "not checked, put a TLS-terminating proxy in front for that");
+}
+
 #define SV(m) offsetof(struct bt_server_config, m)
+static const struct bt_cfg_field http_tls_fields[] = {
+    {.key = "cert_file", .kind = BT_CFG_STR, .off = SV(http_tls_cert_file)},
+    {.key = "key_file", .kind = BT_CFG_STR, .off = SV(http_tls_key_file)},
+    {.key = "client_auth_type", .kind = BT_CFG_FN, .fn = dec_client_auth},
+    {.key = "client_ca_file",
+     .kind = BT_CFG_UNSUPPORTED,
+     .note = "client certificates are not checked; put a TLS-terminating proxy in front"},
+    {0},
+};
+
 static const struct bt_cfg_field server_fields[] = {
     {.key = "http_listen_address", .kind = BT_CFG_STR, .off = SV(http_listen_address)},
     {.key = "http_listen_port", .kind = BT_CFG_INT, .off = SV(http_listen_port), .hi = 65535},
@@ -131,12 +205,12 @@ static const struct bt_cfg_field server_fields[] = {
     /* promtail uses external_url only for links in its web UI, which bpftail does not serve */
     {.key = "external_url", .kind = BT_CFG_STR, .off = SV(external_url)},
     {.key = "http_path_prefix",
-     .kind = BT_CFG_UNSUPPORTED,
-     .note = "bpftail serves /metrics, /ready and its API at the root; put a reverse proxy in "
-             "front to serve them under a prefix"},
-    {.key = "profiling_enabled", .kind = BT_CFG_UNSUPPORTED},
-    {.key = "http_tls_config", .kind = BT_CFG_UNSUPPORTED},
-    {.key = "grpc_tls_config", .kind = BT_CFG_UNSUPPORTED},
+     .kind = BT_CFG_FN,
+     .off = SV(http_path_prefix),
+     .fn = dec_path_prefix},
+    {.key = "profiling_enabled", .kind = BT_CFG_FN, .fn = dec_profiling},
+    {.key = "http_tls_config", .kind = BT_CFG_SUB, .sub = http_tls_fields},
+    {.key = "grpc_tls_config", .kind = BT_CFG_FN, .off = SV(grpc_ignored), .fn = dec_grpc_tls},
     {0},
 };
 
@@ -363,11 +437,19 @@ static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
 }
 
 #define SC(m) offsetof(struct bt_scrape_config, m)
-#define NOT_TARGET(k)                                                                              \
+/* Scrape kinds bpftail does not read, by reason. The texts are asserted by the compatibility
+ * corpus (tests/compat) and summed up in the README's "Coming from promtail" table. */
+#define UNSUPPORTED_TARGET(k, why)                                                                 \
     {                                                                                              \
-        .key = k, .kind = BT_CFG_UNSUPPORTED,                                                      \
-        .note = "bpftail reads files (static_configs, file_sd_configs), the journal and Docker"    \
+        .key = k, .kind = BT_CFG_UNSUPPORTED, .note = why                                          \
     }
+#define PLANNED(k) UNSUPPORTED_TARGET(k, "planned, not implemented yet (see the README)")
+#define CLOUD(k)                                                                                   \
+    UNSUPPORTED_TARGET(k, "it receives logs from a cloud or network service; bpftail ships the "   \
+                          "logs of its own machine (files, journal, Docker)")
+#define REMOTE_SD(k)                                                                               \
+    UNSUPPORTED_TARGET(k, "it discovers remote targets; bpftail reads its own machine (use "       \
+                          "static_configs or file_sd_configs)")
 static const struct bt_cfg_field scrape_fields[] = {
     {.key = "job_name", .kind = BT_CFG_STR, .off = SC(job_name)},
     {.key = "static_configs", .kind = BT_CFG_FN, .off = SC(statics), .fn = dec_statics},
@@ -380,31 +462,43 @@ static const struct bt_cfg_field scrape_fields[] = {
     {.key = "encoding", .kind = BT_CFG_STR, .off = SC(encoding)},
     {.key = "start_at", .kind = BT_CFG_FN, .off = SC(start_at), .fn = dec_start_at},
     {.key = "ignore_older", .kind = BT_CFG_DURATION, .off = SC(ignore_older_ns)},
-    {.key = "decompression", .kind = BT_CFG_UNSUPPORTED},
-    NOT_TARGET("syslog"),
-    NOT_TARGET("loki_push_api"),
-    NOT_TARGET("windows_events"),
-    NOT_TARGET("gcplog"),
-    NOT_TARGET("kafka"),
-    NOT_TARGET("gelf"),
-    NOT_TARGET("cloudflare"),
-    NOT_TARGET("heroku_drain"),
-    NOT_TARGET("azure_event_hubs"),
-    NOT_TARGET("kubernetes_sd_configs"),
-    NOT_TARGET("consul_sd_configs"),
-    NOT_TARGET("consulagent_sd_configs"),
-    NOT_TARGET("dockerswarm_sd_configs"),
-    NOT_TARGET("dns_sd_configs"),
-    NOT_TARGET("ec2_sd_configs"),
-    NOT_TARGET("azure_sd_configs"),
-    NOT_TARGET("gce_sd_configs"),
-    NOT_TARGET("openstack_sd_configs"),
-    NOT_TARGET("http_sd_configs"),
-    NOT_TARGET("serverset_sd_configs"),
-    NOT_TARGET("nerve_sd_configs"),
-    NOT_TARGET("marathon_sd_configs"),
-    NOT_TARGET("triton_sd_configs"),
-    NOT_TARGET("digitalocean_sd_configs"),
+    {.key = "decompression", .kind = BT_CFG_FN, .fn = dec_disabled_only},
+    PLANNED("syslog"),
+    PLANNED("loki_push_api"),
+    PLANNED("gelf"),
+    PLANNED("kubernetes_sd_configs"),
+    UNSUPPORTED_TARGET("windows_events", "Windows event logs; bpftail runs on Linux"),
+    CLOUD("gcplog"),
+    CLOUD("kafka"),
+    CLOUD("cloudflare"),
+    CLOUD("heroku_drain"),
+    CLOUD("azure_event_hubs"),
+    REMOTE_SD("consul_sd_configs"),
+    REMOTE_SD("consulagent_sd_configs"),
+    REMOTE_SD("dockerswarm_sd_configs"),
+    REMOTE_SD("dns_sd_configs"),
+    REMOTE_SD("ec2_sd_configs"),
+    REMOTE_SD("azure_sd_configs"),
+    REMOTE_SD("gce_sd_configs"),
+    REMOTE_SD("openstack_sd_configs"),
+    REMOTE_SD("http_sd_configs"),
+    REMOTE_SD("serverset_sd_configs"),
+    REMOTE_SD("nerve_sd_configs"),
+    REMOTE_SD("marathon_sd_configs"),
+    REMOTE_SD("triton_sd_configs"),
+    REMOTE_SD("digitalocean_sd_configs"),
+    REMOTE_SD("eureka_sd_configs"),
+    REMOTE_SD("hetzner_sd_configs"),
+    REMOTE_SD("ionos_sd_configs"),
+    REMOTE_SD("kuma_sd_configs"),
+    REMOTE_SD("lightsail_sd_configs"),
+    REMOTE_SD("linode_sd_configs"),
+    REMOTE_SD("nomad_sd_configs"),
+    REMOTE_SD("ovhcloud_sd_configs"),
+    REMOTE_SD("puppetdb_sd_configs"),
+    REMOTE_SD("scaleway_sd_configs"),
+    REMOTE_SD("uyuni_sd_configs"),
+    REMOTE_SD("vultr_sd_configs"),
     {0},
 };
 
@@ -499,12 +593,14 @@ static int set_defaults(struct bt_config *cfg)
     cfg->agent.read_buffer = 256u << 10;
     cfg->agent.fingerprint_check = true;
     cfg->server.http_listen_address = strdup("");
+    cfg->server.http_path_prefix = strdup("");
     cfg->server.log_level = strdup("info");
     cfg->server.log_format = strdup("logfmt");
     cfg->positions.filename = strdup("/var/log/positions.yaml");
     cfg->agent.watcher = strdup("auto");
-    if (!cfg->server.http_listen_address || !cfg->server.log_level || !cfg->server.log_format ||
-        !cfg->positions.filename || !cfg->agent.watcher)
+    if (!cfg->server.http_listen_address || !cfg->server.http_path_prefix ||
+        !cfg->server.log_level || !cfg->server.log_format || !cfg->positions.filename ||
+        !cfg->agent.watcher)
         return -ENOMEM;
     return 0;
 }
@@ -547,6 +643,9 @@ static int check_rest(struct bt_cfg_ctx *c, const struct bt_config *cfg)
     if (cfg->target.sync_period_ns <= 0)
         return bt_cfg_fail(c, bt_node_get(r, "target_config"),
                            "target_config.sync_period must be > 0");
+    if (!cfg->server.http_tls_cert_file != !cfg->server.http_tls_key_file)
+        return bt_cfg_fail(c, bt_node_get(bt_node_get(r, "server"), "http_tls_config"),
+                           "server.http_tls_config: cert_file and key_file go together");
     if (cfg->agent.memory_limit < (1u << 20))
         return bt_cfg_fail(c, bt_node_get(r, "bpftail"), "bpftail.memory_limit must be >= 1MiB");
     if (cfg->agent.read_buffer < 4096 || cfg->agent.read_buffer > (64u << 20))
@@ -679,6 +778,9 @@ void bt_config_free(struct bt_config *c)
     free(c->path);
     free(c->server.http_listen_address);
     free(c->server.external_url);
+    free(c->server.http_path_prefix);
+    free(c->server.http_tls_cert_file);
+    free(c->server.http_tls_key_file);
     free(c->server.log_level);
     free(c->server.log_format);
     free(c->positions.filename);

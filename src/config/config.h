@@ -20,11 +20,26 @@ struct bt_node;
 
 struct bt_tls_config {
     char *ca_file, *cert_file, *key_file, *server_name;
+    char *ca, *cert, *key;           /* inline PEM (Prometheus' ca, cert, key) */
+    char *min_version, *max_version; /* "TLS10".."TLS13" or NULL */
     bool insecure_skip_verify;
 };
 
 struct bt_header {
     char *name, *value;
+};
+
+/* Prometheus' oauth2 block: the client-credentials grant (push/oauth2.c). */
+struct bt_oauth2_config {
+    bool set; /* the block was given */
+    char *client_id, *client_secret, *client_secret_file, *token_url;
+    char **scopes;
+    size_t n_scopes;
+    struct bt_header *params; /* endpoint_params */
+    size_t n_params;
+    struct bt_tls_config tls;
+    char *proxy_url, *no_proxy;
+    bool proxy_from_environment;
 };
 
 struct bt_client_config {
@@ -40,7 +55,18 @@ struct bt_client_config {
     struct bt_labels external_labels;
     char *basic_username, *basic_password, *basic_password_file;
     char *bearer_token, *bearer_token_file;
+    char *basic_username_file;
+    /* authorization: "Authorization: <type> <credentials>" (type defaults to Bearer). */
+    bool auth_set;
+    char *auth_type, *auth_credentials, *auth_credentials_file;
+    struct bt_oauth2_config oauth2;
     char *proxy_url;
+    char *no_proxy;              /* hosts that bypass proxy_url */
+    bool proxy_from_environment; /* HTTP(S)_PROXY / NO_PROXY from the environment */
+    struct bt_header *proxy_connect_headers;
+    size_t n_proxy_connect_headers;
+    bool follow_redirects; /* true, as promtail 2.9+ */
+    bool enable_http2;     /* false: promtail never speaks HTTP/2 to Loki */
     struct bt_tls_config tls;
     struct bt_header *headers;
     size_t n_headers;
@@ -81,8 +107,11 @@ struct bt_server_config {
     int grpc_listen_port;      /* accepted, unused */
     bool grpc_ignored;         /* a grpc_* setting was given: logged once as ignored */
     char *external_url;        /* accepted, unused: promtail's web UI links */
-    char *log_level;           /* info */
-    char *log_format;          /* logfmt */
+    char *http_path_prefix;   /* "" or "/x[/y]" without a trailing slash: every endpoint under it */
+    char *http_tls_cert_file; /* http_tls_config: HTTPS with this certificate and key */
+    char *http_tls_key_file;
+    char *log_level;  /* info */
+    char *log_format; /* logfmt */
     bool disable;
     bool register_instrumentation;
     bool health_check_target; /* true */

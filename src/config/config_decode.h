@@ -85,6 +85,8 @@ int bt_cfg_expect_seq(struct bt_cfg_ctx *c, const struct bt_node *v);
 /* Clients (config_client.c). */
 void bt_cfg_client_defaults(struct bt_client_config *cl);
 void bt_cfg_client_free(struct bt_client_config *cl);
+/* Frees n headers and the array. */
+void bt_cfg_headers_free(struct bt_header *h, size_t n);
 /* Decodes one client map into cl (defaults already set). */
 int bt_cfg_client_decode(struct bt_cfg_ctx *c, const struct bt_node *v,
                          struct bt_client_config *cl);

@@ -254,6 +254,13 @@ static int dump_server(struct bt_buf *o, const struct bt_server_config *s)
     rc = rc ? rc : kv_raw(o, 2, "http_listen_port", "%d", s->http_listen_port);
     rc = rc ? rc : kv_raw(o, 2, "grpc_listen_port", "%d", s->grpc_listen_port);
     rc = rc ? rc : kv_str(o, 2, "external_url", s->external_url);
+    if (!rc && s->http_path_prefix && s->http_path_prefix[0])
+        rc = kv_str(o, 2, "http_path_prefix", s->http_path_prefix);
+    if (!rc && s->http_tls_cert_file) {
+        rc = bt_buf_adds(o, "  http_tls_config:\n");
+        rc = rc ? rc : kv_str(o, 4, "cert_file", s->http_tls_cert_file);
+        rc = rc ? rc : kv_str(o, 4, "key_file", s->http_tls_key_file);
+    }
     rc = rc ? rc : kv_str(o, 2, "log_level", s->log_level);
     rc = rc ? rc : kv_str(o, 2, "log_format", s->log_format);
     rc = rc ? rc : kv_bool(o, 2, "register_instrumentation", s->register_instrumentation);
@@ -261,6 +268,53 @@ static int dump_server(struct bt_buf *o, const struct bt_server_config *s)
     rc = rc ? rc : kv_bool(o, 2, "health_check_target", s->health_check_target);
     rc = rc ? rc : kv_bool(o, 2, "enable_runtime_reload", s->enable_runtime_reload);
     return rc ? rc : kv_dur(o, 2, "graceful_shutdown_timeout", s->graceful_shutdown_timeout_ns);
+}
+
+static int dump_tls(struct bt_buf *o, int ind, const struct bt_tls_config *t)
+{
+    if (!(t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure_skip_verify ||
+          t->ca || t->cert || t->key || t->min_version || t->max_version))
+        return 0;
+    int rc = key(o, ind, "tls_config");
+    rc = rc ? rc : bt_buf_adds(o, "\n");
+    rc = rc ? rc : kv_str(o, ind + 2, "ca_file", t->ca_file);
+    rc = rc ? rc : kv_str(o, ind + 2, "cert_file", t->cert_file);
+    rc = rc ? rc : kv_str(o, ind + 2, "key_file", t->key_file);
+    rc = rc ? rc : kv_str(o, ind + 2, "ca", t->ca);
+    rc = rc ? rc : kv_str(o, ind + 2, "cert", t->cert);
+    rc = rc ? rc : kv_secret(o, ind + 2, "key", t->key);
+    rc = rc ? rc : kv_str(o, ind + 2, "server_name", t->server_name);
+    rc = rc ? rc : kv_str(o, ind + 2, "min_version", t->min_version);
+    rc = rc ? rc : kv_str(o, ind + 2, "max_version", t->max_version);
+    return rc ? rc : kv_bool(o, ind + 2, "insecure_skip_verify", t->insecure_skip_verify);
+}
+
+static int dump_oauth2(struct bt_buf *o, const struct bt_oauth2_config *a)
+{
+    if (!a->set)
+        return 0;
+    int rc = bt_buf_adds(o, "    oauth2:\n");
+    rc = rc ? rc : kv_str(o, 6, "client_id", a->client_id);
+    rc = rc ? rc : kv_secret(o, 6, "client_secret", a->client_secret);
+    rc = rc ? rc : kv_str(o, 6, "client_secret_file", a->client_secret_file);
+    if (!rc && a->n_scopes)
+        rc = bt_buf_adds(o, "      scopes:\n");
+    for (size_t i = 0; i < a->n_scopes && !rc; i++) {
+        rc = bt_buf_adds(o, "        - ");
+        rc = rc ? rc : str(o, a->scopes[i]);
+        rc = rc ? rc : bt_buf_add(o, "\n", 1);
+    }
+    rc = rc ? rc : kv_url(o, 6, "token_url", a->token_url);
+    if (!rc && a->n_params)
+        rc = bt_buf_adds(o, "      endpoint_params:\n");
+    for (size_t i = 0; i < a->n_params && !rc; i++)
+        rc = kv_str(o, 8, a->params[i].name, a->params[i].value);
+    rc = rc ? rc : dump_tls(o, 6, &a->tls);
+    rc = rc ? rc : kv_url(o, 6, "proxy_url", a->proxy_url);
+    rc = rc ? rc : kv_str(o, 6, "no_proxy", a->no_proxy);
+    if (!rc && a->proxy_from_environment)
+        rc = kv_bool(o, 6, "proxy_from_environment", true);
+    return rc;
 }
 
 static int dump_client(struct bt_buf *o, const struct bt_client_config *c)
@@ -283,19 +337,32 @@ static int dump_client(struct bt_buf *o, const struct bt_client_config *c)
         rc = rc ? rc : kv_secret(o, 6, "password", c->basic_password);
         rc = rc ? rc : kv_str(o, 6, "password_file", c->basic_password_file);
     }
+    if (!rc && c->basic_username_file)
+        rc = kv_str(o, 6, "username_file", c->basic_username_file);
+    if (!rc && c->auth_set) {
+        rc = bt_buf_adds(o, "    authorization:\n");
+        rc = rc ? rc : kv_str(o, 6, "type", c->auth_type);
+        rc = rc ? rc : kv_secret(o, 6, "credentials", c->auth_credentials);
+        rc = rc ? rc : kv_str(o, 6, "credentials_file", c->auth_credentials_file);
+    }
+    rc = rc ? rc : dump_oauth2(o, &c->oauth2);
     rc = rc ? rc : kv_secret(o, 4, "bearer_token", c->bearer_token);
     rc = rc ? rc : kv_str(o, 4, "bearer_token_file", c->bearer_token_file);
     rc = rc ? rc : kv_url(o, 4, "proxy_url", c->proxy_url);
-    const struct bt_tls_config *t = &c->tls;
-    if (!rc &&
-        (t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure_skip_verify)) {
-        rc = bt_buf_adds(o, "    tls_config:\n");
-        rc = rc ? rc : kv_str(o, 6, "ca_file", t->ca_file);
-        rc = rc ? rc : kv_str(o, 6, "cert_file", t->cert_file);
-        rc = rc ? rc : kv_str(o, 6, "key_file", t->key_file);
-        rc = rc ? rc : kv_str(o, 6, "server_name", t->server_name);
-        rc = rc ? rc : kv_bool(o, 6, "insecure_skip_verify", t->insecure_skip_verify);
+    rc = rc ? rc : kv_str(o, 4, "no_proxy", c->no_proxy);
+    if (!rc && c->proxy_from_environment)
+        rc = kv_bool(o, 4, "proxy_from_environment", true);
+    if (!rc && c->n_proxy_connect_headers)
+        rc = bt_buf_adds(o, "    proxy_connect_header:\n");
+    for (size_t i = 0; i < c->n_proxy_connect_headers && !rc; i++) {
+        rc = kv_raw(o, 6, c->proxy_connect_headers[i].name, "[%s]", SECRET);
+        while (!rc && i + 1 < c->n_proxy_connect_headers &&
+               strcmp(c->proxy_connect_headers[i + 1].name, c->proxy_connect_headers[i].name) == 0)
+            i++;
     }
+    rc = rc ? rc : kv_bool(o, 4, "follow_redirects", c->follow_redirects);
+    rc = rc ? rc : kv_bool(o, 4, "enable_http2", c->enable_http2);
+    rc = rc ? rc : dump_tls(o, 4, &c->tls);
     if (!rc && c->n_headers)
         rc = bt_buf_adds(o, "    headers:\n");
     for (size_t i = 0; i < c->n_headers && !rc; i++)

@@ -34,6 +34,9 @@ struct bt_httpd {
     uint64_t timer; /* 0 when MHD wants no timeout */
     int port;
     struct bt_httpd_handlers h;
+    char prefix[256];
+    size_t prefix_len;
+    char *tls_cert, *tls_key; /* PEM, kept for the daemon's lifetime */
 };
 
 /* Per-request state, allocated on the first call for a request, freed on completion. */
@@ -217,6 +220,16 @@ static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     const struct bt_httpd_handlers *h = &s->h;
 
+    /* Under a prefix, as promtail's router: /p/metrics is served, /metrics is not; /p and /p/
+     * are the index. */
+    if (s->prefix_len) {
+        if (strncmp(url, s->prefix, s->prefix_len) != 0 ||
+            (url[s->prefix_len] != '/' && url[s->prefix_len] != '\0'))
+            return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found\n");
+        url += s->prefix_len;
+        if (!*url)
+            url = "/";
+    }
     if (strcmp(url, "/reload") == 0) {
         if (!h->reload)
             return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found\n");
@@ -232,8 +245,11 @@ static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const
         return reply_text(c, MHD_HTTP_NOT_FOUND, "404 page not found\n");
     if (!get)
         return reply_method(c, "GET, HEAD");
-    if (strcmp(url, "/") == 0)
-        return reply_redirect(c, "/targets");
+    if (strcmp(url, "/") == 0) {
+        char to[300];
+        snprintf(to, sizeof(to), "%s/targets", s->prefix);
+        return reply_redirect(c, to);
+    }
     if (strcmp(url, "/metrics") == 0)
         return serve_metrics(s, c);
     if (strcmp(url, "/ready") == 0) {
@@ -361,6 +377,64 @@ static void on_epoll(struct bt_loop *l, int fd, uint32_t events, void *arg)
  * MHD's from here on: when the start fails it is not closed here, because MHD's failure path
  * may already have closed it, and a one-time leak on a failed start beats a double close of
  * a number another thread may have reused. 0 or -errno. */
+#define MAX_PEM (1u << 20)
+
+/* Reads a whole PEM file (at most MAX_PEM bytes) into *out. 0 or -errno. */
+static int slurp(const char *path, char **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char *buf = malloc(MAX_PEM + 1);
+    size_t n = 0;
+    int rc = buf ? 0 : -ENOMEM;
+    while (!rc && n < MAX_PEM) {
+        ssize_t r = read(fd, buf + n, MAX_PEM - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = -errno;
+        else if (r == 0)
+            break;
+        else
+            n += (size_t)r;
+    }
+    close(fd);
+    if (!rc && n == MAX_PEM)
+        rc = -EFBIG;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+static int load_tls(struct bt_httpd *s, const struct bt_httpd_handlers *h, char *err, size_t errlen)
+{
+    int rc;
+    if (!h->tls_cert_file || !h->tls_key_file) {
+        snprintf(err, errlen, "http server: TLS needs both a certificate and a key file");
+        return -EINVAL;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "http server: this libmicrohttpd has no TLS support");
+        return -ENOTSUP;
+    }
+    if ((rc = slurp(h->tls_cert_file, &s->tls_cert))) {
+        snprintf(err, errlen, "http server: cannot read cert_file %s: %s", h->tls_cert_file,
+                 strerror(-rc));
+        return rc;
+    }
+    if ((rc = slurp(h->tls_key_file, &s->tls_key))) {
+        snprintf(err, errlen, "http server: cannot read key_file %s: %s", h->tls_key_file,
+                 strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
 static int start_mhd(struct bt_httpd *s, int lfd)
 {
     struct MHD_OptionItem opts[] = {
@@ -371,9 +445,17 @@ static int start_mhd(struct bt_httpd *s, int lfd)
         {MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (s->tls_cert)
+        flags |= MHD_USE_TLS;
     /* External polling with epoll: no thread inside MHD; the loop calls MHD_run. */
-    s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (s->tls_cert)
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+                                MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
+                                s->tls_key, MHD_OPTION_END);
+    else
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+                                MHD_OPTION_END);
     if (!s->d)
         return errno ? -errno : -EIO;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
@@ -408,6 +490,20 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
     s->epfd = -1;
     if (h)
         s->h = *h;
+    s->h.path_prefix = NULL;
+    s->h.tls_cert_file = s->h.tls_key_file = NULL;
+    if (h && h->path_prefix && h->path_prefix[0]) {
+        size_t n = strlen(h->path_prefix);
+        if (h->path_prefix[0] != '/' || h->path_prefix[n - 1] == '/' || n >= sizeof(s->prefix)) {
+            rc = -EINVAL;
+            snprintf(err, errlen, "http server: invalid path prefix \"%s\"", h->path_prefix);
+            goto fail;
+        }
+        memcpy(s->prefix, h->path_prefix, n + 1);
+        s->prefix_len = n;
+    }
+    if (h && (h->tls_cert_file || h->tls_key_file) && (rc = load_tls(s, h, err, errlen)))
+        goto fail;
     int lfd = open_listener(addr, port);
     if (lfd < 0) {
         rc = lfd;
@@ -450,6 +546,8 @@ void bt_httpd_free(struct bt_httpd *s)
         bt_loop_del_fd(s->loop, s->epfd);
     if (s->d)
         MHD_stop_daemon(s->d);
+    free(s->tls_cert);
+    free(s->tls_key);
     free(s);
 }
 

@@ -37,6 +37,12 @@ struct bt_httpd_handlers {
     int (*reload)(void *ctx,
                   struct bt_buf *msg); /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
     void *ctx;
+    /* "" or NULL: endpoints at the root. "/p" (no trailing slash, at most 200 bytes): every
+     * endpoint only under /p (promtail's server.http_path_prefix); copied. */
+    const char *path_prefix;
+    /* Both or neither: PEM certificate (chain) and key files; HTTPS instead of HTTP (promtail's
+     * server.http_tls_config). Read once at start. */
+    const char *tls_cert_file, *tls_key_file;
 };
 
 /* Binds addr:port ("" or "0.0.0.0" = all addresses, IPv6 dual stack when the host has IPv6;

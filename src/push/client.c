@@ -15,10 +15,13 @@
 #include "push/batch.h"
 #include "config/config.h"
 #include "push/encode.h"
+#include "push/curltls.h"
+#include "push/oauth2.h"
 #include "core/metrics.h"
 #include "util/buf.h"
 #include "util/hmap.h"
 #include "util/log.h"
+#include "util/secretfile.h"
 #include "util/timeutil.h"
 
 #include <curl/curl.h>
@@ -70,6 +73,13 @@ struct bt_client {
     /* Push thread only. */
     CURL *curl;
     CURLM *multi;
+    struct curl_slist *proxy_headers;
+    struct bt_oauth2 *oauth2; /* NULL without an oauth2 block */
+    /* tls_config.server_name: the URL with that host, a connect-to rule to the real host, and
+     * the real Host header (empty when not used). */
+    char *sni_url;
+    struct curl_slist *connect_to;
+    char host_header[300];
     struct bt_buf body;
     char resp[MAX_ERR_BODY + 1];
     size_t resp_len;
@@ -147,43 +157,6 @@ static uint64_t rng_next(struct bt_client *c)
     c->rng ^= c->rng << 25;
     c->rng ^= c->rng >> 27;
     return c->rng * 2685821657736338717ULL;
-}
-
-/* Reads a secret file (password, bearer token) with surrounding whitespace trimmed, as
- * Prometheus' HTTP client does. 0 or -errno. */
-static int read_secret(const char *path, char *out, size_t outlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t n = 0;
-    int rc = 0;
-    while (n + 1 < outlen) {
-        ssize_t r = read(fd, out + n, outlen - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rc)
-        return rc;
-    if (n + 1 >= outlen)
-        return -EFBIG;
-    out[n] = '\0';
-    while (n &&
-           (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ' || out[n - 1] == '\t'))
-        out[--n] = '\0';
-    size_t s = 0;
-    while (out[s] == ' ' || out[s] == '\t' || out[s] == '\n' || out[s] == '\r')
-        s++;
-    memmove(out, out + s, n - s + 1);
-    return 0;
 }
 
 /* ---- classification ------------------------------------------------------------------------ */
@@ -324,7 +297,7 @@ static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dln, curl_off_t ult
 
 static int add_header(struct curl_slist **h, const char *name, const char *value)
 {
-    char line[8192];
+    char line[16384];
     if (snprintf(line, sizeof(line), "%s: %s", name, value) >= (int)sizeof(line))
         return -E2BIG;
     struct curl_slist *n = curl_slist_append(*h, line);
@@ -344,6 +317,47 @@ static bool reserved_header(const char *name)
     return false;
 }
 
+/* "Authorization: <type> <credentials>", the credentials file read at each request as
+ * Prometheus does. 0 or -errno. */
+static int authorization_header(struct bt_client *c, struct curl_slist **h)
+{
+    const struct bt_client_config *cfg = c->cfg;
+    char *cred = malloc(MAX_SECRET_FILE + 8);
+    if (!cred)
+        return -ENOMEM;
+    int rc = 0;
+    if (cfg->auth_credentials_file) {
+        rc = bt_read_secret(cfg->auth_credentials_file, cred, MAX_SECRET_FILE + 8);
+        if (rc) {
+            char q[512];
+            BT_ERROR(COMPONENT, "cannot read authorization credentials_file",
+                     "host=%s path=%s err=%s", c->host,
+                     bt_logq(q, sizeof(q), cfg->auth_credentials_file), strerror(-rc));
+            snprintf(c->errbuf, sizeof(c->errbuf), "cannot read authorization credentials_file");
+        }
+    } else {
+        snprintf(cred, MAX_SECRET_FILE + 8, "%s",
+                 cfg->auth_credentials ? cfg->auth_credentials : "");
+    }
+    if (!rc && strpbrk(cred, "\r\n"))
+        rc = -EINVAL;
+    if (!rc) {
+        const char *type = cfg->auth_type && cfg->auth_type[0] ? cfg->auth_type : "Bearer";
+        size_t n = strlen(type) + strlen(cred) + 2;
+        char *hv = malloc(n);
+        if (!hv) {
+            rc = -ENOMEM;
+        } else {
+            snprintf(hv, n, "%s %s", type, cred);
+            rc = add_header(h, "Authorization", hv);
+            free(hv);
+        }
+    }
+    memset(cred, 0, MAX_SECRET_FILE + 8);
+    free(cred);
+    return rc;
+}
+
 /* Builds the per-request headers (bearer files are re-read each time). 0 or -errno. */
 static int build_headers(struct bt_client *c, const struct bt_batch *b, struct curl_slist **h)
 {
@@ -353,10 +367,12 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
     rc = rc ? rc : add_header(h, "Expect", ""); /* no 100-continue round trip */
     if (!rc && b->tenant && b->tenant[0])
         rc = add_header(h, "X-Scope-OrgID", b->tenant);
+    if (!rc && c->host_header[0])
+        rc = add_header(h, "Host", c->host_header);
     if (!rc && (cfg->bearer_token || cfg->bearer_token_file)) {
         char tok[MAX_SECRET_FILE + 8], hv[MAX_SECRET_FILE + 16];
         if (cfg->bearer_token_file) {
-            rc = read_secret(cfg->bearer_token_file, tok, sizeof(tok));
+            rc = bt_read_secret(cfg->bearer_token_file, tok, sizeof(tok));
             if (rc) {
                 char q[512];
                 BT_ERROR(COMPONENT, "cannot read bearer_token_file", "host=%s path=%s err=%s",
@@ -370,6 +386,16 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
             rc = add_header(h, "Authorization", hv);
         }
     }
+    if (!rc && cfg->auth_set)
+        rc = authorization_header(c, h);
+    if (!rc && c->oauth2) {
+        char hv[8300], err[CURL_ERROR_SIZE];
+        rc = bt_oauth2_header(c->oauth2, hv, sizeof(hv), err, sizeof(err));
+        if (rc && rc != -ECANCELED)
+            snprintf(c->errbuf, sizeof(c->errbuf), "%s", err);
+        if (!rc)
+            rc = add_header(h, "Authorization", hv);
+    }
     for (size_t i = 0; !rc && i < cfg->n_headers; i++)
         if (!reserved_header(cfg->headers[i].name))
             rc = add_header(h, cfg->headers[i].name, cfg->headers[i].value);
@@ -380,12 +406,23 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
 static int set_basic_auth(struct bt_client *c)
 {
     const struct bt_client_config *cfg = c->cfg;
-    if (!cfg->basic_username && !cfg->basic_password && !cfg->basic_password_file)
+    if (!cfg->basic_username && !cfg->basic_password && !cfg->basic_password_file &&
+        !cfg->basic_username_file)
         return 0;
-    char pw[MAX_SECRET_FILE + 8];
+    char pw[MAX_SECRET_FILE + 8], user[4096];
     pw[0] = '\0';
+    snprintf(user, sizeof(user), "%s", cfg->basic_username ? cfg->basic_username : "");
+    if (cfg->basic_username_file) {
+        int rc = bt_read_secret(cfg->basic_username_file, user, sizeof(user));
+        if (rc) {
+            char q[512];
+            BT_ERROR(COMPONENT, "cannot read basic_auth username_file", "host=%s path=%s err=%s",
+                     c->host, bt_logq(q, sizeof(q), cfg->basic_username_file), strerror(-rc));
+            return rc;
+        }
+    }
     if (cfg->basic_password_file) {
-        int rc = read_secret(cfg->basic_password_file, pw, sizeof(pw));
+        int rc = bt_read_secret(cfg->basic_password_file, pw, sizeof(pw));
         if (rc) {
             char q[512];
             BT_ERROR(COMPONENT, "cannot read basic_auth password_file", "host=%s path=%s err=%s",
@@ -396,7 +433,7 @@ static int set_basic_auth(struct bt_client *c)
         snprintf(pw, sizeof(pw), "%s", cfg->basic_password);
     }
     curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(c->curl, CURLOPT_USERNAME, cfg->basic_username ? cfg->basic_username : "");
+    curl_easy_setopt(c->curl, CURLOPT_USERNAME, user);
     curl_easy_setopt(c->curl, CURLOPT_PASSWORD, pw); /* curl copies it */
     return 0;
 }
@@ -456,8 +493,15 @@ static int post_once(struct bt_client *c, const struct bt_batch *b)
     int rc = build_headers(c, b, &h);
     if (!rc)
         rc = set_basic_auth(c);
+    if (rc == -ECANCELED) {
+        status = -ECANCELED;
+        goto out;
+    }
     if (rc) {
-        snprintf(c->errbuf, sizeof(c->errbuf), "cannot prepare request: %s", strerror(-rc));
+        /* A failed token fetch or an unreadable credentials file is retried like a transport
+         * error, as promtail does when its round tripper fails. */
+        if (!c->errbuf[0])
+            snprintf(c->errbuf, sizeof(c->errbuf), "cannot prepare request: %s", strerror(-rc));
         goto out;
     }
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
@@ -470,6 +514,57 @@ out:
     return status;
 }
 
+static int oauth2_cancel(void *ctx)
+{
+    return aborted(ctx);
+}
+
+/* tls_config.server_name, as Go's tls.Config.ServerName: the TLS handshake (SNI and the
+ * certificate check) uses server_name while the connection goes to the URL's host and the
+ * Host header names it. curl takes the TLS name from the URL, so the URL gets server_name as
+ * its host and CURLOPT_CONNECT_TO points that name at the real host. Plain http ignores it. */
+static int set_server_name(struct bt_client *c, CURL *e, const char *sn)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL, *url = NULL;
+    int rc = u ? 0 : -ENOMEM;
+    if (!rc && (curl_url_set(u, CURLUPART_URL, c->cfg->url, 0) != CURLUE_OK ||
+                curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+                curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+                curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK))
+        rc = -EINVAL;
+    if (rc || strcasecmp(scheme, "https") != 0 || strcasecmp(host, sn) == 0)
+        goto out;
+    char rule[600];
+    snprintf(rule, sizeof(rule), "%s:%s:%s:%s", sn, port, host, port);
+    if (curl_url_set(u, CURLUPART_HOST, sn, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
+        rc = -EINVAL;
+        goto out;
+    }
+    struct curl_slist *l = curl_slist_append(NULL, rule);
+    c->sni_url = strdup(url);
+    if (!l || !c->sni_url) {
+        curl_slist_free_all(l);
+        rc = -ENOMEM;
+        goto out;
+    }
+    c->connect_to = l;
+    if (strcmp(port, "443") == 0)
+        snprintf(c->host_header, sizeof(c->host_header), "%s", host);
+    else
+        snprintf(c->host_header, sizeof(c->host_header), "%s:%s", host, port);
+    curl_easy_setopt(e, CURLOPT_URL, c->sni_url);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(url);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 static int setup_curl(struct bt_client *c)
 {
     const struct bt_client_config *cfg = c->cfg;
@@ -480,9 +575,14 @@ static int setup_curl(struct bt_client *c)
     CURL *e = c->curl;
     curl_easy_setopt(e, CURLOPT_URL, cfg->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* Go's client speaks HTTP/2 only over TLS (ALPN), never h2c to a plain http URL. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     (long)(cfg->enable_http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* Go follows at most 10 redirects; 307/308 repeat the POST, 301-303 turn it into a GET,
+     * as curl does by default. Credentials are not sent to another host. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, cfg->follow_redirects ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -494,21 +594,28 @@ static int setup_curl(struct bt_client *c)
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
     if (cfg->timeout_ns > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_ns / BT_NS_PER_MS));
+    /* Like Go's client, the environment's proxy variables count only when asked for. */
     if (cfg->proxy_url)
         curl_easy_setopt(e, CURLOPT_PROXY, cfg->proxy_url);
-    if (cfg->tls.ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->tls.ca_file);
-    if (cfg->tls.cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls.cert_file);
-    if (cfg->tls.key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls.key_file);
-    if (cfg->tls.insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    else if (!cfg->proxy_from_environment)
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (cfg->no_proxy)
+        curl_easy_setopt(e, CURLOPT_NOPROXY, cfg->no_proxy);
+    for (size_t i = 0; i < cfg->n_proxy_connect_headers; i++)
+        if (add_header(&c->proxy_headers, cfg->proxy_connect_headers[i].name,
+                       cfg->proxy_connect_headers[i].value))
+            return -ENOMEM;
+    if (c->proxy_headers) {
+        curl_easy_setopt(e, CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
+        curl_easy_setopt(e, CURLOPT_PROXYHEADER, c->proxy_headers);
     }
-    if (cfg->tls.server_name)
-        BT_WARN(COMPONENT, "tls_config.server_name is not supported; the URL host is verified",
-                "host=%s", c->host);
+    bt_curl_set_tls(e, &cfg->tls);
+    if (cfg->tls.server_name && cfg->tls.server_name[0] &&
+        set_server_name(c, e, cfg->tls.server_name))
+        return -ENOMEM;
+    if (cfg->oauth2.set &&
+        !(c->oauth2 = bt_oauth2_new(&cfg->oauth2, cfg->timeout_ns, oauth2_cancel, c)))
+        return -ENOMEM;
     return 0;
 }
 
@@ -638,6 +745,7 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
     if (maxp < minp)
         maxp = minp;
     struct backoff bo = {minp, 2 * minp < maxp ? 2 * minp : maxp, maxp, 0};
+    bool token_renewed = false;
     for (;;) {
         if (aborted(c)) {
             b->outcome = BT_PUSH_ABANDONED;
@@ -652,6 +760,13 @@ static void push_batch(struct bt_client *c, struct bt_batch *b)
         b->attempts++;
         b->status = status;
         observe_duration(c, status, (double)(bt_mono_ns() - t0) / 1e9);
+        /* A 401 with an oauth2 token means the token went stale before its expiry (revoked,
+         * server restarted): fetch a new one and try once more at once. */
+        if (status == 401 && c->oauth2 && !token_renewed) {
+            token_renewed = true;
+            bt_oauth2_invalidate(c->oauth2);
+            continue;
+        }
         if (status >= 200 && status < 300) {
             b->outcome = BT_PUSH_OK;
             bt_counter_add(c->sent_bytes, (double)c->body.len);
@@ -893,6 +1008,10 @@ void bt_client_free(struct bt_client *c)
         curl_multi_cleanup(c->multi);
     if (c->curl)
         curl_easy_cleanup(c->curl);
+    curl_slist_free_all(c->proxy_headers);
+    curl_slist_free_all(c->connect_to);
+    free(c->sni_url);
+    bt_oauth2_free(c->oauth2);
     bt_buf_free(&c->body);
     bt_hmap_free(&c->tenants_seen);
     if (c->efd >= 0)

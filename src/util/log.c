@@ -1,4 +1,6 @@
 #include "util/log.h"
+#include "util/buf.h"
+#include "util/logfmt.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -12,6 +14,7 @@
 
 static _Atomic int g_level = BT_LOG_INFO;
 static _Atomic int g_fd = 2;
+static _Atomic int g_format = BT_LOG_LOGFMT;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -23,6 +26,11 @@ void bt_log_set_level(enum bt_log_level lvl)
 enum bt_log_level bt_log_get_level(void)
 {
     return (enum bt_log_level)atomic_load(&g_level);
+}
+
+void bt_log_set_format(enum bt_log_format f)
+{
+    atomic_store(&g_format, (int)f);
 }
 
 void bt_log_set_fd(int fd)
@@ -87,6 +95,75 @@ const char *bt_logq(char *out, size_t outlen, const char *s)
     return out;
 }
 
+/* Appends s[0..n) as a JSON string. */
+static void json_str(struct bt_buf *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    bt_buf_add(o, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            bt_buf_add(o, e, 2);
+        } else if (ch == '\n') {
+            bt_buf_add(o, "\\n", 2);
+        } else if (ch < 0x20 || ch == 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+            bt_buf_add(o, e, 6);
+        } else {
+            bt_buf_add(o, s + i, 1);
+        }
+    }
+    bt_buf_add(o, "\"", 1);
+}
+
+/* Rewrites a logfmt line as one JSON object. Values that do not unquote (bt_logq's \x escapes)
+ * are kept as written; text the tokenizer cannot read ends up whole in "_rest". */
+static size_t to_json(const char *line, size_t len, char *out, size_t outlen)
+{
+    struct bt_buf o, v;
+    bt_buf_init(&o, outlen);
+    bt_buf_init(&v, outlen);
+    struct bt_logfmt d;
+    struct bt_logfmt_kv kv;
+    bt_logfmt_init(&d, line, len);
+    bt_buf_add(&o, "{", 1);
+    int rc, n = 0;
+    size_t before = 0;
+    while ((rc = bt_logfmt_next(&d, &kv)) == 1) {
+        before = d.pos;
+        if (n++)
+            bt_buf_add(&o, ",", 1);
+        json_str(&o, kv.key, kv.klen);
+        bt_buf_add(&o, ":", 1);
+        bt_buf_reset(&v);
+        if (bt_logfmt_value(&kv, &v) == 0)
+            json_str(&o, v.ptr ? v.ptr : "", v.len);
+        else if (kv.quoted && kv.vlen >= 2)
+            json_str(&o, kv.val + 1, kv.vlen - 2);
+        else
+            json_str(&o, kv.val, kv.vlen);
+    }
+    while (before < len && line[before] == ' ')
+        before++;
+    if (rc < 0 && before < len) {
+        bt_buf_adds(&o, n ? ",\"_rest\":" : "\"_rest\":");
+        json_str(&o, line + before, len - before);
+    }
+    bt_buf_add(&o, "}", 1);
+    size_t m = 0;
+    if (o.ptr && o.len < outlen) {
+        memcpy(out, o.ptr, o.len);
+        m = o.len;
+    } else if (outlen > 2) {
+        memcpy(out, "{}", 2); /* past the cap: an empty object rather than broken JSON */
+        m = 2;
+    }
+    bt_buf_free(&o);
+    bt_buf_free(&v);
+    return m;
+}
+
 void bt_log(enum bt_log_level lvl, const char *component, const char *msg, const char *kvfmt, ...)
 {
     if ((int)lvl < atomic_load(&g_level))
@@ -116,8 +193,14 @@ void bt_log(enum bt_log_level lvl, const char *component, const char *msg, const
     }
     if (len >= sizeof(line) - 1)
         len = sizeof(line) - 2;
-    line[len++] = '\n';
-    ssize_t w = write(atomic_load(&g_fd), line, len);
+    char json[8192];
+    char *out = line;
+    if (atomic_load(&g_format) == BT_LOG_JSON) {
+        len = to_json(line, len, json, sizeof(json) - 1);
+        out = json;
+    }
+    out[len++] = '\n';
+    ssize_t w = write(atomic_load(&g_fd), out, len);
     (void)w;
 }
 

@@ -1,5 +1,5 @@
 /*
- * log: bpftail's own logs, one logfmt line per message on stderr.
+ * log: bpftail's own logs, one logfmt line (or JSON object) per message on stderr.
  *
  *   ts=2026-11-29T07:00:00.123Z level=info component=tail msg="file rotated" path=/var/log/x
  *
@@ -19,6 +19,10 @@ void bt_log_set_level(enum bt_log_level lvl);
 enum bt_log_level bt_log_get_level(void);
 /* Parses debug|info|warn|error. 0 or -EINVAL. */
 int bt_log_parse_level(const char *s, enum bt_log_level *out);
+/* logfmt (the default) or one JSON object per line (promtail's server.log_format: json): the
+ * same fields, the caller's key=value tail turned into JSON members. */
+enum bt_log_format { BT_LOG_LOGFMT = 0, BT_LOG_JSON = 1 };
+void bt_log_set_format(enum bt_log_format f);
 /* Sends log lines to fd instead of stderr (tests). */
 void bt_log_set_fd(int fd);
 

@@ -355,7 +355,7 @@ Test(config, bad_values_name_the_key_and_line)
                 "c.yaml:4:21: server.http_listen_port: expected an integer, got a map", NULL);
     parse_fails(MIN_CFG "server: [1]\n", "c.yaml:3:9: server: expected a map, got a list", NULL);
     parse_fails(MIN_CFG "server:\n  log_level: loud\n", "server.log_level", "debug, info");
-    parse_fails(MIN_CFG "server:\n  log_format: json\n", "server.log_format", "logfmt");
+    parse_fails(MIN_CFG "server:\n  log_format: xml\n", "server.log_format", "logfmt or json");
     parse_fails(MIN_CFG "bpftail:\n  watcher: magic\n", "bpftail.watcher", "fanotify");
     parse_fails(MIN_CFG "bpftail:\n  read_buffer: 10\n", "read_buffer", "4KiB");
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: a\n    start_at: middle\n",
@@ -407,8 +407,87 @@ Test(config, client_fields_are_validated)
     parse_fails(MIN_CFG "    batchwait: 0s\n", "batchwait must be greater than 0", NULL);
     parse_fails(MIN_CFG "    name: a\n  - url: " URL "\n    name: a\n", "clients[1]",
                 "duplicate client name \"a\"");
-    parse_fails(MIN_CFG "    authorization: {type: Bearer}\n",
-                "clients[0].authorization: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "    http_headers: {X-A: {values: [a]}}\n",
+                "clients[0].http_headers: not supported by bpftail", "use headers");
+}
+
+Test(config, authorization_oauth2_and_http_options_are_read)
+{
+    struct bt_config *c =
+        parse(MIN_CFG "    authorization: {type: Token, credentials_file: /f}\n"
+                      "    follow_redirects: false\n"
+                      "    enable_http2: true\n"
+                      "    proxy_url: http://proxy:3128\n"
+                      "    no_proxy: localhost,10.0.0.0/8\n"
+                      "    proxy_connect_header:\n"
+                      "      Proxy-Authorization: [Basic eA==, other]\n"
+                      "    tls_config: {min_version: TLS12, max_version: TLS13}\n");
+    const struct bt_client_config *cl = &c->clients[0];
+    cr_assert(cl->auth_set);
+    cr_assert_str_eq(cl->auth_type, "Token");
+    cr_assert_str_eq(cl->auth_credentials_file, "/f");
+    cr_assert_not(cl->follow_redirects);
+    cr_assert(cl->enable_http2);
+    cr_assert_str_eq(cl->no_proxy, "localhost,10.0.0.0/8");
+    cr_assert_eq(cl->n_proxy_connect_headers, 2);
+    cr_assert_str_eq(cl->proxy_connect_headers[1].value, "other");
+    cr_assert_str_eq(cl->tls.min_version, "TLS12");
+    bt_config_free(c);
+
+    c = parse(MIN_CFG "    oauth2:\n"
+                      "      client_id: id\n"
+                      "      client_secret_file: /s\n"
+                      "      scopes: [logs.write, openid]\n"
+                      "      token_url: https://auth.example.com/token\n"
+                      "      endpoint_params: {audience: loki}\n"
+                      "      tls_config: {insecure_skip_verify: true}\n"
+                      "      proxy_url: http://proxy:3128\n");
+    cl = &c->clients[0];
+    cr_assert(cl->oauth2.set);
+    cr_assert_str_eq(cl->oauth2.client_id, "id");
+    cr_assert_eq(cl->oauth2.n_scopes, 2);
+    cr_assert_str_eq(cl->oauth2.scopes[1], "openid");
+    cr_assert_eq(cl->oauth2.n_params, 1);
+    cr_assert_str_eq(cl->oauth2.params[0].value, "loki");
+    cr_assert(cl->oauth2.tls.insecure_skip_verify);
+    /* Defaults: redirects followed (promtail 2.9+), HTTP/2 off (promtail never uses it). */
+    bt_config_free(c);
+    c = parse(MIN_CFG);
+    cr_assert(c->clients[0].follow_redirects);
+    cr_assert_not(c->clients[0].enable_http2);
+    cr_assert_not(c->clients[0].auth_set);
+    bt_config_free(c);
+}
+
+Test(config, authorization_and_oauth2_follow_prometheus_rules)
+{
+    parse_fails(MIN_CFG "    authorization: {credentials: a, credentials_file: /f}\n",
+                "at most one of credentials and credentials_file", NULL);
+    parse_fails(MIN_CFG "    authorization: {type: basic, credentials: a}\n", "use basic_auth",
+                NULL);
+    parse_fails(MIN_CFG "    authorization: {credentials: a}\n    bearer_token: b\n",
+                "authorization is not compatible with bearer_token", NULL);
+    parse_fails(MIN_CFG "    authorization: {credentials: a}\n    basic_auth: {username: u}\n",
+                "at most one of basic_auth, oauth2 and authorization", NULL);
+    parse_fails(MIN_CFG "    authorization: {credentials_ref: x}\n",
+                "clients[0].authorization.credentials_ref: not supported", "_file");
+    parse_fails(MIN_CFG "    oauth2: {client_id: a, token_url: http://t/}\n    bearer_token: b\n",
+                "at most one of basic_auth, bearer_token", NULL);
+    parse_fails(MIN_CFG "    oauth2: {client_id: a}\n", "oauth2: token_url is required", NULL);
+    parse_fails(MIN_CFG "    oauth2: {token_url: ftp://t/}\n", "oauth2.token_url", "http://");
+    parse_fails(MIN_CFG "    oauth2: {token_url: http://t/, client_secret: a, "
+                        "client_secret_file: /f}\n",
+                "at most one of client_secret and client_secret_file", NULL);
+    parse_fails(MIN_CFG "    oauth2: {token_url: http://t/, tls_config: {server_name: x}}\n",
+                "oauth2.tls_config.server_name: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "    no_proxy: localhost\n", "no_proxy needs proxy_url", NULL);
+    parse_fails(MIN_CFG "    proxy_url: http://p/\n    proxy_from_environment: true\n",
+                "exclude each other", NULL);
+    parse_fails(MIN_CFG "    tls_config: {min_version: TLS14}\n", "TLS10, TLS11", NULL);
+    parse_fails(MIN_CFG "    tls_config: {min_version: TLS13, max_version: TLS12}\n",
+                "above max_version", NULL);
+    parse_fails(MIN_CFG "    follow_redirects: maybe\n", "clients[0].follow_redirects",
+                "true or false");
 }
 
 Test(config, unsupported_promtail_features_say_so)
@@ -779,6 +858,46 @@ static char *dump(const struct bt_config *c)
     return bt_buf_take(&out, NULL);
 }
 
+Test(config, dump_of_auth_oauth2_and_proxy_keys_parses_back_and_hides_secrets)
+{
+    struct bt_config *c =
+        parse("server:\n  http_path_prefix: /agent\n"
+              "clients:\n"
+              "  - url: " URL "\n"
+              "    authorization: {type: Token, credentials: cred-xyz}\n"
+              "    proxy_url: http://proxy:3128\n"
+              "    no_proxy: localhost\n"
+              "    proxy_connect_header: {Proxy-Authorization: [Basic pc-xyz, two]}\n"
+              "    follow_redirects: false\n"
+              "    enable_http2: true\n"
+              "    tls_config: {ca: \"PEM\", key: key-xyz, cert: C, min_version: TLS12}\n"
+              "  - url: " URL "\n"
+              "    oauth2:\n"
+              "      client_id: id\n"
+              "      client_secret: cs-xyz\n"
+              "      scopes: [a, b]\n"
+              "      token_url: https://auth/token\n"
+              "      endpoint_params: {audience: loki}\n"
+              "      tls_config: {insecure_skip_verify: true}\n"
+              "      proxy_from_environment: true\n");
+    char *d1 = dump(c);
+    cr_assert_null(strstr(d1, "xyz"), "a secret leaked:\n%s", d1);
+    struct bt_config *c2 = bt_config_parse(d1, strlen(d1), "dump", err, sizeof(err));
+    cr_assert_not_null(c2, "dump does not parse: %s\n%s", err, d1);
+    char *d2 = dump(c2);
+    cr_assert_str_eq(d1, d2);
+    cr_assert_str_eq(c2->server.http_path_prefix, "/agent");
+    cr_assert_not(c2->clients[0].follow_redirects);
+    cr_assert(c2->clients[0].enable_http2);
+    cr_assert_str_eq(c2->clients[0].auth_type, "Token");
+    cr_assert_eq(c2->clients[1].oauth2.n_scopes, 2);
+    cr_assert(c2->clients[1].oauth2.proxy_from_environment);
+    free(d1);
+    free(d2);
+    bt_config_free(c);
+    bt_config_free(c2);
+}
+
 Test(config, dump_parses_back_to_the_same_config)
 {
     static const char *const files[] = {
@@ -973,6 +1092,37 @@ Test(config, promtail_grpc_settings_and_external_url_are_accepted)
     bt_config_free(c);
     parse_fails(MIN_CFG "server:\n  grpc_server_max_recv_msg_size: big\n",
                 "c.yaml:4:34: server.grpc_server_max_recv_msg_size", "integer");
-    parse_fails(MIN_CFG "server:\n  http_path_prefix: /promtail\n",
-                "c.yaml:4:3: server.http_path_prefix: not supported by bpftail", "reverse proxy");
+    c = parse(MIN_CFG "server:\n  grpc_tls_config: {cert_file: /c, key_file: /k}\n");
+    cr_assert(c->server.grpc_ignored);
+    bt_config_free(c);
+    c = parse(MIN_CFG "server:\n  http_tls_config: {cert_file: /c, key_file: /k, "
+                      "client_auth_type: NoClientCert}\n");
+    cr_assert_str_eq(c->server.http_tls_cert_file, "/c");
+    cr_assert_str_eq(c->server.http_tls_key_file, "/k");
+    bt_config_free(c);
+    parse_fails(MIN_CFG "server:\n  http_tls_config: {cert_file: /c}\n",
+                "cert_file and key_file go together", NULL);
+    parse_fails(MIN_CFG "server:\n  http_tls_config: {cert_file: /c, key_file: /k, "
+                        "client_auth_type: RequireAndVerifyClientCert}\n",
+                "server.http_tls_config.client_auth_type: not supported by bpftail",
+                "NoClientCert");
+    parse_fails(MIN_CFG "server:\n  http_tls_config: {client_ca_file: /ca}\n",
+                "server.http_tls_config.client_ca_file: not supported by bpftail", NULL);
+}
+
+Test(config, http_path_prefix_is_normalised_as_promtail_routes_it)
+{
+    struct bt_config *c = parse(MIN_CFG "server:\n  http_path_prefix: /promtail/\n");
+    cr_assert_str_eq(c->server.http_path_prefix, "/promtail");
+    bt_config_free(c);
+    c = parse(MIN_CFG "server:\n  http_path_prefix: /\n");
+    cr_assert_str_eq(c->server.http_path_prefix, "");
+    bt_config_free(c);
+    c = parse(MIN_CFG);
+    cr_assert_str_eq(c->server.http_path_prefix, "");
+    bt_config_free(c);
+    parse_fails(MIN_CFG "server:\n  http_path_prefix: promtail\n", "server.http_path_prefix",
+                "must start with a slash");
+    parse_fails(MIN_CFG "server:\n  http_path_prefix: \"/a?b\"\n", "server.http_path_prefix",
+                "plain path");
 }

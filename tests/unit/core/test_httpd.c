@@ -30,6 +30,7 @@ struct fetch {
     char headers[4096];
     size_t headers_len;
     int curl_rc;
+    const char *cafile; /* set: https, trusting this certificate */
     atomic_int done;
 };
 
@@ -67,8 +68,11 @@ static void *client_main(void *arg)
 {
     struct fetch *f = arg;
     char url[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", f->port, f->path);
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", f->cafile ? "https" : "http", f->port,
+             f->path);
     CURL *c = curl_easy_init();
+    if (f->cafile)
+        curl_easy_setopt(c, CURLOPT_CAINFO, f->cafile);
     char *post = NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -508,4 +512,88 @@ Test(httpd, one_connection_serves_several_requests)
     }
     close(fd);
     cr_assert_eq(app.ready_calls, 2);
+}
+
+Test(httpd, path_prefix_serves_every_endpoint_under_it_and_nothing_at_the_root)
+{
+    struct bt_httpd_handlers h = {.metrics = reg,
+                                  .ready = app_ready,
+                                  .targets = app_targets,
+                                  .config = app_config,
+                                  .reload = app_reload,
+                                  .ctx = &app,
+                                  .path_prefix = "/logs/promtail"};
+    char err[256] = "";
+    struct bt_httpd *p = bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err));
+    cr_assert_not_null(p, "%s", err);
+    static const struct {
+        const char *method, *path;
+        long status;
+    } cases[] = {
+        {"GET", "/logs/promtail/metrics", 200},
+        {"GET", "/logs/promtail/ready", 200},
+        {"GET", "/logs/promtail/targets", 200},
+        {"GET", "/logs/promtail/config", 200},
+        {"POST", "/logs/promtail/reload", 200},
+        {"GET", "/metrics", 404},
+        {"GET", "/ready", 404},
+        {"GET", "/logs/promtailx/metrics", 404},
+        {"GET", "/logs/metrics", 404},
+        {"POST", "/reload", 404},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fetch *f = calloc(1, sizeof(*f));
+        f->port = bt_httpd_port(p);
+        f->method = cases[i].method;
+        f->path = cases[i].path;
+        run_fetch(loop, f);
+        cr_assert_eq(f->status, cases[i].status, "%s %s: %ld", cases[i].method, cases[i].path,
+                     f->status);
+        free(f);
+    }
+    const char *roots[] = {"/logs/promtail", "/logs/promtail/"};
+    for (size_t i = 0; i < 2; i++) {
+        struct fetch *f = get(loop, p, "GET", roots[i]);
+        cr_assert_eq(f->status, 303);
+        cr_assert(strstr(f->headers, "Location: /logs/promtail/targets\r\n"), "%s", f->headers);
+        free(f);
+    }
+    bt_httpd_free(p);
+    h.path_prefix = "no-slash";
+    cr_assert_null(bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err)));
+    cr_assert(strstr(err, "invalid path prefix"), "%s", err);
+}
+
+Test(httpd, tls_config_serves_https_with_the_given_certificate)
+{
+    struct bt_httpd_handlers h = {.metrics = reg,
+                                  .ready = app_ready,
+                                  .ctx = &app,
+                                  .tls_cert_file = BT_SOURCE_DIR "/tests/data/tls/server.pem",
+                                  .tls_key_file = BT_SOURCE_DIR "/tests/data/tls/server.key"};
+    char err[256] = "";
+    struct bt_httpd *p = bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err));
+    cr_assert_not_null(p, "%s", err);
+    struct fetch *f = calloc(1, sizeof(*f));
+    f->port = bt_httpd_port(p);
+    f->method = "GET";
+    f->path = "/ready";
+    f->cafile = BT_SOURCE_DIR "/tests/data/tls/server.pem";
+    run_fetch(loop, f);
+    cr_assert_eq(f->curl_rc, 0, "curl: %d", f->curl_rc);
+    cr_assert_eq(f->status, 200);
+    cr_assert_str_eq(f->body, "Ready");
+    free(f);
+    /* Plain HTTP gets no answer from a TLS server. */
+    f = get(loop, p, "GET", "/ready");
+    cr_assert_neq(f->status, 200);
+    free(f);
+    bt_httpd_free(p);
+
+    h.tls_key_file = "/nonexistent/server.key";
+    cr_assert_null(bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err)));
+    cr_assert(strstr(err, "cannot read key_file /nonexistent/server.key"), "%s", err);
+    h.tls_key_file = NULL;
+    cr_assert_null(bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err)));
+    cr_assert(strstr(err, "both a certificate and a key"), "%s", err);
 }

@@ -14,6 +14,7 @@
 #include "core/entry.h"
 #include "fake_loki.h"
 #include "core/metrics.h"
+#include "tiny_http.h"
 #include "tmpdir.h"
 #include "util/hmap.h"
 #include "util/log.h"
@@ -266,6 +267,119 @@ Test(client, redirect_is_final_not_followed)
     check_final(301, "moved", "http_4xx");
 }
 
+/* Answers every request with a 307 to the test Loki server (a moved push endpoint). */
+static void redirect_to_loki(void *ctx, const struct bt_tiny_req *rq, struct bt_tiny_resp *rs)
+{
+    int *hits = ctx;
+    (*hits)++;
+    rs->status = 307;
+    snprintf(rs->location, sizeof(rs->location), "%s", bt_fake_loki_url(loki));
+}
+
+Test(client, follow_redirects_repeats_the_post_at_the_new_location)
+{
+    int hits = 0;
+    struct bt_tiny_http *r = bt_tiny_http_start(redirect_to_loki, &hits);
+    cr_assert_not_null(r);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/old/push", bt_tiny_http_port(r));
+    cfg.url = url;
+    cfg.follow_redirects = true;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 3));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    cr_assert_eq(bt_fake_loki_entries(loki), 3, "the body came along with the 307");
+    cr_assert_eq(hits, 1);
+    bt_batch_release(b);
+    bt_client_free(c);
+    /* Off, the 307 is Loki's answer: final, as any 3xx. */
+    cfg.follow_redirects = false;
+    c = bt_client_new(&cfg, metrics);
+    b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_DROPPED);
+    cr_assert_eq(b->status, 307);
+    cr_assert_eq(hits, 2);
+    bt_batch_release(b);
+    bt_client_free(c);
+    bt_tiny_http_stop(r);
+}
+
+/* A TLS endpoint that answers every push with 204 and remembers the Host header it got. */
+static void tls_loki(void *ctx, const struct bt_tiny_req *rq, struct bt_tiny_resp *rs)
+{
+    char *host = ctx;
+    snprintf(host, 128, "%s", rq->host);
+    rs->status = 204;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    static char buf[4][8192];
+    static int next;
+    char *b = buf[next++ % 4];
+    size_t n = fread(b, 1, sizeof(buf[0]) - 1, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+#define TLS_DIR BT_SOURCE_DIR "/tests/data/tls/"
+
+Test(client, tls_server_name_is_the_name_checked_while_the_url_host_is_dialled)
+{
+    char host[128] = "";
+    struct bt_tiny_http *srv = bt_tiny_http_start_tls(
+        tls_loki, host, slurp(TLS_DIR "loki-test.pem"), slurp(TLS_DIR "loki-test.key"));
+    cr_assert_not_null(srv);
+    char url[128], want_host[64];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u/loki/api/v1/push", bt_tiny_http_port(srv));
+    snprintf(want_host, sizeof(want_host), "127.0.0.1:%u", bt_tiny_http_port(srv));
+    cfg.url = url;
+    cfg.max_retries = 1;
+    cfg.tls.ca_file = TLS_DIR "loki-test.pem";
+    /* The certificate names loki.test only: without server_name the check fails. */
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_DROPPED);
+    cr_assert_eq(b->status, -1, "a failed certificate check is a transport error");
+    bt_batch_release(b);
+    bt_client_free(c);
+
+    cfg.tls.server_name = "loki.test";
+    c = bt_client_new(&cfg, metrics);
+    b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_OK, "status %d", b->status);
+    cr_assert_str_eq(host, want_host, "the Host header names the URL's host");
+    bt_batch_release(b);
+    bt_client_free(c);
+
+    /* The CA inline, and a TLS version range the server can meet. */
+    cfg.tls.ca_file = NULL;
+    cfg.tls.ca = slurp(TLS_DIR "loki-test.pem");
+    cfg.tls.min_version = "TLS12";
+    cfg.tls.max_version = "TLS13";
+    c = bt_client_new(&cfg, metrics);
+    b = push(c, batch("", "{job=\"a\"}", 1));
+    cr_assert_eq(b->outcome, BT_PUSH_OK, "status %d", b->status);
+    bt_batch_release(b);
+    bt_client_free(c);
+    bt_tiny_http_stop(srv);
+}
+
+Test(client, enable_http2_keeps_http1_for_plain_http_as_go_does)
+{
+    cfg.enable_http2 = true;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 2));
+    cr_assert_eq(b->outcome, BT_PUSH_OK);
+    cr_assert_eq(bt_fake_loki_entries(loki), 2);
+    cr_assert_not(bt_fake_loki_last_header(loki, "Upgrade", NULL, 0), "no h2c upgrade");
+    bt_batch_release(b);
+    bt_client_free(c);
+}
+
 Test(client, request_too_large_is_dropped_with_reason)
 {
     check_final(413, "request body too large", "request_too_large");
@@ -423,6 +537,53 @@ Test(client, bearer_token_file_is_reread_for_each_request)
     bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
     cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
     cr_assert_str_eq(v, "Bearer xyz");
+    bt_client_free(c);
+}
+
+Test(client, authorization_type_and_credentials_file_make_the_header)
+{
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "cred", " k-1\n", 5), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/cred", dir);
+    cfg.auth_set = true;
+    cfg.auth_type = "Token";
+    cfg.auth_credentials_file = path;
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    char v[256];
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Token k-1");
+    /* Read at each request, as Prometheus does. */
+    cr_assert_eq(bt_tmpdir_write(dir, "cred", "k-2", 3), 0);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Token k-2");
+    bt_client_free(c);
+    /* The type defaults to Bearer. */
+    cfg.auth_type = NULL;
+    cfg.auth_credentials_file = NULL;
+    cfg.auth_credentials = "plain";
+    c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Bearer plain");
+    bt_client_free(c);
+}
+
+Test(client, basic_auth_username_file_is_read)
+{
+    cr_assert_eq(bt_tmpdir_make(dir, sizeof(dir)), 0);
+    cr_assert_eq(bt_tmpdir_write(dir, "user", "user\n", 5), 0);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/user", dir);
+    cfg.basic_username_file = path;
+    cfg.basic_password = "s3cret";
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    bt_batch_release(push(c, batch("", "{job=\"a\"}", 1)));
+    char v[256];
+    cr_assert(bt_fake_loki_last_header(loki, "Authorization", v, sizeof(v)));
+    cr_assert_str_eq(v, "Basic dXNlcjpzM2NyZXQ=");
     bt_client_free(c);
 }
 

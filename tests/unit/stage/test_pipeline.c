@@ -80,7 +80,9 @@ Test(pipeline, stage_not_built_in_says_so)
     cr_assert(unavail);
     struct harness h;
     cr_assert_eq(h_try(&h, "- geoip: {}\n"), -1);
-    cr_assert_str_eq(h.err, "pipeline.yaml:1:3: stage \"geoip\" is not available in this build");
+    cr_assert_str_eq(
+        h.err, "pipeline.yaml:1:3: stage \"geoip\" is not supported by bpftail: it needs a MaxMind "
+               "database reader, which bpftail does not link");
     h_free(&h);
 }
 
@@ -210,7 +212,9 @@ Test(pipeline, promtail_stages_not_implemented_say_so)
 {
     struct harness h;
     cr_assert_eq(h_try(&h, "- geoip: {db: /x.mmdb, source: ip}\n"), -1);
-    cr_assert_str_eq(h.err, "pipeline.yaml:1:3: stage \"geoip\" is not available in this build");
+    cr_assert_str_eq(
+        h.err, "pipeline.yaml:1:3: stage \"geoip\" is not supported by bpftail: it needs a MaxMind "
+               "database reader, which bpftail does not link");
     h_free(&h);
 }
 
