@@ -417,7 +417,7 @@ static int load_stages(struct bt_plugin_opts *o, struct bt_node *doc, const char
 {
     o->stages_doc = doc;
     const struct bt_node *l = doc;
-    if (doc && doc->type == BT_NODE_MAP)
+    if (doc && doc->type == BT_NODE_MAP && strcmp(key, "loki-pipeline-stage-file") == 0)
         l = bt_node_get(doc, "pipeline_stages");
     if (!l || bt_node_is_null(l)) {
         o->stages = NULL;
