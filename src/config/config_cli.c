@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/timeutil.h"
 
 #define BT_EXPAND_MAX (16u << 20)
 #define BT_EXPAND_DEPTH 8
@@ -75,24 +76,6 @@ void bt_cli_usage(void)
            "(default http://localhost:3100).\n");
 }
 
-/* Go's strconv.ParseBool, which promtail's flags use. */
-static int parse_bool(const char *s, bool *out)
-{
-    static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};
-    static const char *const f[] = {"0", "f", "F", "false", "FALSE", "False"};
-    for (size_t i = 0; i < 6; i++) {
-        if (strcmp(s, t[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcmp(s, f[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
 static const struct flag *find_flag(const char *name, size_t n)
 {
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -110,7 +93,7 @@ static int set_flag(const struct flag *f, const char *value, struct bt_cli *cli,
     case FL_BOOL:
         if (!value) {
             *(bool *)at = true;
-        } else if (parse_bool(value, (bool *)at)) {
+        } else if (bt_parse_bool(value, (bool *)at)) {
             snprintf(err, errlen, "invalid boolean value \"%s\" for flag -%s", value, f->name);
             return -EINVAL;
         }

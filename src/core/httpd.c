@@ -418,6 +418,18 @@ static int start_mhd(struct bt_httpd *s, int lfd)
     return 0;
 }
 
+static struct bt_httpd *server_new(struct bt_loop *loop, const struct bt_httpd_handlers *h)
+{
+    struct bt_httpd *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->epfd = -1;
+    if (h)
+        s->h = *h;
+    return s;
+}
+
 struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
                               const struct bt_httpd_handlers *h, char *err, size_t errlen)
 {
@@ -429,16 +441,12 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
         snprintf(err, errlen, "http server: invalid port %d for %s", port, shown);
         goto fail;
     }
-    s = calloc(1, sizeof(*s));
+    s = server_new(loop, h);
     if (!s) {
         rc = -ENOMEM;
         snprintf(err, errlen, "http server: out of memory");
         goto fail;
     }
-    s->loop = loop;
-    s->epfd = -1;
-    if (h)
-        s->h = *h;
     int lfd = open_listener(addr, port);
     if (lfd < 0) {
         rc = lfd;
@@ -501,16 +509,12 @@ struct bt_httpd *bt_httpd_new_unix(struct bt_loop *loop, const char *path,
                                    const struct bt_httpd_handlers *h, char *err, size_t errlen)
 {
     int rc = 0;
-    struct bt_httpd *s = calloc(1, sizeof(*s));
+    struct bt_httpd *s = server_new(loop, h);
     if (!s || !(s->unix_path = strdup(path))) {
         rc = -ENOMEM;
         snprintf(err, errlen, "http server: out of memory");
         goto fail;
     }
-    s->loop = loop;
-    s->epfd = -1;
-    if (h)
-        s->h = *h;
     int lfd = open_unix_listener(path);
     if (lfd < 0) {
         rc = lfd;

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -459,6 +458,16 @@ static void on_tick(struct bt_loop *l, uint64_t id, void *arg)
     p->more = true;
 }
 
+/* Once a second: commit files follow the acknowledgements even when no more come (a crash
+ * then re-sends at most a second of acknowledged lines). */
+static void on_sync(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_plugin *p = arg;
+    for (struct pl_container *c = p->containers; c; c = c->next)
+        if (bt_spool_sync(c->spool) < 0)
+            BT_WARN(COMP, "cannot save a spool's commit", "container=%.12s", c->id);
+}
+
 /* Frees containers with nothing left to do (FIFO at EOF, spool acknowledged). */
 static void reap(struct bt_plugin *p)
 {
@@ -498,16 +507,7 @@ static void before_sleep(struct bt_loop *l, void *arg)
         int64_t x = pl_container_deadline(c);
         d = x < d ? x : d;
     }
-    if (d == p->tick_at)
-        return;
-    if (p->tick_timer)
-        bt_loop_del_timer(l, p->tick_timer);
-    p->tick_timer = 0;
-    p->tick_at = d;
-    if (d != INT64_MAX) {
-        int64_t delay = d - bt_mono_ns();
-        p->tick_timer = bt_loop_add_timer(l, delay > 0 ? delay : 0, 0, on_tick, p);
-    }
+    bt_loop_timer_at(l, &p->tick_timer, &p->tick_at, d, on_tick, p);
 }
 
 static size_t pending_batches(struct bt_plugin *p)
@@ -562,23 +562,6 @@ static void on_signal(struct bt_loop *l, int fd, uint32_t events, void *arg)
     while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         if (si.ssi_signo != SIGHUP)
             begin_shutdown(arg, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-}
-
-static int setup_signals(struct bt_plugin *p)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    /* Before any push thread starts, so that they inherit the mask. */
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-        return -errno;
-    signal(SIGPIPE, SIG_IGN);
-    p->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (p->sigfd < 0)
-        return -errno;
-    return bt_loop_add_fd(p->loop, p->sigfd, EPOLLIN, on_signal, p);
 }
 
 /* ---- settings ---------------------------------------------------------------------------- */
@@ -733,8 +716,9 @@ int bt_plugin_main(const struct bt_cli *cli)
         snprintf(err, sizeof(err), "state directory %s: %s", p->state_dir, strerror(-rc));
         goto fail;
     }
-    if (setup_signals(p) < 0) {
-        snprintf(err, sizeof(err), "signals: %s", strerror(errno));
+    p->sigfd = bt_loop_add_signals(p->loop, on_signal, p);
+    if (p->sigfd < 0) {
+        snprintf(err, sizeof(err), "signals: %s", strerror(-p->sigfd));
         goto fail;
     }
     restore(p);
@@ -752,6 +736,7 @@ int bt_plugin_main(const struct bt_cli *cli)
     if (s.metrics_addr[0] && start_metrics(p, s.metrics_addr, err, sizeof(err)) < 0)
         goto fail;
     bt_loop_set_before_sleep(p->loop, before_sleep, p);
+    bt_loop_add_timer(p->loop, BT_NS_PER_SEC, BT_NS_PER_SEC, on_sync, p);
     BT_INFO(COMP, "bpftail Docker logging plugin started",
             "version=%s socket=%s state_dir=%s "
             "spool_max=%llu containers=%.0f",

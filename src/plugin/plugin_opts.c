@@ -226,23 +226,6 @@ const char *bt_plugin_info_opt(const struct bt_plugin_info *in, const char *key)
 
 /* ---- value syntax ----------------------------------------------------------------------- */
 
-int bt_plugin_parse_bool(const char *s, bool *out)
-{
-    static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};
-    static const char *const f[] = {"0", "f", "F", "false", "FALSE", "False"};
-    for (size_t i = 0; i < 6; i++) {
-        if (strcmp(s, t[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcmp(s, f[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
 int bt_plugin_parse_size(const char *s, int64_t *out)
 {
     char *end;
@@ -462,7 +445,7 @@ static int set_opt(const struct opt *op, const char *v, struct bt_plugin_opts *o
         *(uint64_t *)at = (uint64_t)n;
         return 0;
     case O_TLS_BOOL:
-        if (bt_plugin_parse_bool(v, &b) < 0)
+        if (bt_parse_bool(v, &b) < 0)
             goto bad;
         c->tls.insecure_skip_verify = b;
         return 0;
@@ -494,7 +477,7 @@ static int set_opt(const struct opt *op, const char *v, struct bt_plugin_opts *o
         return 0;
     case O_BOOL_NOFILE:
     case O_BOOL_KEEPFILE:
-        if (bt_plugin_parse_bool(v, &b) < 0)
+        if (bt_parse_bool(v, &b) < 0)
             goto bad;
         *(op->kind == O_BOOL_NOFILE ? &o->no_file : &o->keep_file) = b;
         return 0;

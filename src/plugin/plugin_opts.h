@@ -96,8 +96,6 @@ char *bt_plugin_client_key(const struct bt_client_config *c);
 int bt_plugin_labels(const struct bt_plugin_info *in, const struct bt_plugin_opts *o,
                      const char *hostname, struct bt_labels *out, char *err, size_t errlen);
 
-/* Go's strconv.ParseBool. 0 or -EINVAL. */
-int bt_plugin_parse_bool(const char *s, bool *out);
 /* Docker's units.RAMInBytes ("10m", "1.5g", "512KiB"). 0 or -EINVAL. */
 int bt_plugin_parse_size(const char *s, int64_t *out);
 

@@ -7,6 +7,7 @@
 #include "config/node.h"
 #include "core/labels.h"
 #include "plugin/plugin_opts.h"
+#include "util/timeutil.h"
 
 #define CID "285a64c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123"
 
@@ -231,11 +232,11 @@ Test(plugin_opts, go_bools_and_docker_sizes)
     static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};
     static const char *const f[] = {"0", "f", "F", "false", "FALSE", "False"};
     for (int i = 0; i < 6; i++) {
-        cr_assert(bt_plugin_parse_bool(t[i], &b) == 0 && b);
-        cr_assert(bt_plugin_parse_bool(f[i], &b) == 0 && !b);
+        cr_assert(bt_parse_bool(t[i], &b) == 0 && b);
+        cr_assert(bt_parse_bool(f[i], &b) == 0 && !b);
     }
-    cr_assert_lt(bt_plugin_parse_bool("yes", &b), 0);
-    cr_assert_lt(bt_plugin_parse_bool("", &b), 0);
+    cr_assert_lt(bt_parse_bool("yes", &b), 0);
+    cr_assert_lt(bt_parse_bool("", &b), 0);
     int64_t v;
     cr_assert(bt_plugin_parse_size("10m", &v) == 0 && v == 10 << 20);
     cr_assert(bt_plugin_parse_size("1.5g", &v) == 0 && v == 3LL << 29);
