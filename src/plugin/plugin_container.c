@@ -237,14 +237,13 @@ void pl_container_read(struct pl_container *c)
         at_eof(c); /* n == 0: dockerd closed its end after StopLogging */
         got = true;
     }
-    if (got && c->spool) {
-        int rc = bt_spool_flush(c->spool);
-        if (rc < 0)
-            BT_ERROR(COMP, "cannot write the spool", "container=%.12s err=%s", c->id,
-                     strerror(-rc));
-        spool_stats(c);
-        pl_request_more(c->p);
-    }
+    if (!got)
+        return;
+    int rc = c->spool ? bt_spool_flush(c->spool) : 0;
+    if (rc < 0)
+        BT_ERROR(COMP, "cannot write the spool", "container=%.12s err=%s", c->id, strerror(-rc));
+    spool_stats(c);
+    pl_request_more(c->p);
 }
 
 static void on_fifo(struct bt_loop *l, int fd, uint32_t events, void *arg)

@@ -393,3 +393,37 @@ def test_plugin_start_stop_fast_with_loki_down(ctx, fake_loki):
         fifo.close()
     assert max(times) < 0.1, times
     assert pl.stop() == 0
+
+
+def test_plugin_pipeline_stages_and_one_client_for_equal_options(ctx, fake_loki):
+    loki = fake_loki()
+    pl = Plugin(ctx).start()
+    stages = "- drop:\n    expression: drop-me\n- static_labels:\n    stage: applied\n"
+    fifos = []
+    for i in range(3):
+        fifo = Fifo(ctx, "c%d" % i)
+        cfg = loki_config(loki)
+        if i == 0:
+            cfg["loki-pipeline-stages"] = stages
+        st, rep, _ = pl.start_logging(fifo.path, cfg, cid=CID[:-1] + str(i), name="/app-%d" % i)
+        assert rep.get("Err", "") == "", rep
+        fifos.append(fifo)
+    for i, fifo in enumerate(fifos):
+        lines = seq_lines("app%d" % i, 0, 1000)
+        lines[10] = "drop-me please"
+        write_lines(fifo, lines)
+        pl.stop_logging(fifo.path)
+        fifo.close()
+    lib.wait_until(lambda: loki.count() >= 2999, 30, what="the lines of three containers")
+    wait_state_gone(pl)
+    entries = loki.entries()
+    assert len(entries) == 2999, len(entries)
+    assert not any(e["line"] == "drop-me please" and 'container_name="app-0"' in e["labels"]
+                   for e in entries), "the pipeline of app-0 dropped it"
+    for e in entries:
+        if 'container_name="app-0"' in e["labels"]:
+            assert 'stage="applied"' in e["labels"], e
+        else:
+            assert 'stage=' not in e["labels"], e
+    assert pl.log().count("push client started") == 1, "equal client options share one client"
+    assert pl.stop() == 0
