@@ -427,3 +427,31 @@ def test_plugin_pipeline_stages_and_one_client_for_equal_options(ctx, fake_loki)
             assert 'stage=' not in e["labels"], e
     assert pl.log().count("push client started") == 1, "equal client options share one client"
     assert pl.stop() == 0
+
+
+def test_plugin_answers_a_request_shaped_like_dockerds(ctx):
+    """dockerd's Go client sends an empty Host header, no Content-Type, Accept v1.2."""
+    pl = Plugin(ctx).start()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(pl.sock)
+    s.sendall(b"POST /LogDriver.Capabilities HTTP/1.1\r\nHost: \r\n"
+              b"User-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n"
+              b"Accept: application/vnd.docker.plugins.v1.2+json\r\n"
+              b"Accept-Encoding: gzip\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"Content-Type: application/vnd.docker.plugins.v1.1+json" in head, head
+    assert json.loads(body) == {"Cap": {"ReadLogs": False}, "Err": ""}
+    st, rep, _ = pl.post("LogDriver.ReadLogs", {"Info": {}, "Config": {}})
+    assert "cache" in rep["Err"], rep
+    st, rep, _ = pl.post("LogDriver.Nothing", b"{}")
+    assert st == 404 and rep["Err"], rep
+    assert pl.stop() == 0
