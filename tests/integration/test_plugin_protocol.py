@@ -455,3 +455,27 @@ def test_plugin_answers_a_request_shaped_like_dockerds(ctx):
     st, rep, _ = pl.post("LogDriver.Nothing", b"{}")
     assert st == 404 and rep["Err"], rep
     assert pl.stop() == 0
+
+
+def test_plugin_restart_drains_the_spool_of_a_container_gone_meanwhile(ctx, fake_loki):
+    loki = fake_loki()
+    loki.set_default(503)
+    pl = Plugin(ctx).start()
+    fifo = Fifo(ctx)
+    assert pl.start_logging(fifo.path, loki_config(loki))[1].get("Err", "") == ""
+    write_lines(fifo, seq_lines("gone", 0, 5000))
+    lib.wait_until(lambda: (pl.metric("bpftail_plugin_fifo_lines_total") or 0) >= 5000, 20,
+                   what="the lines in the spool")
+    pl.p.kill()
+    pl.p.wait()
+    # The container stopped while the plugin was dead: dockerd closed and removed the FIFO.
+    fifo.close()
+    os.unlink(fifo.path)
+    loki.set_default(204)
+    pl2 = Plugin(ctx, state=pl.state).start()
+    lib.wait_until(lambda: loki.count() >= 5000, 30, what="the spooled lines")
+    wait_state_gone(pl2)
+    lost, dups = lib.check_exactly_once(stored_seqs(loki, "gone"), 5000)
+    assert not lost and not dups, (lost[:5], dups)
+    assert "FIFO is gone" in pl2.log()
+    assert pl2.stop() == 0
