@@ -15,6 +15,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import lib
 
 CID = "4f6e7d8c9b0a11223344556677889900aabbccddeeff00112233445566778899"
@@ -348,14 +350,18 @@ def test_plugin_sigkill_reattaches(ctx, fake_loki):
     assert pl2.stop() == 0
 
 
-def test_plugin_spool_bound_counts_drops(ctx, fake_loki):
+@pytest.mark.parametrize("bound", ["global", "container"])
+def test_plugin_spool_bound_counts_drops(ctx, fake_loki, bound):
     loki = fake_loki()
     loki.set_default(503)
-    pl = Plugin(ctx, spool_max=256 * 1024).start()
+    # The bound of all spools (BPFTAIL_SPOOL_MAX), or the container's own (max-size x max-file).
+    pl = Plugin(ctx, spool_max=256 * 1024 if bound == "global" else None).start()
     fifo = Fifo(ctx)
     # Small batches: what waits in memory for Loki (two sealed batches and an open one) stays
     # small next to what the spool has to drop.
     cfg = loki_config(loki, **{"loki-batch-size": "16384"})
+    if bound == "container":
+        cfg.update({"max-size": "64k", "max-file": "4"})
     assert pl.start_logging(fifo.path, cfg)[1].get("Err", "") == ""
     n = 40000  # about 3 MiB spooled: far past the bound
     write_lines(fifo, seq_lines("bound", 0, n))
