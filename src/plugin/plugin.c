@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/ack.h"
 #include "core/httpd.h"
 #include "core/loop.h"
 #include "core/metrics.h"
@@ -56,8 +57,15 @@ static void batch_drop(void *ctx, const struct bt_entry *e, const char *reason)
 static void drain_done(struct pl_client *c)
 {
     struct bt_batch *b;
-    while ((b = bt_client_take_done(c->client)))
+    while ((b = bt_client_take_done(c->client))) {
+        /* At exit the containers are freed first, so their ack owners are closed: dropping
+         * an abandoned batch's references then commits nothing (the spools are closed with
+         * the commit they had) and only lets the owners free themselves. */
+        if (b->outcome == BT_PUSH_ABANDONED && c->p->exiting)
+            for (size_t i = 0; i < b->n_refs; i++)
+                bt_segment_unref(b->refs[i].seg, b->refs[i].count);
         bt_batch_release(b);
+    }
 }
 
 static void on_client_done(struct bt_loop *l, int fd, uint32_t events, void *arg)
@@ -659,11 +667,11 @@ static void plugin_free(struct bt_plugin *p)
     bt_httpd_free(p->sock);
     bt_httpd_free(p->metrics_http);
     /* Push threads first: undecided batches come back ABANDONED, so no commit passes them and
-     * their lines are read from the spool again at the next start. */
-    for (struct pl_client *c = p->clients; c; c = c->next) {
+     * their lines are read from the spool again at the next start. They are taken back only
+     * once the containers (spools, ack owners) are closed: see drain_done. */
+    p->exiting = true;
+    for (struct pl_client *c = p->clients; c; c = c->next)
         bt_client_stop(c->client, bt_mono_ns());
-        drain_done(c);
-    }
     while (p->containers) {
         struct pl_container *c = p->containers;
         p->containers = c->next;
@@ -746,10 +754,8 @@ int bt_plugin_main(const struct bt_cli *cli)
     if (rc < 0)
         BT_ERROR(COMP, "event loop failed", "err=%s", strerror(-rc));
     size_t abandoned = 0;
-    for (struct pl_client *c = p->clients; c; c = c->next) {
+    for (struct pl_client *c = p->clients; c; c = c->next)
         abandoned += bt_client_stop(c->client, bt_mono_ns());
-        drain_done(c);
-    }
     BT_INFO(COMP, "stopped; unsent lines stay in the spools for the next start",
             "unsent_batches=%zu", abandoned);
     plugin_free(p);

@@ -94,6 +94,7 @@ struct bt_plugin {
     char hostname[256];
     int sigfd;
     bool stopping;
+    bool exiting; /* the loop has ended: everything is being freed */
     int64_t stop_deadline;
     uint64_t tick_timer, more_timer;
     int64_t tick_at;

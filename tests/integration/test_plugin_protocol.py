@@ -8,6 +8,7 @@ StopLogging. What arrives is checked in the test Loki server, which stores what 
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -131,9 +132,12 @@ class Plugin:
         return lib.metric_value(self.metrics(), name, **labels)
 
     def stop(self, timeout=30):
+        """Exit status after SIGTERM; the log is printed when it is not 0."""
         if self.p and self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             self.p.wait(timeout)
+        if self.p.returncode != 0:
+            print(self.log()[-6000:])
         return self.p.returncode
 
     def kill(self):
@@ -147,21 +151,35 @@ class Plugin:
 
 
 class Fifo:
-    """The FIFO as dockerd holds it: created, opened read-write, written with blocking writes."""
+    """The FIFO as dockerd holds it: created and opened read-write. A write waits until the
+    plugin has read enough (as dockerd's does), but fails the test after `limit` seconds
+    instead of hanging it when nobody reads."""
 
-    def __init__(self, ctx, name="fifo"):
+    def __init__(self, ctx, name="fifo", limit=15):
         self.path = os.path.join(ctx.tmpdir(), name)
         os.mkfifo(self.path, 0o600)
-        self.fd = os.open(self.path, os.O_RDWR)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
         self.max_write = 0.0
+        self.limit = limit
         ctx.cleanups.append(self.close)
 
     def write(self, data):
         t = time.monotonic()
         view = memoryview(data)
+        poller = select.poll()
+        poller.register(self.fd, select.POLLOUT)
         while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
+            try:
+                n = os.write(self.fd, view)
+                view = view[n:]
+                continue
+            except BlockingIOError:
+                pass
+            left = t + self.limit - time.monotonic()
+            if left <= 0:
+                raise AssertionError("a FIFO write blocked for more than %ds: nobody reads"
+                                     % self.limit)
+            poller.poll(left * 1000)
         self.max_write = max(self.max_write, time.monotonic() - t)
 
     def close(self):
