@@ -503,3 +503,30 @@ def test_plugin_restart_drains_the_spool_of_a_container_gone_meanwhile(ctx, fake
     assert not lost and not dups, (lost[:5], dups)
     assert "FIFO is gone" in pl2.log()
     assert pl2.stop() == 0
+
+
+def test_plugin_sigterm_keeps_unsent_lines_for_the_next_start(ctx, fake_loki):
+    loki = fake_loki()
+    loki.set_default(503)
+    pl = Plugin(ctx).start()
+    fifo = Fifo(ctx)
+    assert pl.start_logging(fifo.path, loki_config(loki))[1].get("Err", "") == ""
+    write_lines(fifo, seq_lines("term", 0, 5000))
+    fifo.write(frame("seq=%08d tag=term cut-by-sigterm" % 5000, partial=("pt", 1, False)))
+    lib.wait_until(lambda: (pl.metric("bpftail_plugin_fifo_bytes_total") or 0) > 5000 * 60, 20,
+                   what="the lines in the spool")
+    time.sleep(0.2)
+    t = time.monotonic()
+    assert pl.stop() == 0
+    assert time.monotonic() - t < 8, "SIGTERM stops within the 5 s push deadline"
+    assert loki.count() == 0
+    loki.set_default(204)
+    pl2 = Plugin(ctx, state=pl.state).start()
+    write_lines(fifo, seq_lines("term", 5001, 999))  # the same FIFO, read on after the restart
+    assert pl2.stop_logging(fifo.path)[1].get("Err", "") == ""
+    fifo.close()
+    lib.wait_until(lambda: loki.count() >= 6000, 30, what="every line after the restart")
+    wait_state_gone(pl2)
+    lost, dups = lib.check_exactly_once(stored_seqs(loki, "term"), 6000)
+    assert not lost and not dups, (lost[:5], dups)
+    assert pl2.stop() == 0
