@@ -516,8 +516,9 @@ struct pl_container *pl_container_start(struct bt_plugin *p, const struct bt_plu
     c->name = strdup(in->container_name);
     if (!c->file || !c->dir || !c->id || !c->name)
         goto oom;
-    char ename[300];
-    if (asprintf(&c->mlabels, "container_id=\"%s\",container_name=\"%s\"", c->id,
+    char ename[300], eid[160];
+    if (asprintf(&c->mlabels, "container_id=\"%s\",container_name=\"%s\"",
+                 bt_metrics_escape(eid, sizeof(eid), c->id),
                  bt_metrics_escape(ename, sizeof(ename), c->name)) < 0) {
         c->mlabels = NULL;
         goto oom;
