@@ -28,6 +28,7 @@
 #define DOCKER_CTYPE "application/vnd.docker.plugins.v1.1+json"
 #define MAX_REQUEST (1u << 20) /* StartLogging carries the container's env: tens of KB */
 #define SHUTDOWN_POLL_NS (20 * BT_NS_PER_MS)
+#define SYNC_PERIOD_NS (5 * BT_NS_PER_SEC)
 
 struct settings {
     const char *socket;
@@ -466,8 +467,9 @@ static void on_tick(struct bt_loop *l, uint64_t id, void *arg)
     p->more = true;
 }
 
-/* Once a second: commit files follow the acknowledgements even when no more come (a crash
- * then re-sends at most a second of acknowledged lines). */
+/* The spool saves its commit at most once a second while acknowledgements come; this catches
+ * the last one when they stop, so a crash re-sends at most a few seconds of acknowledged
+ * lines. Not more often: each save is two fsyncs on the loop thread. */
 static void on_sync(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_plugin *p = arg;
@@ -744,7 +746,7 @@ int bt_plugin_main(const struct bt_cli *cli)
     if (s.metrics_addr[0] && start_metrics(p, s.metrics_addr, err, sizeof(err)) < 0)
         goto fail;
     bt_loop_set_before_sleep(p->loop, before_sleep, p);
-    bt_loop_add_timer(p->loop, BT_NS_PER_SEC, BT_NS_PER_SEC, on_sync, p);
+    bt_loop_add_timer(p->loop, SYNC_PERIOD_NS, SYNC_PERIOD_NS, on_sync, p);
     BT_INFO(COMP, "bpftail Docker logging plugin started",
             "version=%s socket=%s state_dir=%s "
             "spool_max=%llu containers=%.0f",
