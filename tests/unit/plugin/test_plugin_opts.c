@@ -382,3 +382,26 @@ Test(plugin_labels, relabel_once_then_validated)
     cr_assert_null(labels_of(URL ",\"labels\":\"long\"", extra, err, sizeof(err)));
     cr_assert(strstr(err, "invalid value for label long"), "%s", err);
 }
+
+Test(plugin_opts, pipeline_stage_file_holds_pipeline_stages)
+{
+    char path[] = "/tmp/bt-stages-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    static const char yaml[] = "pipeline_stages:\n  - json:\n      expressions:\n        m: msg\n"
+                               "  - labels:\n      m:\n";
+    cr_assert_eq(write(fd, yaml, sizeof(yaml) - 1), (ssize_t)(sizeof(yaml) - 1));
+    close(fd);
+    char config[256];
+    snprintf(config, sizeof(config), URL ",\"loki-pipeline-stage-file\":\"%s\"", path);
+    struct bt_plugin_info in;
+    struct bt_plugin_opts o;
+    char err[512] = "";
+    int rc = opts(config, &in, &o, err, sizeof(err));
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_not_null(o.stages);
+    cr_assert_eq(o.stages->n, 2, "the list under pipeline_stages");
+    bt_plugin_opts_free(&o);
+    bt_plugin_info_free(&in);
+}
