@@ -322,6 +322,14 @@ def test_plugin_loki_down_never_blocks_writer(ctx, fake_loki):
     assert fifo.max_write < 1.0, fifo.max_write
     lib.wait_until(lambda: (pl.metric("bpftail_plugin_fifo_lines_total") or 0) >= n, 30,
                    what="the plugin to read every line while Loki is down")
+    m = pl.metrics()
+    who = {"container_id": CID, "container_name": "web-1"}
+    assert lib.metric_value(m, "bpftail_plugin_fifo_lines_total", **who) == n
+    assert lib.metric_value(m, "bpftail_plugin_spool_bytes", **who) > 0
+    assert lib.metric_value(m, "bpftail_plugin_containers") == 1
+    assert (lib.metric_value(m, "bpftail_batch_retries_total") or 0) > 0, "Loki answers 503"
+    assert lib.metric_value(m, "process_open_fds") > 0
+    assert lib.http("GET", "http://127.0.0.1:%d/ready" % pl.port)[0] == 200
     st, rep, secs = pl.stop_logging(fifo.path)
     assert rep.get("Err", "") == "" and secs < 0.1, (rep, secs)
     fifo.close()
