@@ -124,7 +124,6 @@ static void on_line(void *ctx, const struct bt_dfifo_line *l)
         n--;
     bt_counter_inc(c->m_lines);
     if (blank(l->line, n)) {
-        bt_counter_inc(c->m_empty);
         count_drop(c, "empty_line", 1);
         return;
     }
@@ -207,8 +206,9 @@ static void at_eof(struct pl_container *c)
     bt_dfifo_eof(c->dec);
     if (c->spool)
         bt_spool_flush(c->spool);
-    BT_INFO(COMP, "container's FIFO closed", "container=%.12s name=%s frames=%llu", c->id, c->name,
-            (unsigned long long)bt_dfifo_frames(c->dec));
+    BT_INFO(COMP, "container's FIFO closed", "container=%.12s name=%s frames=%llu after_stop=%s",
+            c->id, c->name, (unsigned long long)bt_dfifo_frames(c->dec),
+            c->stop_requested ? "true" : "false");
 }
 
 void pl_container_read(struct pl_container *c)
@@ -547,7 +547,6 @@ struct pl_container *pl_container_start(struct bt_plugin *p, const struct bt_plu
                         "Bytes read from a container's FIFO.", NULL);
     c->m_spool_bytes = series(c, BT_GAUGE, "bpftail_plugin_spool_bytes",
                               "Bytes a container's spool holds on disk.", NULL);
-    c->m_empty = NULL; /* counted through count_drop */
     if (open_fifo(c, restored, err, errlen) < 0)
         goto fail;
     if (restored) {

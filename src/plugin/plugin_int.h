@@ -66,7 +66,7 @@ struct pl_container {
     struct bt_pipeline *pipeline;
     struct bt_labels labels[3]; /* stream labels + source=stdout|stderr|other */
     int fd;                     /* -1 once EOF was read (or the FIFO is gone) */
-    bool stop_requested;        /* StopLogging came */
+    bool stop_requested;        /* StopLogging came (shown in logs; EOF ends the reading) */
     bool piped_flushed;         /* pipeline flushed after the last spooled record went in */
     bool attached;              /* spool opened and FIFO registered with the loop */
     uint64_t attach_timer;      /* pending attach (right after StartLogging answered) */
@@ -79,7 +79,7 @@ struct pl_container {
      * spool's bound drops a segment, the ones in it are not lost: their batches still go out. */
     uint64_t *fly;
     size_t fly_head, fly_n, fly_cap;
-    struct bt_series *m_lines, *m_bytes, *m_spool_bytes, *m_spool_drop, *m_empty, *m_frames;
+    struct bt_series *m_lines, *m_bytes, *m_spool_bytes;
 };
 
 struct bt_plugin {
@@ -99,7 +99,7 @@ struct bt_plugin {
     uint64_t tick_timer, more_timer;
     int64_t tick_at;
     bool more; /* a pump round left work: run again before sleeping */
-    struct bt_series *m_empty, *m_spool_full, *m_containers, *m_unknown_opt;
+    struct bt_series *m_containers, *m_unknown_opt;
     char **unknown_seen; /* option names already logged once */
     size_t n_unknown;
 };
