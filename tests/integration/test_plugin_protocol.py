@@ -538,3 +538,27 @@ def test_plugin_sigterm_keeps_unsent_lines_for_the_next_start(ctx, fake_loki):
     lost, dups = lib.check_exactly_once(stored_seqs(loki, "term"), 6000)
     assert not lost and not dups, (lost[:5], dups)
     assert pl2.stop() == 0
+
+
+def test_plugin_survives_garbage_on_the_fifo_and_counts_it(ctx, fake_loki):
+    loki = fake_loki()
+    pl = Plugin(ctx).start()
+    fifo = Fifo(ctx)
+    assert pl.start_logging(fifo.path, loki_config(loki))[1].get("Err", "") == ""
+    lines = seq_lines("junk", 0, 300)
+    write_lines(fifo, lines[:100])
+    fifo.write(struct.pack(">I", 0x7FFFFFF0) + os.urandom(3000))  # an absurd length, then noise
+    write_lines(fifo, lines[100:200])
+    fifo.write(struct.pack(">I", 5) + b"\xff\xff\xff\xff\xff")  # not a LogEntry
+    write_lines(fifo, lines[200:])
+    lib.wait_until(lambda: len(stored_seqs(loki, "junk")) >= 298, 20, what="the good lines")
+    rejected = pl.metric("bpftail_plugin_frames_rejected_total", container_name="web-1")
+    assert rejected and rejected >= 2, rejected
+    assert pl.stop_logging(fifo.path)[1].get("Err", "") == ""
+    fifo.close()
+    wait_state_gone(pl)
+    got = stored_seqs(loki, "junk")
+    assert len(got) == len(set(got))
+    # At most the frame right after each bad spot may be taken for noise while resynchronising.
+    assert len(got) >= 298, len(got)
+    assert pl.stop() == 0
