@@ -1,7 +1,10 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/signalfd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -27,6 +30,13 @@ static void drain_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
     if (read(fd, &v, sizeof(v)) < 0)
         cr_log_warn("read failed");
     ((struct counter *)arg)->n++;
+}
+
+static void drain_sig(struct bt_loop *l, int fd, uint32_t events, void *arg)
+{
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        ((struct counter *)arg)->n++;
 }
 
 static void run_for(struct bt_loop *l, int ms)
@@ -208,5 +218,57 @@ Test(loop, timer_ids_are_unique_and_nonzero)
         cr_assert_gt(id, prev);
         prev = id;
     }
+    bt_loop_free(l);
+}
+
+struct at_state {
+    uint64_t id;
+    int64_t at;
+    int fired;
+};
+
+static void at_fired(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct at_state *s = arg;
+    s->id = 0;
+    s->at = INT64_MAX;
+    s->fired++;
+}
+
+Test(loop, timer_at_rearms_only_when_the_deadline_moves)
+{
+    struct bt_loop *l = bt_loop_new();
+    struct at_state s = {.at = INT64_MAX};
+    bt_loop_timer_at(l, &s.id, &s.at, INT64_MAX, at_fired, &s);
+    cr_assert_eq(s.id, 0, "no deadline, no timer");
+    int64_t due = bt_mono_ns() + 30 * BT_NS_PER_MS;
+    bt_loop_timer_at(l, &s.id, &s.at, due, at_fired, &s);
+    uint64_t first = s.id;
+    cr_assert_neq(first, 0);
+    bt_loop_timer_at(l, &s.id, &s.at, due, at_fired, &s);
+    cr_assert_eq(s.id, first, "same deadline: the same timer");
+    bt_loop_timer_at(l, &s.id, &s.at, due + 10 * BT_NS_PER_MS, at_fired, &s);
+    cr_assert_neq(s.id, first, "a later deadline replaces the timer");
+    run_for(l, 80);
+    cr_assert_eq(s.fired, 1, "the replaced timer never fired");
+    bt_loop_timer_at(l, &s.id, &s.at, bt_mono_ns() + 20 * BT_NS_PER_MS, at_fired, &s);
+    bt_loop_timer_at(l, &s.id, &s.at, INT64_MAX, at_fired, &s);
+    run_for(l, 50);
+    cr_assert_eq(s.fired, 1, "a deadline taken back cancels the timer");
+    bt_loop_free(l);
+}
+
+Test(loop, signals_arrive_on_the_loop)
+{
+    struct bt_loop *l = bt_loop_new();
+    struct counter c = {0};
+    int fd = bt_loop_add_signals(l, drain_sig, &c);
+    cr_assert_geq(fd, 0, "%s", strerror(-fd));
+    cr_assert_eq(kill(getpid(), SIGHUP), 0);
+    run_for(l, 50);
+    cr_assert_eq(c.n, 1, "SIGHUP was blocked and delivered through the signalfd");
+    cr_assert_eq(kill(getpid(), SIGPIPE), 0, "SIGPIPE is ignored");
+    bt_loop_del_fd(l, fd);
+    close(fd);
     bt_loop_free(l);
 }
