@@ -366,7 +366,9 @@ static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
 #define NOT_TARGET(k)                                                                              \
     {                                                                                              \
         .key = k, .kind = BT_CFG_UNSUPPORTED,                                                      \
-        .note = "bpftail reads files (static_configs, file_sd_configs), the journal and Docker"    \
+        .note =                                                                                    \
+            "bpftail reads files (static_configs, file_sd_configs, kubernetes_sd_configs), the "   \
+            "journal and Docker"                                                                   \
     }
 static const struct bt_cfg_field scrape_fields[] = {
     {.key = "job_name", .kind = BT_CFG_STR, .off = SC(job_name)},
@@ -377,6 +379,7 @@ static const struct bt_cfg_field scrape_fields[] = {
     {.key = "docker", .kind = BT_CFG_FN, .off = SC(docker), .fn = dec_docker},
     {.key = "journal", .kind = BT_CFG_FN, .off = SC(journal), .fn = dec_docker},
     {.key = "file_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(file_sd_configs)},
+    {.key = "kubernetes_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(kubernetes_sd_configs)},
     {.key = "encoding", .kind = BT_CFG_STR, .off = SC(encoding)},
     {.key = "start_at", .kind = BT_CFG_FN, .off = SC(start_at), .fn = dec_start_at},
     {.key = "ignore_older", .kind = BT_CFG_DURATION, .off = SC(ignore_older_ns)},
@@ -390,7 +393,6 @@ static const struct bt_cfg_field scrape_fields[] = {
     NOT_TARGET("cloudflare"),
     NOT_TARGET("heroku_drain"),
     NOT_TARGET("azure_event_hubs"),
-    NOT_TARGET("kubernetes_sd_configs"),
     NOT_TARGET("consul_sd_configs"),
     NOT_TARGET("consulagent_sd_configs"),
     NOT_TARGET("dockerswarm_sd_configs"),
