@@ -33,6 +33,40 @@ def load_events(name):
         return [json.loads(ln) for ln in f if ln.strip()]
 
 
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+# Discovery of the kinds the deployment manifests use, as kube-apiserver lists them: kubectl
+# maps each manifest's kind to its resource with these before a client-side dry run.
+RESOURCES = {
+    "v1": [("namespaces", "Namespace", False), ("serviceaccounts", "ServiceAccount", True),
+           ("configmaps", "ConfigMap", True), ("pods", "Pod", True), ("nodes", "Node", False)],
+    "apps/v1": [("daemonsets", "DaemonSet", True)],
+    "rbac.authorization.k8s.io/v1": [("clusterroles", "ClusterRole", False),
+                                     ("clusterrolebindings", "ClusterRoleBinding", False)],
+}
+
+
+def discovery(path):
+    """The body kube-apiserver answers for a discovery path, or None."""
+    if path == "/version":
+        return load("version.json")
+    if path == "/api":
+        return load("api.json")
+    if path == "/apis":
+        groups = []
+        for gv in RESOURCES:
+            if "/" in gv:
+                g, v = gv.split("/")
+                ver = {"groupVersion": gv, "version": v}
+                groups.append({"name": g, "versions": [ver], "preferredVersion": ver})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    gv = path[len("/api/"):] if path.startswith("/api/") else path[len("/apis/"):]
+    if path.startswith(("/api/", "/apis/")) and gv in RESOURCES:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                "resources": [{"name": n, "singularName": "", "namespaced": ns, "kind": k,
+                               "verbs": VERBS} for n, k, ns in RESOURCES[gv]]}
+    return None
+
+
 def key_of(pod):
     return "%s/%s" % (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
 
@@ -142,12 +176,18 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(401, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                         "message": "Unauthorized", "reason": "Unauthorized",
                                         "code": 401})
+        disc = discovery(u.path)
+        if disc is not None:
+            return self.send_json(200, disc)
         ns = None
         parts = u.path.strip("/").split("/")
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 5 and parts[4] == "pods":
             ns = parts[3]
         elif parts != ["api", "v1", "pods"]:
-            return self.send_json(404, {"kind": "Status", "code": 404, "status": "Failure"})
+            # Nothing but pods exists here: kubectl apply finds no object and would create it.
+            return self.send_json(404, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                        "status": "Failure", "message": "not found",
+                                        "reason": "NotFound", "code": 404})
         node = None
         fs = q.get("fieldSelector", "")
         if fs.startswith("spec.nodeName="):
