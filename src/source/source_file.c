@@ -148,8 +148,8 @@ void sf_sweep(struct bt_files *f)
     for (size_t i = 0; i < f->ntargets; i++) {
         struct target *tg = f->targets[i];
         if (tg->retiring && tg->n == 0) {
-            BT_INFO("tail", "retired target read to the end, removed", "job=%s glob=%s", tg->job,
-                    tg->glob);
+            BT_INFO("tail", "retired target removed: its files were read to the end or handed on",
+                    "job=%s glob=%s", tg->job, tg->glob);
             target_free(tg);
         } else {
             f->targets[k++] = tg;

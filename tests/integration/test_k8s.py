@@ -237,7 +237,7 @@ def test_k8s_chart_config_pods_appear_change_and_go(ctx):
         tree.write(pods["db-1"], "db", "db-1 after DELETED %d" % i)
         time.sleep(0.1)
     db_uid = pods["db-1"]["metadata"]["uid"]
-    wait_until(lambda: any("retired target read to the end" in ln and db_uid in ln
+    wait_until(lambda: any("retired target removed" in ln and db_uid in ln
                            for ln in agent.log().splitlines()), 20, interval=0.2,
                what="the deleted pod's file read to its end")
     got = entries_by_line(loki)

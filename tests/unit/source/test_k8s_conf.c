@@ -167,9 +167,9 @@ Test(k8s_conf, in_cluster_service_account_and_own_namespace)
     cr_assert_eq(parse("role: pod\n", true), 0, "a config check outside the cluster: %s", err);
     setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
     setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-    cr_assert_eq(parse("role: pod\nnamespaces: {own_namespace: true, names: [kube-system]}\n",
-                       false),
-                 0, "%s", err);
+    cr_assert_eq(
+        parse("role: pod\nnamespaces: {own_namespace: true, names: [kube-system]}\n", false), 0,
+        "%s", err);
     cr_assert_str_eq(conf.conn.server, "https://10.0.0.1:443");
     char want[400];
     snprintf(want, sizeof(want), "%s/token", dir);
