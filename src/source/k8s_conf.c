@@ -14,8 +14,7 @@
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define PEM_MAX (1u << 20)
 
-static const char *const roles_later[] = {"node",          "service", "endpoints",
-                                          "endpointslice", "ingress", NULL};
+static const char *const roles_later[] = {"service", "endpoints", "endpointslice", "ingress", NULL};
 
 static int fail(char *err, size_t errlen, const struct bt_node *n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -288,7 +287,7 @@ static int parse_selectors(struct k8s_conf *c, const struct bt_node *l, char *er
         }
         if (!role || bt_node_is_null(role))
             return fail(err, errlen, s, "a selector needs a role");
-        if (strcmp(role->str, "pod") != 0)
+        if (strcmp(role->str, c->role == K8S_NODE ? "node" : "pod") != 0)
             continue; /* Prometheus uses a selector only for its role's objects */
         int rc = 0;
         if (label && !bt_node_is_null(label) && label->len)
@@ -442,16 +441,18 @@ static int in_cluster(struct k8s_conn *cn, const struct bt_node *at, char *err, 
     return 0;
 }
 
-static int check_role(const struct bt_node *v, char *err, size_t errlen)
+static int check_role(struct k8s_conf *c, const struct bt_node *v, char *err, size_t errlen)
 {
     if (!v || v->type != BT_NODE_SCALAR || !v->len)
-        return fail(err, errlen, v, "role is required (pod)");
-    if (strcmp(v->str, "pod") == 0)
+        return fail(err, errlen, v, "role is required (pod or node)");
+    if (strcmp(v->str, "pod") == 0 || strcmp(v->str, "node") == 0) {
+        c->role = strcmp(v->str, "pod") == 0 ? K8S_POD : K8S_NODE;
         return 0;
+    }
     for (const char *const *r = roles_later; *r; r++)
         if (strcmp(v->str, *r) == 0)
             return fail(err, errlen, v,
-                        "role %s not supported yet: bpftail discovers pods (role: pod)", v->str);
+                        "role %s not supported yet: bpftail discovers pods and nodes", v->str);
     return fail(err, errlen, v,
                 "unknown role %s (node, pod, service, endpoints, "
                 "endpointslice or ingress)",
@@ -504,7 +505,7 @@ int k8s_conf_parse(struct k8s_conf *c, const struct bt_node *cfg, bool check, ch
 {
     if (!cfg || cfg->type != BT_NODE_MAP)
         return fail(err, errlen, cfg, "each item must be a map with at least role");
-    int rc = check_role(bt_node_get(cfg, "role"), err, errlen);
+    int rc = check_role(c, bt_node_get(cfg, "role"), err, errlen);
     if (rc)
         return rc;
     c->check = check;
@@ -535,6 +536,11 @@ int k8s_conf_parse(struct k8s_conf *c, const struct bt_node *cfg, bool check, ch
         return fail(err, errlen, cfg, "a token and a token file cannot both be set");
     if (!cn->auth_scheme && (cn->auth_scheme = strdup("Bearer")) == NULL)
         return -ENOMEM;
+    if (c->role == K8S_NODE) { /* nodes belong to no namespace: Prometheus ignores the list */
+        for (size_t i = 0; i < c->n_ns; i++)
+            free(c->ns[i]);
+        c->n_ns = 0;
+    }
     return 0;
 }
 

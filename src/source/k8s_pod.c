@@ -182,18 +182,78 @@ int bt_k8s_pod_targets(const struct json_t *pod, bt_k8s_target_fn fn, void *ctx)
     return rc ? rc : w.n;
 }
 
-int bt_k8s_pod_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, void *ctx)
+#define N "__meta_kubernetes_node_"
+
+int bt_k8s_node_targets(const struct json_t *node, bt_k8s_target_fn fn, void *ctx)
+{
+    const json_t *md = json_object_get(node, "metadata"), *st = json_object_get(node, "status");
+    const char *name = str_at(md, "name");
+    if (!json_is_object(node) || !*name)
+        return -EINVAL;
+    static const char *const order[] = {"InternalIP",  "InternalDNS",  "ExternalIP",
+                                        "ExternalDNS", "LegacyHostIP", "Hostname"};
+    const json_t *addrs = json_object_get(st, "addresses");
+    const char *host = NULL;
+    for (size_t o = 0; o < sizeof(order) / sizeof(order[0]) && !host; o++) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(addrs, i, a)
+        {
+            if (strcmp(str_at(a, "type"), order[o]) == 0 && *str_at(a, "address")) {
+                host = str_at(a, "address");
+                break;
+            }
+        }
+    }
+    if (!host)
+        return 0; /* no address: Prometheus makes no target either */
+    struct bt_labels l;
+    bt_labels_init(&l);
+    int rc = 0;
+    rc |= bt_labels_set(&l, N "name", name);
+    rc |= bt_labels_set(&l, N "provider_id", str_at(json_object_get(node, "spec"), "providerID"));
+    rc |= bt_labels_set(&l, "instance", name);
+    rc |= map_labels(&l, json_object_get(md, "labels"), N "label_", N "labelpresent_");
+    rc |=
+        map_labels(&l, json_object_get(md, "annotations"), N "annotation_", N "annotationpresent_");
+    size_t i;
+    json_t *a;
+    json_array_foreach(addrs, i, a)
+    {
+        char ln[256];
+        snprintf(ln, sizeof(ln), N "address_%s", str_at(a, "type"));
+        if (!bt_labels_get(&l, ln) &&
+            set_sanitized(&l, N "address_", str_at(a, "type"), str_at(a, "address")) < 0)
+            rc = -ENOMEM;
+    }
+    json_int_t port = json_integer_value(json_object_get(
+        json_object_get(json_object_get(st, "daemonEndpoints"), "kubeletEndpoint"), "Port"));
+    char addr[300];
+    snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%lld" : "%s:%lld", host,
+             (long long)port);
+    rc |= bt_labels_set(&l, "__address__", addr);
+    if (rc == 0)
+        rc = fn(ctx, &l);
+    else
+        rc = -ENOMEM;
+    bt_labels_free(&l);
+    return rc ? rc : 1;
+}
+
+static int targets_text(const char *text, size_t len, const char *list_kind,
+                        int (*one)(const json_t *, bt_k8s_target_fn, void *), bt_k8s_target_fn fn,
+                        void *ctx)
 {
     json_t *doc = json_loadb(text, len, 0, NULL);
     if (!doc)
         return -EINVAL;
     int rc = 0;
-    if (strcmp(str_at(doc, "kind"), "PodList") == 0) {
+    if (strcmp(str_at(doc, "kind"), list_kind) == 0) {
         size_t i;
         json_t *pod;
         json_array_foreach(json_object_get(doc, "items"), i, pod)
         {
-            int r = bt_k8s_pod_targets(pod, fn, ctx);
+            int r = one(pod, fn, ctx);
             if (r < 0) {
                 rc = r;
                 break;
@@ -201,10 +261,20 @@ int bt_k8s_pod_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, v
             rc += r;
         }
     } else {
-        rc = bt_k8s_pod_targets(doc, fn, ctx);
+        rc = one(doc, fn, ctx);
     }
     json_decref(doc);
     return rc;
+}
+
+int bt_k8s_pod_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, void *ctx)
+{
+    return targets_text(text, len, "PodList", bt_k8s_pod_targets, fn, ctx);
+}
+
+int bt_k8s_node_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, void *ctx)
+{
+    return targets_text(text, len, "NodeList", bt_k8s_node_targets, fn, ctx);
 }
 
 const char *bt_k8s_pod_key(const struct json_t *pod, char *out, size_t outlen)

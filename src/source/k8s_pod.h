@@ -34,7 +34,20 @@ int bt_k8s_pod_targets(const struct json_t *pod, bt_k8s_target_fn fn, void *ctx)
 /* The same from JSON text of a Pod or a PodList (its items in order): tests, tools. Returns
  * the number of targets; -EINVAL also for text that is not JSON. */
 int bt_k8s_pod_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, void *ctx);
-/* "namespace/name" of a Pod object into out; NULL without metadata.name. */
+/* "namespace/name" of a Pod (or Node: "/name") object into out; NULL without metadata.name. */
 const char *bt_k8s_pod_key(const struct json_t *pod, char *out, size_t outlen);
+
+/* Role node: the one target of a Node object, as Prometheus makes it:
+ *   __address__                   <first address by type InternalIP, InternalDNS, ExternalIP,
+ *                                  ExternalDNS, LegacyHostIP, Hostname>:<kubelet port>
+ *   instance                      the node's name
+ *   __meta_kubernetes_node_name, _provider_id
+ *   __meta_kubernetes_node_label_<name>, _labelpresent_<name>, _annotation_<name>,
+ *   _annotationpresent_<name>
+ *   __meta_kubernetes_node_address_<type>   the first address of each type
+ * A node without an address has no target. Returns 1, 0 or as bt_k8s_pod_targets. */
+int bt_k8s_node_targets(const struct json_t *node, bt_k8s_target_fn fn, void *ctx);
+/* The same from JSON text of a Node or a NodeList. */
+int bt_k8s_node_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, void *ctx);
 
 #endif

@@ -228,7 +228,8 @@ static void pod_update(struct watcher *w, const json_t *obj)
     p->w = w;
     p->gen = w->gen;
     sd->nk_n = 0;
-    int rc = bt_k8s_pod_targets(obj, on_pod_target, sd);
+    int rc = sd->conf.role == K8S_NODE ? bt_k8s_node_targets(obj, on_pod_target, sd)
+                                       : bt_k8s_pod_targets(obj, on_pod_target, sd);
     if (rc < 0)
         BT_WARN(COMP, "pod object not understood", "job=%s pod=%s err=%s", sd->job, key,
                 strerror(-rc));
@@ -399,8 +400,11 @@ static void list_done(struct watcher *w)
     free(gone);
     w->rv[0] = '\0';
     set_rv(w, doc);
-    BT_INFO(COMP, "pods listed", "job=%s namespace=%s pods=%zu targets=%zu resource_version=%s",
-            sd->job, w->ns ? w->ns : "(all)", json_array_size(items), sd->targets.n, w->rv);
+    BT_INFO(COMP, "objects listed",
+            "job=%s role=%s namespace=%s objects=%zu targets=%zu "
+            "resource_version=%s",
+            sd->job, sd->conf.role == K8S_NODE ? "node" : "pod", w->ns ? w->ns : "(all)",
+            json_array_size(items), sd->targets.n, w->rv);
     json_decref(doc);
     if (!w->rv[0]) { /* nothing to watch from: list again later rather than at once */
         BT_WARN(COMP, "pod list without a resourceVersion", "job=%s", sd->job);
@@ -534,12 +538,13 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
 {
     struct bt_k8s_sd *sd = w->sd;
     int rc = bt_buf_adds(u, sd->conf.conn.server);
+    const char *res = sd->conf.role == K8S_NODE ? "nodes" : "pods";
     if (rc == 0 && w->ns) {
         char *e = curl_easy_escape(NULL, w->ns, 0);
-        rc = e ? bt_buf_addf(u, "/api/v1/namespaces/%s/pods", e) : -ENOMEM;
+        rc = e ? bt_buf_addf(u, "/api/v1/namespaces/%s/%s", e, res) : -ENOMEM;
         curl_free(e);
     } else if (rc == 0) {
-        rc = bt_buf_adds(u, "/api/v1/pods");
+        rc = bt_buf_addf(u, "/api/v1/%s", res);
     }
     char sep = '?';
     const char *sel[2][2] = {{"labelSelector", sd->conf.label_sel},

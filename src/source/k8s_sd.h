@@ -1,6 +1,7 @@
 /*
- * k8s_sd: promtail's kubernetes_sd_configs, role pod: pods found through the Kubernetes API
- * become file targets, as Prometheus' Kubernetes discovery makes them (k8s_pod.h).
+ * k8s_sd: promtail's kubernetes_sd_configs, roles pod and node: pods (nodes) found through the
+ * Kubernetes API become file targets, as Prometheus' Kubernetes discovery makes them
+ * (k8s_pod.h).
  *
  * Connection: api_server (with tls_config, bearer_token, bearer_token_file, basic_auth,
  * authorization, proxy_url), or kubeconfig_file (server, CA, client certificate and key, token
@@ -24,8 +25,9 @@
  * gethostname), is dropped, as promtail does. The "__" labels other than __path__ and
  * __path_exclude__ are then removed, and equal label sets (a container with several ports)
  * are one target. The caller is told of each target that appears (add) and goes (remove)
- * exactly once. Roles node, service, endpoints, endpointslice and ingress are refused as not
- * supported yet. Loop thread only.
+ * exactly once. Role node lists and watches /api/v1/nodes instead (one target per node with
+ * an address, k8s_pod.h; namespaces do not apply). Roles service, endpoints, endpointslice and
+ * ingress are refused as not supported yet. Loop thread only.
  */
 #ifndef BT_K8S_SD_H
 #define BT_K8S_SD_H

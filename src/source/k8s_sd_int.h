@@ -23,11 +23,14 @@ struct k8s_conn {
     char *proxy;
 };
 
+enum k8s_role { K8S_POD, K8S_NODE };
+
 struct k8s_conf {
     struct k8s_conn conn;
+    enum k8s_role role;
     char **ns; /* namespaces to watch; none: all */
     size_t n_ns;
-    char *label_sel, *field_sel; /* selectors of role pod, joined with ',' */
+    char *label_sel, *field_sel; /* selectors of the role, joined with ',' */
     bool check;                  /* config check only: no service-account files read */
 };
 

@@ -77,6 +77,7 @@ class FakeKubeAPI:
         self.http_410 = http_410_on_watch  # answer an expired watch with HTTP 410, not an event
         self.cond = threading.Condition()
         self.pods = {}
+        self.nodes = {}
         self.rv = 0
         self.history = []  # (rv, event) in order
         self.expired_below = 0  # a watch from a resourceVersion below this gets 410
@@ -113,6 +114,12 @@ class FakeKubeAPI:
             self.pods = {key_of(p): p for p in doc["items"]}
             self.rv = max(self.rv, int(doc["metadata"]["resourceVersion"]))
 
+    def load_nodes(self, doc):
+        """A NodeList (a dict) as the nodes a LIST returns."""
+        with self.cond:
+            self.nodes = {key_of(n): n for n in doc["items"]}
+            self.rv = max(self.rv, int(doc["metadata"]["resourceVersion"]))
+
     def push(self, ev):
         """Applies one watch event to the cluster state and sends it to open watches."""
         obj = ev["object"]
@@ -124,10 +131,11 @@ class FakeKubeAPI:
                 obj["metadata"]["resourceVersion"] = str(rv)
                 ev = {"type": ev["type"], "object": obj}
             self.rv = rv
+            store = self.nodes if obj.get("kind") == "Node" else self.pods
             if ev["type"] == "DELETED":
-                self.pods.pop(key_of(obj), None)
+                store.pop(key_of(obj), None)
             else:
-                self.pods[key_of(obj)] = obj
+                store[key_of(obj)] = obj
             self.history.append((rv, ev))
             self.cond.notify_all()
 
@@ -181,8 +189,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, disc)
         ns = None
         parts = u.path.strip("/").split("/")
+        kind = "Pod"
         if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 5 and parts[4] == "pods":
             ns = parts[3]
+        elif parts == ["api", "v1", "nodes"]:
+            kind = "Node"
         elif parts != ["api", "v1", "pods"]:
             # Nothing but pods exists here: kubectl apply finds no object and would create it.
             return self.send_json(404, {"kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -194,14 +205,18 @@ class Handler(BaseHTTPRequestHandler):
             node = fs.split("=", 1)[1]
 
         def match(p):
-            return (ns is None or p["metadata"].get("namespace") == ns) and \
+            if kind == "Node":
+                return p.get("kind", "Node") == "Node"
+            return p.get("kind", "Pod") == "Pod" and \
+                (ns is None or p["metadata"].get("namespace") == ns) and \
                 (node is None or p["spec"].get("nodeName") == node)
         if q.get("watch") in ("1", "true"):
             return self.watch(q, match)
         with api.cond:
-            items = [p for p in api.pods.values() if match(p)]
+            store = api.nodes if kind == "Node" else api.pods
+            items = [p for p in store.values() if match(p)]
             rv = api.rv
-        self.send_json(200, {"kind": "PodList", "apiVersion": "v1",
+        self.send_json(200, {"kind": kind + "List", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(rv)}, "items": items})
 
     def chunk(self, data):

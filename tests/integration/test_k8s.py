@@ -329,3 +329,61 @@ scrape_configs:
     rc = agent.p.wait(20)
     assert rc != 0
     assert "role endpoints not supported yet" in agent.log(), agent.log()
+
+
+def test_k8s_role_node_targets(ctx):
+    """Role node: one target per node with an address, its labels for relabeling; a node
+    added by a watch event becomes a target too."""
+    api = FakeKubeAPI().start()
+    ctx.cleanups.append(api.stop)
+    nodes = load("nodes_list.json")
+    node = nodes["items"][0]
+    node["status"]["addresses"] = [{"type": "InternalIP", "address": "192.0.2.2"},
+                                   {"type": "Hostname", "address": "node1"}]
+    node["status"]["daemonEndpoints"] = {"kubeletEndpoint": {"Port": 10250}}
+    api.load_nodes(nodes)
+    api.load_list("pods_list_node1_running.json")  # pods must not show up as nodes
+    d = ctx.tmpdir()
+    os.makedirs(os.path.join(d, "nodes"))
+    with open(os.path.join(d, "nodes", "node1.log"), "w") as f:
+        f.write("from node1\n")
+    loki = FakeLoki(ctx)
+    cfg = """server:
+  http_listen_port: 0
+  grpc_listen_port: 0
+positions:
+  filename: %(d)s/positions.yaml
+clients:
+  - url: %(url)s
+    batchwait: 100ms
+scrape_configs:
+  - job_name: nodes
+    kubernetes_sd_configs:
+      - role: node
+        api_server: %(api)s
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_node_name]
+        target_label: node
+      - source_labels: [__meta_kubernetes_node_label_kubernetes_io_os]
+        target_label: os
+      - source_labels: [__address__]
+        target_label: addr
+      - source_labels: [__meta_kubernetes_node_name]
+        replacement: %(d)s/nodes/$1.log
+        target_label: __path__
+""" % dict(d=d, url=loki.url, api=api.url)
+    agent = Agent(ctx, cfg).start()
+    wait_until(lambda: "from node1" in entries_by_line(loki), 20, interval=0.2, what="node1")
+    lab = labels_of(entries_by_line(loki)["from node1"])
+    assert lab["node"] == "node1" and lab["os"] == "linux" and lab["addr"] == "192.0.2.2:10250"
+    assert lab["instance"] == "node1", lab
+    with open(os.path.join(d, "nodes", "node2.log"), "w") as f:
+        f.write("from node2\n")
+    n2 = json.loads(json.dumps(node))
+    n2["metadata"]["name"] = "node2"
+    n2["kind"] = "Node"
+    api.push({"type": "ADDED", "object": n2})
+    wait_until(lambda: "from node2" in entries_by_line(loki), 20, interval=0.2, what="node2")
+    assert api.count(lambda r: r[0] == "/api/v1/nodes" and r[1].get("watch") == "1") >= 1
+    assert agent.stop() == 0
+    assert loki.received() == loki.count() == 2

@@ -69,9 +69,9 @@ Test(k8s_conf, api_server_selectors_namespaces_and_auth)
 
 Test(k8s_conf, other_roles_are_refused_with_their_name)
 {
-    cr_assert_neq(parse("role: node\napi_server: http://x\n", false), 0);
-    cr_assert(strstr(err, "c.yaml:1:7: kubernetes_sd_configs: role node not supported yet"), "%s",
-              err);
+    cr_assert_neq(parse("role: service\napi_server: http://x\n", false), 0);
+    cr_assert(strstr(err, "c.yaml:1:7: kubernetes_sd_configs: role service not supported yet"),
+              "%s", err);
     cr_assert_neq(parse("role: endpointslice\napi_server: http://x\n", false), 0);
     cr_assert(strstr(err, "role endpointslice not supported yet"), "%s", err);
     cr_assert_neq(parse("role: pods\napi_server: http://x\n", false), 0);
@@ -182,4 +182,17 @@ Test(k8s_conf, in_cluster_service_account_and_own_namespace)
     char tok[64];
     cr_assert_eq(k8s_read_secret(conf.conn.auth_cred_file, tok, sizeof(tok)), 0);
     cr_assert_str_eq(tok, "abc");
+}
+
+Test(k8s_conf, role_node_takes_node_selectors_and_no_namespaces)
+{
+    cr_assert_eq(parse("role: node\napi_server: http://x\nnamespaces: {names: [a]}\n"
+                       "selectors:\n  - {role: pod, field: spec.nodeName=n1}\n"
+                       "  - {role: node, label: pool=logs}\n",
+                       false),
+                 0, "%s", err);
+    cr_assert_eq(conf.role, K8S_NODE);
+    cr_assert_eq(conf.n_ns, 0);
+    cr_assert_null(conf.field_sel);
+    cr_assert_str_eq(conf.label_sel, "pool=logs");
 }

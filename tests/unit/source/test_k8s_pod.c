@@ -146,3 +146,32 @@ Test(k8s_pod, bad_input_is_an_error_not_a_crash, .fini = reset)
                       "\"status\":{\"podIP\":\"1.2.3.4\"}}";
     cr_assert_eq(bt_k8s_pod_targets_text(odd, strlen(odd), collect, NULL), 0);
 }
+
+Test(k8s_pod, node_target_with_address_by_type_order_and_kubelet_port, .fini = reset)
+{
+    const char *node =
+        "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\",\"labels\":{\"kubernetes.io/os\":"
+        "\"linux\"},\"annotations\":{\"a/b\":\"c\"}},\"spec\":{\"providerID\":\"aws:///i-1\"},"
+        "\"status\":{\"addresses\":[{\"type\":\"Hostname\",\"address\":\"n1.local\"},"
+        "{\"type\":\"InternalIP\",\"address\":\"10.0.0.5\"},"
+        "{\"type\":\"InternalIP\",\"address\":\"10.0.0.6\"}],"
+        "\"daemonEndpoints\":{\"kubeletEndpoint\":{\"Port\":10250}}}}";
+    cr_assert_eq(bt_k8s_node_targets_text(node, strlen(node), collect, NULL), 1);
+    cr_assert_str_eq(L(&got[0], "__address__"), "10.0.0.5:10250");
+    cr_assert_str_eq(L(&got[0], "instance"), "n1");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_name"), "n1");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_provider_id"), "aws:///i-1");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_label_kubernetes_io_os"), "linux");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_labelpresent_kubernetes_io_os"), "true");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_annotation_a_b"), "c");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_address_InternalIP"), "10.0.0.5");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_node_address_Hostname"), "n1.local");
+}
+
+Test(k8s_pod, recorded_node_without_addresses_has_no_target, .fini = reset)
+{
+    size_t len;
+    char *text = slurp(DATA "nodes_list.json", &len);
+    cr_assert_eq(bt_k8s_node_targets_text(text, len, collect, NULL), 0);
+    cr_assert_eq(bt_k8s_node_targets_text("{}", 2, collect, NULL), -EINVAL);
+}
