@@ -322,6 +322,11 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
                 return -EINVAL;
             j->n_ksds++;
         }
+        /* A reload: the new discovery lists its pods only later. Until then the job's targets
+         * are kept as retired ones: listed again, they go on; gone meanwhile, they are read to
+         * their end first. */
+        if (j->n_ksds)
+            bt_files_retire_stale_targets(a->files, j->sc->job_name, agent_job_source_sink, j);
         if (j->sc->journal) {
             struct bt_journal_env env = {.loop = a->check_only ? NULL : a->loop,
                                          .relabel = j->relabel,

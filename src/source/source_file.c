@@ -895,6 +895,38 @@ int bt_files_retire_target(struct bt_files *f, const char *job, const struct bt_
     return -ENOENT;
 }
 
+size_t bt_files_retire_stale_targets(struct bt_files *f, const char *job, bt_entry_sink_fn sink,
+                                     void *ctx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (!o->stale || strcmp(o->job, job ? job : "") != 0)
+            continue;
+        o->stale = false;
+        o->sink = sink;
+        o->ctx = ctx;
+        o->retire_now = !o->retiring;
+        for (size_t j = 0; j < o->n; j++)
+            if (!o->files[j]->dead)
+                bt_tail_set_sink(o->files[j]->t, sink, ctx);
+    }
+    /* Retiring may free a target without files (a sweep): look again from the start. */
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < f->ntargets && !again; i++) {
+            struct target *o = f->targets[i];
+            if (!o->retire_now)
+                continue;
+            o->retire_now = false;
+            if (bt_files_retire_target(f, o->job, &o->labels, o->start_at, o->ignore_older_ns) == 0)
+                n++;
+            again = true;
+        }
+    }
+    return n;
+}
+
 void bt_files_pause(struct bt_files *f)
 {
     f->paused = true;

@@ -387,3 +387,44 @@ scrape_configs:
     assert api.count(lambda r: r[0] == "/api/v1/nodes" and r[1].get("watch") == "1") >= 1
     assert agent.stop() == 0
     assert loki.received() == loki.count() == 2
+
+
+def test_k8s_reload_keeps_pod_targets_and_reads_pods_gone_meanwhile(ctx):
+    """A reload (SIGHUP) builds a new discovery, which lists pods only later: the targets are
+    kept meanwhile, nothing is read twice, and a pod deleted during the reload is read to the
+    end of its file."""
+    import signal
+    api = FakeKubeAPI(token=TOKEN).start()
+    ctx.cleanups.append(api.stop)
+    api.load_list("pods_list_node1_running.json")
+    d = ctx.tmpdir()
+    tree = Tree(os.path.join(d, "pods"))
+    pods = pods_by_name("pods_list_node1_running.json")
+    for name in ("api-1", "db-1"):
+        c = pods[name]["spec"]["containers"][0]["name"]
+        tree.write(pods[name], c, "%s before reload" % name)
+    loki, agent, port = start(ctx, api, d)
+    wait_until(lambda: all("%s before reload" % n in entries_by_line(loki)
+                           for n in ("api-1", "db-1")), 30, interval=0.2, what="first lines")
+    lists = api.count(lambda r: "watch" not in r[1])
+    events = load_events("pods_watch_node1_running.jsonl")
+    agent.p.send_signal(signal.SIGHUP)
+    api.push(events[6])  # db-1 DELETED while the new discovery has not listed yet
+    for i in range(5):
+        tree.write(pods["db-1"], "db", "db-1 during reload %d" % i)
+        tree.write(pods["api-1"], "api", "api-1 during reload %d" % i)
+        time.sleep(0.1)
+    wait_until(lambda: "config reloaded" in agent.log(), 20, interval=0.2, what="the reload")
+    wait_until(lambda: api.count(lambda r: "watch" not in r[1]) > lists, 20, interval=0.2,
+               what="the new discovery's list")
+    wait_until(lambda: all("%s during reload %d" % (n, i) in entries_by_line(loki)
+                           for n in ("api-1", "db-1") for i in range(5)), 30, interval=0.2,
+               what="every line written during the reload")
+    assert "target retired" in agent.log()
+    tree.write(pods["api-1"], "api", "api-1 after reload")
+    wait_until(lambda: "api-1 after reload" in entries_by_line(loki), 20, interval=0.2,
+               what="a line after the reload")
+    lab = labels_of(entries_by_line(loki)["api-1 after reload"])
+    assert lab["pod"] == "api-1" and lab["app"] == "api", lab
+    assert agent.stop() == 0
+    assert loki.received() == loki.count(), "duplicates were pushed"
