@@ -87,7 +87,8 @@ class FakeKubeAPI:
         self.srv = None
 
     # ---- test side ----
-    def start(self):
+    def start(self, cert=None, key=None):
+        """Serves on a loopback port; with cert and key (PEM files), over TLS."""
         api = self
 
         class H(Handler):
@@ -97,6 +98,12 @@ class FakeKubeAPI:
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
+        if cert:
+            import ssl
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(cert, key)
+            self.srv.socket = tls.wrap_socket(self.srv.socket, server_side=True)
+            self.url = "https://127.0.0.1:%d" % self.port
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         return self
 

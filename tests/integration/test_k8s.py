@@ -428,3 +428,62 @@ def test_k8s_reload_keeps_pod_targets_and_reads_pods_gone_meanwhile(ctx):
     assert lab["pod"] == "api-1" and lab["app"] == "api", lab
     assert agent.stop() == 0
     assert loki.received() == loki.count(), "duplicates were pushed"
+
+
+def test_k8s_in_cluster_config_over_tls_with_own_namespace(ctx):
+    """No api_server: the in-cluster config (KUBERNETES_SERVICE_HOST/PORT, the service account's
+    token, CA and namespace) reaches an API server over TLS that only the service account's CA
+    can verify, and own_namespace lists that namespace's pods."""
+    import subprocess
+    d = ctx.tmpdir()
+    sa = os.path.join(d, "serviceaccount")
+    os.makedirs(sa)
+    cert, key = os.path.join(d, "api.crt"), os.path.join(d, "api.key")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=kubernetes", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    shutil.copy(cert, os.path.join(sa, "ca.crt"))
+    with open(os.path.join(sa, "token"), "w") as f:
+        f.write(TOKEN)
+    with open(os.path.join(sa, "namespace"), "w") as f:
+        f.write("logs")
+    api = FakeKubeAPI(token=TOKEN).start(cert, key)
+    ctx.cleanups.append(api.stop)
+    api.load_list("pods_list_node1_running.json")
+    tree = Tree(os.path.join(d, "pods"))
+    pods = pods_by_name("pods_list_node1_running.json")
+    tree.write(pods["api-1"], "api", "api-1 over tls")
+    loki = FakeLoki(ctx)
+    cfg = """server:
+  http_listen_port: 0
+  grpc_listen_port: 0
+positions:
+  filename: %(d)s/positions.yaml
+clients:
+  - url: %(url)s
+    batchwait: 100ms
+scrape_configs:
+  - job_name: in-cluster
+    pipeline_stages:
+      - cri: {}
+    kubernetes_sd_configs:
+      - role: pod
+        namespaces:
+          own_namespace: true
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+      - source_labels: [__meta_kubernetes_pod_uid, __meta_kubernetes_pod_container_name]
+        separator: /
+        replacement: %(pods)s/*$1/*.log
+        target_label: __path__
+""" % dict(d=d, url=loki.url, pods=os.path.join(d, "pods"))
+    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(api.port),
+           "BPFTAIL_K8S_SERVICEACCOUNT_DIR": sa}
+    agent = Agent(ctx, cfg, env=env).start()
+    wait_until(lambda: "api-1 over tls" in entries_by_line(loki), 20, interval=0.2,
+               what="a line found through the in-cluster config")
+    assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/pods") >= 2  # list and watch
+    assert api.unauthorized == 0
+    assert agent.stop() == 0
