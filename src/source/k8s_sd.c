@@ -81,7 +81,7 @@ struct bt_k8s_sd {
     char **nk;
     struct bt_labels *nl;
     size_t nk_n, nk_cap;
-    struct bt_series *m_events, *m_failures, *m_relists, *m_targets;
+    struct bt_series *m_events[5], *m_failures, *m_relists, *m_targets;
     bool closing;
 };
 
@@ -285,10 +285,13 @@ static void set_rv(struct watcher *w, const json_t *obj)
         snprintf(w->rv, sizeof(w->rv), "%s", rv);
 }
 
+static const char *const event_types[5] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
+
 static void count_event(struct bt_k8s_sd *sd, const char *type)
 {
-    (void)type;
-    bt_counter_inc(sd->m_events);
+    for (size_t i = 0; i < 5; i++)
+        if (strcmp(type, event_types[i]) == 0)
+            bt_counter_inc(sd->m_events[i]);
 }
 
 /* One line of a watch stream. Returns false to end the stream (410: list again). */
@@ -740,8 +743,14 @@ static void metrics_init(struct bt_k8s_sd *sd, struct bt_metrics *m)
     char esc[256], lbl[300];
     bt_metrics_escape(esc, sizeof(esc), sd->job);
     snprintf(lbl, sizeof(lbl), "job=\"%s\"", esc);
-    sd->m_events = bt_metrics_counter(m, "bpftail_kubernetes_sd_events_total",
-                                      "Watch events received from the Kubernetes API.", lbl);
+    for (size_t i = 0; i < 5; i++) {
+        char el[400];
+        snprintf(el, sizeof(el), "%s,type=\"%s\"", lbl, event_types[i]);
+        sd->m_events[i] = bt_metrics_counter(m, "bpftail_kubernetes_sd_events_total",
+                                             "Watch events received from the Kubernetes API, by "
+                                             "type.",
+                                             el);
+    }
     sd->m_failures =
         bt_metrics_counter(m, "bpftail_kubernetes_sd_failures_total",
                            "Pod lists and watches that failed (retried with backoff).", lbl);

@@ -265,6 +265,8 @@ def test_k8s_chart_config_pods_appear_change_and_go(ctx):
     assert loki.received() == before + 1, "the re-list made something be sent again"
     m = agent.metrics(port)
     assert metric_value(m, "bpftail_kubernetes_sd_relists_total") >= 1
+    assert metric_value(m, "bpftail_kubernetes_sd_events_total", type="DELETED") == 1
+    assert metric_value(m, "bpftail_kubernetes_sd_events_total", type="ERROR") == 1  # the 410
     assert metric_value(m, "bpftail_kubernetes_sd_targets") == 5  # 5 containers + cache - db
     assert agent.stop() == 0
     assert loki.received() == loki.count(), "duplicates were pushed"
@@ -433,7 +435,8 @@ def test_k8s_reload_keeps_pod_targets_and_reads_pods_gone_meanwhile(ctx):
 def test_k8s_in_cluster_config_over_tls_with_own_namespace(ctx):
     """No api_server: the in-cluster config (KUBERNETES_SERVICE_HOST/PORT, the service account's
     token, CA and namespace) reaches an API server over TLS that only the service account's CA
-    can verify, and own_namespace lists that namespace's pods."""
+    can verify, and own_namespace lists that namespace's pods. A target whose __host__ is not
+    this host ($HOSTNAME) is dropped, as promtail does."""
     import subprocess
     d = ctx.tmpdir()
     sa = os.path.join(d, "serviceaccount")
@@ -454,6 +457,7 @@ def test_k8s_in_cluster_config_over_tls_with_own_namespace(ctx):
     tree = Tree(os.path.join(d, "pods"))
     pods = pods_by_name("pods_list_node1_running.json")
     tree.write(pods["api-1"], "api", "api-1 over tls")
+    tree.write(pods["db-1"], "db", "db-1 is another host's")
     loki = FakeLoki(ctx)
     cfg = """server:
   http_listen_port: 0
@@ -474,16 +478,22 @@ scrape_configs:
     relabel_configs:
       - source_labels: [__meta_kubernetes_pod_name]
         target_label: pod
+      - source_labels: [__meta_kubernetes_pod_label_app]
+        regex: db
+        replacement: elsewhere
+        target_label: __host__
       - source_labels: [__meta_kubernetes_pod_uid, __meta_kubernetes_pod_container_name]
         separator: /
         replacement: %(pods)s/*$1/*.log
         target_label: __path__
 """ % dict(d=d, url=loki.url, pods=os.path.join(d, "pods"))
     env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(api.port),
-           "BPFTAIL_K8S_SERVICEACCOUNT_DIR": sa}
+           "BPFTAIL_K8S_SERVICEACCOUNT_DIR": sa, "HOSTNAME": "node1"}
     agent = Agent(ctx, cfg, env=env).start()
     wait_until(lambda: "api-1 over tls" in entries_by_line(loki), 20, interval=0.2,
                what="a line found through the in-cluster config")
     assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/pods") >= 2  # list and watch
     assert api.unauthorized == 0
+    time.sleep(0.5)
+    assert "db-1 is another host's" not in entries_by_line(loki)
     assert agent.stop() == 0
