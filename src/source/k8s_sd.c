@@ -440,7 +440,12 @@ static void request_done(struct watcher *w, CURLcode res)
         if (http == 410)
             BT_INFO(COMP, "watch expired (HTTP 410 Gone), listing again", "job=%s", sd->job);
         w->relist = false;
-        watcher_start(w, true);
+        /* A watch refused at once lists again after a second, not at once: a server that
+         * keeps answering 410 to a fresh list's version must not make a busy loop. */
+        if (bt_mono_ns() - w->started < WATCH_MIN_NS)
+            schedule(w, BACKOFF_MIN);
+        else
+            watcher_start(w, true);
         return;
     }
     if (watching && res == CURLE_OK && !w->relist) {

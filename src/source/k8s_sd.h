@@ -15,10 +15,10 @@
  * /api/v1[/namespaces/<ns>]/pods with the pod role's label and field selectors, then WATCH from
  * the list's resourceVersion with allowWatchBookmarks. Watch events move the resourceVersion on;
  * a watch the server ends is opened again from it. 410 Gone (an ERROR event with code 410, or
- * the HTTP status) lists again; a list after a re-list keeps the targets that did not change
- * (no target is removed and added again, so nothing is read twice). Other failures list again
- * after a backoff of 1 s doubling to 30 s. All requests are libcurl multi transfers on the
- * loop; no thread.
+ * the HTTP status) lists again (after a second if the watch was refused as soon as it opened); a
+ * list after a re-list keeps the targets that did not change (no target is removed and added again,
+ * so nothing is read twice). Other failures list again after a backoff of 1 s doubling to 30 s. All
+ * requests are libcurl multi transfers on the loop; no thread.
  *
  * Targets: each pod target goes through the job's relabel rules (borrowed); a target without
  * __path__ afterwards, or whose __host__ is not this host's name ($HOSTNAME, else
