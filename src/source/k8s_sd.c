@@ -82,6 +82,7 @@ struct bt_k8s_sd {
     struct bt_labels *nl;
     size_t nk_n, nk_cap;
     struct bt_series *m_events[5], *m_failures, *m_relists, *m_targets;
+    struct bt_ratelimit rl_bad; /* objects and events not understood */
     bool closing;
 };
 
@@ -230,9 +231,10 @@ static void pod_update(struct watcher *w, const json_t *obj)
     sd->nk_n = 0;
     int rc = sd->conf.role == K8S_NODE ? bt_k8s_node_targets(obj, on_pod_target, sd)
                                        : bt_k8s_pod_targets(obj, on_pod_target, sd);
-    if (rc < 0)
-        BT_WARN(COMP, "pod object not understood", "job=%s pod=%s err=%s", sd->job, key,
-                strerror(-rc));
+    uint64_t sup;
+    if (rc < 0 && bt_ratelimit_ok(&sd->rl_bad, &sup))
+        BT_WARN(COMP, "object not understood", "job=%s object=%s err=%s suppressed=%llu", sd->job,
+                key, strerror(-rc), (unsigned long long)sup);
     char **old = p->keys;
     size_t oldn = p->n;
     char **keys = sd->nk_n ? malloc(sd->nk_n * sizeof(char *)) : NULL;
@@ -303,9 +305,16 @@ static bool watch_line(struct watcher *w, const char *p, size_t n)
     const char *type = json_string_value(json_object_get(ev, "type"));
     json_t *obj = json_object_get(ev, "object");
     bool go_on = true;
+    uint64_t sup;
     if (!type || !json_is_object(obj)) {
-        BT_WARN(COMP, "watch event not understood, skipped", "job=%s err=\"%s\"", sd->job,
-                ev ? "no type or object" : je.text);
+        /* An event lost is a pod change unknown: the stream is not trusted any more. */
+        if (bt_ratelimit_ok(&sd->rl_bad, &sup))
+            BT_WARN(COMP, "watch event not understood, listing again",
+                    "job=%s err=\"%s\" suppressed=%llu", sd->job,
+                    ev ? "no type or object" : je.text, (unsigned long long)sup);
+        w->relist = true;
+        w->backoff_ns = w->backoff_ns ? w->backoff_ns : BACKOFF_MIN;
+        go_on = false;
     } else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
         pod_update(w, obj);
         set_rv(w, obj);
@@ -777,6 +786,7 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
         return NULL;
     }
     sd->loop = loop;
+    sd->rl_bad = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
     sd->relabel = relabel;
     sd->fn = fn;
     sd->ctx = ctx;

@@ -146,6 +146,13 @@ class FakeKubeAPI:
             self.history.append((rv, ev))
             self.cond.notify_all()
 
+    def push_raw(self, text):
+        """A line that is not a watch event (a broken proxy, a truncated object)."""
+        with self.cond:
+            self.rv += 1
+            self.history.append((self.rv, {"type": "RAW", "raw": text}))
+            self.cond.notify_all()
+
     def bookmark(self):
         with self.cond:
             self.rv += 1
@@ -262,7 +269,9 @@ class Handler(BaseHTTPRequestHandler):
                         api.cond.wait(0.2)
                         continue
                 for rv, ev in out:
-                    if ev["type"] == "BOOKMARK" or match(ev["object"]):
+                    if ev["type"] == "RAW":
+                        self.chunk((ev["raw"] + "\n").encode())
+                    elif ev["type"] == "BOOKMARK" or match(ev["object"]):
                         self.chunk((json.dumps(ev) + "\n").encode())
                     sent = max(sent, rv)
             self.chunk(b"")

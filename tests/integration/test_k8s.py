@@ -311,6 +311,15 @@ def test_k8s_token_rotation_http_410_and_backoff(ctx):
                what="a later line")
     time.sleep(3)
     assert api.unauthorized == refused, "the rotated token was not used"
+    # A line that is not an event: the stream is not trusted any more, the pods are listed again.
+    lists = api.count(lambda r: "watch" not in r[1])
+    api.push_raw('{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"na')
+    wait_until(lambda: api.count(lambda r: "watch" not in r[1]) > lists, 20, interval=0.2,
+               what="a list after a broken event")
+    assert "watch event not understood, listing again" in agent.log()
+    tree.write(pods["api-1"], "api", "api-1 third")
+    wait_until(lambda: "api-1 third" in entries_by_line(loki), 20, interval=0.2,
+               what="a line after the re-list")
     m = agent.metrics(port)
     assert metric_value(m, "bpftail_kubernetes_sd_failures_total") >= 1
     assert agent.stop() == 0
