@@ -50,232 +50,22 @@ struct watcher {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-/* A target reported to the caller, shared by the pod targets that map to the same labels. */
-struct rtarget {
-    struct bt_labels l;
-    size_t refs;
-};
-
-struct pod {
-    struct watcher *w;
-    uint64_t gen;
-    char **keys; /* rtarget keys this pod holds one reference on each */
-    size_t n;
-};
-
 struct bt_k8s_sd {
     struct k8s_conf conf;
     struct bt_loop *loop;
-    struct bt_relabel *relabel;
-    bt_k8s_sd_fn fn;
-    void *ctx;
+    struct k8s_targets tg;
     char *job;
-    char host[256];
     CURLM *multi;
     uint64_t curl_timer;
     struct watcher *ws;
     size_t n_ws;
-    struct bt_hmap pods;    /* "ns/name" -> struct pod */
-    struct bt_hmap targets; /* key -> struct rtarget */
-    /* targets being built for one pod update: keys and label sets */
-    char **nk;
-    struct bt_labels *nl;
-    size_t nk_n, nk_cap;
-    struct bt_series *m_events[5], *m_failures, *m_relists, *m_targets;
-    struct bt_ratelimit rl_bad; /* objects and events not understood */
+    struct bt_series *m_events[5], *m_failures, *m_relists;
+    struct bt_ratelimit rl_bad; /* watch lines not understood */
     bool closing;
 };
 
 static void watcher_start(struct watcher *w, bool list);
 static void schedule(struct watcher *w, int64_t delay_ns);
-
-/* ---- targets ---- */
-
-/* The key of a reduced label set: Loki's canonical string plus __path__ and __path_exclude__. */
-static char *target_key(struct bt_labels *l)
-{
-    size_t n;
-    const char *canon = bt_labels_canon(l, &n);
-    const char *p = bt_labels_get(l, "__path__"), *x = bt_labels_get(l, "__path_exclude__");
-    char *k = NULL;
-    if (asprintf(&k, "%.*s\x1f%s\x1f%s", (int)n, canon ? canon : "", p ? p : "", x ? x : "") < 0)
-        return NULL;
-    return k;
-}
-
-static void target_ref(struct bt_k8s_sd *sd, const char *key, const struct bt_labels *l)
-{
-    struct rtarget *t = bt_hmap_get(&sd->targets, key, strlen(key));
-    if (t) {
-        t->refs++;
-        return;
-    }
-    t = calloc(1, sizeof(*t));
-    if (!t)
-        return;
-    bt_labels_init(&t->l);
-    t->refs = 1;
-    if (bt_labels_copy(&t->l, l) < 0 || bt_hmap_put(&sd->targets, key, strlen(key), t, NULL) < 0) {
-        bt_labels_free(&t->l);
-        free(t);
-        return;
-    }
-    bt_gauge_set(sd->m_targets, (double)sd->targets.n);
-    sd->fn(sd->ctx, &t->l, true);
-}
-
-static void target_unref(struct bt_k8s_sd *sd, const char *key)
-{
-    struct rtarget *t = bt_hmap_get(&sd->targets, key, strlen(key));
-    if (!t || --t->refs)
-        return;
-    bt_hmap_del(&sd->targets, key, strlen(key));
-    bt_gauge_set(sd->m_targets, (double)sd->targets.n);
-    if (!sd->closing)
-        sd->fn(sd->ctx, &t->l, false);
-    bt_labels_free(&t->l);
-    free(t);
-}
-
-/* One target of a pod: relabel, filter and reduce as promtail does, then note its key. */
-static int on_pod_target(void *ctx, struct bt_labels *l)
-{
-    struct bt_k8s_sd *sd = ctx;
-    if (bt_relabel_apply(sd->relabel, l) != BT_RELABEL_KEEP)
-        return 0;
-    const char *path = bt_labels_get(l, "__path__");
-    const char *host = bt_labels_get(l, "__host__");
-    if (!path || !*path || (host && strcmp(host, sd->host) != 0))
-        return 0;
-    /* Only the labels a file target uses stay: the visible ones and the path glob. */
-    for (size_t i = 0; i < l->n;) {
-        const char *name = l->v[i].name;
-        if (name[0] == '_' && name[1] == '_' && strcmp(name, "__path__") != 0 &&
-            strcmp(name, "__path_exclude__") != 0)
-            bt_labels_del(l, name);
-        else
-            i++;
-    }
-    char *k = target_key(l);
-    if (!k)
-        return -ENOMEM;
-    for (size_t i = 0; i < sd->nk_n; i++)
-        if (strcmp(sd->nk[i], k) == 0) { /* another port of the same container */
-            free(k);
-            return 0;
-        }
-    if (sd->nk_n == sd->nk_cap) {
-        size_t nc = sd->nk_cap ? sd->nk_cap * 2 : 8;
-        char **n = realloc(sd->nk, nc * sizeof(*n));
-        if (n)
-            sd->nk = n;
-        struct bt_labels *nl = n ? realloc(sd->nl, nc * sizeof(*nl)) : NULL;
-        if (!nl) {
-            free(k);
-            return -ENOMEM;
-        }
-        sd->nl = nl;
-        for (size_t i = sd->nk_cap; i < nc; i++)
-            bt_labels_init(&sd->nl[i]);
-        sd->nk_cap = nc;
-    }
-    bt_labels_clear(&sd->nl[sd->nk_n]);
-    if (bt_labels_copy(&sd->nl[sd->nk_n], l) < 0) {
-        free(k);
-        return -ENOMEM;
-    }
-    sd->nk[sd->nk_n++] = k;
-    return 0;
-}
-
-static bool has_key(char **keys, size_t n, const char *k)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(keys[i], k) == 0)
-            return true;
-    return false;
-}
-
-static void pod_release(struct bt_k8s_sd *sd, struct pod *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        target_unref(sd, p->keys[i]);
-        free(p->keys[i]);
-    }
-    free(p->keys);
-    p->keys = NULL;
-    p->n = 0;
-}
-
-/* ADDED, MODIFIED or listed: the pod's targets now. A target that did not change is never
- * removed and added again (a re-list changes nothing); targets that did are removed first, then
- * the new ones added, so that the file source hands a file from the old label set to the new
- * one (bt_files_retire_target, then bt_files_add_target) instead of reading it twice. */
-static void pod_update(struct watcher *w, const json_t *obj)
-{
-    struct bt_k8s_sd *sd = w->sd;
-    char key[512];
-    if (!bt_k8s_pod_key(obj, key, sizeof(key)))
-        return;
-    struct pod *p = bt_hmap_get(&sd->pods, key, strlen(key));
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p || bt_hmap_put(&sd->pods, key, strlen(key), p, NULL) < 0) {
-            free(p);
-            BT_WARN(COMP, "out of memory, pod left out", "job=%s pod=%s", sd->job, key);
-            return;
-        }
-    }
-    p->w = w;
-    p->gen = w->gen;
-    sd->nk_n = 0;
-    int rc = sd->conf.role == K8S_NODE ? bt_k8s_node_targets(obj, on_pod_target, sd)
-                                       : bt_k8s_pod_targets(obj, on_pod_target, sd);
-    uint64_t sup;
-    if (rc < 0 && bt_ratelimit_ok(&sd->rl_bad, &sup))
-        BT_WARN(COMP, "object not understood", "job=%s object=%s err=%s suppressed=%llu", sd->job,
-                key, strerror(-rc), (unsigned long long)sup);
-    char **old = p->keys;
-    size_t oldn = p->n;
-    char **keys = sd->nk_n ? malloc(sd->nk_n * sizeof(char *)) : NULL;
-    size_t n = keys ? sd->nk_n : 0;
-    for (size_t i = 0; i < oldn; i++) /* gone or changed */
-        if (!has_key(sd->nk, n, old[i]))
-            target_unref(sd, old[i]);
-    for (size_t i = 0; i < sd->nk_n; i++) {
-        if (keys) {
-            keys[i] = sd->nk[i];
-            target_ref(sd, keys[i], &sd->nl[i]);
-        } else {
-            free(sd->nk[i]); /* no memory to remember it: left out */
-        }
-    }
-    for (size_t i = 0; i < oldn; i++) { /* unchanged: the reference just taken replaces it */
-        if (has_key(keys, n, old[i]))
-            target_unref(sd, old[i]);
-        free(old[i]);
-    }
-    free(old);
-    p->keys = keys;
-    p->n = n;
-    sd->nk_n = 0;
-}
-
-static void pod_forget(struct bt_k8s_sd *sd, const char *key)
-{
-    struct pod *p = bt_hmap_del(&sd->pods, key, strlen(key));
-    if (!p)
-        return;
-    pod_release(sd, p);
-    free(p);
-}
-
-static void pod_delete(struct watcher *w, const json_t *obj)
-{
-    char key[512];
-    if (bt_k8s_pod_key(obj, key, sizeof(key)))
-        pod_forget(w->sd, key);
-}
 
 /* ---- responses ---- */
 
@@ -316,10 +106,10 @@ static bool watch_line(struct watcher *w, const char *p, size_t n)
         w->backoff_ns = w->backoff_ns ? w->backoff_ns : BACKOFF_MIN;
         go_on = false;
     } else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
-        pod_update(w, obj);
+        k8s_object_update(&sd->tg, w, w->gen, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "DELETED") == 0) {
-        pod_delete(w, obj);
+        k8s_object_delete(&sd->tg, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "BOOKMARK") == 0) {
         set_rv(w, obj);
@@ -388,35 +178,16 @@ static void list_done(struct watcher *w)
     }
     size_t i;
     json_t *pod;
-    json_array_foreach(items, i, pod) pod_update(w, pod);
+    json_array_foreach(items, i, pod) k8s_object_update(&sd->tg, w, w->gen, pod);
     /* Pods of this watcher that the list no longer has went away while nobody watched. */
-    size_t it = 0, ngone = 0;
-    struct bt_hmap_slot *s;
-    char **gone = NULL;
-    while ((s = bt_hmap_next(&sd->pods, &it))) {
-        struct pod *p = s->val;
-        if (p->w != w || p->gen == w->gen)
-            continue;
-        char **n = realloc(gone, (ngone + 1) * sizeof(*n));
-        if (!n)
-            break;
-        gone = n;
-        gone[ngone] = strndup(s->key, s->klen);
-        if (gone[ngone])
-            ngone++;
-    }
-    for (size_t k = 0; k < ngone; k++) {
-        pod_forget(sd, gone[k]);
-        free(gone[k]);
-    }
-    free(gone);
+    k8s_objects_sweep(&sd->tg, w, w->gen);
     w->rv[0] = '\0';
     set_rv(w, doc);
     BT_INFO(COMP, "objects listed",
             "job=%s role=%s namespace=%s objects=%zu targets=%zu "
             "resource_version=%s",
             sd->job, sd->conf.role == K8S_NODE ? "node" : "pod", w->ns ? w->ns : "(all)",
-            json_array_size(items), sd->targets.n, w->rv);
+            json_array_size(items), sd->tg.targets.n, w->rv);
     json_decref(doc);
     if (!w->rv[0]) { /* nothing to watch from: list again later rather than at once */
         BT_WARN(COMP, "pod list without a resourceVersion", "job=%s", sd->job);
@@ -771,8 +542,8 @@ static void metrics_init(struct bt_k8s_sd *sd, struct bt_metrics *m)
     sd->m_relists =
         bt_metrics_counter(m, "bpftail_kubernetes_sd_relists_total",
                            "Pod lists made again after a watch expired (410 Gone).", lbl);
-    sd->m_targets = bt_metrics_gauge(m, "bpftail_kubernetes_sd_targets",
-                                     "File targets made of discovered pods.", lbl);
+    sd->tg.m_targets = bt_metrics_gauge(m, "bpftail_kubernetes_sd_targets",
+                                        "File targets made of discovered pods.", lbl);
 }
 
 struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
@@ -787,22 +558,15 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
     }
     sd->loop = loop;
     sd->rl_bad = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
-    sd->relabel = relabel;
-    sd->fn = fn;
-    sd->ctx = ctx;
-    bt_hmap_init(&sd->pods);
-    bt_hmap_init(&sd->targets);
+    k8s_targets_init(&sd->tg, K8S_POD, relabel, "", fn, ctx);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = k8s_conf_parse(&sd->conf, cfg, !loop, err, errlen);
     if (rc == 0 && !(sd->job = strdup(job ? job : "")))
         rc = -ENOMEM;
     if (rc)
         goto fail;
-    const char *h = getenv("HOSTNAME");
-    if (h && *h)
-        snprintf(sd->host, sizeof(sd->host), "%s", h);
-    else if (gethostname(sd->host, sizeof(sd->host) - 1) < 0)
-        sd->host[0] = '\0';
+    sd->tg.role = sd->conf.role;
+    sd->tg.job = sd->job;
     if (!loop)
         return sd;
     metrics_init(sd, metrics);
@@ -853,27 +617,7 @@ void bt_k8s_sd_free(struct bt_k8s_sd *sd)
         bt_buf_free(&w->body);
     }
     free(sd->ws);
-    size_t it = 0;
-    struct bt_hmap_slot *s;
-    while ((s = bt_hmap_next(&sd->pods, &it))) {
-        struct pod *p = s->val;
-        for (size_t i = 0; i < p->n; i++)
-            free(p->keys[i]);
-        free(p->keys);
-        free(p);
-    }
-    bt_hmap_free(&sd->pods);
-    it = 0;
-    while ((s = bt_hmap_next(&sd->targets, &it))) {
-        struct rtarget *t = s->val;
-        bt_labels_free(&t->l);
-        free(t);
-    }
-    bt_hmap_free(&sd->targets);
-    free(sd->nk);
-    for (size_t i = 0; i < sd->nk_cap; i++)
-        bt_labels_free(&sd->nl[i]);
-    free(sd->nl);
+    k8s_targets_free(&sd->tg);
     if (sd->multi)
         curl_multi_cleanup(sd->multi);
     if (sd->curl_timer)
@@ -886,10 +630,10 @@ void bt_k8s_sd_free(struct bt_k8s_sd *sd)
 
 size_t bt_k8s_sd_targets(const struct bt_k8s_sd *sd)
 {
-    return sd->targets.n;
+    return sd->tg.targets.n;
 }
 
 size_t bt_k8s_sd_pods(const struct bt_k8s_sd *sd)
 {
-    return sd->pods.n;
+    return sd->tg.objs.n;
 }

@@ -7,8 +7,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "source/k8s_sd.h"
+#include "util/hmap.h"
+#include "util/log.h"
+
+struct bt_labels;
 struct bt_node;
+struct bt_relabel;
+struct bt_series;
+struct json_t;
 
 /* How to reach and authenticate to the API server. Strings owned; NULL when not set. */
 struct k8s_conn {
@@ -42,5 +51,37 @@ void k8s_conf_free(struct k8s_conf *c);
 /* Reads a small secret file (a token, a password) into out, surrounding whitespace removed.
  * 0, -errno, or -E2BIG past outlen - 1 bytes. */
 int k8s_read_secret(const char *path, char *out, size_t outlen);
+
+/* k8s_targets.c: the targets of the objects seen, reference-counted by label set, and the
+ * caller's add/remove calls. An object belongs to an owner (one LIST + WATCH) and carries the
+ * generation of the owner's list that last saw it. */
+struct k8s_targets {
+    enum k8s_role role;
+    struct bt_relabel *relabel; /* borrowed */
+    bt_k8s_sd_fn fn;
+    void *ctx;
+    const char *job;        /* borrowed */
+    char host[256];         /* __host__ must be this ($HOSTNAME, else gethostname) */
+    struct bt_hmap objs;    /* "ns/name" -> struct k8s_obj */
+    struct bt_hmap targets; /* label-set key -> struct k8s_rtarget */
+    char **nk;              /* targets being built for one object: keys and label sets */
+    struct bt_labels *nl;
+    size_t nk_n, nk_cap;
+    struct bt_series *m_targets;
+    struct bt_ratelimit rl_bad;
+    bool closing; /* freeing: nothing is reported */
+};
+
+void k8s_targets_init(struct k8s_targets *t, enum k8s_role role, struct bt_relabel *relabel,
+                      const char *job, bt_k8s_sd_fn fn, void *ctx);
+/* Frees everything without reporting removals. */
+void k8s_targets_free(struct k8s_targets *t);
+/* ADDED, MODIFIED or listed: the object's targets are now those it makes. */
+void k8s_object_update(struct k8s_targets *t, const void *owner, uint64_t gen,
+                       const struct json_t *obj);
+/* DELETED: its targets go. */
+void k8s_object_delete(struct k8s_targets *t, const struct json_t *obj);
+/* After owner's list of generation gen: objects of owner it did not have are gone. */
+void k8s_objects_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
 
 #endif
