@@ -1017,6 +1017,8 @@ static int render_target(struct target *tg, struct bt_buf *b)
     }
     rc = rc ? rc : bt_buf_adds(b, "},\"path_glob\":");
     rc = rc ? rc : json_str(b, tg->glob);
+    if (tg->retiring) /* its discovery let it go: its open files are read to their end */
+        rc = rc ? rc : bt_buf_adds(b, ",\"retiring\":true");
     rc = rc ? rc : bt_buf_adds(b, ",\"files\":[");
     first = true;
     for (size_t i = 0; rc == 0 && i < tg->n; i++) {

@@ -1097,6 +1097,11 @@ Test(files, retired_target_waits_for_acknowledgements_before_it_goes)
     cr_assert_eq(bt_files_retire_target(f, "varlogs", &l, BT_START_BEGINNING, 0), 0);
     pump(400);
     cr_assert_eq(bt_files_active(f), 1, "lines in flight keep the file open");
+    struct bt_buf js;
+    bt_buf_init(&js, 1 << 20);
+    cr_assert_eq(bt_files_render_targets(f, &js), 0);
+    cr_assert_not_null(strstr(js.ptr, "\"retiring\":true"), "%s", js.ptr);
+    bt_buf_free(&js);
     for (size_t i = 0; i < sink.nheld; i++)
         bt_segment_unref(sink.held[i], 1);
     sink.nheld = 0;
