@@ -29,6 +29,7 @@
 #define BACKOFF_MAX (30 * BT_NS_PER_SEC)
 #define WATCH_MIN_NS (1 * BT_NS_PER_SEC) /* a watch ending sooner, without events, backs off */
 #define SECRET_MAX 16384
+#define LIST_PAGE 500 /* objects per LIST page, as client-go's reflector asks */
 
 struct bt_k8s_sd;
 
@@ -43,7 +44,9 @@ struct watcher {
     struct bt_buf body;
     struct curl_slist *hdrs;
     char rv[128];
-    uint64_t gen; /* of the LIST in progress */
+    char cont[4096]; /* continue token of the LIST in progress ("" for its first page) */
+    size_t listed;   /* objects in the pages of this LIST so far */
+    uint64_t gen;    /* of the LIST in progress */
     int64_t backoff_ns;
     int64_t started;
     uint64_t timer;
@@ -179,6 +182,23 @@ static void list_done(struct watcher *w)
     size_t i;
     json_t *pod;
     json_array_foreach(items, i, pod) k8s_object_update(&sd->tg, w, w->gen, pod);
+    w->listed += json_array_size(items);
+    const char *cont =
+        json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
+    if (cont && *cont) { /* more pages of the same snapshot */
+        if (strlen(cont) >= sizeof(w->cont)) {
+            BT_WARN(COMP, "list continue token too long, listing again", "job=%s", sd->job);
+            w->cont[0] = '\0';
+            json_decref(doc);
+            schedule(w, -1);
+            return;
+        }
+        snprintf(w->cont, sizeof(w->cont), "%s", cont);
+        json_decref(doc);
+        watcher_start(w, true);
+        return;
+    }
+    w->cont[0] = '\0';
     /* Pods of this watcher that the list no longer has went away while nobody watched. */
     k8s_objects_sweep(&sd->tg, w, w->gen);
     w->rv[0] = '\0';
@@ -186,8 +206,8 @@ static void list_done(struct watcher *w)
     BT_INFO(COMP, "objects listed",
             "job=%s role=%s namespace=%s objects=%zu targets=%zu "
             "resource_version=%s",
-            sd->job, sd->conf.role == K8S_NODE ? "node" : "pod", w->ns ? w->ns : "(all)",
-            json_array_size(items), sd->tg.targets.n, w->rv);
+            sd->job, sd->conf.role == K8S_NODE ? "node" : "pod", w->ns ? w->ns : "(all)", w->listed,
+            sd->tg.targets.n, w->rv);
     json_decref(doc);
     if (!w->rv[0]) { /* nothing to watch from: list again later rather than at once */
         BT_WARN(COMP, "pod list without a resourceVersion", "job=%s", sd->job);
@@ -215,6 +235,7 @@ static void request_done(struct watcher *w, CURLcode res)
         return;
     }
     bt_buf_reset(&w->body);
+    w->cont[0] = '\0'; /* whatever comes next is a new LIST from its first page */
     if (http == 410 || (w->relist && res == CURLE_WRITE_ERROR && !w->backoff_ns)) {
         bt_counter_inc(sd->m_relists);
         if (http == 410)
@@ -345,6 +366,15 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
         curl_free(e);
         sep = '&';
     }
+    if (rc == 0 && list) {
+        rc = bt_buf_addf(u, "%climit=%d", sep, LIST_PAGE);
+        sep = '&';
+        if (rc == 0 && w->cont[0]) {
+            char *e = curl_easy_escape(NULL, w->cont, 0);
+            rc = e ? bt_buf_addf(u, "&continue=%s", e) : -ENOMEM;
+            curl_free(e);
+        }
+    }
     if (rc == 0 && !list) {
         /* Like client-go's reflector: the server ends a watch after 5 to 10 minutes. */
         long t = 300 + (long)(bt_mono_ns() / 1000 % 300);
@@ -383,8 +413,10 @@ static void watcher_start(struct watcher *w, bool list)
     w->got_event = false;
     w->started = bt_mono_ns();
     w->errbuf[0] = '\0';
-    if (list)
+    if (list && !w->cont[0]) { /* a new LIST, not its next page */
         w->gen++;
+        w->listed = 0;
+    }
     bt_buf_free(&w->body);
     bt_buf_init(&w->body, list ? LIST_MAX : EVENT_MAX);
     curl_easy_setopt(e, CURLOPT_URL, u.ptr);

@@ -12,7 +12,8 @@
  * every request, so a rotated token is used from the next one on.
  *
  * Discovery: for each namespace of `namespaces` (names, own_namespace; none = all), LIST
- * /api/v1[/namespaces/<ns>]/pods with the pod role's label and field selectors, then WATCH from
+ * /api/v1[/namespaces/<ns>]/pods with the pod role's label and field selectors (in pages of
+ * 500 with continue tokens; objects gone are known after the last page), then WATCH from
  * the list's resourceVersion with allowWatchBookmarks. Watch events move the resourceVersion on;
  * a watch the server ends is opened again from it. 410 Gone (an ERROR event with code 410, or
  * the HTTP status) lists again (after a second if the watch was refused as soon as it opened); a

@@ -72,8 +72,9 @@ def key_of(pod):
 
 
 class FakeKubeAPI:
-    def __init__(self, token=None, http_410_on_watch=False):
+    def __init__(self, token=None, http_410_on_watch=False, page=0):
         self.token = token
+        self.page = page  # with a limit, LIST answers pages of this many objects (0: all)
         self.http_410 = http_410_on_watch  # answer an expired watch with HTTP 410, not an event
         self.cond = threading.Condition()
         self.pods = {}
@@ -228,10 +229,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.watch(q, match)
         with api.cond:
             store = api.nodes if kind == "Node" else api.pods
-            items = [p for p in store.values() if match(p)]
+            items = [store[k] for k in sorted(store) if match(store[k])]
             rv = api.rv
-        self.send_json(200, {"kind": kind + "List", "apiVersion": "v1",
-                             "metadata": {"resourceVersion": str(rv)}, "items": items})
+        md = {"resourceVersion": str(rv)}
+        if api.page and q.get("limit"):  # pages of at most min(limit, page) objects
+            start = int(q.get("continue") or 0)
+            n = min(int(q["limit"]), api.page)
+            if start + n < len(items):
+                md["continue"] = str(start + n)
+            items = items[start:start + n]
+        self.send_json(200, {"kind": kind + "List", "apiVersion": "v1", "metadata": md,
+                             "items": items})
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

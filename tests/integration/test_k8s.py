@@ -157,7 +157,7 @@ def start(ctx, api, d, extra_sd=""):
 
 
 def test_k8s_chart_config_pods_appear_change_and_go(ctx):
-    api = FakeKubeAPI(token=TOKEN).start()
+    api = FakeKubeAPI(token=TOKEN, page=2).start()  # the list comes in pages of two pods
     ctx.cleanups.append(api.stop)
     api.load_list("pods_list_node1_running.json")
     d = ctx.tmpdir()
@@ -193,7 +193,8 @@ def test_k8s_chart_config_pods_appear_change_and_go(ctx):
     assert labels_of(side_e[0])["app"] == "web"
     # The chart's field selector, from $HOSTNAME, and a watch with bookmarks from the list.
     assert api.count(lambda r: r[1].get("fieldSelector") == "spec.nodeName=node1" and
-                     "watch" not in r[1]) >= 1
+                     "watch" not in r[1] and r[1].get("limit") == "500") >= 1
+    assert api.count(lambda r: r[1].get("continue") == "2") >= 1, "the second page"
     wait_until(lambda: api.count(lambda r: r[1].get("watch") == "1" and
                                  r[1].get("allowWatchBookmarks") == "true" and
                                  r[1].get("resourceVersion") == "449"), 10, what="a watch")
