@@ -13,7 +13,13 @@ case "${1:-build}" in
         # Writes real journal files from export-format input for the journal tests.
         want+=(systemd-journal-remote)
         # Node is only needed to check dashboard queries with Grafana's grammar.
-        command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
+        command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
+        # The Kubernetes manifests are checked with kubectl's client-side dry run and PyYAML;
+        # openssl makes the certificate of the test API server's TLS.
+        # Another kubectl already on PATH (from another package) serves as well and would
+        # conflict with the package's /usr/bin/kubectl.
+        want+=(python3-yaml openssl)
+        command -v kubectl >/dev/null || want+=(kubernetes-client) ;;
   docker) want+=(docker.io busybox-static) ;;
   build) ;;
   *) echo "usage: $0 [build|test|docker]" >&2; exit 2 ;;

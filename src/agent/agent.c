@@ -300,6 +300,9 @@ static void teardown_sources(struct bt_agent *a)
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);
+        for (size_t k = 0; k < a->jobs[i].n_ksds; k++)
+            bt_k8s_sd_free(a->jobs[i].ksds[k]);
+        free(a->jobs[i].ksds);
         bt_relabel_free(a->jobs[i].relabel);
     }
     free(a->jobs);
@@ -498,6 +501,9 @@ void bt_agent_free(struct bt_agent *a)
         for (size_t k = 0; k < a->jobs[i].n_sds; k++)
             bt_docker_sd_free(a->jobs[i].sds[k]);
         free(a->jobs[i].sds);
+        for (size_t k = 0; k < a->jobs[i].n_ksds; k++)
+            bt_k8s_sd_free(a->jobs[i].ksds[k]);
+        free(a->jobs[i].ksds);
         bt_relabel_free(a->jobs[i].relabel);
     }
     free(a->jobs);

@@ -152,6 +152,24 @@ static void on_file_sd(void *ctx, const struct bt_labels *labels, bool add)
                  bt_labels_get(labels, "__path__"));
 }
 
+/* A pod target appeared or went away. A deleted pod's files are still read to their end
+ * (kubelet keeps them a while, and the container may have written its last lines just
+ * before): the target is retired, not removed. */
+static void on_k8s_sd(void *ctx, const struct bt_labels *labels, bool add)
+{
+    struct agent_job *j = ctx;
+    struct bt_scrape_config *sc = j->sc;
+    if (!add) {
+        bt_files_retire_target(j->a->files, sc->job_name, labels, sc->start_at,
+                               sc->ignore_older_ns);
+        return;
+    }
+    if (bt_files_add_target(j->a->files, sc->job_name, labels, sc->start_at, sc->ignore_older_ns,
+                            agent_job_source_sink, j) < 0)
+        BT_ERROR("agent", "cannot add kubernetes_sd target", "job=%s path=%s", sc->job_name,
+                 bt_labels_get(labels, "__path__"));
+}
+
 static int64_t sd_cursor_get(void *p, const char *id)
 {
     char k[96];
@@ -291,6 +309,24 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
                 return -EINVAL;
             j->n_fsds++;
         }
+        const struct bt_node *ksl = j->sc->kubernetes_sd_configs;
+        if (ksl && ksl->type == BT_NODE_SEQ && ksl->n) {
+            j->ksds = calloc(ksl->n, sizeof(*j->ksds));
+            if (!j->ksds)
+                return -ENOMEM;
+        }
+        for (size_t k = 0; ksl && ksl->type == BT_NODE_SEQ && k < ksl->n; k++) {
+            j->ksds[j->n_ksds] = bt_k8s_sd_new(ksl->items[k], a->loop, a->metrics, j->relabel,
+                                               j->sc->job_name, on_k8s_sd, j, err, errlen);
+            if (!j->ksds[j->n_ksds])
+                return -EINVAL;
+            j->n_ksds++;
+        }
+        /* A reload: the new discovery lists its pods only later. Until then the job's targets
+         * are kept as retired ones: listed again, they go on; gone meanwhile, they are read to
+         * their end first. */
+        if (j->n_ksds)
+            bt_files_retire_stale_targets(a->files, j->sc->job_name, agent_job_source_sink, j);
         if (j->sc->journal) {
             struct bt_journal_env env = {.loop = a->check_only ? NULL : a->loop,
                                          .relabel = j->relabel,
@@ -369,6 +405,14 @@ static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!sd)
                 return -EINVAL;
             bt_file_sd_free(sd);
+        }
+        const struct bt_node *ksl = j->sc->kubernetes_sd_configs;
+        for (size_t k = 0; ksl && ksl->type == BT_NODE_SEQ && k < ksl->n; k++) {
+            struct bt_k8s_sd *sd = bt_k8s_sd_new(ksl->items[k], NULL, NULL, j->relabel,
+                                                 j->sc->job_name, on_k8s_sd, j, err, errlen);
+            if (!sd)
+                return -EINVAL;
+            bt_k8s_sd_free(sd);
         }
         if (j->sc->journal) {
             struct bt_journal_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};

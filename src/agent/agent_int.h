@@ -22,6 +22,7 @@
 #include "stage/pipeline.h"
 #include "source/docker_sd.h"
 #include "source/file_sd.h"
+#include "source/k8s_sd.h"
 #include "source/fim.h"
 #include "source/positions.h"
 #include "source/relabel.h"
@@ -63,6 +64,8 @@ struct agent_job {
     size_t n_fsds;
     struct bt_docker_sd **sds;
     size_t n_sds;
+    struct bt_k8s_sd **ksds;
+    size_t n_ksds;
     struct bt_scrape_config *sc;
     struct bt_pipeline *pipeline;
 };

@@ -88,13 +88,14 @@ struct bt_scrape_config {
     char *job_name;
     struct bt_static_config *statics;
     size_t n_statics;
-    const struct bt_node *pipeline_stages;   /* NULL if absent */
-    const struct bt_node *relabel_configs;   /* NULL if absent */
-    const struct bt_node *docker_sd_configs; /* NULL if absent */
-    const struct bt_node *docker;            /* bpftail `docker:` discovery target, or NULL */
-    const struct bt_node *journal;           /* promtail `journal:` target, or NULL */
-    const struct bt_node *file_sd_configs;   /* NULL if absent */
-    char *encoding;                          /* NULL = UTF-8 */
+    const struct bt_node *pipeline_stages;       /* NULL if absent */
+    const struct bt_node *relabel_configs;       /* NULL if absent */
+    const struct bt_node *docker_sd_configs;     /* NULL if absent */
+    const struct bt_node *docker;                /* bpftail `docker:` discovery target, or NULL */
+    const struct bt_node *journal;               /* promtail `journal:` target, or NULL */
+    const struct bt_node *file_sd_configs;       /* NULL if absent */
+    const struct bt_node *kubernetes_sd_configs; /* NULL if absent */
+    char *encoding;                              /* NULL = UTF-8 */
     /* bpftail extensions for file targets */
     enum bt_start_at start_at; /* first contact with a file that has no position */
     int64_t ignore_older_ns;   /* 0 = off: skip files not modified for this long */

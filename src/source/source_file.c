@@ -117,11 +117,14 @@ void sf_ftail_close(struct ftail *ft, bool keep_watch)
 }
 
 /* Frees closed tailers; called where no tailer pointer is held. */
+static void target_free(struct target *tg);
+
 void sf_sweep(struct bt_files *f)
 {
     if (!f->need_sweep)
         return;
     f->need_sweep = false;
+    bool retired = false;
     for (size_t i = 0; i < f->ntargets; i++) {
         struct target *tg = f->targets[i];
         for (size_t j = 0; j < tg->n;) {
@@ -135,8 +138,24 @@ void sf_sweep(struct bt_files *f)
             free(ft);
             tg->files[j] = tg->files[--tg->n];
         }
+        retired |= tg->retiring && tg->n == 0;
     }
     sf_update_active(f);
+    if (!retired)
+        return;
+    /* A retired target whose last file is read to its end and acknowledged goes now. */
+    size_t k = 0;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *tg = f->targets[i];
+        if (tg->retiring && tg->n == 0) {
+            BT_INFO("tail", "retired target removed: its files were read to the end or handed on",
+                    "job=%s glob=%s", tg->job, tg->glob);
+            target_free(tg);
+        } else {
+            f->targets[k++] = tg;
+        }
+    }
+    f->ntargets = k;
 }
 
 /* The name no longer leads to this file: keep reading what it has, then let it go. */
@@ -281,8 +300,9 @@ void sf_service(struct ftail *ft)
         sf_ftail_close(ft, false);
         return;
     }
-    if ((flags & BT_TAIL_DELETED) && !ft->draining) {
-        /* Read what is left first, then give the name up (and its position with it). */
+    if ((flags & BT_TAIL_DELETED) && (!ft->draining || ft->path)) {
+        /* Read what is left first, then give the name up (and its position with it). A
+         * retired target's file drains under its name until then. */
         ft->draining = true;
         if (ft->path) {
             const struct bt_position *p = bt_positions_get(f->pos, ft->path);
@@ -321,6 +341,8 @@ static void on_name(struct bt_files *f, const char *dir, const char *name)
                 sf_discover(tg); /* a new directory that can hold matches */
             continue;
         }
+        if (tg->retiring)
+            continue;
         struct ftail *owner = sf_find_by_path(tg, path);
         if (owner &&
             (!exists || st.st_dev != bt_tail_dev(owner->t) || st.st_ino != bt_tail_ino(owner->t)))
@@ -631,6 +653,59 @@ fail:
     return NULL;
 }
 
+/* A new target with the glob of a retiring one (a pod whose labels changed: the old label set
+ * went, the new one came) takes its open files over, offsets, unacknowledged bytes and held
+ * partial lines included: they go on under the new labels and are not read twice. */
+static void adopt_retiring(struct target *tg)
+{
+    struct bt_files *f = tg->f;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (o == tg || !o->retiring || o->stale || strcmp(o->job, tg->job) != 0 ||
+            strcmp(o->glob, tg->glob) != 0 ||
+            strcmp(o->exclude ? o->exclude : "", tg->exclude ? tg->exclude : "") != 0)
+            continue;
+        for (size_t j = 0; j < o->n;) {
+            struct ftail *ft = o->files[j];
+            struct idkey k = {bt_tail_dev(ft->t), bt_tail_ino(ft->t)};
+            if (ft->dead || sf_find_by_id(tg, k.dev, k.ino) ||
+                (ft->path && sf_find_by_path(tg, ft->path))) {
+                j++;
+                continue;
+            }
+            if (tg->n == tg->cap) {
+                size_t nc = tg->cap ? tg->cap * 2 : 8;
+                struct ftail **nf = realloc(tg->files, nc * sizeof(*nf));
+                if (!nf)
+                    return;
+                tg->files = nf;
+                tg->cap = nc;
+            }
+            if (bt_hmap_put(&tg->by_id, &k, sizeof(k), ft, NULL) < 0 ||
+                (ft->path && bt_hmap_put(&tg->by_path, ft->path, strlen(ft->path), ft, NULL) < 0)) {
+                bt_hmap_del(&tg->by_id, &k, sizeof(k));
+                return;
+            }
+            if (bt_hmap_get(&o->by_id, &k, sizeof(k)) == ft)
+                bt_hmap_del(&o->by_id, &k, sizeof(k));
+            if (ft->path && bt_hmap_get(&o->by_path, ft->path, strlen(ft->path)) == ft)
+                bt_hmap_del(&o->by_path, ft->path, strlen(ft->path));
+            o->files[j] = o->files[--o->n];
+            tg->files[tg->n++] = ft;
+            ft->tg = tg;
+            ft->seen = tg->gen;
+            ft->draining = !ft->path;
+            if (bt_tail_set_labels(ft->t, &tg->labels) < 0)
+                BT_WARN("tail", "out of memory: the file keeps its old labels", "path=%s",
+                        bt_tail_path(ft->t));
+            bt_tail_set_sink(ft->t, tg->sink, tg->ctx);
+            BT_INFO("tail", "file handed to the target's new labels", "path=%s",
+                    bt_tail_path(ft->t));
+        }
+        f->need_sweep = true; /* an emptied retiring target goes at the next sweep */
+    }
+}
+
 static void target_free(struct target *tg)
 {
     if (!tg)
@@ -670,6 +745,27 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     const char *excl = bt_labels_get(labels, "__path_exclude__");
     if (!glob || !glob[0])
         return -EINVAL;
+    /* Discovery: a retiring target listed again is a live one again (a re-list, a pod back). */
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (!o->retiring || o->stale || strcmp(o->job, job ? job : "") != 0 ||
+            o->start_at != start_at || o->ignore_older_ns != ignore_older_ns ||
+            !bt_labels_equal(&o->labels, labels))
+            continue;
+        o->retiring = false;
+        o->sink = sink;
+        o->ctx = ctx;
+        for (size_t j = 0; j < o->n; j++) {
+            struct ftail *ft = o->files[j];
+            if (!ft->dead && ft->path)
+                ft->draining = false; /* still under its name: tailed as before */
+            if (!ft->dead)
+                bt_tail_set_sink(ft->t, sink, ctx);
+        }
+        sf_discover(o);
+        sf_sweep(f);
+        return 0;
+    }
     /* Reload: the same target again keeps its open files, offsets and partial lines. */
     for (size_t i = 0; i < f->ntargets; i++) {
         struct target *o = f->targets[i];
@@ -710,6 +806,7 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     f->targets = nt;
     f->targets[f->ntargets++] = tg;
     tg->initial = true;
+    adopt_retiring(tg);
     sf_recover(tg, true); /* before the walk: a new file at a recorded name replaces its record */
     sf_discover(tg);
     tg->initial = false;
@@ -766,6 +863,68 @@ int bt_files_remove_target(struct bt_files *f, const char *job, const struct bt_
         return 0;
     }
     return -ENOENT;
+}
+
+int bt_files_retire_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
+                           enum bt_start_at start_at, int64_t ignore_older_ns)
+{
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (o->stale || o->retiring || strcmp(o->job, job ? job : "") != 0 ||
+            o->start_at != start_at || o->ignore_older_ns != ignore_older_ns ||
+            !bt_labels_equal(&o->labels, labels))
+            continue;
+        /* A last walk first: files that appeared or grew while parked are opened now. */
+        sf_discover(o);
+        o->retiring = true;
+        BT_INFO("tail", "target retired, reading its files to the end", "job=%s glob=%s files=%zu",
+                o->job, o->glob, o->n);
+        /* Each open file drains: closed after rotate_grace without growth at EOF and once all
+         * it read is acknowledged (on_grace_timer); the last one closed frees the target. */
+        for (size_t j = 0; j < o->n; j++) {
+            struct ftail *ft = o->files[j];
+            if (ft->dead)
+                continue;
+            ft->draining = true;
+            sf_service(ft);
+        }
+        f->need_sweep = true;
+        sf_sweep(f);
+        return 0;
+    }
+    return -ENOENT;
+}
+
+size_t bt_files_retire_stale_targets(struct bt_files *f, const char *job, bt_entry_sink_fn sink,
+                                     void *ctx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->ntargets; i++) {
+        struct target *o = f->targets[i];
+        if (!o->stale || strcmp(o->job, job ? job : "") != 0)
+            continue;
+        o->stale = false;
+        o->sink = sink;
+        o->ctx = ctx;
+        o->retire_now = !o->retiring;
+        for (size_t j = 0; j < o->n; j++)
+            if (!o->files[j]->dead)
+                bt_tail_set_sink(o->files[j]->t, sink, ctx);
+    }
+    /* Retiring may free a target without files (a sweep): look again from the start. */
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < f->ntargets && !again; i++) {
+            struct target *o = f->targets[i];
+            if (!o->retire_now)
+                continue;
+            o->retire_now = false;
+            if (bt_files_retire_target(f, o->job, &o->labels, o->start_at, o->ignore_older_ns) == 0)
+                n++;
+            again = true;
+        }
+    }
+    return n;
 }
 
 void bt_files_pause(struct bt_files *f)
@@ -858,6 +1017,8 @@ static int render_target(struct target *tg, struct bt_buf *b)
     }
     rc = rc ? rc : bt_buf_adds(b, "},\"path_glob\":");
     rc = rc ? rc : json_str(b, tg->glob);
+    if (tg->retiring) /* its discovery let it go: its open files are read to their end */
+        rc = rc ? rc : bt_buf_adds(b, ",\"retiring\":true");
     rc = rc ? rc : bt_buf_adds(b, ",\"files\":[");
     first = true;
     for (size_t i = 0; rc == 0 && i < tg->n; i++) {

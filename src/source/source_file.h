@@ -74,6 +74,19 @@ void bt_files_drop_stale_targets(struct bt_files *f);
  * (their unacknowledged bytes stay uncommitted) and forgets it. 0 or -ENOENT. */
 int bt_files_remove_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
                            enum bt_start_at start_at, int64_t ignore_older_ns);
+/* Discovery, for sources whose files outlive their target (a deleted pod's log): the target
+ * added with these arguments is gone, but what its files still get is read. It takes no new
+ * files; each open one is read to EOF and closed after rotate_grace without growth once every
+ * byte read is acknowledged; then the target is freed. Added again before that, it is a live
+ * target again with its open files. 0 or -ENOENT. */
+int bt_files_retire_target(struct bt_files *f, const char *job, const struct bt_labels *labels,
+                           enum bt_start_at start_at, int64_t ignore_older_ns);
+/* Reload, between steps 1 and 2, for a job whose targets come from a discovery that finds them
+ * again only later (Kubernetes lists asynchronously): its stale targets are retired instead of
+ * dropped, with entries going to the new sink, so that a target listed again goes on where it
+ * was and one that is not is read to its end first. Returns how many were retired. */
+size_t bt_files_retire_stale_targets(struct bt_files *f, const char *job, bt_entry_sink_fn sink,
+                                     void *ctx);
 void bt_files_pause(struct bt_files *f);         /* backpressure: stop reading (memory ceiling) */
 void bt_files_resume(struct bt_files *f);        /* read again, catching up on what was written */
 void bt_files_flush(struct bt_files *f);         /* emit held partial lines (shutdown) */

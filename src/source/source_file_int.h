@@ -80,8 +80,10 @@ struct target {
     struct bt_hmap by_id;   /* struct idkey -> live ftail */
     struct bt_hmap by_path; /* ft->path -> live ftail that holds that name */
     uint64_t gen;
-    bool initial; /* first scan: start_at applies */
-    bool stale;   /* reload: not yet re-added by the new config */
+    bool initial;    /* first scan: start_at applies */
+    bool stale;      /* reload: not yet re-added by the new config */
+    bool retiring;   /* discovery removed it: no new files, open ones read to EOF, then freed */
+    bool retire_now; /* bt_files_retire_stale_targets: to be retired */
 };
 
 struct bt_files {

@@ -619,6 +619,11 @@ static void watch_ancestor(struct target *tg)
 /* Re-globs the target, opens new matches and lets go of files no longer matched. */
 void sf_discover(struct target *tg)
 {
+    if (tg->retiring) { /* no new files: only the ones open are read on to their end */
+        for (size_t i = 0; i < tg->n; i++)
+            sf_service(tg->files[i]);
+        return;
+    }
     tg->gen++;
     int rc = bt_glob_walk(tg->glob, walk_cb, tg);
     if (rc == -ENOENT)

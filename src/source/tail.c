@@ -207,6 +207,24 @@ void bt_tail_close(struct bt_tail *t)
     free(t);
 }
 
+int bt_tail_set_labels(struct bt_tail *t, const struct bt_labels *labels)
+{
+    struct bt_labels n;
+    bt_labels_init(&n);
+    if (bt_labels_copy(&n, labels) < 0) {
+        bt_labels_free(&n);
+        return -ENOMEM;
+    }
+    bt_labels_drop_reserved(&n);
+    if (bt_labels_set(&n, "filename", t->path) < 0) {
+        bt_labels_free(&n);
+        return -ENOMEM;
+    }
+    bt_labels_free(&t->labels);
+    t->labels = n;
+    return 0;
+}
+
 void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx)
 {
     t->sink = sink;

@@ -69,6 +69,9 @@ struct bt_tail *bt_tail_open_fd(int fd, const char *path, const struct bt_tail_c
                                 const struct bt_labels *labels, bt_entry_sink_fn sink, void *ctx);
 /* Sends later entries to sink(ctx) instead (config reload). */
 void bt_tail_set_sink(struct bt_tail *t, bt_entry_sink_fn sink, void *ctx);
+/* New labels for the entries read from now on (copied as bt_tail_open does). 0 or -ENOMEM
+ * (the old labels stay). */
+int bt_tail_set_labels(struct bt_tail *t, const struct bt_labels *labels);
 /* Emits nothing; closes the fd and the ack owner (which lives on while segments are held). */
 void bt_tail_close(struct bt_tail *t);
 

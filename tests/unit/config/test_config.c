@@ -494,8 +494,8 @@ Test(config, unsupported_promtail_features_say_so)
 {
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    syslog: {listen_address: x}\n",
                 "c.yaml:5:5: scrape_configs[0].syslog: not supported by bpftail", NULL);
-    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: []\n",
-                "scrape_configs[0].kubernetes_sd_configs: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    consul_sd_configs: []\n",
+                "scrape_configs[0].consul_sd_configs: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "tracing:\n  enabled: true\n",
                 "c.yaml:4:3: tracing: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "wal:\n  enabled: true\n  dir: /wal\n", "wal: not supported by bpftail",

@@ -25,6 +25,7 @@
 struct sink {
     char *lines[MAXL];
     char *files[MAXL];
+    char *apps[MAXL]; /* the "app" label, "" without */
     size_t n;
     bool hold;
     struct bt_segment *held[MAXL];
@@ -39,6 +40,8 @@ static void collect(void *ctx, const struct bt_entry *e)
     cr_assert_str_eq(bt_labels_get(e->labels, "job"), "varlogs");
     s->lines[s->n] = strndup(e->line, e->line_len);
     s->files[s->n] = strdup(bt_labels_get(e->labels, "filename"));
+    const char *app = bt_labels_get(e->labels, "app");
+    s->apps[s->n] = strdup(app ? app : "");
     s->n++;
     if (s->hold) {
         bt_segment_ref(e->seg, 1);
@@ -51,6 +54,7 @@ static void sink_clear(struct sink *s)
     for (size_t i = 0; i < s->n; i++) {
         free(s->lines[i]);
         free(s->files[i]);
+        free(s->apps[i]);
     }
     s->n = 0;
 }
@@ -1030,5 +1034,130 @@ Test(files, directory_created_after_start_is_picked_up_by_events)
     pump_for(1, 2000); /* sync_period is 10 s */
     cr_assert_eq(sink.n, 1);
     cr_assert_str_eq(sink.lines[0], "late");
+    bt_files_free(f);
+}
+
+/* The labels of a target of "logs/*.log" with job varlogs and, if app, app=<app>. */
+static void target_labels(struct bt_labels *l, const char *app)
+{
+    char glob[512];
+    bt_labels_init(l);
+    snprintf(glob, sizeof(glob), "%s/logs/*.log", dir);
+    bt_labels_set(l, "__path__", glob);
+    bt_labels_set(l, "job", "varlogs");
+    if (app)
+        bt_labels_set(l, "app", app);
+}
+
+Test(files, retired_target_reads_its_growing_file_to_the_end_then_goes)
+{
+    put_seq("logs/a.log", 0, 5);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(5, 2000);
+    struct bt_labels l;
+    target_labels(&l, NULL);
+    cr_assert_eq(bt_files_retire_target(f, "varlogs", &l, BT_START_BEGINNING, 0), 0);
+    cr_assert_eq(bt_files_retire_target(f, "varlogs", &l, BT_START_BEGINNING, 0), -ENOENT,
+                 "already retired");
+    for (int i = 5; i < 15; i++) { /* still written to, faster than rotate_grace (100 ms) */
+        put_seq("logs/a.log", i, i + 1);
+        pump(30);
+    }
+    put_seq("logs/b.log", 0, 1); /* a new file: not the retired target's any more */
+    pump(400);
+    expect_seq(0, 15);
+    cr_assert_eq(bt_files_active(f), 0, "closed once quiet and acknowledged");
+    struct bt_buf js;
+    bt_buf_init(&js, 1 << 20);
+    cr_assert_eq(bt_files_render_targets(f, &js), 0);
+    cr_assert_null(strstr(js.ptr, "a.log"), "the target is gone: %s", js.ptr);
+    bt_buf_free(&js);
+    put_seq("logs/a.log", 15, 16);
+    pump(200);
+    cr_assert_eq(sink.n, 15, "not read after it went");
+    bt_files_save_positions(f);
+    char p[512];
+    path_of(p, sizeof(p), "logs/a.log");
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0);
+    cr_assert_eq(saved_offset("logs/a.log"), (uint64_t)st.st_size - 11,
+                 "its position stays where it was read to");
+    bt_labels_free(&l);
+    bt_files_free(f);
+}
+
+Test(files, retired_target_waits_for_acknowledgements_before_it_goes)
+{
+    sink.hold = true;
+    put_seq("logs/a.log", 0, 5);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(5, 2000);
+    struct bt_labels l;
+    target_labels(&l, NULL);
+    cr_assert_eq(bt_files_retire_target(f, "varlogs", &l, BT_START_BEGINNING, 0), 0);
+    pump(400);
+    cr_assert_eq(bt_files_active(f), 1, "lines in flight keep the file open");
+    struct bt_buf js;
+    bt_buf_init(&js, 1 << 20);
+    cr_assert_eq(bt_files_render_targets(f, &js), 0);
+    cr_assert_not_null(strstr(js.ptr, "\"retiring\":true"), "%s", js.ptr);
+    bt_buf_free(&js);
+    for (size_t i = 0; i < sink.nheld; i++)
+        bt_segment_unref(sink.held[i], 1);
+    sink.nheld = 0;
+    pump(400);
+    cr_assert_eq(bt_files_active(f), 0);
+    bt_files_save_positions(f);
+    cr_assert_eq(saved_offset("logs/a.log"), 5 * 11);
+    bt_labels_free(&l);
+    bt_files_free(f);
+}
+
+Test(files, new_label_set_adopts_the_retired_targets_files_without_reading_twice)
+{
+    put_seq("logs/a.log", 0, 5);
+    put("logs/a.log", "line-0000"); /* a partial line, completed under the new labels */
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(5, 2000);
+    struct bt_labels old, nw;
+    target_labels(&old, NULL);
+    target_labels(&nw, "v2");
+    cr_assert_eq(bt_files_retire_target(f, "varlogs", &old, BT_START_BEGINNING, 0), 0);
+    cr_assert_eq(bt_files_add_target(f, "varlogs", &nw, BT_START_BEGINNING, 0, collect, &sink), 0);
+    put("logs/a.log", "5\n");
+    put_seq("logs/a.log", 6, 10);
+    pump_for(10, 2000);
+    pump(400); /* past rotate_grace: the retired target is gone, the file stays open */
+    expect_seq(0, 10);
+    for (size_t i = 0; i < 5; i++)
+        cr_assert_str_eq(sink.apps[i], "");
+    for (size_t i = 5; i < 10; i++)
+        cr_assert_str_eq(sink.apps[i], "v2");
+    cr_assert_eq(bt_files_active(f), 1);
+    put_seq("logs/a.log", 10, 11);
+    pump_for(11, 2000);
+    expect_seq(0, 11);
+    bt_labels_free(&old);
+    bt_labels_free(&nw);
+    bt_files_free(f);
+}
+
+Test(files, retired_target_listed_again_goes_on_as_before)
+{
+    put_seq("logs/a.log", 0, 5);
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump_for(5, 2000);
+    struct bt_labels l;
+    target_labels(&l, NULL);
+    cr_assert_eq(bt_files_retire_target(f, "varlogs", &l, BT_START_BEGINNING, 0), 0);
+    cr_assert_eq(bt_files_add_target(f, "varlogs", &l, BT_START_BEGINNING, 0, collect, &sink), 0);
+    pump(400);
+    cr_assert_eq(bt_files_active(f), 1, "live again: not closed after rotate_grace");
+    put_seq("logs/a.log", 5, 8);
+    put_seq("logs/b.log", 0, 1); /* and new files are found again */
+    pump_for(9, 2000);
+    cr_assert_eq(sink.n, 9);
+    cr_assert_eq(bt_files_active(f), 2);
+    bt_labels_free(&l);
     bt_files_free(f);
 }

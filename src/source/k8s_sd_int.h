@@ -1,0 +1,87 @@
+/*
+ * k8s_sd_int: what k8s_sd.c (requests, watch, targets) and k8s_conf.c (the config item, the
+ * kubeconfig file and the in-cluster config) share. Private to src/source/k8s_*.c.
+ */
+#ifndef BT_K8S_SD_INT_H
+#define BT_K8S_SD_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "source/k8s_sd.h"
+#include "util/hmap.h"
+#include "util/log.h"
+
+struct bt_labels;
+struct bt_node;
+struct bt_relabel;
+struct bt_series;
+struct json_t;
+
+/* How to reach and authenticate to the API server. Strings owned; NULL when not set. */
+struct k8s_conn {
+    char *server; /* scheme://host[:port][/prefix], no trailing slash */
+    char *ca_file, *cert_file, *key_file;
+    char *ca_pem, *cert_pem, *key_pem; /* inline PEM (tls_config ca/cert/key, kubeconfig *-data) */
+    size_t ca_len, cert_len, key_len;
+    bool insecure;     /* insecure_skip_verify */
+    char *auth_scheme; /* "Bearer" unless authorization.type says otherwise */
+    char *auth_cred, *auth_cred_file;
+    char *user, *user_file, *pass, *pass_file;
+    char *proxy;
+};
+
+enum k8s_role { K8S_POD, K8S_NODE };
+
+struct k8s_conf {
+    struct k8s_conn conn;
+    enum k8s_role role;
+    char **ns; /* namespaces to watch; none: all */
+    size_t n_ns;
+    char *label_sel, *field_sel; /* selectors of the role, joined with ',' */
+    bool check;                  /* config check only: no service-account files read */
+};
+
+/* Reads one kubernetes_sd_configs item (kubeconfig and, unless check, service-account files
+ * included). 0 or -EINVAL/-ENOMEM with "file:line:col: kubernetes_sd_configs: ..." in err. */
+int k8s_conf_parse(struct k8s_conf *c, const struct bt_node *cfg, bool check, char *err,
+                   size_t errlen);
+void k8s_conf_free(struct k8s_conf *c);
+/* Reads a small secret file (a token, a password) into out, surrounding whitespace removed.
+ * 0, -errno, or -E2BIG past outlen - 1 bytes. */
+int k8s_read_secret(const char *path, char *out, size_t outlen);
+
+/* k8s_targets.c: the targets of the objects seen, reference-counted by label set, and the
+ * caller's add/remove calls. An object belongs to an owner (one LIST + WATCH) and carries the
+ * generation of the owner's list that last saw it. */
+struct k8s_targets {
+    enum k8s_role role;
+    struct bt_relabel *relabel; /* borrowed */
+    bt_k8s_sd_fn fn;
+    void *ctx;
+    const char *job;        /* borrowed */
+    char host[256];         /* __host__ must be this ($HOSTNAME, else gethostname) */
+    struct bt_hmap objs;    /* "ns/name" -> struct k8s_obj */
+    struct bt_hmap targets; /* label-set key -> struct k8s_rtarget */
+    char **nk;              /* targets being built for one object: keys and label sets */
+    struct bt_labels *nl;
+    size_t nk_n, nk_cap;
+    struct bt_series *m_targets;
+    struct bt_ratelimit rl_bad;
+    bool closing; /* freeing: nothing is reported */
+};
+
+void k8s_targets_init(struct k8s_targets *t, enum k8s_role role, struct bt_relabel *relabel,
+                      const char *job, bt_k8s_sd_fn fn, void *ctx);
+/* Frees everything without reporting removals. */
+void k8s_targets_free(struct k8s_targets *t);
+/* ADDED, MODIFIED or listed: the object's targets are now those it makes. */
+void k8s_object_update(struct k8s_targets *t, const void *owner, uint64_t gen,
+                       const struct json_t *obj);
+/* DELETED: its targets go. */
+void k8s_object_delete(struct k8s_targets *t, const struct json_t *obj);
+/* After owner's list of generation gen: objects of owner it did not have are gone. */
+void k8s_objects_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
+
+#endif
