@@ -600,6 +600,7 @@ Test(httpd, tls_config_serves_https_with_the_given_certificate)
     h.tls_key_file = NULL;
     cr_assert_null(bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err)));
     cr_assert(strstr(err, "both a certificate and a key"), "%s", err);
+}
 
 /* ---- unix socket and the generic POST handler (the Docker plugin's protocol) ---- */
 
