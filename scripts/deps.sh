@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bpftail needs to build, run and test, when they are missing.
-# Usage: scripts/deps.sh [build|test|docker]   (test includes build; docker adds the engine)
+# Usage: scripts/deps.sh [build|test|docker]   (test includes build; docker adds the engine,
+#        and what the image, stack and plugin suites use: debootstrap for the local Debian base
+#        image, Debian's docker-compose v1, and prometheus to run the dashboards' queries)
 # When another apt-get or dpkg holds its lock (unattended-upgrades on a fresh machine, another
 # build), waits for it up to $BT_APT_WAIT seconds (600 by default) instead of failing at once.
 set -euo pipefail
@@ -14,7 +16,7 @@ case "${1:-build}" in
         want+=(systemd-journal-remote)
         # Node is only needed to check dashboard queries with Grafana's grammar.
         command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
-  docker) want+=(docker.io busybox-static) ;;
+  docker) want+=(docker.io busybox-static debootstrap docker-compose prometheus) ;;
   build) ;;
   *) echo "usage: $0 [build|test|docker]" >&2; exit 2 ;;
 esac
@@ -63,3 +65,8 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt_retry update -qq
 apt_retry install -y -qq --no-install-recommends "${missing[@]}"
+# The tests run their own Prometheus; the package's service (started where systemd runs) is not
+# wanted on a build machine.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
