@@ -6,6 +6,10 @@ rules so it cannot disturb another daemon on the same host, and with the vfs sto
 so it works inside containers too. Images come from a busybox-static rootfs imported with
 `docker import`; nothing is ever pulled. One engine serves every test of a run; it is stopped
 and its directory removed when the process exits.
+
+The stack and plugin suites also need the project's image: bpftail_image() makes the local
+Debian base images (scripts/docker-base.sh) and builds the Dockerfile once per run with the
+classic builder, so every suite of the run shares one build.
 """
 import atexit
 import json
@@ -65,6 +69,10 @@ class Engine:
         ensure_packages()
         if os.geteuid() != 0:
             raise EngineError("dockerd needs root")
+        self.attached = False
+        if os.environ.get("BT_TEST_DOCKER_HOST"):
+            self._attach(os.environ["BT_TEST_DOCKER_HOST"])
+            return
         # unix socket paths are limited to 107 bytes: keep the directory short
         self.dir = tempfile.mkdtemp(prefix="btd-", dir="/tmp")
         self.data = os.path.join(self.dir, "data")
@@ -92,6 +100,22 @@ class Engine:
             time.sleep(0.2)
         self._import_image()
 
+    def _attach(self, host):
+        """Uses a running engine (BT_TEST_DOCKER_HOST=unix://...sock, started like this class
+        starts one) instead of starting one: for working on a suite without building the image
+        again every run. The engine is left running at exit."""
+        self.attached = True
+        self.p = None
+        self.host = host
+        self.sock = host[len("unix://"):]
+        self.dir = os.path.dirname(self.sock)
+        self.cli = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
+        self.log = open(os.devnull, "wb")
+        self.data = self.docker("info", "--format", "{{.DockerRootDir}}").stdout.strip()
+        self.containers = os.path.join(self.data, "containers")
+        if self.docker("image", "inspect", IMAGE, check=False).returncode != 0:
+            self._import_image()
+
     def daemon_log(self):
         try:
             with open(os.path.join(self.dir, "dockerd.log"), errors="replace") as f:
@@ -99,13 +123,18 @@ class Engine:
         except OSError:
             return ""
 
-    def docker(self, *args, check=True, timeout=300):
-        env = dict(os.environ, DOCKER_HOST=self.host)
+    def env(self, **extra):
+        """The environment for a docker, docker-compose or script run against this engine."""
+        env = dict(os.environ, DOCKER_HOST=self.host, **extra)
         env.pop("DOCKER_CONTEXT", None)
-        return _run([self.cli] + list(args), timeout=timeout, check=check, env=env)
+        env.pop("DOCKER_BUILDKIT", None)  # no buildx here: BuildKit builds fail
+        return env
+
+    def docker(self, *args, check=True, timeout=300):
+        return _run([self.cli] + list(args), timeout=timeout, check=check, env=self.env())
 
     def _import_image(self):
-        root = os.path.join(self.dir, "rootfs")
+        root = tempfile.mkdtemp(prefix="rootfs-", dir=self.dir)
         os.makedirs(os.path.join(root, "bin"))
         os.makedirs(os.path.join(root, "tmp"))
         busybox = "/bin/busybox" if os.path.exists("/bin/busybox") else shutil.which("busybox")
@@ -119,6 +148,7 @@ class Engine:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                            timeout=120)
         tar.wait()
+        shutil.rmtree(root, ignore_errors=True)
         if p.returncode != 0:
             raise EngineError("docker import failed: %s" % p.stderr)
 
@@ -150,6 +180,8 @@ class Engine:
         return os.path.join(self.containers, cid, cid + "-json.log")
 
     def stop(self):
+        if self.attached:
+            return
         if self.p and self.p.poll() is None:
             self.p.terminate()
             try:
@@ -171,6 +203,73 @@ def engine():
         _engine = Engine()
         atexit.register(_engine.stop)
     return _engine
+
+
+_images = {}
+BPFTAIL_IMAGE = "bpftail:latest"  # the name docker-compose.yml gives the image
+TEST_LOKI_IMAGE = "bt-test-loki:latest"
+
+
+def bpftail_image(root):
+    """The project's image, bpftail:latest, built from root's Dockerfile on the shared engine
+    once per run (later calls return at once). Installs what it needs (scripts/deps.sh docker),
+    makes the local Debian base images when missing, builds with the classic builder and host
+    networking (the engine has no bridge). Returns the image name; the build time is in
+    build_seconds()."""
+    if "bpftail" in _images:
+        return _images["bpftail"]
+    eng = engine()
+    if eng.attached and eng.docker("image", "inspect", BPFTAIL_IMAGE, check=False).returncode == 0:
+        # working on a suite against a running engine: its image is taken as it is (remove
+        # it to build again)
+        _images["bpftail"] = BPFTAIL_IMAGE
+        return BPFTAIL_IMAGE
+    t0 = time.monotonic()
+    _run([os.path.join(root, "scripts", "deps.sh"), "docker"], timeout=900)
+    _run([os.path.join(root, "scripts", "docker-base.sh")], timeout=900, env=eng.env())
+    t1 = time.monotonic()
+    p = subprocess.run([eng.cli, "build", "--network", "host", "-t", BPFTAIL_IMAGE, root],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=1800, env=eng.env())
+    if p.returncode != 0:
+        raise EngineError("docker build of the Dockerfile failed:\n%s" % p.stdout[-4000:])
+    _images["bpftail"] = BPFTAIL_IMAGE
+    _images["times"] = (t1 - t0, time.monotonic() - t1)
+    print("bpftail image: base images %.1fs, docker build %.1fs" % _images["times"])
+    return BPFTAIL_IMAGE
+
+
+def build_seconds():
+    """(base images, docker build) seconds of this run's image build, or None."""
+    return _images.get("times")
+
+
+def fake_loki_image(root, fake_loki_binary):
+    """bt-test-loki:latest: the test Loki server (bt-fake-loki from the build directory) on the
+    bpftail image, which has its libraries; it listens on 127.0.0.1:3100 like Loki and keeps
+    the control API (/control/dump, /control/stats) of lib.FakeLoki."""
+    if "loki" in _images:
+        return _images["loki"]
+    if not os.path.exists(fake_loki_binary):
+        raise EngineError("test Loki server not built: %s" % fake_loki_binary)
+    base = bpftail_image(root)
+    eng = engine()
+    d = tempfile.mkdtemp(prefix="bt-loki-img-")
+    try:
+        shutil.copy(fake_loki_binary, os.path.join(d, "bt-fake-loki"))
+        with open(os.path.join(d, "Dockerfile"), "w") as f:
+            f.write("FROM %s\nCOPY bt-fake-loki /usr/bin/bt-fake-loki\n"
+                    "EXPOSE 3100\nENTRYPOINT [\"/usr/bin/bt-fake-loki\", \"--port\", \"3100\"]\n"
+                    "CMD []\n" % base)
+        p = subprocess.run([eng.cli, "build", "--network", "host", "-t", TEST_LOKI_IMAGE, d],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=300, env=eng.env())
+        if p.returncode != 0:
+            raise EngineError("docker build of the test Loki image failed:\n%s" % p.stdout[-3000:])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    _images["loki"] = TEST_LOKI_IMAGE
+    return TEST_LOKI_IMAGE
 
 
 def read_json_file(path):
