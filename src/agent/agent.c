@@ -211,17 +211,7 @@ static void on_tick(struct bt_loop *l, uint64_t id, void *arg)
 void agent_before_sleep(struct bt_loop *l, void *arg)
 {
     struct bt_agent *a = arg;
-    int64_t d = next_deadline(a);
-    if (d == a->tick_at)
-        return;
-    if (a->tick_timer)
-        bt_loop_del_timer(l, a->tick_timer);
-    a->tick_timer = 0;
-    a->tick_at = d;
-    if (d != INT64_MAX) {
-        int64_t delay = d - bt_mono_ns();
-        a->tick_timer = bt_loop_add_timer(l, delay > 0 ? delay : 0, 0, on_tick, a);
-    }
+    bt_loop_timer_at(l, &a->tick_timer, &a->tick_at, next_deadline(a), on_tick, a);
 }
 
 /* ---- shutdown --------------------------------------------------------------------------- */

@@ -348,19 +348,12 @@ static void init_metrics(struct bt_agent *a)
 
 static int setup_signals(struct bt_agent *a)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    /* Blocked before any thread starts, so the push threads inherit the mask. */
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
-        return -errno;
-    signal(SIGPIPE, SIG_IGN);
-    a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (a->sigfd < 0)
-        return -errno;
-    return bt_loop_add_fd(a->loop, a->sigfd, EPOLLIN, agent_on_signal, a);
+    /* Before any thread starts: the push threads inherit the mask. */
+    int fd = bt_loop_add_signals(a->loop, agent_on_signal, a);
+    if (fd < 0)
+        return fd;
+    a->sigfd = fd;
+    return 0;
 }
 
 /* -check-syntax and reload checks: the journal and file_sd blocks are read by their modules,
@@ -436,8 +429,9 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
         goto fail;
     if (check_only)
         return a;
-    if (setup_signals(a) < 0) {
-        snprintf(err, errlen, "signals: %s", strerror(errno));
+    int src = setup_signals(a);
+    if (src < 0) {
+        snprintf(err, errlen, "signals: %s", strerror(-src));
         goto fail;
     }
     if (!a->dry_run && cli && !cli->config_file && cfg->n_clients == 1 &&

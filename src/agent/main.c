@@ -1,6 +1,8 @@
-/* bpftail: parses flags, loads the config and runs the agent. Exit status 1 on a bad config. */
+/* bpftail: parses flags, loads the config and runs the agent (or, with -docker-plugin, the
+ * Docker logging plugin). Exit status 1 on a bad config. */
 #include "agent/agent.h"
 #include "config/config.h"
+#include "plugin/plugin.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -24,6 +26,8 @@ int main(int argc, char **argv)
         printf("bpftail, version %s\n", BT_VERSION);
         return 0;
     }
+    if (cli.docker_plugin)
+        return bt_plugin_main(&cli);
     if (cli.log_level) {
         enum bt_log_level lvl;
         if (bt_log_parse_level(cli.log_level, &lvl) < 0) {

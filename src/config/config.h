@@ -154,6 +154,13 @@ struct bt_cli {
     const char *client_tenant;
     const char *positions_file;
     bool help;
+    /* Docker logging plugin mode (src/plugin); each setting also has an environment
+     * variable, see plugin/plugin.h. */
+    bool docker_plugin;
+    const char *plugin_socket;
+    const char *plugin_state_dir;
+    const char *plugin_spool_max;
+    const char *plugin_metrics_addr;
 };
 
 /* Parses argv (promtail's single-dash flags; "-flag=value" and "-flag value" both work). On a
@@ -175,6 +182,13 @@ struct bt_buf;
 int bt_config_dump(const struct bt_config *c, struct bt_buf *out);
 /* Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Caller frees. NULL on error. */
 char *bt_config_expand_env(const char *text, size_t len, char *err, size_t errlen);
+
+/* A client config built outside a config file (the Docker plugin's log-opts). init sets
+ * promtail's defaults; check validates it as the clients: block is validated (url, proxy,
+ * tenant, auth, TLS pairs, durations) and derives the name; free releases what it owns. */
+void bt_client_config_init(struct bt_client_config *cl);
+int bt_client_config_check(struct bt_client_config *cl, char *err, size_t errlen);
+void bt_client_config_free(struct bt_client_config *cl);
 
 /* The built-in default config text: the /var/log files ending in "log" as job=varlogs to
  * $LOKI_URL or http://localhost:3100/loki/api/v1/push. */

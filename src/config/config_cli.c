@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/timeutil.h"
 
 #define BT_EXPAND_MAX (16u << 20)
 #define BT_EXPAND_DEPTH 8
@@ -46,6 +47,16 @@ static const struct flag flags[] = {
     {"client.tenant-id", FL_STR, CF(client_tenant), "id",
      "Tenant (X-Scope-OrgID) of every client."},
     {"positions.file", FL_STR, CF(positions_file), "path", "Positions file (overrides the file)."},
+    {"docker-plugin", FL_BOOL, CF(docker_plugin), NULL,
+     "Run as a Docker logging plugin (no config file; see docs/docker-plugin.md)."},
+    {"plugin.socket", FL_STR, CF(plugin_socket), "path",
+     "Plugin mode: unix socket to serve (env BPFTAIL_PLUGIN_SOCKET)."},
+    {"plugin.state-dir", FL_STR, CF(plugin_state_dir), "dir",
+     "Plugin mode: directory of container state and spools (env BPFTAIL_STATE_DIR)."},
+    {"plugin.spool-max", FL_STR, CF(plugin_spool_max), "size",
+     "Plugin mode: bytes all spools may hold on disk (env BPFTAIL_SPOOL_MAX)."},
+    {"plugin.metrics-addr", FL_STR, CF(plugin_metrics_addr), "host:port",
+     "Plugin mode: /metrics and /ready listen address, \"\" = off (env BPFTAIL_METRICS_ADDR)."},
     {"help", FL_BOOL, CF(help), NULL, "Print this help and exit."},
     {"h", FL_BOOL, CF(help), NULL, NULL},
 };
@@ -65,24 +76,6 @@ void bt_cli_usage(void)
            "(default http://localhost:3100).\n");
 }
 
-/* Go's strconv.ParseBool, which promtail's flags use. */
-static int parse_bool(const char *s, bool *out)
-{
-    static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};
-    static const char *const f[] = {"0", "f", "F", "false", "FALSE", "False"};
-    for (size_t i = 0; i < 6; i++) {
-        if (strcmp(s, t[i]) == 0) {
-            *out = true;
-            return 0;
-        }
-        if (strcmp(s, f[i]) == 0) {
-            *out = false;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
 static const struct flag *find_flag(const char *name, size_t n)
 {
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -100,7 +93,7 @@ static int set_flag(const struct flag *f, const char *value, struct bt_cli *cli,
     case FL_BOOL:
         if (!value) {
             *(bool *)at = true;
-        } else if (parse_bool(value, (bool *)at)) {
+        } else if (bt_parse_bool(value, (bool *)at)) {
             snprintf(err, errlen, "invalid boolean value \"%s\" for flag -%s", value, f->name);
             return -EINVAL;
         }

@@ -359,3 +359,24 @@ int bt_cfg_clients_finish(struct bt_cfg_ctx *c, struct bt_config *cfg)
             rc = bt_cfg_oom(c, NULL);
     return rc;
 }
+
+void bt_client_config_init(struct bt_client_config *cl)
+{
+    bt_cfg_client_defaults(cl);
+}
+
+void bt_client_config_free(struct bt_client_config *cl)
+{
+    bt_cfg_client_free(cl);
+}
+
+int bt_client_config_check(struct bt_client_config *cl, char *err, size_t errlen)
+{
+    struct bt_cfg_ctx c = {.err = err, .errlen = errlen};
+    int rc = check_client(&c, NULL, cl);
+    if (rc == 0 && !cl->name && !(cl->name = url_host(cl->url))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+    return rc;
+}

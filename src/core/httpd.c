@@ -19,6 +19,8 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define COMP "httpd"
@@ -33,13 +35,17 @@ struct bt_httpd {
     int epfd;       /* MHD's epoll fd, registered with the loop */
     uint64_t timer; /* 0 when MHD wants no timeout */
     int port;
+    char *unix_path; /* unlinked when the server is freed */
     struct bt_httpd_handlers h;
 };
 
 /* Per-request state, allocated on the first call for a request, freed on completion. */
 struct req {
     size_t body;
+    size_t max; /* body cap of this request */
     bool too_large;
+    bool keep; /* a POST for the generic handler: the body is kept in buf */
+    struct bt_buf buf;
 };
 
 /* ---- listen socket -------------------------------------------------------------------- */
@@ -208,10 +214,22 @@ static enum MHD_Result serve_metrics(struct bt_httpd *s, struct MHD_Connection *
     return reply_buf(c, MHD_HTTP_OK, METRICS_CTYPE, &b);
 }
 
+static enum MHD_Result serve_post(struct bt_httpd *s, struct MHD_Connection *c, const char *url,
+                                  struct req *r)
+{
+    struct bt_buf out;
+    bt_buf_init(&out, BT_HTTPD_MAX_RESPONSE);
+    const char *ctype = "application/json";
+    unsigned status = s->h.post(s->h.ctx, url, bt_buf_str(&r->buf), r->buf.len, &out, &ctype);
+    return reply_buf(c, status ? status : MHD_HTTP_OK, ctype, &out);
+}
+
 /* Dispatches a fully received request. */
 static enum MHD_Result route(struct bt_httpd *s, struct MHD_Connection *c, const char *url,
-                             const char *method)
+                             const char *method, struct req *r)
 {
+    if (r->keep)
+        return serve_post(s, c, url, r);
     bool get =
         strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
@@ -270,12 +288,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         *con_cls = r;
+        r->max = BT_HTTPD_MAX_BODY;
+        if (s->h.post && strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/reload") != 0) {
+            r->keep = true;
+            if (s->h.post_max_body)
+                r->max = s->h.post_max_body;
+        }
+        bt_buf_init(&r->buf, r->max);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || n > BT_HTTPD_MAX_BODY) {
+            if (errno || end == cl || n > r->max) {
                 r->too_large = true;
                 return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
             }
@@ -284,8 +309,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_data_size) {
         r->body += *upload_data_size;
+        if (r->keep && !r->too_large && r->body <= r->max &&
+            bt_buf_add(&r->buf, upload_data, *upload_data_size) < 0)
+            r->body = r->max + 1; /* out of memory: refused like an oversized body */
         *upload_data_size = 0;
-        if (r->body > BT_HTTPD_MAX_BODY && !r->too_large) {
+        if (r->body > r->max && !r->too_large) {
             r->too_large = true;
             return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
         }
@@ -293,13 +321,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->too_large)
         return MHD_YES; /* 413 already queued */
-    return route(s, c, url, method);
+    return route(s, c, url, method, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    free(*con_cls);
+    struct req *r = *con_cls;
+    if (r)
+        bt_buf_free(&r->buf);
+    free(r);
     *con_cls = NULL;
 }
 
@@ -387,6 +418,18 @@ static int start_mhd(struct bt_httpd *s, int lfd)
     return 0;
 }
 
+static struct bt_httpd *server_new(struct bt_loop *loop, const struct bt_httpd_handlers *h)
+{
+    struct bt_httpd *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->epfd = -1;
+    if (h)
+        s->h = *h;
+    return s;
+}
+
 struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
                               const struct bt_httpd_handlers *h, char *err, size_t errlen)
 {
@@ -398,16 +441,12 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
         snprintf(err, errlen, "http server: invalid port %d for %s", port, shown);
         goto fail;
     }
-    s = calloc(1, sizeof(*s));
+    s = server_new(loop, h);
     if (!s) {
         rc = -ENOMEM;
         snprintf(err, errlen, "http server: out of memory");
         goto fail;
     }
-    s->loop = loop;
-    s->epfd = -1;
-    if (h)
-        s->h = *h;
     int lfd = open_listener(addr, port);
     if (lfd < 0) {
         rc = lfd;
@@ -423,6 +462,75 @@ struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
         goto fail;
     }
     BT_DEBUG(COMP, "listening", "addr=%s port=%d", shown, s->port);
+    return s;
+fail:
+    bt_httpd_free(s);
+    errno = -rc;
+    return NULL;
+}
+
+/* Binds a unix stream socket at path. A leftover socket file (a previous run that died) is
+ * removed first, but only when nothing answers on it, so a second instance fails instead of
+ * stealing the first one's socket. Returns the listening fd or -errno. */
+static int open_unix_listener(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(probe);
+            return -EADDRINUSE;
+        }
+        if (probe >= 0)
+            close(probe);
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    mode_t old = umask(0077);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || listen(fd, 64) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+struct bt_httpd *bt_httpd_new_unix(struct bt_loop *loop, const char *path,
+                                   const struct bt_httpd_handlers *h, char *err, size_t errlen)
+{
+    int rc = 0;
+    struct bt_httpd *s = server_new(loop, h);
+    if (!s || !(s->unix_path = strdup(path))) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "http server: out of memory");
+        goto fail;
+    }
+    int lfd = open_unix_listener(path);
+    if (lfd < 0) {
+        rc = lfd;
+        free(s->unix_path); /* not ours: do not unlink it */
+        s->unix_path = NULL;
+        snprintf(err, errlen, "http server: cannot listen on unix socket %s: %s", path,
+                 rc == -EEXIST ? "a file that is not a socket is in the way" : strerror(-rc));
+        goto fail;
+    }
+    rc = start_mhd(s, lfd);
+    if (rc < 0) {
+        snprintf(err, errlen, "http server: cannot start on unix socket %s: %s", path,
+                 strerror(-rc));
+        goto fail;
+    }
+    BT_DEBUG(COMP, "listening", "socket=%s", path);
     return s;
 fail:
     bt_httpd_free(s);
@@ -450,6 +558,10 @@ void bt_httpd_free(struct bt_httpd *s)
         bt_loop_del_fd(s->loop, s->epfd);
     if (s->d)
         MHD_stop_daemon(s->d);
+    if (s->unix_path) {
+        unlink(s->unix_path);
+        free(s->unix_path);
+    }
     free(s);
 }
 

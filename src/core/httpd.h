@@ -9,8 +9,11 @@
  *
  * The server owns its listen socket and connections. It does not own the handlers' context or
  * the metrics registry (borrowed; they must outlive the server). Request bodies are not needed
- * by any endpoint and are refused past BT_HTTPD_MAX_BODY bytes (413, or connection closed).
- * Responses built by handlers are capped at BT_HTTPD_MAX_RESPONSE bytes.
+ * by the built-in endpoints and are refused past BT_HTTPD_MAX_BODY bytes (413, or connection
+ * closed). A server may also route every POST to a generic handler (the Docker plugin's
+ * protocol); its bodies are kept, up to post_max_body. Responses built by handlers are capped
+ * at BT_HTTPD_MAX_RESPONSE bytes. bt_httpd_new listens on TCP, bt_httpd_new_unix on a unix
+ * socket path (replacing a stale socket file, never another kind of file).
  */
 #ifndef BT_HTTPD_H
 #define BT_HTTPD_H
@@ -36,6 +39,12 @@ struct bt_httpd_handlers {
     int (*config)(void *ctx, struct bt_buf *yaml);  /* /config: text/plain; NULL = 404 */
     int (*reload)(void *ctx,
                   struct bt_buf *msg); /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
+    /* Any POST other than /reload, with its body (NUL-terminated, borrowed for the call).
+     * Fills out and *ctype (static string), returns the HTTP status. NULL = built-in routes
+     * only. */
+    unsigned (*post)(void *ctx, const char *url, const char *body, size_t len, struct bt_buf *out,
+                     const char **ctype);
+    size_t post_max_body; /* cap on a POST body for post (0 = BT_HTTPD_MAX_BODY) */
     void *ctx;
 };
 
@@ -45,7 +54,11 @@ struct bt_httpd_handlers {
  * addr:port in err on failure. */
 struct bt_httpd *bt_httpd_new(struct bt_loop *loop, const char *addr, int port,
                               const struct bt_httpd_handlers *h, char *err, size_t errlen);
-/* The bound port (the real one when 0 was asked). */
+/* Serves on a unix socket at path, created with mode 0600 (dockerd runs as root). A socket
+ * file left at path by a dead process is replaced; any other file there is an error. */
+struct bt_httpd *bt_httpd_new_unix(struct bt_loop *loop, const char *path,
+                                   const struct bt_httpd_handlers *h, char *err, size_t errlen);
+/* The bound port (the real one when 0 was asked; 0 for a unix socket). */
 int bt_httpd_port(const struct bt_httpd *s);
 /* 1 while the server keeps a loop timer armed (MHD asked for a timeout: open connections),
  * else 0. Lets tests check that an idle server schedules no wake-ups. */

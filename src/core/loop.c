@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 struct fdreg {
@@ -289,4 +292,41 @@ void bt_loop_stop(struct bt_loop *l)
 uint64_t bt_loop_wakeups(const struct bt_loop *l)
 {
     return l->wakeups;
+}
+
+void bt_loop_timer_at(struct bt_loop *l, uint64_t *id, int64_t *cur, int64_t at, bt_timer_fn fn,
+                      void *arg)
+{
+    if (at == *cur)
+        return;
+    if (*id)
+        bt_loop_del_timer(l, *id);
+    *id = 0;
+    *cur = at;
+    if (at != INT64_MAX) {
+        int64_t delay = at - bt_mono_ns();
+        *id = bt_loop_add_timer(l, delay > 0 ? delay : 0, 0, fn, arg);
+    }
+}
+
+int bt_loop_add_signals(struct bt_loop *l, bt_io_fn fn, void *arg)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc != 0)
+        return -rc;
+    signal(SIGPIPE, SIG_IGN);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = bt_loop_add_fd(l, fd, EPOLLIN, fn, arg);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
 }

@@ -38,6 +38,19 @@ int bt_loop_reset_timer(struct bt_loop *l, uint64_t id, int64_t delay_ns);
 /* Cancels a timer (safe from its own callback). 0 or -ENOENT. */
 int bt_loop_del_timer(struct bt_loop *l, uint64_t id);
 
+/* Keeps one one-shot timer due at the monotonic time `at` (INT64_MAX: none), re-arming it
+ * only when `at` changes. *id and *cur hold the armed timer and its time (0 and INT64_MAX when
+ * none); fn must reset them to 0 and INT64_MAX when it runs. For before-sleep hooks that wake
+ * up for the earliest of many deadlines. */
+void bt_loop_timer_at(struct bt_loop *l, uint64_t *id, int64_t *cur, int64_t at, bt_timer_fn fn,
+                      void *arg);
+
+/* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (call it before any thread starts,
+ * so that threads inherit the mask), ignores SIGPIPE, and calls fn when one of them is pending
+ * on the returned signalfd (read struct signalfd_siginfo from it). The caller closes the fd
+ * after the loop is freed. fd or -errno. */
+int bt_loop_add_signals(struct bt_loop *l, bt_io_fn fn, void *arg);
+
 /* Called before every sleep (e.g. to flush work gathered during the round). */
 void bt_loop_set_before_sleep(struct bt_loop *l, bt_hook_fn fn, void *arg);
 

@@ -41,7 +41,8 @@ uint64_t bt_spool_group_bytes(const struct bt_spool_group *g);
 
 struct bt_spool_config {
     const char *dir;        /* created when missing (0700) */
-    uint64_t segment_bytes; /* start a new segment past this size (0 = 8 MiB) */
+    uint64_t segment_bytes; /* start a new segment past this size (0 = 8 MiB); at most a
+                               quarter of a limit, so that the bound drops little at a time */
     uint64_t max_bytes;     /* this spool's own limit (0 = only the group's) */
 };
 
@@ -60,7 +61,7 @@ int bt_spool_append(struct bt_spool *s, const void *rec, size_t len);
 /* Writes buffered appends to the segment file. 0 or -errno. */
 int bt_spool_flush(struct bt_spool *s);
 
-/* Reads the next unread record: 1 with *rec/*len (valid until the next call on this spool) and
+/* Reads the next unread record: 1 with *rec, *len (valid until the next call on this spool) and
  * the logical offsets [*start, *end) it covers; 0 when nothing is unread; -errno on error. */
 int bt_spool_read(struct bt_spool *s, const void **rec, size_t *len, uint64_t *start,
                   uint64_t *end);

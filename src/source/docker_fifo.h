@@ -17,12 +17,13 @@
  *     ("line_too_long"), the line is emitted truncated (flagged).
  *
  * Bad input never loses the stream: a frame whose length is above max_frame, or whose payload
- * is not a LogEntry (bad protobuf, no line field is fine: an empty line), is counted with its
- * bytes ("frame_too_large", "bad_frame") and skipped. When a length is implausible (above
- * max_frame) the decoder resynchronises by looking for the next plausible frame header (a
- * length within bounds followed by the source field of a LogEntry) instead of trusting the
- * length, so one corrupt length costs only the bytes up to the next good frame. A frame cut off
- * by EOF is counted ("truncated_frame").
+ * is not a LogEntry (bad protobuf, or empty: length 0; no line field is fine: an empty line), is
+ * counted with its bytes ("frame_too_large", "bad_frame") and skipped. The decoder then
+ * resynchronises by looking for the next plausible frame header (a length within bounds
+ * followed by the source field of a LogEntry, or its time field when there is no source)
+ * instead of trusting the length, so one corrupt length costs only the bytes up to the next
+ * good frame. A frame cut off by EOF is counted ("truncated_frame"); the bytes it held are
+ * searched for whole frames first, in case its length was the corrupt part.
  *
  * No allocation per frame: buffers grow to the largest frame/line seen and are reused.
  */

@@ -1,9 +1,10 @@
 /*
- * timeutil: clocks and the duration and size strings of promtail configs.
+ * timeutil: clocks and the duration, size and boolean strings of promtail configs and flags.
  */
 #ifndef BT_UTIL_TIMEUTIL_H
 #define BT_UTIL_TIMEUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,8 @@ int bt_parse_duration(const char *s, int64_t *out_ns);
 /* Parses a byte size: plain integer, or with units B, KB/MB/GB (powers of 1000 as dskit's
  * flagext.ByteSize via humanize), KiB/MiB/GiB and K/M/G (powers of 1024). 0 or -EINVAL. */
 int bt_parse_bytes(const char *s, uint64_t *out);
+/* Go's strconv.ParseBool: 1 t T true TRUE True, 0 f F false FALSE False. 0 or -EINVAL. */
+int bt_parse_bool(const char *s, bool *out);
 /* Formats a duration as Go does ("1m30s", "500ms"). Returns out. */
 const char *bt_format_duration(char *out, size_t outlen, int64_t ns);
 

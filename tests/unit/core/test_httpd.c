@@ -10,6 +10,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -21,7 +22,8 @@
 
 struct fetch {
     int port;
-    const char *method; /* "GET", "HEAD", "POST" */
+    const char *unix_path; /* set: connect to this unix socket instead of the port */
+    const char *method;    /* "GET", "HEAD", "POST" */
     const char *path;
     size_t post_len; /* POST body size (filled with 'x') */
     long status;
@@ -71,6 +73,8 @@ static void *client_main(void *arg)
     CURL *c = curl_easy_init();
     char *post = NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    if (f->unix_path)
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, f->unix_path);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -508,4 +512,116 @@ Test(httpd, one_connection_serves_several_requests)
     }
     close(fd);
     cr_assert_eq(app.ready_calls, 2);
+}
+
+/* ---- unix socket and the generic POST handler (the Docker plugin's protocol) ---- */
+
+struct posted {
+    int calls;
+    char url[128];
+    size_t len;
+    int all_x;
+};
+
+static unsigned app_post(void *ctx, const char *url, const char *body, size_t len,
+                         struct bt_buf *out, const char **ctype)
+{
+    struct posted *p = ctx;
+    p->calls++;
+    snprintf(p->url, sizeof(p->url), "%s", url);
+    p->len = len;
+    p->all_x = 1;
+    for (size_t i = 0; i < len; i++)
+        p->all_x &= body[i] == 'x';
+    *ctype = "application/vnd.docker.plugins.v1.1+json";
+    bt_buf_addf(out, "{\"Err\":\"\",\"len\":%zu}", len);
+    return strcmp(url, "/missing") == 0 ? 404 : 200;
+}
+
+static char unix_dir[64];
+
+static struct bt_httpd *unix_server(struct posted *p, size_t max, char *path, size_t pathlen)
+{
+    snprintf(unix_dir, sizeof(unix_dir), "/tmp/bt-httpd-XXXXXX");
+    cr_assert_not_null(mkdtemp(unix_dir));
+    snprintf(path, pathlen, "%s/p.sock", unix_dir);
+    struct bt_httpd_handlers h = {.post = app_post, .post_max_body = max, .ctx = p};
+    char err[256] = "";
+    struct bt_httpd *s = bt_httpd_new_unix(loop, path, &h, err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    cr_assert_eq(bt_httpd_port(s), 0);
+    return s;
+}
+
+static struct fetch *post_unix(const char *sock, const char *path, size_t len)
+{
+    struct fetch *f = calloc(1, sizeof(*f));
+    f->unix_path = sock;
+    f->method = "POST";
+    f->path = path;
+    f->post_len = len;
+    run_fetch(loop, f);
+    return f;
+}
+
+Test(httpd, unix_socket_routes_posts_with_their_body_to_the_generic_handler)
+{
+    struct posted p = {0};
+    char path[128];
+    struct bt_httpd *s = unix_server(&p, 200 * 1024, path, sizeof(path));
+    struct fetch *f = post_unix(path, "/LogDriver.StartLogging", 150 * 1024);
+    cr_assert_eq(f->status, 200);
+    cr_assert_eq(p.calls, 1);
+    cr_assert_str_eq(p.url, "/LogDriver.StartLogging");
+    cr_assert_eq(p.len, 150 * 1024, "the whole body, past the built-in 64 KiB cap");
+    cr_assert(p.all_x);
+    cr_assert_str_eq(f->body, "{\"Err\":\"\",\"len\":153600}");
+    cr_assert(strstr(f->headers, "Content-Type: application/vnd.docker.plugins.v1.1+json"), "%s",
+              f->headers);
+    free(f);
+    f = post_unix(path, "/LogDriver.Capabilities", 0);
+    cr_assert_eq(f->status, 200);
+    cr_assert_eq(p.len, 0);
+    free(f);
+    f = post_unix(path, "/missing", 3);
+    cr_assert_eq(f->status, 404, "the handler's status is used");
+    free(f);
+    f = post_unix(path, "/LogDriver.StartLogging", 200 * 1024 + 1);
+    cr_assert_eq(f->status, 413);
+    cr_assert_eq(p.calls, 3, "an oversized body never reaches the handler");
+    free(f);
+    bt_httpd_free(s);
+    cr_assert_eq(access(path, F_OK), -1, "the socket file goes with the server");
+    rmdir(unix_dir);
+}
+
+Test(httpd, unix_socket_replaces_a_stale_socket_but_not_a_live_one_or_a_file)
+{
+    struct posted p = {0};
+    char path[128], err[256];
+    struct bt_httpd *s = unix_server(&p, 0, path, sizeof(path));
+    struct bt_httpd_handlers h = {.post = app_post, .ctx = &p};
+    cr_assert_null(bt_httpd_new_unix(loop, path, &h, err, sizeof(err)), "a live socket is kept");
+    cr_assert(strstr(err, path), "%s", err);
+    bt_httpd_free(s);
+    /* A socket file whose server died (nothing listens): replaced. */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(fd);
+    s = bt_httpd_new_unix(loop, path, &h, err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    struct fetch *f = post_unix(path, "/Plugin.Activate", 0);
+    cr_assert_eq(f->status, 200);
+    free(f);
+    bt_httpd_free(s);
+    /* A regular file is not ours to remove. */
+    FILE *fp = fopen(path, "w");
+    fclose(fp);
+    cr_assert_null(bt_httpd_new_unix(loop, path, &h, err, sizeof(err)));
+    cr_assert(strstr(err, "not a socket"), "%s", err);
+    cr_assert_eq(access(path, F_OK), 0);
+    unlink(path);
+    rmdir(unix_dir);
 }

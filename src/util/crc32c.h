@@ -1,0 +1,14 @@
+/*
+ * crc32c: CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of the spool's
+ * records. Table-driven, one byte at a time; the table is built on first use (thread-safe).
+ */
+#ifndef BT_UTIL_CRC32C_H
+#define BT_UTIL_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continues a CRC over n more bytes: start with crc = 0. crc32c("123456789") = 0xe3069283. */
+uint32_t bt_crc32c(uint32_t crc, const void *p, size_t n);
+
+#endif
