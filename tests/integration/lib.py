@@ -80,10 +80,10 @@ class FakeLoki:
     unless given as keyword arguments with Loki's names, e.g. max_line_size=1024,
     max_line_size_truncate=True, max_chunk_age_ms=0 (no out-of-order window)."""
 
-    def __init__(self, ctx, discard=False, **limits):
+    def __init__(self, ctx, discard=False, port=0, **limits):
         if not os.path.exists(ctx.fake_loki):
             raise AssertionError("test Loki server not built: %s" % ctx.fake_loki)
-        args = [ctx.fake_loki, "--port", "0", "--quiet"]
+        args = [ctx.fake_loki, "--port", str(port), "--quiet"]
         if discard:
             args.append("--discard")
         for k, v in limits.items():

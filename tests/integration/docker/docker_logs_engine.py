@@ -82,12 +82,18 @@ class Engine:
         self.cli = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
         if not self.cli:
             raise EngineError("no docker CLI found")
-        self.log = open(os.path.join(self.dir, "dockerd.log"), "wb")
-        self.p = subprocess.Popen(
-            ["dockerd", "--data-root", self.data, "--exec-root", os.path.join(self.dir, "x"),
-             "-H", self.host, "--pidfile", os.path.join(self.dir, "d.pid"),
-             "--bridge=none", "--iptables=false", "--ip-masq=false", "--storage-driver=vfs"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.config_file = None
+        self._start()
+        self._import_image()
+
+    def _start(self):
+        self.log = open(os.path.join(self.dir, "dockerd.log"), "ab")
+        args = ["dockerd", "--data-root", self.data, "--exec-root", os.path.join(self.dir, "x"),
+                "-H", self.host, "--pidfile", os.path.join(self.dir, "d.pid"),
+                "--bridge=none", "--iptables=false", "--ip-masq=false", "--storage-driver=vfs"]
+        if self.config_file:
+            args += ["--config-file", self.config_file]
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
             if self.p.poll() is not None:
@@ -98,7 +104,33 @@ class Engine:
                 self.stop()
                 raise EngineError("dockerd did not answer within 60s:\n%s" % self.daemon_log())
             time.sleep(0.2)
-        self._import_image()
+
+    def restart(self, daemon_json=None):
+        """Stops dockerd and starts it again on the same data root, with daemon_json (a dict,
+        written to a daemon.json passed with --config-file) or with none. Containers are
+        stopped by the restart; images, volumes and plugins stay (an enabled plugin is
+        enabled again)."""
+        if self.p is not None and self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(60)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        elif self.attached:
+            with open(os.path.join(self.dir, "d.pid")) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 15)
+            deadline = time.monotonic() + 60
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self.log.close()
+        self.config_file = None
+        if daemon_json is not None:
+            self.config_file = os.path.join(self.dir, "daemon.json")
+            with open(self.config_file, "w") as f:
+                json.dump(daemon_json, f)
+        self._start()
 
     def _attach(self, host):
         """Uses a running engine (BT_TEST_DOCKER_HOST=unix://...sock, started like this class
@@ -106,6 +138,7 @@ class Engine:
         again every run. The engine is left running at exit."""
         self.attached = True
         self.p = None
+        self.config_file = None
         self.host = host
         self.sock = host[len("unix://"):]
         self.dir = os.path.dirname(self.sock)
@@ -152,9 +185,15 @@ class Engine:
         if p.returncode != 0:
             raise EngineError("docker import failed: %s" % p.stderr)
 
-    def run(self, name, script, log_opts=(), labels=None, rm=False, detach=True):
-        """Starts `sh -c script` in a busybox container; returns the full container id."""
-        args = ["run", "--network", "none", "--name", name, "--log-driver", "json-file"]
+    def run(self, name, script, log_opts=(), labels=None, rm=False, detach=True,
+            log_driver="json-file", tty=False, timeout=300):
+        """Starts `sh -c script` in a busybox container; returns the full container id.
+        log_driver None: the engine's default driver."""
+        args = ["run", "--network", "none", "--name", name]
+        if log_driver:
+            args += ["--log-driver", log_driver]
+        if tty:
+            args.append("-t")
         if detach:
             args.append("-d")
         if rm:
@@ -164,7 +203,7 @@ class Engine:
         for k, v in (labels or {}).items():
             args += ["--label", "%s=%s" % (k, v)]
         args += [IMAGE, "sh", "-c", script]
-        out = self.docker(*args).stdout.strip()
+        out = self.docker(*args, timeout=timeout).stdout.strip()
         return out.splitlines()[-1] if out else ""
 
     def wait(self, cid, timeout=300):
