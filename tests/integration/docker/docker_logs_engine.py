@@ -14,6 +14,7 @@ classic builder, so every suite of the run shares one build.
 import atexit
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -215,6 +216,28 @@ class Engine:
     def rm(self, cid):
         self.docker("rm", "-f", cid, check=False)
 
+    def plugin_pid(self, name):
+        """The pid of plugin `name`'s process on this engine, or None: the process whose
+        parent, the containerd shim, was started for the plugin's id (other engines on the
+        host may run plugins of their own)."""
+        pid_id = self.docker("plugin", "inspect", "-f", "{{.Id}}", name, timeout=30).stdout.strip()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/status" % d) as f:
+                    ppid = re.search(r"^PPid:\s+(\d+)", f.read(), re.M).group(1)
+                with open("/proc/%s/cmdline" % ppid, "rb") as f:
+                    parent = f.read()
+                if b"shim" not in parent or pid_id.encode() not in parent:
+                    continue
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    if f.read().split(b"\0")[0]:
+                        return int(d)
+            except (OSError, AttributeError):
+                continue
+        return None
+
     def log_path(self, cid):
         return os.path.join(self.containers, cid, cid + "-json.log")
 
@@ -309,6 +332,23 @@ def fake_loki_image(root, fake_loki_binary):
         shutil.rmtree(d, ignore_errors=True)
     _images["loki"] = TEST_LOKI_IMAGE
     return TEST_LOKI_IMAGE
+
+
+def proc_status(pid, key):
+    """A kB field of /proc/pid/status (VmRSS, VmHWM) in bytes, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            m = re.search(r"^%s:\s+(\d+) kB" % key, f.read(), re.M)
+        return int(m.group(1)) * 1024 if m else None
+    except OSError:
+        return None
+
+
+def proc_cpu_seconds(pid):
+    """user + system CPU seconds of a process (all threads), from /proc/pid/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_json_file(path):

@@ -39,41 +39,11 @@ def labels_of(entry):
     return dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', entry["labels"]))
 
 
-def plugin_id(eng):
-    return eng.docker("plugin", "inspect", "-f", "{{.Id}}", PLUGIN, timeout=30).stdout.strip()
+def plugin_pid(eng):
+    return eng.plugin_pid(PLUGIN)
 
 
-def plugin_pid(eng, pid_of_id=None):
-    """The pid of this engine's plugin process: a `bpftail -docker-plugin` whose parent, the
-    containerd shim, was started for this plugin's id (other engines on the host may run
-    plugins of their own)."""
-    pid_of_id = pid_of_id or plugin_id(eng)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                cmd = f.read().split(b"\0")
-            if not cmd or not cmd[0].endswith(b"bpftail") or b"-docker-plugin" not in cmd:
-                continue
-            with open("/proc/%s/status" % d) as f:
-                ppid = re.search(r"^PPid:\s+(\d+)", f.read(), re.M).group(1)
-            with open("/proc/%s/cmdline" % ppid, "rb") as f:
-                if pid_of_id.encode() in f.read():
-                    return int(d)
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
-def proc_status(pid, key):
-    """A kB field of /proc/pid/status (VmRSS, VmHWM) in bytes, or None."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            m = re.search(r"^%s:\s+(\d+) kB" % key, f.read(), re.M)
-        return int(m.group(1)) * 1024 if m else None
-    except OSError:
-        return None
+proc_status = dockerd.proc_status
 
 
 def timed(eng, *args, timeout=60):
