@@ -464,7 +464,7 @@ static void on_sync(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_plugin *p = arg;
     for (struct pl_container *c = p->containers; c; c = c->next)
-        if (bt_spool_sync(c->spool) < 0)
+        if (c->spool && bt_spool_sync(c->spool) < 0)
             BT_WARN(COMP, "cannot save a spool's commit", "container=%.12s", c->id);
 }
 
@@ -521,7 +521,7 @@ static size_t pending_batches(struct bt_plugin *p)
 static bool unpumped(struct bt_plugin *p)
 {
     for (struct pl_container *c = p->containers; c; c = c->next)
-        if (bt_spool_read_offset(c->spool) < bt_spool_end(c->spool))
+        if (c->spool && bt_spool_read_offset(c->spool) < bt_spool_end(c->spool))
             return true;
     return false;
 }

@@ -91,6 +91,8 @@ static int fly_push(struct pl_container *c, uint64_t end)
  * the client), so only the others are lost here. */
 static void spool_stats(struct pl_container *c)
 {
+    if (!c->spool)
+        return;
     uint64_t d = bt_spool_dropped(c->spool);
     if (d > c->dropped_seen) {
         uint64_t pumped = fly_pop(c, bt_spool_committed(c->spool));
@@ -133,6 +135,10 @@ static void on_line(void *ctx, const struct bt_dfifo_line *l)
     hdr[8] = (unsigned char)l->stream;
     hdr[9] = (unsigned char)((l->unterminated ? REC_UNTERMINATED : 0) |
                              (l->truncated ? REC_TRUNCATED : 0));
+    if (!c->spool) { /* it could not be opened: read on, so dockerd never blocks */
+        count_drop(c, "spool_error", 1);
+        return;
+    }
     bt_buf_reset(&c->rec);
     if (bt_buf_add(&c->rec, hdr, sizeof(hdr)) < 0 || bt_buf_add(&c->rec, l->line, n) < 0) {
         count_drop(c, "out_of_memory", 1);
@@ -199,7 +205,8 @@ static void at_eof(struct pl_container *c)
 {
     close_fifo(c);
     bt_dfifo_eof(c->dec);
-    bt_spool_flush(c->spool);
+    if (c->spool)
+        bt_spool_flush(c->spool);
     BT_INFO(COMP, "container's FIFO closed", "container=%.12s name=%s frames=%llu", c->id, c->name,
             (unsigned long long)bt_dfifo_frames(c->dec));
 }
@@ -208,6 +215,8 @@ void pl_container_read(struct pl_container *c)
 {
     static char buf[PL_READ_CHUNK];
     bool got = false;
+    if (!c->attached)
+        return; /* the attach timer reads first */
     for (int i = 0; i < PL_READS_PER_ROUND && c->fd >= 0; i++) {
         ssize_t n = read(c->fd, buf, sizeof(buf));
         if (n > 0) {
@@ -228,14 +237,13 @@ void pl_container_read(struct pl_container *c)
         at_eof(c); /* n == 0: dockerd closed its end after StopLogging */
         got = true;
     }
-    if (got) {
-        int rc = bt_spool_flush(c->spool);
-        if (rc < 0)
-            BT_ERROR(COMP, "cannot write the spool", "container=%.12s err=%s", c->id,
-                     strerror(-rc));
-        spool_stats(c);
-        pl_request_more(c->p);
-    }
+    if (!got)
+        return;
+    int rc = c->spool ? bt_spool_flush(c->spool) : 0;
+    if (rc < 0)
+        BT_ERROR(COMP, "cannot write the spool", "container=%.12s err=%s", c->id, strerror(-rc));
+    spool_stats(c);
+    pl_request_more(c->p);
 }
 
 static void on_fifo(struct bt_loop *l, int fd, uint32_t events, void *arg)
@@ -247,6 +255,10 @@ bool pl_container_pump(struct pl_container *c)
 {
     size_t budget = PL_PUMP_BYTES;
     bool more = false;
+    if (!c->spool) {
+        c->piped_flushed = c->attached && c->fd < 0;
+        return false;
+    }
     while (budget) {
         if (pl_client_full(c->client))
             return false;
@@ -296,7 +308,7 @@ bool pl_container_pump(struct pl_container *c)
 
 bool pl_container_done(const struct pl_container *c)
 {
-    return c->fd < 0 && c->piped_flushed && bt_spool_empty(c->spool);
+    return c->attached && c->fd < 0 && c->piped_flushed && (!c->spool || bt_spool_empty(c->spool));
 }
 
 int64_t pl_container_deadline(const struct pl_container *c)
@@ -319,7 +331,8 @@ void pl_container_quiesce(struct pl_container *c)
 {
     close_fifo(c);
     bt_dfifo_flush(c->dec);
-    bt_spool_flush(c->spool);
+    if (c->spool)
+        bt_spool_flush(c->spool);
     spool_stats(c);
 }
 
@@ -361,6 +374,8 @@ void pl_container_free(struct pl_container *c, bool destroy)
 {
     if (!c)
         return;
+    if (c->attach_timer)
+        bt_loop_del_timer(c->p->loop, c->attach_timer);
     close_fifo(c);
     bt_pipeline_free(c->pipeline);
     if (c->ack)
@@ -418,37 +433,70 @@ static int open_spool(struct pl_container *c, char *err, size_t errlen)
     char serr[512] = "";
     c->spool = bt_spool_open(c->p->group, &sc, serr, sizeof(serr));
     if (!c->spool) {
-        snprintf(err, errlen, "cannot open the spool: %s", serr);
+        snprintf(err, errlen, "%s", serr);
         return -EIO;
     }
     if (bt_spool_corrupt(c->spool))
         count_drop(c, "spool_corrupt", bt_spool_corrupt(c->spool));
     c->ack = bt_ack_owner_new(bt_spool_committed(c->spool), on_commit, c);
-    return c->ack ? 0 : -ENOMEM;
+    if (!c->ack) {
+        bt_spool_close(c->spool);
+        c->spool = NULL;
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
 }
 
+/* Opens the FIFO (not yet watched). A restored container whose FIFO is gone only drains its
+ * spool. */
 static int open_fifo(struct pl_container *c, bool restored, char *err, size_t errlen)
 {
     c->fd = open(c->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (c->fd < 0) {
-        if (restored && errno == ENOENT) {
-            BT_INFO(COMP, "container's FIFO is gone: shipping what its spool holds",
-                    "container=%.12s name=%s", c->id, c->name);
+    if (c->fd >= 0)
+        return 0;
+    int e = errno;
+    if (restored && e == ENOENT) {
+        BT_INFO(COMP, "container's FIFO is gone: shipping what its spool holds",
+                "container=%.12s name=%s", c->id, c->name);
+        bt_dfifo_eof(c->dec);
+        return 0;
+    }
+    snprintf(err, errlen, "cannot open %s: %s", c->file, strerror(e));
+    return -e;
+}
+
+/* Opens the spool and starts reading. Runs just after StartLogging has been answered: opening
+ * a spool may fsync its commit file, and Docker's request must not wait for a disk. A spool
+ * that cannot be opened does not stop the reading: its lines are counted as dropped. */
+static void attach(struct pl_container *c)
+{
+    char err[600] = "";
+    c->attached = true;
+    if (open_spool(c, err, sizeof(err)) < 0)
+        BT_ERROR(COMP, "cannot open a container's spool: its lines are dropped, counted",
+                 "container=%.12s dir=%s err=\"%s\"", c->id, c->dir, err);
+    if (c->fd >= 0) {
+        int rc = bt_loop_add_fd(c->p->loop, c->fd, EPOLLIN, on_fifo, c);
+        if (rc < 0) {
+            BT_ERROR(COMP, "cannot watch a container's FIFO", "container=%.12s err=%s", c->id,
+                     strerror(-rc));
+            close(c->fd);
             c->fd = -1;
-            bt_dfifo_eof(c->dec);
-            return 0;
         }
-        snprintf(err, errlen, "cannot open %s: %s", c->file, strerror(errno));
-        c->fd = -1;
-        return -errno;
     }
-    int rc = bt_loop_add_fd(c->p->loop, c->fd, EPOLLIN, on_fifo, c);
-    if (rc < 0) {
-        snprintf(err, errlen, "event loop: %s", strerror(-rc));
-        close(c->fd);
-        c->fd = -1;
-    }
-    return rc;
+    BT_INFO(COMP, "reading container", "container=%.12s name=%s fifo=%s spooled_bytes=%llu", c->id,
+            c->name, c->file, (unsigned long long)(c->spool ? bt_spool_bytes(c->spool) : 0));
+    /* No writer left (a restart after dockerd closed it) shows only as a read of 0. */
+    pl_container_read(c);
+    pl_request_more(c->p);
+}
+
+static void on_attach(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct pl_container *c = arg;
+    c->attach_timer = 0;
+    attach(c);
 }
 
 struct pl_container *pl_container_start(struct bt_plugin *p, const struct bt_plugin_info *in,
@@ -499,22 +547,18 @@ struct pl_container *pl_container_start(struct bt_plugin *p, const struct bt_plu
     c->m_spool_bytes = series(c, BT_GAUGE, "bpftail_plugin_spool_bytes",
                               "Bytes a container's spool holds on disk.", NULL);
     c->m_empty = NULL; /* counted through count_drop */
-    if (open_spool(c, err, errlen) < 0 || open_fifo(c, restored, err, errlen) < 0)
+    if (open_fifo(c, restored, err, errlen) < 0)
         goto fail;
-    BT_INFO(COMP, restored ? "container taken up again" : "logging container",
-            "container=%.12s name=%s fifo=%s spooled_bytes=%llu", c->id, c->name, c->file,
-            (unsigned long long)bt_spool_bytes(c->spool));
-    /* No writer left (a restart after dockerd closed it) shows only as a read of 0. */
-    pl_container_read(c);
-    pl_request_more(p);
+    if (restored) {
+        BT_INFO(COMP, "container taken up again", "container=%.12s name=%s", c->id, c->name);
+        attach(c);
+    } else if (!(c->attach_timer = bt_loop_add_timer(p->loop, 0, 0, on_attach, c))) {
+        goto oom;
+    }
     return c;
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
-    if (c && c->spool && !restored) {
-        bt_spool_destroy(c->spool);
-        c->spool = NULL;
-    }
     pl_container_free(c, false);
     return NULL;
 }

@@ -68,7 +68,8 @@ struct pl_container {
     int fd;                     /* -1 once EOF was read (or the FIFO is gone) */
     bool stop_requested;        /* StopLogging came */
     bool piped_flushed;         /* pipeline flushed after the last spooled record went in */
-    bool finished;              /* removed from the list, waiting to be freed */
+    bool attached;              /* spool opened and FIFO registered with the loop */
+    uint64_t attach_timer;      /* pending attach (right after StartLogging answered) */
     struct bt_dfifo *dec;
     struct bt_spool *spool;
     struct bt_ack_owner *ack;

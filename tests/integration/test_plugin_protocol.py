@@ -15,6 +15,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import lib
 
 CID = "4f6e7d8c9b0a11223344556677889900aabbccddeeff00112233445566778899"
@@ -348,12 +350,19 @@ def test_plugin_sigkill_reattaches(ctx, fake_loki):
     assert pl2.stop() == 0
 
 
-def test_plugin_spool_bound_counts_drops(ctx, fake_loki):
+@pytest.mark.parametrize("bound", ["global", "container"])
+def test_plugin_spool_bound_counts_drops(ctx, fake_loki, bound):
     loki = fake_loki()
     loki.set_default(503)
-    pl = Plugin(ctx, spool_max=256 * 1024).start()
+    # The bound of all spools (BPFTAIL_SPOOL_MAX), or the container's own (max-size x max-file).
+    pl = Plugin(ctx, spool_max=256 * 1024 if bound == "global" else None).start()
     fifo = Fifo(ctx)
-    assert pl.start_logging(fifo.path, loki_config(loki))[1].get("Err", "") == ""
+    # Small batches: what waits in memory for Loki (two sealed batches and an open one) stays
+    # small next to what the spool has to drop.
+    cfg = loki_config(loki, **{"loki-batch-size": "16384"})
+    if bound == "container":
+        cfg.update({"max-size": "64k", "max-file": "4"})
+    assert pl.start_logging(fifo.path, cfg)[1].get("Err", "") == ""
     n = 40000  # about 3 MiB spooled: far past the bound
     write_lines(fifo, seq_lines("bound", 0, n))
     lib.wait_until(lambda: (pl.metric("bpftail_plugin_fifo_lines_total") or 0) >= n, 30,
@@ -390,3 +399,89 @@ def test_plugin_start_stop_fast_with_loki_down(ctx, fake_loki):
         fifo.close()
     assert max(times) < 0.1, times
     assert pl.stop() == 0
+
+
+def test_plugin_pipeline_stages_and_one_client_for_equal_options(ctx, fake_loki):
+    loki = fake_loki()
+    pl = Plugin(ctx).start()
+    stages = "- drop:\n    expression: drop-me\n- static_labels:\n    stage: applied\n"
+    fifos = []
+    for i in range(3):
+        fifo = Fifo(ctx, "c%d" % i)
+        cfg = loki_config(loki)
+        if i == 0:
+            cfg["loki-pipeline-stages"] = stages
+        st, rep, _ = pl.start_logging(fifo.path, cfg, cid=CID[:-1] + str(i), name="/app-%d" % i)
+        assert rep.get("Err", "") == "", rep
+        fifos.append(fifo)
+    for i, fifo in enumerate(fifos):
+        lines = seq_lines("app%d" % i, 0, 1000)
+        lines[10] = "drop-me please"
+        write_lines(fifo, lines)
+        pl.stop_logging(fifo.path)
+        fifo.close()
+    lib.wait_until(lambda: loki.count() >= 2999, 30, what="the lines of three containers")
+    wait_state_gone(pl)
+    entries = loki.entries()
+    assert len(entries) == 2999, len(entries)
+    assert not any(e["line"] == "drop-me please" and 'container_name="app-0"' in e["labels"]
+                   for e in entries), "the pipeline of app-0 dropped it"
+    for e in entries:
+        if 'container_name="app-0"' in e["labels"]:
+            assert 'stage="applied"' in e["labels"], e
+        else:
+            assert 'stage=' not in e["labels"], e
+    assert pl.log().count("push client started") == 1, "equal client options share one client"
+    assert pl.stop() == 0
+
+
+def test_plugin_answers_a_request_shaped_like_dockerds(ctx):
+    """dockerd's Go client sends an empty Host header, no Content-Type, Accept v1.2."""
+    pl = Plugin(ctx).start()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(pl.sock)
+    s.sendall(b"POST /LogDriver.Capabilities HTTP/1.1\r\nHost: \r\n"
+              b"User-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n"
+              b"Accept: application/vnd.docker.plugins.v1.2+json\r\n"
+              b"Accept-Encoding: gzip\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"Content-Type: application/vnd.docker.plugins.v1.1+json" in head, head
+    assert json.loads(body) == {"Cap": {"ReadLogs": False}, "Err": ""}
+    st, rep, _ = pl.post("LogDriver.ReadLogs", {"Info": {}, "Config": {}})
+    assert "cache" in rep["Err"], rep
+    st, rep, _ = pl.post("LogDriver.Nothing", b"{}")
+    assert st == 404 and rep["Err"], rep
+    assert pl.stop() == 0
+
+
+def test_plugin_restart_drains_the_spool_of_a_container_gone_meanwhile(ctx, fake_loki):
+    loki = fake_loki()
+    loki.set_default(503)
+    pl = Plugin(ctx).start()
+    fifo = Fifo(ctx)
+    assert pl.start_logging(fifo.path, loki_config(loki))[1].get("Err", "") == ""
+    write_lines(fifo, seq_lines("gone", 0, 5000))
+    lib.wait_until(lambda: (pl.metric("bpftail_plugin_fifo_lines_total") or 0) >= 5000, 20,
+                   what="the lines in the spool")
+    pl.p.kill()
+    pl.p.wait()
+    # The container stopped while the plugin was dead: dockerd closed and removed the FIFO.
+    fifo.close()
+    os.unlink(fifo.path)
+    loki.set_default(204)
+    pl2 = Plugin(ctx, state=pl.state).start()
+    lib.wait_until(lambda: loki.count() >= 5000, 30, what="the spooled lines")
+    wait_state_gone(pl2)
+    lost, dups = lib.check_exactly_once(stored_seqs(loki, "gone"), 5000)
+    assert not lost and not dups, (lost[:5], dups)
+    assert "FIFO is gone" in pl2.log()
+    assert pl2.stop() == 0

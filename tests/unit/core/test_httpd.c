@@ -587,7 +587,9 @@ Test(httpd, unix_socket_routes_posts_with_their_body_to_the_generic_handler)
     cr_assert_eq(f->status, 404, "the handler's status is used");
     free(f);
     f = post_unix(path, "/LogDriver.StartLogging", 200 * 1024 + 1);
-    cr_assert_eq(f->status, 413);
+    /* 413, or, when the server closed while curl was still sending, no answer at all. */
+    cr_assert(f->status == 413 || (f->status == 0 && f->curl_rc != 0), "status %ld curl %d",
+              f->status, f->curl_rc);
     cr_assert_eq(p.calls, 3, "an oversized body never reaches the handler");
     free(f);
     bt_httpd_free(s);
