@@ -28,7 +28,7 @@ case $cmd in
 esac
 [ $# -ge 1 ] || usage
 name=$1; shift
-dir= replace=0
+dir='' replace=0
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) [ $# -ge 2 ] || usage; dir=$2; shift ;;
