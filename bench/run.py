@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 import gen_lines  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle", "startup"]
+SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle", "startup", "docker-plugin"]
 DEFAULT_SCENARIOS = ["plain", "docker", "pipeline"]
 
 PIPELINE_4 = r"""    pipeline_stages:
@@ -492,6 +492,98 @@ def scenario_idle(run):
         loki.stop()
 
 
+def docker_engine():
+    """The integration suites' private Docker engine helper (root; dockerd from Debian)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "docker"))
+    import docker_logs_engine
+    return docker_logs_engine
+
+
+BENCH_PLUGIN = "bpftail-bench"
+
+
+def container_wall(eng, name, script, driver, opts):
+    """Runs a busybox container printing to stdout with `driver`; seconds from `docker run -d`
+    to `docker wait` returning (dockerd has copied every line to the driver by then)."""
+    args = ["run", "-d", "--network", "none", "--name", name, "--log-driver", driver]
+    for o in opts:
+        args += ["--log-opt", o]
+    t0 = time.monotonic()
+    cid = eng.docker(*(args + [eng_image(), "sh", "-c", script]), timeout=600).stdout.strip()
+    code = eng.docker("wait", cid, timeout=1800).stdout.strip()
+    wall = time.monotonic() - t0
+    if code != "0":
+        raise BenchError("container %s exited with %s" % (name, code))
+    return cid, wall
+
+
+def eng_image():
+    return docker_engine().IMAGE
+
+
+def scenario_docker_plugin(run):
+    """One container printing --lines lines as fast as it can, through the plugin and through
+    json-file on the same private engine: container wall time, the plugin's CPU seconds and
+    peak RSS (from /proc of its process), and when the test Loki server had every line."""
+    if os.geteuid() != 0:
+        raise BenchError("docker-plugin needs root (it starts a private dockerd)")
+    de = docker_engine()
+    eng = de.engine()
+    t = time.monotonic()
+    de.bpftail_image(ROOT)
+    p = subprocess.run([os.path.join(ROOT, "scripts", "docker-plugin.sh"), "create", BENCH_PLUGIN,
+                        "--replace"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=1800, env=eng.env())
+    if p.returncode != 0:
+        raise BenchError("scripts/docker-plugin.sh create failed:\n%s" % p.stdout[-2000:])
+    eng.docker("plugin", "enable", BENCH_PLUGIN, timeout=120)
+    print("  plugin built and enabled in %.1fs" % (time.monotonic() - t), flush=True)
+    n = run.args.lines
+    pad = "x" * 100
+    script = "awk 'BEGIN{for(i=0;i<%d;i++) print \"bench seq=\" i \" %s\"}'" % (n, pad)
+    size = sum(len("bench seq=%d %s\n" % (i, pad)) for i in range(n))  # bytes printed
+    loki = FakeLoki(run.fake, discard=True)
+    names = []
+    try:
+        pid = eng.plugin_pid(BENCH_PLUGIN)
+        if not pid:
+            raise BenchError("the plugin's process was not found")
+        cpu0 = de.proc_cpu_seconds(pid)
+        tag = "%d" % os.getpid()
+        names.append("bench-plugin-%s" % tag)
+        t0 = time.monotonic()
+        _, wall_plugin = container_wall(eng, names[-1], script, BENCH_PLUGIN,
+                                        ["loki-url=%s" % loki.push_url])
+        t_done = wait_entries(loki, _NoAgent(), n, run.args.timeout, run.args.stall)
+        cpu = de.proc_cpu_seconds(pid) - cpu0
+        hwm = de.proc_status(pid, "VmHWM")
+        names.append("bench-jsonfile-%s" % tag)
+        _, wall_json = container_wall(eng, names[-1], script, "json-file", [])
+        return {"scenario": "docker-plugin", "lines": n, "bytes": size,
+                "wall_plugin_s": wall_plugin, "wall_json_file_s": wall_json,
+                "ratio": wall_plugin / wall_json if wall_json else None,
+                "delivered_s": t_done - t0, "cpu_s": cpu,
+                "mb_per_cpu_s": (size / 1e6 / cpu) if cpu else None,
+                "peak_rss_mib": (hwm or 0) / 2**20}
+    finally:
+        loki.stop()
+        for nm in names:
+            eng.docker("rm", "-f", nm, check=False, timeout=120)
+        eng.docker("plugin", "disable", "-f", BENCH_PLUGIN, check=False, timeout=60)
+        eng.docker("plugin", "rm", "-f", BENCH_PLUGIN, check=False, timeout=60)
+
+
+class _NoAgent:
+    """wait_entries' agent for a sender that is not a child process (the plugin)."""
+    p = None
+
+    def alive(self):
+        return True
+
+    def log_tail(self):
+        return "(the plugin logs to dockerd's log)"
+
+
 def first_line_ms(binary, cfg, marker):
     """Milliseconds from exec to bpftail printing (in -dry-run) the line holding marker, and
     to its log saying the BPF watcher took over (None if it did not within 30 s)."""
@@ -622,6 +714,15 @@ def other_rows(results):
                        "%s; floor, `bpftail -version` exec to exit %s\n"
                        % (r["runs"], span(r["first_line_ms_auto"]), span(r["bpf_ready_ms_auto"]),
                           span(r["first_line_ms_bpf"]), span(r["exec_version_ms"])))
+        elif r["scenario"] == "docker-plugin" and "error" not in r:
+            out.append("- docker-plugin (one busybox container printing %d lines of ~%d bytes, "
+                       "%.1f MB, on a private dockerd with vfs): container wall %.2f s through the "
+                       "plugin vs %.2f s with json-file (ratio %.2f, target <= 1.5); the test Loki "
+                       "had every line %.2f s after `docker run`; plugin CPU %.2f s, %.1f MB per "
+                       "CPU-s, peak RSS %.1f MiB\n"
+                       % (r["lines"], r["bytes"] // r["lines"], r["bytes"] / 1e6, r["wall_plugin_s"],
+                          r["wall_json_file_s"], r["ratio"], r["delivered_s"], r["cpu_s"],
+                          r["mb_per_cpu_s"] or 0, r["peak_rss_mib"]))
         elif "error" in r:
             out.append("- %s: FAILED: %s\n" % (r["scenario"], r["error"].splitlines()[0]))
     return out
@@ -687,7 +788,7 @@ def main():
         for name in names:
             print("== %s" % name, flush=True)
             try:
-                r = globals()["scenario_" + name](run)
+                r = globals()["scenario_" + name.replace("-", "_")](run)
             except BenchError as e:
                 print("  FAILED: %s" % e, file=sys.stderr)
                 r = {"scenario": name, "error": str(e)}

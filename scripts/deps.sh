@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bpftail needs to build, run and test, when they are missing.
-# Usage: scripts/deps.sh [build|test|docker]   (test includes build; docker adds the engine)
+# Usage: scripts/deps.sh [build|test|docker]   (test includes build; docker adds the engine,
+#        and what the image, stack and plugin suites use: debootstrap for the local Debian base
+#        image, Debian's docker-compose v1, and prometheus to run the dashboards' queries)
 # When another apt-get or dpkg holds its lock (unattended-upgrades on a fresh machine, another
 # build), waits for it up to $BT_APT_WAIT seconds (600 by default) instead of failing at once.
 set -euo pipefail
@@ -24,6 +26,9 @@ case "${1:-build}" in
   build) ;;
   *) echo "usage: $0 [build|test|docker]" >&2; exit 2 ;;
 esac
+# The image, compose stack and plugin suites: the local Debian base image, Debian's compose v1,
+# and a Prometheus to run the dashboards' queries.
+if [ "${1:-build}" = docker ]; then want+=(debootstrap docker-compose prometheus); fi
 
 missing=()
 for p in "${want[@]}"; do
@@ -69,3 +74,8 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt_retry update -qq
 apt_retry install -y -qq --no-install-recommends "${missing[@]}"
+# The tests run their own Prometheus; the package's service (started where systemd runs) is not
+# wanted on a build machine.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -1363,7 +1363,7 @@ struct bt_fake_loki *bt_fake_loki_start_opts(const struct bt_fake_loki_opts *o)
     bt_buf_init(&f->key, (size_t)1 << 30);
 
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(o->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_addr.s_addr = htonl(o->any_addr ? INADDR_ANY : INADDR_LOOPBACK);
     f->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
                             NULL, NULL, handler, f, MHD_OPTION_SOCK_ADDR, &sa,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, f,

@@ -78,6 +78,7 @@ struct bt_fake_loki_opts {
     uint16_t port;                            /* 0 = ephemeral */
     bool discard;                             /* check and count but do not keep entries */
     bool quiet;                               /* no per-request log line on stderr */
+    bool any_addr;                            /* every address, not only loopback */
     const struct bt_fake_loki_limits *limits; /* NULL = Loki's defaults; copied */
 };
 

@@ -2,13 +2,16 @@
  * bt-fake-loki: the test Loki server (fake_loki.h) as a standalone process, for integration
  * tests in other languages and for benchmarks. Runs until SIGINT or SIGTERM.
  *
- *   bt-fake-loki [--port N] [--port-file F] [--discard] [--quiet]
+ *   bt-fake-loki [--port N] [--port-file F] [--discard] [--quiet] [--listen-any]
  *                [--max-line-size BYTES] [--max-line-size-truncate] [--max-chunk-age-ms MS]
  *                [--max-label-names-per-series N] [--max-label-name-length BYTES]
  *                [--max-label-value-length BYTES]
  *
  * The limits default to Loki's (fake_loki.h) and keep Loki's meanings: --max-line-size 0 and
  * --max-chunk-age-ms 0 mean unlimited.
+ *
+ * --listen-any listens on every address instead of loopback only (the server in a container of
+ * the compose stack test).
  *
  * Prints "listening on 127.0.0.1:PORT" on stdout once ready; --port-file also writes the port
  * number to F (written to a temporary name, then renamed, so readers never see half a file).
@@ -26,6 +29,7 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: bt-fake-loki [--port N] [--port-file FILE] [--discard] [--quiet]\n"
+                    "                    [--listen-any]\n"
                     "                    [--max-line-size BYTES] [--max-line-size-truncate]\n"
                     "                    [--max-chunk-age-ms MS] [--max-label-names-per-series N]\n"
                     "                    [--max-label-name-length BYTES] "
@@ -81,6 +85,8 @@ int main(int argc, char **argv)
             o.discard = true;
         } else if (strcmp(a, "-quiet") == 0) {
             o.quiet = true;
+        } else if (strcmp(a, "-listen-any") == 0) {
+            o.any_addr = true;
         } else if (strcmp(a, "-max-line-size-truncate") == 0) {
             lim.max_line_size_truncate = true;
         } else if (i + 1 < argc &&

@@ -80,10 +80,10 @@ class FakeLoki:
     unless given as keyword arguments with Loki's names, e.g. max_line_size=1024,
     max_line_size_truncate=True, max_chunk_age_ms=0 (no out-of-order window)."""
 
-    def __init__(self, ctx, discard=False, **limits):
+    def __init__(self, ctx, discard=False, port=0, **limits):
         if not os.path.exists(ctx.fake_loki):
             raise AssertionError("test Loki server not built: %s" % ctx.fake_loki)
-        args = [ctx.fake_loki, "--port", "0", "--quiet"]
+        args = [ctx.fake_loki, "--port", str(port), "--quiet"]
         if discard:
             args.append("--discard")
         for k, v in limits.items():
@@ -103,8 +103,19 @@ class FakeLoki:
         self.url = self.base + "/loki/api/v1/push"
         ctx.cleanups.append(self.stop)
 
+    @classmethod
+    def at(cls, base):
+        """The control and query API of a test Loki server started elsewhere (e.g. in a
+        container), at base (http://host:port); stop() does nothing."""
+        f = cls.__new__(cls)
+        f.p = None
+        f.base = base.rstrip("/")
+        f.port = int(f.base.rsplit(":", 1)[1])
+        f.url = f.base + "/loki/api/v1/push"
+        return f
+
     def stop(self):
-        if self.p.poll() is None:
+        if self.p is not None and self.p.poll() is None:
             self.p.kill()
             self.p.wait()
 
