@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -215,6 +216,50 @@ static void on_bpf_loaded(void *ctx, int rc)
     drop_caps();
 }
 
+/* <spool_dir>/<kind>-<job>: the durable queue of one receiver. spool_dir defaults to a
+ * "bpftail-spool" directory beside the positions file. Characters of the job name that do not
+ * belong in a file name become '_'. */
+static void queue_dir(const struct bt_agent *a, const char *kind, const char *job, char *out,
+                      size_t outlen)
+{
+    const char *root = a->cfg->agent.spool_dir;
+    char base[PATH_MAX];
+    if (!root || !root[0]) {
+        const char *pos = a->cfg->positions.filename;
+        const char *slash = strrchr(pos, '/');
+        if (slash)
+            snprintf(base, sizeof(base), "%.*s/bpftail-spool", (int)(slash - pos), pos);
+        else
+            snprintf(base, sizeof(base), "bpftail-spool");
+        root = base;
+    }
+    int n = snprintf(out, outlen, "%s/%s-", root, kind);
+    for (const char *p = job; n > 0 && (size_t)n + 1 < outlen && *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+        out[n++] = ok && !(c == '.' && p == job) ? c : '_';
+    }
+    if (n > 0 && (size_t)n < outlen)
+        out[n] = '\0';
+}
+
+static int build_syslog(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 64];
+    queue_dir(a, "syslog", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    struct bt_syslog_env env = {.loop = a->loop,
+                                .metrics = a->metrics,
+                                .relabel = j->relabel,
+                                .job = j->sc->job_name,
+                                .sink = agent_job_source_sink,
+                                .ctx = j,
+                                .queue_dir = dir,
+                                .queue_bytes = a->cfg->agent.spool_max_bytes};
+    j->syslog = bt_syslog_new(j->sc->syslog, &env, err, errlen);
+    return j->syslog ? 0 : -EINVAL;
+}
+
 int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -256,6 +301,7 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
     }
     for (size_t i = 0; i < a->n_jobs; i++) {
         struct agent_job *j = &a->jobs[i];
+        int rc_;
         const struct bt_node *sdl = j->sc->docker_sd_configs;
         if (sdl && sdl->type == BT_NODE_SEQ && sdl->n) {
             j->sds = calloc(sdl->n, sizeof(*j->sds));
@@ -303,6 +349,8 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!j->journal)
                 return -EINVAL;
         }
+        if (j->sc->syslog && (rc_ = build_syslog(a, j, err, errlen)) < 0)
+            return rc_;
         if (!j->sc->docker)
             continue;
         j->disc =
@@ -383,6 +431,13 @@ static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!jr)
                 return -EINVAL;
             bt_journal_free(jr);
+        }
+        if (j->sc->syslog) {
+            struct bt_syslog_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+            struct bt_syslog *sl = bt_syslog_new(j->sc->syslog, &env, err, errlen);
+            if (!sl)
+                return -EINVAL;
+            bt_syslog_free(sl);
         }
     }
     return 0;

@@ -28,6 +28,7 @@
 #include "source/source_docker.h"
 #include "source/source_file.h"
 #include "source/source_journal.h"
+#include "source/source_syslog.h"
 #include "push/batch.h"
 #include "push/client.h"
 #include "util/buf.h"
@@ -59,6 +60,7 @@ struct agent_job {
     struct bt_relabel *relabel;
     struct bt_docker_disc *disc;
     struct bt_journal *journal;
+    struct bt_syslog *syslog;
     struct bt_file_sd **fsds;
     size_t n_fsds;
     struct bt_docker_sd **sds;

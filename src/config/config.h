@@ -67,6 +67,7 @@ struct bt_scrape_config {
     const struct bt_node *docker_sd_configs; /* NULL if absent */
     const struct bt_node *docker;            /* bpftail `docker:` discovery target, or NULL */
     const struct bt_node *journal;           /* promtail `journal:` target, or NULL */
+    const struct bt_node *syslog;            /* promtail `syslog:` receiver, or NULL */
     const struct bt_node *file_sd_configs;   /* NULL if absent */
     char *encoding;                          /* NULL = UTF-8 */
     /* bpftail extensions for file targets */
@@ -122,6 +123,8 @@ struct bt_agent_config {
     uint64_t read_buffer;          /* bytes per read(): 256 KiB */
     size_t max_open_files;         /* 0 = derived from RLIMIT_NOFILE */
     bool fingerprint_check;        /* true */
+    char *spool_dir;               /* receivers' durable queues; NULL = beside positions */
+    uint64_t spool_max_bytes;      /* bound of each receiver's queue: 256 MiB */
 };
 
 struct bt_config {
