@@ -7,7 +7,7 @@ set -euo pipefail
 
 want=(build-essential cmake pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
       libsnappy-dev libjansson-dev libyaml-dev libmicrohttpd-dev libre2-dev libbpf-dev clang llvm
-      bpftool libcap-dev libsystemd-dev)
+      bpftool libcap-dev libsystemd-dev zlib1g-dev)
 case "${1:-build}" in
   test) want+=(libcriterion-dev python3 python3-pytest clang-format procps curl)
         # Writes real journal files from export-format input for the journal tests.
