@@ -54,8 +54,10 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
             if (a->jobs[i].journal)
                 bt_journal_pause(a->jobs[i].journal);
-        for (size_t i = 0; i < a->n_jobs; i++)
+        for (size_t i = 0; i < a->n_jobs; i++) {
             bt_syslog_pause(a->jobs[i].syslog);
+            bt_pushrecv_pause(a->jobs[i].push);
+        }
         bt_gauge_set(a->m_paused, 1);
         bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
         BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
@@ -66,8 +68,10 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
             if (a->jobs[i].journal)
                 bt_journal_resume(a->jobs[i].journal);
-        for (size_t i = 0; i < a->n_jobs; i++)
+        for (size_t i = 0; i < a->n_jobs; i++) {
             bt_syslog_resume(a->jobs[i].syslog);
+            bt_pushrecv_resume(a->jobs[i].push);
+        }
         BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
@@ -305,7 +309,8 @@ static void teardown_sources(struct bt_agent *a)
     a->n_clients = 0;
     bt_files_mark_targets(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
-        bt_syslog_free(a->jobs[i].syslog); /* first: its queue feeds the pipeline */
+        bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
+        bt_pushrecv_free(a->jobs[i].push);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);
@@ -504,7 +509,8 @@ void bt_agent_free(struct bt_agent *a)
     free(a->clients);
     bt_files_free(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
-        bt_syslog_free(a->jobs[i].syslog); /* first: its queue feeds the pipeline */
+        bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
+        bt_pushrecv_free(a->jobs[i].push);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);

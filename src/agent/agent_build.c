@@ -260,6 +260,22 @@ static int build_syslog(struct bt_agent *a, struct agent_job *j, char *err, size
     return j->syslog ? 0 : -EINVAL;
 }
 
+static int build_push(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 64];
+    queue_dir(a, "push", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    struct bt_pushrecv_env env = {.loop = a->loop,
+                                  .metrics = a->metrics,
+                                  .relabel = j->relabel,
+                                  .job = j->sc->job_name,
+                                  .sink = agent_job_source_sink,
+                                  .ctx = j,
+                                  .queue_dir = dir,
+                                  .queue_bytes = a->cfg->agent.spool_max_bytes};
+    j->push = bt_pushrecv_new(j->sc->loki_push_api, &env, err, errlen);
+    return j->push ? 0 : -EINVAL;
+}
+
 int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -351,6 +367,8 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
         }
         if (j->sc->syslog && (rc_ = build_syslog(a, j, err, errlen)) < 0)
             return rc_;
+        if (j->sc->loki_push_api && (rc_ = build_push(a, j, err, errlen)) < 0)
+            return rc_;
         if (!j->sc->docker)
             continue;
         j->disc =
@@ -438,6 +456,13 @@ static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!sl)
                 return -EINVAL;
             bt_syslog_free(sl);
+        }
+        if (j->sc->loki_push_api) {
+            struct bt_pushrecv_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+            struct bt_pushrecv *pr = bt_pushrecv_new(j->sc->loki_push_api, &env, err, errlen);
+            if (!pr)
+                return -EINVAL;
+            bt_pushrecv_free(pr);
         }
     }
     return 0;

@@ -40,7 +40,38 @@ struct bt_httpd {
 struct req {
     size_t body;
     bool too_large;
+    struct bt_buf buf; /* the body, for a request handler */
 };
+
+const char *bt_http_header(const struct bt_http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result reply_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                 struct bt_buf *body);
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text);
+
+/* A whole request to the server's request handler. */
+static enum MHD_Result serve_request(struct bt_httpd *s, struct MHD_Connection *c, const char *url,
+                                     const char *method, struct req *r)
+{
+    struct bt_http_request hr = {.method = method,
+                                 .url = url,
+                                 .body = r->buf.ptr ? r->buf.ptr : "",
+                                 .body_len = r->buf.len,
+                                 .conn = c};
+    struct bt_buf out;
+    const char *ctype = NULL;
+    bt_buf_init(&out, BT_HTTPD_MAX_RESPONSE);
+    int status = s->h.request(s->h.ctx, &hr, &out, &ctype);
+    bt_buf_free(&r->buf);
+    if (out.len == 0 && status != MHD_HTTP_NO_CONTENT) {
+        bt_buf_free(&out);
+        return reply_text(c, (unsigned)status, "");
+    }
+    return reply_buf(c, (unsigned)status, ctype ? ctype : TEXT_CTYPE, &out);
+}
 
 /* ---- listen socket -------------------------------------------------------------------- */
 
@@ -265,17 +296,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     struct bt_httpd *s = cls;
     struct req *r = *con_cls;
+    size_t max = s->h.request && s->h.max_body ? s->h.max_body : BT_HTTPD_MAX_BODY;
     if (!r) {
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
+        bt_buf_init(&r->buf, max);
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || n > BT_HTTPD_MAX_BODY) {
+            if (errno || end == cl || n > max) {
                 r->too_large = true;
                 return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
             }
@@ -284,8 +317,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_data_size) {
         r->body += *upload_data_size;
+        if (s->h.request && !r->too_large && r->body <= max &&
+            bt_buf_add(&r->buf, upload_data, *upload_data_size) < 0)
+            r->body = max + 1; /* out of memory: refused like a body too large */
         *upload_data_size = 0;
-        if (r->body > BT_HTTPD_MAX_BODY && !r->too_large) {
+        if (r->body > max && !r->too_large) {
             r->too_large = true;
             return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
         }
@@ -293,12 +329,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->too_large)
         return MHD_YES; /* 413 already queued */
+    if (s->h.request)
+        return serve_request(s, c, url, method, r);
     return route(s, c, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct req *r = *con_cls;
+    if (r)
+        bt_buf_free(&r->buf);
     free(*con_cls);
     *con_cls = NULL;
 }

@@ -9,7 +9,9 @@
  *
  * The server owns its listen socket and connections. It does not own the handlers' context or
  * the metrics registry (borrowed; they must outlive the server). Request bodies are not needed
- * by any endpoint and are refused past BT_HTTPD_MAX_BODY bytes (413, or connection closed).
+ * by any endpoint and are refused past BT_HTTPD_MAX_BODY bytes (413, or connection closed);
+ * a server with a `request` handler (the Loki push receiver) keeps bodies up to its max_body
+ * and hands each whole request to it.
  * Responses built by handlers are capped at BT_HTTPD_MAX_RESPONSE bytes.
  */
 #ifndef BT_HTTPD_H
@@ -25,6 +27,16 @@ struct bt_httpd;
 #define BT_HTTPD_MAX_BODY (64 * 1024)
 #define BT_HTTPD_MAX_RESPONSE (64 * 1024 * 1024)
 
+/* A request handed whole to a `request` handler (see below). Valid for the call only. */
+struct bt_http_request {
+    const char *method, *url;
+    const char *body; /* the whole body, NUL-terminated; body_len bytes */
+    size_t body_len;
+    void *conn; /* for bt_http_header */
+};
+/* The value of request header name (case-insensitive), or NULL. */
+const char *bt_http_header(const struct bt_http_request *r, const char *name);
+
 /* Endpoint callbacks, all optional. Each fills the given empty buffer and returns 0, or
  * nonzero for failure (ready: "not ready"). Called on the loop thread. */
 struct bt_httpd_handlers {
@@ -36,6 +48,12 @@ struct bt_httpd_handlers {
     int (*config)(void *ctx, struct bt_buf *yaml);  /* /config: text/plain; NULL = 404 */
     int (*reload)(void *ctx,
                   struct bt_buf *msg); /* POST /reload: 0 = 200 msg, else 500; NULL = 404 */
+    /* Set: this handler serves every request instead of the endpoints above (a receiver's own
+     * server). It fills out (text/plain unless *ctype is set) and returns the HTTP status.
+     * Bodies are kept up to max_body bytes (0 = BT_HTTPD_MAX_BODY); past it: 413. */
+    int (*request)(void *ctx, const struct bt_http_request *req, struct bt_buf *out,
+                   const char **ctype);
+    size_t max_body;
     void *ctx;
 };
 
