@@ -1,88 +1,16 @@
-#include "core/spool.h"
+#include "core/spool_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/crc32c.h"
-#include "util/log.h"
 #include "util/timeutil.h"
-
-#define HDR 8u
-#define DEFAULT_SEGMENT (8u << 20)
-#define WBUF_FLUSH (256u << 10) /* an append past this much buffered writes it out */
-#define RBUF_MIN (64u << 10)    /* bytes read from a segment file at a time */
-#define COMMIT_INTERVAL_NS BT_NS_PER_SEC
-#define COMMIT_FILE "commit"
-#define COMMIT_TMP "commit.tmp"
-
-/* One segment file. Its bytes [0, disk) are in the file; [disk, size) are the spool's write
- * buffer (only the active segment has any). disk is always a record boundary. */
-struct seg {
-    struct bt_spool *sp;
-    uint64_t base, size, disk, nrec;
-    int64_t order;             /* age in the group: creation time (mtime for recovered ones) */
-    struct seg *prev, *next;   /* the spool's segments, by base */
-    struct seg *gprev, *gnext; /* the group's segments, oldest first */
-};
-
-struct bt_spool_group {
-    uint64_t max, bytes;
-    int64_t last_order;
-    struct seg *head, *tail;
-    unsigned nspools;
-    bool owned; /* private group of a spool opened without one */
-};
-
-struct bt_spool {
-    struct bt_spool_group *g;
-    char *dir;
-    int dfd;
-    uint64_t seg_limit, max;
-    struct seg *head, *tail;
-    struct seg *active; /* being appended to; NULL: the next append starts a segment */
-    int wfd;
-    unsigned char *wbuf;
-    size_t wlen, wcap;
-    /* Reading: the cursor, the open file of rseg, and a window of a file in rbuf. */
-    uint64_t read_off;
-    struct seg *rseg;
-    int rfd;
-    unsigned char *rbuf;
-    size_t rcap;
-    struct seg *win_seg;
-    uint64_t win_off;
-    size_t win_len;
-    uint64_t end, commit, saved_commit;
-    int64_t saved_ns;
-    uint64_t bytes, dropped, dropped_bytes, corrupt;
-    struct bt_ratelimit corrupt_rl;
-};
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static void seg_name(char out[32], uint64_t base)
-{
-    snprintf(out, 32, "%016" PRIx64 ".seg", base);
-}
 
 /* ---- groups and segment lists ---- */
 
@@ -127,7 +55,7 @@ static void group_insert(struct bt_spool_group *g, struct seg *seg)
         g->head = seg;
 }
 
-static struct seg *seg_add(struct bt_spool *s, uint64_t base, uint64_t size, int64_t order)
+struct seg *sp_seg_add(struct bt_spool *s, uint64_t base, uint64_t size, int64_t order)
 {
     struct seg *seg = calloc(1, sizeof(*seg));
     if (!seg)
@@ -149,11 +77,11 @@ static struct seg *seg_add(struct bt_spool *s, uint64_t base, uint64_t size, int
 }
 
 /* Forgets a segment and deletes its file; the caller has counted what it held. */
-static void seg_remove(struct bt_spool *s, struct seg *seg)
+void sp_seg_remove(struct bt_spool *s, struct seg *seg)
 {
     char name[32];
     if (seg == s->active) {
-        /* Only the bound removes an active segment: what is buffered goes with it. */
+        /* Only the bound (and destroy) remove an active segment: its buffer goes with it. */
         s->wlen = 0;
         if (s->wfd >= 0)
             close(s->wfd);
@@ -250,21 +178,23 @@ static int seg_bytes(struct bt_spool *s, struct seg *seg, uint64_t off, size_t n
 
 /* Checks the record at offset off of seg. 1 with its payload length, 0 when it is torn or
  * corrupt, -errno when the file cannot be read. */
-static int check_record(struct bt_spool *s, struct seg *seg, uint64_t off, const unsigned char **p,
-                        uint32_t *len)
+int sp_check_record(struct bt_spool *s, struct seg *seg, uint64_t off, const unsigned char **p,
+                    uint32_t *len)
 {
     if (seg->size - off < HDR)
         return 0;
     int rc = seg_bytes(s, seg, off, HDR, p);
-    if (rc < 0)
-        return rc == -EIO ? 0 : rc;
+    if (rc < 0) /* short or vanished file: what it held is gone */
+        return rc == -EIO || rc == -ENOENT ? 0 : rc;
     *len = get_le32(*p);
     uint32_t crc = get_le32(*p + 4);
     if (*len > seg->size - off - HDR || (off < seg->disk && off + HDR + *len > seg->disk))
         return 0;
     rc = seg_bytes(s, seg, off, HDR + (size_t)*len, p);
-    if (rc < 0)
-        return rc == -EIO ? 0 : rc;
+    if (rc < 0) {
+        *p = NULL; /* the header may have moved with the buffer */
+        return rc == -EIO || rc == -ENOENT ? 0 : rc;
+    }
     return bt_crc32c(0, *p + HDR, *len) == crc;
 }
 
@@ -307,7 +237,7 @@ static void drop_oldest(struct bt_spool *s)
         s->dropped_bytes += seg_end - from;
         s->commit = seg_end; /* a final, counted outcome: acks inside it are ignored */
     }
-    seg_remove(s, seg);
+    sp_seg_remove(s, seg);
 }
 
 /* Makes room for rlen more bytes under the spool's and the group's limits. */
@@ -317,60 +247,6 @@ static void make_room(struct bt_spool *s, uint64_t rlen)
         drop_oldest(s);
     while (s->g->max && s->g->head && s->g->bytes + rlen > s->g->max)
         drop_oldest(s->g->head->sp);
-}
-
-/* ---- the commit file ---- */
-
-static int save_commit(struct bt_spool *s)
-{
-    char line[64];
-    int n = snprintf(line, sizeof(line), "%016" PRIx64, s->commit);
-    n += snprintf(line + n, sizeof(line) - (size_t)n, " %08" PRIx32 "\n",
-                  bt_crc32c(0, line, (size_t)n));
-    int rc = 0, fd = openat(s->dfd, COMMIT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    errno = 0;
-    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0) {
-        rc = errno ? -errno : -EIO;
-        close(fd);
-        unlinkat(s->dfd, COMMIT_TMP, 0);
-        return rc;
-    }
-    close(fd);
-    if (renameat(s->dfd, COMMIT_TMP, s->dfd, COMMIT_FILE) < 0) {
-        rc = -errno;
-        unlinkat(s->dfd, COMMIT_TMP, 0);
-        return rc;
-    }
-    fsync(s->dfd);
-    s->saved_commit = s->commit;
-    s->saved_ns = bt_mono_ns();
-    return 0;
-}
-
-/* The saved commit, or -1 when the file is missing or not one we wrote. */
-static int64_t load_commit(struct bt_spool *s)
-{
-    char line[64];
-    int fd = openat(s->dfd, COMMIT_FILE, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, line, sizeof(line) - 1);
-    close(fd);
-    if (n != 26 || line[16] != ' ' || line[25] != '\n')
-        return -1;
-    line[n] = '\0';
-    char *endp;
-    errno = 0;
-    unsigned long long crc = strtoull(line + 17, &endp, 16);
-    if (errno || endp != line + 25 || crc != bt_crc32c(0, line, 16))
-        return -1;
-    line[16] = '\0';
-    unsigned long long off = strtoull(line, &endp, 16);
-    if (errno || endp != line + 16 || off > INT64_MAX)
-        return -1;
-    return (int64_t)off;
 }
 
 /* ---- open and recovery ---- */
@@ -393,164 +269,14 @@ static int mkdirs(const char *dir)
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Bases of the segment files in the directory, sorted. -errno on failure. */
-static int list_segments(struct bt_spool *s, uint64_t **out, size_t *count)
-{
-    int fd = openat(s->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return -errno;
-    }
-    uint64_t *v = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        char *endp;
-        if (strlen(e->d_name) != 20 || strcmp(e->d_name + 16, ".seg") != 0 ||
-            !strchr("0123456789abcdef", e->d_name[0]))
-            continue;
-        uint64_t base = strtoull(e->d_name, &endp, 16);
-        if (endp != e->d_name + 16)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *nv = realloc(v, cap * sizeof(*v));
-            if (!nv) {
-                rc = -ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        v[n++] = base;
-    }
-    closedir(d);
-    if (rc) {
-        free(v);
-        return rc;
-    }
-    qsort(v, n, sizeof(*v), cmp_u64);
-    *out = v;
-    *count = n;
-    return 0;
-}
-
-/* Cuts seg (and its file) at off, where a torn or corrupt record starts. */
-static void cut_segment(struct bt_spool *s, struct seg *seg, uint64_t off, const char *why)
-{
-    char name[32];
-    seg_name(name, seg->base);
-    s->corrupt++;
-    BT_WARN("spool", "torn or corrupt record cut", "dir=%s file=%s offset=%" PRIu64
-            " cut_bytes=%" PRIu64 " reason=%s", s->dir, name, off, seg->size - off, why);
-    int fd = openat(s->dfd, name, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, (off_t)off) < 0)
-        BT_WARN("spool", "cannot truncate segment", "dir=%s file=%s err=\"%s\"", s->dir, name,
-                strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    if (seg == s->win_seg)
-        s->win_seg = NULL;
-    s->bytes -= seg->size - off;
-    s->g->bytes -= seg->size - off;
-    seg->size = seg->disk = off;
-}
-
-/* Verifies every record of seg, counting them and cutting a bad tail; snaps *commit to the
- * record boundary at or before it when it falls inside. 0 or -errno. */
-static int scan_segment(struct bt_spool *s, struct seg *seg, uint64_t *commit)
-{
-    uint64_t off = 0;
-    while (off < seg->size) {
-        const unsigned char *p;
-        uint32_t len;
-        int rc = check_record(s, seg, off, &p, &len);
-        if (rc < 0)
-            return rc;
-        if (rc == 0) {
-            cut_segment(s, seg, off, seg->size - off < HDR ? "torn_header" : "bad_record");
-            break;
-        }
-        if (*commit > seg->base + off && *commit < seg->base + off + HDR + len)
-            *commit = seg->base + off;
-        off += HDR + len;
-        seg->nrec++;
-    }
-    return 0;
-}
-
-static int recover(struct bt_spool *s, char *err, size_t errlen)
-{
-    uint64_t *bases = NULL;
-    size_t n = 0;
-    int rc = list_segments(s, &bases, &n);
-    if (rc) {
-        snprintf(err, errlen, "spool %s: cannot list: %s", s->dir, strerror(-rc));
-        return rc;
-    }
-    unlinkat(s->dfd, COMMIT_TMP, 0);
-    int64_t saved = load_commit(s);
-    if (saved < 0 && (n || faccessat(s->dfd, COMMIT_FILE, F_OK, 0) == 0))
-        BT_WARN("spool", "commit file missing or unreadable; reading from the first segment",
-                "dir=%s", s->dir);
-    uint64_t commit = saved >= 0 ? (uint64_t)saved : n ? bases[0] : 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char name[32];
-        struct stat st;
-        seg_name(name, bases[i]);
-        if (fstatat(s->dfd, name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-            continue;
-        uint64_t size = (uint64_t)st.st_size;
-        bool overlaps = s->tail && bases[i] < s->tail->base + s->tail->size;
-        if (bases[i] + size <= commit || overlaps) {
-            if (overlaps) {
-                s->corrupt++;
-                BT_WARN("spool", "segment overlaps the one before; deleted", "dir=%s file=%s",
-                        s->dir, name);
-            }
-            unlinkat(s->dfd, name, 0);
-            continue;
-        }
-        int64_t order = (int64_t)st.st_mtim.tv_sec * BT_NS_PER_SEC + st.st_mtim.tv_nsec;
-        struct seg *seg = seg_add(s, bases[i], size, order);
-        if (!seg) {
-            rc = -ENOMEM;
-            break;
-        }
-        rc = scan_segment(s, seg, &commit);
-        if (rc == 0 && seg->size == 0)
-            seg_remove(s, seg);
-        else if (rc == 0 && seg->base + seg->size <= commit)
-            seg_remove(s, seg);
-    }
-    free(bases);
-    if (rc) {
-        snprintf(err, errlen, "spool %s: cannot read segments: %s", s->dir, strerror(-rc));
-        return rc;
-    }
-    if (s->tail && commit > s->tail->base + s->tail->size)
-        commit = s->tail->base + s->tail->size; /* acked from the buffer, never written */
-    s->commit = commit;
-    s->end = s->tail ? s->tail->base + s->tail->size : commit;
-    s->read_off = s->head && s->head->base > commit ? s->head->base : commit;
-    if (saved < 0 || (uint64_t)saved != commit)
-        save_commit(s);
-    else
-        s->saved_commit = commit;
-    return 0;
-}
-
 struct bt_spool *bt_spool_open(struct bt_spool_group *g, const struct bt_spool_config *cfg,
                                char *err, size_t errlen)
 {
+    if (!cfg || !cfg->dir || !cfg->dir[0]) {
+        snprintf(err, errlen, "spool: no directory given");
+        errno = EINVAL;
+        return NULL;
+    }
     struct bt_spool *s = calloc(1, sizeof(*s));
     int rc = -ENOMEM;
     if (!s || !(s->dir = strdup(cfg->dir))) {
@@ -559,6 +285,7 @@ struct bt_spool *bt_spool_open(struct bt_spool_group *g, const struct bt_spool_c
     }
     s->dfd = s->wfd = s->rfd = -1;
     s->corrupt_rl = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
+    s->sync_rl = (struct bt_ratelimit)BT_RATELIMIT_INIT(60);
     s->g = g ? g : bt_spool_group_new(0);
     if (!s->g) {
         snprintf(err, errlen, "spool %s: out of memory", cfg->dir);
@@ -583,7 +310,7 @@ struct bt_spool *bt_spool_open(struct bt_spool_group *g, const struct bt_spool_c
         snprintf(err, errlen, "spool %s: cannot open: %s", cfg->dir, strerror(errno));
         goto fail;
     }
-    if ((rc = recover(s, err, errlen)) < 0)
+    if ((rc = sp_recover(s, err, errlen)) < 0)
         goto fail;
     s->saved_ns = bt_mono_ns();
     return s;
@@ -634,7 +361,7 @@ int bt_spool_flush(struct bt_spool *s)
 static void delete_committed(struct bt_spool *s)
 {
     while (s->head && s->head != s->active && s->head->base + s->head->size <= s->commit)
-        seg_remove(s, s->head);
+        sp_seg_remove(s, s->head);
 }
 
 /* Closes the active segment and starts a new one at the end. */
@@ -658,7 +385,7 @@ static int roll(struct bt_spool *s)
     if (order <= s->g->last_order)
         order = s->g->last_order + 1;
     s->g->last_order = order;
-    s->active = seg_add(s, s->end, 0, order);
+    s->active = sp_seg_add(s, s->end, 0, order);
     if (!s->active) {
         close(s->wfd);
         s->wfd = -1;
@@ -719,15 +446,14 @@ static struct seg *read_segment(struct bt_spool *s)
     return seg;
 }
 
-int bt_spool_read(struct bt_spool *s, const void **rec, size_t *len, uint64_t *start,
-                  uint64_t *end)
+int bt_spool_read(struct bt_spool *s, const void **rec, size_t *len, uint64_t *start, uint64_t *end)
 {
     struct seg *seg;
     while ((seg = read_segment(s))) {
         const unsigned char *p;
         uint32_t n;
         uint64_t off = s->read_off - seg->base;
-        int rc = check_record(s, seg, off, &p, &n);
+        int rc = sp_check_record(s, seg, off, &p, &n);
         if (rc < 0)
             return rc;
         if (rc == 1) {
@@ -777,10 +503,14 @@ int bt_spool_sync(struct bt_spool *s)
 {
     if (s->commit == s->saved_commit)
         return 0;
-    int rc = save_commit(s);
-    if (rc)
-        BT_WARN("spool", "cannot save the commit file", "dir=%s err=\"%s\"", s->dir,
-                strerror(-rc));
+    int rc = sp_save_commit(s);
+    uint64_t sup = 0;
+    if (rc) {
+        s->saved_ns = bt_mono_ns(); /* bt_spool_commit tries again in a second */
+        if (bt_ratelimit_ok(&s->sync_rl, &sup))
+            BT_WARN("spool", "cannot save the commit file", "dir=%s err=\"%s\" suppressed=%" PRIu64,
+                    s->dir, strerror(-rc), sup);
+    }
     return rc;
 }
 
@@ -798,7 +528,7 @@ static void release(struct bt_spool *s, bool remove_files)
             s->g->bytes -= seg->size;
             free(seg);
         } else {
-            seg_remove(s, s->head);
+            sp_seg_remove(s, s->head);
         }
     }
     if (s->wfd >= 0)

@@ -41,7 +41,8 @@ uint64_t bt_spool_group_bytes(const struct bt_spool_group *g);
 
 struct bt_spool_config {
     const char *dir;        /* created when missing (0700) */
-    uint64_t segment_bytes; /* start a new segment past this size (0 = 8 MiB) */
+    uint64_t segment_bytes; /* start a new segment past this size (0 = 8 MiB); at most a
+                               quarter of a limit, so that the bound drops little at a time */
     uint64_t max_bytes;     /* this spool's own limit (0 = only the group's) */
 };
 
@@ -83,7 +84,9 @@ uint64_t bt_spool_bytes(const struct bt_spool *s);   /* segment bytes on disk + 
 uint64_t bt_spool_dropped(const struct bt_spool *s); /* unacknowledged records dropped by the
                                                         bound, since open */
 uint64_t bt_spool_dropped_bytes(const struct bt_spool *s);
-uint64_t bt_spool_corrupt(const struct bt_spool *s); /* torn or corrupt records cut at open */
+uint64_t bt_spool_corrupt(const struct bt_spool *s); /* torn or corrupt records cut at open
+                                                        (or met while reading: the rest of
+                                                        that segment is skipped) */
 bool bt_spool_empty(const struct bt_spool *s);       /* everything appended is committed */
 
 #endif

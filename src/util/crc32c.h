@@ -1,6 +1,7 @@
 /*
  * crc32c: CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of the spool's
- * records. Table-driven, one byte at a time; the table is built on first use (thread-safe).
+ * records. Table-driven, eight bytes at a time (slicing by 8); the tables are built on first use
+ * (thread-safe).
  */
 #ifndef BT_UTIL_CRC32C_H
 #define BT_UTIL_CRC32C_H

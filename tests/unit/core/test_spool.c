@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -619,4 +620,149 @@ Test(spool, open_fails_with_a_message_on_a_bad_directory)
     struct bt_spool_config cfg = {.dir = path};
     cr_assert_null(bt_spool_open(NULL, &cfg, err, sizeof(err)));
     cr_assert(strstr(err, path) != NULL, "%s", err);
+    cr_assert_eq(errno, ENOTDIR);
+    struct bt_spool_config none = {.dir = ""};
+    cr_assert_null(bt_spool_open(NULL, &none, err, sizeof(err)));
+    cr_assert_eq(errno, EINVAL);
+}
+
+Test(spool, large_records_are_read_back_from_the_buffer_and_the_files)
+{
+    size_t sizes[] = {1 << 20, 10, 200 << 10, 70 << 10, 0, 3};
+    size_t n = sizeof(sizes) / sizeof(sizes[0]);
+    unsigned char *big = malloc(1 << 20);
+    for (size_t k = 0; k < (1 << 20); k++)
+        big[k] = (unsigned char)(k * 7 + k / 251);
+    struct bt_spool *s = open_spool(NULL, "a", 0, 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(bt_spool_append(s, big + i, sizes[i]), 0);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < n; i++) {
+            const void *rec;
+            size_t len;
+            uint64_t start, end;
+            cr_assert_eq(bt_spool_read(s, &rec, &len, &start, &end), 1);
+            cr_assert_eq(len, sizes[i]);
+            cr_assert(len == 0 || memcmp(rec, big + i, len) == 0, "record %zu differs", i);
+        }
+        expect_none(s);
+        bt_spool_close(s);
+        s = open_spool(NULL, "a", 0, 0); /* the second round reads the files */
+    }
+    cr_assert_eq(bt_spool_corrupt(s), 0);
+    bt_spool_close(s);
+    free(big);
+}
+
+Test(spool, commit_is_saved_once_the_interval_has_passed)
+{
+    struct bt_spool *s = open_spool(NULL, "a", 0, 0);
+    append_n(s, 0, 3);
+    uint64_t c1 = expect_rec(s, 0);
+    bt_spool_commit(s, c1);
+    cr_assert_eq(saved_commit("a"), 0);
+    struct timespec ts = {1, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    uint64_t c2 = expect_rec(s, 1);
+    bt_spool_commit(s, c2);
+    cr_assert_eq(saved_commit("a"), c2);
+    bt_spool_close(s);
+}
+
+Test(spool, reader_keeps_up_with_appends_across_flushes_and_segments)
+{
+    struct bt_spool *s = open_spool(NULL, "a", 700, 0);
+    unsigned next_read = 0;
+    for (unsigned i = 0; i < 600; i++) {
+        append_n(s, i, 1);
+        if (i % 5 == 0)
+            cr_assert_eq(bt_spool_flush(s), 0);
+        if (i % 3 == 0)
+            while (next_read <= i)
+                expect_rec(s, next_read++);
+    }
+    while (next_read < 600)
+        expect_rec(s, next_read++);
+    expect_none(s);
+    bt_spool_close(s);
+}
+
+Test(spool, group_counts_the_segments_found_at_open)
+{
+    struct bt_spool_group *g = bt_spool_group_new(0);
+    struct bt_spool *a = open_spool(g, "a", 512, 0);
+    struct bt_spool *b = open_spool(g, "b", 512, 0);
+    append_n(a, 0, 30);
+    append_n(b, 0, 50);
+    uint64_t total = bt_spool_group_bytes(g);
+    cr_assert_eq(total, bt_spool_end(a) + bt_spool_end(b));
+    bt_spool_close(a);
+    bt_spool_close(b);
+    cr_assert_eq(bt_spool_group_bytes(g), 0);
+    bt_spool_group_free(g);
+
+    /* Reopened in a group too small for them: the next append makes room, oldest first. */
+    g = bt_spool_group_new(total - 100);
+    a = open_spool(g, "a", 512, 0);
+    b = open_spool(g, "b", 512, 0);
+    cr_assert_eq(bt_spool_group_bytes(g), total);
+    append_n(b, 50, 1);
+    cr_assert_leq(bt_spool_group_bytes(g), total - 100);
+    cr_assert_gt(bt_spool_dropped(a), 0, "a's segments were written first");
+    cr_assert_eq(bt_spool_dropped(b), 0);
+    for (unsigned i = 0; i < 51; i++)
+        expect_rec(b, i);
+    bt_spool_close(a);
+    bt_spool_close(b);
+    bt_spool_group_free(g);
+}
+
+Test(spool, failed_write_keeps_the_records_buffered_and_the_file_whole)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* A file size limit makes write(2) stop part way, as a full disk would. */
+        char err[256], b[128];
+        struct bt_spool_config cfg = {.dir = spool_dir("f")};
+        struct bt_spool *s = bt_spool_open(NULL, &cfg, err, sizeof(err));
+        struct rlimit rl = {1000, 1000};
+        signal(SIGXFSZ, SIG_IGN);
+        if (!s || setrlimit(RLIMIT_FSIZE, &rl) < 0)
+            _exit(2);
+        unsigned i = 0;
+        while (bt_spool_end(s) < 600)
+            bt_spool_append(s, b, make_rec(i++, b));
+        if (bt_spool_flush(s) != 0)
+            _exit(3);
+        uint64_t flushed = bt_spool_end(s);
+        while (bt_spool_end(s) < 1500)
+            bt_spool_append(s, b, make_rec(i++, b));
+        if (bt_spool_flush(s) != -EFBIG)
+            _exit(4);
+        struct stat st;
+        if (stat(seg_path("f", 0), &st) < 0 || (uint64_t)st.st_size != flushed)
+            _exit(5); /* the part written is cut back: no half record in the file */
+        for (unsigned k = 0; k < i; k++) {
+            const void *rec;
+            size_t len;
+            uint64_t start, end;
+            if (bt_spool_read(s, &rec, &len, &start, &end) != 1 || rec_number(rec, len) != k)
+                _exit(6); /* still readable from the buffer */
+        }
+        _exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    struct bt_spool *s = open_spool(NULL, "f", 0, 0);
+    cr_assert_eq(bt_spool_corrupt(s), 0);
+    const void *rec;
+    size_t len;
+    uint64_t start, end;
+    long n = 0;
+    while (bt_spool_read(s, &rec, &len, &start, &end) == 1)
+        cr_assert_eq(rec_number(rec, len), n++);
+    cr_assert_gt(n, 5);
+    bt_spool_close(s);
 }

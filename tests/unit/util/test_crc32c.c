@@ -19,3 +19,26 @@ Test(crc32c, continues_over_pieces)
     unsigned char zeros[32] = {0};
     cr_assert_eq(bt_crc32c(0, zeros, sizeof(zeros)), 0x8a9136aau); /* RFC 3720 B.4 */
 }
+
+/* The definition, one bit at a time. */
+static uint32_t crc_bitwise(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+    return ~c;
+}
+
+Test(crc32c, agrees_with_the_bitwise_definition_at_every_length_and_alignment)
+{
+    unsigned char buf[300];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (unsigned char)(i * 131 + 7);
+    for (size_t start = 0; start < 8; start++)
+        for (size_t n = 0; n + start <= sizeof(buf); n += 1 + n / 16)
+            cr_assert_eq(bt_crc32c(0, buf + start, n), crc_bitwise(buf + start, n),
+                         "start %zu length %zu", start, n);
+}
