@@ -57,6 +57,7 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++) {
             bt_syslog_pause(a->jobs[i].syslog);
             bt_pushrecv_pause(a->jobs[i].push);
+            bt_gelf_pause(a->jobs[i].gelf);
         }
         bt_gauge_set(a->m_paused, 1);
         bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
@@ -71,6 +72,7 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++) {
             bt_syslog_resume(a->jobs[i].syslog);
             bt_pushrecv_resume(a->jobs[i].push);
+            bt_gelf_resume(a->jobs[i].gelf);
         }
         BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
@@ -311,6 +313,7 @@ static void teardown_sources(struct bt_agent *a)
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
         bt_pushrecv_free(a->jobs[i].push);
+        bt_gelf_free(a->jobs[i].gelf);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);
@@ -511,6 +514,7 @@ void bt_agent_free(struct bt_agent *a)
     for (size_t i = 0; i < a->n_jobs; i++) {
         bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
         bt_pushrecv_free(a->jobs[i].push);
+        bt_gelf_free(a->jobs[i].gelf);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);

@@ -276,6 +276,22 @@ static int build_push(struct bt_agent *a, struct agent_job *j, char *err, size_t
     return j->push ? 0 : -EINVAL;
 }
 
+static int build_gelf(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 64];
+    queue_dir(a, "gelf", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    struct bt_gelf_env env = {.loop = a->loop,
+                              .metrics = a->metrics,
+                              .relabel = j->relabel,
+                              .job = j->sc->job_name,
+                              .sink = agent_job_source_sink,
+                              .ctx = j,
+                              .queue_dir = dir,
+                              .queue_bytes = a->cfg->agent.spool_max_bytes};
+    j->gelf = bt_gelf_new(j->sc->gelf, &env, err, errlen);
+    return j->gelf ? 0 : -EINVAL;
+}
+
 int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -368,6 +384,8 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
         if (j->sc->syslog && (rc_ = build_syslog(a, j, err, errlen)) < 0)
             return rc_;
         if (j->sc->loki_push_api && (rc_ = build_push(a, j, err, errlen)) < 0)
+            return rc_;
+        if (j->sc->gelf && (rc_ = build_gelf(a, j, err, errlen)) < 0)
             return rc_;
         if (!j->sc->docker)
             continue;
@@ -463,6 +481,13 @@ static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!pr)
                 return -EINVAL;
             bt_pushrecv_free(pr);
+        }
+        if (j->sc->gelf) {
+            struct bt_gelf_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+            struct bt_gelf *gl = bt_gelf_new(j->sc->gelf, &env, err, errlen);
+            if (!gl)
+                return -EINVAL;
+            bt_gelf_free(gl);
         }
     }
     return 0;

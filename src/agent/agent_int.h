@@ -28,6 +28,7 @@
 #include "source/source_docker.h"
 #include "source/source_file.h"
 #include "source/source_journal.h"
+#include "source/source_gelf.h"
 #include "source/source_push.h"
 #include "source/source_syslog.h"
 #include "push/batch.h"
@@ -63,6 +64,7 @@ struct agent_job {
     struct bt_journal *journal;
     struct bt_syslog *syslog;
     struct bt_pushrecv *push;
+    struct bt_gelf *gelf;
     struct bt_file_sd **fsds;
     size_t n_fsds;
     struct bt_docker_sd **sds;

@@ -69,6 +69,7 @@ struct bt_scrape_config {
     const struct bt_node *journal;           /* promtail `journal:` target, or NULL */
     const struct bt_node *syslog;            /* promtail `syslog:` receiver, or NULL */
     const struct bt_node *loki_push_api;     /* promtail `loki_push_api:` receiver, or NULL */
+    const struct bt_node *gelf;              /* promtail `gelf:` receiver, or NULL */
     const struct bt_node *file_sd_configs;   /* NULL if absent */
     char *encoding;                          /* NULL = UTF-8 */
     /* bpftail extensions for file targets */

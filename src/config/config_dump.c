@@ -329,6 +329,7 @@ static int dump_scrape(struct bt_buf *o, const struct bt_scrape_config *s)
     rc = rc ? rc : kv_node(o, 4, "journal", s->journal);
     rc = rc ? rc : kv_node(o, 4, "syslog", s->syslog);
     rc = rc ? rc : kv_node(o, 4, "loki_push_api", s->loki_push_api);
+    rc = rc ? rc : kv_node(o, 4, "gelf", s->gelf);
     rc = rc ? rc : kv_node(o, 4, "file_sd_configs", s->file_sd_configs);
     rc = rc ? rc : kv_str(o, 4, "encoding", s->encoding);
     rc =

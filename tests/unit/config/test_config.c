@@ -428,8 +428,8 @@ Test(config, receivers_are_kept_for_their_modules)
 
 Test(config, unsupported_promtail_features_say_so)
 {
-    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    gelf: {listen_address: x}\n",
-                "c.yaml:5:5: scrape_configs[0].gelf: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    kafka: {brokers: [x]}\n",
+                "c.yaml:5:5: scrape_configs[0].kafka: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs: []\n",
                 "scrape_configs[0].kubernetes_sd_configs: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "tracing:\n  enabled: true\n",
