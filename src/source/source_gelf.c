@@ -61,7 +61,8 @@ struct bt_gelf {
     size_t n_pend;
     uint64_t timer;
     struct bt_relay *relay;
-    struct bt_series *m_entries, *m_errors, *m_incomplete, *m_too_large, *m_full, *m_labels;
+    struct bt_series *m_entries, *m_chunked, *m_errors, *m_incomplete, *m_too_large, *m_full,
+        *m_labels;
 };
 
 static const char *const levels[] = {"emergency", "alert",  "critical",      "error",
@@ -229,8 +230,10 @@ static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
     for (unsigned i = 0; i < pm->count; i++)
         if (bt_buf_add(&g->msg, pm->chunk[i], pm->len[i]) < 0)
             break;
-    if (g->msg.len == pm->bytes)
+    if (g->msg.len == pm->bytes) {
+        bt_counter_inc(g->m_chunked);
         on_payload(g, (const unsigned char *)g->msg.ptr, g->msg.len);
+    }
     pend_drop(g, pm);
 }
 
@@ -299,7 +302,10 @@ static int listen_udp(struct bt_gelf *g, char *err, size_t errlen)
         int rcv = 8 << 20;
         if (fd < 0)
             continue;
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+        /* A burst of datagrams waits in the socket while the loop is busy: ask for 8 MiB
+         * (past net.core.rmem_max only with CAP_NET_ADMIN, which start-up still has). */
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
             rc = -errno;
             close(fd);
@@ -387,6 +393,8 @@ static void init_metrics(struct bt_gelf *g)
     snprintf(lbl, sizeof(lbl), "job=\"%s\"", esc);
     g->m_entries =
         bt_metrics_counter(m, "bpftail_gelf_target_entries_total", "GELF messages queued.", lbl);
+    g->m_chunked = bt_metrics_counter(m, "bpftail_gelf_target_chunked_messages_total",
+                                      "GELF messages reassembled from chunks.", lbl);
     g->m_errors = bt_metrics_counter(m, "bpftail_gelf_target_parsing_errors_total",
                                      "GELF datagrams that could not be read.", lbl);
 #define DROP(f, reason)                                                                            \

@@ -19,7 +19,8 @@
  *
  * Delivery: through the job's durable queue (source/relay.h); a message that finds the queue
  * full is dropped and counted (UDP cannot be held back). Metrics:
- * bpftail_gelf_target_entries_total, bpftail_gelf_target_parsing_errors_total, and
+ * bpftail_gelf_target_entries_total, bpftail_gelf_target_chunked_messages_total,
+ * bpftail_gelf_target_parsing_errors_total, and
  * bpftail_dropped_entries_total{reason="gelf_incomplete"|"gelf_too_large"|"relay_full"}.
  * Loop thread only.
  */

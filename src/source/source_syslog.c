@@ -460,8 +460,9 @@ static int listen_on(struct bt_syslog *s, char *err, size_t errlen)
             continue;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (s->udp) {
-            int rcv = 4 << 20;
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+            int rcv = 4 << 20; /* past net.core.rmem_max only with CAP_NET_ADMIN */
+            if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
         }
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || (!s->udp && listen(fd, 128) < 0)) {
             rc = -errno;
