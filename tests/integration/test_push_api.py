@@ -195,3 +195,37 @@ def test_push_api_429_when_full_and_nothing_acknowledged_lost_on_sigkill(ctx):
     assert loki.received() == len(got), (loki.received(), len(got))
     ctx.table.append(("push relay 429 + SIGKILL", len(acked), len(got), dups, len(lost)))
     assert relay.stop() == 0
+
+
+def test_push_api_sender_retries_429_until_loki_returns(ctx):
+    """Loki down: the relay's 1 MiB queue fills and it answers the sending bpftail 429; the
+    sender keeps its batches and retries. Loki back: all 20,000 lines arrive exactly once."""
+    loki = FakeLoki(ctx)
+    loki.set_default(503)
+    d = ctx.tmpdir()
+    hp, pp = free_port(), free_port()
+    relay = Agent(ctx, relay_config(loki, d, hp, pp, spool_max="1MiB")).start()
+    wait_ready(pp)
+    src = os.path.join(d, "app.log")
+    w = SeqWriter(src, width=200)
+    w.write(20_000)
+    cfg = lib.agent_config("http://127.0.0.1:%d/loki/api/v1/push" % pp, src,
+                           os.path.join(d, "sender-positions.yaml"), free_port(), job="app",
+                           batchsize=65536, max_retries=1000000)
+    sender = Agent(ctx, cfg).start()
+    wait_until(lambda: (metric_value(relay.metrics(hp), "bpftail_push_target_requests_total",
+                                     status="429") or 0) >= 3, 60, interval=0.3,
+               what="the relay answering 429")
+    accepted = metric_value(relay.metrics(hp), "bpftail_push_target_entries_total", job="pushed")
+    assert 2000 < accepted < 20_000, accepted
+    loki.set_default(204)
+    wait_until(lambda: loki.count() >= 20_000, 120, interval=0.5, what="20,000 lines")
+    time.sleep(1.0)
+    got = loki.entries()
+    lost, dups = lib.check_exactly_once(lib.seqs(got), 20_000)
+    assert not lost, "lost %d (first %s)" % (len(lost), lost[:5])
+    assert loki.received() == 20_000, loki.received()
+    ctx.table.append(("push relay 429, sender retries", 20_000, len(got),
+                      loki.received() - 20_000, len(lost)))
+    assert sender.stop() == 0
+    assert relay.stop() == 0
