@@ -298,3 +298,67 @@ def test_syslog_queue_full_holds_tcp_sender_and_survives_sigkill(ctx):
     assert loki.received() - received_before == loki.count(), (loki.received(), loki.count())
     ctx.table.append(("syslog queue full + SIGKILL", int(queued), len(got), dups, len(lost)))
     assert a.stop() == 0
+
+
+def rsyslogd():
+    p = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+    if not os.access(p, os.X_OK):
+        raise lib.Skip("rsyslog is not installed (scripts/deps.sh test installs it)")
+    return p
+
+
+def test_syslog_rsyslog_forwarder_octet_counted_rfc5424(ctx):
+    """rsyslog, run by the test with a private config, takes 2,000 lines from logger on its
+    own unix socket and forwards them with omfwd over TCP, octet-counted, in RFC 5424
+    (RSYSLOG_SyslogProtocol23Format): every line arrives once with the sender's tag, rsyslog's
+    host name and the priority logger gave, stamped with the second logger wrote it."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, p = free_port(), free_port()
+    a = Agent(ctx, config(loki, d, hp, [job("fwd", p, "tcp", "rfc5424")])).start()
+    wait_port(p, "tcp")
+    rd = ctx.tmpdir()
+    os.makedirs(os.path.join(rd, "work"))
+    sock = os.path.join(rd, "log.sock")
+    conf = os.path.join(rd, "rsyslog.conf")
+    with open(conf, "w") as f:
+        f.write("""global(workDirectory="%(rd)s/work")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="%(sock)s" CreatePath="on" RateLimit.Interval="0")
+*.* action(type="omfwd" target="127.0.0.1" port="%(port)d" protocol="tcp"
+           TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+           queue.type="LinkedList" action.resumeRetryCount="-1")
+""" % dict(rd=rd, sock=sock, port=p))
+    r = subprocess.Popen([rsyslogd(), "-n", "-f", conf, "-i", os.path.join(rd, "pid")],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ctx.cleanups.append(lambda: (r.poll() is None and r.kill(), r.wait()))
+    wait_until(lambda: os.path.exists(sock), 20, interval=0.1, what="rsyslog's socket")
+    n = 2000
+    src = os.path.join(rd, "lines.txt")
+    with open(src, "w") as f:
+        for i in range(n):
+            f.write("fwd seq=%d via rsyslog\n" % i)
+    t_before = time.time_ns()
+    out = subprocess.run(["logger", "-u", sock, "-t", "fwdapp", "--id=77", "-p", "daemon.err",
+                          "-f", src], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout
+    t_after = time.time_ns()
+    wait_until(lambda: loki.count() >= n, 60, interval=0.3, what="%d forwarded lines" % n)
+    time.sleep(1.0)
+    got = loki.entries()
+    seqs = sorted(int(e["line"].split()[1][4:]) for e in got)
+    assert seqs == list(range(n)), "lost %s" % sorted(set(range(n)) - set(seqs))[:10]
+    assert loki.received() == n, loki.received()
+    host = socket.gethostname()
+    want = ('{app="fwdapp", facility="daemon", host="%s", ip="127.0.0.1", job="fwd", pid="77", '
+            'severity="error"}' % host)
+    bad = [e for e in got if e["labels"] != want]
+    assert not bad, (bad[:2], want)
+    for e in got:
+        assert t_before - 1_000_000_000 <= e["ts"] <= t_after + 1_000_000_000, e
+    ctx.table.append(("rsyslog omfwd octet-counted", n, len(got), loki.received() - n,
+                      n - len(set(seqs))))
+    r.terminate()
+    r.wait(10)
+    assert a.stop() == 0
