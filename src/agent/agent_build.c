@@ -1,4 +1,5 @@
 #include "agent/agent_int.h"
+#include "util/hmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -217,13 +218,17 @@ static void on_bpf_loaded(void *ctx, int rc)
 }
 
 /* <spool_dir>/<kind>-<job>: the durable queue of one receiver. spool_dir defaults to a
- * "bpftail-spool" directory beside the positions file. Characters of the job name that do not
- * belong in a file name become '_'. */
+ * "bpftail-spool" directory beside the positions file. A job name that is not a plain file
+ * name (characters other than letters, digits, '-', '_' and '.', a leading '.', longer than 100
+ * bytes) is written with '_' for those characters, cut, and followed by a hash of the real
+ * name, so two jobs never share a directory. */
 static void queue_dir(const struct bt_agent *a, const char *kind, const char *job, char *out,
                       size_t outlen)
 {
     const char *root = a->cfg->agent.spool_dir;
-    char base[PATH_MAX];
+    char base[PATH_MAX], name[128];
+    size_t n = 0;
+    bool changed = false;
     if (!root || !root[0]) {
         const char *pos = a->cfg->positions.filename;
         const char *slash = strrchr(pos, '/');
@@ -233,15 +238,23 @@ static void queue_dir(const struct bt_agent *a, const char *kind, const char *jo
             snprintf(base, sizeof(base), "bpftail-spool");
         root = base;
     }
-    int n = snprintf(out, outlen, "%s/%s-", root, kind);
-    for (const char *p = job; n > 0 && (size_t)n + 1 < outlen && *p; p++) {
+    for (const char *p = job; *p; p++) {
         char c = *p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '.';
-        out[n++] = ok && !(c == '.' && p == job) ? c : '_';
+                  c == '-' || c == '_' || (c == '.' && p != job);
+        if (n == 100) {
+            changed = true;
+            break;
+        }
+        name[n++] = ok ? c : '_';
+        changed |= !ok;
     }
-    if (n > 0 && (size_t)n < outlen)
-        out[n] = '\0';
+    name[n] = '\0';
+    if (changed)
+        snprintf(out, outlen, "%s/%s-%s-%016llx", root, kind, name,
+                 (unsigned long long)bt_hash64(job, strlen(job)));
+    else
+        snprintf(out, outlen, "%s/%s-%s", root, kind, name);
 }
 
 static int build_syslog(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
