@@ -452,6 +452,12 @@ int agent_h_ready(void *ctx, struct bt_buf *msg)
     return -1;
 }
 
+/* A comma before the next element of a JSON list that started at start. */
+static int comma_after(struct bt_buf *out, size_t start)
+{
+    return out->len > start ? bt_buf_adds(out, ",") : 0;
+}
+
 int agent_h_targets(void *ctx, struct bt_buf *out)
 {
     struct bt_agent *a = ctx;
@@ -463,8 +469,20 @@ int agent_h_targets(void *ctx, struct bt_buf *out)
                          a->fim ? bt_fim_backend(a->fim) : "off");
     if (rc == 0)
         rc = a->files ? bt_files_render_targets(a->files, out) : bt_buf_adds(out, "[]");
+    /* Receivers: their listening port, open connections (syslog TCP) and durable queue. */
+    rc = rc ? rc : bt_buf_adds(out, ",\"receivers\":[");
+    size_t start = out->len;
+    for (size_t i = 0; rc == 0 && i < a->n_jobs; i++) {
+        struct agent_job *j = &a->jobs[i];
+        if (j->syslog && !(rc = comma_after(out, start)))
+            rc = bt_syslog_render(j->syslog, out);
+        if (rc == 0 && j->gelf && !(rc = comma_after(out, start)))
+            rc = bt_gelf_render(j->gelf, out);
+        if (rc == 0 && j->push && !(rc = comma_after(out, start)))
+            rc = bt_pushrecv_render(j->push, out);
+    }
     if (rc == 0)
-        rc = bt_buf_adds(out, "}\n");
+        rc = bt_buf_adds(out, "]}\n");
     return rc;
 }
 

@@ -281,6 +281,24 @@ uint64_t bt_relay_committed(const struct bt_relay *r)
     return bt_spool_committed(r->spool);
 }
 
+int bt_relay_render(const struct bt_relay *r, const char *type, int port, long connections,
+                    struct bt_buf *out)
+{
+    int rc = bt_buf_adds(out, "{\"job\":\"");
+    for (const unsigned char *c = (const unsigned char *)r->job; rc == 0 && *c; c++)
+        rc = (*c == '"' || *c == '\\') ? bt_buf_addf(out, "\\%c", *c)
+             : *c < 0x20               ? bt_buf_addf(out, "\\u%04x", *c)
+                                       : bt_buf_add(out, c, 1);
+    return rc ? rc
+              : bt_buf_addf(
+                    out,
+                    "\",\"type\":\"%s\",\"port\":%d,\"connections\":%ld,\"queue_bytes\":%llu,"
+                    "\"queue_committed\":%llu,\"queue_end\":%llu}",
+                    type, port, connections, (unsigned long long)bt_spool_bytes(r->spool),
+                    (unsigned long long)bt_spool_committed(r->spool),
+                    (unsigned long long)bt_spool_end(r->spool));
+}
+
 /* ---- lifetime ---- */
 
 static void init_metrics(struct bt_relay *r)

@@ -26,6 +26,7 @@
 
 #include "core/entry.h"
 
+struct bt_buf;
 struct bt_loop;
 struct bt_metrics;
 struct bt_relay;
@@ -67,8 +68,12 @@ int bt_relay_drain(struct bt_relay *r, size_t max);
 uint64_t bt_relay_bytes(const struct bt_relay *r);
 uint64_t bt_relay_committed(const struct bt_relay *r);
 
+/* Appends {"job","type","port","connections","queue_bytes","queue_committed","queue_end"}
+ * (JSON, for /targets) to out. 0 or the buffer's error. */
+int bt_relay_render(const struct bt_relay *r, const char *type, int port, long connections,
+                    struct bt_buf *out);
+
 /* The record encoding, exposed for tests: appends e to out (a bt_buf), 0 or -errno. */
-struct bt_buf;
 int bt_relay_encode(struct bt_buf *out, const struct bt_entry *e);
 
 #endif

@@ -495,3 +495,8 @@ int bt_gelf_port(const struct bt_gelf *g)
 {
     return g->port;
 }
+
+int bt_gelf_render(const struct bt_gelf *g, struct bt_buf *out)
+{
+    return g->relay ? bt_relay_render(g->relay, "gelf", g->port, -1, out) : 0;
+}

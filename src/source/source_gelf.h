@@ -31,6 +31,7 @@
 
 #include "core/entry.h"
 
+struct bt_buf;
 struct bt_loop;
 struct bt_metrics;
 struct bt_node;
@@ -56,5 +57,8 @@ void bt_gelf_free(struct bt_gelf *g);
 void bt_gelf_pause(struct bt_gelf *g);
 void bt_gelf_resume(struct bt_gelf *g);
 int bt_gelf_port(const struct bt_gelf *g);
+
+/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
+int bt_gelf_render(const struct bt_gelf *g, struct bt_buf *out);
 
 #endif

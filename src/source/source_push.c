@@ -480,3 +480,8 @@ int bt_pushrecv_port(const struct bt_pushrecv *p)
 {
     return p->httpd ? bt_httpd_port(p->httpd) : -1;
 }
+
+int bt_pushrecv_render(const struct bt_pushrecv *p, struct bt_buf *out)
+{
+    return p->relay ? bt_relay_render(p->relay, "loki_push_api", bt_pushrecv_port(p), -1, out) : 0;
+}

@@ -29,6 +29,7 @@
 
 #include "core/entry.h"
 
+struct bt_buf;
 struct bt_loop;
 struct bt_metrics;
 struct bt_node;
@@ -55,5 +56,8 @@ void bt_pushrecv_free(struct bt_pushrecv *p);
 void bt_pushrecv_pause(struct bt_pushrecv *p);
 void bt_pushrecv_resume(struct bt_pushrecv *p);
 int bt_pushrecv_port(const struct bt_pushrecv *p);
+
+/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
+int bt_pushrecv_render(const struct bt_pushrecv *p, struct bt_buf *out);
 
 #endif

@@ -697,3 +697,8 @@ size_t bt_syslog_connections(const struct bt_syslog *s)
 {
     return s->n_conns;
 }
+
+int bt_syslog_render(const struct bt_syslog *s, struct bt_buf *out)
+{
+    return s->relay ? bt_relay_render(s->relay, "syslog", s->port, (long)s->n_conns, out) : 0;
+}

@@ -42,6 +42,7 @@
 
 #include "core/entry.h"
 
+struct bt_buf;
 struct bt_loop;
 struct bt_metrics;
 struct bt_node;
@@ -72,5 +73,8 @@ void bt_syslog_resume(struct bt_syslog *s);
 int bt_syslog_port(const struct bt_syslog *s);
 /* Open TCP connections (tests, /targets). */
 size_t bt_syslog_connections(const struct bt_syslog *s);
+
+/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
+int bt_syslog_render(const struct bt_syslog *s, struct bt_buf *out);
 
 #endif

@@ -154,6 +154,12 @@ def test_push_api_json_gzip_raw_metadata_tenant_and_bomb(ctx):
     m = relay.metrics(hp)
     assert metric_value(m, "bpftail_push_target_requests_total", status="413") == 1, m
     assert metric_value(m, "bpftail_push_target_requests_total", status="400") == 2, m
+    st, body = http("GET", "http://127.0.0.1:%d/targets" % hp)
+    assert json.loads(body)["receivers"] == [{
+        "job": "pushed", "type": "loki_push_api", "port": pp, "connections": -1,
+        "queue_bytes": json.loads(body)["receivers"][0]["queue_bytes"],
+        "queue_committed": json.loads(body)["receivers"][0]["queue_end"],
+        "queue_end": json.loads(body)["receivers"][0]["queue_end"]}], body
     assert relay.stop() == 0
 
 

@@ -4,6 +4,7 @@ __syslog_* labels (through relabel_configs) and the right timestamp. Then the du
 Loki refusing pushes, a TCP sender is held back once the queue is full (and UDP drops are
 counted), bpftail killed with SIGKILL loses nothing it queued, and everything arrives once Loki
 answers again. Limits (connections, message length, idle timeout) are counted."""
+import json
 import os
 import shutil
 import signal
@@ -159,6 +160,12 @@ def test_syslog_logger_rfc5424_and_rfc3164_tcp_udp(ctx):
                 assert e["ts"] % 1000 < 20, e["ts"]
     m = a.metrics(hp)
     assert metric_value(m, "bpftail_syslog_target_entries_total") == n, m
+    st, body = lib.http("GET", "http://127.0.0.1:%d/targets" % hp)
+    recv = {r["job"]: r for r in json.loads(body)["receivers"]}
+    assert sorted(recv) == sorted(ports), recv
+    for name, p in ports.items():
+        assert recv[name]["type"] == "syslog" and recv[name]["port"] == p, recv[name]
+        assert recv[name]["queue_end"] > 0, recv[name]
     assert a.stop() == 0
 
 
