@@ -269,6 +269,13 @@ static void begin_shutdown(struct bt_agent *a, const char *why)
             bt_format_duration(d, sizeof(d), a->cfg->agent.shutdown_timeout_ns));
     if (a->files)
         bt_files_pause(a->files);
+    /* Receivers go on taking what senders send into their queues (durable), but stop feeding
+     * the pipeline, so the pushes in flight can drain before the deadline. */
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        bt_syslog_pause(a->jobs[i].syslog);
+        bt_pushrecv_pause(a->jobs[i].push);
+        bt_gelf_pause(a->jobs[i].gelf);
+    }
     /* Held partial lines and multiline blocks are not flushed: their bytes are not committed,
      * so they are read again after a restart instead of being shipped cut in two. */
     for (size_t i = 0; i < a->n_clients; i++)
