@@ -12,6 +12,7 @@
 #include "core/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #define COMP "relay"
 #define DEFAULT_MAX (256ull << 20)
@@ -29,7 +30,7 @@ struct bt_relay {
     struct bt_labels labels; /* decoding scratch */
     struct bt_kv *meta;      /* decoding scratch */
     size_t meta_cap;
-    uint64_t timer, space_timer;
+    uint64_t timer, space_timer, sync_timer;
     bool paused, refused;
     struct bt_series *m_put, *m_full, *m_corrupt, *m_bytes;
 };
@@ -162,10 +163,24 @@ static void space_fire(struct bt_loop *l, uint64_t id, void *arg)
         r->cfg.on_space(r->cfg.space_ctx);
 }
 
+/* The spool saves its commit file at most once a second, on a commit: the last commit of a
+ * burst is saved by this one-shot timer, so a crash after a quiet second re-sends nothing. */
+static void sync_fire(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_relay *r = arg;
+    (void)l;
+    (void)id;
+    r->sync_timer = 0;
+    bt_spool_sync(r->spool);
+}
+
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_relay *r = ctx;
     bt_spool_commit(r->spool, committed);
+    if (!r->sync_timer && r->cfg.loop)
+        r->sync_timer =
+            bt_loop_add_timer(r->cfg.loop, BT_NS_PER_SEC + BT_NS_PER_SEC / 10, 0, sync_fire, r);
     bt_gauge_set(r->m_bytes, (double)bt_spool_bytes(r->spool));
     if (r->refused && !r->space_timer && r->cfg.loop &&
         bt_spool_bytes(r->spool) <= r->cfg.max_bytes / 4 * 3)
@@ -373,6 +388,8 @@ void bt_relay_free(struct bt_relay *r)
         bt_loop_del_timer(r->cfg.loop, r->timer);
     if (r->space_timer)
         bt_loop_del_timer(r->cfg.loop, r->space_timer);
+    if (r->sync_timer)
+        bt_loop_del_timer(r->cfg.loop, r->sync_timer);
     if (r->owner)
         bt_ack_owner_close(r->owner);
     if (r->spool)

@@ -166,6 +166,8 @@ static void pend_drop(struct bt_gelf *g, struct pending *pm)
     g->n_pend--;
 }
 
+static void expire(struct bt_loop *l, uint64_t id, void *arg);
+
 static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
 {
     unsigned seq = p[10], count = p[11];
@@ -195,6 +197,9 @@ static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
             g->oldest = pm;
         g->newest = pm;
         g->n_pend++;
+        if (!g->timer)
+            g->timer =
+                bt_loop_add_timer(g->env.loop, CHUNK_TIMEOUT_NS + BT_NS_PER_MS, 0, expire, g);
     }
     if (count != pm->count) {
         bt_counter_inc(g->m_errors);
@@ -237,17 +242,21 @@ static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
     pend_drop(g, pm);
 }
 
+/* One-shot, armed only while messages are pending: an idle receiver never wakes up. */
 static void expire(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_gelf *g = arg;
     int64_t now = bt_mono_ns();
-    (void)l;
     (void)id;
+    g->timer = 0;
     while (g->oldest && now - g->oldest->first_ns > CHUNK_TIMEOUT_NS) {
         if (!g->oldest->dead)
             bt_counter_inc(g->m_incomplete);
         pend_drop(g, g->oldest);
     }
+    if (g->oldest)
+        g->timer = bt_loop_add_timer(l, g->oldest->first_ns + CHUNK_TIMEOUT_NS - now + BT_NS_PER_MS,
+                                     0, expire, g);
 }
 
 static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
@@ -444,7 +453,6 @@ struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env 
                                    .ctx = env->ctx};
     if (!(g->relay = bt_relay_new(&rcfg, err, errlen)) || listen_udp(g, err, errlen) < 0)
         goto fail;
-    g->timer = bt_loop_add_timer(env->loop, BT_NS_PER_SEC, BT_NS_PER_SEC, expire, g);
     BT_INFO(COMP, "gelf listening", "job=%s port=%d", g->job, g->port);
     return g;
 fail:

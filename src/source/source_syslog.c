@@ -62,6 +62,7 @@ struct bt_syslog {
     struct conn *conns;
     size_t n_conns;
     uint64_t idle_timer;
+    int64_t idle_period;
     char *dgram;
     struct bt_series *m_entries, *m_parse, *m_empty, *m_lim_conn, *m_lim_len, *m_lim_idle;
     struct bt_series *m_drop_full, *m_drop_len, *m_drop_labels;
@@ -303,6 +304,8 @@ static void conn_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
     bt_relay_flush(s->relay);
 }
 
+static void idle_fire(struct bt_loop *l, uint64_t id, void *arg);
+
 static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_syslog *s = arg;
@@ -341,6 +344,8 @@ static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
             s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
+        if (!s->idle_timer)
+            s->idle_timer = bt_loop_add_timer(l, s->idle_period, s->idle_period, idle_fire, s);
     }
 }
 
@@ -377,6 +382,10 @@ static void idle_fire(struct bt_loop *l, uint64_t id, void *arg)
             bt_counter_inc(s->m_lim_idle);
             conn_close(c);
         }
+    }
+    if (!s->conns) { /* no connection, no wake-ups */
+        bt_loop_del_timer(s->env.loop, s->idle_timer);
+        s->idle_timer = 0;
     }
 }
 
@@ -634,12 +643,12 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
                                      .space_ctx = s};
     if (!(s->relay = bt_relay_new(&rc_cfg, err, errlen)) || listen_on(s, err, errlen) < 0)
         goto fail;
-    if (!s->udp) {
-        int64_t period = s->idle_ns / 4;
-        period = period < 100 * BT_NS_PER_MS ? 100 * BT_NS_PER_MS : period;
-        period = period > 5 * BT_NS_PER_SEC ? 5 * BT_NS_PER_SEC : period;
-        s->idle_timer = bt_loop_add_timer(env->loop, period, period, idle_fire, s);
-    }
+    /* The idle sweep runs only while connections are open. */
+    s->idle_period = s->idle_ns / 4;
+    if (s->idle_period < 100 * BT_NS_PER_MS)
+        s->idle_period = 100 * BT_NS_PER_MS;
+    if (s->idle_period > 5 * BT_NS_PER_SEC)
+        s->idle_period = 5 * BT_NS_PER_SEC;
     BT_INFO(COMP, "syslog listening", "job=%s address=%s protocol=%s port=%d", s->job, s->addr,
             s->udp ? "udp" : "tcp", s->port);
     return s;
