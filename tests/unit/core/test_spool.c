@@ -23,7 +23,9 @@ static char tmpdir[64];
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    return remove(path);
+    if (remove(path) < 0 && errno != ENOENT)
+        fprintf(stderr, "cannot remove %s: %s\n", path, strerror(errno));
+    return 0; /* remove what can be removed */
 }
 
 static void setup(void)
