@@ -235,3 +235,39 @@ def test_push_api_sender_retries_429_until_loki_returns(ctx):
                       loki.received() - 20_000, len(lost)))
     assert sender.stop() == 0
     assert relay.stop() == 0
+
+
+def test_push_api_relay_sigkilled_mid_stream_loses_nothing(ctx):
+    """A second bpftail pushes 100,000 lines; the relay is killed with SIGKILL while they flow
+    and started again on the same queue. Every line arrives: what the relay answered 204 for
+    was in its queue, and what it did not answer the sender retries. Lines the relay had
+    delivered but not yet committed to disk are pushed again; Loki keeps one of each."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, pp = free_port(), free_port()
+    cfg = relay_config(loki, d, hp, pp)
+    relay = Agent(ctx, cfg).start()
+    wait_ready(pp)
+    src = os.path.join(d, "app.log")
+    w = SeqWriter(src)
+    w.write(100_000)
+    cfg_s = lib.agent_config("http://127.0.0.1:%d/loki/api/v1/push" % pp, src,
+                             os.path.join(d, "sender-positions.yaml"), free_port(), job="app",
+                             batchsize=131072, max_retries=1000000)
+    sender = Agent(ctx, cfg_s).start()
+    wait_until(lambda: loki.count() >= 20_000, 60, interval=0.05, what="20,000 lines")
+    relay.kill()
+    at_kill = loki.count()
+    time.sleep(1.0)  # the sender meets a closed port and retries
+    relay = Agent(ctx, cfg).start()
+    wait_until(lambda: loki.count() >= 100_000, 120, interval=0.5,
+               what="100,000 lines after the relay's SIGKILL")
+    time.sleep(1.0)
+    got = loki.entries()
+    lost, dups = lib.check_exactly_once(lib.seqs(got), 100_000)
+    assert not lost, "lost %d (first %s)" % (len(lost), lost[:5])
+    assert at_kill < 100_000, "the kill came too late to test anything"
+    ctx.table.append(("push relay SIGKILL mid-stream", 100_000, len(got),
+                      loki.received() - 100_000, len(lost)))
+    assert sender.stop() == 0
+    assert relay.stop() == 0
