@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "util/syslog.h"
 #include "util/timeutil.h"
+#include "util/tls.h"
 
 #define COMP "syslog"
 #define DEFAULT_IDLE_NS (120 * BT_NS_PER_SEC)
@@ -42,6 +43,8 @@ struct conn {
     bool discarding; /* in an over-long newline-framed message: discard to the newline */
     bool blocked;    /* queue full: not reading */
     bool eof;
+    bool want_write; /* TLS: a handshake message waits for the socket to be writable */
+    struct bt_tls *tls;
     int64_t last;
     struct conn *prev, *next;
 };
@@ -59,12 +62,14 @@ struct bt_syslog {
     char *sdval; /* unescape scratch, max_msg bytes */
     int lfd, port;
     struct bt_relay *relay;
+    char *tls_cert, *tls_key, *tls_ca;
+    struct bt_tls_ctx *tls;
     struct conn *conns;
     size_t n_conns;
     uint64_t idle_timer;
     int64_t idle_period;
     char *dgram;
-    struct bt_series *m_entries, *m_parse, *m_empty, *m_lim_conn, *m_lim_len, *m_lim_idle;
+    struct bt_series *m_tls, *m_entries, *m_parse, *m_empty, *m_lim_conn, *m_lim_len, *m_lim_idle;
     struct bt_series *m_drop_full, *m_drop_len, *m_drop_labels;
 };
 
@@ -164,6 +169,7 @@ static void conn_close(struct conn *c)
     struct bt_syslog *s = c->s;
     if (!c->blocked)
         bt_loop_del_fd(s->env.loop, c->fd);
+    bt_tls_free(c->tls);
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -270,7 +276,8 @@ static void conn_run(struct conn *c)
 {
     struct bt_syslog *s = c->s;
     size_t cap = s->max_msg + FRAME_HDR;
-    for (int round = 0; round < READ_ROUNDS; round++) {
+    /* TLS may hold decrypted bytes the socket no longer signals: read those out too. */
+    for (int round = 0; round < READ_ROUNDS || (c->tls && bt_tls_pending(c->tls)); round++) {
         if (!conn_process(c)) {
             /* Out of the loop while blocked: a hung-up socket would be reported (EPOLLHUP)
              * even with no events asked for. */
@@ -281,9 +288,32 @@ static void conn_run(struct conn *c)
             conn_close(c); /* cannot happen unless framing is broken: never spin on it */
             return;
         }
-        ssize_t n = read(c->fd, c->buf + c->len, cap - c->len);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+        ssize_t n;
+        if (c->tls) {
+            n = bt_tls_read(c->tls, c->buf + c->len, cap - c->len);
+            if (n == -ENOBUFS || (n >= 0 && c->want_write) || n == -EAGAIN) {
+                bool ww = n == -ENOBUFS;
+                if (ww != c->want_write)
+                    bt_loop_mod_fd(s->env.loop, c->fd, ww ? EPOLLIN | EPOLLOUT : EPOLLIN);
+                c->want_write = ww;
+                if (n < 0)
+                    return;
+            }
+            if (n == -EPROTO) {
+                bt_counter_inc(s->m_tls);
+                static struct bt_ratelimit rl = BT_RATELIMIT_INIT(60);
+                uint64_t sup;
+                if (bt_ratelimit_ok(&rl, &sup))
+                    BT_WARN(COMP, "TLS connection refused", "job=%s from=%s err=\"%s\"", s->job,
+                            c->ip, bt_tls_error(c->tls));
+                conn_close(c);
+                return;
+            }
+        } else {
+            n = read(c->fd, c->buf + c->len, cap - c->len);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        }
         if (n <= 0) {
             c->eof = true;
             continue;
@@ -334,6 +364,13 @@ static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         c->s = s;
         c->fd = cfd;
         c->last = bt_mono_ns();
+        if (s->tls && !(c->tls = bt_tls_accept(s->tls, cfd))) {
+            bt_loop_del_fd(l, cfd);
+            close(cfd);
+            free(c->buf);
+            free(c);
+            continue;
+        }
         if (getnameinfo((struct sockaddr *)&ss, sl, c->ip, sizeof(c->ip), NULL, 0,
                         NI_NUMERICHOST) != 0)
             c->ip[0] = '\0';
@@ -508,6 +545,37 @@ static int fail(char *err, size_t errlen, const struct bt_node *n, const char *m
     return -EINVAL;
 }
 
+/* promtail's tls_config of a syslog target: cert_file and key_file (the server's), ca_file
+ * (client certificates required and checked against it). */
+static int parse_tls(struct bt_syslog *s, const struct bt_node *v, char *err, size_t errlen)
+{
+    if (v->type != BT_NODE_MAP)
+        return fail(err, errlen, v, "tls_config must be a map");
+    for (size_t i = 0; i < v->n; i++) {
+        const struct bt_node *k = bt_node_key(v, i), *x = bt_node_val(v, i);
+        const char *key = k->str ? k->str : "";
+        char **dst = strcmp(key, "cert_file") == 0  ? &s->tls_cert
+                     : strcmp(key, "key_file") == 0 ? &s->tls_key
+                     : strcmp(key, "ca_file") == 0  ? &s->tls_ca
+                                                    : NULL;
+        if (!dst) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "tls_config: \"%.200s\" is not supported", key);
+            return fail(err, errlen, k, msg);
+        }
+        if (bt_node_is_null(x))
+            continue;
+        if (x->type != BT_NODE_SCALAR)
+            return fail(err, errlen, x, "tls_config: expected a file name");
+        free(*dst);
+        if (!(*dst = strdup(x->str)))
+            return -ENOMEM;
+    }
+    if (!s->tls_cert || !s->tls_key)
+        return fail(err, errlen, v, "tls_config: cert_file and key_file are required");
+    return 0;
+}
+
 static int parse_cfg(struct bt_syslog *s, const struct bt_node *cfg, char *err, size_t errlen)
 {
     s->idle_ns = DEFAULT_IDLE_NS;
@@ -564,7 +632,9 @@ static int parse_cfg(struct bt_syslog *s, const struct bt_node *cfg, char *err, 
                     return -ENOMEM;
             }
         } else if (strcmp(key, "tls_config") == 0) {
-            return fail(err, errlen, k, "tls_config is not supported yet");
+            int rc = parse_tls(s, v, err, errlen);
+            if (rc < 0)
+                return rc;
         } else {
             char msg[300];
             snprintf(msg, sizeof(msg), "unknown key or bad value \"%.200s\"", key);
@@ -588,6 +658,8 @@ static void init_metrics(struct bt_syslog *s)
                                       "Syslog messages queued.", lbl);
     s->m_parse = bt_metrics_counter(m, "bpftail_syslog_target_parsing_errors_total",
                                     "Syslog messages that could not be parsed.", lbl);
+    s->m_tls = bt_metrics_counter(m, "bpftail_syslog_tls_errors_total",
+                                  "TLS connections closed on a failed handshake or record.", lbl);
     s->m_empty = bt_metrics_counter(m, "bpftail_syslog_empty_messages_total",
                                     "Syslog messages without a MSG part (skipped).", lbl);
 #define LIMIT(f, name)                                                                             \
@@ -641,6 +713,13 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
                                      .ctx = env->ctx,
                                      .on_space = on_space,
                                      .space_ctx = s};
+    if (s->tls_cert &&
+        !(s->tls = bt_tls_server_new(s->tls_cert, s->tls_key, s->tls_ca, err, errlen)))
+        goto fail;
+    if (s->tls && s->udp) {
+        snprintf(err, errlen, "syslog: job %s: tls_config needs listen_protocol tcp", s->job);
+        goto fail;
+    }
     if (!(s->relay = bt_relay_new(&rc_cfg, err, errlen)) || listen_on(s, err, errlen) < 0)
         goto fail;
     /* The idle sweep runs only while connections are open. */
@@ -649,8 +728,9 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
         s->idle_period = 100 * BT_NS_PER_MS;
     if (s->idle_period > 5 * BT_NS_PER_SEC)
         s->idle_period = 5 * BT_NS_PER_SEC;
-    BT_INFO(COMP, "syslog listening", "job=%s address=%s protocol=%s port=%d", s->job, s->addr,
-            s->udp ? "udp" : "tcp", s->port);
+    BT_INFO(COMP, "syslog listening", "job=%s address=%s protocol=%s port=%d tls=%s", s->job,
+            s->addr, s->udp ? "udp" : "tcp", s->port,
+            s->tls ? (s->tls_ca ? "client-certificates" : "on") : "off");
     return s;
 out:
     if (rc == 0)
@@ -678,6 +758,10 @@ void bt_syslog_free(struct bt_syslog *s)
     }
     bt_labels_free(&s->statics);
     bt_labels_free(&s->labels);
+    bt_tls_ctx_free(s->tls);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s->tls_ca);
     free(s->sdval);
     free(s->dgram);
     free(s->addr);

@@ -14,7 +14,9 @@
  *   use_rfc5424_message: false     the whole message as the line, else its MSG part
  *   labels: {job: syslog}          static labels
  *   max_connections: 1000          bpftail's: TCP connections past it are closed at once
- *   tls_config:                    refused for now (not implemented)
+ *   tls_config:                    TLS (TCP only; TLS 1.2 and later, util/tls.c):
+ *     cert_file, key_file            the server's certificate chain and key (PEM), required
+ *     ca_file                        set: clients must present a certificate signed by it
  * Labels for relabel_configs, as promtail names them: __syslog_connection_ip_address,
  * __syslog_message_severity (emergency .. debug), __syslog_message_facility (kern .. local7),
  * __syslog_message_hostname, __syslog_message_app_name, __syslog_message_proc_id,
@@ -31,7 +33,8 @@
  * (bpftail_dropped_entries_total{reason="relay_full"}). Limits hit are counted in
  * bpftail_syslog_limit_hits_total{limit="connections"|"message_length"|"idle_timeout"}.
  * Metrics as promtail's under bpftail's prefix: bpftail_syslog_target_entries_total,
- * bpftail_syslog_target_parsing_errors_total, bpftail_syslog_empty_messages_total.
+ * bpftail_syslog_target_parsing_errors_total, bpftail_syslog_empty_messages_total; and
+ * bpftail_syslog_tls_errors_total (failed handshakes: no or a bad client certificate).
  * Loop thread only.
  */
 #ifndef BT_SOURCE_SYSLOG_H

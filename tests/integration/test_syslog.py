@@ -398,3 +398,125 @@ def test_syslog_receiver_survives_a_reload(ctx):
     assert loki.received() == 200, loki.received()
     assert a.alive()
     assert a.stop() == 0
+
+
+def make_test_ca(d):
+    """A test CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+    if not shutil.which("openssl"):
+        raise lib.Skip("the openssl command is not installed")
+
+    def run(*args):
+        r = subprocess.run(["openssl"] + list(args), cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        assert r.returncode == 0, r.stdout
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=bpftail test CA")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+            name + ".csr", "-subj", "/CN=" + name)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(ext + "\n")
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext")
+    return {k: os.path.join(d, k) for k in ("ca.crt", "server.crt", "server.key", "client.crt",
+                                             "client.key")}
+
+
+def test_syslog_tls_with_client_certificates(ctx):
+    """tls_config with a CA: a client with a certificate of that CA delivers octet-counted RFC
+    5424 over TLS; a client without one is refused at the handshake and counted."""
+    import ssl
+    certs = make_test_ca(ctx.tmpdir())
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, p = free_port(), free_port()
+    tls = ("      tls_config:\n        cert_file: %s\n        key_file: %s\n"
+           "        ca_file: %s\n" % (certs["server.crt"], certs["server.key"], certs["ca.crt"]))
+    a = Agent(ctx, config(loki, d, hp, [job("tls", p, "tcp", "rfc5424", extra=tls)])).start()
+    wait_until(lambda: "tls=client-certificates" in a.log(), 20, interval=0.1,
+               what="the TLS listener")
+    good = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.crt"])
+    good.load_cert_chain(certs["client.crt"], certs["client.key"])
+    n = 500
+    with socket.create_connection(("127.0.0.1", p)) as raw:
+        with good.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            for i in range(n):
+                m = "<13>1 - h app - - - tls seq=%d" % i
+                s.sendall(("%d %s" % (len(m), m)).encode())
+    nocert = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.crt"])
+    refused = False
+    try:
+        with socket.create_connection(("127.0.0.1", p)) as raw:
+            with nocert.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"<13>1 - h app - - - tls must not arrive\n")
+                s.recv(10)  # TLS 1.3: the refusal comes after the client's handshake
+    except (ssl.SSLError, ConnectionError, OSError):
+        refused = True
+    assert refused, "a client without a certificate was served"
+    wait_until(lambda: loki.count() >= n, 30, interval=0.2, what="%d messages over TLS" % n)
+    time.sleep(0.5)
+    got = sorted(int(e["line"].split("=")[1]) for e in loki.entries())
+    assert got == list(range(n)), got[:10]
+    m = a.metrics(hp)
+    assert metric_value(m, "bpftail_syslog_tls_errors_total", job="tls") >= 1, m
+    assert a.stop() == 0
+
+
+def test_syslog_rsyslog_forwarder_over_tls(ctx):
+    """rsyslog forwards over TLS (omfwd, the ossl stream driver, its client certificate from
+    the test CA, octet-counted RFC 5424): 1,000 lines arrive once."""
+    rs = rsyslogd()
+    if not os.path.exists("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so") and \
+            not os.path.exists("/usr/lib/rsyslog/lmnsd_ossl.so"):
+        raise lib.Skip("rsyslog's OpenSSL driver is not installed (rsyslog-openssl)")
+    certs = make_test_ca(ctx.tmpdir())
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, p = free_port(), free_port()
+    tls = ("      tls_config:\n        cert_file: %s\n        key_file: %s\n"
+           "        ca_file: %s\n" % (certs["server.crt"], certs["server.key"], certs["ca.crt"]))
+    a = Agent(ctx, config(loki, d, hp, [job("rtls", p, "tcp", "rfc5424", extra=tls)])).start()
+    wait_until(lambda: "tls=client-certificates" in a.log(), 20, interval=0.1,
+               what="the TLS listener")
+    rd = ctx.tmpdir()
+    os.makedirs(os.path.join(rd, "work"))
+    sock = os.path.join(rd, "log.sock")
+    conf = os.path.join(rd, "rsyslog.conf")
+    with open(conf, "w") as f:
+        f.write("""global(workDirectory="%(rd)s/work"
+       DefaultNetstreamDriverCAFile="%(ca)s"
+       DefaultNetstreamDriverCertFile="%(crt)s"
+       DefaultNetstreamDriverKeyFile="%(key)s")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="%(sock)s" CreatePath="on" RateLimit.Interval="0")
+*.* action(type="omfwd" target="127.0.0.1" port="%(port)d" protocol="tcp"
+           StreamDriver="ossl" StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid"
+           TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+           queue.type="LinkedList" action.resumeRetryCount="-1")
+""" % dict(rd=rd, sock=sock, port=p, ca=certs["ca.crt"], crt=certs["client.crt"],
+           key=certs["client.key"]))
+    r = subprocess.Popen([rs, "-n", "-f", conf, "-i", os.path.join(rd, "pid")],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ctx.cleanups.append(lambda: (r.poll() is None and r.kill(), r.wait()))
+    wait_until(lambda: os.path.exists(sock), 20, interval=0.1, what="rsyslog's socket")
+    n = 1000
+    src = os.path.join(rd, "lines.txt")
+    with open(src, "w") as f:
+        for i in range(n):
+            f.write("tls seq=%d via rsyslog\n" % i)
+    out = subprocess.run(["logger", "-u", sock, "-t", "tlsapp", "-f", src],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert out.returncode == 0, out.stdout
+    wait_until(lambda: loki.count() >= n, 60, interval=0.3, what="%d lines over TLS" % n)
+    time.sleep(1.0)
+    got = loki.entries()
+    seqs = sorted(int(e["line"].split()[1][4:]) for e in got)
+    assert seqs == list(range(n)), "lost %s" % sorted(set(range(n)) - set(seqs))[:10]
+    assert loki.received() == n, loki.received()
+    assert all('app="tlsapp"' in e["labels"] for e in got), got[0]
+    ctx.table.append(("rsyslog omfwd over TLS", n, len(got), loki.received() - n,
+                      n - len(set(seqs))))
+    r.terminate()
+    r.wait(10)
+    assert a.stop() == 0

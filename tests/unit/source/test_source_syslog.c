@@ -208,7 +208,9 @@ Test(source_syslog, config_errors_name_the_key)
         {"syslog:\n  listen_address: x:1\n  bogus: 1\n", "unknown key"},
         {"syslog:\n  listen_address: x:1\n  listen_protocol: sctp\n", "tcp or udp"},
         {"syslog:\n  listen_address: x:1\n  syslog_format: rfc9999\n", "rfc5424 or rfc3164"},
-        {"syslog:\n  listen_address: x:1\n  tls_config: {cert_file: a}\n", "not supported"},
+        {"syslog:\n  listen_address: x:1\n  tls_config: {cert_file: a}\n", "key_file are required"},
+        {"syslog:\n  listen_address: x:1\n  tls_config: {insecure_skip_verify: true}\n",
+         "not supported"},
         {"syslog:\n  listen_address: x:1\n  idle_timeout: -1s\n", "idle_timeout"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
