@@ -334,7 +334,7 @@ module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="%(sock)s" CreatePath="on" RateLimit.Interval="0")
 *.* action(type="omfwd" target="127.0.0.1" port="%(port)d" protocol="tcp"
            TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
-           queue.type="LinkedList" action.resumeRetryCount="-1")
+           queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1")
 """ % dict(rd=rd, sock=sock, port=p))
     r = subprocess.Popen([rsyslogd(), "-n", "-f", conf, "-i", os.path.join(rd, "pid")],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -493,7 +493,7 @@ input(type="imuxsock" Socket="%(sock)s" CreatePath="on" RateLimit.Interval="0")
 *.* action(type="omfwd" target="127.0.0.1" port="%(port)d" protocol="tcp"
            StreamDriver="ossl" StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid"
            TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
-           queue.type="LinkedList" action.resumeRetryCount="-1")
+           queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1")
 """ % dict(rd=rd, sock=sock, port=p, ca=certs["ca.crt"], crt=certs["client.crt"],
            key=certs["client.key"]))
     r = subprocess.Popen([rs, "-n", "-f", conf, "-i", os.path.join(rd, "pid")],
@@ -508,7 +508,12 @@ input(type="imuxsock" Socket="%(sock)s" CreatePath="on" RateLimit.Interval="0")
     out = subprocess.run(["logger", "-u", sock, "-t", "tlsapp", "-f", src],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
     assert out.returncode == 0, out.stdout
-    wait_until(lambda: loki.count() >= n, 60, interval=0.3, what="%d lines over TLS" % n)
+    try:
+        wait_until(lambda: loki.count() >= n, 60, interval=0.3, what="%d lines over TLS" % n)
+    except AssertionError:
+        r.kill()
+        raise AssertionError("%d of %d; bpftail: %s\nrsyslog: %s" % (
+            loki.count(), n, a.log()[-1500:], r.communicate()[0][-1500:]))
     time.sleep(1.0)
     got = loki.entries()
     seqs = sorted(int(e["line"].split()[1][4:]) for e in got)
