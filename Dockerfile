@@ -7,14 +7,14 @@ FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler \
       libsnappy-dev libjansson-dev libyaml-dev libmicrohttpd-dev libre2-dev libbpf-dev clang \
-      llvm bpftool libcap-dev libsystemd-dev ca-certificates && rm -rf /var/lib/apt/lists/*
+      llvm bpftool libcap-dev libsystemd-dev zlib1g-dev libssl-dev ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN cmake -S /src -B /build -DBT_TESTS=OFF -DCMAKE_BUILD_TYPE=Release && cmake --build /build -j"$(nproc)" --target bpftail
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libcurl4 libprotobuf-c1 libsnappy1v5 libjansson4 libyaml-0-2 libmicrohttpd12 libre2-9 \
-      libbpf1 libcap2 libsystemd0 ca-certificates tzdata && rm -rf /var/lib/apt/lists/* \
+      libbpf1 libcap2 libsystemd0 zlib1g libssl3 ca-certificates tzdata && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/bpftail /var/lib/bpftail-plugin /run/docker/plugins /run/docker/logging
 COPY --from=build /build/bpftail /usr/bin/bpftail
 COPY config/bpftail.yaml /etc/bpftail/config.yaml

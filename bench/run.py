@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,8 @@ sys.path.insert(0, HERE)
 import gen_lines  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle", "startup", "docker-plugin"]
+SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle", "startup", "docker-plugin",
+             "syslog", "gelf", "push"]
 DEFAULT_SCENARIOS = ["plain", "docker", "pipeline"]
 
 PIPELINE_4 = r"""    pipeline_stages:
@@ -377,6 +379,157 @@ def scenario_pipeline(run):
     return throughput(run, "pipeline", "plain", PIPELINE_4)
 
 
+# ---- receivers ---------------------------------------------------------------------------
+
+RECEIVER_CONFIG = """server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: {port}
+  grpc_listen_port: 0
+  log_level: warn
+positions:
+  filename: {work}/positions.yaml
+clients:
+  - url: {url}
+    batchwait: 1s
+    batchsize: 1048576
+bpftail:
+  spool_dir: {work}/spool
+  spool_max_bytes: 1GiB
+scrape_configs:
+  - job_name: bench
+{receiver}      labels:
+        job: bench
+"""
+
+
+def agent_metric(port, name):
+    try:
+        st, body = http_get("http://127.0.0.1:%d/metrics" % port, timeout=5)
+    except OSError:
+        return 0
+    total = 0.0
+    for ln in body.decode().splitlines():
+        if ln.startswith(name + "{") or ln.startswith(name + " "):
+            total += float(ln.rsplit(" ", 1)[1])
+    return total
+
+
+def send_syslog(port, lines, stamp):
+    """RFC 5424, octet-counted, one TCP connection. Returns the bytes sent."""
+    blob = bytearray()
+    for ln in lines:
+        m = b"<14>1 " + stamp + b" benchhost app - - - " + ln
+        blob += b"%d " % len(m) + m
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(blob)
+    s.close()
+    return len(blob)
+
+
+def send_gelf(port, lines, ts, http_port):
+    """One uncompressed GELF datagram per line, at most `window` ahead of what bpftail queued
+    (UDP has no backpressure: the bench measures the receiver, not the kernel's drops)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent, window, total = 0, 4000, 0
+    for ln in lines:
+        d = json.dumps({"version": "1.1", "host": "benchhost", "timestamp": ts,
+                        "short_message": ln.decode("utf-8", "replace")}).encode()
+        s.sendto(d, ("127.0.0.1", port))
+        total += len(d)
+        sent += 1
+        if sent % 1000 == 0:
+            while sent - agent_metric(http_port, "bpftail_gelf_target_entries_total") > window:
+                time.sleep(0.002)
+    return total
+
+
+def send_push(port, lines, ts_ns, per_request=1000):
+    """JSON pushes of per_request entries on one keep-alive connection."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    total = 0
+    for i in range(0, len(lines), per_request):
+        vals = [[str(ts_ns + i + k), ln.decode("utf-8", "replace")]
+                for k, ln in enumerate(lines[i:i + per_request])]
+        body = json.dumps({"streams": [{"stream": {"src": "bench"}, "values": vals}]}).encode()
+        while True:
+            c.request("POST", "/loki/api/v1/push", body, {"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status == 204:
+                break
+            if r.status != 429:
+                raise BenchError("push answered %d" % r.status)
+            time.sleep(0.05)
+        total += len(body)
+    c.close()
+    return total
+
+
+def receiver(run, name):
+    """Sends the plain data set's lines to a receiver and times their delivery to Loki; input
+    MB is what went over the wire (frames, datagrams or request bodies)."""
+    path, _ = run.data("plain")
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
+    n = len(lines)
+    d = run.scenario_dir(name)
+    loki = FakeLoki(run.fake, discard=True)
+    agent = None
+    rport, port = free_port(), free_port()
+    block = {"syslog": "    syslog:\n      listen_address: 127.0.0.1:%d\n"
+                       "      max_message_length: 65536\n",
+             "gelf": "    gelf:\n      listen_address: 127.0.0.1:%d\n",
+             "push": "    loki_push_api:\n      server:\n        http_listen_port: %d\n"}[name]
+    try:
+        cfg = os.path.join(d, "bpftail.yaml")
+        with open(cfg, "w") as f:
+            f.write(RECEIVER_CONFIG.format(port=port, work=d, url=loki.push_url,
+                                           receiver=block % rport))
+        agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
+        end = time.monotonic() + 20
+        while time.monotonic() < end and agent_metric(port, "bpftail_build_info") == 0:
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        cpu0, _ = agent.sample()
+        now = time.time()
+        if name == "syslog":
+            size = send_syslog(rport, lines, time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                          time.gmtime(now)).encode())
+        elif name == "gelf":
+            size = send_gelf(rport, lines, now, port)
+        else:
+            size = send_push(rport, lines, int(now * 1e9))
+        t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall)
+        cpu, hwm = agent.sample()
+        cpu -= cpu0
+        wall = t_done - t0
+        agent.stop()
+        return {
+            "scenario": name, "lines": n, "bytes": size, "wall_s": wall,
+            "lines_per_s": n / wall, "mb_per_s": size / 1e6 / wall, "steady_lines_per_s": None,
+            "cpu_s": cpu, "mb_per_cpu_s": (size / 1e6 / cpu) if cpu else None,
+            "cpu_s_per_gb": cpu / (size / 1e9) if size else None,
+            "peak_rss_mib": (hwm or 0) / 1024, "exit_code": agent.p.returncode,
+        }
+    finally:
+        if agent:
+            agent.stop()
+        loki.stop()
+
+
+def scenario_syslog(run):
+    return receiver(run, "syslog")
+
+
+def scenario_gelf(run):
+    return receiver(run, "gelf")
+
+
+def scenario_push(run):
+    return receiver(run, "push")
+
+
 def scenario_latency(run):
     """Write-to-push latency with batchwait 100ms. A writer appends lines (each carrying its
     write time as wts=<unix ns>) at a steady rate while a poller samples the fake server's
@@ -680,7 +833,7 @@ TABLE_HEAD = ("| scenario | lines | input MB | wall s | lines/s | MB/s | steady 
 
 
 def table_row(r):
-    if r["scenario"] in ("plain", "docker", "pipeline"):
+    if r["scenario"] in ("plain", "docker", "pipeline", "syslog", "gelf", "push"):
         return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
             r["scenario"], r["lines"], fmt(r["bytes"] / 1e6, ".1f"), fmt(r["wall_s"], ".2f"),
             fmt(r["lines_per_s"], ",.0f"), fmt(r["mb_per_s"], ".1f"),

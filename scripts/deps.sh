@@ -9,9 +9,9 @@ set -euo pipefail
 
 want=(build-essential cmake pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
       libsnappy-dev libjansson-dev libyaml-dev libmicrohttpd-dev libre2-dev libbpf-dev clang llvm
-      bpftool libcap-dev libsystemd-dev)
+      bpftool libcap-dev libsystemd-dev zlib1g-dev libssl-dev)
 case "${1:-build}" in
-  test) want+=(libcriterion-dev python3 python3-pytest clang-format procps curl)
+  test) want+=(libcriterion-dev python3 python3-pytest clang-format procps curl rsyslog rsyslog-openssl)
         # Writes real journal files from export-format input for the journal tests.
         want+=(systemd-journal-remote)
         # Node is only needed to check dashboard queries with Grafana's grammar.

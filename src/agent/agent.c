@@ -54,6 +54,11 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
             if (a->jobs[i].journal)
                 bt_journal_pause(a->jobs[i].journal);
+        for (size_t i = 0; i < a->n_jobs; i++) {
+            bt_syslog_pause(a->jobs[i].syslog);
+            bt_pushrecv_pause(a->jobs[i].push);
+            bt_gelf_pause(a->jobs[i].gelf);
+        }
         bt_gauge_set(a->m_paused, 1);
         bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
         BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
@@ -64,6 +69,11 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
             if (a->jobs[i].journal)
                 bt_journal_resume(a->jobs[i].journal);
+        for (size_t i = 0; i < a->n_jobs; i++) {
+            bt_syslog_resume(a->jobs[i].syslog);
+            bt_pushrecv_resume(a->jobs[i].push);
+            bt_gelf_resume(a->jobs[i].gelf);
+        }
         BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
@@ -249,6 +259,13 @@ static void begin_shutdown(struct bt_agent *a, const char *why)
             bt_format_duration(d, sizeof(d), a->cfg->agent.shutdown_timeout_ns));
     if (a->files)
         bt_files_pause(a->files);
+    /* Receivers go on taking what senders send into their queues (durable), but stop feeding
+     * the pipeline, so the pushes in flight can drain before the deadline. */
+    for (size_t i = 0; i < a->n_jobs; i++) {
+        bt_syslog_pause(a->jobs[i].syslog);
+        bt_pushrecv_pause(a->jobs[i].push);
+        bt_gelf_pause(a->jobs[i].gelf);
+    }
     /* Held partial lines and multiline blocks are not flushed: their bytes are not committed,
      * so they are read again after a restart instead of being shipped cut in two. */
     for (size_t i = 0; i < a->n_clients; i++)
@@ -291,6 +308,9 @@ static void teardown_sources(struct bt_agent *a)
     a->n_clients = 0;
     bt_files_mark_targets(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
+        bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
+        bt_pushrecv_free(a->jobs[i].push);
+        bt_gelf_free(a->jobs[i].gelf);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);
@@ -432,6 +452,12 @@ int agent_h_ready(void *ctx, struct bt_buf *msg)
     return -1;
 }
 
+/* A comma before the next element of a JSON list that started at start. */
+static int comma_after(struct bt_buf *out, size_t start)
+{
+    return out->len > start ? bt_buf_adds(out, ",") : 0;
+}
+
 int agent_h_targets(void *ctx, struct bt_buf *out)
 {
     struct bt_agent *a = ctx;
@@ -443,8 +469,20 @@ int agent_h_targets(void *ctx, struct bt_buf *out)
                          a->fim ? bt_fim_backend(a->fim) : "off");
     if (rc == 0)
         rc = a->files ? bt_files_render_targets(a->files, out) : bt_buf_adds(out, "[]");
+    /* Receivers: their listening port, open connections (syslog TCP) and durable queue. */
+    rc = rc ? rc : bt_buf_adds(out, ",\"receivers\":[");
+    size_t start = out->len;
+    for (size_t i = 0; rc == 0 && i < a->n_jobs; i++) {
+        struct agent_job *j = &a->jobs[i];
+        if (j->syslog && !(rc = comma_after(out, start)))
+            rc = bt_syslog_render(j->syslog, out);
+        if (rc == 0 && j->gelf && !(rc = comma_after(out, start)))
+            rc = bt_gelf_render(j->gelf, out);
+        if (rc == 0 && j->push && !(rc = comma_after(out, start)))
+            rc = bt_pushrecv_render(j->push, out);
+    }
     if (rc == 0)
-        rc = bt_buf_adds(out, "}\n");
+        rc = bt_buf_adds(out, "]}\n");
     return rc;
 }
 
@@ -492,6 +530,9 @@ void bt_agent_free(struct bt_agent *a)
     free(a->clients);
     bt_files_free(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
+        bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
+        bt_pushrecv_free(a->jobs[i].push);
+        bt_gelf_free(a->jobs[i].gelf);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);

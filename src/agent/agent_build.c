@@ -1,7 +1,9 @@
 #include "agent/agent_int.h"
+#include "util/hmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -233,6 +235,94 @@ static void on_bpf_loaded(void *ctx, int rc)
     drop_caps();
 }
 
+/* <spool_dir>/<kind>-<job>: the durable queue of one receiver. spool_dir defaults to a
+ * "bpftail-spool" directory beside the positions file. A job name that is not a plain file
+ * name (characters other than letters, digits, '-', '_' and '.', a leading '.', longer than 100
+ * bytes) is written with '_' for those characters, cut, and followed by a hash of the real
+ * name, so two jobs never share a directory. */
+static void queue_dir(const struct bt_agent *a, const char *kind, const char *job, char *out,
+                      size_t outlen)
+{
+    const char *root = a->cfg->agent.spool_dir;
+    char base[PATH_MAX], name[128];
+    size_t n = 0;
+    bool changed = false;
+    if (!root || !root[0]) {
+        const char *pos = a->cfg->positions.filename;
+        const char *slash = strrchr(pos, '/');
+        if (slash)
+            snprintf(base, sizeof(base), "%.*s/bpftail-spool", (int)(slash - pos), pos);
+        else
+            snprintf(base, sizeof(base), "bpftail-spool");
+        root = base;
+    }
+    for (const char *p = job; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || (c == '.' && p != job);
+        if (n == 100) {
+            changed = true;
+            break;
+        }
+        name[n++] = ok ? c : '_';
+        changed |= !ok;
+    }
+    name[n] = '\0';
+    if (changed)
+        snprintf(out, outlen, "%s/%s-%s-%016llx", root, kind, name,
+                 (unsigned long long)bt_hash64(job, strlen(job)));
+    else
+        snprintf(out, outlen, "%s/%s-%s", root, kind, name);
+}
+
+static int build_syslog(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 64];
+    queue_dir(a, "syslog", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    struct bt_syslog_env env = {.loop = a->loop,
+                                .metrics = a->metrics,
+                                .relabel = j->relabel,
+                                .job = j->sc->job_name,
+                                .sink = agent_job_source_sink,
+                                .ctx = j,
+                                .queue_dir = dir,
+                                .queue_bytes = a->cfg->agent.spool_max_bytes};
+    j->syslog = bt_syslog_new(j->sc->syslog, &env, err, errlen);
+    return j->syslog ? 0 : -EINVAL;
+}
+
+static int build_push(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 64];
+    queue_dir(a, "push", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    struct bt_pushrecv_env env = {.loop = a->loop,
+                                  .metrics = a->metrics,
+                                  .relabel = j->relabel,
+                                  .job = j->sc->job_name,
+                                  .sink = agent_job_source_sink,
+                                  .ctx = j,
+                                  .queue_dir = dir,
+                                  .queue_bytes = a->cfg->agent.spool_max_bytes};
+    j->push = bt_pushrecv_new(j->sc->loki_push_api, &env, err, errlen);
+    return j->push ? 0 : -EINVAL;
+}
+
+static int build_gelf(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+{
+    char dir[PATH_MAX + 64];
+    queue_dir(a, "gelf", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    struct bt_gelf_env env = {.loop = a->loop,
+                              .metrics = a->metrics,
+                              .relabel = j->relabel,
+                              .job = j->sc->job_name,
+                              .sink = agent_job_source_sink,
+                              .ctx = j,
+                              .queue_dir = dir,
+                              .queue_bytes = a->cfg->agent.spool_max_bytes};
+    j->gelf = bt_gelf_new(j->sc->gelf, &env, err, errlen);
+    return j->gelf ? 0 : -EINVAL;
+}
+
 int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -274,6 +364,7 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
     }
     for (size_t i = 0; i < a->n_jobs; i++) {
         struct agent_job *j = &a->jobs[i];
+        int rc_;
         const struct bt_node *sdl = j->sc->docker_sd_configs;
         if (sdl && sdl->type == BT_NODE_SEQ && sdl->n) {
             j->sds = calloc(sdl->n, sizeof(*j->sds));
@@ -339,6 +430,12 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!j->journal)
                 return -EINVAL;
         }
+        if (j->sc->syslog && (rc_ = build_syslog(a, j, err, errlen)) < 0)
+            return rc_;
+        if (j->sc->loki_push_api && (rc_ = build_push(a, j, err, errlen)) < 0)
+            return rc_;
+        if (j->sc->gelf && (rc_ = build_gelf(a, j, err, errlen)) < 0)
+            return rc_;
         if (!j->sc->docker)
             continue;
         j->disc =
@@ -420,6 +517,27 @@ static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!jr)
                 return -EINVAL;
             bt_journal_free(jr);
+        }
+        if (j->sc->syslog) {
+            struct bt_syslog_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+            struct bt_syslog *sl = bt_syslog_new(j->sc->syslog, &env, err, errlen);
+            if (!sl)
+                return -EINVAL;
+            bt_syslog_free(sl);
+        }
+        if (j->sc->loki_push_api) {
+            struct bt_pushrecv_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+            struct bt_pushrecv *pr = bt_pushrecv_new(j->sc->loki_push_api, &env, err, errlen);
+            if (!pr)
+                return -EINVAL;
+            bt_pushrecv_free(pr);
+        }
+        if (j->sc->gelf) {
+            struct bt_gelf_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+            struct bt_gelf *gl = bt_gelf_new(j->sc->gelf, &env, err, errlen);
+            if (!gl)
+                return -EINVAL;
+            bt_gelf_free(gl);
         }
     }
     return 0;

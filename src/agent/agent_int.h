@@ -29,6 +29,9 @@
 #include "source/source_docker.h"
 #include "source/source_file.h"
 #include "source/source_journal.h"
+#include "source/source_gelf.h"
+#include "source/source_push.h"
+#include "source/source_syslog.h"
 #include "push/batch.h"
 #include "push/client.h"
 #include "util/buf.h"
@@ -60,6 +63,9 @@ struct agent_job {
     struct bt_relabel *relabel;
     struct bt_docker_disc *disc;
     struct bt_journal *journal;
+    struct bt_syslog *syslog;
+    struct bt_pushrecv *push;
+    struct bt_gelf *gelf;
     struct bt_file_sd **fsds;
     size_t n_fsds;
     struct bt_docker_sd **sds;

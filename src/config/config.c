@@ -269,6 +269,8 @@ static const struct bt_cfg_field agent_fields[] = {
     {.key = "read_buffer", .kind = BT_CFG_BYTES, .off = AG(read_buffer)},
     {.key = "max_open_files", .kind = BT_CFG_SIZE, .off = AG(max_open_files), .hi = INT_MAX},
     {.key = "fingerprint_check", .kind = BT_CFG_BOOL, .off = AG(fingerprint_check)},
+    {.key = "spool_dir", .kind = BT_CFG_STR, .off = AG(spool_dir)},
+    {.key = "spool_max_bytes", .kind = BT_CFG_BYTES, .off = AG(spool_max_bytes)},
     {0},
 };
 
@@ -443,7 +445,6 @@ static int dec_docker(struct bt_cfg_ctx *c, const struct bt_node *v, void *at)
     {                                                                                              \
         .key = k, .kind = BT_CFG_UNSUPPORTED, .note = why                                          \
     }
-#define PLANNED(k) UNSUPPORTED_TARGET(k, "planned, not implemented yet (see the README)")
 #define CLOUD(k)                                                                                   \
     UNSUPPORTED_TARGET(k, "it receives logs from a cloud or network service; bpftail ships the "   \
                           "logs of its own machine (files, journal, Docker)")
@@ -458,15 +459,15 @@ static const struct bt_cfg_field scrape_fields[] = {
     {.key = "docker_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(docker_sd_configs)},
     {.key = "docker", .kind = BT_CFG_FN, .off = SC(docker), .fn = dec_docker},
     {.key = "journal", .kind = BT_CFG_FN, .off = SC(journal), .fn = dec_docker},
+    {.key = "syslog", .kind = BT_CFG_FN, .off = SC(syslog), .fn = dec_docker},
+    {.key = "loki_push_api", .kind = BT_CFG_FN, .off = SC(loki_push_api), .fn = dec_docker},
+    {.key = "gelf", .kind = BT_CFG_FN, .off = SC(gelf), .fn = dec_docker},
     {.key = "file_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(file_sd_configs)},
     {.key = "kubernetes_sd_configs", .kind = BT_CFG_SEQ_NODE, .off = SC(kubernetes_sd_configs)},
     {.key = "encoding", .kind = BT_CFG_STR, .off = SC(encoding)},
     {.key = "start_at", .kind = BT_CFG_FN, .off = SC(start_at), .fn = dec_start_at},
     {.key = "ignore_older", .kind = BT_CFG_DURATION, .off = SC(ignore_older_ns)},
     {.key = "decompression", .kind = BT_CFG_FN, .fn = dec_disabled_only},
-    PLANNED("syslog"),
-    PLANNED("loki_push_api"),
-    PLANNED("gelf"),
     UNSUPPORTED_TARGET("windows_events", "Windows event logs; bpftail runs on Linux"),
     CLOUD("gcplog"),
     CLOUD("kafka"),
@@ -592,6 +593,7 @@ static int set_defaults(struct bt_config *cfg)
     cfg->agent.idle_close_ns = 300 * BT_NS_PER_SEC;
     cfg->agent.read_buffer = 256u << 10;
     cfg->agent.fingerprint_check = true;
+    cfg->agent.spool_max_bytes = 256ull << 20;
     cfg->server.http_listen_address = strdup("");
     cfg->server.http_path_prefix = strdup("");
     cfg->server.log_level = strdup("info");
@@ -785,6 +787,7 @@ void bt_config_free(struct bt_config *c)
     free(c->server.log_format);
     free(c->positions.filename);
     free(c->agent.watcher);
+    free(c->agent.spool_dir);
     for (size_t i = 0; i < c->n_clients; i++)
         bt_cfg_client_free(&c->clients[i]);
     free(c->clients);

@@ -95,6 +95,9 @@ struct bt_scrape_config {
     const struct bt_node *journal;               /* promtail `journal:` target, or NULL */
     const struct bt_node *file_sd_configs;       /* NULL if absent */
     const struct bt_node *kubernetes_sd_configs; /* NULL if absent */
+    const struct bt_node *syslog;                /* promtail `syslog:` receiver, or NULL */
+    const struct bt_node *loki_push_api;         /* promtail `loki_push_api:` receiver, or NULL */
+    const struct bt_node *gelf;                  /* promtail `gelf:` receiver, or NULL */
     char *encoding;                              /* NULL = UTF-8 */
     /* bpftail extensions for file targets */
     enum bt_start_at start_at; /* first contact with a file that has no position */
@@ -152,6 +155,8 @@ struct bt_agent_config {
     uint64_t read_buffer;          /* bytes per read(): 256 KiB */
     size_t max_open_files;         /* 0 = derived from RLIMIT_NOFILE */
     bool fingerprint_check;        /* true */
+    char *spool_dir;               /* receivers' durable queues; NULL = beside positions */
+    uint64_t spool_max_bytes;      /* bound of each receiver's queue: 256 MiB */
 };
 
 struct bt_config {

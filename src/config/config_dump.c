@@ -394,6 +394,9 @@ static int dump_scrape(struct bt_buf *o, const struct bt_scrape_config *s)
     rc = rc ? rc : kv_node(o, 4, "docker_sd_configs", s->docker_sd_configs);
     rc = rc ? rc : kv_node(o, 4, "docker", s->docker);
     rc = rc ? rc : kv_node(o, 4, "journal", s->journal);
+    rc = rc ? rc : kv_node(o, 4, "syslog", s->syslog);
+    rc = rc ? rc : kv_node(o, 4, "loki_push_api", s->loki_push_api);
+    rc = rc ? rc : kv_node(o, 4, "gelf", s->gelf);
     rc = rc ? rc : kv_node(o, 4, "file_sd_configs", s->file_sd_configs);
     rc = rc ? rc : kv_node(o, 4, "kubernetes_sd_configs", s->kubernetes_sd_configs);
     rc = rc ? rc : kv_str(o, 4, "encoding", s->encoding);
@@ -427,6 +430,8 @@ static int dump_rest(struct bt_buf *o, const struct bt_config *c)
     rc = rc ? rc : kv_raw(o, 2, "read_buffer", "%" PRIu64, a->read_buffer);
     rc = rc ? rc : kv_raw(o, 2, "max_open_files", "%zu", a->max_open_files);
     rc = rc ? rc : kv_bool(o, 2, "fingerprint_check", a->fingerprint_check);
+    rc = rc ? rc : kv_str(o, 2, "spool_dir", a->spool_dir);
+    rc = rc ? rc : kv_raw(o, 2, "spool_max_bytes", "%" PRIu64, a->spool_max_bytes);
     return rc ? rc : kv_node(o, 0, "fim", c->fim);
 }
 

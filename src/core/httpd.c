@@ -47,9 +47,40 @@ struct req {
     size_t body;
     size_t max; /* body cap of this request */
     bool too_large;
-    bool keep; /* a POST for the generic handler: the body is kept in buf */
+    bool keep;          /* the body is kept in buf: a POST for the generic handler, or any
+                           request for a request handler */
     struct bt_buf buf;
 };
+
+const char *bt_http_header(const struct bt_http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result reply_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                 struct bt_buf *body);
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text);
+
+/* A whole request to the server's request handler. */
+static enum MHD_Result serve_request(struct bt_httpd *s, struct MHD_Connection *c, const char *url,
+                                     const char *method, struct req *r)
+{
+    struct bt_http_request hr = {.method = method,
+                                 .url = url,
+                                 .body = r->buf.ptr ? r->buf.ptr : "",
+                                 .body_len = r->buf.len,
+                                 .conn = c};
+    struct bt_buf out;
+    const char *ctype = NULL;
+    bt_buf_init(&out, BT_HTTPD_MAX_RESPONSE);
+    int status = s->h.request(s->h.ctx, &hr, &out, &ctype);
+    bt_buf_free(&r->buf);
+    if (out.len == 0 && status != MHD_HTTP_NO_CONTENT) {
+        bt_buf_free(&out);
+        return reply_text(c, (unsigned)status, "");
+    }
+    return reply_buf(c, (unsigned)status, ctype ? ctype : TEXT_CTYPE, &out);
+}
 
 /* ---- listen socket -------------------------------------------------------------------- */
 
@@ -305,7 +336,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r;
         r->max = BT_HTTPD_MAX_BODY;
-        if (s->h.post && strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/reload") != 0) {
+        if (s->h.request) {
+            r->keep = true;
+            if (s->h.max_body)
+                r->max = s->h.max_body;
+        } else if (s->h.post && strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/reload") != 0) {
             r->keep = true;
             if (s->h.post_max_body)
                 r->max = s->h.post_max_body;
@@ -337,6 +372,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->too_large)
         return MHD_YES; /* 413 already queued */
+    if (s->h.request)
+        return serve_request(s, c, url, method, r);
     return route(s, c, url, method, r);
 }
 

@@ -13,7 +13,9 @@
  * closed). A server may also route every POST to a generic handler (the Docker plugin's
  * protocol); its bodies are kept, up to post_max_body. Responses built by handlers are capped
  * at BT_HTTPD_MAX_RESPONSE bytes. bt_httpd_new listens on TCP, bt_httpd_new_unix on a unix
- * socket path (replacing a stale socket file, never another kind of file).
+ * socket path (replacing a stale socket file, never another kind of file). A server with a
+ * `request` handler (a receiver's own server, the Loki push API) hands every whole request to
+ * it instead, with bodies up to its max_body.
  */
 #ifndef BT_HTTPD_H
 #define BT_HTTPD_H
@@ -27,6 +29,16 @@ struct bt_httpd;
 
 #define BT_HTTPD_MAX_BODY (64 * 1024)
 #define BT_HTTPD_MAX_RESPONSE (64 * 1024 * 1024)
+
+/* A request handed whole to a `request` handler (see below). Valid for the call only. */
+struct bt_http_request {
+    const char *method, *url;
+    const char *body; /* the whole body, NUL-terminated; body_len bytes */
+    size_t body_len;
+    void *conn; /* for bt_http_header */
+};
+/* The value of request header name (case-insensitive), or NULL. */
+const char *bt_http_header(const struct bt_http_request *r, const char *name);
 
 /* Endpoint callbacks, all optional. Each fills the given empty buffer and returns 0, or
  * nonzero for failure (ready: "not ready"). Called on the loop thread. */
@@ -45,6 +57,12 @@ struct bt_httpd_handlers {
     unsigned (*post)(void *ctx, const char *url, const char *body, size_t len, struct bt_buf *out,
                      const char **ctype);
     size_t post_max_body; /* cap on a POST body for post (0 = BT_HTTPD_MAX_BODY) */
+    /* Set: this handler serves every request instead of the endpoints above (a receiver's own
+     * server). It fills out (text/plain unless *ctype is set) and returns the HTTP status.
+     * Bodies are kept up to max_body bytes (0 = BT_HTTPD_MAX_BODY); past it: 413. */
+    int (*request)(void *ctx, const struct bt_http_request *req, struct bt_buf *out,
+                   const char **ctype);
+    size_t max_body;
     void *ctx;
     /* "" or NULL: endpoints at the root. "/p" (no trailing slash, at most 200 bytes): every
      * endpoint only under /p (promtail's server.http_path_prefix); copied. */

@@ -490,10 +490,25 @@ Test(config, authorization_and_oauth2_follow_prometheus_rules)
                 "true or false");
 }
 
+Test(config, receivers_are_kept_for_their_modules)
+{
+    struct bt_config *c = parse(MIN_CFG "scrape_configs:\n  - job_name: j\n    syslog: "
+                                        "{listen_address: \":1514\"}\n  - job_name: k\n"
+                                        "    loki_push_api: {server: {http_listen_port: 3500}}\n"
+                                        "bpftail:\n  spool_dir: /var/lib/bpftail/spool\n"
+                                        "  spool_max_bytes: 1GiB\n");
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_not_null(c->scrapes[0].syslog);
+    cr_assert_not_null(c->scrapes[1].loki_push_api);
+    cr_assert_str_eq(c->agent.spool_dir, "/var/lib/bpftail/spool");
+    cr_assert_eq(c->agent.spool_max_bytes, 1ull << 30);
+    bt_config_free(c);
+}
+
 Test(config, unsupported_promtail_features_say_so)
 {
-    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    syslog: {listen_address: x}\n",
-                "c.yaml:5:5: scrape_configs[0].syslog: not supported by bpftail", NULL);
+    parse_fails(MIN_CFG "scrape_configs:\n  - job_name: j\n    kafka: {brokers: [x]}\n",
+                "c.yaml:5:5: scrape_configs[0].kafka: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "scrape_configs:\n  - job_name: k\n    consul_sd_configs: []\n",
                 "scrape_configs[0].consul_sd_configs: not supported by bpftail", NULL);
     parse_fails(MIN_CFG "tracing:\n  enabled: true\n",
@@ -581,7 +596,7 @@ static const struct bad_case bad_cases[] = {
     {"bad-size.yaml", ":4:18:", "limits_config.max_line_size: invalid byte size"},
     {"bad-missing-url.yaml", ":3:5:", "clients[1]: url is required"},
     {"bad-duplicate-job.yaml", ":7:15:", "duplicate job_name \"system\""},
-    {"bad-syslog.yaml", ":5:5:", "syslog: not supported by bpftail"},
+    {"bad-windows-events.yaml", ":5:5:", "windows_events: not supported by bpftail"},
     {"bad-tracing.yaml", ":4:3:", "tracing: not supported by bpftail"},
     {"bad-auth.yaml", ":2:5:", "at most one of basic_auth, bearer_token"},
     {"bad-label-name.yaml", ":8:11:", "\"bad-name\" is not a valid label name"},
@@ -902,7 +917,8 @@ Test(config, dump_parses_back_to_the_same_config)
 {
     static const char *const files[] = {
         "bpftail-full.yaml",          "promtail-local.yaml",        "promtail-static-exclude.yaml",
-        "promtail-multi-client.yaml", "promtail-docker-stage.yaml", "promtail-journal.yaml"};
+        "promtail-multi-client.yaml", "promtail-docker-stage.yaml", "promtail-journal.yaml",
+        "promtail-receivers.yaml"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[512];
         snprintf(path, sizeof(path), DATA "%s", files[i]);

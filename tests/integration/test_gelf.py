@@ -1,0 +1,112 @@
+"""The `gelf` scrape config with hand-made datagrams: plain, gzip and zlib JSON; a chunked
+message reassembled from chunks sent out of order (and duplicated); a chunked message that
+never completes and one that grows past the size limit are dropped and counted; labels
+(promtail's __gelf_* names through relabel_configs) and timestamps. Docker's own gelf driver
+is in docker/test_docker_gelf.py."""
+import gzip
+import json
+import os
+import random
+import socket
+import time
+import zlib
+
+from lib import Agent, FakeLoki, free_port, metric_value, wait_until
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def gelf_config(loki, d, hp, port, extra=""):
+    return """server:
+  http_listen_port: %(hp)d
+  grpc_listen_port: 0
+positions:
+  filename: %(pos)s
+clients:
+  - url: %(url)s
+    batchwait: 100ms
+bpftail:
+  spool_dir: %(spool)s
+scrape_configs:
+  - job_name: gelf
+    gelf:
+      listen_address: 127.0.0.1:%(port)d
+      use_incoming_timestamp: true
+%(extra)s      labels:
+        job: gelf
+    relabel_configs:
+      - source_labels: [__gelf_message_level]
+        target_label: level
+      - source_labels: [__gelf_message_host]
+        target_label: host
+      - source_labels: [__gelf_message_version]
+        target_label: version
+      - source_labels: [__gelf_message_facility]
+        target_label: facility
+""" % dict(hp=hp, port=port, pos=os.path.join(d, "positions.yaml"), url=loki.url,
+           spool=os.path.join(d, "spool"), extra=extra)
+
+
+def chunks(payload, size, msg_id):
+    parts = [payload[i:i + size] for i in range(0, len(payload), size)]
+    assert len(parts) <= 128
+    return [b"\x1e\x0f" + msg_id + bytes([i, len(parts)]) + p for i, p in enumerate(parts)]
+
+
+def test_gelf_plain_compressed_chunked_and_limits(ctx):
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, port = free_port(), free_udp_port()
+    a = Agent(ctx, gelf_config(loki, d, hp, port,
+                               extra="      max_message_bytes: 200KiB\n")).start()
+    wait_until(lambda: a.log().find("gelf listening") >= 0, 20, interval=0.1,
+               what="gelf listening")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dst = ("127.0.0.1", port)
+    ts = time.time() - 60
+
+    def msg(text, **kw):
+        m = {"version": "1.1", "host": "h1", "short_message": text, "timestamp": ts,
+             "level": 3}
+        m.update(kw)
+        return json.dumps(m).encode()
+
+    s.sendto(msg("plain one", facility="app"), dst)
+    s.sendto(gzip.compress(msg("gzipped one")), dst)
+    s.sendto(zlib.compress(msg("zlib one", level=6)), dst)
+    big = msg("chunked " + "x" * 40000, _extra="e")
+    cs = chunks(gzip.compress(big, 0), 1400, b"ABCDEFGH")
+    assert len(cs) > 20
+    order = list(range(len(cs)))
+    random.Random(1).shuffle(order)
+    for i in order[:-1] + order[:3] + order[-1:]:  # out of order, with duplicates
+        s.sendto(cs[i], dst)
+    # never completes: one chunk of three
+    s.sendto(chunks(msg("lost " + "y" * 3000), 1400, b"IJKLMNOP")[0], dst)
+    # completes past the 200 KiB limit
+    for c in chunks(msg("huge " + "z" * 250000), 8000, b"QRSTUVWX"):
+        s.sendto(c, dst)
+        time.sleep(0.0005)
+    s.sendto(b"{not json", dst)
+    wait_until(lambda: loki.count() >= 4, 20, interval=0.2, what="4 GELF messages")
+    time.sleep(6.5)  # the incomplete one expires after 5 s
+    got = {json.loads(e["line"])["short_message"][:7]: e for e in loki.entries()}
+    assert set(got) == {"plain o", "gzipped", "zlib on", "chunked"}, set(got)
+    want_ts = int(ts * 1e9)
+    assert got["plain o"]["labels"] == ('{facility="app", host="h1", job="gelf", '
+                                        'level="error", version="1.1"}'), got["plain o"]
+    assert abs(got["plain o"]["ts"] - want_ts) < 1000, (got["plain o"]["ts"], want_ts)
+    assert got["zlib on"]["labels"] == '{host="h1", job="gelf", level="informational", version="1.1"}'
+    assert json.loads(got["chunked"]["line"]) == json.loads(big)
+    m = a.metrics(hp)
+    assert metric_value(m, "bpftail_gelf_target_entries_total", job="gelf") == 4, m
+    assert metric_value(m, "bpftail_gelf_target_parsing_errors_total", job="gelf") == 1, m
+    assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_incomplete") == 1, m
+    assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_too_large") == 1, m
+    assert a.stop() == 0

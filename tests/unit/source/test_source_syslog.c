@@ -1,0 +1,227 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config/node.h"
+#include "core/ack.h"
+#include "core/labels.h"
+#include "core/loop.h"
+#include "source/source_syslog.h"
+
+#define MAXE 20000
+
+struct seen {
+    char (*lines)[48];
+    char labels[256];
+    struct bt_segment **segs;
+    size_t n;
+    bool hold;
+};
+
+static void sink(void *ctx, const struct bt_entry *e)
+{
+    struct seen *s = ctx;
+    cr_assert_lt(s->n, MAXE);
+    snprintf(s->lines[s->n], sizeof(s->lines[0]), "%.*s", (int)e->line_len, e->line);
+    size_t cl;
+    snprintf(s->labels, sizeof(s->labels), "%s", bt_labels_canon(e->labels, &cl));
+    if (s->hold) {
+        bt_segment_ref(e->seg, 1);
+        s->segs[s->n] = e->seg;
+    }
+    s->n++;
+}
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/bt-syslog-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(source_syslog, .init = setup, .fini = teardown);
+
+struct fixture {
+    struct bt_loop *l;
+    struct bt_node *cfg;
+    struct bt_syslog *s;
+    struct seen *seen;
+};
+
+static void start(struct fixture *f, const char *yaml, uint64_t queue_bytes)
+{
+    char err[256] = "", qdir[128];
+    f->l = bt_loop_new();
+    f->cfg = bt_yaml_parse(yaml, strlen(yaml), "t.yaml", err, sizeof(err));
+    cr_assert_not_null(f->cfg, "%s", err);
+    f->seen = calloc(1, sizeof(*f->seen));
+    f->seen->lines = calloc(MAXE, sizeof(*f->seen->lines));
+    f->seen->segs = calloc(MAXE, sizeof(*f->seen->segs));
+    snprintf(qdir, sizeof(qdir), "%s/q", dir);
+    struct bt_syslog_env env = {.loop = f->l,
+                                .job = "t",
+                                .sink = sink,
+                                .ctx = f->seen,
+                                .queue_dir = qdir,
+                                .queue_bytes = queue_bytes};
+    f->s = bt_syslog_new(bt_node_get(f->cfg, "syslog"), &env, err, sizeof(err));
+    cr_assert_not_null(f->s, "%s", err);
+}
+
+static void stop(struct fixture *f)
+{
+    bt_syslog_free(f->s);
+    bt_node_free(f->cfg);
+    bt_loop_free(f->l);
+    free(f->seen->lines);
+    free(f->seen->segs);
+    free(f->seen);
+}
+
+static void spin_until(struct fixture *f, size_t n, int max_rounds)
+{
+    for (int i = 0; i < max_rounds && f->seen->n < n; i++)
+        bt_loop_run_once(f->l, 10 * 1000 * 1000);
+}
+
+static int connect_to(int port, int type)
+{
+    int fd = socket(AF_INET, type, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+Test(source_syslog, tcp_framings_mixed_and_split_byte_by_byte)
+{
+    struct fixture f;
+    start(&f,
+          "syslog:\n  listen_address: 127.0.0.1:0\n  labels: {job: s}\n"
+          "  label_structured_data: true\n",
+          0);
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_STREAM);
+    const char *wire = "25 <13>1 - h app - - - first"
+                       "<13>1 - h app - - - second\r\n"
+                       "\n\n"
+                       "28 <13>1 - h app - - - 3 digits"
+                       "<13>1 - h app - - [bad sd\n"
+                       "<13>1 - h app - - - fourth\n";
+    for (const char *p = wire; *p; p++) {
+        cr_assert_eq(write(fd, p, 1), 1);
+        bt_loop_run_once(f.l, 0);
+    }
+    spin_until(&f, 4, 200);
+    cr_assert_eq(f.seen->n, 4, "got %zu", f.seen->n);
+    cr_assert_str_eq(f.seen->lines[0], "first");
+    cr_assert_str_eq(f.seen->lines[1], "second");
+    cr_assert_str_eq(f.seen->lines[2], "3 digits");
+    cr_assert_str_eq(f.seen->lines[3], "fourth");
+    cr_assert_str_eq(f.seen->labels, "{job=\"s\"}");
+    cr_assert_eq(bt_syslog_connections(f.s), 1);
+    close(fd);
+    for (int i = 0; i < 20 && bt_syslog_connections(f.s); i++)
+        bt_loop_run_once(f.l, 10 * 1000 * 1000);
+    cr_assert_eq(bt_syslog_connections(f.s), 0, "closed by the peer: closed here");
+    stop(&f);
+}
+
+Test(source_syslog, full_queue_stops_reading_and_resumes_where_it_stopped)
+{
+    struct fixture f;
+    start(&f, "syslog:\n  listen_address: 127.0.0.1:0\n  labels: {job: s}\n", 64 << 10);
+    f.seen->hold = true; /* nothing acknowledged: the queue fills */
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_STREAM);
+    char msg[256];
+    size_t total = 3000;
+    for (size_t i = 0; i < total; i++) {
+        int n = snprintf(msg, sizeof(msg), "<13>1 - h app - - - seq=%zu %s\n", i,
+                         "padding padding padding padding padding padding padding");
+        cr_assert_eq(write(fd, msg, (size_t)n), n);
+        if (i % 50 == 0)
+            bt_loop_run_once(f.l, 0);
+    }
+    for (int i = 0; i < 50; i++)
+        bt_loop_run_once(f.l, 1000 * 1000);
+    size_t held = f.seen->n;
+    cr_assert_gt(held, 100);
+    cr_assert_lt(held, total, "a 64 KiB queue cannot take %zu messages", total);
+    cr_assert_eq(bt_syslog_connections(f.s), 1, "a full queue does not close the connection");
+    /* Loki accepts: the queue drains, the connection is read again from where it stopped */
+    f.seen->hold = false;
+    for (size_t i = 0; i < held; i++)
+        bt_segment_unref(f.seen->segs[i], 1);
+    spin_until(&f, total, 2000);
+    cr_assert_eq(f.seen->n, total, "got %zu of %zu", f.seen->n, total);
+    for (size_t i = 0; i < total; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "seq=%zu ", i);
+        cr_assert_eq(strncmp(f.seen->lines[i], want, strlen(want)), 0, "%zu: %s", i,
+                     f.seen->lines[i]);
+    }
+    close(fd);
+    stop(&f);
+}
+
+Test(source_syslog, udp_datagrams_and_oversize_drops)
+{
+    struct fixture f;
+    start(&f,
+          "syslog:\n  listen_address: 127.0.0.1:0\n  listen_protocol: udp\n"
+          "  syslog_format: rfc3164\n  max_message_length: 100\n  labels: {job: u}\n",
+          0);
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_DGRAM);
+    const char *a = "<13>Dec  2 11:00:00 h app: one\n";
+    char big[300];
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "<13>", 4);
+    const char *b = "<13>Dec  2 11:00:00 h app[1]: two";
+    cr_assert_eq(send(fd, a, strlen(a), 0), (ssize_t)strlen(a));
+    cr_assert_eq(send(fd, big, sizeof(big), 0), (ssize_t)sizeof(big));
+    cr_assert_eq(send(fd, b, strlen(b), 0), (ssize_t)strlen(b));
+    spin_until(&f, 2, 200);
+    cr_assert_eq(f.seen->n, 2);
+    cr_assert_str_eq(f.seen->lines[0], "one");
+    cr_assert_str_eq(f.seen->lines[1], "two");
+    close(fd);
+    stop(&f);
+}
+
+Test(source_syslog, config_errors_name_the_key)
+{
+    const char *bad[][2] = {
+        {"syslog:\n  labels: {a: b}\n", "listen_address is required"},
+        {"syslog:\n  listen_address: x:1\n  bogus: 1\n", "unknown key"},
+        {"syslog:\n  listen_address: x:1\n  listen_protocol: sctp\n", "tcp or udp"},
+        {"syslog:\n  listen_address: x:1\n  syslog_format: rfc9999\n", "rfc5424 or rfc3164"},
+        {"syslog:\n  listen_address: x:1\n  tls_config: {cert_file: a}\n", "key_file are required"},
+        {"syslog:\n  listen_address: x:1\n  tls_config: {insecure_skip_verify: true}\n",
+         "not supported"},
+        {"syslog:\n  listen_address: x:1\n  idle_timeout: -1s\n", "idle_timeout"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[256] = "";
+        struct bt_node *n = bt_yaml_parse(bad[i][0], strlen(bad[i][0]), "t.yaml", err, sizeof(err));
+        cr_assert_not_null(n);
+        struct bt_syslog_env env = {.job = "t"};
+        struct bt_syslog *s = bt_syslog_new(bt_node_get(n, "syslog"), &env, err, sizeof(err));
+        cr_assert_null(s, "accepted: %s", bad[i][0]);
+        cr_assert(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+        cr_assert(strstr(err, "t.yaml:"), "%s", err);
+        bt_node_free(n);
+    }
+}
