@@ -47,8 +47,8 @@ struct req {
     size_t body;
     size_t max; /* body cap of this request */
     bool too_large;
-    bool keep;          /* the body is kept in buf: a POST for the generic handler, or any
-                           request for a request handler */
+    bool keep; /* the body is kept in buf: a POST for the generic handler, or any
+                  request for a request handler */
     struct bt_buf buf;
 };
 
@@ -340,7 +340,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             r->keep = true;
             if (s->h.max_body)
                 r->max = s->h.max_body;
-        } else if (s->h.post && strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/reload") != 0) {
+        } else if (s->h.post && strcmp(method, MHD_HTTP_METHOD_POST) == 0 &&
+                   strcmp(url, "/reload") != 0) {
             r->keep = true;
             if (s->h.post_max_body)
                 r->max = s->h.post_max_body;
