@@ -548,6 +548,7 @@ void bt_agent_free(struct bt_agent *a)
         bt_relabel_free(a->jobs[i].relabel);
     }
     free(a->jobs);
+    bt_resolver_free(a->resolver); /* after the syslog jobs, which wait on it */
     if (a->sigfd >= 0)
         close(a->sigfd);
     bt_loop_free(a->loop);

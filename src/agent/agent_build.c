@@ -279,7 +279,12 @@ static int build_syslog(struct bt_agent *a, struct agent_job *j, char *err, size
 {
     char dir[PATH_MAX + 64];
     queue_dir(a, "syslog", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
+    /* One resolver (one worker thread, one cache) for every syslog job; it outlives reloads. */
+    if (!a->resolver && !(a->resolver = bt_resolver_new(a->loop, a->metrics, NULL)))
+        BT_WARN("syslog", "no reverse DNS: __syslog_connection_hostname stays empty", "err=%s",
+                strerror(errno));
     struct bt_syslog_env env = {.loop = a->loop,
+                                .resolver = a->resolver,
                                 .metrics = a->metrics,
                                 .relabel = j->relabel,
                                 .job = j->sc->job_name,

@@ -16,6 +16,7 @@
 #include "core/labels.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/resolve.h"
 #include "config/config.h"
 #include "config/node.h"
 #include "watch/watch_bpf.h"
@@ -91,6 +92,7 @@ struct bt_agent {
     struct bt_fim *fim;
     const char *watcher_shown; /* backend named in bpftail_watcher_info */
     struct bt_httpd *httpd;
+    struct bt_resolver *resolver; /* syslog's reverse DNS, made with the first syslog job */
     int sigfd;
     uint64_t tick_timer;
     int64_t tick_at;

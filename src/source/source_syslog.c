@@ -16,9 +16,11 @@
 #include "core/labels.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/resolve.h"
 #include "source/relabel.h"
 #include "source/relay.h"
 #include "util/buf.h"
+#include "util/hmap.h"
 #include "util/log.h"
 #include "util/syslog.h"
 #include "util/timeutil.h"
@@ -32,11 +34,17 @@
 #define UDP_MAX 256   /* datagrams per wake-up */
 #define READ_ROUNDS 16
 #define FRAME_HDR 12 /* room for an octet count and its space */
+#define RESOLVE_NS (2 * BT_NS_PER_SEC) /* longest wait for a sender's name */
+#define HOLD_DGRAMS 1024               /* UDP datagrams held per sender while it resolves */
+#define HOLD_BYTES (1 << 20)           /* ... and their bytes */
+#define HOLD_SENDERS 256               /* UDP senders resolving at once */
 
 struct conn {
     struct bt_syslog *s;
     int fd;
     char ip[INET6_ADDRSTRLEN];
+    char host[BT_RESOLVE_NAME_MAX];
+    struct bt_resolve_wait *wait; /* resolving: the socket is not in the loop */
     char *buf;
     size_t len;
     uint64_t skip;   /* bytes of an over-long octet-counted message still to discard */
@@ -50,6 +58,21 @@ struct conn {
 };
 
 enum { FMT_5424, FMT_3164 };
+
+struct held {
+    struct held *next;
+    size_t len;
+    char data[];
+};
+
+/* A UDP sender whose name is being resolved, with its datagrams in arrival order. */
+struct sender {
+    struct bt_syslog *s;
+    char ip[INET6_ADDRSTRLEN];
+    struct bt_resolve_wait *wait;
+    struct held *head, *tail;
+    size_t n, bytes;
+};
 
 struct bt_syslog {
     struct bt_syslog_env env;
@@ -69,8 +92,9 @@ struct bt_syslog {
     uint64_t idle_timer;
     int64_t idle_period;
     char *dgram;
+    struct bt_hmap senders; /* ip -> struct sender, UDP senders resolving */
     struct bt_series *m_tls, *m_entries, *m_parse, *m_empty, *m_lim_conn, *m_lim_len, *m_lim_idle;
-    struct bt_series *m_drop_full, *m_drop_len, *m_drop_labels;
+    struct bt_series *m_drop_full, *m_drop_len, *m_drop_labels, *m_drop_resolve;
 };
 
 /* ---- one message ---- */
@@ -105,7 +129,8 @@ static int sd_labels(struct bt_syslog *s, const struct bt_syslog_msg *m)
 
 /* Handles one framed message. 0 when it is consumed (queued, or dropped and counted),
  * -ENOSPC when the queue is full (the caller keeps it and stops). */
-static int on_message(struct bt_syslog *s, const char *ip, const char *p, size_t n)
+static int on_message(struct bt_syslog *s, const char *ip, const char *host, const char *p,
+                      size_t n)
 {
     struct bt_syslog_msg m;
     int64_t now = bt_now_ns();
@@ -126,6 +151,7 @@ static int on_message(struct bt_syslog *s, const char *ip, const char *p, size_t
     }
     rc = bt_labels_copy(&s->labels, &s->statics);
     rc = rc ? rc : bt_labels_set(&s->labels, "__syslog_connection_ip_address", ip);
+    rc = rc ? rc : bt_labels_set(&s->labels, "__syslog_connection_hostname", host);
     const char *sev = bt_syslog_severity_name(m.severity);
     const char *fac = bt_syslog_facility_name(m.facility);
     rc = rc ? rc : bt_labels_set(&s->labels, "__syslog_message_severity", sev ? sev : "");
@@ -167,7 +193,9 @@ static int on_message(struct bt_syslog *s, const char *ip, const char *p, size_t
 static void conn_close(struct conn *c)
 {
     struct bt_syslog *s = c->s;
-    if (!c->blocked)
+    if (c->wait)
+        bt_resolver_cancel(s->env.resolver, c->wait);
+    else if (!c->blocked)
         bt_loop_del_fd(s->env.loop, c->fd);
     bt_tls_free(c->tls);
     close(c->fd);
@@ -256,7 +284,7 @@ static bool conn_process(struct conn *c)
                 continue;
             }
         }
-        if (on_message(s, c->ip, msg, mlen) == -ENOSPC) {
+        if (on_message(s, c->ip, c->host, msg, mlen) == -ENOSPC) {
             c->blocked = true;
             break;
         }
@@ -336,6 +364,22 @@ static void conn_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
 
 static void idle_fire(struct bt_loop *l, uint64_t id, void *arg);
 
+/* The connection's name is known (or "" at the deadline): its socket joins the loop. */
+static void conn_resolved(void *arg, const char *name)
+{
+    struct conn *c = arg;
+    struct bt_syslog *s = c->s;
+    c->wait = NULL;
+    snprintf(c->host, sizeof(c->host), "%s", name);
+    c->last = bt_mono_ns();
+    if (bt_loop_add_fd(s->env.loop, c->fd, EPOLLIN, conn_io, c) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_run(c); /* what came while it waited */
+    bt_relay_flush(s->relay);
+}
+
 static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_syslog *s = arg;
@@ -354,7 +398,7 @@ static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         struct conn *c = calloc(1, sizeof(*c));
         if (c)
             c->buf = malloc(s->max_msg + FRAME_HDR);
-        if (!c || !c->buf || bt_loop_add_fd(l, cfd, EPOLLIN, conn_io, c) < 0) {
+        if (!c || !c->buf || (s->tls && !(c->tls = bt_tls_accept(s->tls, cfd)))) {
             if (c)
                 free(c->buf);
             free(c);
@@ -364,18 +408,22 @@ static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         c->s = s;
         c->fd = cfd;
         c->last = bt_mono_ns();
-        if (s->tls && !(c->tls = bt_tls_accept(s->tls, cfd))) {
-            bt_loop_del_fd(l, cfd);
-            close(cfd);
-            free(c->buf);
-            free(c);
-            continue;
-        }
         if (getnameinfo((struct sockaddr *)&ss, sl, c->ip, sizeof(c->ip), NULL, 0,
                         NI_NUMERICHOST) != 0)
             c->ip[0] = '\0';
         if (strncmp(c->ip, "::ffff:", 7) == 0)
             memmove(c->ip, c->ip + 7, strlen(c->ip + 7) + 1);
+        /* Its messages wait for its name: the socket joins the loop when the name is known. */
+        if (s->env.resolver)
+            bt_resolver_lookup(s->env.resolver, (struct sockaddr *)&ss, sl, RESOLVE_NS,
+                               conn_resolved, c, c->host, &c->wait);
+        if (!c->wait && bt_loop_add_fd(l, cfd, EPOLLIN, conn_io, c) < 0) {
+            bt_tls_free(c->tls);
+            close(cfd);
+            free(c->buf);
+            free(c);
+            continue;
+        }
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
@@ -415,7 +463,7 @@ static void idle_fire(struct bt_loop *l, uint64_t id, void *arg)
     (void)id;
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
-        if (!c->blocked && now - c->last > s->idle_ns) {
+        if (!c->blocked && !c->wait && now - c->last > s->idle_ns) {
             bt_counter_inc(s->m_lim_idle);
             conn_close(c);
         }
@@ -427,6 +475,73 @@ static void idle_fire(struct bt_loop *l, uint64_t id, void *arg)
 }
 
 /* ---- UDP ---- */
+
+static void sender_free(struct sender *u)
+{
+    struct held *next;
+    for (struct held *h = u->head; h; h = next) {
+        next = h->next;
+        free(h);
+    }
+    free(u);
+}
+
+/* The sender's name is known (or "" at the deadline): its held datagrams go, in order. */
+static void sender_resolved(void *arg, const char *name)
+{
+    struct sender *u = arg;
+    struct bt_syslog *s = u->s;
+    bt_hmap_del(&s->senders, u->ip, strlen(u->ip));
+    for (struct held *h = u->head; h; h = h->next)
+        if (on_message(s, u->ip, name, h->data, h->len) == -ENOSPC)
+            bt_counter_inc(s->m_drop_full);
+    sender_free(u);
+    bt_relay_flush(s->relay);
+}
+
+/* Keeps a datagram of a sender whose name is not known yet. 1: held (or dropped and counted),
+ * 0: the name is in host, go on. */
+static int udp_hold(struct bt_syslog *s, const struct sockaddr_storage *ss, socklen_t sl,
+                    const char *ip, const char *p, size_t len, char *host)
+{
+    struct sender *u = bt_hmap_get(&s->senders, ip, strlen(ip));
+    if (!u) {
+        struct bt_resolve_wait *w = NULL;
+        if (s->senders.n >= HOLD_SENDERS) {
+            bt_counter_inc(s->m_drop_resolve);
+            return 1;
+        }
+        if (!(u = calloc(1, sizeof(*u))))
+            return 0; /* host is "": better without a name than lost */
+        int rc = bt_resolver_lookup(s->env.resolver, (const struct sockaddr *)ss, sl, RESOLVE_NS,
+                                    sender_resolved, u, host, &w);
+        if (rc != 0 || bt_hmap_put(&s->senders, ip, strlen(ip), u, NULL) < 0) {
+            bt_resolver_cancel(s->env.resolver, w);
+            free(u);
+            return 0;
+        }
+        u->s = s;
+        u->wait = w;
+        snprintf(u->ip, sizeof(u->ip), "%s", ip);
+    }
+    struct held *h = NULL;
+    if (u->n >= HOLD_DGRAMS || u->bytes + len > HOLD_BYTES ||
+        !(h = malloc(sizeof(*h) + len))) {
+        bt_counter_inc(s->m_drop_resolve);
+        return 1;
+    }
+    h->next = NULL;
+    h->len = len;
+    memcpy(h->data, p, len);
+    if (u->tail)
+        u->tail->next = h;
+    else
+        u->head = h;
+    u->tail = h;
+    u->n++;
+    u->bytes += len;
+    return 1;
+}
 
 static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
@@ -453,7 +568,10 @@ static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         if (getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST))
             ip[0] = '\0';
         const char *ipp = strncmp(ip, "::ffff:", 7) == 0 ? ip + 7 : ip;
-        if (on_message(s, ipp, s->dgram, len) == -ENOSPC)
+        char host[BT_RESOLVE_NAME_MAX] = "";
+        if (s->env.resolver && udp_hold(s, &ss, sl, ipp, s->dgram, len, host))
+            continue;
+        if (on_message(s, ipp, host, s->dgram, len) == -ENOSPC)
             bt_counter_inc(s->m_drop_full);
     }
     bt_relay_flush(s->relay);
@@ -676,6 +794,7 @@ static void init_metrics(struct bt_syslog *s)
     DROP(m_drop_full, "relay_full");
     DROP(m_drop_len, "line_too_long");
     DROP(m_drop_labels, "empty_labels");
+    DROP(m_drop_resolve, "resolve_queue_full");
 #undef DROP
 }
 
@@ -691,6 +810,7 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
     s->lfd = -1;
     bt_labels_init(&s->statics);
     bt_labels_init(&s->labels);
+    bt_hmap_init(&s->senders);
     s->job = strdup(env->job ? env->job : "");
     int rc = s->job ? parse_cfg(s, cfg, err, errlen) : -ENOMEM;
     if (rc == -ENOMEM)
@@ -746,6 +866,14 @@ void bt_syslog_free(struct bt_syslog *s)
         return;
     while (s->conns)
         conn_close(s->conns);
+    size_t pos = 0;
+    struct bt_hmap_slot *hs;
+    while ((hs = bt_hmap_next(&s->senders, &pos))) {
+        struct sender *u = hs->val;
+        bt_resolver_cancel(s->env.resolver, u->wait);
+        sender_resolved(u, ""); /* into the queue without a name rather than lost */
+    }
+    bt_hmap_free(&s->senders);
     if (s->idle_timer)
         bt_loop_del_timer(s->env.loop, s->idle_timer);
     if (s->lfd >= 0) {

@@ -20,8 +20,13 @@
  * Labels for relabel_configs, as promtail names them: __syslog_connection_ip_address,
  * __syslog_message_severity (emergency .. debug), __syslog_message_facility (kern .. local7),
  * __syslog_message_hostname, __syslog_message_app_name, __syslog_message_proc_id,
- * __syslog_message_msg_id. __syslog_connection_hostname is not set: a reverse DNS lookup
- * would block the loop. The "__" labels go after relabelling.
+ * __syslog_message_msg_id, and __syslog_connection_hostname: the sender's name by reverse DNS
+ * (core/resolve.h: a worker thread, a cache), "" when it has none or the answer takes longer
+ * than 2 s. A TCP connection is not read until its name is known or the 2 s have passed (the
+ * sender sees TCP backpressure). A UDP sender whose name is not cached has its datagrams
+ * held, in order, until then: at most 1024 datagrams or 1 MiB per sender and 256 senders;
+ * past that they are dropped and counted (bpftail_dropped_entries_total{reason=
+ * "resolve_queue_full"}). The "__" labels go after relabelling.
  *
  * TCP framing per message, as promtail detects it: a leading digit means octet counting
  * (RFC 6587 "LEN SP MSG"), anything else newline framing (a trailing CR is cut). UDP: one
@@ -50,11 +55,13 @@ struct bt_loop;
 struct bt_metrics;
 struct bt_node;
 struct bt_relabel;
+struct bt_resolver;
 struct bt_syslog;
 
 struct bt_syslog_env {
     struct bt_loop *loop;       /* NULL: parse the config only (-check-syntax) */
     struct bt_metrics *metrics; /* may be NULL */
+    struct bt_resolver *resolver; /* borrowed, may be NULL (no __syslog_connection_hostname) */
     struct bt_relabel *relabel; /* borrowed, may be NULL */
     const char *job;
     bt_entry_sink_fn sink; /* receives entries read back from the queue */
