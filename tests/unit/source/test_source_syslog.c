@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netdb.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +13,11 @@
 #include "core/ack.h"
 #include "core/labels.h"
 #include "core/loop.h"
+#include "core/metrics.h"
+#include "core/resolve.h"
+#include "source/relabel.h"
 #include "source/source_syslog.h"
+#include "util/timeutil.h"
 
 #define MAXE 20000
 
@@ -56,15 +62,33 @@ TestSuite(source_syslog, .init = setup, .fini = teardown);
 
 struct fixture {
     struct bt_loop *l;
+    struct bt_metrics *m;
+    struct bt_resolver *r;
+    struct bt_relabel *rl;
     struct bt_node *cfg;
     struct bt_syslog *s;
     struct seen *seen;
 };
 
-static void start(struct fixture *f, const char *yaml, uint64_t queue_bytes)
+static void start_with(struct fixture *f, const char *yaml, uint64_t queue_bytes,
+                       struct bt_resolver *(*make_resolver)(struct bt_loop *l,
+                                                            struct bt_metrics *m))
 {
     char err[256] = "", qdir[128];
+    memset(f, 0, sizeof(*f));
     f->l = bt_loop_new();
+    if (make_resolver) {
+        /* __syslog_connection_hostname into the label "host" */
+        static const char rules[] = "- source_labels: [__syslog_connection_hostname]\n"
+                                    "  target_label: host\n";
+        struct bt_node *rn = bt_yaml_parse(rules, strlen(rules), "r.yaml", err, sizeof(err));
+        cr_assert_not_null(rn, "%s", err);
+        f->rl = bt_relabel_new(rn, err, sizeof(err));
+        cr_assert_not_null(f->rl, "%s", err);
+        bt_node_free(rn);
+        f->m = bt_metrics_new();
+        f->r = make_resolver(f->l, f->m);
+    }
     f->cfg = bt_yaml_parse(yaml, strlen(yaml), "t.yaml", err, sizeof(err));
     cr_assert_not_null(f->cfg, "%s", err);
     f->seen = calloc(1, sizeof(*f->seen));
@@ -72,6 +96,9 @@ static void start(struct fixture *f, const char *yaml, uint64_t queue_bytes)
     f->seen->segs = calloc(MAXE, sizeof(*f->seen->segs));
     snprintf(qdir, sizeof(qdir), "%s/q", dir);
     struct bt_syslog_env env = {.loop = f->l,
+                                .metrics = f->m,
+                                .resolver = f->r,
+                                .relabel = f->rl,
                                 .job = "t",
                                 .sink = sink,
                                 .ctx = f->seen,
@@ -81,9 +108,17 @@ static void start(struct fixture *f, const char *yaml, uint64_t queue_bytes)
     cr_assert_not_null(f->s, "%s", err);
 }
 
+static void start(struct fixture *f, const char *yaml, uint64_t queue_bytes)
+{
+    start_with(f, yaml, queue_bytes, NULL);
+}
+
 static void stop(struct fixture *f)
 {
     bt_syslog_free(f->s);
+    bt_resolver_free(f->r);
+    bt_relabel_free(f->rl);
+    bt_metrics_free(f->m);
     bt_node_free(f->cfg);
     bt_loop_free(f->l);
     free(f->seen->lines);
@@ -223,5 +258,152 @@ Test(source_syslog, config_errors_name_the_key)
         cr_assert(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
         cr_assert(strstr(err, "t.yaml:"), "%s", err);
         bt_node_free(n);
+    }
+}
+
+/* ---- __syslog_connection_hostname ---- */
+
+static int lookup_ms;
+
+/* Stands in for DNS (no query leaves the machine): every address is "peer-a", after
+ * lookup_ms. */
+static int slow_lookup(const struct sockaddr *sa, socklen_t len, char *name, size_t namelen)
+{
+    (void)sa;
+    (void)len;
+    struct timespec ts = {lookup_ms / 1000, (long)(lookup_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    snprintf(name, namelen, "peer-a.");
+    return 0;
+}
+
+static struct bt_resolver *slow_resolver(struct bt_loop *l, struct bt_metrics *m)
+{
+    struct bt_resolver_opts o = {.lookup = slow_lookup};
+    return bt_resolver_new(l, m, &o);
+}
+
+static struct bt_resolver *real_resolver(struct bt_loop *l, struct bt_metrics *m)
+{
+    return bt_resolver_new(l, m, NULL);
+}
+
+static void spin_ms(struct fixture *f, int ms)
+{
+    int64_t end = bt_mono_ns() + (int64_t)ms * BT_NS_PER_MS;
+    while (bt_mono_ns() < end)
+        bt_loop_run_once(f->l, 5 * BT_NS_PER_MS);
+}
+
+Test(source_syslog, tcp_connection_waits_for_its_name_then_reads)
+{
+    struct fixture f;
+    lookup_ms = 300;
+    start_with(&f, "syslog:\n  listen_address: 127.0.0.1:0\n  labels: {job: t}\n", 0,
+               slow_resolver);
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_STREAM);
+    const char *msg = "<13>1 2024-01-01T00:00:00Z h app - - - one\n"
+                      "<13>1 2024-01-01T00:00:00Z h app - - - two\n";
+    cr_assert_eq(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
+    spin_ms(&f, 150);
+    cr_assert_eq(f.seen->n, 0, "not read before the name is known");
+    cr_assert_eq(bt_syslog_connections(f.s), 1);
+    spin_until(&f, 2, 300);
+    cr_assert_eq(f.seen->n, 2);
+    cr_assert_str_eq(f.seen->lines[0], "one");
+    cr_assert_str_eq(f.seen->lines[1], "two");
+    cr_assert(strstr(f.seen->labels, "host=\"peer-a\""), "%s", f.seen->labels);
+    /* a second connection from the same address: from the cache, at once */
+    int fd2 = connect_to(bt_syslog_port(f.s), SOCK_STREAM);
+    const char *m3 = "<13>1 2024-01-01T00:00:00Z h app - - - three\n";
+    cr_assert_eq(write(fd2, m3, strlen(m3)), (ssize_t)strlen(m3));
+    spin_until(&f, 3, 20);
+    cr_assert_eq(f.seen->n, 3);
+    cr_assert(strstr(f.seen->labels, "host=\"peer-a\""), "%s", f.seen->labels);
+    cr_assert_eq(bt_metrics_sum(f.m, "bpftail_resolver_lookups_total", ""), 1);
+    close(fd);
+    close(fd2);
+    stop(&f);
+}
+
+Test(source_syslog, tcp_goes_on_without_a_name_after_the_deadline)
+{
+    struct fixture f;
+    lookup_ms = 2600;
+    start_with(&f, "syslog:\n  listen_address: 127.0.0.1:0\n  labels: {job: t}\n", 0,
+               slow_resolver);
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_STREAM);
+    const char *msg = "<13>1 2024-01-01T00:00:00Z h app - - - late\n";
+    cr_assert_eq(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
+    int64_t t0 = bt_mono_ns();
+    spin_until(&f, 1, 300);
+    int64_t took = bt_mono_ns() - t0;
+    cr_assert_eq(f.seen->n, 1);
+    cr_assert_str_eq(f.seen->lines[0], "late");
+    cr_assert_null(strstr(f.seen->labels, "host="), "no name: %s", f.seen->labels);
+    cr_assert_geq(took, 1900 * BT_NS_PER_MS);
+    cr_assert_lt(took, 2500 * BT_NS_PER_MS);
+    cr_assert_eq(bt_metrics_sum(f.m, "bpftail_resolver_timeouts_total", ""), 1);
+    close(fd);
+    stop(&f);
+}
+
+Test(source_syslog, udp_sender_is_held_in_order_and_bounded_while_resolving)
+{
+    struct fixture f;
+    lookup_ms = 400;
+    start_with(&f,
+               "syslog:\n  listen_address: 127.0.0.1:0\n  listen_protocol: udp\n"
+               "  labels: {job: u}\n",
+               0, slow_resolver);
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_DGRAM);
+    int sent = 0;
+    for (int i = 0; i < 1100; i++) {
+        char m[96];
+        int n = snprintf(m, sizeof(m), "<13>1 2024-01-01T00:00:00Z h app - - - d%d", i);
+        cr_assert_eq(send(fd, m, (size_t)n, 0), n);
+        sent++;
+        if (i % 100 == 99)
+            bt_loop_run_once(f.l, 0); /* keep the socket's buffer from overflowing */
+    }
+    spin_until(&f, 1024, 300);
+    spin_ms(&f, 50);
+    cr_assert_eq(f.seen->n, 1024, "held up to the bound: %zu", f.seen->n);
+    for (int i = 0; i < 1024; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "d%d", i);
+        cr_assert_str_eq(f.seen->lines[i], want);
+    }
+    cr_assert(strstr(f.seen->labels, "host=\"peer-a\""), "%s", f.seen->labels);
+    cr_assert_eq(bt_metrics_sum(f.m, "bpftail_dropped_entries_total", "resolve_queue_full"),
+                 sent - 1024);
+    close(fd);
+    stop(&f);
+}
+
+Test(source_syslog, loopback_name_from_getnameinfo_for_tcp_and_udp)
+{
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char want[NI_MAXHOST] = "";
+    if (getnameinfo((struct sockaddr *)&lo, sizeof(lo), want, sizeof(want), NULL, 0,
+                    NI_NAMEREQD))
+        want[0] = '\0';
+    cr_assert(want[0], "127.0.0.1 has no name here: this test cannot tell");
+    char label[NI_MAXHOST + 16];
+    snprintf(label, sizeof(label), "host=\"%s\"", want);
+    for (int udp = 0; udp < 2; udp++) {
+        struct fixture f;
+        start_with(&f,
+                   udp ? "syslog:\n  listen_address: 127.0.0.1:0\n  listen_protocol: udp\n"
+                       : "syslog:\n  listen_address: 127.0.0.1:0\n",
+                   0, real_resolver);
+        int fd = connect_to(bt_syslog_port(f.s), udp ? SOCK_DGRAM : SOCK_STREAM);
+        const char *msg = "<13>1 2024-01-01T00:00:00Z h app - - - hello\n";
+        cr_assert_eq(send(fd, msg, strlen(msg), 0), (ssize_t)strlen(msg));
+        spin_until(&f, 1, 300);
+        cr_assert_eq(f.seen->n, 1);
+        cr_assert(strstr(f.seen->labels, label), "%s wanted, got %s", label, f.seen->labels);
+        close(fd);
+        stop(&f);
     }
 }
