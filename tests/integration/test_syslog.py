@@ -525,3 +525,48 @@ input(type="imuxsock" Socket="%(sock)s" CreatePath="on" RateLimit.Interval="0")
     r.terminate()
     r.wait(10)
     assert a.stop() == 0
+
+
+def test_syslog_connection_hostname_by_reverse_dns_tcp_udp(ctx):
+    """__syslog_connection_hostname is the sender's name by reverse DNS, as getnameinfo gives it
+    for 127.0.0.1 (from /etc/hosts: no query leaves the machine), for TCP and UDP."""
+    try:
+        want = socket.getnameinfo(("127.0.0.1", 0), socket.NI_NAMEREQD)[0].rstrip(".")
+    except OSError:
+        raise lib.Skip("127.0.0.1 has no name on this machine: nothing to compare with")
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp = free_port()
+    ports = {"tcp": free_port(), "udp": free_udp_port()}
+    jobs = ["""  - job_name: dns%(proto)s
+    syslog:
+      listen_address: 127.0.0.1:%(port)d
+      listen_protocol: %(proto)s
+      labels:
+        job: dns%(proto)s
+    relabel_configs:
+      - source_labels: [__syslog_connection_hostname]
+        target_label: conn_host
+""" % dict(proto=proto, port=port) for proto, port in ports.items()]
+    a = Agent(ctx, config(loki, d, hp, jobs)).start()
+    for proto, p in ports.items():
+        wait_port(p, proto)
+    msg = "<13>1 2024-01-01T00:00:00Z h app - - - %s seq=%d hello\n"
+    for i in range(5):
+        with socket.create_connection(("127.0.0.1", ports["tcp"]), 5) as s:
+            s.sendall((msg % ("tcp", i)).encode())
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto((msg % ("udp", i)).encode(), ("127.0.0.1", ports["udp"]))
+        u.close()
+    wait_until(lambda: loki.count() >= 10, 30, interval=0.2, what="10 syslog messages")
+    time.sleep(0.3)
+    got = loki.entries()
+    assert len(got) == 10, [e["line"] for e in got]
+    for e in got:
+        proto = e["line"].split()[0]
+        want_s = '{conn_host="%s", job="dns%s"}' % (want, proto)
+        assert e["labels"] == want_s, (e["labels"], want_s)
+    m = a.metrics(hp)
+    assert metric_value(m, "bpftail_resolver_lookups_total") >= 1, m
+    assert metric_value(m, "bpftail_resolver_timeouts_total") == 0, m
+    assert a.stop() == 0
