@@ -319,8 +319,8 @@ int bt_resolver_lookup(struct bt_resolver *r, const struct sockaddr *sa, socklen
     w->req = q;
     w->fn = fn;
     w->arg = arg;
-    if (!(w->timer = bt_loop_add_timer(r->loop, timeout_ns > 0 ? timeout_ns : 1, 0,
-                                       wait_deadline, w))) {
+    if (!(w->timer =
+              bt_loop_add_timer(r->loop, timeout_ns > 0 ? timeout_ns : 1, 0, wait_deadline, w))) {
         if (fresh)
             bt_hmap_del(&r->inflight, q->key, kl);
         goto nomem;
@@ -393,9 +393,9 @@ struct bt_resolver *bt_resolver_new(struct bt_loop *l, struct bt_metrics *metric
         r->m_fail = bt_metrics_counter(
             metrics, "bpftail_resolver_failures_total",
             "Reverse DNS lookups without a name, or refused (queue full).", NULL);
-        r->m_timeout = bt_metrics_counter(metrics, "bpftail_resolver_timeouts_total",
-                                          "Waits for a reverse DNS answer past their deadline.",
-                                          NULL);
+        r->m_timeout =
+            bt_metrics_counter(metrics, "bpftail_resolver_timeouts_total",
+                               "Waits for a reverse DNS answer past their deadline.", NULL);
         r->m_hits = bt_metrics_counter(metrics, "bpftail_resolver_cache_hits_total",
                                        "Reverse DNS answers taken from the cache.", NULL);
     }

@@ -33,7 +33,7 @@
 #define ACCEPT_MAX 64 /* connections accepted per wake-up */
 #define UDP_MAX 256   /* datagrams per wake-up */
 #define READ_ROUNDS 16
-#define FRAME_HDR 12 /* room for an octet count and its space */
+#define FRAME_HDR 12                   /* room for an octet count and its space */
 #define RESOLVE_NS (2 * BT_NS_PER_SEC) /* longest wait for a sender's name */
 #define HOLD_DGRAMS 1024               /* UDP datagrams held per sender while it resolves */
 #define HOLD_BYTES (1 << 20)           /* ... and their bytes */
@@ -525,8 +525,7 @@ static int udp_hold(struct bt_syslog *s, const struct sockaddr_storage *ss, sock
         snprintf(u->ip, sizeof(u->ip), "%s", ip);
     }
     struct held *h = NULL;
-    if (u->n >= HOLD_DGRAMS || u->bytes + len > HOLD_BYTES ||
-        !(h = malloc(sizeof(*h) + len))) {
+    if (u->n >= HOLD_DGRAMS || u->bytes + len > HOLD_BYTES || !(h = malloc(sizeof(*h) + len))) {
         bt_counter_inc(s->m_drop_resolve);
         return 1;
     }

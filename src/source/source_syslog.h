@@ -59,10 +59,10 @@ struct bt_resolver;
 struct bt_syslog;
 
 struct bt_syslog_env {
-    struct bt_loop *loop;       /* NULL: parse the config only (-check-syntax) */
-    struct bt_metrics *metrics; /* may be NULL */
+    struct bt_loop *loop;         /* NULL: parse the config only (-check-syntax) */
+    struct bt_metrics *metrics;   /* may be NULL */
     struct bt_resolver *resolver; /* borrowed, may be NULL (no __syslog_connection_hostname) */
-    struct bt_relabel *relabel; /* borrowed, may be NULL */
+    struct bt_relabel *relabel;   /* borrowed, may be NULL */
     const char *job;
     bt_entry_sink_fn sink; /* receives entries read back from the queue */
     void *ctx;

@@ -71,8 +71,7 @@ Test(resolve, loopback_resolves_to_what_getnameinfo_says_then_from_the_cache)
 {
     struct sockaddr_in sin = addr4("127.0.0.1");
     char want[NI_MAXHOST] = "";
-    if (getnameinfo((struct sockaddr *)&sin, sizeof(sin), want, sizeof(want), NULL, 0,
-                    NI_NAMEREQD))
+    if (getnameinfo((struct sockaddr *)&sin, sizeof(sin), want, sizeof(want), NULL, 0, NI_NAMEREQD))
         want[0] = '\0';
     struct bt_loop *l = bt_loop_new();
     struct bt_metrics *m = bt_metrics_new();
@@ -90,8 +89,8 @@ Test(resolve, loopback_resolves_to_what_getnameinfo_says_then_from_the_cache)
     cr_assert_eq(a.n, 1);
     cr_assert_str_eq(a.name, want);
     cr_log_info("127.0.0.1 is \"%s\"", want);
-    rc = bt_resolver_lookup(r, (struct sockaddr *)&sin, sizeof(sin), BT_NS_PER_SEC, on_answer,
-                            &a, name, &w);
+    rc = bt_resolver_lookup(r, (struct sockaddr *)&sin, sizeof(sin), BT_NS_PER_SEC, on_answer, &a,
+                            name, &w);
     cr_assert_eq(rc, 1, "cached");
     cr_assert_null(w);
     cr_assert_str_eq(name, want);
@@ -133,9 +132,9 @@ Test(resolve, no_name_is_empty_and_cached_as_such)
     cr_assert_eq(bt_metrics_sum(m, "bpftail_resolver_failures_total", ""), 1);
     /* not an address at all */
     struct sockaddr bogus = {.sa_family = AF_UNSPEC};
-    cr_assert_eq(bt_resolver_lookup(r, &bogus, sizeof(bogus), BT_NS_PER_SEC, on_answer, &a,
-                                    name, &w),
-                 -EAFNOSUPPORT);
+    cr_assert_eq(
+        bt_resolver_lookup(r, &bogus, sizeof(bogus), BT_NS_PER_SEC, on_answer, &a, name, &w),
+        -EAFNOSUPPORT);
     bt_resolver_free(r);
     bt_metrics_free(m);
     bt_loop_free(l);
@@ -153,8 +152,8 @@ Test(resolve, deadline_gives_empty_and_the_late_answer_fills_the_cache)
     char name[BT_RESOLVE_NAME_MAX];
     struct bt_resolve_wait *w;
     int64_t t0 = bt_mono_ns();
-    cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&sin, sizeof(sin),
-                                    50 * BT_NS_PER_MS, on_answer, &a, name, &w),
+    cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&sin, sizeof(sin), 50 * BT_NS_PER_MS,
+                                    on_answer, &a, name, &w),
                  0);
     run_until(l, &a.n, 1, 1000);
     int64_t waited = bt_mono_ns() - t0;
@@ -237,8 +236,7 @@ Test(resolve, many_waits_on_loopback_share_one_real_lookup)
 {
     struct sockaddr_in sin = addr4("127.0.0.1");
     char want[NI_MAXHOST] = "";
-    if (getnameinfo((struct sockaddr *)&sin, sizeof(sin), want, sizeof(want), NULL, 0,
-                    NI_NAMEREQD))
+    if (getnameinfo((struct sockaddr *)&sin, sizeof(sin), want, sizeof(want), NULL, 0, NI_NAMEREQD))
         want[0] = '\0';
     struct bt_loop *l = bt_loop_new();
     struct bt_metrics *m = bt_metrics_new();
@@ -248,8 +246,8 @@ Test(resolve, many_waits_on_loopback_share_one_real_lookup)
     int n = 0;
     for (int i = 0; i < 200; i++) {
         struct bt_resolve_wait *w;
-        cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&sin, sizeof(sin),
-                                        5 * BT_NS_PER_SEC, on_answer, &a[i], name, &w),
+        cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&sin, sizeof(sin), 5 * BT_NS_PER_SEC,
+                                        on_answer, &a[i], name, &w),
                      0);
     }
     int64_t end = bt_mono_ns() + 5 * BT_NS_PER_SEC;
@@ -272,10 +270,8 @@ Test(resolve, bounds_queue_cache_and_ttl)
     atomic_store(&slow_ms, 20);
     struct bt_loop *l = bt_loop_new();
     struct bt_metrics *m = bt_metrics_new();
-    struct bt_resolver_opts o = {.lookup = fake_lookup,
-                                 .max_queue = 4,
-                                 .max_cache = 3,
-                                 .ttl_ns = 200 * BT_NS_PER_MS};
+    struct bt_resolver_opts o = {
+        .lookup = fake_lookup, .max_queue = 4, .max_cache = 3, .ttl_ns = 200 * BT_NS_PER_MS};
     struct bt_resolver *r = bt_resolver_new(l, m, &o);
     static struct answer a[6];
     char name[BT_RESOLVE_NAME_MAX];
@@ -293,12 +289,12 @@ Test(resolve, bounds_queue_cache_and_ttl)
         bt_loop_run_once(l, 10 * BT_NS_PER_MS);
     cr_assert_eq(bt_resolver_cached(r), 3, "the oldest answer made room");
     struct sockaddr_in last = addr4("127.1.9.4");
-    cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&last, sizeof(last),
-                                    5 * BT_NS_PER_SEC, on_answer, &a[5], name, &w),
+    cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&last, sizeof(last), 5 * BT_NS_PER_SEC,
+                                    on_answer, &a[5], name, &w),
                  1);
     sleep_ms(250);
-    cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&last, sizeof(last),
-                                    5 * BT_NS_PER_SEC, on_answer, &a[5], name, &w),
+    cr_assert_eq(bt_resolver_lookup(r, (struct sockaddr *)&last, sizeof(last), 5 * BT_NS_PER_SEC,
+                                    on_answer, &a[5], name, &w),
                  0, "expired: looked up again");
     bt_resolver_free(r); /* with a wait pending: dropped without its callback */
     cr_assert_eq(a[5].n, 0);

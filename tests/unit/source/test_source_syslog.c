@@ -385,8 +385,7 @@ Test(source_syslog, loopback_name_from_getnameinfo_for_tcp_and_udp)
 {
     struct sockaddr_in lo = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     char want[NI_MAXHOST] = "";
-    if (getnameinfo((struct sockaddr *)&lo, sizeof(lo), want, sizeof(want), NULL, 0,
-                    NI_NAMEREQD))
+    if (getnameinfo((struct sockaddr *)&lo, sizeof(lo), want, sizeof(want), NULL, 0, NI_NAMEREQD))
         want[0] = '\0';
     cr_assert(want[0], "127.0.0.1 has no name here: this test cannot tell");
     char label[NI_MAXHOST + 16];
