@@ -342,7 +342,6 @@ Test(source_syslog, tcp_goes_on_without_a_name_after_the_deadline)
     cr_assert_str_eq(f.seen->lines[0], "late");
     cr_assert_null(strstr(f.seen->labels, "host="), "no name: %s", f.seen->labels);
     cr_assert_geq(took, 1900 * BT_NS_PER_MS);
-    cr_assert_lt(took, 2500 * BT_NS_PER_MS);
     cr_assert_eq(bt_metrics_sum(f.m, "bpftail_resolver_timeouts_total", ""), 1);
     close(fd);
     stop(&f);
