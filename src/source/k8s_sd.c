@@ -37,6 +37,7 @@ struct bt_k8s_sd;
 struct watcher {
     struct bt_k8s_sd *sd;
     char *ns; /* NULL: all namespaces */
+    bool aux; /* watches the services whose labels the role's targets carry */
     CURL *easy;
     bool watching; /* easy is a WATCH (else a LIST) */
     bool relist;   /* the watch said 410 Gone: list again at once */
@@ -109,10 +110,16 @@ static bool watch_line(struct watcher *w, const char *p, size_t n)
         w->backoff_ns = w->backoff_ns ? w->backoff_ns : BACKOFF_MIN;
         go_on = false;
     } else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
-        k8s_object_update(&sd->tg, w, w->gen, obj);
+        if (w->aux)
+            k8s_service_update(&sd->tg, w, w->gen, obj);
+        else
+            k8s_object_update(&sd->tg, w, w->gen, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "DELETED") == 0) {
-        k8s_object_delete(&sd->tg, obj);
+        if (w->aux)
+            k8s_service_delete(&sd->tg, obj);
+        else
+            k8s_object_delete(&sd->tg, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "BOOKMARK") == 0) {
         set_rv(w, obj);
@@ -172,7 +179,7 @@ static void list_done(struct watcher *w)
     json_t *doc = json_loadb(w->body.ptr ? w->body.ptr : "", w->body.len, 0, &je);
     json_t *items = json_object_get(doc, "items");
     if (!json_is_array(items)) {
-        BT_WARN(COMP, "pod list not understood", "job=%s err=\"%s\"", sd->job,
+        BT_WARN(COMP, "list not understood", "job=%s err=\"%s\"", sd->job,
                 doc ? "no items" : je.text);
         bt_counter_inc(sd->m_failures);
         json_decref(doc);
@@ -181,7 +188,13 @@ static void list_done(struct watcher *w)
     }
     size_t i;
     json_t *pod;
-    json_array_foreach(items, i, pod) k8s_object_update(&sd->tg, w, w->gen, pod);
+    json_array_foreach(items, i, pod)
+    {
+        if (w->aux)
+            k8s_service_update(&sd->tg, w, w->gen, pod);
+        else
+            k8s_object_update(&sd->tg, w, w->gen, pod);
+    }
     w->listed += json_array_size(items);
     const char *cont =
         json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
@@ -200,17 +213,20 @@ static void list_done(struct watcher *w)
     }
     w->cont[0] = '\0';
     /* Pods of this watcher that the list no longer has went away while nobody watched. */
-    k8s_objects_sweep(&sd->tg, w, w->gen);
+    if (w->aux)
+        k8s_services_sweep(&sd->tg, w, w->gen);
+    else
+        k8s_objects_sweep(&sd->tg, w, w->gen);
     w->rv[0] = '\0';
     set_rv(w, doc);
     BT_INFO(COMP, "objects listed",
             "job=%s role=%s namespace=%s objects=%zu targets=%zu "
             "resource_version=%s",
-            sd->job, sd->conf.role == K8S_NODE ? "node" : "pod", w->ns ? w->ns : "(all)", w->listed,
-            sd->tg.targets.n, w->rv);
+            sd->job, w->aux ? "service" : k8s_role_name(sd->conf.role), w->ns ? w->ns : "(all)",
+            w->listed, sd->tg.targets.n, w->rv);
     json_decref(doc);
     if (!w->rv[0]) { /* nothing to watch from: list again later rather than at once */
-        BT_WARN(COMP, "pod list without a resourceVersion", "job=%s", sd->job);
+        BT_WARN(COMP, "list without a resourceVersion", "job=%s", sd->job);
         schedule(w, -1);
         return;
     }
@@ -260,10 +276,10 @@ static void request_done(struct watcher *w, CURLcode res)
     }
     bt_counter_inc(sd->m_failures);
     if (watching && res == CURLE_OK && !w->relist)
-        BT_WARN(COMP, "pod watch ended without an event right after it opened, listing again",
+        BT_WARN(COMP, "watch ended without an event right after it opened, listing again",
                 "job=%s namespace=%s", sd->job, w->ns ? w->ns : "(all)");
     else if (!w->relist)
-        BT_WARN(COMP, watching ? "pod watch failed" : "pod list failed",
+        BT_WARN(COMP, watching ? "watch failed" : "list failed",
                 "job=%s namespace=%s status=%ld err=\"%s\"", sd->job, w->ns ? w->ns : "(all)", http,
                 w->errbuf[0] ? w->errbuf : curl_easy_strerror(res));
     w->relist = false;
@@ -347,19 +363,20 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
 {
     struct bt_k8s_sd *sd = w->sd;
     int rc = bt_buf_adds(u, sd->conf.conn.server);
-    const char *res = sd->conf.role == K8S_NODE ? "nodes" : "pods";
+    enum k8s_role role = w->aux ? K8S_SERVICE : sd->conf.role;
+    const char *api = k8s_role_api(role), *res = k8s_role_resource(role);
     if (rc == 0 && w->ns) {
         char *e = curl_easy_escape(NULL, w->ns, 0);
-        rc = e ? bt_buf_addf(u, "/api/v1/namespaces/%s/%s", e, res) : -ENOMEM;
+        rc = e ? bt_buf_addf(u, "%s/namespaces/%s/%s", api, e, res) : -ENOMEM;
         curl_free(e);
     } else if (rc == 0) {
-        rc = bt_buf_addf(u, "/api/v1/%s", res);
+        rc = bt_buf_addf(u, "%s/%s", api, res);
     }
     char sep = '?';
     const char *sel[2][2] = {{"labelSelector", sd->conf.label_sel},
                              {"fieldSelector", sd->conf.field_sel}};
     for (int i = 0; i < 2 && rc == 0; i++) {
-        if (!sel[i][1])
+        if (!sel[i][1] || w->aux) /* the role's selectors are for its own objects */
             continue;
         char *e = curl_easy_escape(NULL, sel[i][1], 0);
         rc = e ? bt_buf_addf(u, "%c%s=%s", sep, sel[i][0], e) : -ENOMEM;
@@ -602,7 +619,8 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
     if (!loop)
         return sd;
     metrics_init(sd, metrics);
-    sd->n_ws = sd->conf.n_ns ? sd->conf.n_ns : 1;
+    size_t per = sd->conf.n_ns ? sd->conf.n_ns : 1;
+    sd->n_ws = k8s_role_joins_services(sd->conf.role) ? 2 * per : per;
     sd->ws = calloc(sd->n_ws, sizeof(*sd->ws));
     if (!sd->ws || !(sd->multi = curl_multi_init())) {
         snprintf(err, errlen, "kubernetes_sd_configs: out of memory");
@@ -615,14 +633,15 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
     for (size_t i = 0; i < sd->n_ws; i++) {
         struct watcher *w = &sd->ws[i];
         w->sd = sd;
-        w->ns = sd->conf.n_ns ? sd->conf.ns[i] : NULL;
+        w->ns = sd->conf.n_ns ? sd->conf.ns[i % per] : NULL;
+        w->aux = i >= per;
         bt_buf_init(&w->body, LIST_MAX);
         watcher_start(w, true);
     }
-    BT_INFO(COMP, "discovering pods",
-            "job=%s api_server=%s namespaces=%zu field_selector=%s "
+    BT_INFO(COMP, "discovering",
+            "job=%s role=%s api_server=%s namespaces=%zu field_selector=%s "
             "label_selector=%s",
-            sd->job, sd->conf.conn.server, sd->conf.n_ns,
+            sd->job, k8s_role_name(sd->conf.role), sd->conf.conn.server, sd->conf.n_ns,
             sd->conf.field_sel ? sd->conf.field_sel : "",
             sd->conf.label_sel ? sd->conf.label_sel : "");
     return sd;
