@@ -36,8 +36,9 @@ struct bt_k8s_sd;
 /* One LIST + WATCH loop: all namespaces, or one. */
 struct watcher {
     struct bt_k8s_sd *sd;
-    char *ns; /* NULL: all namespaces */
-    bool aux; /* watches the services whose labels the role's targets carry */
+    char *ns;    /* NULL: all namespaces */
+    bool aux;    /* watches the services whose labels the role's targets carry */
+    bool synced; /* aux: has listed once */
     CURL *easy;
     bool watching; /* easy is a WATCH (else a LIST) */
     bool relist;   /* the watch said 410 Gone: list again at once */
@@ -212,11 +213,18 @@ static void list_done(struct watcher *w)
         return;
     }
     w->cont[0] = '\0';
-    /* Pods of this watcher that the list no longer has went away while nobody watched. */
-    if (w->aux)
+    /* Objects of this watcher that the list no longer has went away while nobody watched. */
+    if (w->aux) {
         k8s_services_sweep(&sd->tg, w, w->gen);
-    else
+        w->synced = true;
+        bool all = true;
+        for (size_t k = 0; k < sd->n_ws; k++)
+            all = all && (!sd->ws[k].aux || sd->ws[k].synced);
+        if (all)
+            k8s_services_synced(&sd->tg);
+    } else {
         k8s_objects_sweep(&sd->tg, w, w->gen);
+    }
     w->rv[0] = '\0';
     set_rv(w, doc);
     BT_INFO(COMP, "objects listed",
@@ -621,6 +629,7 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
     metrics_init(sd, metrics);
     size_t per = sd->conf.n_ns ? sd->conf.n_ns : 1;
     sd->n_ws = k8s_role_joins_services(sd->conf.role) ? 2 * per : per;
+    sd->tg.hold = sd->n_ws > per;
     sd->ws = calloc(sd->n_ws, sizeof(*sd->ws));
     if (!sd->ws || !(sd->multi = curl_multi_init())) {
         snprintf(err, errlen, "kubernetes_sd_configs: out of memory");

@@ -79,6 +79,7 @@ struct k8s_targets {
     struct bt_series *m_targets;
     struct bt_ratelimit rl_bad;
     bool closing; /* freeing: nothing is reported */
+    bool hold;    /* endpoints, endpointslice: services not listed yet, no targets made */
 };
 
 void k8s_targets_init(struct k8s_targets *t, enum k8s_role role, struct bt_relabel *relabel,
@@ -99,5 +100,8 @@ void k8s_service_update(struct k8s_targets *t, const void *owner, uint64_t gen,
                         const struct json_t *svc);
 void k8s_service_delete(struct k8s_targets *t, const struct json_t *svc);
 void k8s_services_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
+/* Every service watcher has listed once: the objects held back (hold) get their targets, so
+ * that no file is read under labels that lack its service's. */
+void k8s_services_synced(struct k8s_targets *t);
 
 #endif

@@ -237,6 +237,8 @@ void k8s_object_update(struct k8s_targets *tg, const void *owner, uint64_t gen,
         json_decref(p->json);
         p->json = json_incref((json_t *)obj);
     }
+    if (tg->hold)
+        return; /* made by k8s_services_synced */
     int rc = object_targets(tg, obj);
     uint64_t sup;
     if (rc < 0 && bt_ratelimit_ok(&tg->rl_bad, &sup))
@@ -467,4 +469,21 @@ void k8s_services_sweep(struct k8s_targets *tg, const void *owner, uint64_t gen)
         free(gone[k]);
     }
     free(gone);
+}
+
+void k8s_services_synced(struct k8s_targets *tg)
+{
+    if (!tg->hold)
+        return;
+    tg->hold = false;
+    size_t it = 0;
+    struct bt_hmap_slot *s;
+    while ((s = bt_hmap_next(&tg->objs, &it))) {
+        struct k8s_obj *p = s->val;
+        if (!p->json)
+            continue;
+        json_t *o = json_incref(p->json);
+        k8s_object_update(tg, p->owner, p->gen, o);
+        json_decref(o);
+    }
 }

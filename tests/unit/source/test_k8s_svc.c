@@ -307,3 +307,34 @@ Test(k8s_svc, endpoint_targets_get_the_service_labels_when_the_service_comes_and
     json_decref(eps);
     json_decref(svcs);
 }
+
+Test(k8s_svc, endpoint_targets_wait_for_the_first_service_list)
+{
+    const char *rules = "- source_labels: [__address__]\n  target_label: addr\n"
+                        "- source_labels: [__meta_kubernetes_service_label_app_kubernetes_io_"
+                        "part_of]\n  target_label: part\n"
+                        "- target_label: __path__\n  replacement: /var/log/x.log\n";
+    char err[512];
+    struct bt_node *doc = bt_yaml_parse(rules, strlen(rules), "r.yaml", err, sizeof(err));
+    cr_assert_not_null(doc, "%s", err);
+    struct bt_relabel *rel = bt_relabel_new(doc, err, sizeof(err));
+    cr_assert_not_null(rel, "%s", err);
+    struct k8s_targets tg;
+    k8s_targets_init(&tg, K8S_ENDPOINTSLICE, rel, "job", on_target, NULL);
+    tg.hold = true;
+    json_t *es = load("endpointslices_list.json"), *svcs = load("services_list.json");
+    int owner, aux;
+    k8s_object_update(&tg, &owner, 1, item(es, "web-7xk2p"));
+    cr_assert_eq(n_log, 0, "no target before the services are known");
+    k8s_service_update(&tg, &aux, 1, item(svcs, "web"));
+    cr_assert_eq(n_log, 0);
+    k8s_services_synced(&tg);
+    cr_assert_eq(n_log, 4);
+    for (size_t i = 0; i < n_log; i++)
+        cr_assert(strstr(log_[i], "add ") && strstr(log_[i], "svc=shop"), "%s", log_[i]);
+    k8s_targets_free(&tg);
+    bt_relabel_free(rel);
+    bt_node_free(doc);
+    json_decref(es);
+    json_decref(svcs);
+}
