@@ -298,7 +298,7 @@ def test_k8s_token_rotation_http_410_and_backoff(ctx):
         f.write("expired-token\n")
     api.expire()  # the watch ends; the next requests carry the bad token
     wait_until(lambda: api.unauthorized >= 2, 20, interval=0.2, what="refused requests")
-    assert "pod list failed" in agent.log() or "pod watch failed" in agent.log()
+    assert "msg=\"list failed\"" in agent.log() or "msg=\"watch failed\"" in agent.log()
     with open(os.path.join(d, "token.tmp"), "w") as f:
         f.write(TOKEN + "\n")
     os.rename(os.path.join(d, "token.tmp"), os.path.join(d, "token"))
