@@ -593,14 +593,14 @@ static void metrics_init(struct bt_k8s_sd *sd, struct bt_metrics *m)
                                              "type.",
                                              el);
     }
-    sd->m_failures =
-        bt_metrics_counter(m, "bpftail_kubernetes_sd_failures_total",
-                           "Pod lists and watches that failed (retried with backoff).", lbl);
-    sd->m_relists =
-        bt_metrics_counter(m, "bpftail_kubernetes_sd_relists_total",
-                           "Pod lists made again after a watch expired (410 Gone).", lbl);
+    sd->m_failures = bt_metrics_counter(
+        m, "bpftail_kubernetes_sd_failures_total",
+        "Kubernetes API lists and watches that failed (retried with backoff).", lbl);
+    sd->m_relists = bt_metrics_counter(
+        m, "bpftail_kubernetes_sd_relists_total",
+        "Kubernetes API lists made again after a watch expired (410 Gone).", lbl);
     sd->tg.m_targets = bt_metrics_gauge(m, "bpftail_kubernetes_sd_targets",
-                                        "File targets made of discovered pods.", lbl);
+                                        "File targets made of discovered Kubernetes objects.", lbl);
 }
 
 struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
