@@ -381,10 +381,11 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
         rc = bt_buf_addf(u, "%s/%s", api, res);
     }
     char sep = '?';
-    const char *sel[2][2] = {{"labelSelector", sd->conf.label_sel},
-                             {"fieldSelector", sd->conf.field_sel}};
+    const char *sel[2][2] = {
+        {"labelSelector", w->aux ? sd->conf.svc_label_sel : sd->conf.label_sel},
+        {"fieldSelector", w->aux ? sd->conf.svc_field_sel : sd->conf.field_sel}};
     for (int i = 0; i < 2 && rc == 0; i++) {
-        if (!sel[i][1] || w->aux) /* the role's selectors are for its own objects */
+        if (!sel[i][1])
             continue;
         char *e = curl_easy_escape(NULL, sel[i][1], 0);
         rc = e ? bt_buf_addf(u, "%c%s=%s", sep, sel[i][0], e) : -ENOMEM;

@@ -47,8 +47,9 @@ struct k8s_conf {
     enum k8s_role role;
     char **ns; /* namespaces to watch; none: all */
     size_t n_ns;
-    char *label_sel, *field_sel; /* selectors of the role, joined with ',' */
-    bool check;                  /* config check only: no service-account files read */
+    char *label_sel, *field_sel;         /* selectors of the role, joined with ',' */
+    char *svc_label_sel, *svc_field_sel; /* endpoints, endpointslice: role service's */
+    bool check;                          /* config check only: no service-account files read */
 };
 
 /* Reads one kubernetes_sd_configs item (kubeconfig and, unless check, service-account files

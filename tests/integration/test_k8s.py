@@ -378,6 +378,8 @@ scrape_configs:
         api_server: %(api)s
         namespaces:
           names: [logs]
+        selectors:
+          - {role: service, label: app.kubernetes.io/part-of}
     relabel_configs:
       - source_labels: [__meta_kubernetes_endpoint_port_name]
         regex: http
@@ -409,6 +411,10 @@ scrape_configs:
                      r[1].get("watch") == "1") >= 1
     assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/endpoints" and
                      r[1].get("watch") == "1") >= 1
+    # The role service's selector is for the services, not for the endpoints.
+    assert all(r[1].get("labelSelector") == "app.kubernetes.io/part-of"
+               for r in api.requests if r[0].endswith("/services"))
+    assert not any("labelSelector" in r[1] for r in api.requests if r[0].endswith("/endpoints"))
     svc = json.loads(json.dumps(load("services_list.json")["items"][0]))
     svc["kind"] = "Service"
     svc["metadata"]["labels"]["app.kubernetes.io/part-of"] = "outlet"
