@@ -14,8 +14,6 @@
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define PEM_MAX (1u << 20)
 
-static const char *const roles_later[] = {"service", "endpoints", "endpointslice", "ingress", NULL};
-
 static int fail(char *err, size_t errlen, const struct bt_node *n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -287,13 +285,18 @@ static int parse_selectors(struct k8s_conf *c, const struct bt_node *l, char *er
         }
         if (!role || bt_node_is_null(role))
             return fail(err, errlen, s, "a selector needs a role");
-        if (strcmp(role->str, c->role == K8S_NODE ? "node" : "pod") != 0)
+        char **ls = &c->label_sel, **fs = &c->field_sel;
+        if (k8s_role_joins_services(c->role) && strcmp(role->str, "service") == 0) {
+            ls = &c->svc_label_sel; /* for the services watched for their labels */
+            fs = &c->svc_field_sel;
+        } else if (strcmp(role->str, k8s_role_name(c->role)) != 0) {
             continue; /* Prometheus uses a selector only for its role's objects */
+        }
         int rc = 0;
         if (label && !bt_node_is_null(label) && label->len)
-            rc = join_sel(&c->label_sel, label->str);
+            rc = join_sel(ls, label->str);
         if (rc == 0 && field && !bt_node_is_null(field) && field->len)
-            rc = join_sel(&c->field_sel, field->str);
+            rc = join_sel(fs, field->str);
         if (rc)
             return rc;
     }
@@ -444,15 +447,13 @@ static int in_cluster(struct k8s_conn *cn, const struct bt_node *at, char *err, 
 static int check_role(struct k8s_conf *c, const struct bt_node *v, char *err, size_t errlen)
 {
     if (!v || v->type != BT_NODE_SCALAR || !v->len)
-        return fail(err, errlen, v, "role is required (pod or node)");
-    if (strcmp(v->str, "pod") == 0 || strcmp(v->str, "node") == 0) {
-        c->role = strcmp(v->str, "pod") == 0 ? K8S_POD : K8S_NODE;
-        return 0;
-    }
-    for (const char *const *r = roles_later; *r; r++)
-        if (strcmp(v->str, *r) == 0)
-            return fail(err, errlen, v,
-                        "role %s not supported yet: bpftail discovers pods and nodes", v->str);
+        return fail(err, errlen, v,
+                    "role is required (pod, node, service, endpoints, endpointslice or ingress)");
+    for (int r = K8S_POD; r <= K8S_INGRESS; r++)
+        if (strcmp(v->str, k8s_role_name((enum k8s_role)r)) == 0) {
+            c->role = (enum k8s_role)r;
+            return 0;
+        }
     return fail(err, errlen, v,
                 "unknown role %s (node, pod, service, endpoints, "
                 "endpointslice or ingress)",
@@ -547,11 +548,11 @@ int k8s_conf_parse(struct k8s_conf *c, const struct bt_node *cfg, bool check, ch
 void k8s_conf_free(struct k8s_conf *c)
 {
     struct k8s_conn *cn = &c->conn;
-    char **all[] = {&cn->server,    &cn->ca_file,        &cn->cert_file, &cn->key_file,
-                    &cn->ca_pem,    &cn->cert_pem,       &cn->key_pem,   &cn->auth_scheme,
-                    &cn->auth_cred, &cn->auth_cred_file, &cn->user,      &cn->user_file,
-                    &cn->pass,      &cn->pass_file,      &cn->proxy,     &c->label_sel,
-                    &c->field_sel};
+    char **all[] = {&cn->server,    &cn->ca_file,        &cn->cert_file,   &cn->key_file,
+                    &cn->ca_pem,    &cn->cert_pem,       &cn->key_pem,     &cn->auth_scheme,
+                    &cn->auth_cred, &cn->auth_cred_file, &cn->user,        &cn->user_file,
+                    &cn->pass,      &cn->pass_file,      &cn->proxy,       &c->label_sel,
+                    &c->field_sel,  &c->svc_label_sel,   &c->svc_field_sel};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         free(*all[i]);
         *all[i] = NULL;

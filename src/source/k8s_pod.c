@@ -17,7 +17,7 @@ static const char *str_at(const json_t *o, const char *key)
 }
 
 /* prefix + name with every character outside [a-zA-Z0-9_] made '_'. */
-static int set_sanitized(struct bt_labels *l, const char *prefix, const char *name,
+int bt_k8s_set_sanitized(struct bt_labels *l, const char *prefix, const char *name,
                          const char *value)
 {
     char buf[512];
@@ -32,7 +32,7 @@ static int set_sanitized(struct bt_labels *l, const char *prefix, const char *na
     return bt_labels_set(l, buf, value);
 }
 
-static int map_labels(struct bt_labels *l, const json_t *map, const char *vprefix,
+int bt_k8s_map_labels(struct bt_labels *l, const struct json_t *map, const char *vprefix,
                       const char *pprefix)
 {
     const char *k;
@@ -40,7 +40,8 @@ static int map_labels(struct bt_labels *l, const json_t *map, const char *vprefi
     json_object_foreach((json_t *)map, k, v)
     {
         const char *s = json_string_value(v);
-        if (set_sanitized(l, vprefix, k, s ? s : "") < 0 || set_sanitized(l, pprefix, k, "true"))
+        if (bt_k8s_set_sanitized(l, vprefix, k, s ? s : "") < 0 ||
+            bt_k8s_set_sanitized(l, pprefix, k, "true"))
             return -ENOMEM;
     }
     return 0;
@@ -74,9 +75,9 @@ static int pod_labels(struct bt_labels *l, const json_t *pod)
     rc |= bt_labels_set(l, P "host_ip", str_at(st, "hostIP"));
     rc |= bt_labels_set(l, P "phase", str_at(st, "phase"));
     rc |= bt_labels_set(l, P "ready", ready_of(st));
-    rc |= map_labels(l, json_object_get(md, "labels"), P "label_", P "labelpresent_");
-    rc |=
-        map_labels(l, json_object_get(md, "annotations"), P "annotation_", P "annotationpresent_");
+    rc |= bt_k8s_map_labels(l, json_object_get(md, "labels"), P "label_", P "labelpresent_");
+    rc |= bt_k8s_map_labels(l, json_object_get(md, "annotations"), P "annotation_",
+                            P "annotationpresent_");
     size_t i;
     json_t *o;
     json_array_foreach(json_object_get(md, "ownerReferences"), i, o)
@@ -213,9 +214,9 @@ int bt_k8s_node_targets(const struct json_t *node, bt_k8s_target_fn fn, void *ct
     rc |= bt_labels_set(&l, N "name", name);
     rc |= bt_labels_set(&l, N "provider_id", str_at(json_object_get(node, "spec"), "providerID"));
     rc |= bt_labels_set(&l, "instance", name);
-    rc |= map_labels(&l, json_object_get(md, "labels"), N "label_", N "labelpresent_");
-    rc |=
-        map_labels(&l, json_object_get(md, "annotations"), N "annotation_", N "annotationpresent_");
+    rc |= bt_k8s_map_labels(&l, json_object_get(md, "labels"), N "label_", N "labelpresent_");
+    rc |= bt_k8s_map_labels(&l, json_object_get(md, "annotations"), N "annotation_",
+                            N "annotationpresent_");
     size_t i;
     json_t *a;
     json_array_foreach(addrs, i, a)
@@ -223,7 +224,7 @@ int bt_k8s_node_targets(const struct json_t *node, bt_k8s_target_fn fn, void *ct
         char ln[256];
         snprintf(ln, sizeof(ln), N "address_%s", str_at(a, "type"));
         if (!bt_labels_get(&l, ln) &&
-            set_sanitized(&l, N "address_", str_at(a, "type"), str_at(a, "address")) < 0)
+            bt_k8s_set_sanitized(&l, N "address_", str_at(a, "type"), str_at(a, "address")) < 0)
             rc = -ENOMEM;
     }
     json_int_t port = json_integer_value(json_object_get(

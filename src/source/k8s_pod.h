@@ -37,6 +37,14 @@ int bt_k8s_pod_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, v
 /* "namespace/name" of a Pod (or Node: "/name") object into out; NULL without metadata.name. */
 const char *bt_k8s_pod_key(const struct json_t *pod, char *out, size_t outlen);
 
+/* prefix + name, every character of name outside [a-zA-Z0-9_] made '_', set to value. */
+int bt_k8s_set_sanitized(struct bt_labels *l, const char *prefix, const char *name,
+                         const char *value);
+/* For each key of map (labels, annotations): vprefix<key> = value and pprefix<key> = "true".
+ * 0 or -ENOMEM. */
+int bt_k8s_map_labels(struct bt_labels *l, const struct json_t *map, const char *vprefix,
+                      const char *pprefix);
+
 /* Role node: the one target of a Node object, as Prometheus makes it:
  *   __address__                   <first address by type InternalIP, InternalDNS, ExternalIP,
  *                                  ExternalDNS, LegacyHostIP, Hostname>:<kubelet port>

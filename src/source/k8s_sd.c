@@ -36,7 +36,9 @@ struct bt_k8s_sd;
 /* One LIST + WATCH loop: all namespaces, or one. */
 struct watcher {
     struct bt_k8s_sd *sd;
-    char *ns; /* NULL: all namespaces */
+    char *ns;    /* NULL: all namespaces */
+    bool aux;    /* watches the services whose labels the role's targets carry */
+    bool synced; /* aux: has listed once */
     CURL *easy;
     bool watching; /* easy is a WATCH (else a LIST) */
     bool relist;   /* the watch said 410 Gone: list again at once */
@@ -109,10 +111,16 @@ static bool watch_line(struct watcher *w, const char *p, size_t n)
         w->backoff_ns = w->backoff_ns ? w->backoff_ns : BACKOFF_MIN;
         go_on = false;
     } else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
-        k8s_object_update(&sd->tg, w, w->gen, obj);
+        if (w->aux)
+            k8s_service_update(&sd->tg, w, w->gen, obj);
+        else
+            k8s_object_update(&sd->tg, w, w->gen, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "DELETED") == 0) {
-        k8s_object_delete(&sd->tg, obj);
+        if (w->aux)
+            k8s_service_delete(&sd->tg, obj);
+        else
+            k8s_object_delete(&sd->tg, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "BOOKMARK") == 0) {
         set_rv(w, obj);
@@ -172,7 +180,7 @@ static void list_done(struct watcher *w)
     json_t *doc = json_loadb(w->body.ptr ? w->body.ptr : "", w->body.len, 0, &je);
     json_t *items = json_object_get(doc, "items");
     if (!json_is_array(items)) {
-        BT_WARN(COMP, "pod list not understood", "job=%s err=\"%s\"", sd->job,
+        BT_WARN(COMP, "list not understood", "job=%s err=\"%s\"", sd->job,
                 doc ? "no items" : je.text);
         bt_counter_inc(sd->m_failures);
         json_decref(doc);
@@ -181,7 +189,13 @@ static void list_done(struct watcher *w)
     }
     size_t i;
     json_t *pod;
-    json_array_foreach(items, i, pod) k8s_object_update(&sd->tg, w, w->gen, pod);
+    json_array_foreach(items, i, pod)
+    {
+        if (w->aux)
+            k8s_service_update(&sd->tg, w, w->gen, pod);
+        else
+            k8s_object_update(&sd->tg, w, w->gen, pod);
+    }
     w->listed += json_array_size(items);
     const char *cont =
         json_string_value(json_object_get(json_object_get(doc, "metadata"), "continue"));
@@ -199,18 +213,28 @@ static void list_done(struct watcher *w)
         return;
     }
     w->cont[0] = '\0';
-    /* Pods of this watcher that the list no longer has went away while nobody watched. */
-    k8s_objects_sweep(&sd->tg, w, w->gen);
+    /* Objects of this watcher that the list no longer has went away while nobody watched. */
+    if (w->aux) {
+        k8s_services_sweep(&sd->tg, w, w->gen);
+        w->synced = true;
+        bool all = true;
+        for (size_t k = 0; k < sd->n_ws; k++)
+            all = all && (!sd->ws[k].aux || sd->ws[k].synced);
+        if (all)
+            k8s_services_synced(&sd->tg);
+    } else {
+        k8s_objects_sweep(&sd->tg, w, w->gen);
+    }
     w->rv[0] = '\0';
     set_rv(w, doc);
     BT_INFO(COMP, "objects listed",
             "job=%s role=%s namespace=%s objects=%zu targets=%zu "
             "resource_version=%s",
-            sd->job, sd->conf.role == K8S_NODE ? "node" : "pod", w->ns ? w->ns : "(all)", w->listed,
-            sd->tg.targets.n, w->rv);
+            sd->job, w->aux ? "service" : k8s_role_name(sd->conf.role), w->ns ? w->ns : "(all)",
+            w->listed, sd->tg.targets.n, w->rv);
     json_decref(doc);
     if (!w->rv[0]) { /* nothing to watch from: list again later rather than at once */
-        BT_WARN(COMP, "pod list without a resourceVersion", "job=%s", sd->job);
+        BT_WARN(COMP, "list without a resourceVersion", "job=%s", sd->job);
         schedule(w, -1);
         return;
     }
@@ -260,10 +284,10 @@ static void request_done(struct watcher *w, CURLcode res)
     }
     bt_counter_inc(sd->m_failures);
     if (watching && res == CURLE_OK && !w->relist)
-        BT_WARN(COMP, "pod watch ended without an event right after it opened, listing again",
+        BT_WARN(COMP, "watch ended without an event right after it opened, listing again",
                 "job=%s namespace=%s", sd->job, w->ns ? w->ns : "(all)");
     else if (!w->relist)
-        BT_WARN(COMP, watching ? "pod watch failed" : "pod list failed",
+        BT_WARN(COMP, watching ? "watch failed" : "list failed",
                 "job=%s namespace=%s status=%ld err=\"%s\"", sd->job, w->ns ? w->ns : "(all)", http,
                 w->errbuf[0] ? w->errbuf : curl_easy_strerror(res));
     w->relist = false;
@@ -347,17 +371,19 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
 {
     struct bt_k8s_sd *sd = w->sd;
     int rc = bt_buf_adds(u, sd->conf.conn.server);
-    const char *res = sd->conf.role == K8S_NODE ? "nodes" : "pods";
+    enum k8s_role role = w->aux ? K8S_SERVICE : sd->conf.role;
+    const char *api = k8s_role_api(role), *res = k8s_role_resource(role);
     if (rc == 0 && w->ns) {
         char *e = curl_easy_escape(NULL, w->ns, 0);
-        rc = e ? bt_buf_addf(u, "/api/v1/namespaces/%s/%s", e, res) : -ENOMEM;
+        rc = e ? bt_buf_addf(u, "%s/namespaces/%s/%s", api, e, res) : -ENOMEM;
         curl_free(e);
     } else if (rc == 0) {
-        rc = bt_buf_addf(u, "/api/v1/%s", res);
+        rc = bt_buf_addf(u, "%s/%s", api, res);
     }
     char sep = '?';
-    const char *sel[2][2] = {{"labelSelector", sd->conf.label_sel},
-                             {"fieldSelector", sd->conf.field_sel}};
+    const char *sel[2][2] = {
+        {"labelSelector", w->aux ? sd->conf.svc_label_sel : sd->conf.label_sel},
+        {"fieldSelector", w->aux ? sd->conf.svc_field_sel : sd->conf.field_sel}};
     for (int i = 0; i < 2 && rc == 0; i++) {
         if (!sel[i][1])
             continue;
@@ -568,14 +594,14 @@ static void metrics_init(struct bt_k8s_sd *sd, struct bt_metrics *m)
                                              "type.",
                                              el);
     }
-    sd->m_failures =
-        bt_metrics_counter(m, "bpftail_kubernetes_sd_failures_total",
-                           "Pod lists and watches that failed (retried with backoff).", lbl);
-    sd->m_relists =
-        bt_metrics_counter(m, "bpftail_kubernetes_sd_relists_total",
-                           "Pod lists made again after a watch expired (410 Gone).", lbl);
+    sd->m_failures = bt_metrics_counter(
+        m, "bpftail_kubernetes_sd_failures_total",
+        "Kubernetes API lists and watches that failed (retried with backoff).", lbl);
+    sd->m_relists = bt_metrics_counter(
+        m, "bpftail_kubernetes_sd_relists_total",
+        "Kubernetes API lists made again after a watch expired (410 Gone).", lbl);
     sd->tg.m_targets = bt_metrics_gauge(m, "bpftail_kubernetes_sd_targets",
-                                        "File targets made of discovered pods.", lbl);
+                                        "File targets made of discovered Kubernetes objects.", lbl);
 }
 
 struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
@@ -602,7 +628,9 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
     if (!loop)
         return sd;
     metrics_init(sd, metrics);
-    sd->n_ws = sd->conf.n_ns ? sd->conf.n_ns : 1;
+    size_t per = sd->conf.n_ns ? sd->conf.n_ns : 1;
+    sd->n_ws = k8s_role_joins_services(sd->conf.role) ? 2 * per : per;
+    sd->tg.hold = sd->n_ws > per;
     sd->ws = calloc(sd->n_ws, sizeof(*sd->ws));
     if (!sd->ws || !(sd->multi = curl_multi_init())) {
         snprintf(err, errlen, "kubernetes_sd_configs: out of memory");
@@ -615,14 +643,15 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
     for (size_t i = 0; i < sd->n_ws; i++) {
         struct watcher *w = &sd->ws[i];
         w->sd = sd;
-        w->ns = sd->conf.n_ns ? sd->conf.ns[i] : NULL;
+        w->ns = sd->conf.n_ns ? sd->conf.ns[i % per] : NULL;
+        w->aux = i >= per;
         bt_buf_init(&w->body, LIST_MAX);
         watcher_start(w, true);
     }
-    BT_INFO(COMP, "discovering pods",
-            "job=%s api_server=%s namespaces=%zu field_selector=%s "
+    BT_INFO(COMP, "discovering",
+            "job=%s role=%s api_server=%s namespaces=%zu field_selector=%s "
             "label_selector=%s",
-            sd->job, sd->conf.conn.server, sd->conf.n_ns,
+            sd->job, k8s_role_name(sd->conf.role), sd->conf.conn.server, sd->conf.n_ns,
             sd->conf.field_sel ? sd->conf.field_sel : "",
             sd->conf.label_sel ? sd->conf.label_sel : "");
     return sd;

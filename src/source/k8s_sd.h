@@ -1,7 +1,7 @@
 /*
- * k8s_sd: promtail's kubernetes_sd_configs, roles pod and node: pods (nodes) found through the
- * Kubernetes API become file targets, as Prometheus' Kubernetes discovery makes them
- * (k8s_pod.h).
+ * k8s_sd: promtail's kubernetes_sd_configs, every role of Prometheus' Kubernetes discovery:
+ * pods, nodes, services, endpoints, endpointslices and ingresses found through the Kubernetes
+ * API become file targets, as Prometheus makes them (k8s_pod.h, k8s_svc.h).
  *
  * Connection: api_server (with tls_config, bearer_token, bearer_token_file, basic_auth,
  * authorization, proxy_url), or kubeconfig_file (server, CA, client certificate and key, token
@@ -27,8 +27,11 @@
  * __path_exclude__ are then removed, and equal label sets (a container with several ports)
  * are one target. The caller is told of each target that appears (add) and goes (remove)
  * exactly once. Role node lists and watches /api/v1/nodes instead (one target per node with
- * an address, k8s_pod.h; namespaces do not apply). Roles service, endpoints, endpointslice and
- * ingress are refused as not supported yet. Loop thread only.
+ * an address, k8s_pod.h; namespaces do not apply); roles service and endpoints their /api/v1
+ * resources, endpointslice /apis/discovery.k8s.io/v1 and ingress /apis/networking.k8s.io/v1.
+ * Roles endpoints and endpointslice also list and watch the services of each namespace (no
+ * selectors) and make no target before every one of those has listed once, so targets carry
+ * their Service's labels from the start. Loop thread only.
  */
 #ifndef BT_K8S_SD_H
 #define BT_K8S_SD_H
@@ -55,7 +58,8 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
                                 size_t errlen);
 /* Stops every request; reports nothing (the caller keeps or drops the targets). */
 void bt_k8s_sd_free(struct bt_k8s_sd *sd);
-/* Targets currently reported / pods known. */
+/* Targets currently reported / objects known (pods, nodes, endpoints, ...; not the services
+ * watched for their labels). */
 size_t bt_k8s_sd_targets(const struct bt_k8s_sd *sd);
 size_t bt_k8s_sd_pods(const struct bt_k8s_sd *sd);
 

@@ -32,15 +32,24 @@ struct k8s_conn {
     char *proxy;
 };
 
-enum k8s_role { K8S_POD, K8S_NODE };
+enum k8s_role { K8S_POD, K8S_NODE, K8S_SERVICE, K8S_ENDPOINTS, K8S_ENDPOINTSLICE, K8S_INGRESS };
+
+/* The role's name, its API path below the server ("/api/v1", "/apis/<group>/<version>"), its
+ * resource, and whether it is namespaced. */
+const char *k8s_role_name(enum k8s_role r);
+const char *k8s_role_api(enum k8s_role r);
+const char *k8s_role_resource(enum k8s_role r);
+/* Roles whose targets carry the labels of a Service: they watch services too. */
+bool k8s_role_joins_services(enum k8s_role r);
 
 struct k8s_conf {
     struct k8s_conn conn;
     enum k8s_role role;
     char **ns; /* namespaces to watch; none: all */
     size_t n_ns;
-    char *label_sel, *field_sel; /* selectors of the role, joined with ',' */
-    bool check;                  /* config check only: no service-account files read */
+    char *label_sel, *field_sel;         /* selectors of the role, joined with ',' */
+    char *svc_label_sel, *svc_field_sel; /* endpoints, endpointslice: role service's */
+    bool check;                          /* config check only: no service-account files read */
 };
 
 /* Reads one kubernetes_sd_configs item (kubeconfig and, unless check, service-account files
@@ -64,12 +73,14 @@ struct k8s_targets {
     char host[256];         /* __host__ must be this ($HOSTNAME, else gethostname) */
     struct bt_hmap objs;    /* "ns/name" -> struct k8s_obj */
     struct bt_hmap targets; /* label-set key -> struct k8s_rtarget */
+    struct bt_hmap svcs;    /* endpoints, endpointslice: "ns/name" -> struct k8s_svc */
     char **nk;              /* targets being built for one object: keys and label sets */
     struct bt_labels *nl;
     size_t nk_n, nk_cap;
     struct bt_series *m_targets;
     struct bt_ratelimit rl_bad;
     bool closing; /* freeing: nothing is reported */
+    bool hold;    /* endpoints, endpointslice: services not listed yet, no targets made */
 };
 
 void k8s_targets_init(struct k8s_targets *t, enum k8s_role role, struct bt_relabel *relabel,
@@ -83,5 +94,15 @@ void k8s_object_update(struct k8s_targets *t, const void *owner, uint64_t gen,
 void k8s_object_delete(struct k8s_targets *t, const struct json_t *obj);
 /* After owner's list of generation gen: objects of owner it did not have are gone. */
 void k8s_objects_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
+/* Roles endpoints and endpointslice: a Service was added or changed (update), deleted, or
+ * is gone after a list (sweep); the targets of the objects that belong to it are made again
+ * with its labels (or without them). */
+void k8s_service_update(struct k8s_targets *t, const void *owner, uint64_t gen,
+                        const struct json_t *svc);
+void k8s_service_delete(struct k8s_targets *t, const struct json_t *svc);
+void k8s_services_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
+/* Every service watcher has listed once: the objects held back (hold) get their targets, so
+ * that no file is read under labels that lack its service's. */
+void k8s_services_synced(struct k8s_targets *t);
 
 #endif

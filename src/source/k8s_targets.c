@@ -10,6 +10,7 @@
 #include "core/labels.h"
 #include "core/metrics.h"
 #include "source/k8s_pod.h"
+#include "source/k8s_svc.h"
 #include "source/relabel.h"
 
 #define COMP "kubernetes_sd"
@@ -20,12 +21,79 @@ struct k8s_rtarget {
     size_t refs;
 };
 
+static int on_pod_target(void *ctx, struct bt_labels *l);
+
 struct k8s_obj {
     const void *owner;
     uint64_t gen;
     char **keys; /* rtarget keys this pod holds one reference on each */
     size_t n;
+    json_t *json; /* endpoints, endpointslice: the object, to remake it when its service changes */
 };
+
+/* A Service known to the endpoints and endpointslice roles. */
+struct k8s_svc {
+    const void *owner;
+    uint64_t gen;
+    json_t *json;
+};
+
+const char *k8s_role_name(enum k8s_role r)
+{
+    static const char *const n[] = {"pod",       "node",          "service",
+                                    "endpoints", "endpointslice", "ingress"};
+    return n[r];
+}
+
+const char *k8s_role_api(enum k8s_role r)
+{
+    return r == K8S_ENDPOINTSLICE ? "/apis/discovery.k8s.io/v1"
+           : r == K8S_INGRESS     ? "/apis/networking.k8s.io/v1"
+                                  : "/api/v1";
+}
+
+const char *k8s_role_resource(enum k8s_role r)
+{
+    static const char *const n[] = {"pods",      "nodes",          "services",
+                                    "endpoints", "endpointslices", "ingresses"};
+    return n[r];
+}
+
+bool k8s_role_joins_services(enum k8s_role r)
+{
+    return r == K8S_ENDPOINTS || r == K8S_ENDPOINTSLICE;
+}
+
+/* The Service an endpoints or endpointslice object belongs to, if known. */
+static const json_t *service_of(struct k8s_targets *tg, const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = tg->role == K8S_ENDPOINTSLICE
+                           ? bt_k8s_endpointslice_service(obj)
+                           : json_string_value(json_object_get(md, "name"));
+    if (!name)
+        return NULL;
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", ns ? ns : "", name);
+    struct k8s_svc *s = bt_hmap_get(&tg->svcs, key, strlen(key));
+    return s ? s->json : NULL;
+}
+
+static int object_targets(struct k8s_targets *tg, const json_t *obj)
+{
+    switch (tg->role) {
+    case K8S_NODE: return bt_k8s_node_targets(obj, on_pod_target, tg);
+    case K8S_SERVICE: return bt_k8s_service_targets(obj, on_pod_target, tg);
+    case K8S_ENDPOINTS:
+        return bt_k8s_endpoints_targets(obj, service_of(tg, obj), on_pod_target, tg);
+    case K8S_ENDPOINTSLICE:
+        return bt_k8s_endpointslice_targets(obj, service_of(tg, obj), on_pod_target, tg);
+    case K8S_INGRESS: return bt_k8s_ingress_targets(obj, on_pod_target, tg);
+    case K8S_POD: break;
+    }
+    return bt_k8s_pod_targets(obj, on_pod_target, tg);
+}
 
 /* The key of a reduced label set: Loki's canonical string plus __path__ and __path_exclude__. */
 static char *target_key(struct bt_labels *l)
@@ -165,8 +233,13 @@ void k8s_object_update(struct k8s_targets *tg, const void *owner, uint64_t gen,
     p->owner = owner;
     p->gen = gen;
     tg->nk_n = 0;
-    int rc = tg->role == K8S_NODE ? bt_k8s_node_targets(obj, on_pod_target, tg)
-                                  : bt_k8s_pod_targets(obj, on_pod_target, tg);
+    if (k8s_role_joins_services(tg->role) && p->json != obj) {
+        json_decref(p->json);
+        p->json = json_incref((json_t *)obj);
+    }
+    if (tg->hold)
+        return; /* made by k8s_services_synced */
+    int rc = object_targets(tg, obj);
     uint64_t sup;
     if (rc < 0 && bt_ratelimit_ok(&tg->rl_bad, &sup))
         BT_WARN(COMP, "object not understood", "job=%s object=%s err=%s suppressed=%llu", tg->job,
@@ -203,6 +276,7 @@ static void pod_forget(struct k8s_targets *tg, const char *key)
     if (!p)
         return;
     pod_release(tg, p);
+    json_decref(p->json);
     free(p);
 }
 
@@ -249,6 +323,7 @@ void k8s_targets_init(struct k8s_targets *tg, enum k8s_role role, struct bt_rela
     tg->rl_bad = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
     bt_hmap_init(&tg->objs);
     bt_hmap_init(&tg->targets);
+    bt_hmap_init(&tg->svcs);
     const char *h = getenv("HOSTNAME");
     if (h && *h)
         snprintf(tg->host, sizeof(tg->host), "%s", h);
@@ -266,9 +341,17 @@ void k8s_targets_free(struct k8s_targets *tg)
         for (size_t i = 0; i < p->n; i++)
             free(p->keys[i]);
         free(p->keys);
+        json_decref(p->json);
         free(p);
     }
     bt_hmap_free(&tg->objs);
+    it = 0;
+    while ((s = bt_hmap_next(&tg->svcs, &it))) {
+        struct k8s_svc *v = s->val;
+        json_decref(v->json);
+        free(v);
+    }
+    bt_hmap_free(&tg->svcs);
     it = 0;
     while ((s = bt_hmap_next(&tg->targets, &it))) {
         struct k8s_rtarget *t = s->val;
@@ -280,4 +363,127 @@ void k8s_targets_free(struct k8s_targets *tg)
     for (size_t i = 0; i < tg->nk_cap; i++)
         bt_labels_free(&tg->nl[i]);
     free(tg->nl);
+}
+
+/* Makes again the targets of the objects that belong to Service ns/name. */
+static void service_changed(struct k8s_targets *tg, const char *ns, const char *name)
+{
+    size_t it = 0;
+    struct bt_hmap_slot *s;
+    while ((s = bt_hmap_next(&tg->objs, &it))) {
+        struct k8s_obj *p = s->val;
+        if (!p->json)
+            continue;
+        const json_t *md = json_object_get(p->json, "metadata");
+        const char *ons = json_string_value(json_object_get(md, "namespace"));
+        const char *svc = tg->role == K8S_ENDPOINTSLICE
+                              ? bt_k8s_endpointslice_service(p->json)
+                              : json_string_value(json_object_get(md, "name"));
+        if (!svc || strcmp(svc, name) != 0 || strcmp(ons ? ons : "", ns) != 0)
+            continue;
+        /* An update of an existing key changes nothing in objs: the walk stays valid. */
+        json_t *o = json_incref(p->json);
+        k8s_object_update(tg, p->owner, p->gen, o);
+        json_decref(o);
+    }
+}
+
+static bool svc_name(const json_t *svc, char *key, size_t keylen, const char **ns,
+                     const char **name)
+{
+    const json_t *md = json_object_get(svc, "metadata");
+    *ns = json_string_value(json_object_get(md, "namespace"));
+    *name = json_string_value(json_object_get(md, "name"));
+    if (!*name || !**name)
+        return false;
+    *ns = *ns ? *ns : "";
+    snprintf(key, keylen, "%s/%s", *ns, *name);
+    return true;
+}
+
+void k8s_service_update(struct k8s_targets *tg, const void *owner, uint64_t gen,
+                        const struct json_t *svc)
+{
+    char key[512];
+    const char *ns, *name;
+    if (!svc_name(svc, key, sizeof(key), &ns, &name))
+        return;
+    struct k8s_svc *v = bt_hmap_get(&tg->svcs, key, strlen(key));
+    if (!v) {
+        v = calloc(1, sizeof(*v));
+        if (!v || bt_hmap_put(&tg->svcs, key, strlen(key), v, NULL) < 0) {
+            free(v);
+            BT_WARN(COMP, "out of memory, service left out", "job=%s service=%s", tg->job, key);
+            return;
+        }
+    }
+    v->owner = owner;
+    v->gen = gen;
+    if (v->json && json_equal(v->json, (json_t *)svc))
+        return; /* a re-list: nothing changed */
+    json_decref(v->json);
+    v->json = json_incref((json_t *)svc);
+    service_changed(tg, ns, name);
+}
+
+static void service_forget(struct k8s_targets *tg, const char *key)
+{
+    struct k8s_svc *v = bt_hmap_del(&tg->svcs, key, strlen(key));
+    if (!v)
+        return;
+    const char *slash = strchr(key, '/');
+    char ns[256];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
+    service_changed(tg, ns, slash + 1);
+    json_decref(v->json);
+    free(v);
+}
+
+void k8s_service_delete(struct k8s_targets *tg, const struct json_t *svc)
+{
+    char key[512];
+    const char *ns, *name;
+    if (svc_name(svc, key, sizeof(key), &ns, &name))
+        service_forget(tg, key);
+}
+
+void k8s_services_sweep(struct k8s_targets *tg, const void *owner, uint64_t gen)
+{
+    size_t it = 0, ngone = 0;
+    struct bt_hmap_slot *s;
+    char **gone = NULL;
+    while ((s = bt_hmap_next(&tg->svcs, &it))) {
+        struct k8s_svc *v = s->val;
+        if (v->owner != owner || v->gen == gen)
+            continue;
+        char **n = realloc(gone, (ngone + 1) * sizeof(*n));
+        if (!n)
+            break;
+        gone = n;
+        gone[ngone] = strndup(s->key, s->klen);
+        if (gone[ngone])
+            ngone++;
+    }
+    for (size_t k = 0; k < ngone; k++) {
+        service_forget(tg, gone[k]);
+        free(gone[k]);
+    }
+    free(gone);
+}
+
+void k8s_services_synced(struct k8s_targets *tg)
+{
+    if (!tg->hold)
+        return;
+    tg->hold = false;
+    size_t it = 0;
+    struct bt_hmap_slot *s;
+    while ((s = bt_hmap_next(&tg->objs, &it))) {
+        struct k8s_obj *p = s->val;
+        if (!p->json)
+            continue;
+        json_t *o = json_incref(p->json);
+        k8s_object_update(tg, p->owner, p->gen, o);
+        json_decref(o);
+    }
 }

@@ -1,4 +1,6 @@
-"""A test Kubernetes API server that answers pod LIST and WATCH requests as kube-apiserver does.
+"""A test Kubernetes API server that answers LIST and WATCH requests as kube-apiserver does: pods,
+nodes, services, endpoints, endpointslices (discovery.k8s.io/v1) and ingresses
+(networking.k8s.io/v1).
 
 It serves the objects recorded from a real cluster (tests/data/k8s): a PodList with its
 resourceVersion, and watch streams as chunked HTTP responses of newline-separated JSON events,
@@ -6,6 +8,7 @@ held open until the test ends them or timeoutSeconds passes. The test drives it:
 
   api = FakeKubeAPI(token="secret").start()
   api.load_list("pods_list_node1_running.json")   # the cluster state a LIST returns
+  api.load_objects("Service", doc)                 # a ServiceList (or other kind's list)
   api.push(event)                                  # one recorded {"type", "object"} event
   api.expire()                                     # ends open watches; a watch from an older
                                                    # resourceVersion gets a 410 Expired ERROR
@@ -67,6 +70,25 @@ def discovery(path):
     return None
 
 
+# (API prefix, resource) -> kind, for the LIST and WATCH paths served.
+KINDS = {("/api/v1", "pods"): "Pod", ("/api/v1", "nodes"): "Node",
+         ("/api/v1", "services"): "Service", ("/api/v1", "endpoints"): "Endpoints",
+         ("/apis/discovery.k8s.io/v1", "endpointslices"): "EndpointSlice",
+         ("/apis/networking.k8s.io/v1", "ingresses"): "Ingress"}
+
+
+def route(path):
+    """(kind, namespace or None) of a LIST/WATCH path, or None."""
+    for (prefix, res), kind in KINDS.items():
+        if path == "%s/%s" % (prefix, res):
+            return kind, None
+        rest = path[len(prefix):] if path.startswith(prefix + "/namespaces/") else ""
+        parts = rest.strip("/").split("/")
+        if kind != "Node" and len(parts) == 3 and parts[2] == res:
+            return kind, parts[1]
+    return None
+
+
 def key_of(pod):
     return "%s/%s" % (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
 
@@ -79,6 +101,7 @@ class FakeKubeAPI:
         self.cond = threading.Condition()
         self.pods = {}
         self.nodes = {}
+        self.others = {}  # kind -> {key: object} for the kinds other than pods and nodes
         self.rv = 0
         self.history = []  # (rv, event) in order
         self.expired_below = 0  # a watch from a resourceVersion below this gets 410
@@ -128,6 +151,21 @@ class FakeKubeAPI:
             self.nodes = {key_of(n): n for n in doc["items"]}
             self.rv = max(self.rv, int(doc["metadata"]["resourceVersion"]))
 
+    def load_objects(self, kind, doc):
+        """A list (a dict, e.g. a ServiceList) as the objects of kind a LIST returns."""
+        with self.cond:
+            for o in doc["items"]:
+                o.setdefault("kind", kind)
+            self.others[kind] = {key_of(o): o for o in doc["items"]}
+            self.rv = max(self.rv, int(doc["metadata"]["resourceVersion"]))
+
+    def store(self, kind):
+        if kind == "Node":
+            return self.nodes
+        if kind == "Pod":
+            return self.pods
+        return self.others.setdefault(kind, {})
+
     def push(self, ev):
         """Applies one watch event to the cluster state and sends it to open watches."""
         obj = ev["object"]
@@ -139,7 +177,7 @@ class FakeKubeAPI:
                 obj["metadata"]["resourceVersion"] = str(rv)
                 ev = {"type": ev["type"], "object": obj}
             self.rv = rv
-            store = self.nodes if obj.get("kind") == "Node" else self.pods
+            store = self.store(obj.get("kind", "Pod"))
             if ev["type"] == "DELETED":
                 store.pop(key_of(obj), None)
             else:
@@ -202,18 +240,13 @@ class Handler(BaseHTTPRequestHandler):
         disc = discovery(u.path)
         if disc is not None:
             return self.send_json(200, disc)
-        ns = None
-        parts = u.path.strip("/").split("/")
-        kind = "Pod"
-        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) == 5 and parts[4] == "pods":
-            ns = parts[3]
-        elif parts == ["api", "v1", "nodes"]:
-            kind = "Node"
-        elif parts != ["api", "v1", "pods"]:
-            # Nothing but pods exists here: kubectl apply finds no object and would create it.
+        r = route(u.path)
+        if r is None:
+            # Nothing else exists here: kubectl apply finds no object and would create it.
             return self.send_json(404, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                                         "status": "Failure", "message": "not found",
                                         "reason": "NotFound", "code": 404})
+        kind, ns = r
         node = None
         fs = q.get("fieldSelector", "")
         if fs.startswith("spec.nodeName="):
@@ -222,13 +255,16 @@ class Handler(BaseHTTPRequestHandler):
         def match(p):
             if kind == "Node":
                 return p.get("kind", "Node") == "Node"
+            if kind != "Pod":
+                return p.get("kind") == kind and \
+                    (ns is None or p["metadata"].get("namespace") == ns)
             return p.get("kind", "Pod") == "Pod" and \
                 (ns is None or p["metadata"].get("namespace") == ns) and \
                 (node is None or p["spec"].get("nodeName") == node)
         if q.get("watch") in ("1", "true"):
             return self.watch(q, match)
         with api.cond:
-            store = api.nodes if kind == "Node" else api.pods
+            store = api.store(kind)
             items = [store[k] for k in sorted(store) if match(store[k])]
             rv = api.rv
         md = {"resourceVersion": str(rv)}

@@ -298,7 +298,7 @@ def test_k8s_token_rotation_http_410_and_backoff(ctx):
         f.write("expired-token\n")
     api.expire()  # the watch ends; the next requests carry the bad token
     wait_until(lambda: api.unauthorized >= 2, 20, interval=0.2, what="refused requests")
-    assert "pod list failed" in agent.log() or "pod watch failed" in agent.log()
+    assert "msg=\"list failed\"" in agent.log() or "msg=\"watch failed\"" in agent.log()
     with open(os.path.join(d, "token.tmp"), "w") as f:
         f.write(TOKEN + "\n")
     os.rename(os.path.join(d, "token.tmp"), os.path.join(d, "token"))
@@ -327,20 +327,108 @@ def test_k8s_token_rotation_http_410_and_backoff(ctx):
     assert loki.received() == loki.count(), "duplicates were pushed"
 
 
-def test_k8s_unsupported_role_is_refused(ctx):
-    d = ctx.tmpdir()
-    cfg = """clients:
+def test_k8s_other_roles_start_and_unknown_ones_are_refused(ctx):
+    """Configs with the roles service, endpoints, endpointslice and ingress pass the check, as
+    in promtail; a role Prometheus does not know is refused with its name."""
+    for role, ok in (("service", True), ("endpoints", True), ("endpointslice", True),
+                     ("ingress", True), ("endpoint", False)):
+        cfg = """clients:
   - url: http://127.0.0.1:1/loki/api/v1/push
 scrape_configs:
-  - job_name: nodes
+  - job_name: j
+    kubernetes_sd_configs:
+      - role: %s
+        api_server: http://127.0.0.1:1
+""" % role
+        agent = Agent(ctx, cfg, extra_args=["-check-syntax"]).start()
+        rc = agent.p.wait(20)
+        assert (rc == 0) == ok, (role, agent.log())
+        if not ok:
+            assert "unknown role endpoint" in agent.log(), agent.log()
+
+
+def test_k8s_role_endpoints_targets_carry_service_labels(ctx):
+    """Role endpoints: one target per address and port, with the endpoint labels and the labels
+    of the Service of the same name (watched too): a service label change reaches the
+    targets."""
+    api = FakeKubeAPI().start()
+    ctx.cleanups.append(api.stop)
+    api.load_list("pods_list_node1_running.json")  # pods must not show up as endpoints
+    api.load_objects("Service", load("services_list.json"))
+    api.load_objects("Endpoints", load("endpoints_list.json"))
+    port = free_port()
+    d = ctx.tmpdir()
+    os.makedirs(os.path.join(d, "ep"))
+    for name in ("web-1", "web-2"):
+        with open(os.path.join(d, "ep", name + ".log"), "w") as f:
+            f.write("from %s\n" % name)
+    loki = FakeLoki(ctx)
+    cfg = """server:
+  http_listen_port: %(port)d
+  grpc_listen_port: 0
+positions:
+  filename: %(d)s/positions.yaml
+clients:
+  - url: %(url)s
+    batchwait: 100ms
+scrape_configs:
+  - job_name: endpoints
     kubernetes_sd_configs:
       - role: endpoints
-        api_server: http://127.0.0.1:1
-"""
-    agent = Agent(ctx, cfg, extra_args=["-check-syntax"]).start()
-    rc = agent.p.wait(20)
-    assert rc != 0
-    assert "role endpoints not supported yet" in agent.log(), agent.log()
+        api_server: %(api)s
+        namespaces:
+          names: [logs]
+        selectors:
+          - {role: service, label: app.kubernetes.io/part-of}
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_endpoint_port_name]
+        regex: http
+        action: keep
+      - source_labels: [__address__]
+        target_label: addr
+      - source_labels: [__meta_kubernetes_endpoint_ready]
+        target_label: ready
+      - source_labels: [__meta_kubernetes_endpoints_name]
+        target_label: endpoints
+      - source_labels: [__meta_kubernetes_service_label_app_kubernetes_io_part_of]
+        target_label: part
+      - source_labels: [__meta_kubernetes_endpoint_address_target_name]
+        replacement: %(d)s/ep/$1.log
+        target_label: __path__
+""" % dict(d=d, url=loki.url, api=api.url, port=port)
+    agent = Agent(ctx, cfg).start()
+
+    def shop_lines():
+        return {ln: labels_of(e) for ln, e in entries_by_line(loki).items()}
+    wait_until(lambda: "from web-1" in shop_lines() and "from web-2" in shop_lines() and
+               shop_lines()["from web-1"].get("part") == "shop", 20, interval=0.2,
+               what="both endpoint targets with the service's labels")
+    l1, l2 = shop_lines()["from web-1"], shop_lines()["from web-2"]
+    assert l1["addr"] == "10.88.0.19:8080" and l1["ready"] == "true", l1
+    assert l1["endpoints"] == "web" and l1["part"] == "shop", l1
+    assert l2["addr"] == "10.88.0.23:8080" and l2["ready"] == "false", l2
+    assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/services" and
+                     r[1].get("watch") == "1") >= 1
+    assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/endpoints" and
+                     r[1].get("watch") == "1") >= 1
+    # The role service's selector is for the services, not for the endpoints.
+    assert all(r[1].get("labelSelector") == "app.kubernetes.io/part-of"
+               for r in api.requests if r[0].endswith("/services"))
+    assert not any("labelSelector" in r[1] for r in api.requests if r[0].endswith("/endpoints"))
+    svc = json.loads(json.dumps(load("services_list.json")["items"][0]))
+    svc["kind"] = "Service"
+    svc["metadata"]["labels"]["app.kubernetes.io/part-of"] = "outlet"
+    api.push({"type": "MODIFIED", "object": svc})
+    wait_until(lambda: metric_value(agent.metrics(port), "bpftail_kubernetes_sd_events_total",
+                                    type="MODIFIED") >= 1, 20, interval=0.2,
+               what="the service's MODIFIED event")
+    with open(os.path.join(d, "ep", "web-1.log"), "a") as f:
+        f.write("web-1 after the service changed\n")
+    wait_until(lambda: "web-1 after the service changed" in shop_lines(), 20, interval=0.2,
+               what="a line after the service change")
+    assert shop_lines()["web-1 after the service changed"]["part"] == "outlet"
+    assert agent.stop() == 0
+    assert loki.received() == loki.count(), "duplicates were pushed"
 
 
 def test_k8s_role_node_targets(ctx):

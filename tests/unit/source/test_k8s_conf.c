@@ -67,17 +67,45 @@ Test(k8s_conf, api_server_selectors_namespaces_and_auth)
     cr_assert_str_eq(conf.conn.auth_cred_file, "/tok");
 }
 
-Test(k8s_conf, other_roles_are_refused_with_their_name)
+Test(k8s_conf, every_prometheus_role_is_read_and_others_refused)
 {
-    cr_assert_neq(parse("role: service\napi_server: http://x\n", false), 0);
-    cr_assert(strstr(err, "c.yaml:1:7: kubernetes_sd_configs: role service not supported yet"),
-              "%s", err);
-    cr_assert_neq(parse("role: endpointslice\napi_server: http://x\n", false), 0);
-    cr_assert(strstr(err, "role endpointslice not supported yet"), "%s", err);
+    static const char *const names[] = {"pod",       "node",          "service",
+                                        "endpoints", "endpointslice", "ingress"};
+    for (int r = K8S_POD; r <= K8S_INGRESS; r++) {
+        char y[128];
+        snprintf(y, sizeof(y), "role: %s\napi_server: http://x\n", names[r]);
+        cr_assert_eq(parse(y, false), 0, "%s: %s", names[r], err);
+        cr_assert_eq(conf.role, (enum k8s_role)r);
+    }
     cr_assert_neq(parse("role: pods\napi_server: http://x\n", false), 0);
-    cr_assert(strstr(err, "unknown role pods"), "%s", err);
+    cr_assert(strstr(err, "c.yaml:1:7: kubernetes_sd_configs: unknown role pods"), "%s", err);
     cr_assert_neq(parse("api_server: http://x\n", false), 0);
     cr_assert(strstr(err, "role is required"), "%s", err);
+}
+
+Test(k8s_conf, selectors_of_the_role_apply_and_others_are_ignored)
+{
+    cr_assert_eq(parse("role: endpointslice\napi_server: http://x\nselectors:\n"
+                       "  - {role: endpointslice, label: app=web}\n"
+                       "  - {role: pod, field: spec.nodeName=n1}\n",
+                       false),
+                 0, "%s", err);
+    cr_assert_str_eq(conf.label_sel, "app=web");
+    cr_assert_null(conf.field_sel);
+    cr_assert_eq(parse("role: endpoints\napi_server: http://x\nselectors:\n"
+                       "  - {role: service, label: tier=front}\n"
+                       "  - {role: endpoints, field: metadata.name=web}\n",
+                       false),
+                 0, "%s", err);
+    cr_assert_str_eq(conf.field_sel, "metadata.name=web");
+    cr_assert_null(conf.label_sel);
+    cr_assert_str_eq(conf.svc_label_sel, "tier=front", "for the services watched for labels");
+    cr_assert_eq(parse("role: service\napi_server: http://x\nselectors:\n"
+                       "  - {role: service, label: tier=front}\n",
+                       false),
+                 0, "%s", err);
+    cr_assert_str_eq(conf.label_sel, "tier=front");
+    cr_assert_null(conf.svc_label_sel);
 }
 
 Test(k8s_conf, unknown_and_unsupported_keys_are_errors)
