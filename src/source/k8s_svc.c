@@ -244,6 +244,18 @@ bool bt_k8s_refers_to_pod(const struct json_t *obj, const char *ns, const char *
 
 /* ---- service ---- */
 
+/* spec.loadBalancerIP, as Prometheus reads it; that field is deprecated and mostly unset, so
+ * else the first address the load balancer reports (status.loadBalancer.ingress[0].ip). */
+static const char *loadbalancer_ip(const json_t *svc)
+{
+    const char *ip = str_at(json_object_get(svc, "spec"), "loadBalancerIP");
+    if (*ip)
+        return ip;
+    const json_t *ing =
+        json_object_get(json_object_get(json_object_get(svc, "status"), "loadBalancer"), "ingress");
+    return str_at(json_array_get(ing, 0), "ip");
+}
+
 int bt_k8s_service_targets(const struct json_t *svc, bt_k8s_target_fn fn, void *ctx)
 {
     if (!named(svc))
@@ -260,6 +272,8 @@ int bt_k8s_service_targets(const struct json_t *svc, bt_k8s_target_fn fn, void *
         rc = bt_labels_set(&w.base, M "service_external_name", str_at(spec, "externalName"));
     else if (rc == 0)
         rc = bt_labels_set(&w.base, M "service_cluster_ip", str_at(spec, "clusterIP"));
+    if (rc == 0 && strcmp(type, "LoadBalancer") == 0)
+        rc = bt_labels_set(&w.base, M "service_loadbalancer_ip", loadbalancer_ip(svc));
     if (rc < 0)
         rc = -ENOMEM;
     size_t i;

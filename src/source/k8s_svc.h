@@ -9,7 +9,9 @@
  *
  * service: one target per spec.ports item, __address__ <name>.<namespace>.svc:<port>, with
  *   __meta_kubernetes_service_type, _cluster_ip (not for ExternalName), _external_name
- *   (ExternalName only), _port_name, _port_number, _port_protocol.
+ *   (ExternalName only), _loadbalancer_ip (LoadBalancer only: spec.loadBalancerIP as in
+ *   Prometheus, else status.loadBalancer.ingress[0].ip), _port_name, _port_number,
+ *   _port_protocol.
  * endpoints: one target per address (subsets[].addresses: ready "true", notReadyAddresses:
  *   "false") and port, __address__ ip:port, with __meta_kubernetes_endpoint_hostname,
  *   _node_name, _ready, _port_name, _port_protocol, _port_app_protocol,

@@ -283,6 +283,32 @@ Test(k8s_svc, endpointslice_targets_of_a_known_pod_carry_its_labels)
     json_decref(pods);
 }
 
+Test(k8s_svc, loadbalancer_service_has_its_address)
+{
+    json_t *doc = load("services_list.json");
+    json_t *svc = json_deep_copy(item(doc, "web"));
+    json_t *spec = json_object_get(svc, "spec");
+    json_object_set_new(spec, "type", json_string("LoadBalancer"));
+    json_object_set_new(svc, "status",
+                        json_loads("{\"loadBalancer\":{\"ingress\":[{\"ip\":\"203.0.113.7\"},"
+                                   "{\"ip\":\"203.0.113.8\"}]}}",
+                                   0, NULL));
+    cr_assert_eq(bt_k8s_service_targets(svc, collect, NULL), 2);
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_service_loadbalancer_ip"), "203.0.113.7");
+    cr_assert_str_eq(L(&got[0], "__meta_kubernetes_service_cluster_ip"), "10.96.12.7");
+    reset();
+    json_object_set_new(spec, "loadBalancerIP", json_string("203.0.113.1"));
+    cr_assert_eq(bt_k8s_service_targets(svc, collect, NULL), 2);
+    cr_assert_str_eq(L(&got[1], "__meta_kubernetes_service_loadbalancer_ip"), "203.0.113.1",
+                     "the spec's address first, as Prometheus reads it");
+    reset();
+    cr_assert_eq(bt_k8s_service_targets(item(doc, "web"), collect, NULL), 2);
+    cr_assert_null(bt_labels_get(&got[0], "__meta_kubernetes_service_loadbalancer_ip"),
+                   "only for type LoadBalancer");
+    json_decref(svc);
+    json_decref(doc);
+}
+
 Test(k8s_svc, endpointslice_gives_one_target_per_endpoint_address_and_port)
 {
     json_t *es = load("endpointslices_list.json"), *svcs = load("services_list.json");
