@@ -126,7 +126,10 @@ static int one_container(struct walk *w, const json_t *c, const json_t *statuses
         rc |= bt_labels_set(&w->t, P "container_image", str_at(c, "image"));
         rc |= bt_labels_set(&w->t, P "container_init", init ? "true" : "false");
         if (!np) {
-            rc |= bt_labels_set(&w->t, "__address__", w->ip);
+            /* No port: the IP alone, an IPv6 one in brackets (RFC 3986), as Prometheus does. */
+            char addr[300];
+            snprintf(addr, sizeof(addr), strchr(w->ip, ':') ? "[%s]" : "%s", w->ip);
+            rc |= bt_labels_set(&w->t, "__address__", addr);
         } else {
             const json_t *p = json_array_get(ports, k);
             json_int_t num = json_integer_value(json_object_get(p, "containerPort"));

@@ -4,7 +4,7 @@
  * Pure: no I/O. A pod without an IP yet (Pending, or evicted) has no targets, as in
  * Prometheus. Otherwise every container, init containers included, gives one target per
  * declared port, or one target if it declares none, with these labels:
- *   __address__                      podIP[:port]
+ *   __address__                      podIP:port, or podIP alone ([podIP] if IPv6)
  *   __meta_kubernetes_namespace      metadata.namespace
  *   __meta_kubernetes_pod_name, _uid, _node_name, _ip, _host_ip, _phase
  *   __meta_kubernetes_pod_ready      "true"/"false"/"unknown" (the Ready condition)
