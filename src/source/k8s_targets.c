@@ -425,6 +425,26 @@ static bool obj_name(const json_t *obj, char *key, size_t keylen, const char **n
     return true;
 }
 
+/* What is kept of a joined object: all of it but metadata.managedFields, which no label
+ * comes from and which is often most of a pod's JSON. A new reference, NULL without memory. */
+static json_t *slim(const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    if (!json_object_get(md, "managedFields"))
+        return json_incref((json_t *)obj);
+    json_t *o = json_copy((json_t *)obj), *m = json_copy((json_t *)md);
+    if (!o || !m || json_object_del(m, "managedFields") < 0) {
+        json_decref(o);
+        json_decref(m);
+        return NULL;
+    }
+    if (json_object_set_new(o, "metadata", m) < 0) { /* m is freed either way */
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static struct bt_hmap *join_map(struct k8s_targets *tg, enum k8s_join j)
 {
     return j == K8S_JOIN_POD ? &tg->pods : &tg->svcs;
@@ -449,10 +469,17 @@ void k8s_join_update(struct k8s_targets *tg, enum k8s_join j, const void *owner,
     }
     v->owner = owner;
     v->gen = gen;
-    if (v->json && json_equal(v->json, (json_t *)obj))
+    json_t *keep = slim(obj);
+    if (!keep) {
+        BT_WARN(COMP, "out of memory, object change left out", "job=%s object=%s", tg->job, key);
+        return;
+    }
+    if (v->json && json_equal(v->json, keep)) {
+        json_decref(keep);
         return; /* a re-list: nothing changed */
+    }
     json_decref(v->json);
-    v->json = json_incref((json_t *)obj);
+    v->json = keep;
     join_changed(tg, j, ns, name);
 }
 
