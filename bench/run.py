@@ -350,11 +350,12 @@ class Run:
             print("kept work dir %s" % self.work)
 
 
-def throughput_once(run, name, kind, stages):
-    """Ships a pre-written file from offset 0 and times delivery of every line."""
+def throughput_once(run, name, kind, stages, rnd=0):
+    """Ships a pre-written file from offset 0 and times delivery of every line. Each round
+    has its own directory: a positions file left by the last one would start at the end."""
     path, size = run.data(kind)
     n = run.args.lines
-    d = run.scenario_dir(name)
+    d = run.scenario_dir(name if not rnd else "%s-%d" % (name, rnd + 1))
     loki = FakeLoki(run.fake, discard=True)
     agent = None
     try:
@@ -435,10 +436,10 @@ def throughput(run, name, kind, stages):
     so both see the same machine). The result is bpftail's median run (by CPU s) with every
     round's CPU s, and the floor's median CPU s and bpftail's ratio to it."""
     runs, floors = [], []
-    for _ in range(run.args.rounds):
+    for rnd in range(run.args.rounds):
         if run.floor:
             floors.append(floor_once(run, name, kind))
-        runs.append(throughput_once(run, name, kind, stages))
+        runs.append(throughput_once(run, name, kind, stages, rnd))
     ordered = sorted(runs, key=lambda r: r["cpu_s"])
     res = dict(ordered[(len(ordered) - 1) // 2])
     res["cpu_s_runs"] = [r["cpu_s"] for r in runs]
