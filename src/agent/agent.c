@@ -127,7 +127,7 @@ void agent_sink(void *ctx, const struct bt_entry *e)
         print_entry(a, e);
         return;
     }
-    int64_t now = bt_mono_ns();
+    int64_t now = bt_mono_coarse_ns(); /* per entry: batch ages need ms, not a clock read */
     for (size_t i = 0; i < a->n_clients; i++) {
         struct agent_client *c = &a->clients[i];
         if (c->cfg->max_age_ns > 0 && e->ts_ns < bt_now_ns() - c->cfg->max_age_ns) {
