@@ -250,11 +250,12 @@ def _client(url, name, body):
             "      max_retries: 1000\n%s" % (url, name, body))
 
 
-def _config(d, port, clients):
+def _config(d, port, clients, log_level="info"):
     return """server:
   http_listen_address: 127.0.0.1
   http_listen_port: %d
   grpc_listen_port: 0
+  log_level: %s
 positions:
   filename: %s/positions.yaml
   sync_period: 200ms
@@ -269,7 +270,7 @@ scrape_configs:
         labels:
           job: tls
           __path__: %s/*.log
-""" % (port, d, "".join(clients), d)
+""" % (port, log_level, d, "".join(clients), d)
 
 
 def _secrets_hidden(a, port, secrets):
@@ -326,7 +327,8 @@ def test_tls_and_auth_matrix_through_nginx(ctx):
                              % (PROXY_USER, PROXY_PASSWORD, proxy.port)),
     }
     port = free_port()
-    a = Agent(ctx, _config(d, port, clients.values())).start()
+    # Debug logging: not even the most verbose log may carry a secret.
+    a = Agent(ctx, _config(d, port, clients.values(), "debug")).start()
     n = 300
     w = SeqWriter(os.path.join(d, "app.log"))
     w.write(n)
@@ -464,7 +466,7 @@ def test_wrong_password_keeps_the_lines_until_the_config_is_fixed(ctx):
         return _config(d, port, [_client(
             ng.url("basic"), "basic",
             _tls(ca_file=pki["ca.crt"]) + "    headers:\n      %s: %s\n" % (HEADER, HEADER_VALUE)
-            + "    basic_auth:\n      username: %s\n      password: %s\n" % (USER, pw))])
+            + "    basic_auth:\n      username: %s\n      password: %s\n" % (USER, pw))], "debug")
     a = Agent(ctx, cfg(wrong)).start()
     _failure_then_fix(ctx, loki, a, port, d, 500, "unauthorized", ["status=401"],
                       lambda: (_secrets_hidden(a, port, [wrong]),
