@@ -73,6 +73,11 @@ def test_bpftail_in_the_stack_has_only_the_capabilities_it_needs(ctx):
     with open(os.path.join(ctx.root, "Dockerfile")) as f:
         users = [ln.split()[1] for ln in f if ln.startswith("USER ")]
     assert users and users[-1] not in ("root", "0"), "the image runs as non-root: %s" % users
+    # The stack's root keeps no CAP_DAC_OVERRIDE or CAP_FOWNER: the state directory (a named
+    # volume takes the image's owner and mode) must stay root's to write.
+    with open(os.path.join(ctx.root, "Dockerfile")) as f:
+        text = f.read()
+    assert "chown root:bpftail /var/lib/bpftail" in text and "chmod 0770 /var/lib/bpftail" in text
     for v in svc.get("volumes", []):
         src, dst = v.split(":")[:2]
         if src.startswith("/"):  # host paths are read-only
