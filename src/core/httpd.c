@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #define COMP "httpd"
-#define CONN_LIMIT 64
+#define CONN_LIMIT 64 /* open connections per server; past it new ones are closed, counted */
 #define CONN_TIMEOUT_S 30
 #define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 #define TEXT_CTYPE "text/plain; charset=utf-8"
@@ -40,7 +40,23 @@ struct bt_httpd {
     char prefix[256];
     size_t prefix_len;
     char *tls_cert, *tls_key; /* PEM, kept for the daemon's lifetime */
+    int conns;                /* open connections (MHD's notifications, loop thread) */
+    struct bt_ratelimit refuse_rl;
 };
+
+/* Counts a refused request or connection in bpftail_http_refused_total{port,reason}. */
+static void count_refused(struct bt_httpd *s, const char *reason)
+{
+    if (!s->h.metrics)
+        return;
+    char labels[96];
+    snprintf(labels, sizeof(labels), "port=\"%d\",reason=\"%s\"", s->port, reason);
+    bt_counter_inc(bt_metrics_counter(
+        s->h.metrics, "bpftail_http_refused_total",
+        "HTTP requests and connections the agent's servers refused: body_too_large (413) or "
+        "connection_limit (closed at once).",
+        labels));
+}
 
 /* Per-request state, allocated on the first call for a request, freed on completion. */
 struct req {
@@ -354,6 +370,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || end == cl || n > r->max) {
                 r->too_large = true;
+                count_refused(s, "body_too_large");
                 return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
             }
         }
@@ -367,6 +384,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         if (r->body > r->max && !r->too_large) {
             r->too_large = true;
+            count_refused(s, "body_too_large");
             return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
         }
         return r->too_large ? MHD_NO : MHD_YES;
@@ -386,6 +404,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         bt_buf_free(&r->buf);
     free(r);
     *con_cls = NULL;
+}
+
+/* The connection limit is applied here rather than by MHD's own option, which closes extra
+ * connections without telling anyone: a refused connection is counted. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct bt_httpd *s = cls;
+    (void)addr;
+    (void)addrlen;
+    if (s->conns < CONN_LIMIT)
+        return MHD_YES;
+    count_refused(s, "connection_limit");
+    uint64_t sup = 0;
+    if (bt_ratelimit_ok(&s->refuse_rl, &sup))
+        BT_WARN(COMP, "connection limit reached, connection closed",
+                "port=%d limit=%d suppressed=%llu", s->port, CONN_LIMIT, (unsigned long long)sup);
+    return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct bt_httpd *s = cls;
+    (void)c;
+    (void)socket_ctx;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        s->conns++;
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED && s->conns > 0)
+        s->conns--;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -510,7 +557,9 @@ static int start_mhd(struct bt_httpd *s, int lfd)
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
         {MHD_OPTION_LISTEN_SOCKET, lfd, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+        /* A backstop above on_accept's limit, which is the one that counts. */
+        {MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT + 16, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
@@ -519,11 +568,11 @@ static int start_mhd(struct bt_httpd *s, int lfd)
         flags |= MHD_USE_TLS;
     /* External polling with epoll: no thread inside MHD; the loop calls MHD_run. */
     if (s->tls_cert)
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+        s->d = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, opts,
                                 MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
                                 s->tls_key, MHD_OPTION_END);
     else
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+        s->d = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, opts,
                                 MHD_OPTION_END);
     if (!s->d)
         return errno ? -errno : -EIO;
@@ -545,6 +594,7 @@ static struct bt_httpd *server_new(struct bt_loop *loop, const struct bt_httpd_h
         return NULL;
     s->loop = loop;
     s->epfd = -1;
+    s->refuse_rl = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
     if (h)
         s->h = *h;
     s->h.path_prefix = NULL; /* copied into s->prefix by the caller that takes one */

@@ -15,7 +15,9 @@
  * at BT_HTTPD_MAX_RESPONSE bytes. bt_httpd_new listens on TCP, bt_httpd_new_unix on a unix
  * socket path (replacing a stale socket file, never another kind of file). A server with a
  * `request` handler (a receiver's own server, the Loki push API) hands every whole request to
- * it instead, with bodies up to its max_body.
+ * it instead, with bodies up to its max_body. A server keeps at most 64 connections open and
+ * closes further ones at once; that and every 413 are counted in bpftail_http_refused_total
+ * {port, reason} when the handlers give a metrics registry.
  */
 #ifndef BT_HTTPD_H
 #define BT_HTTPD_H

@@ -136,9 +136,12 @@ void bt_batch_release(struct bt_batch *b)
 {
     if (!b)
         return;
-    if (b->outcome != BT_PUSH_ABANDONED)
-        for (size_t i = 0; i < b->n_refs; i++)
+    for (size_t i = 0; i < b->n_refs; i++) {
+        if (b->outcome == BT_PUSH_ABANDONED)
+            bt_segment_abandon(b->refs[i].seg, b->refs[i].count);
+        else
             bt_segment_unref(b->refs[i].seg, b->refs[i].count);
+    }
     batch_free(b);
 }
 
