@@ -314,6 +314,31 @@ int bt_relay_render(const struct bt_relay *r, const char *type, int port, long c
                     (unsigned long long)bt_spool_end(r->spool));
 }
 
+/* ---- what every receiver counts ---- */
+
+struct bt_series *bt_receiver_limit_counter(struct bt_metrics *m, const char *kind, const char *job,
+                                            const char *limit)
+{
+    char esc[256], name[96], help[128], lbl[400];
+    if (!m)
+        return NULL;
+    bt_metrics_escape(esc, sizeof(esc), job ? job : "");
+    snprintf(name, sizeof(name), "bpftail_%s_limit_hits_total", kind);
+    snprintf(help, sizeof(help), "Times a %s receiver limit was hit, by limit.", kind);
+    snprintf(lbl, sizeof(lbl), "job=\"%s\",limit=\"%s\"", esc, limit);
+    return bt_metrics_counter(m, name, help, lbl);
+}
+
+struct bt_series *bt_receiver_drop_counter(struct bt_metrics *m, const char *reason)
+{
+    char lbl[200];
+    if (!m)
+        return NULL;
+    snprintf(lbl, sizeof(lbl), "host=\"\",reason=\"%s\",tenant=\"\"", reason);
+    return bt_metrics_counter(m, "bpftail_dropped_entries_total", "Entries dropped, by reason.",
+                              lbl);
+}
+
 /* ---- lifetime ---- */
 
 static void init_metrics(struct bt_relay *r)

@@ -73,6 +73,13 @@ uint64_t bt_relay_committed(const struct bt_relay *r);
 int bt_relay_render(const struct bt_relay *r, const char *type, int port, long connections,
                     struct bt_buf *out);
 
+/* What every receiver counts, in the agent's registry (m NULL: a NULL series, which counting
+ * ignores). bpftail_<kind>_limit_hits_total{job,limit}: a limit for hostile senders was hit
+ * (kind: syslog, gelf, push). bpftail_dropped_entries_total{reason}: entries lost for good. */
+struct bt_series *bt_receiver_limit_counter(struct bt_metrics *m, const char *kind, const char *job,
+                                            const char *limit);
+struct bt_series *bt_receiver_drop_counter(struct bt_metrics *m, const char *reason);
+
 /* The record encoding, exposed for tests: appends e to out (a bt_buf), 0 or -errno. */
 int bt_relay_encode(struct bt_buf *out, const struct bt_entry *e);
 

@@ -63,7 +63,15 @@ struct bt_gelf {
     struct bt_relay *relay;
     struct bt_series *m_entries, *m_chunked, *m_errors, *m_incomplete, *m_too_large, *m_full,
         *m_labels;
+    struct bt_series *m_lim_size, *m_lim_inflated, *m_lim_pending, *m_lim_timeout;
 };
+
+/* A message dropped at a limit: counted as a drop and as the limit's hit. */
+static void drop_at(struct bt_series *drop, struct bt_series *limit)
+{
+    bt_counter_inc(drop);
+    bt_counter_inc(limit);
+}
 
 static const char *const levels[] = {"emergency", "alert",  "critical",      "error",
                                      "warning",   "notice", "informational", "debug"};
@@ -87,7 +95,7 @@ static void on_payload(struct bt_gelf *g, const unsigned char *p, size_t n)
         int rc = bt_inflate(p, n, p[0] == 0x1f ? BT_INFLATE_GZIP : BT_INFLATE_ZLIB, g->max_msg,
                             &g->inflated);
         if (rc == -E2BIG) {
-            bt_counter_inc(g->m_too_large);
+            drop_at(g->m_too_large, g->m_lim_inflated);
             return;
         }
         if (rc < 0) {
@@ -141,7 +149,10 @@ static void on_payload(struct bt_gelf *g, const unsigned char *p, size_t n)
     struct bt_entry e = {.labels = &g->labels, .ts_ns = ts_ns, .line = js, .line_len = jn};
     rc = bt_relay_put(g->relay, &e);
     if (rc < 0) {
-        bt_counter_inc(rc == -EFBIG ? g->m_too_large : g->m_full);
+        if (rc == -EFBIG)
+            drop_at(g->m_too_large, g->m_lim_size);
+        else
+            bt_counter_inc(g->m_full);
         return;
     }
     bt_counter_inc(g->m_entries);
@@ -178,6 +189,7 @@ static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
     struct pending *pm = bt_hmap_get(&g->pend, p + 2, 8);
     if (!pm) {
         if (g->n_pend >= g->max_pending) {
+            bt_counter_inc(g->m_lim_pending);
             if (!g->oldest->dead)
                 bt_counter_inc(g->m_incomplete);
             pend_drop(g, g->oldest);
@@ -210,7 +222,7 @@ static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
         return; /* a duplicate datagram */
     size_t len = n - CHUNK_HDR;
     if (!pm->dead && pm->bytes + len > g->max_msg) {
-        bt_counter_inc(g->m_too_large);
+        drop_at(g->m_too_large, g->m_lim_size);
         pm->dead = true;
         for (unsigned i = 0; i < pm->count; i++) {
             free(pm->chunk[i]);
@@ -251,7 +263,7 @@ static void expire(struct bt_loop *l, uint64_t id, void *arg)
     g->timer = 0;
     while (g->oldest && now - g->oldest->first_ns > CHUNK_TIMEOUT_NS) {
         if (!g->oldest->dead)
-            bt_counter_inc(g->m_incomplete);
+            drop_at(g->m_incomplete, g->m_lim_timeout);
         pend_drop(g, g->oldest);
     }
     if (g->oldest)
@@ -269,13 +281,13 @@ static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         if (n < 0)
             break;
         if (n > DGRAM_MAX) {
-            bt_counter_inc(g->m_too_large);
+            drop_at(g->m_too_large, g->m_lim_size);
             continue;
         }
         if (n >= CHUNK_HDR && g->dgram[0] == 0x1e && g->dgram[1] == 0x0f)
             on_chunk(g, g->dgram, (size_t)n);
         else if ((size_t)n > g->max_msg)
-            bt_counter_inc(g->m_too_large);
+            drop_at(g->m_too_large, g->m_lim_size);
         else
             on_payload(g, g->dgram, (size_t)n);
     }
@@ -406,14 +418,14 @@ static void init_metrics(struct bt_gelf *g)
                                       "GELF messages reassembled from chunks.", lbl);
     g->m_errors = bt_metrics_counter(m, "bpftail_gelf_target_parsing_errors_total",
                                      "GELF datagrams that could not be read.", lbl);
-#define DROP(f, reason)                                                                            \
-    g->f = bt_metrics_counter(m, "bpftail_dropped_entries_total", "Entries dropped, by reason.",   \
-                              "host=\"\",reason=\"" reason "\",tenant=\"\"")
-    DROP(m_incomplete, "gelf_incomplete");
-    DROP(m_too_large, "gelf_too_large");
-    DROP(m_full, "relay_full");
-    DROP(m_labels, "empty_labels");
-#undef DROP
+    g->m_incomplete = bt_receiver_drop_counter(m, "gelf_incomplete");
+    g->m_too_large = bt_receiver_drop_counter(m, "gelf_too_large");
+    g->m_full = bt_receiver_drop_counter(m, "relay_full");
+    g->m_labels = bt_receiver_drop_counter(m, "empty_labels");
+    g->m_lim_size = bt_receiver_limit_counter(m, "gelf", g->job, "message_size");
+    g->m_lim_inflated = bt_receiver_limit_counter(m, "gelf", g->job, "decompressed_size");
+    g->m_lim_pending = bt_receiver_limit_counter(m, "gelf", g->job, "pending");
+    g->m_lim_timeout = bt_receiver_limit_counter(m, "gelf", g->job, "reassembly_timeout");
 }
 
 struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env *env, char *err,

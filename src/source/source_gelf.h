@@ -21,7 +21,9 @@
  * full is dropped and counted (UDP cannot be held back). Metrics:
  * bpftail_gelf_target_entries_total, bpftail_gelf_target_chunked_messages_total,
  * bpftail_gelf_target_parsing_errors_total, and
- * bpftail_dropped_entries_total{reason="gelf_incomplete"|"gelf_too_large"|"relay_full"}.
+ * bpftail_dropped_entries_total{reason="gelf_incomplete"|"gelf_too_large"|"relay_full"}, and
+ * the limits hit: bpftail_gelf_limit_hits_total{job,limit="message_size"|"decompressed_size"|
+ * "pending"|"reassembly_timeout"}.
  * Loop thread only.
  */
 #ifndef BT_SOURCE_GELF_H

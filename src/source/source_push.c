@@ -22,6 +22,8 @@
 #define COMP "push"
 #define DEFAULT_MAX_REQUEST (8u << 20)
 #define DEFAULT_MAX_DECOMPRESSED (64u << 20)
+#define DEFAULT_MAX_CONNS 1000
+#define DEFAULT_IDLE_S 30
 #define REC_FIXED 29u /* a relay record's fixed bytes plus the spool's header */
 
 struct bt_pushrecv {
@@ -30,6 +32,7 @@ struct bt_pushrecv {
     long long port;
     bool incoming_ts;
     uint64_t max_request, max_decompressed;
+    unsigned max_conns, idle_s;
     struct bt_labels statics;
     struct bt_relay *relay;
     struct bt_httpd *httpd;
@@ -41,6 +44,7 @@ struct bt_pushrecv {
     size_t scratch_cap;
     struct bt_buf inflated;
     struct bt_series *m_entries, *m_dropped;
+    struct bt_series *m_lim_conn, *m_lim_request, *m_lim_inflated, *m_lim_idle;
     struct bt_metrics *metrics;
 };
 
@@ -251,6 +255,7 @@ static int serve_push(struct bt_pushrecv *p, const struct bt_http_request *r, st
         int rc = bt_inflate(body, n, gz ? BT_INFLATE_GZIP : BT_INFLATE_ZLIB,
                             (size_t)p->max_decompressed, &p->inflated);
         if (rc == -E2BIG) {
+            bt_counter_inc(p->m_lim_inflated);
             bt_buf_adds(out, "decompressed body too large\n");
             return 413;
         }
@@ -269,6 +274,7 @@ static int serve_push(struct bt_pushrecv *p, const struct bt_http_request *r, st
     int rc = bt_lokipush_decode(&req, json ? BT_LOKIPUSH_JSON : BT_LOKIPUSH_PROTO, body, n,
                                 (size_t)p->max_decompressed, err, sizeof(err));
     if (rc == -E2BIG) {
+        bt_counter_inc(p->m_lim_inflated);
         bt_buf_adds(out, "decompressed body too large\n");
         return 413;
     }
@@ -313,6 +319,21 @@ static int on_http(void *ctx, const struct bt_http_request *r, struct bt_buf *ou
     return st;
 }
 
+/* The HTTP server's limits: connections past max_connections, idle connections, bodies past
+ * max_request_bytes (answered 413 before the request reaches on_http). */
+static void on_limit(void *ctx, enum bt_httpd_limit what)
+{
+    struct bt_pushrecv *p = ctx;
+    switch (what) {
+    case BT_HTTPD_LIMIT_CONNECTIONS: bt_counter_inc(p->m_lim_conn); break;
+    case BT_HTTPD_LIMIT_IDLE_TIMEOUT: bt_counter_inc(p->m_lim_idle); break;
+    case BT_HTTPD_LIMIT_BODY:
+        bt_counter_inc(p->m_lim_request);
+        count_request(p, 413);
+        break;
+    }
+}
+
 /* ---- config ---- */
 
 static int fail(char *err, size_t errlen, const struct bt_node *n, const char *msg)
@@ -338,6 +359,11 @@ static int parse_server(struct bt_pushrecv *p, const struct bt_node *v, char *er
         } else if (strcmp(key, "http_listen_port") == 0) {
             if (bt_node_int(x, &p->port) || p->port < 0 || p->port > 65535)
                 return fail(err, errlen, x, "http_listen_port must be 0..65535");
+        } else if (strcmp(key, "http_server_idle_timeout") == 0) {
+            long long ns;
+            if (bt_node_duration(x, &ns) || ns <= 0 || ns > 86400 * BT_NS_PER_SEC)
+                return fail(err, errlen, x, "http_server_idle_timeout must be 1s..24h");
+            p->idle_s = (unsigned)((ns + BT_NS_PER_SEC - 1) / BT_NS_PER_SEC); /* whole seconds */
         }
         /* The other keys of promtail's server block (grpc_*, timeouts, log_*) are accepted:
          * there is no gRPC here, and the HTTP server's own limits apply. */
@@ -349,6 +375,8 @@ static int parse_cfg(struct bt_pushrecv *p, const struct bt_node *cfg, char *err
 {
     p->max_request = DEFAULT_MAX_REQUEST;
     p->max_decompressed = DEFAULT_MAX_DECOMPRESSED;
+    p->max_conns = DEFAULT_MAX_CONNS;
+    p->idle_s = DEFAULT_IDLE_S;
     p->port = -1;
     if (bt_node_is_null(cfg) || cfg->type != BT_NODE_MAP)
         return fail(err, errlen, cfg, "expected a map with a server block");
@@ -373,6 +401,11 @@ static int parse_cfg(struct bt_pushrecv *p, const struct bt_node *cfg, char *err
             if (bt_node_bytes(v, &b) || b < 1024 || b > (4ull << 30))
                 return fail(err, errlen, v, "max_decompressed_bytes must be 1KiB..4GiB");
             p->max_decompressed = b;
+        } else if (strcmp(key, "max_connections") == 0) {
+            long long ll;
+            if (bt_node_int(v, &ll) || ll < 1 || ll > 1000000)
+                return fail(err, errlen, v, "max_connections must be 1..1000000");
+            p->max_conns = (unsigned)ll;
         } else if (strcmp(key, "labels") == 0 && v->type == BT_NODE_MAP) {
             for (size_t m = 0; m < v->n; m++) {
                 const struct bt_node *lk = bt_node_key(v, m), *lv = bt_node_val(v, m);
@@ -419,10 +452,12 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
         snprintf(lbl, sizeof(lbl), "job=\"%s\"", esc);
         p->m_entries = bt_metrics_counter(p->metrics, "bpftail_push_target_entries_total",
                                           "Pushed entries queued.", lbl);
-        p->m_dropped = bt_metrics_counter(
-            p->metrics, "bpftail_dropped_entries_total", "Entries dropped, by reason.",
-            "host=\"\",reason=\"push_relabel_or_too_large\",tenant=\"\"");
     }
+    p->m_dropped = bt_receiver_drop_counter(p->metrics, "push_relabel_or_too_large");
+    p->m_lim_conn = bt_receiver_limit_counter(p->metrics, "push", p->job, "connections");
+    p->m_lim_request = bt_receiver_limit_counter(p->metrics, "push", p->job, "request_size");
+    p->m_lim_inflated = bt_receiver_limit_counter(p->metrics, "push", p->job, "decompressed_size");
+    p->m_lim_idle = bt_receiver_limit_counter(p->metrics, "push", p->job, "idle_timeout");
     struct bt_relay_config rcfg = {.loop = env->loop,
                                    .metrics = env->metrics,
                                    .job = p->job,
@@ -432,7 +467,12 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
                                    .ctx = env->ctx};
     if (!(p->relay = bt_relay_new(&rcfg, err, errlen)))
         goto fail;
-    struct bt_httpd_handlers h = {.request = on_http, .max_body = (size_t)p->max_request, .ctx = p};
+    struct bt_httpd_handlers h = {.request = on_http,
+                                  .max_body = (size_t)p->max_request,
+                                  .ctx = p,
+                                  .max_connections = p->max_conns,
+                                  .idle_timeout_s = p->idle_s,
+                                  .limit_hit = on_limit};
     p->httpd = bt_httpd_new(env->loop, p->addr ? p->addr : "", (int)p->port, &h, err, errlen);
     if (!p->httpd)
         goto fail;

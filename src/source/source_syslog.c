@@ -779,22 +779,13 @@ static void init_metrics(struct bt_syslog *s)
                                   "TLS connections closed on a failed handshake or record.", lbl);
     s->m_empty = bt_metrics_counter(m, "bpftail_syslog_empty_messages_total",
                                     "Syslog messages without a MSG part (skipped).", lbl);
-#define LIMIT(f, name)                                                                             \
-    snprintf(lbl, sizeof(lbl), "job=\"%s\",limit=\"" name "\"", esc);                              \
-    s->f = bt_metrics_counter(m, "bpftail_syslog_limit_hits_total",                                \
-                              "Times a syslog receiver limit was hit, by limit.", lbl)
-    LIMIT(m_lim_conn, "connections");
-    LIMIT(m_lim_len, "message_length");
-    LIMIT(m_lim_idle, "idle_timeout");
-#undef LIMIT
-#define DROP(f, reason)                                                                            \
-    s->f = bt_metrics_counter(m, "bpftail_dropped_entries_total", "Entries dropped, by reason.",   \
-                              "host=\"\",reason=\"" reason "\",tenant=\"\"")
-    DROP(m_drop_full, "relay_full");
-    DROP(m_drop_len, "line_too_long");
-    DROP(m_drop_labels, "empty_labels");
-    DROP(m_drop_resolve, "resolve_queue_full");
-#undef DROP
+    s->m_lim_conn = bt_receiver_limit_counter(m, "syslog", s->job, "connections");
+    s->m_lim_len = bt_receiver_limit_counter(m, "syslog", s->job, "message_length");
+    s->m_lim_idle = bt_receiver_limit_counter(m, "syslog", s->job, "idle_timeout");
+    s->m_drop_full = bt_receiver_drop_counter(m, "relay_full");
+    s->m_drop_len = bt_receiver_drop_counter(m, "line_too_long");
+    s->m_drop_labels = bt_receiver_drop_counter(m, "empty_labels");
+    s->m_drop_resolve = bt_receiver_drop_counter(m, "resolve_queue_full");
 }
 
 struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslog_env *env,

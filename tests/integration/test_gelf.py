@@ -109,4 +109,51 @@ def test_gelf_plain_compressed_chunked_and_limits(ctx):
     assert metric_value(m, "bpftail_gelf_target_parsing_errors_total", job="gelf") == 1, m
     assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_incomplete") == 1, m
     assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_too_large") == 1, m
+    hits = {lim: metric_value(m, "bpftail_gelf_limit_hits_total", job="gelf", limit=lim)
+            for lim in ("message_size", "decompressed_size", "pending", "reassembly_timeout")}
+    assert hits == {"message_size": 1, "decompressed_size": 0, "pending": 0,
+                    "reassembly_timeout": 1}, hits
+    assert a.stop() == 0
+
+
+def test_gelf_every_limit_counted(ctx):
+    """Each limit of the GELF receiver counts its hits beside the drops: a datagram past
+    max_message_bytes, a compressed one that inflates past it (a gzip bomb), a chunked message
+    pushed out past max_pending, and chunked messages whose chunks stop coming (5 s)."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, port = free_port(), free_udp_port()
+    a = Agent(ctx, gelf_config(loki, d, hp, port,
+                               extra="      max_message_bytes: 10KiB\n      max_pending: 2\n"
+                               )).start()
+    wait_until(lambda: a.log().find("gelf listening") >= 0, 20, interval=0.1,
+               what="gelf listening")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dst = ("127.0.0.1", port)
+
+    def msg(text):
+        return json.dumps({"version": "1.1", "host": "h1", "short_message": text}).encode()
+
+    s.sendto(msg("x" * 20000), dst)
+    bomb = gzip.compress(msg("y" * 200000))
+    assert len(bomb) < 10 << 10
+    s.sendto(bomb, dst)
+    for ident in (b"AAAAAAAA", b"BBBBBBBB", b"CCCCCCCC"):
+        s.sendto(chunks(msg("z" * 3000), 1400, ident)[0], dst)
+    s.sendto(msg("fits"), dst)
+    wait_until(lambda: loki.count() >= 1, 20, interval=0.2, what="the message that fits")
+
+    def hits(lim):
+        return metric_value(a.metrics(hp), "bpftail_gelf_limit_hits_total", job="gelf",
+                            limit=lim)
+
+    wait_until(lambda: hits("reassembly_timeout") == 2, 30, interval=0.2,
+               what="the two pending messages expired")
+    assert hits("message_size") == 1
+    assert hits("decompressed_size") == 1
+    assert hits("pending") == 1
+    m = a.metrics(hp)
+    assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_too_large") == 2, m
+    assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_incomplete") == 3, m
+    assert [json.loads(e["line"])["short_message"] for e in loki.entries()] == ["fits"]
     assert a.stop() == 0
