@@ -48,7 +48,8 @@ struct pending {
 };
 
 struct bt_gelf {
-    struct bt_gelf_env env;
+    struct bt_receiver base; /* first: the agent's view (relay.h) */
+    struct bt_receiver_env env;
     char *job, *addr;
     bool incoming_ts;
     size_t max_msg, max_pending;
@@ -147,7 +148,7 @@ static void on_payload(struct bt_gelf *g, const unsigned char *p, size_t n)
     while (jn && (js[jn - 1] == '\n' || js[jn - 1] == '\r' || js[jn - 1] == ' '))
         jn--;
     struct bt_entry e = {.labels = &g->labels, .ts_ns = ts_ns, .line = js, .line_len = jn};
-    rc = bt_relay_put(g->relay, &e);
+    rc = bt_relay_put(g->base.relay, &e);
     if (rc < 0) {
         if (rc == -EFBIG)
             drop_at(g->m_too_large, g->m_lim_size);
@@ -291,7 +292,7 @@ static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         else
             on_payload(g, g->dgram, (size_t)n);
     }
-    bt_relay_flush(g->relay);
+    bt_relay_flush(g->base.relay);
 }
 
 /* ---- setup ---- */
@@ -428,14 +429,17 @@ static void init_metrics(struct bt_gelf *g)
     g->m_lim_timeout = bt_receiver_limit_counter(m, "gelf", g->job, "reassembly_timeout");
 }
 
-struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env *env, char *err,
-                            size_t errlen)
+static void rx_free(struct bt_receiver *r);
+
+static struct bt_receiver *rx_open(const struct bt_node *cfg, const struct bt_receiver_env *env,
+                                   char *err, size_t errlen)
 {
     struct bt_gelf *g = calloc(1, sizeof(*g));
     if (!g) {
         snprintf(err, errlen, "gelf: out of memory");
         return NULL;
     }
+    g->base.ops = &bt_gelf_receiver;
     g->env = *env;
     g->fd = -1;
     bt_labels_init(&g->statics);
@@ -448,7 +452,7 @@ struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env 
     if (rc < 0)
         goto fail;
     if (!env->loop)
-        return g;
+        return &g->base;
     bt_buf_init(&g->msg, g->max_msg);
     bt_buf_init(&g->inflated, g->max_msg);
     if (!(g->dgram = malloc(DGRAM_MAX))) {
@@ -456,24 +460,19 @@ struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env 
         goto fail;
     }
     init_metrics(g);
-    struct bt_relay_config rcfg = {.loop = env->loop,
-                                   .metrics = env->metrics,
-                                   .job = g->job,
-                                   .dir = env->queue_dir,
-                                   .max_bytes = env->queue_bytes,
-                                   .sink = env->sink,
-                                   .ctx = env->ctx};
-    if (!(g->relay = bt_relay_new(&rcfg, err, errlen)) || listen_udp(g, err, errlen) < 0)
+    if (!(g->base.relay = bt_receiver_relay_new(env, NULL, NULL, err, errlen)) ||
+        listen_udp(g, err, errlen) < 0)
         goto fail;
     BT_INFO(COMP, "gelf listening", "job=%s port=%d", g->job, g->port);
-    return g;
+    return &g->base;
 fail:
-    bt_gelf_free(g);
+    rx_free(&g->base);
     return NULL;
 }
 
-void bt_gelf_free(struct bt_gelf *g)
+static void rx_free(struct bt_receiver *r)
 {
+    struct bt_gelf *g = (struct bt_gelf *)r;
     if (!g)
         return;
     while (g->oldest)
@@ -485,10 +484,7 @@ void bt_gelf_free(struct bt_gelf *g)
         bt_loop_del_fd(g->env.loop, g->fd);
         close(g->fd);
     }
-    if (g->relay) {
-        bt_relay_flush(g->relay);
-        bt_relay_free(g->relay);
-    }
+    bt_relay_free(g->base.relay);
     bt_labels_free(&g->statics);
     bt_labels_free(&g->labels);
     bt_buf_free(&g->msg);
@@ -499,24 +495,11 @@ void bt_gelf_free(struct bt_gelf *g)
     free(g);
 }
 
-void bt_gelf_pause(struct bt_gelf *g)
+static int rx_port(const struct bt_receiver *r)
 {
-    if (g && g->relay)
-        bt_relay_pause(g->relay);
-}
-
-void bt_gelf_resume(struct bt_gelf *g)
-{
-    if (g && g->relay)
-        bt_relay_resume(g->relay);
-}
-
-int bt_gelf_port(const struct bt_gelf *g)
-{
+    const struct bt_gelf *g = (const struct bt_gelf *)r;
     return g->port;
 }
 
-int bt_gelf_render(const struct bt_gelf *g, struct bt_buf *out)
-{
-    return g->relay ? bt_relay_render(g->relay, "gelf", g->port, -1, out) : 0;
-}
+const struct bt_receiver_ops bt_gelf_receiver = {
+    .type = "gelf", .kind = "gelf", .open = rx_open, .free = rx_free, .port = rx_port};

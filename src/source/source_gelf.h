@@ -29,38 +29,10 @@
 #ifndef BT_SOURCE_GELF_H
 #define BT_SOURCE_GELF_H
 
-#include <stdint.h>
+#include "source/relay.h"
 
-#include "core/entry.h"
-
-struct bt_buf;
-struct bt_loop;
-struct bt_metrics;
-struct bt_node;
-struct bt_relabel;
-struct bt_gelf;
-
-struct bt_gelf_env {
-    struct bt_loop *loop;       /* NULL: parse the config only */
-    struct bt_metrics *metrics; /* may be NULL */
-    struct bt_relabel *relabel; /* borrowed, may be NULL */
-    const char *job;
-    bt_entry_sink_fn sink;
-    void *ctx;
-    const char *queue_dir;
-    uint64_t queue_bytes;
-};
-
-/* Reads the block and, with a loop, binds the socket and opens the queue. NULL on error with a
- * message in err. env is copied. */
-struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env *env, char *err,
-                            size_t errlen);
-void bt_gelf_free(struct bt_gelf *g);
-void bt_gelf_pause(struct bt_gelf *g);
-void bt_gelf_resume(struct bt_gelf *g);
-int bt_gelf_port(const struct bt_gelf *g);
-
-/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
-int bt_gelf_render(const struct bt_gelf *g, struct bt_buf *out);
+/* The agent's handle on gelf jobs (relay.h): open reads the `gelf:` block and, with a loop,
+ * opens the queue and binds the socket. */
+extern const struct bt_receiver_ops bt_gelf_receiver;
 
 #endif

@@ -27,7 +27,8 @@
 #define REC_FIXED 29u /* a relay record's fixed bytes plus the spool's header */
 
 struct bt_pushrecv {
-    struct bt_pushrecv_env env;
+    struct bt_receiver base; /* first: the agent's view (relay.h) */
+    struct bt_receiver_env env;
     char *job, *addr;
     long long port;
     bool incoming_ts;
@@ -157,7 +158,7 @@ static int queue_request(struct bt_pushrecv *p, const struct bt_lokipush *req, c
                 need += 6 + req->kv[e->meta + k].name_len + req->kv[e->meta + k].value_len;
         }
     }
-    if (bt_relay_full(p->relay, need)) {
+    if (bt_relay_full(p->base.relay, need)) {
         bt_buf_adds(out, "queue full, retry later\n");
         return 429;
     }
@@ -186,7 +187,7 @@ static int queue_request(struct bt_pushrecv *p, const struct bt_lokipush *req, c
                                   .line_len = e->line_len,
                                   .meta = p->meta,
                                   .n_meta = e->n_meta};
-            int rc = bt_relay_put(p->relay, &be);
+            int rc = bt_relay_put(p->base.relay, &be);
             if (rc == -ENOSPC) { /* cannot happen after the check above; say so if it does */
                 bt_buf_adds(out, "queue full, retry later\n");
                 return 429;
@@ -198,7 +199,7 @@ static int queue_request(struct bt_pushrecv *p, const struct bt_lokipush *req, c
             bt_counter_inc(p->m_entries);
         }
     }
-    if (bt_relay_flush(p->relay) < 0) {
+    if (bt_relay_flush(p->base.relay) < 0) {
         bt_buf_adds(out, "cannot write the queue\n");
         return 500;
     }
@@ -426,14 +427,17 @@ static int parse_cfg(struct bt_pushrecv *p, const struct bt_node *cfg, char *err
     return 0;
 }
 
-struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_pushrecv_env *env,
-                                    char *err, size_t errlen)
+static void rx_free(struct bt_receiver *r);
+
+static struct bt_receiver *rx_open(const struct bt_node *cfg, const struct bt_receiver_env *env,
+                                   char *err, size_t errlen)
 {
     struct bt_pushrecv *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "loki_push_api: out of memory");
         return NULL;
     }
+    p->base.ops = &bt_push_receiver;
     p->env = *env;
     p->metrics = env->metrics;
     bt_labels_init(&p->statics);
@@ -444,7 +448,7 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
     if (rc < 0)
         goto fail;
     if (!env->loop)
-        return p;
+        return &p->base;
     bt_buf_init(&p->inflated, (size_t)p->max_decompressed);
     if (p->metrics) {
         char esc[256], lbl[300];
@@ -458,14 +462,7 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
     p->m_lim_request = bt_receiver_limit_counter(p->metrics, "push", p->job, "request_size");
     p->m_lim_inflated = bt_receiver_limit_counter(p->metrics, "push", p->job, "decompressed_size");
     p->m_lim_idle = bt_receiver_limit_counter(p->metrics, "push", p->job, "idle_timeout");
-    struct bt_relay_config rcfg = {.loop = env->loop,
-                                   .metrics = env->metrics,
-                                   .job = p->job,
-                                   .dir = env->queue_dir,
-                                   .max_bytes = env->queue_bytes,
-                                   .sink = env->sink,
-                                   .ctx = env->ctx};
-    if (!(p->relay = bt_relay_new(&rcfg, err, errlen)))
+    if (!(p->base.relay = bt_receiver_relay_new(env, NULL, NULL, err, errlen)))
         goto fail;
     struct bt_httpd_handlers h = {.request = on_http,
                                   .max_body = (size_t)p->max_request,
@@ -477,21 +474,19 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
     if (!p->httpd)
         goto fail;
     BT_INFO(COMP, "loki_push_api listening", "job=%s port=%d", p->job, bt_httpd_port(p->httpd));
-    return p;
+    return &p->base;
 fail:
-    bt_pushrecv_free(p);
+    rx_free(&p->base);
     return NULL;
 }
 
-void bt_pushrecv_free(struct bt_pushrecv *p)
+static void rx_free(struct bt_receiver *r)
 {
+    struct bt_pushrecv *p = (struct bt_pushrecv *)r;
     if (!p)
         return;
     bt_httpd_free(p->httpd);
-    if (p->relay) {
-        bt_relay_flush(p->relay);
-        bt_relay_free(p->relay);
-    }
+    bt_relay_free(p->base.relay);
     for (size_t i = 0; i < p->slabels_cap; i++)
         bt_labels_free(&p->slabels[i]);
     free(p->slabels);
@@ -504,24 +499,11 @@ void bt_pushrecv_free(struct bt_pushrecv *p)
     free(p);
 }
 
-void bt_pushrecv_pause(struct bt_pushrecv *p)
+static int rx_port(const struct bt_receiver *r)
 {
-    if (p && p->relay)
-        bt_relay_pause(p->relay);
-}
-
-void bt_pushrecv_resume(struct bt_pushrecv *p)
-{
-    if (p && p->relay)
-        bt_relay_resume(p->relay);
-}
-
-int bt_pushrecv_port(const struct bt_pushrecv *p)
-{
+    const struct bt_pushrecv *p = (const struct bt_pushrecv *)r;
     return p->httpd ? bt_httpd_port(p->httpd) : -1;
 }
 
-int bt_pushrecv_render(const struct bt_pushrecv *p, struct bt_buf *out)
-{
-    return p->relay ? bt_relay_render(p->relay, "loki_push_api", bt_pushrecv_port(p), -1, out) : 0;
-}
+const struct bt_receiver_ops bt_push_receiver = {
+    .type = "loki_push_api", .kind = "push", .open = rx_open, .free = rx_free, .port = rx_port};

@@ -30,39 +30,10 @@
 #ifndef BT_SOURCE_PUSH_H
 #define BT_SOURCE_PUSH_H
 
-#include <stdint.h>
+#include "source/relay.h"
 
-#include "core/entry.h"
-
-struct bt_buf;
-struct bt_loop;
-struct bt_metrics;
-struct bt_node;
-struct bt_relabel;
-struct bt_pushrecv;
-
-struct bt_pushrecv_env {
-    struct bt_loop *loop;       /* NULL: parse the config only */
-    struct bt_metrics *metrics; /* may be NULL */
-    struct bt_relabel *relabel; /* borrowed, may be NULL */
-    const char *job;
-    bt_entry_sink_fn sink; /* receives entries read back from the queue */
-    void *ctx;
-    const char *queue_dir;
-    uint64_t queue_bytes;
-};
-
-/* Reads the block and, with a loop, opens the queue and starts the server. NULL on error with
- * a message in err. env is copied. */
-struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_pushrecv_env *env,
-                                    char *err, size_t errlen);
-/* Stops the server; the queue stays on disk. NULL is ignored. */
-void bt_pushrecv_free(struct bt_pushrecv *p);
-void bt_pushrecv_pause(struct bt_pushrecv *p);
-void bt_pushrecv_resume(struct bt_pushrecv *p);
-int bt_pushrecv_port(const struct bt_pushrecv *p);
-
-/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
-int bt_pushrecv_render(const struct bt_pushrecv *p, struct bt_buf *out);
+/* The agent's handle on loki_push_api jobs (relay.h): open reads the block and, with a loop,
+ * opens the queue and starts the server. */
+extern const struct bt_receiver_ops bt_push_receiver;
 
 #endif
