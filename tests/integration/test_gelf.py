@@ -157,3 +157,45 @@ def test_gelf_every_limit_counted(ctx):
     assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_incomplete") == 3, m
     assert [json.loads(e["line"])["short_message"] for e in loki.entries()] == ["fits"]
     assert a.stop() == 0
+
+
+def test_gelf_unusual_json_read_as_jansson_reads_it(ctx):
+    """Common messages are read without jansson; every other shape goes to jansson, so both
+    take and refuse the same payloads: escapes and non-ASCII in labels, nested fields, a level
+    that is not an integer, and the errors (a number as short_message, trailing bytes, a
+    leading zero, an overflowing exponent, an array, invalid UTF-8)."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, port = free_port(), free_udp_port()
+    a = Agent(ctx, gelf_config(loki, d, hp, port)).start()
+    wait_until(lambda: a.log().find("gelf listening") >= 0, 20, interval=0.1,
+               what="gelf listening")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    good = [
+        rb'{"short_message":"esc \"q\" \\ ok","host":"h\u00e9"}',
+        b'{"short_message":"nested","_x":{"a":[1,2.5e3]},"host":"n"}',
+        b' {"short_message" : "lvl", "level":"3", "_t":true, "_f":false, "_n":null}\n',
+        b'{"short_message":"real","level":5,"timestamp":-1.25,"host":"r\\tt"}',
+        '{"short_message":"\u00e9 raw","host":"h\u00e9","level":6}'.encode(),
+        b'{"short_message":"dup","host":"first","host":"second","level":7}',
+    ]
+    bad = [b'{"short_message":1}', b'{"short_message":"x"} x', b'{"short_message":"x","n":01}',
+           b'{"short_message":"x","n":1e999}', b'[{"short_message":"x"}]',
+           b'{"short_message":"\xff"}', b'{"short_message":"x",}', b'{"host":"no message"}']
+    for p in good + bad:
+        s.sendto(p, ("127.0.0.1", port))
+    wait_until(lambda: loki.count() >= len(good), 20, interval=0.2, what="the good messages")
+    wait_until(lambda: metric_value(a.metrics(hp), "bpftail_gelf_target_parsing_errors_total",
+                                    job="gelf") == len(bad), 20, interval=0.2,
+               what="every bad message counted")
+    time.sleep(0.5)
+    got = {json.loads(e["line"])["short_message"]: e["labels"] for e in loki.entries()}
+    assert got == {
+        'esc "q" \\ ok': '{host="h\u00e9", job="gelf", level="alert"}',
+        "nested": '{host="n", job="gelf", level="alert"}',
+        "lvl": '{job="gelf", level="alert"}',
+        "real": '{host="r\\tt", job="gelf", level="notice"}',  # a tab, quoted as Go quotes
+        "\u00e9 raw": '{host="h\u00e9", job="gelf", level="informational"}',
+        "dup": '{host="second", job="gelf", level="debug"}',
+    }, got
+    assert a.stop() == 0
