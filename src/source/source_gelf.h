@@ -14,8 +14,10 @@
  * in any order; a message whose chunks do not all arrive within 5 s is dropped (counted), as is
  * the oldest pending one past max_pending. The line is the message's JSON as received
  * (promtail writes it again with Go's encoder: the same fields, possibly another order).
- * Labels for relabel_configs: __gelf_message_level (emergency .. debug), __gelf_message_host,
- * __gelf_message_version, __gelf_message_facility.
+ * The common message (a flat ASCII JSON object) is read in one pass without allocating; any
+ * other shape goes to jansson, which accepts and refuses exactly as before. Datagrams are read
+ * 16 per recvmmsg(2). Labels for relabel_configs: __gelf_message_level (emergency .. debug),
+ * __gelf_message_host, __gelf_message_version, __gelf_message_facility.
  *
  * Delivery: through the job's durable queue (source/relay.h); a message that finds the queue
  * full is dropped and counted (UDP cannot be held back). Metrics:
