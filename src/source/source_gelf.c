@@ -235,16 +235,16 @@ static int scan_gelf(const char *p, size_t n, bool want_ts, struct fields *f)
         } else {
             return -1;
         }
+        /* The value must be followed by , or } inside the payload before it is read: then
+         * strtoll and strtod stop inside it too (the payload is not NUL-terminated). */
+        i = skip_ws(p, ve, n);
+        if (i >= n || (p[i] != ',' && p[i] != '}'))
+            return -1;
         if (put_field(f, k, kl, kind, p, vs, ve, esc) < 0)
             return -1;
-        i = skip_ws(p, ve, n);
-        if (i < n && p[i] == ',') {
-            i = skip_ws(p, i + 1, n);
-            continue;
-        }
-        if (i < n && p[i] == '}')
+        if (p[i] == '}')
             return skip_ws(p, i + 1, n) == n ? 0 : -1;
-        return -1;
+        i = skip_ws(p, i + 1, n);
     }
 }
 
