@@ -366,8 +366,9 @@ static int parse_server(struct bt_pushrecv *p, const struct bt_node *v, char *er
                 return fail(err, errlen, x, "http_server_idle_timeout must be 1s..24h");
             p->idle_s = (unsigned)((ns + BT_NS_PER_SEC - 1) / BT_NS_PER_SEC); /* whole seconds */
         }
-        /* The other keys of promtail's server block (grpc_*, timeouts, log_*) are accepted:
-         * there is no gRPC here, and the HTTP server's own limits apply. */
+        /* The other keys of promtail's server block (grpc_*, the read and write timeouts,
+         * log_*) are accepted: there is no gRPC here, and libmicrohttpd has one timeout, the
+         * idle one above. */
     }
     return 0;
 }
