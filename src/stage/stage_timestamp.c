@@ -240,9 +240,17 @@ static enum bt_stage_result ts_process(void *st, struct bt_pentry *e, struct bt_
     return BT_STAGE_KEEP;
 }
 
+static bool ts_reads(const void *st, bt_stage_key_fn fn, void *ctx)
+{
+    const struct st *s = st;
+    fn(ctx, s->source, s->source_len);
+    return true;
+}
+
 const struct bt_stage_ops bt_stage_timestamp_ops = {
     .name = "timestamp",
     .init = ts_init,
     .process = ts_process,
     .free = ts_free,
+    .reads = ts_reads,
 };
