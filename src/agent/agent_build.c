@@ -328,6 +328,18 @@ static int build_gelf(struct bt_agent *a, struct agent_job *j, char *err, size_t
     return j->gelf ? 0 : -EINVAL;
 }
 
+/* File events are handled at most every tenth of the shortest batchwait (up to 100 ms): the
+ * lines of a file written in small pieces wait a little in the file instead of waking the loop
+ * per write, and the batch they join is sent no later for it. */
+static int64_t coalesce_ns(const struct bt_config *cfg)
+{
+    int64_t w = 100 * BT_NS_PER_MS;
+    for (size_t i = 0; i < cfg->n_clients; i++)
+        if (cfg->clients[i].batchwait_ns / 10 < w)
+            w = cfg->clients[i].batchwait_ns / 10;
+    return w > 0 ? w : 0;
+}
+
 int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
 {
     struct bt_files_config fc = {
@@ -339,6 +351,7 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
         .positions_readonly = a->dry_run,
         .sync_period_ns = a->cfg->target.sync_period_ns,
         .watcher = a->cfg->agent.watcher,
+        .coalesce_ns = coalesce_ns(a->cfg),
     };
     if (!a->files)
         a->files = bt_files_new(&fc, err, errlen); /* a reload keeps it, with its watcher */

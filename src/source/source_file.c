@@ -391,6 +391,14 @@ static void on_watch_event(void *ctx, const struct bt_watch_event *ev)
     }
 }
 
+static void on_watch_resume(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_files *f = arg;
+    f->t_coalesce = 0;
+    if (f->watch_fd >= 0)
+        bt_loop_mod_fd(l, f->watch_fd, EPOLLIN); /* level-triggered: what came meanwhile fires */
+}
+
 static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_files *f = arg;
@@ -398,6 +406,12 @@ static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
     if (rc < 0)
         BT_WARN("watch", "reading file events failed", "err=%s", strerror(-rc));
     sf_sweep(f);
+    /* A file written in small pieces would wake the loop once per write: stop listening for
+     * coalesce_ns (a tenth of the shortest batchwait), so the events of that time, which the
+     * watchers queue (BPF and fanotify merge those of one file), are handled in one wake-up. */
+    if (f->cfg.coalesce_ns > 0 && !f->t_coalesce && fd == f->watch_fd &&
+        bt_loop_mod_fd(l, fd, 0) == 0)
+        f->t_coalesce = bt_loop_add_timer(l, f->cfg.coalesce_ns, 0, on_watch_resume, f);
 }
 
 static size_t default_max_open(size_t open_files);
@@ -421,6 +435,7 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
         bt_loop_del_timer(f->loop, f->t_poll);
         f->t_poll = 0;
     }
+    sf_arm_reconcile(f);
     if (f->max_open_auto) {
         /* The BPF object now holds its descriptors: the budget is what is really left. */
         f->max_open = default_max_open(f->nactive);
@@ -446,6 +461,37 @@ static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
         sf_discover(f->targets[i]);
     }
     sf_sweep(f);
+}
+
+/* With a watcher that reports events, new and renamed names arrive as directory events and
+ * writes as file events: the reconcile is a safety net for a lost event and runs once a minute
+ * (sync_period if longer; idle_close if shorter, as it closes idle files), so an idle agent is
+ * not woken every few seconds to stat every file. It runs every sync_period with the poll
+ * watcher (no events), once a file on a filesystem whose inode events the BPF programs cannot
+ * match is tailed (docs/bpf.md), and with ignore_older (a file left alone has no watch: only
+ * the reconcile sees it change). */
+static int64_t reconcile_period(const struct bt_files *f)
+{
+    if (f->watch_fd < 0 || f->events_partial)
+        return f->sync_ns;
+    for (size_t i = 0; i < f->ntargets; i++)
+        if (f->targets[i]->ignore_older_ns > 0)
+            return f->sync_ns;
+    int64_t p = RECONCILE_EVENTS_NS;
+    if (f->idle_ns > 0 && f->idle_ns < p)
+        p = f->idle_ns;
+    return f->sync_ns > p ? f->sync_ns : p;
+}
+
+void sf_arm_reconcile(struct bt_files *f)
+{
+    int64_t p = reconcile_period(f);
+    if (f->t_reconcile && p == f->reconcile_ns)
+        return;
+    if (f->t_reconcile)
+        bt_loop_del_timer(f->loop, f->t_reconcile);
+    f->reconcile_ns = p;
+    f->t_reconcile = bt_loop_add_timer(f->loop, p, p, on_reconcile, f);
 }
 
 static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
@@ -632,7 +678,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     int64_t psync = cfg->positions && cfg->positions->sync_period_ns > 0
                         ? cfg->positions->sync_period_ns
                         : 10 * BT_NS_PER_SEC;
-    f->t_reconcile = bt_loop_add_timer(f->loop, sync, sync, on_reconcile, f);
+    f->sync_ns = sync;
+    sf_arm_reconcile(f);
     f->psync_ns = psync;
     f->t_save = bt_loop_add_timer(f->loop, psync, psync, on_save, f);
     if (f->watch_fd < 0)
@@ -805,6 +852,8 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     }
     f->targets = nt;
     f->targets[f->ntargets++] = tg;
+    if (ignore_older_ns > 0)
+        sf_arm_reconcile(f); /* every sync_period now */
     tg->initial = true;
     adopt_retiring(tg);
     sf_recover(tg, true); /* before the walk: a new file at a recorded name replaces its record */
@@ -1080,8 +1129,8 @@ void bt_files_free(struct bt_files *f)
         target_free(tg);
     }
     free(f->targets);
-    uint64_t timers[] = {f->t_reconcile, f->t_save,      f->t_poll,
-                         f->t_kick,      f->t_save_soon, f->t_open_retry};
+    uint64_t timers[] = {f->t_reconcile, f->t_save,       f->t_poll,    f->t_kick,
+                         f->t_save_soon, f->t_open_retry, f->t_coalesce};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])
             bt_loop_del_timer(f->loop, timers[i]);
