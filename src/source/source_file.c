@@ -28,6 +28,7 @@
 
 void sf_update_active(struct bt_files *f)
 {
+    f->pos_gen++; /* a file opened or closed: its record changes */
     bt_gauge_set(f->m_active, (double)f->nactive);
 }
 
@@ -402,6 +403,7 @@ static void on_watch_resume(struct bt_loop *l, uint64_t id, void *arg)
 static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_files *f = arg;
+    f->pos_gen++; /* whatever the events did (rotation, truncation) is saved by the next tick */
     int rc = bt_watch_dispatch(f->watch);
     if (rc < 0)
         BT_WARN("watch", "reading file events failed", "err=%s", strerror(-rc));
@@ -453,6 +455,8 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
 
 /* ---- periodic work ---- */
 
+static int save_positions(struct bt_files *f, bool sweep);
+
 static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
@@ -461,6 +465,7 @@ static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
         sf_discover(f->targets[i]);
     }
     sf_sweep(f);
+    save_positions(f, true); /* and drop the records of files that are gone */
 }
 
 /* With a watcher that reports events, new and renamed names arrive as directory events and
@@ -520,8 +525,13 @@ static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
     sf_sweep(f);
 }
 
-int bt_files_save_positions(struct bt_files *f)
+/* Records the tailed files' committed offsets and writes the file if it changed. With sweep,
+ * records of files that no longer exist are dropped first (a stat per record): done at exit,
+ * on demand and on the reconcile, not on every periodic save, which in an idle agent would
+ * stat every file each positions.sync_period. */
+static int save_positions(struct bt_files *f, bool sweep)
 {
+    f->saved_gen = f->pos_gen;
     for (size_t i = 0; i < f->ntargets; i++)
         for (size_t j = 0; j < f->targets[i]->n; j++) {
             struct ftail *ft = f->targets[i]->files[j];
@@ -549,7 +559,7 @@ int bt_files_save_positions(struct bt_files *f)
     size_t it = 0;
     const char *path;
     const struct bt_position *p;
-    while (bt_positions_next(f->pos, &it, &path, &p)) {
+    while (sweep && bt_positions_next(f->pos, &it, &path, &p)) {
         struct stat st;
         if (path[0] == '/' && stat(path, &st) < 0 && errno == ENOENT)
             bt_positions_remove(f->pos, path);
@@ -557,16 +567,23 @@ int bt_files_save_positions(struct bt_files *f)
     return bt_positions_save(f->pos);
 }
 
+int bt_files_save_positions(struct bt_files *f)
+{
+    return save_positions(f, true);
+}
+
 static void on_save(struct bt_loop *l, uint64_t id, void *arg)
 {
-    bt_files_save_positions(arg);
+    struct bt_files *f = arg;
+    if (f->pos_gen != f->saved_gen) /* nothing happened since the last save: nothing to write */
+        save_positions(f, false);
 }
 
 static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
     f->t_save_soon = 0;
-    bt_files_save_positions(f);
+    save_positions(f, false);
 }
 
 /* Acknowledgements moved a committed offset: save soon, so a crash re-sends little. The delay
@@ -575,6 +592,7 @@ static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_files *f = ctx;
+    f->pos_gen++;
     if (f->open_blocked && !f->t_open_retry)
         f->t_open_retry = bt_loop_add_timer(f->loop, OPEN_RETRY_NS, 0, sf_on_open_retry, f);
     if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])

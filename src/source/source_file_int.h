@@ -105,6 +105,7 @@ struct bt_files {
     bool max_open_auto; /* max_open follows the descriptor limit (not configured) */
     int64_t flush_ns, grace_ns, idle_ns, psync_ns, sync_ns, reconcile_ns;
     bool events_partial; /* a tailed file is on btrfs or overlayfs: reconcile every sync_ns */
+    uint64_t pos_gen, saved_gen; /* bumped by commits, opens, closes, file events; at last save */
     size_t budget;
     struct bt_series *m_active;
     struct bt_series *m_unrecovered; /* rotated files not found again after a restart */
