@@ -31,8 +31,8 @@ sys.path.insert(0, HERE)
 import gen_lines  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["plain", "docker", "pipeline", "latency", "idle", "startup", "docker-plugin",
-             "syslog", "gelf", "push"]
+SCENARIOS = ["plain", "docker", "pipeline", "latency", "steady", "idle", "startup",
+             "docker-plugin", "syslog", "gelf", "push"]
 DEFAULT_SCENARIOS = ["plain", "docker", "pipeline"]
 
 PIPELINE_4 = r"""    pipeline_stages:
@@ -90,22 +90,36 @@ def proc_status_kib(pid, key):
     return None
 
 
-def proc_wakeups(pid):
-    """Voluntary context switches summed over the process's threads: each time a thread
-    sleeps (epoll_wait, futex, blocking read) and is woken counts once."""
-    total = 0
+def proc_ctx_switches(pid):
+    """(voluntary, involuntary) context switches summed over the process's threads."""
+    vol = invol = 0
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
                 for ln in f:
                     if ln.startswith("voluntary_ctxt_switches:"):
-                        total += int(ln.split()[1])
+                        vol += int(ln.split()[1])
+                    elif ln.startswith("nonvoluntary_ctxt_switches:"):
+                        invol += int(ln.split()[1])
         except OSError:
+            pass
+    return vol, invol
+
+
+def proc_run_ns(pid):
+    """CPU time of the process's live threads in ns, from /proc/<pid>/task/*/schedstat (exact,
+    unlike the 10 ms ticks of /proc/<pid>/stat; threads that ended are not counted)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
             pass
     return total
 
 
-def proc_ctx_switches(pid):
+def proc_ctx_switches_total(pid):
     """Voluntary + involuntary context switches summed over the process's live threads: how
     often the agent's threads were put to sleep or preempted (a proxy of wake-ups)."""
     total = 0
@@ -366,7 +380,7 @@ def throughput_once(run, name, kind, stages, rnd=0):
         marks = {0.1: None, 0.9: None}
         t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall, marks)
         cpu, hwm = agent.sample()
-        csw = proc_ctx_switches(agent.p.pid)
+        csw = proc_ctx_switches_total(agent.p.pid)
         wall = t_done - agent.t0
         span = (marks[0.9] - marks[0.1]) if marks[0.1] and marks[0.9] else 0
         loki_cpu = loki.cpu_seconds()
@@ -691,6 +705,64 @@ def scenario_latency(run):
         loki.stop()
 
 
+def scenario_steady(run):
+    """Cost of a steady stream: a writer appends --steady-rate lines/s to one file (in 10 ms
+    chunks) for --steady-seconds with the default client settings (batchwait 1s); after 2 s of
+    warm-up, bpftail's CPU over the window as a share of one core, its context switches per
+    second (voluntary + involuntary, all threads: every wake-up counts), and RSS."""
+    rate, secs = run.args.steady_rate, run.args.steady_seconds
+    d = run.scenario_dir("steady")
+    path = os.path.join(d, "steady.log")
+    open(path, "w").close()
+    loki = FakeLoki(run.fake, discard=True)
+    agent = None
+    try:
+        port = free_port()
+        cfg = os.path.join(d, "bpftail.yaml")
+        write_config(cfg, d, loki.push_url, port, path)
+        agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
+        time.sleep(1.0)  # let it open the empty file
+        g = gen_lines.Gen(run.args.seed)
+        chunk = max(1, rate // 100)
+        warm = 2.0
+        total = int(rate * (secs + warm))
+        lines = [g.plain(i) for i in range(total)]
+        nbytes = sum(len(s) for s in lines)
+        t0 = time.monotonic()
+        s0 = None
+        with open(path, "a") as f:
+            for i in range(0, total, chunk):
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if s0 is None and i >= rate * warm:
+                    s0 = (time.monotonic(), agent.sample()[0], proc_ctx_switches(agent.p.pid),
+                          wakeups(port))
+                f.write("".join(lines[i:i + chunk]))
+                f.flush()
+        t1 = time.monotonic()
+        cpu1, _ = agent.sample()
+        cs1, wake1 = proc_ctx_switches(agent.p.pid), wakeups(port)
+        rss = proc_status_kib(agent.p.pid, "VmRSS")
+        wait_entries(loki, agent, total, run.args.timeout, run.args.stall)
+        _, hwm = agent.sample()
+        agent.stop()
+        win = t1 - s0[0]
+        res = {"scenario": "steady", "rate": rate, "window_s": win, "lines": total,
+               "bytes": nbytes, "cpu_s": cpu1 - s0[1], "cpu_pct": 100.0 * (cpu1 - s0[1]) / win,
+               "voluntary_per_s": (cs1[0] - s0[2][0]) / win,
+               "involuntary_per_s": (cs1[1] - s0[2][1]) / win,
+               "rss_mib": (rss or 0) / 1024, "peak_rss_mib": (hwm or 0) / 1024}
+        res["ctx_switches_per_s"] = res["voluntary_per_s"] + res["involuntary_per_s"]
+        if wake1 is not None and s0[3] is not None:
+            res["wakeups_per_s"] = (wake1 - s0[3]) / win
+        return res
+    finally:
+        if agent:
+            agent.stop()
+        loki.stop()
+
+
 def latencies(written, samples):
     """Sorted per-line latencies in ms: written[i] is line i's write time; samples are
     (time, entries received) pairs in time order."""
@@ -725,15 +797,22 @@ def scenario_idle(run):
         agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
         wait_entries(loki, agent, nfiles, run.args.timeout, run.args.stall)
         time.sleep(3.0)  # let the last batch and position sync settle
-        wake0, cs0 = wakeups(port), proc_wakeups(agent.p.pid)
+        wake0, cs0 = wakeups(port), proc_ctx_switches(agent.p.pid)
         cpu0, _ = agent.sample()
+        ns0 = proc_run_ns(agent.p.pid)
         time.sleep(secs)
+        ns1 = proc_run_ns(agent.p.pid)
         cpu1, hwm = agent.sample()
-        wake1, cs1 = wakeups(port), proc_wakeups(agent.p.pid)
+        wake1, cs1 = wakeups(port), proc_ctx_switches(agent.p.pid)
+        rss = proc_status_kib(agent.p.pid, "VmRSS")
         agent.stop()
         res = {"scenario": "idle", "files": nfiles, "window_s": secs,
                "idle_cpu_s": cpu1 - cpu0, "idle_cpu_pct": 100.0 * (cpu1 - cpu0) / secs,
-               "peak_rss_mib": (hwm or 0) / 1024, "ctx_switches_per_s": (cs1 - cs0) / secs}
+               "peak_rss_mib": (hwm or 0) / 1024, "rss_mib": (rss or 0) / 1024,
+               "idle_sched_cpu_s": (ns1 - ns0) / 1e9,
+               "idle_sched_cpu_pct": 100.0 * (ns1 - ns0) / 1e9 / secs,
+               "ctx_switches_per_s": (cs1[0] - cs0[0] + cs1[1] - cs0[1]) / secs,
+               "involuntary_per_s": (cs1[1] - cs0[1]) / secs}
         if wake0 is not None and wake1 is not None:
             res["wakeups_per_s"] = (wake1 - wake0) / secs
         return res
@@ -959,10 +1038,20 @@ def other_rows(results):
                 out.append("- latency: %s\n" % r["note"])
         elif r["scenario"] == "idle":
             w = (", %.2f loop wake-ups/s" % r["wakeups_per_s"]) if "wakeups_per_s" in r else ""
-            out.append("- idle (%d files, %d s window): %.3f CPU s (%.3f%% of one CPU), "
-                       "%.2f thread wake-ups/s%s, peak RSS %.1f MiB\n"
+            out.append("- idle (%d files, %d s window): %.3f CPU s (%.4f%% of one CPU; from "
+                       "schedstat %.4f s, %.4f%%), %.2f thread wake-ups/s%s, RSS %.1f MiB (peak "
+                       "%.1f MiB)\n"
                        % (r["files"], r["window_s"], r["idle_cpu_s"], r["idle_cpu_pct"],
-                          r["ctx_switches_per_s"], w, r["peak_rss_mib"]))
+                          r["idle_sched_cpu_s"], r["idle_sched_cpu_pct"],
+                          r["ctx_switches_per_s"], w, r.get("rss_mib", 0), r["peak_rss_mib"]))
+        elif r["scenario"] == "steady":
+            w = (", %.1f loop wake-ups/s" % r["wakeups_per_s"]) if "wakeups_per_s" in r else ""
+            out.append("- steady (%d lines/s, %.0f s window, batchwait 1s): %.2f CPU s (%.2f%% of "
+                       "one CPU), %.1f thread wake-ups/s (%.1f involuntary)%s, RSS %.1f MiB "
+                       "(peak %.1f MiB)\n"
+                       % (r["rate"], r["window_s"], r["cpu_s"], r["cpu_pct"],
+                          r["ctx_switches_per_s"], r["involuntary_per_s"], w, r["rss_mib"],
+                          r["peak_rss_mib"]))
         elif r["scenario"] == "startup" and "error" not in r:
             def span(v):
                 return "%.0f-%.0f ms (median %.0f)" % (v[0], v[-1], v[len(v) // 2]) if v else "-"
@@ -1024,6 +1113,8 @@ def parse_args(argv=None):
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--latency-rate", type=int, default=200, help="lines per second written")
     ap.add_argument("--latency-seconds", type=int, default=10)
+    ap.add_argument("--steady-rate", type=int, default=20000, help="lines per second written")
+    ap.add_argument("--steady-seconds", type=int, default=30)
     args = ap.parse_args(argv)
     if args.lines <= 0:
         ap.error("--lines must be > 0")

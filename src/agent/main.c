@@ -6,6 +6,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@ int main(int argc, char **argv)
 {
     struct bt_cli cli;
     char err[2048] = "";
+    /* One malloc arena for all threads: glibc gives each thread that allocates its own arena
+     * (the push threads encode and compress), each keeping its freed memory resident. The
+     * threads allocate little concurrently (per-thread caches serve the small sizes), so
+     * sharing costs no measurable time and saves about 1 MiB of RSS per push thread. */
+    mallopt(M_ARENA_MAX, 1);
     if (bt_cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
         fprintf(stderr, "bpftail: %s\n", err);
         bt_cli_usage();

@@ -28,6 +28,7 @@
 
 void sf_update_active(struct bt_files *f)
 {
+    f->pos_gen++; /* a file opened or closed: its record changes */
     bt_gauge_set(f->m_active, (double)f->nactive);
 }
 
@@ -391,13 +392,28 @@ static void on_watch_event(void *ctx, const struct bt_watch_event *ev)
     }
 }
 
+static void on_watch_resume(struct bt_loop *l, uint64_t id, void *arg)
+{
+    struct bt_files *f = arg;
+    f->t_coalesce = 0;
+    if (f->watch_fd >= 0)
+        bt_loop_mod_fd(l, f->watch_fd, EPOLLIN); /* level-triggered: what came meanwhile fires */
+}
+
 static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_files *f = arg;
+    f->pos_gen++; /* whatever the events did (rotation, truncation) is saved by the next tick */
     int rc = bt_watch_dispatch(f->watch);
     if (rc < 0)
         BT_WARN("watch", "reading file events failed", "err=%s", strerror(-rc));
     sf_sweep(f);
+    /* A file written in small pieces would wake the loop once per write: stop listening for
+     * coalesce_ns (a tenth of the shortest batchwait), so the events of that time, which the
+     * watchers queue (BPF and fanotify merge those of one file), are handled in one wake-up. */
+    if (f->cfg.coalesce_ns > 0 && !f->t_coalesce && fd == f->watch_fd &&
+        bt_loop_mod_fd(l, fd, 0) == 0)
+        f->t_coalesce = bt_loop_add_timer(l, f->cfg.coalesce_ns, 0, on_watch_resume, f);
 }
 
 static size_t default_max_open(size_t open_files);
@@ -421,6 +437,7 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
         bt_loop_del_timer(f->loop, f->t_poll);
         f->t_poll = 0;
     }
+    sf_arm_reconcile(f);
     if (f->max_open_auto) {
         /* The BPF object now holds its descriptors: the budget is what is really left. */
         f->max_open = default_max_open(f->nactive);
@@ -438,6 +455,8 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
 
 /* ---- periodic work ---- */
 
+static int save_positions(struct bt_files *f, bool sweep);
+
 static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
@@ -446,6 +465,38 @@ static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
         sf_discover(f->targets[i]);
     }
     sf_sweep(f);
+    save_positions(f, true); /* and drop the records of files that are gone */
+}
+
+/* With a watcher that reports events, new and renamed names arrive as directory events and
+ * writes as file events: the reconcile is a safety net for a lost event and runs once a minute
+ * (sync_period if longer; idle_close if shorter, as it closes idle files), so an idle agent is
+ * not woken every few seconds to stat every file. It runs every sync_period with the poll
+ * watcher (no events), once a file on a filesystem whose inode events the BPF programs cannot
+ * match is tailed (docs/bpf.md), and with ignore_older (a file left alone has no watch: only
+ * the reconcile sees it change). */
+static int64_t reconcile_period(const struct bt_files *f)
+{
+    if (f->watch_fd < 0 || f->events_partial)
+        return f->sync_ns;
+    for (size_t i = 0; i < f->ntargets; i++)
+        if (f->targets[i]->ignore_older_ns > 0)
+            return f->sync_ns;
+    int64_t p = RECONCILE_EVENTS_NS;
+    if (f->idle_ns > 0 && f->idle_ns < p)
+        p = f->idle_ns;
+    return f->sync_ns > p ? f->sync_ns : p;
+}
+
+void sf_arm_reconcile(struct bt_files *f)
+{
+    int64_t p = reconcile_period(f);
+    if (f->t_reconcile && p == f->reconcile_ns)
+        return;
+    if (f->t_reconcile)
+        bt_loop_del_timer(f->loop, f->t_reconcile);
+    f->reconcile_ns = p;
+    f->t_reconcile = bt_loop_add_timer(f->loop, p, p, on_reconcile, f);
 }
 
 static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
@@ -474,8 +525,13 @@ static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
     sf_sweep(f);
 }
 
-int bt_files_save_positions(struct bt_files *f)
+/* Records the tailed files' committed offsets and writes the file if it changed. With sweep,
+ * records of files that no longer exist are dropped first (a stat per record): done at exit,
+ * on demand and on the reconcile, not on every periodic save, which in an idle agent would
+ * stat every file each positions.sync_period. */
+static int save_positions(struct bt_files *f, bool sweep)
 {
+    f->saved_gen = f->pos_gen;
     for (size_t i = 0; i < f->ntargets; i++)
         for (size_t j = 0; j < f->targets[i]->n; j++) {
             struct ftail *ft = f->targets[i]->files[j];
@@ -503,7 +559,7 @@ int bt_files_save_positions(struct bt_files *f)
     size_t it = 0;
     const char *path;
     const struct bt_position *p;
-    while (bt_positions_next(f->pos, &it, &path, &p)) {
+    while (sweep && bt_positions_next(f->pos, &it, &path, &p)) {
         struct stat st;
         if (path[0] == '/' && stat(path, &st) < 0 && errno == ENOENT)
             bt_positions_remove(f->pos, path);
@@ -512,16 +568,23 @@ int bt_files_save_positions(struct bt_files *f)
     return bt_positions_save(f->pos);
 }
 
+int bt_files_save_positions(struct bt_files *f)
+{
+    return save_positions(f, true);
+}
+
 static void on_save(struct bt_loop *l, uint64_t id, void *arg)
 {
-    bt_files_save_positions(arg);
+    struct bt_files *f = arg;
+    if (f->pos_gen != f->saved_gen) /* nothing happened since the last save: nothing to write */
+        save_positions(f, false);
 }
 
 static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
     f->t_save_soon = 0;
-    bt_files_save_positions(f);
+    save_positions(f, false);
 }
 
 /* Acknowledgements moved a committed offset: save soon, so a crash re-sends little. The delay
@@ -530,6 +593,7 @@ static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_files *f = ctx;
+    f->pos_gen++;
     if (f->open_blocked && !f->t_open_retry)
         f->t_open_retry = bt_loop_add_timer(f->loop, OPEN_RETRY_NS, 0, sf_on_open_retry, f);
     if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])
@@ -633,7 +697,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     int64_t psync = cfg->positions && cfg->positions->sync_period_ns > 0
                         ? cfg->positions->sync_period_ns
                         : 10 * BT_NS_PER_SEC;
-    f->t_reconcile = bt_loop_add_timer(f->loop, sync, sync, on_reconcile, f);
+    f->sync_ns = sync;
+    sf_arm_reconcile(f);
     f->psync_ns = psync;
     f->t_save = bt_loop_add_timer(f->loop, psync, psync, on_save, f);
     if (f->watch_fd < 0)
@@ -806,6 +871,8 @@ int bt_files_add_target(struct bt_files *f, const char *job, const struct bt_lab
     }
     f->targets = nt;
     f->targets[f->ntargets++] = tg;
+    if (ignore_older_ns > 0)
+        sf_arm_reconcile(f); /* every sync_period now */
     tg->initial = true;
     adopt_retiring(tg);
     sf_recover(tg, true); /* before the walk: a new file at a recorded name replaces its record */
@@ -1081,8 +1148,8 @@ void bt_files_free(struct bt_files *f)
         target_free(tg);
     }
     free(f->targets);
-    uint64_t timers[] = {f->t_reconcile, f->t_save,      f->t_poll,
-                         f->t_kick,      f->t_save_soon, f->t_open_retry};
+    uint64_t timers[] = {f->t_reconcile, f->t_save,       f->t_poll,    f->t_kick,
+                         f->t_save_soon, f->t_open_retry, f->t_coalesce};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])
             bt_loop_del_timer(f->loop, timers[i]);

@@ -50,6 +50,9 @@ struct bt_files_config {
     bool positions_readonly; /* -dry-run */
     int64_t sync_period_ns;  /* target_config.sync_period: reconcile (re-glob) timer */
     const char *watcher;     /* agent->watcher: auto|bpf|fanotify|inotify|poll */
+    /* File events that come within this long after a batch of them was handled wait for its
+     * end and are handled together (one wake-up instead of one per write); 0: at once. */
+    int64_t coalesce_ns;
 };
 
 struct bt_files;

@@ -23,6 +23,8 @@
 #include <time.h>
 
 #define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
+/* The reconcile's period with a watcher that reports events (at least; sync_period if longer) */
+#define RECONCILE_EVENTS_NS (60 * BT_NS_PER_SEC)
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
@@ -95,13 +97,15 @@ struct bt_files {
     int watch_fd;
     struct target **targets;
     size_t ntargets;
-    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon, t_open_retry;
+    uint64_t t_reconcile, t_save, t_poll, t_kick, t_save_soon, t_open_retry, t_coalesce;
     bool paused, need_sweep;
     bool open_blocked; /* a file was not opened for the budget: retry when acks free some */
     bool warned_beyond_eof;
     size_t nactive, max_open;
     bool max_open_auto; /* max_open follows the descriptor limit (not configured) */
-    int64_t flush_ns, grace_ns, idle_ns, psync_ns;
+    int64_t flush_ns, grace_ns, idle_ns, psync_ns, sync_ns, reconcile_ns;
+    bool events_partial; /* a tailed file is on btrfs or overlayfs: reconcile every sync_ns */
+    uint64_t pos_gen, saved_gen; /* bumped by commits, opens, closes, file events; at last save */
     size_t budget;
     struct bt_series *m_active;
     struct bt_series *m_unrecovered; /* rotated files not found again after a restart */
@@ -115,6 +119,8 @@ void sf_discover(struct target *tg);
 void sf_update_active(struct bt_files *f);
 int sf_set_path(struct ftail *ft, char *path);
 void sf_ftail_close(struct ftail *ft, bool keep_watch);
+/* (Re)arms the reconcile timer for the watcher in use (source_file.c). */
+void sf_arm_reconcile(struct bt_files *f);
 void sf_sweep(struct bt_files *f);
 void sf_lose_path(struct ftail *ft, bool forget_position);
 struct ftail *sf_find_by_id(struct target *tg, dev_t dev, ino_t ino);

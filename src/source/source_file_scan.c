@@ -22,6 +22,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 static bool make_room(struct bt_files *f);
@@ -176,6 +177,13 @@ static void add_ftail(struct target *tg, struct bt_tail *t, const char *path,
         watch_path ? bt_watch_add_file(f->watch, watch_path, bt_tail_dev(t), bt_tail_ino(t)) : 0;
     if (rc < 0 && rc != -ESTALE)
         BT_DEBUG("tail", "no file watch", "path=%s err=%s", watch_path, strerror(-rc));
+    struct statfs sfs;
+    if (watch_path && !f->events_partial && fstatfs(bt_tail_fd(t), &sfs) == 0 &&
+        (sfs.f_type == 0x9123683E || sfs.f_type == 0x794c7630)) {
+        /* btrfs, overlayfs: BPF inode matches never fire there, the reconcile must be short */
+        f->events_partial = true;
+        sf_arm_reconcile(f);
+    }
     if (path)
         BT_INFO("tail", "tailing file", "path=%s inode=%llu offset=%llu", path,
                 (unsigned long long)bt_tail_ino(t), (unsigned long long)off);

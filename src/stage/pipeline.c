@@ -264,6 +264,60 @@ static void inspect_print(struct bt_pipeline *p, const struct stage_inst *si,
             fprintf(f, "  extracted: - %s\n", s->x.v[i].key);
 }
 
+/* ---- extracted values nobody reads ---- */
+
+struct keyset {
+    struct {
+        const char *k;
+        size_t len;
+    } * v;
+    size_t n, cap;
+    bool all; /* some stage may read any key */
+};
+
+static void key_add(void *ctx, const char *k, size_t klen)
+{
+    struct keyset *ks = ctx;
+    if (ks->n == ks->cap) {
+        size_t nc = ks->cap ? 2 * ks->cap : 16;
+        void *nv = realloc(ks->v, nc * sizeof(*ks->v));
+        if (!nv) {
+            ks->all = true; /* cannot track them: keep every key */
+            return;
+        }
+        ks->v = nv;
+        ks->cap = nc;
+    }
+    ks->v[ks->n].k = k;
+    ks->v[ks->n++].len = klen;
+}
+
+static bool key_has(const void *ctx, const char *k, size_t klen)
+{
+    const struct keyset *ks = ctx;
+    for (size_t i = 0; i < ks->n; i++)
+        if (ks->v[i].len == klen && memcmp(ks->v[i].k, k, klen) == 0)
+            return true;
+    return false;
+}
+
+/* Tells the stages that can skip unread extracted values which keys the pipeline reads: all of
+ * them (everything) when -inspect shows the extracted map, or when a stage (a template, a nested
+ * match list) does not say what it reads. The keys are borrowed from the stages for the call. */
+static void prune_unread(struct bt_pipeline *p, bool everything)
+{
+    struct stage_inst *v = p->top ? p->top->v : NULL;
+    size_t n = p->top ? p->top->n : 0;
+    struct keyset ks = {.all = everything};
+    for (size_t i = 0; i < n && !ks.all; i++)
+        if (!v[i].ops->reads || !v[i].ops->reads(v[i].st, key_add, &ks))
+            ks.all = true;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].ops->prune)
+            v[i].ops->prune(v[i].st, ks.all ? NULL : key_has, &ks);
+    free(ks.v);
+}
+
 /* ---- running ---- */
 
 static void to_sink(struct bt_pipeline *p, struct bt_pentry *e)
@@ -487,6 +541,7 @@ struct bt_pipeline *bt_pipeline_new(const struct bt_node *stages, const char *jo
         p->top = bt_stage_list_new(stages, &env, err, errlen);
         if (!p->top)
             goto fail;
+        prune_unread(p, false);
     }
     return p;
 fail:
@@ -550,6 +605,8 @@ void bt_pipeline_flush(struct bt_pipeline *p)
 
 void bt_pipeline_set_inspect(struct bt_pipeline *p, FILE *f)
 {
+    if (f && !p->inspect)
+        prune_unread(p, true); /* show every group, as promtail's inspector does */
     p->inspect = f;
 }
 

@@ -172,6 +172,9 @@ struct bt_stage_env {
     struct bt_pipeline *pipeline; /* the root pipeline (for bt_stage_list_new) */
 };
 
+typedef void (*bt_stage_key_fn)(void *ctx, const char *key, size_t klen);
+typedef bool (*bt_stage_keep_fn)(const void *ctx, const char *key, size_t klen);
+
 struct bt_stage_ops {
     const char *name;
     /* Builds an instance from cfg (the value under the stage's key; may be a NULL node). NULL on
@@ -185,6 +188,13 @@ struct bt_stage_ops {
     void (*tick)(void *st, int64_t now_mono, struct bt_stage_out *out); /* emit what is due */
     void (*flush)(void *st, struct bt_stage_out *out);                  /* emit everything */
     void (*free)(void *st);
+    /* Optional, both: which extracted values are read, so that stages can skip writing values
+     * nobody reads (a regex's unread groups). reads() calls fn for every extracted key the
+     * stage may read and returns true; a stage without reads(), or whose reads() returns false,
+     * may read any key. prune() is told the keys some stage of the pipeline reads (keep; NULL:
+     * every key, as -inspect shows them all) and may stop writing the others. */
+    bool (*reads)(const void *st, bt_stage_key_fn fn, void *ctx);
+    void (*prune)(void *st, bt_stage_keep_fn keep, const void *ctx);
 };
 
 /* Sends an entry a stage held on to the stages after it (and on to the sink). e is borrowed
@@ -226,6 +236,8 @@ struct bt_stage_labelmap {
 void *bt_stage_labelmap_new(const struct bt_node *cfg, const struct bt_stage_env *env, char *err,
                             size_t errlen);
 void bt_stage_labelmap_free(void *map);
+/* The reads op of the labelmap stages: every source the map names. */
+bool bt_stage_labelmap_reads(const void *map, bt_stage_key_fn fn, void *ctx);
 /* Finds the next pair from *i on whose extracted value exists, converts to text and is valid
  * UTF-8 (promtail skips the others); returns its kv and sets *v, *n (which may point into tmp,
  * BT_STAGE_LABELMAP_TMP bytes), or NULL when done. */

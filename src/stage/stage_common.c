@@ -561,6 +561,14 @@ void bt_stage_labelmap_free(void *map)
     free(m);
 }
 
+bool bt_stage_labelmap_reads(const void *map, bt_stage_key_fn fn, void *ctx)
+{
+    const struct bt_stage_labelmap *m = map;
+    for (size_t i = 0; i < m->n; i++)
+        fn(ctx, m->kv[i].source, m->kv[i].source_len);
+    return true;
+}
+
 const struct bt_stage_kv *bt_stage_labelmap_next(const struct bt_stage_labelmap *m,
                                                  const struct bt_pentry *e, size_t *i, char *tmp,
                                                  const char **v, size_t *n)

@@ -22,4 +22,5 @@ const struct bt_stage_ops bt_stage_labels_ops = {
     .init = bt_stage_labelmap_new,
     .process = labels_process,
     .free = bt_stage_labelmap_free,
+    .reads = bt_stage_labelmap_reads,
 };

@@ -49,9 +49,17 @@ static void output_free(void *st)
     free(s);
 }
 
+static bool output_reads(const void *st, bt_stage_key_fn fn, void *ctx)
+{
+    const struct st *s = st;
+    fn(ctx, s->source, s->source_len);
+    return true;
+}
+
 const struct bt_stage_ops bt_stage_output_ops = {
     .name = "output",
     .init = output_init,
     .process = output_process,
     .free = output_free,
+    .reads = output_reads,
 };

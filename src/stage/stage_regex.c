@@ -1,6 +1,11 @@
 /* regex: matches the line (or extracted[source]) and writes every named group to extracted,
  * including groups that matched empty or did not take part (as ""), as promtail does. No match:
- * nothing changes. A source that is absent or not text is skipped. */
+ * nothing changes. A source that is absent or not text is skipped.
+ *
+ * Groups no stage of the pipeline reads are compiled as non-capturing once the pipeline is
+ * built (prune): writing them could not be seen, and RE2's submatch search costs per group
+ * (at most 4 groups take its one-pass engine). The pattern is matched once per line with its
+ * groups. */
 #include "stage/stage.h"
 #include "config/node.h"
 #include "util/regex.h"
@@ -10,6 +15,8 @@
 
 struct st {
     struct bt_regex *re;
+    char *expr; /* as configured, to compile again with fewer groups */
+    bool none;  /* no group is read by any stage: matching has no effect */
     char *source;
     size_t source_len;
     struct bt_buf subj; /* copy of a source value, which writing groups may overwrite */
@@ -21,6 +28,7 @@ static void regex_free(void *st)
 {
     struct st *s = st;
     bt_regex_free(s->re);
+    free(s->expr);
     free(s->source);
     bt_buf_free(&s->subj);
     free(s);
@@ -58,6 +66,10 @@ static void *regex_init(const struct bt_node *cfg, const struct bt_stage_env *en
                      "regex expression requires at least one named capture group");
         goto fail;
     }
+    if (!(s->expr = strdup(expr))) {
+        bt_stage_err(err, errlen, env, NULL, "out of memory");
+        goto fail;
+    }
     if (src && *src) {
         s->source = strdup(src);
         if (!s->source) {
@@ -77,6 +89,8 @@ static enum bt_stage_result regex_process(void *st, struct bt_pentry *e, struct 
     struct st *s = st;
     const char *subj = e->line;
     size_t n = e->line_len;
+    if (s->none)
+        return BT_STAGE_KEEP;
     if (s->source) {
         char tmp[64];
         if (bt_extracted_get_str(&e->x, s->source, s->source_len, tmp, sizeof(tmp), &subj, &n) < 0)
@@ -86,7 +100,7 @@ static enum bt_stage_result regex_process(void *st, struct bt_pentry *e, struct 
             return BT_STAGE_KEEP;
         subj = s->subj.ptr ? s->subj.ptr : "";
     }
-    if (bt_regex_match(s->re, subj, n, 0) <= 0)
+    if (bt_regex_match_groups(s->re, subj, n) <= 0)
         return BT_STAGE_KEEP;
     for (int i = 1; i <= bt_regex_ngroups(s->re); i++) {
         const char *name = bt_regex_group_name(s->re, i);
@@ -100,9 +114,34 @@ static enum bt_stage_result regex_process(void *st, struct bt_pentry *e, struct 
     return BT_STAGE_KEEP;
 }
 
+static bool regex_reads(const void *st, bt_stage_key_fn fn, void *ctx)
+{
+    const struct st *s = st;
+    if (s->source)
+        fn(ctx, s->source, s->source_len);
+    return true;
+}
+
+/* Compiles the pattern again with only the groups keep() accepts capturing (all with keep
+ * NULL). The pattern compiled at init, so a failure here can only be memory: the stage then
+ * keeps the regex it has, which writes more groups than needed but the same values. */
+static void regex_prune(void *st, bt_stage_keep_fn keep, const void *ctx)
+{
+    struct st *s = st;
+    char rerr[256];
+    struct bt_regex *re = bt_regex_new_keep(s->expr, 0, keep, ctx, rerr, sizeof(rerr));
+    if (!re)
+        return;
+    bt_regex_free(s->re);
+    s->re = re;
+    s->none = bt_regex_ngroups(re) == 0;
+}
+
 const struct bt_stage_ops bt_stage_regex_ops = {
     .name = "regex",
     .init = regex_init,
     .process = regex_process,
     .free = regex_free,
+    .reads = regex_reads,
+    .prune = regex_prune,
 };

@@ -29,4 +29,5 @@ const struct bt_stage_ops bt_stage_structured_metadata_ops = {
     .init = bt_stage_labelmap_new,
     .process = sm_process,
     .free = bt_stage_labelmap_free,
+    .reads = bt_stage_labelmap_reads,
 };

@@ -37,6 +37,7 @@ struct st {
     struct bt_gotime **fmts; /* format, then fallbacks */
     size_t nfmts;
     bool fudge;
+    bool uses_now;      /* some format has no year: parsing needs the current time */
     struct bt_hmap map; /* canonical labels -> lru_node */
     struct lru_node *head, *tail;
     size_t nlru;
@@ -157,6 +158,7 @@ static int add_format(struct st *s, const char *f, const struct bt_node *at,
         return -EINVAL;
     }
     s->fmts[s->nfmts++] = g;
+    s->uses_now |= bt_gotime_uses_now(g);
     return 0;
 }
 
@@ -219,7 +221,7 @@ static enum bt_stage_result ts_process(void *st, struct bt_pentry *e, struct bt_
     const char *v;
     size_t n;
     if (bt_extracted_get_str(&e->x, s->source, s->source_len, tmp, sizeof(tmp), &v, &n) == 0) {
-        int64_t now = bt_now_ns();
+        int64_t now = s->uses_now ? bt_now_ns() : 0; /* a clock read per line only if needed */
         for (size_t i = 0; i < s->nfmts; i++) {
             int64_t ts;
             if (bt_gotime_parse(s->fmts[i], v, n, now, &ts) == 0) {
@@ -240,9 +242,17 @@ static enum bt_stage_result ts_process(void *st, struct bt_pentry *e, struct bt_
     return BT_STAGE_KEEP;
 }
 
+static bool ts_reads(const void *st, bt_stage_key_fn fn, void *ctx)
+{
+    const struct st *s = st;
+    fn(ctx, s->source, s->source_len);
+    return true;
+}
+
 const struct bt_stage_ops bt_stage_timestamp_ops = {
     .name = "timestamp",
     .init = ts_init,
     .process = ts_process,
     .free = ts_free,
+    .reads = ts_reads,
 };

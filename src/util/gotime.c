@@ -775,6 +775,11 @@ static int parse_unix(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
+bool bt_gotime_uses_now(const struct bt_gotime *f)
+{
+    return f->kind == FMT_LAYOUT && f->yearless;
+}
+
 int bt_gotime_parse(const struct bt_gotime *f, const char *s, size_t n, int64_t now_ns,
                     int64_t *out_ns)
 {

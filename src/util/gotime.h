@@ -23,6 +23,7 @@
 #ifndef BT_UTIL_GOTIME_H
 #define BT_UTIL_GOTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,9 @@ int bt_tz_offset(const struct bt_tz *tz, int64_t unix_sec, const char **abbr);
 struct bt_gotime *bt_gotime_new(const char *format, const struct bt_tz *loc, char *err,
                                 size_t errlen);
 void bt_gotime_free(struct bt_gotime *f);
+/* True when parsing with f reads now_ns (a layout without a year): callers may skip reading
+ * the clock otherwise. */
+bool bt_gotime_uses_now(const struct bt_gotime *f);
 /* Parses the n bytes at s. now_ns supplies the year for year-less layouts. 0 and *out_ns set,
  * -EINVAL when s does not match, -ERANGE when a field or the result is out of range. */
 int bt_gotime_parse(const struct bt_gotime *f, const char *s, size_t n, int64_t now_ns,

@@ -41,9 +41,12 @@ bool word_char(char c)
 
 /* Go syntax to RE2 syntax: (?<name> becomes (?P<name>; \C and a group name used twice are
  * refused. Escapes, \Q...\E and
- * character classes are skipped over so that only real group openings are rewritten. Returns
- * false with a message in err for a construct Go refuses. */
-bool go_to_re2(const char *p, std::string *out, std::string *err)
+ * character classes are skipped over so that only real group openings are rewritten. With
+ * keep, unnamed groups and named groups keep() refuses become non-capturing (?:, so RE2 tracks
+ * only the submatches a caller reads. Returns false with a message in err for a construct Go
+ * refuses. */
+bool go_to_re2(const char *p, std::string *out, std::string *err, bt_regex_keep_fn keep,
+               const void *ctx)
 {
     size_t n = strlen(p);
     bool in_class = false;
@@ -103,8 +106,18 @@ bool go_to_re2(const char *p, std::string *out, std::string *err)
                        std::string(p + name, (size_t)(gt - p) - name);
                 return false;
             }
+            if (keep && gt && !keep(ctx, p + name, (size_t)(gt - p) - name)) {
+                out->append("(?:");
+                i = (size_t)(gt - p) + 1;
+                continue;
+            }
             out->append("(?P<");
             i = name;
+            continue;
+        }
+        if (keep && c == '(' && (i + 1 >= n || p[i + 1] != '?')) { /* unnamed group */
+            out->append("(?:");
+            i++;
             continue;
         }
         out->push_back(c);
@@ -129,10 +142,16 @@ extern "C" {
 
 struct bt_regex *bt_regex_new(const char *pattern, int flags, char *err, size_t errlen)
 {
+    return bt_regex_new_keep(pattern, flags, NULL, NULL, err, errlen);
+}
+
+struct bt_regex *bt_regex_new_keep(const char *pattern, int flags, bt_regex_keep_fn keep,
+                                   const void *ctx, char *err, size_t errlen)
+{
     struct bt_regex *re = NULL;
     try {
         std::string pat, why;
-        if (!go_to_re2(pattern, &pat, &why)) {
+        if (!go_to_re2(pattern, &pat, &why, keep, ctx)) {
             snprintf(err, errlen, "invalid regex %s: %s", pattern, why.c_str());
             return NULL;
         }
@@ -197,6 +216,19 @@ int bt_regex_match(struct bt_regex *re, const char *s, size_t len, size_t start)
     re->have_sub = false;
     re->matched = start <= re->subj.size() &&
                   re->re->Match(re->subj, start, re->subj.size(), re2::RE2::UNANCHORED, NULL, 0);
+    return re->matched ? re->ngroups + 1 : 0;
+}
+
+int bt_regex_match_groups(struct bt_regex *re, const char *s, size_t len)
+{
+    /* One search with submatches: RE2 picks its engine (one-pass for an anchored, unambiguous
+     * pattern of at most 4 groups, else a DFA pass to find the match then a submatch pass over
+     * it), which costs less than a DFA search followed by bt_regex_group's second search. */
+    re->subj = re2::StringPiece(s ? s : "", s ? len : 0);
+    re->start = 0;
+    re->matched =
+        re->re->Match(re->subj, 0, re->subj.size(), re2::RE2::UNANCHORED, re->sub, re->ngroups + 1);
+    re->have_sub = re->matched;
     return re->matched ? re->ngroups + 1 : 0;
 }
 

@@ -1263,3 +1263,23 @@ Test(files, rotated_records_of_files_that_are_gone_are_dropped)
     cr_assert_eq(saved_rotated("ns_kept_uid3"), 1);
     bt_files_free(f);
 }
+
+Test(files, events_within_the_coalescing_window_are_handled_together_at_its_end)
+{
+    /* After a batch of file events is handled the watcher is not listened to for coalesce_ns;
+     * what is written meanwhile is read once that window ends (and not lost). The window is
+     * long here so that "not yet" cannot depend on the machine's speed. */
+    fcfg.coalesce_ns = 3 * BT_NS_PER_SEC;
+    put("logs/app.log", "");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    pump(100);
+    put_seq("logs/app.log", 0, 1);
+    pump_for(1, 2000); /* the first event of a quiet watcher is handled at once */
+    expect_seq(0, 1);
+    put_seq("logs/app.log", 1, 4);
+    pump(200);
+    cr_assert_eq(sink.n, 1, "writes within the window wait for its end");
+    pump_for(4, 6000);
+    expect_seq(0, 4);
+    bt_files_free(f);
+}

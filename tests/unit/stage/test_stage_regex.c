@@ -96,3 +96,59 @@ Test(stage_regex, utf8_groups_and_invalid_bytes)
     cr_assert_null(h_label(&h, 1, "rest"));
     h_free(&h);
 }
+
+/* The bench's pipeline: host and pid are read by no stage, so the regex captures only time, app
+ * and msg; what reaches the sink is the same as with every group captured. */
+static const char *unread_yaml =
+    "- regex:\n"
+    "    expression: '^(?P<time>\\S+) (?P<host>\\S+) (?P<app>[^\\[:]+)(?:\\[(?P<pid>\\d+)\\])?: "
+    "(?P<msg>.*)$'\n"
+    "- labels: {app: ''}\n"
+    "- timestamp: {source: time, format: RFC3339Nano}\n"
+    "- output: {source: msg}\n";
+
+Test(stage_regex, unread_groups_change_nothing_that_is_seen)
+{
+    struct harness h;
+    h_new(&h, unread_yaml);
+    h_push(&h, "2026-01-02T03:04:05.000006+00:00 web01 sshd[42]: Accepted key");
+    h_push(&h, "2026-01-02T03:04:05.5Z db01 kernel: oom");
+    cr_assert_eq(h.n, 2);
+    cr_assert_str_eq(h_label(&h, 0, "app"), "sshd");
+    cr_assert_str_eq(h.out[0].line, "Accepted key");
+    cr_assert_eq(h.out[0].ts, 1767323045000006000LL);
+    cr_assert_str_eq(h_label(&h, 1, "app"), "kernel");
+    cr_assert_str_eq(h.out[1].line, "oom");
+    cr_assert_eq(h.out[1].ts, 1767323045500000000LL);
+    cr_assert_null(h_label(&h, 0, "host"));
+    h_free(&h);
+}
+
+Test(stage_regex, inspect_still_shows_unread_groups)
+{
+    struct harness h;
+    h_new(&h, unread_yaml);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    bt_pipeline_set_inspect(h.p, f);
+    h_push(&h, "2026-01-02T03:04:05Z web01 sshd[42]: hi");
+    fclose(f);
+    cr_assert(strstr(buf, "  extracted: + host: \"web01\"\n") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "  extracted: + pid: \"42\"\n") != NULL, "%s", buf);
+    cr_assert_str_eq(h.out[0].line, "hi");
+    free(buf);
+    h_free(&h);
+}
+
+Test(stage_regex, a_stage_that_may_read_anything_keeps_every_group)
+{
+    /* a template reads what its text names: the regex must keep writing every group */
+    struct harness h;
+    h_new(&h, "- regex: {expression: '^(?P<a>\\w+) (?P<b>\\w+)$'}\n"
+              "- template: {source: a, template: '{{ .b }}'}\n"
+              "- output: {source: a}\n");
+    h_push(&h, "x y");
+    cr_assert_str_eq(h.out[0].line, "y");
+    h_free(&h);
+}

@@ -346,3 +346,20 @@ Test(gotime, gmt_and_signed_abbreviations_follow_go)
     cr_assert_eq(parse_rc("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 +24"), -EINVAL);
     cr_assert_eq(parse_rc("2006-01-02 15:04:05 MST", NULL, "2021-07-01 12:00:00 Xy"), -EINVAL);
 }
+
+Test(gotime, only_yearless_layouts_read_the_current_time)
+{
+    static const struct {
+        const char *fmt;
+        bool uses_now;
+    } cases[] = {{"RFC3339Nano", false}, {"Unix", false},
+                 {"UnixMs", false},      {"2006-01-02 15:04:05", false},
+                 {"Stamp", true},        {"Jan _2 15:04:05", true},
+                 {"RFC3164", true}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct bt_gotime *f = bt_gotime_new(cases[i].fmt, NULL, NULL, 0);
+        cr_assert_not_null(f, "%s", cases[i].fmt);
+        cr_expect_eq(bt_gotime_uses_now(f), cases[i].uses_now, "%s", cases[i].fmt);
+        bt_gotime_free(f);
+    }
+}

@@ -233,3 +233,48 @@ Test(regex, pathological_patterns_complete, .timeout = 60)
     bt_regex_free(re);
     free(line);
 }
+
+static bool keep_b(const void *ctx, const char *name, size_t len)
+{
+    return len == 1 && name[0] == 'b';
+}
+
+Test(regex, keep_leaves_only_the_kept_named_groups_capturing)
+{
+    /* unnamed groups and unkept names become (?:; parentheses in classes, escapes and \Q..\E
+     * are not groups and stay as they are */
+    char err[256];
+    struct bt_regex *re = bt_regex_new_keep("(?P<a>x)(y)(?<b>z)[(]\\(\\Q(\\E(?:w)(?i)(?P<c>q)", 0,
+                                            keep_b, NULL, err, sizeof(err));
+    cr_assert_not_null(re, "%s", err);
+    cr_assert_eq(bt_regex_ngroups(re), 1);
+    cr_assert_str_eq(bt_regex_group_name(re, 1), "b");
+    const char *s = "--xyz(((wQ";
+    cr_assert_eq(bt_regex_match_groups(re, s, strlen(s)), 2);
+    size_t a, b;
+    cr_assert(bt_regex_group(re, 1, &a, &b));
+    cr_assert_eq(a, 4);
+    cr_assert_eq(b, 5);
+    cr_assert(bt_regex_group(re, 0, &a, &b));
+    cr_assert_eq(a, 2);
+    cr_assert_eq(b, 10);
+    bt_regex_free(re);
+    /* the full pattern's rules still apply: a duplicate name is refused even if not kept */
+    cr_assert_null(bt_regex_new_keep("(?P<a>x)(?P<a>y)", 0, keep_b, NULL, err, sizeof(err)));
+    cr_assert(strstr(err, "duplicate capture group name: a") != NULL, "%s", err);
+}
+
+Test(regex, match_groups_finds_groups_in_one_search)
+{
+    struct bt_regex *re = compile("^(?P<k>\\w+)=(?P<v>\\d+)?", 0);
+    cr_assert_eq(bt_regex_match_groups(re, "ab=12 x", 7), 3);
+    size_t a, b;
+    cr_assert(bt_regex_group(re, 2, &a, &b));
+    cr_assert_eq(a, 3);
+    cr_assert_eq(b, 5);
+    cr_assert_eq(bt_regex_match_groups(re, "ab=", 3), 3);
+    cr_assert_not(bt_regex_group(re, 2, &a, &b), "the group did not take part");
+    cr_assert_eq(bt_regex_match_groups(re, "=1", 2), 0);
+    cr_assert_not(bt_regex_group(re, 0, &a, &b));
+    bt_regex_free(re);
+}
