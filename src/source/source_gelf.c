@@ -242,6 +242,17 @@ static void on_chunk(struct bt_gelf *g, const unsigned char *p, size_t n)
     pend_drop(g, pm);
 }
 
+void bt_gelf_datagram(struct bt_gelf *g, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    if (n >= CHUNK_HDR && p[0] == 0x1e && p[1] == 0x0f)
+        on_chunk(g, p, n);
+    else if (n > g->max_msg)
+        bt_counter_inc(g->m_too_large);
+    else
+        on_payload(g, p, n);
+}
+
 /* One-shot, armed only while messages are pending: an idle receiver never wakes up. */
 static void expire(struct bt_loop *l, uint64_t id, void *arg)
 {
@@ -272,12 +283,7 @@ static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
             bt_counter_inc(g->m_too_large);
             continue;
         }
-        if (n >= CHUNK_HDR && g->dgram[0] == 0x1e && g->dgram[1] == 0x0f)
-            on_chunk(g, g->dgram, (size_t)n);
-        else if ((size_t)n > g->max_msg)
-            bt_counter_inc(g->m_too_large);
-        else
-            on_payload(g, g->dgram, (size_t)n);
+        bt_gelf_datagram(g, g->dgram, (size_t)n);
     }
     bt_relay_flush(g->relay);
 }

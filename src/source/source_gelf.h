@@ -27,6 +27,7 @@
 #ifndef BT_SOURCE_GELF_H
 #define BT_SOURCE_GELF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/entry.h"
@@ -57,6 +58,11 @@ void bt_gelf_free(struct bt_gelf *g);
 void bt_gelf_pause(struct bt_gelf *g);
 void bt_gelf_resume(struct bt_gelf *g);
 int bt_gelf_port(const struct bt_gelf *g);
+
+/* Handles one datagram of n bytes as if it had arrived on the socket (what the receiver does
+ * with each; tests and the fuzz target call it directly): a chunk, or a whole message. A
+ * receiver made without a loop has no queue: only with one. */
+void bt_gelf_datagram(struct bt_gelf *g, const void *data, size_t n);
 
 /* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
 int bt_gelf_render(const struct bt_gelf *g, struct bt_buf *out);
