@@ -6,6 +6,7 @@
 #   SECONDS            fuzzing time per target (default 300)
 #   --list             print the target names, one a line, and exit
 #   --regress          only replay the committed crash inputs (tests/fuzz/regress/<target>/)
+#   -k REGEX           with all: only the targets whose name matches (grep -E)
 #   -j N               run N targets at once (default 1)
 #   --nice N           run the fuzzers under nice -n N (default 19: the machine may be shared)
 #   --build DIR        fuzz build directory (default build-fuzz)
@@ -16,18 +17,21 @@
 # input) or out-of-memory (-rss_limit_mb, 2048) fails the target; its input is kept in
 # DIR/artifacts/<target>/ and named in the output. One line per target at the end:
 #   PASS fuzz_x <seconds>s <executions> execs   or   FAIL fuzz_x: <why> [input: <path>]
+# preceded, for a target with committed crash inputs, by "PASS fuzz_x regress: N inputs" (or
+# its FAIL line, and then the target is not fuzzed).
 # Exit status 1 if any target failed. Needs clang with libFuzzer (scripts/deps.sh fuzz).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit "${1:-2}"; }
-list=0 regress_only=0 jobs=1 nice=19 bdir=$root/build-fuzz target=all secs=300 npos=0
+list=0 regress_only=0 filter= jobs=1 nice=19 bdir=$root/build-fuzz target=all secs=300 npos=0
 while [ $# -gt 0 ]; do
   case $1 in
     --list) list=1 ;;
     --regress) regress_only=1 ;;
     -j) [ $# -ge 2 ] || usage; jobs=$2; shift ;;
+    -k) [ $# -ge 2 ] || usage; filter=$2; shift ;;
     --nice) [ $# -ge 2 ] || usage; nice=$2; shift ;;
     --build) [ $# -ge 2 ] || usage; bdir=$2; shift ;;
     -h|--help) usage 0 ;;
@@ -48,7 +52,8 @@ case $secs in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a number: $secs" >&2; 
 case $jobs in ''|*[!0-9]*|0) echo "fuzz.sh: -j needs a positive number" >&2; exit 2 ;; esac
 
 if [ "$target" = all ]; then
-  mapfile -t run < <(targets)
+  mapfile -t run < <(targets | grep -E -- "${filter:-.}")
+  if [ ${#run[@]} -eq 0 ]; then echo "fuzz.sh: no target matches $filter"; exit 0; fi
 else
   t=fuzz_${target#fuzz_}
   [ -f "$root/tests/fuzz/$t.c" ] || { echo "fuzz.sh: no target $target (see --list)" >&2; exit 2; }
@@ -80,18 +85,19 @@ one() {
   mkdir -p "$art" "$work" "$seeds"
   : >"$log"
   # Committed crash inputs first: each must now run clean.
+  : >"$res"
   if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
+    local nreg
+    nreg=$(ls -A "$reg" | wc -l)
     if ! nice -n "$nice" timeout 600 "$bin" -timeout=10 -rss_limit_mb=2048 "$reg"/* >>"$log" 2>&1; then
       local bad
       bad=$(grep -oE 'Running: .*' "$log" | tail -1 | sed 's/^Running: //')
-      echo "FAIL $t: a committed crash input fails again; input: ${bad:-$reg}" >"$res"
+      echo "FAIL $t regress: a committed crash input fails again; input: ${bad:-$reg}" >>"$res"
       return
     fi
+    echo "PASS $t regress: $nreg inputs" >>"$res"
   fi
-  if [ "$regress_only" -eq 1 ]; then
-    echo "PASS $t regress $(ls -A "$reg" 2>/dev/null | wc -l) inputs" >"$res"
-    return
-  fi
+  [ "$regress_only" -eq 1 ] && return
   local args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -detect_leaks=1
               -print_final_stats=1 -artifact_prefix="$art" -close_fd_mask=1)
   [ -f "$dict" ] && args+=(-dict="$dict")
@@ -101,7 +107,7 @@ one() {
   local execs
   execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -1)
   if [ "$rc" -eq 0 ]; then
-    echo "PASS $t ${took}s ${execs:-?} execs" >"$res"
+    echo "PASS $t ${took}s ${execs:-?} execs" >>"$res"
     return
   fi
   local why=crash input
@@ -111,7 +117,7 @@ one() {
   elif grep -q 'out-of-memory' "$log"; then why=out-of-memory
   elif [ "$rc" -eq 124 ]; then why="hang (killed after $((secs + 300))s)"
   fi
-  echo "FAIL $t: $why after ${took}s (log: $log)${input:+; input: $input}" >"$res"
+  echo "FAIL $t: $why after ${took}s (log: $log)${input:+; input: $input}" >>"$res"
 }
 
 for t in "${run[@]}"; do rm -f "$logs/$t.result"; done
@@ -125,7 +131,7 @@ wait
 
 fail=0
 for t in "${run[@]}"; do
-  if [ -f "$logs/$t.result" ]; then cat "$logs/$t.result"; else echo "FAIL $t: no result"; fi
-  grep -q '^PASS' "$logs/$t.result" 2>/dev/null || fail=1
+  if [ -s "$logs/$t.result" ]; then cat "$logs/$t.result"; else echo "FAIL $t: no result"; fail=1; fi
+  grep -q '^FAIL' "$logs/$t.result" 2>/dev/null && fail=1
 done
 exit "$fail"

@@ -11,8 +11,8 @@ static const char *const configs[] = {
     "- docker: {max_partial_line_size: 48, max_partial_lines: 2}\n",
     "- docker: {max_partial_line_size: 48, max_partial_line_size_truncate: true}\n",
     "- cri: {max_partial_line_size: 48, max_partial_lines: 2}\n",
-    "- cri: {max_partial_line_size: 48, max_partial_line_size_truncate: true,\n"
-    "         max_partial_lines: 1}\n",
+    "- cri: {max_partial_line_size: 48, max_partial_line_size_truncate: true, max_partial_lines: "
+    "1}",
 };
 #define N_CONFIGS (sizeof(configs) / sizeof(configs[0]))
 static struct fz_pipe pipes[N_CONFIGS];
