@@ -117,7 +117,7 @@ one() {
   elif grep -q 'out-of-memory' "$log"; then why=out-of-memory
   elif [ "$rc" -eq 124 ]; then why="hang (killed after $((secs + 300))s)"
   fi
-  echo "FAIL $t: $why after ${took}s (log: $log)${input:+; input: $input}" >>"$res"
+  echo "FAIL $t: $why after ${took}s, ${execs:-?} execs (log: $log)${input:+; input: $input}" >>"$res"
 }
 
 for t in "${run[@]}"; do rm -f "$logs/$t.result"; done
