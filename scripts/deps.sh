@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bpftail needs to build, run and test, when they are missing.
-# Usage: scripts/deps.sh [build|test|docker]   (test includes build; docker adds the engine,
+# Usage: scripts/deps.sh [build|test|fuzz|docker]   (test includes build and fuzz; fuzz adds
+#        clang's libFuzzer runtime for scripts/fuzz.sh; docker adds the engine,
 #        and what the image, stack and plugin suites use: debootstrap for the local Debian base
 #        image, Debian's docker-compose v1, and prometheus to run the dashboards' queries)
 # When another apt-get or dpkg holds its lock (unattended-upgrades on a fresh machine, another
@@ -10,8 +11,12 @@ set -euo pipefail
 want=(build-essential cmake pkg-config libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
       libsnappy-dev libjansson-dev libyaml-dev libmicrohttpd-dev libre2-dev libbpf-dev clang llvm
       bpftool libcap-dev libsystemd-dev zlib1g-dev libssl-dev)
+# libFuzzer and the sanitizer runtimes of Debian's clang, for the fuzz targets of tests/fuzz.
+fuzz=(clang libclang-rt-dev)
 case "${1:-build}" in
-  test) want+=(libcriterion-dev python3 python3-pytest clang-format procps curl rsyslog rsyslog-openssl)
+  fuzz) want+=("${fuzz[@]}") ;;
+  test) want+=("${fuzz[@]}")
+        want+=(libcriterion-dev python3 python3-pytest clang-format procps curl rsyslog rsyslog-openssl)
         # Writes real journal files from export-format input for the journal tests.
         want+=(systemd-journal-remote)
         # Node is only needed to check dashboard queries with Grafana's grammar.
@@ -27,7 +32,7 @@ case "${1:-build}" in
         command -v kubectl >/dev/null || want+=(kubernetes-client) ;;
   docker) want+=(docker.io busybox-static) ;;
   build) ;;
-  *) echo "usage: $0 [build|test|docker]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|fuzz|docker]" >&2; exit 2 ;;
 esac
 # The image, compose stack and plugin suites: the local Debian base image, Debian's compose v1,
 # and a Prometheus to run the dashboards' queries.

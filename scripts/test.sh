@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs bpftail's tests.
 #
-# Usage: scripts/test.sh [--unit] [--asan] [--integration] [--format] [-k PATTERN] [-x]
+# Usage: scripts/test.sh [--unit] [--asan] [--fuzz] [--integration] [--format] [-k PATTERN] [-x]
 #   (no suite option)  everything: 1. format check  2. build with warnings as errors
 #                      3. unit tests (Criterion, via ctest)  4. unit tests under ASan+UBSan
-#                      5. integration suites (pytest) against the real binary, kernel and Docker
+#                      5. fuzz targets, a short run each  6. integration suites (pytest)
+#                      against the real binary, kernel and Docker
 #   --unit             unit tests only (builds build/ first)
 #   --asan             unit tests under ASan and UBSan only (builds build-asan/)
+#   --fuzz             every libFuzzer target of tests/fuzz for $BT_FUZZ_SECONDS (6) seconds,
+#                      two at once, after replaying its committed crash inputs (builds
+#                      build-fuzz/ with clang; scripts/fuzz.sh runs them longer)
 #   --integration      integration suites only (builds build/ first)
 #   --format           clang-format check only
 #   -k PATTERN         only tests matching PATTERN: pytest -k PATTERN for the integration suites,
-#                      ctest -R PATTERN (a regex on the binary name, e.g. test_config) for unit
+#                      ctest -R PATTERN (a regex on the binary name, e.g. test_config) for unit,
+#                      the fuzz targets whose name matches it (grep -E)
 #   -x                 stop at the first failure (pytest -x, ctest --stop-on-failure, no later
 #                      suites)
 # Suite options combine (--unit --integration). The integration suites run under Debian's
@@ -21,11 +26,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit "${1:-2}"; }
-all=1 fmt=0 unit=0 asan=0 integ=0 pattern= stop=0
+all=1 fmt=0 unit=0 asan=0 fuzz=0 integ=0 pattern= stop=0
 while [ $# -gt 0 ]; do
   case $1 in
     --unit) unit=1 all=0 ;;
     --asan) asan=1 all=0 ;;
+    --fuzz) fuzz=1 all=0 ;;
     --integration) integ=1 all=0 ;;
     --format) fmt=1 all=0 ;;
     -k) [ $# -ge 2 ] || usage; pattern=$2; shift ;;
@@ -36,7 +42,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ "$all" -eq 1 ] && fmt=1 unit=1 asan=1 integ=1
+[ "$all" -eq 1 ] && fmt=1 unit=1 asan=1 fuzz=1 integ=1
 
 "$root/scripts/deps.sh" test || exit 1
 
@@ -116,6 +122,27 @@ if [ "$asan" -eq 1 ]; then
     count_ctest "$logs/asan.log" "asan"
   else
     failed=$((failed+1)); failures+=("asan build")
+  fi
+  stop_if_failed
+fi
+
+if [ "$fuzz" -eq 1 ]; then
+  secs=${BT_FUZZ_SECONDS:-6}
+  note "fuzz targets (libFuzzer with ASan and UBSan, ${secs}s each, committed crash inputs replayed)"
+  fargs=(-j 2 --nice 0)
+  [ -n "$pattern" ] && fargs+=(-k "$pattern")
+  "$root/scripts/fuzz.sh" "${fargs[@]}" all "$secs" 2>&1 | tee "$logs/fuzz.log"
+  # One line per target, and one more for a target's committed crash inputs (fuzz.sh).
+  p=$(grep -cE '^PASS ' "$logs/fuzz.log" || true)
+  f=$(grep -cE '^FAIL ' "$logs/fuzz.log" || true)
+  passed=$((passed + p)); failed=$((failed + f))
+  while read -r line; do failures+=("fuzz: ${line#FAIL }"); done < <(grep -E '^FAIL ' "$logs/fuzz.log")
+  if [ $((p + f)) -eq 0 ]; then
+    if [ -n "$pattern" ] && grep -q 'no target matches' "$logs/fuzz.log"; then
+      echo "fuzz: no target matches -k $pattern"
+    else
+      failed=$((failed+1)); failures+=("fuzz: no target ran")
+    fi
   fi
   stop_if_failed
 fi

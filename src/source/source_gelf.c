@@ -484,6 +484,11 @@ static void on_datagram(struct bt_gelf *g, const unsigned char *d, size_t n)
         on_payload(g, d, n);
 }
 
+void bt_gelf_datagram(struct bt_receiver *r, const void *data, size_t n)
+{
+    on_datagram((struct bt_gelf *)r, data, n);
+}
+
 /* Up to UDP_MAX datagrams a wake-up, DGRAM_BATCH a system call, then one relay write. */
 static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {

@@ -31,10 +31,16 @@
 #ifndef BT_SOURCE_GELF_H
 #define BT_SOURCE_GELF_H
 
+#include <stddef.h>
+
 #include "source/relay.h"
 
 /* The agent's handle on gelf jobs (relay.h): open reads the `gelf:` block and, with a loop,
  * opens the queue and binds the socket. */
 extern const struct bt_receiver_ops bt_gelf_receiver;
+
+/* Handles one datagram of n bytes (a receiver opened by bt_gelf_receiver) as if it had arrived
+ * on the socket: a chunk, or a whole message; tests and the fuzz target call it directly. */
+void bt_gelf_datagram(struct bt_receiver *r, const void *data, size_t n);
 
 #endif

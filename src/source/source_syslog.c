@@ -33,7 +33,6 @@
 #define ACCEPT_MAX 64 /* connections accepted per wake-up */
 #define UDP_MAX 256   /* datagrams per wake-up */
 #define READ_ROUNDS 16
-#define FRAME_HDR 12                   /* room for an octet count and its space */
 #define RESOLVE_NS (2 * BT_NS_PER_SEC) /* longest wait for a sender's name */
 #define HOLD_DGRAMS 1024               /* UDP datagrams held per sender while it resolves */
 #define HOLD_BYTES (1 << 20)           /* ... and their bytes */
@@ -47,9 +46,8 @@ struct conn {
     struct bt_resolve_wait *wait; /* resolving: the socket is not in the loop */
     char *buf;
     size_t len;
-    uint64_t skip;   /* bytes of an over-long octet-counted message still to discard */
-    bool discarding; /* in an over-long newline-framed message: discard to the newline */
-    bool blocked;    /* queue full: not reading */
+    struct bt_syslog_framer fr; /* octet counting or newline framing (util/syslog.h) */
+    bool blocked;               /* queue full: not reading */
     bool eof;
     bool want_write; /* TLS: a handshake message waits for the socket to be writable */
     struct bt_tls *tls;
@@ -217,79 +215,21 @@ static bool conn_process(struct conn *c)
     struct bt_syslog *s = c->s;
     size_t off = 0;
     while (off < c->len) {
-        char *b = c->buf + off;
-        size_t avail = c->len - off;
-        if (c->skip) {
-            size_t k = avail < c->skip ? avail : (size_t)c->skip;
-            c->skip -= k;
-            off += k;
-            continue;
-        }
-        if (c->discarding) {
-            char *nl = memchr(b, '\n', avail);
-            off += nl ? (size_t)(nl - b) + 1 : avail;
-            c->discarding = !nl;
-            continue;
-        }
-        if (*b == '\n' || *b == '\r' || *b == '\0') {
-            off++;
-            continue;
-        }
         const char *msg;
         size_t mlen, used;
-        if (*b >= '0' && *b <= '9') {
-            size_t i = 0;
-            uint64_t v = 0;
-            while (i < avail && i < 10 && b[i] >= '0' && b[i] <= '9')
-                v = v * 10 + (uint64_t)(b[i++] - '0');
-            if (i == avail && !c->eof)
-                break; /* the count goes on in the next read */
-            if (i >= avail || b[i] != ' ' || v == 0) {
-                /* not a count: a message framed by newline that starts with a digit */
-                goto newline;
-            }
-            if (v > s->max_msg) {
-                bt_counter_inc(s->m_lim_len);
-                bt_counter_inc(s->m_drop_len);
-                c->skip = v;
-                off += i + 1;
-                continue;
-            }
-            if (avail - i - 1 < v) {
-                if (c->eof)
-                    off = c->len; /* a cut-off last message */
-                break;
-            }
-            msg = b + i + 1, mlen = (size_t)v, used = i + 1 + (size_t)v;
-        } else {
-        newline:;
-            char *nl = memchr(b, '\n', avail);
-            if (!nl && !c->eof) {
-                if (avail > s->max_msg) {
-                    bt_counter_inc(s->m_lim_len);
-                    bt_counter_inc(s->m_drop_len);
-                    c->discarding = true;
-                    off = c->len;
-                }
-                break;
-            }
-            mlen = nl ? (size_t)(nl - b) : avail;
-            used = nl ? mlen + 1 : mlen;
-            if (mlen && b[mlen - 1] == '\r')
-                mlen--;
-            msg = b;
-            if (mlen > s->max_msg) {
-                bt_counter_inc(s->m_lim_len);
-                bt_counter_inc(s->m_drop_len);
-                off += used;
-                continue;
-            }
-        }
-        if (on_message(s, c->ip, c->host, msg, mlen) == -ENOSPC) {
-            c->blocked = true;
+        enum bt_syslog_frame_rc k = bt_syslog_frame(&c->fr, c->buf + off, c->len - off, c->eof,
+                                                    s->max_msg, &msg, &mlen, &used);
+        if (k == BT_SYSLOG_FRAME_MSG && on_message(s, c->ip, c->host, msg, mlen) == -ENOSPC) {
+            c->blocked = true; /* the message stays buffered until there is room */
             break;
         }
+        if (k == BT_SYSLOG_FRAME_TOO_LONG) {
+            bt_counter_inc(s->m_lim_len);
+            bt_counter_inc(s->m_drop_len);
+        }
         off += used;
+        if (k == BT_SYSLOG_FRAME_MORE)
+            break;
     }
     if (off) {
         memmove(c->buf, c->buf + off, c->len - off);
@@ -304,7 +244,7 @@ static void conn_io(struct bt_loop *l, int fd, uint32_t events, void *arg);
 static void conn_run(struct conn *c)
 {
     struct bt_syslog *s = c->s;
-    size_t cap = s->max_msg + FRAME_HDR;
+    size_t cap = s->max_msg + BT_SYSLOG_FRAME_HDR;
     /* TLS may hold decrypted bytes the socket no longer signals: read those out too. */
     for (int round = 0; round < READ_ROUNDS || (c->tls && bt_tls_pending(c->tls)); round++) {
         if (!conn_process(c)) {
@@ -398,7 +338,7 @@ static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         }
         struct conn *c = calloc(1, sizeof(*c));
         if (c)
-            c->buf = malloc(s->max_msg + FRAME_HDR);
+            c->buf = malloc(s->max_msg + BT_SYSLOG_FRAME_HDR);
         if (!c || !c->buf || (s->tls && !(c->tls = bt_tls_accept(s->tls, cfd)))) {
             if (c)
                 free(c->buf);

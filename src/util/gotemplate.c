@@ -329,7 +329,9 @@ static int number_arg(struct parser *p, const struct token *t, struct gt_arg *a)
         return perr(p, "bad number syntax: %s", buf);
     a->kind = GA_FLOAT;
     a->f = f;
-    if (f == (double)(int64_t)f && f > -9.2e18 && f < 9.2e18) { /* 1.0 is an int constant too */
+    /* 1.0 is an int constant too; the range is checked before the cast, which is undefined
+     * for a double outside int64's range. */
+    if (f > -9.2e18 && f < 9.2e18 && f == (double)(int64_t)f) {
         a->i = (int64_t)f;
     }
     return 0;

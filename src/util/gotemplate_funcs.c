@@ -58,13 +58,19 @@ static int want_strs(struct gt_exec *x, const struct gt_val *a, int n)
     return 0;
 }
 
+/* A float in int64's range (NaN is not). Converting one outside it is undefined in C. */
+static bool f_in_i64(double f)
+{
+    return f >= -9223372036854775808.0 && f < 9223372036854775808.0;
+}
+
 static int want_int(struct gt_exec *x, const struct gt_val *v, int64_t *out)
 {
     if (v->k == GT_INT) {
         *out = v->i;
         return 0;
     }
-    if (v->k == GT_FLOAT && v->f == (double)(int64_t)v->f) {
+    if (v->k == GT_FLOAT && f_in_i64(v->f) && v->f == (double)(int64_t)v->f) {
         *out = (int64_t)v->f;
         return 0;
     }
@@ -76,7 +82,8 @@ static int64_t cast_i64(const struct gt_val *v)
 {
     switch (v->k) {
     case GT_INT: return v->i;
-    case GT_FLOAT: return (int64_t)v->f;
+    /* Go's conversion on amd64 gives the smallest int64 for NaN and out-of-range values. */
+    case GT_FLOAT: return f_in_i64(v->f) ? (int64_t)v->f : INT64_MIN;
     case GT_BOOL: return v->b;
     case GT_STR: {
         char buf[64];

@@ -60,8 +60,12 @@ static int decode_proto(struct bt_lokipush *p, const void *body, size_t n, size_
         for (size_t j = 0; j < s->n_entries; j++) {
             Logproto__EntryAdapter *e = s->entries[j];
             struct bt_lp_entry *oe = &p->entries[p->n_entries++];
-            if (e->timestamp)
-                oe->ts_ns = e->timestamp->seconds * NS_PER_SEC + e->timestamp->nanos;
+            /* Seconds and nanos from outside: an instant past int64 nanoseconds is refused
+             * (computing it would overflow), as the JSON form refuses one. */
+            if (e->timestamp &&
+                (__builtin_mul_overflow(e->timestamp->seconds, NS_PER_SEC, &oe->ts_ns) ||
+                 __builtin_add_overflow(oe->ts_ns, (int64_t)e->timestamp->nanos, &oe->ts_ns)))
+                return fail(err, errlen, "entry timestamp out of range");
             oe->line = e->line ? e->line : "";
             oe->line_len = strlen(oe->line);
             oe->meta = p->n_kv;

@@ -303,3 +303,73 @@ int bt_syslog_parse_rfc3164(const char *s, size_t n, int64_t now_ns, struct bt_s
         m->msg = (struct bt_syslog_str){s + rest, n - rest};
     return 0;
 }
+
+/* ---- TCP framing ---- */
+
+enum bt_syslog_frame_rc bt_syslog_frame(struct bt_syslog_framer *f, const char *b, size_t n,
+                                        bool eof, size_t max_msg, const char **msg, size_t *mlen,
+                                        size_t *used)
+{
+    *used = 0;
+    if (!n)
+        return BT_SYSLOG_FRAME_MORE;
+    if (f->skip) {
+        *used = n < f->skip ? n : (size_t)f->skip;
+        f->skip -= *used;
+        return BT_SYSLOG_FRAME_SKIP;
+    }
+    if (f->discarding) {
+        const char *nl = memchr(b, '\n', n);
+        *used = nl ? (size_t)(nl - b) + 1 : n;
+        f->discarding = !nl;
+        return BT_SYSLOG_FRAME_SKIP;
+    }
+    if (*b == '\n' || *b == '\r' || *b == '\0') {
+        *used = 1;
+        return BT_SYSLOG_FRAME_SKIP;
+    }
+    if (*b >= '0' && *b <= '9') {
+        size_t i = 0;
+        uint64_t v = 0;
+        while (i < n && i < 10 && b[i] >= '0' && b[i] <= '9')
+            v = v * 10 + (uint64_t)(b[i++] - '0');
+        if (i == n && !eof)
+            return BT_SYSLOG_FRAME_MORE; /* the count goes on in the next read */
+        if (i < n && b[i] == ' ' && v != 0) {
+            if (v > max_msg) {
+                f->skip = v;
+                *used = i + 1;
+                return BT_SYSLOG_FRAME_TOO_LONG;
+            }
+            if (n - i - 1 < v) {
+                if (eof)
+                    *used = n; /* a cut-off last message */
+                return BT_SYSLOG_FRAME_MORE;
+            }
+            *msg = b + i + 1;
+            *mlen = (size_t)v;
+            *used = i + 1 + (size_t)v;
+            return BT_SYSLOG_FRAME_MSG;
+        }
+        /* not a count: a message framed by newline that starts with a digit */
+    }
+    const char *nl = memchr(b, '\n', n);
+    if (!nl && !eof) {
+        /* Too long already, unless the byte past max_msg is the CR of a CRLF (dropped). */
+        if (n > max_msg + 1 || (n == max_msg + 1 && b[max_msg] != '\r')) {
+            f->discarding = true;
+            *used = n;
+            return BT_SYSLOG_FRAME_TOO_LONG;
+        }
+        return BT_SYSLOG_FRAME_MORE;
+    }
+    size_t len = nl ? (size_t)(nl - b) : n;
+    *used = nl ? len + 1 : len;
+    if (len && b[len - 1] == '\r')
+        len--;
+    if (len > max_msg)
+        return BT_SYSLOG_FRAME_TOO_LONG;
+    *msg = b;
+    *mlen = len;
+    return BT_SYSLOG_FRAME_MSG;
+}

@@ -48,6 +48,30 @@ int bt_syslog_sd_next(const struct bt_syslog_str *sd, size_t *pos, struct bt_sys
  * bytes. Returns the length written. */
 size_t bt_syslog_sd_unescape(const char *raw, size_t n, char *out);
 
+/* TCP framing (RFC 6587), decided per message by its first byte as a stream is read:
+ * octet counting ("<count> <message>", count 1..9999999999) or, for anything else, a message
+ * ended by '\n' (a '\r' before it is dropped). Empty lines and stray CR/NUL between messages are
+ * skipped. A message longer than max_msg is dropped whole (an over-long count skips that many
+ * bytes; an over-long line is discarded up to its '\n'), so the caller never needs more than
+ * max_msg + BT_SYSLOG_FRAME_HDR bytes buffered. The state carries those drops across reads. */
+#define BT_SYSLOG_FRAME_HDR 12 /* room for an octet count and its space */
+struct bt_syslog_framer {
+    uint64_t skip;   /* bytes of an over-long octet-counted message still to discard */
+    bool discarding; /* in an over-long newline-framed message: discard to the newline */
+};
+enum bt_syslog_frame_rc {
+    BT_SYSLOG_FRAME_MORE,     /* no whole message buffered: read more (at eof: the rest is gone) */
+    BT_SYSLOG_FRAME_MSG,      /* *msg, *mlen: one message */
+    BT_SYSLOG_FRAME_TOO_LONG, /* a message longer than max_msg is being dropped */
+    BT_SYSLOG_FRAME_SKIP,     /* bytes between messages (or of a dropped one) consumed */
+};
+/* One step over the buffered bytes b[0, n); eof: nothing more will come. *used is the number of
+ * bytes the step consumed (the message included), which the caller drops from its buffer;
+ * after MORE it waits for more bytes, after anything else it calls again. */
+enum bt_syslog_frame_rc bt_syslog_frame(struct bt_syslog_framer *f, const char *b, size_t n,
+                                        bool eof, size_t max_msg, const char **msg, size_t *mlen,
+                                        size_t *used);
+
 /* promtail's names: "emergency" .. "debug", "kern" .. "local7"; NULL out of range. */
 const char *bt_syslog_severity_name(int severity);
 const char *bt_syslog_facility_name(int facility);

@@ -1,11 +1,6 @@
 /*
- * Fuzz target for the Docker FIFO decoder (libFuzzer). Not built by CMake; from the repo root,
- * after a build that generated build/proto:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc -Ibuild/proto \
- *       tests/fuzz/fuzz_docker_fifo.c src/source/docker_fifo.c src/util/buf.c \
- *       build/proto/logentry.pb-c.c -lprotobuf-c -o fuzz_docker_fifo
- *   ./fuzz_docker_fifo -max_len=4096
+ * Fuzz target for the Docker FIFO decoder (libFuzzer; scripts/fuzz.sh docker_fifo builds and
+ * runs it, docs/fuzzing.md).
  *
  * Besides the sanitizers, it checks that the decoding does not depend on how the bytes are
  * cut: the input is fed whole to one decoder and in pieces (sizes taken from its first byte) to

@@ -325,6 +325,18 @@ Test(gotemplate, output_cap_is_enforced_and_reuse_is_stable)
 
 /* Mutated template texts compile or fail cleanly, and what compiles executes without a crash
  * (run under the sanitizers in CI). Deterministic: a fixed LCG. */
+/* Found by fuzzing: a float constant or argument outside int64's range was converted to int64
+ * (undefined in C) to see whether it was integral. */
+Test(gotemplate, floats_outside_int64_range_stay_floats)
+{
+    expect("{{ 1e30 }}", NULL, "1e+30");
+    expect("{{ -1e19 }}", NULL, "-10000000000000000000");
+    expect("{{ 2.0 }}", NULL, "2");
+    /* sprig's cast.ToInt64 of an out-of-range float: Go's conversion gives the smallest int64 */
+    expect("{{ add 1e30 1 }}", NULL, "-9223372036854775807");
+    expect("{{ add 2.0 1 }}", NULL, "3");
+}
+
 Test(gotemplate, mutated_templates_never_crash)
 {
     static const char *const seeds[] = {

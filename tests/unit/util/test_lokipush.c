@@ -105,3 +105,32 @@ Test(lokipush, protobuf_garbage_and_size_cap)
             bt_lokipush_free(&p);
     }
 }
+
+/* Found by fuzzing: seconds * 1e9 + nanos of a protobuf entry overflowed int64 (undefined); an
+ * instant past int64 nanoseconds is now a malformed body, the largest one that fits is kept. */
+Test(lokipush, protobuf_timestamp_past_int64_nanoseconds_is_refused)
+{
+    static const char huge[] = "\x19\x60\x0a\x17\x0a\x07\x7b\x61\x3d\x22\x62\x22\x7d\x12\x0c\x0a"
+                               "\x07\x08\x80\xd0\xdb\xc3\xf4\x02\x12\x01\x78";
+    static const char nanos_over[] = "\x1e\x74\x0a\x1c\x0a\x07\x7b\x61\x3d\x22\x62\x22\x7d\x12\x11"
+                                     "\x0a\x0c\x08\x84\xfa\x85\xae\x22\x10\xff\x93\xeb\xdc\x03\x12"
+                                     "\x01\x78";
+    static const char max[] = "\x1e\x74\x0a\x1c\x0a\x07\x7b\x61\x3d\x22\x62\x22\x7d\x12\x11\x0a"
+                              "\x0c\x08\x84\xfa\x85\xae\x22\x10\xff\xaf\xcb\x97\x03\x12\x01\x78";
+    struct bt_lokipush p;
+    char err[128] = "";
+    cr_assert_eq(bt_lokipush_decode(&p, BT_LOKIPUSH_PROTO, huge, sizeof(huge) - 1, 1 << 20, err,
+                                    sizeof(err)),
+                 -EINVAL);
+    cr_assert(strstr(err, "timestamp out of range"), "%s", err);
+    cr_assert_eq(bt_lokipush_decode(&p, BT_LOKIPUSH_PROTO, nanos_over, sizeof(nanos_over) - 1,
+                                    1 << 20, err, sizeof(err)),
+                 -EINVAL);
+    cr_assert_eq(
+        bt_lokipush_decode(&p, BT_LOKIPUSH_PROTO, max, sizeof(max) - 1, 1 << 20, err, sizeof(err)),
+        0, "%s", err);
+    cr_assert_eq(p.n_entries, 1);
+    cr_assert_eq(p.entries[0].ts_ns, INT64_MAX);
+    cr_assert_eq(p.entries[0].line_len, 1);
+    bt_lokipush_free(&p);
+}

@@ -211,3 +211,81 @@ Test(syslog, rfc3164_lenient_rest_is_message)
     cr_assert_eq(bt_syslog_parse_rfc3164(s, strlen(s), NOW_NS, &m), 0);
     cr_assert(eq(m.msg, NULL));
 }
+
+/* ---- TCP framing ---- */
+
+/* Frames stream s as a receiver's connection does, in reads of at most step bytes into a
+ * buffer of max_msg + BT_SYSLOG_FRAME_HDR; the messages joined by '|' go to out. Returns the
+ * number of messages dropped as too long. */
+static int frame_all(const char *s, size_t step, size_t max_msg, char *out, size_t outlen)
+{
+    size_t cap = max_msg + BT_SYSLOG_FRAME_HDR, len = 0, off = 0, n = strlen(s);
+    char *buf = malloc(cap);
+    struct bt_syslog_framer fr = {0};
+    bool eof = false;
+    int dropped = 0;
+    out[0] = '\0';
+    cr_assert_not_null(buf);
+    for (;;) {
+        size_t pos = 0, used, mlen;
+        const char *msg;
+        while (pos < len) {
+            enum bt_syslog_frame_rc k =
+                bt_syslog_frame(&fr, buf + pos, len - pos, eof, max_msg, &msg, &mlen, &used);
+            if (k == BT_SYSLOG_FRAME_MSG)
+                snprintf(out + strlen(out), outlen - strlen(out), "%s%.*s", out[0] ? "|" : "",
+                         (int)mlen, msg);
+            dropped += k == BT_SYSLOG_FRAME_TOO_LONG;
+            pos += used;
+            if (k == BT_SYSLOG_FRAME_MORE)
+                break;
+        }
+        memmove(buf, buf + pos, len - pos);
+        len -= pos;
+        if (eof)
+            break;
+        cr_assert_lt(len, cap, "framing left a full buffer (step %zu)", step);
+        size_t k = cap - len < step ? cap - len : step;
+        k = k < n - off ? k : n - off;
+        memcpy(buf + len, s + off, k);
+        len += k, off += k;
+        eof = k == 0;
+    }
+    free(buf);
+    return dropped;
+}
+
+static void expect_frames(const char *s, size_t max_msg, const char *want, int want_dropped)
+{
+    char out[1024];
+    for (size_t step = 1; step <= max_msg + BT_SYSLOG_FRAME_HDR; step++) {
+        int d = frame_all(s, step, max_msg, out, sizeof(out));
+        cr_assert_str_eq(out, want, "reads of %zu bytes", step);
+        cr_assert_eq(d, want_dropped, "reads of %zu bytes: %d dropped", step, d);
+    }
+}
+
+Test(syslog, framing_octet_counting_and_newlines_whatever_the_reads)
+{
+    expect_frames("5 hello6 world!\nplain line\r\n\n\r3 abc", 16, "hello|world!|plain line|abc", 0);
+    /* digits not followed by a space start a newline-framed message */
+    expect_frames("42abc\n7\n", 16, "42abc|7", 0);
+    /* a cut-off counted message at the end is dropped; an unterminated line is kept */
+    expect_frames("3 abc9 cut", 16, "abc", 0);
+    expect_frames("3 abclast", 16, "abc|last", 0);
+}
+
+Test(syslog, framing_drops_over_long_messages_whole)
+{
+    expect_frames("20 aaaaaaaaaaaaaaaaaaaa4 okay", 8, "okay", 1);
+    expect_frames("xxxxxxxxxxxxxxxxxxxxxxxxx\nok\n", 8, "ok", 1);
+    expect_frames("123456789\nok\n", 8, "ok", 1);
+}
+
+/* Found by fuzzing: a line of exactly max_msg bytes ended by CRLF was dropped as too long
+ * when a read ended between the CR and the LF, and kept otherwise. */
+Test(syslog, framing_crlf_line_of_max_length_is_kept_whatever_the_reads)
+{
+    expect_frames("abcdefgh\r\nnext\n", 8, "abcdefgh|next", 0);
+    expect_frames("abcdefghi\r\nnext\n", 8, "next", 1);
+}
