@@ -23,7 +23,7 @@
 static struct bt_loop *loop;
 static struct bt_metrics *metrics;
 static struct bt_httpd *agent;
-static struct bt_pushrecv *push;
+static struct bt_receiver *push;
 static int ports[2];
 
 static int h_ready(void *ctx, struct bt_buf *msg)
@@ -92,18 +92,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                "max_request_bytes: 64KiB\n"
                                "max_decompressed_bytes: 256KiB\n";
     struct bt_node *cfg = bt_yaml_parse(yaml, sizeof(yaml) - 1, "push.yaml", err, sizeof(err));
-    struct bt_pushrecv_env env = {.loop = loop,
+    struct bt_receiver_env env = {.loop = loop,
                                   .metrics = metrics,
                                   .job = "push",
                                   .sink = sink,
                                   .queue_dir = qdir,
                                   .queue_bytes = 4 << 20};
-    if (!cfg || !(push = bt_pushrecv_new(cfg, &env, err, sizeof(err)))) {
+    if (!cfg || !(push = bt_push_receiver.open(cfg, &env, err, sizeof(err)))) {
         fprintf(stderr, "push receiver: %s\n", err);
         abort();
     }
     bt_node_free(cfg);
-    ports[1] = bt_pushrecv_port(push);
+    ports[1] = bt_push_receiver.port(push);
     return 0;
 }
 
