@@ -81,10 +81,19 @@ EOF
   # Containers get their own /dev and resolv.conf; apt needs no recommends in an image.
   rm -rf "${r:?}"/dev/* "$r/etc/resolv.conf" "$r/etc/hostname"
   echo 'APT::Install-Recommends "false";' >"$r/etc/apt/apt.conf.d/90docker-no-recommends"
+  # mktemp -d made the target 0700: the image's / would be closed to every user but root.
+  chmod 0755 "$r"
   tar --numeric-owner -C "$r" -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
 }
 
+# A tarball whose / is not 0755 (made before that was set) gives images a non-root user cannot
+# run anything in: made again.
+root_mode() { tar -tvf "$tarball" 2>/dev/null | awk 'NR == 1 { print $1; exit }' || true; }
+if [ -s "$tarball" ] && [ "$(root_mode)" != "drwxr-xr-x" ]; then
+  echo "docker-base: $tarball has / as $(root_mode), not drwxr-xr-x: making it again" >&2
+  rm -f "$tarball"
+fi
 if [ ! -s "$tarball" ]; then
   make_rootfs
 fi
