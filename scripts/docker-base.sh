@@ -46,7 +46,8 @@ make_rootfs() {
   command -v debootstrap >/dev/null || "$root/scripts/deps.sh" docker
   r=$(mktemp -d "$cache/rootfs.XXXXXX")   # global: the EXIT trap removes it
   # debootstrap mounts /proc and /sys in the target; never remove through a mount it left.
-  trap 'grep -o " $r/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l; rm -rf "$r"' EXIT
+  # (set -e holds in the trap too: finding no mount must not fail the run.)
+  trap '{ grep -o " $r/[^ ]*" /proc/mounts || true; } | sort -r | xargs -r -n1 umount -l; rm -rf "$r"' EXIT
   echo "docker-base: debootstrap --variant=minbase bookworm (about a minute)" >&2
   if ! debootstrap --variant=minbase bookworm "$r" "$mirror" >"$cache/debootstrap.log" 2>&1; then
     tail -20 "$cache/debootstrap.log" >&2
