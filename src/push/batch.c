@@ -9,9 +9,10 @@
 
 #define BT_TS_SEC 1000000000LL
 
-/* Open batches: one per tenant. A handful of tenants at most, so a small array. */
+/* Open batches: one per tenant and lane. A handful of tenants at most, so a small array. */
 struct tenant_slot {
     char *tenant;
+    size_t lane;
     struct bt_batch *open;
 };
 
@@ -349,10 +350,10 @@ void bt_batcher_free(struct bt_batcher *bb)
     free(bb);
 }
 
-static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant)
+static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant, size_t lane)
 {
     for (size_t i = 0; i < bb->n_slots; i++)
-        if (strcmp(bb->slots[i].tenant, tenant) == 0)
+        if (bb->slots[i].lane == lane && strcmp(bb->slots[i].tenant, tenant) == 0)
             return &bb->slots[i];
     if (bb->n_slots == bb->cap_slots) {
         size_t n = bb->cap_slots ? bb->cap_slots * 2 : 4;
@@ -365,7 +366,7 @@ static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant)
     char *t = strdup(tenant);
     if (!t)
         return NULL;
-    bb->slots[bb->n_slots] = (struct tenant_slot){t, NULL};
+    bb->slots[bb->n_slots] = (struct tenant_slot){t, lane, NULL};
     return &bb->slots[bb->n_slots++];
 }
 
@@ -450,7 +451,8 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
             bb->drop(bb->ctx, e, "empty_labels");
         return 0;
     }
-    struct tenant_slot *slot = get_slot(bb, tenant);
+    struct tenant_slot *slot =
+        get_slot(bb, tenant, bb->cfg.lanes > 1 ? (size_t)(hash % bb->cfg.lanes) : 0);
     if (!slot)
         return -ENOMEM;
     size_t size = entry_size(e);
