@@ -837,13 +837,15 @@ static void queue_remove(struct bt_client *c, size_t i)
     __atomic_store_n(&c->waiting, c->qn, __ATOMIC_RELAXED);
 }
 
-/* Moves batches the gate lets go from the queue into free slots. Caller holds mu. */
-static void fill_slots(struct bt_client *c)
+/* Moves batches the gate lets go from the queue into free slots. Caller holds mu. Returns
+ * how many it moved. */
+static size_t fill_slots(struct bt_client *c)
 {
+    size_t moved = 0;
     while (c->n_active < c->n_slots && c->qn && !aborted(c)) {
         size_t i = bt_gate_pick(&c->gate, c->queue, c->qn);
         if (i == c->qn || bt_gate_hold(&c->gate, c->queue[i]))
-            return;
+            break;
         struct req *r = NULL;
         for (size_t k = 0; k < c->n_slots && !r; k++)
             if (!c->slots[k].b)
@@ -852,7 +854,9 @@ static void fill_slots(struct bt_client *c)
         r->fresh = true;
         queue_remove(c, i);
         c->n_active++;
+        moved++;
     }
+    return moved;
 }
 
 /* Starts what is due: new batches are encoded, attempts whose backoff ended are sent. Returns
@@ -953,19 +957,18 @@ static void *push_thread(void *arg)
             abandon_all(c);
             continue;
         }
-        int timeout = start_due(c);
+        start_due(c);
         int running;
         curl_multi_perform(c->multi, &running);
         collect_done(c);
         if (aborted(c))
             continue;
-        /* Recompute after collecting: an answer may have freed a slot or set a retry. */
+        /* An answer may have freed a slot and its streams: start what the gate now lets go
+         * before sleeping. */
         pthread_mutex_lock(&c->mu);
-        bool more = c->qn && c->n_active < c->n_slots;
+        fill_slots(c);
         pthread_mutex_unlock(&c->mu);
-        if (more)
-            continue;
-        timeout = start_due(c);
+        int timeout = start_due(c);
         if (timeout > 0)
             curl_multi_poll(c->multi, NULL, 0, timeout, NULL); /* submit and stop wake it */
     }
