@@ -97,7 +97,6 @@ struct bt_client {
     struct ring done;
     struct bt_gate gate; /* streams of the batches in slots */
     size_t n_active;     /* slots holding a batch */
-    size_t waiting;      /* = qn, atomic, read without the lock */
     bool stopping;       /* no new work accepted */
     int abort;           /* deadline passed: cancel and abandon (atomic) */
     bool thread_started;
@@ -826,7 +825,6 @@ static int queue_push(struct bt_client *c, struct bt_batch *b)
         c->qcap = n;
     }
     c->queue[c->qn++] = b;
-    __atomic_store_n(&c->waiting, c->qn, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -834,7 +832,6 @@ static void queue_remove(struct bt_client *c, size_t i)
 {
     memmove(&c->queue[i], &c->queue[i + 1], (c->qn - i - 1) * sizeof(c->queue[0]));
     c->qn--;
-    __atomic_store_n(&c->waiting, c->qn, __ATOMIC_RELAXED);
 }
 
 /* Moves batches the gate lets go from the queue into free slots. Caller holds mu. Returns
@@ -1117,9 +1114,8 @@ size_t bt_client_pending(const struct bt_client *c)
 
 size_t bt_client_backlog(const struct bt_client *c)
 {
-    size_t p = load_size(&c->pending), w = load_size(&c->waiting);
-    size_t over = p + 1 > c->n_slots ? p + 1 - c->n_slots : 0;
-    return over > w ? over : w;
+    size_t p = load_size(&c->pending);
+    return p + 1 > c->n_slots ? p + 1 - c->n_slots : 0;
 }
 
 size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
@@ -1148,7 +1144,6 @@ size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
         abandoned++;
     }
     c->qn = 0;
-    __atomic_store_n(&c->waiting, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&c->mu);
     if (c->multi)
         curl_multi_wakeup(c->multi);
