@@ -97,6 +97,7 @@ struct bt_client {
     struct ring done;
     struct bt_gate gate; /* streams of the batches in slots */
     size_t n_active;     /* slots holding a batch */
+    size_t blocked;      /* queued batches the gate holds back (atomic, read without mu) */
     bool stopping;       /* no new work accepted */
     int abort;           /* deadline passed: cancel and abandon (atomic) */
     bool thread_started;
@@ -853,6 +854,8 @@ static size_t fill_slots(struct bt_client *c)
         c->n_active++;
         moved++;
     }
+    /* With a slot free, whatever is left waits for its streams, not for a slot. */
+    __atomic_store_n(&c->blocked, c->n_active < c->n_slots ? c->qn : 0, __ATOMIC_RELAXED);
     return moved;
 }
 
@@ -1114,8 +1117,9 @@ size_t bt_client_pending(const struct bt_client *c)
 
 size_t bt_client_backlog(const struct bt_client *c)
 {
-    size_t p = load_size(&c->pending);
-    return p + 1 > c->n_slots ? p + 1 - c->n_slots : 0;
+    size_t p = load_size(&c->pending), b = load_size(&c->blocked);
+    size_t over = p + 1 > c->n_slots ? p + 1 - c->n_slots : 0;
+    return over > b ? over : b;
 }
 
 size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
@@ -1144,6 +1148,7 @@ size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
         abandoned++;
     }
     c->qn = 0;
+    __atomic_store_n(&c->blocked, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&c->mu);
     if (c->multi)
         curl_multi_wakeup(c->multi);

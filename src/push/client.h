@@ -36,11 +36,11 @@ struct bt_batch *bt_client_take_done(struct bt_client *c);
 size_t bt_client_pending_bytes(const struct bt_client *c);
 /* Batches queued or in flight. */
 size_t bt_client_pending(const struct bt_client *c);
-/* Batches beyond what max_in_flight requests can carry: pending + 1 - max_in_flight (0 when
- * fewer); with one request in flight it equals pending. The sources' backpressure reads it:
- * at 2 (one batch waiting beyond a full window), reading further ahead only costs memory.
- * Batches of one stream cannot fill the window (they go one at a time): they may wait up to
- * max_in_flight deep, the price of keeping every lane fed when several streams are busy. */
+/* Batches beyond what the push thread can work on now: the larger of pending + 1 -
+ * max_in_flight (one batch waiting beyond a full window of requests) and the queued batches
+ * held back only by their streams (one stream's batches go one at a time). With one request
+ * in flight it equals pending. The sources' backpressure reads it: at 2, reading further ahead
+ * only costs memory. */
 size_t bt_client_backlog(const struct bt_client *c);
 /* Stops accepting work and waits until deadline_mono_ns for queued batches to be decided;
  * the push in progress at the deadline is cancelled and everything undecided comes back
