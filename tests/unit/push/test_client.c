@@ -1154,3 +1154,52 @@ Test(client, stop_at_the_deadline_abandons_every_request_in_flight)
     }
     bt_client_free(c);
 }
+
+/* Polls bt_client_backlog until it equals want (the push thread updates it); false after 5 s. */
+static bool backlog_becomes(struct bt_client *c, size_t want)
+{
+    for (int i = 0; i < 500; i++) {
+        if (bt_client_backlog(c) == want)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+Test(client, backlog_counts_a_window_excess_and_batches_held_by_their_streams)
+{
+    cfg.max_in_flight = 4;
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "hang,hang,hang,hang"), 0);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    /* One stream: the second and third batch can only wait behind the first. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(bt_client_submit(c, batch_at("", "{app=\"a\"}", 1, 10 * i)), 0);
+    cr_assert_eq(bt_fake_loki_wait_requests(loki, 1, 10000), 0);
+    cr_assert(backlog_becomes(c, 2), "backlog %zu, want 2", bt_client_backlog(c));
+    cr_assert_eq(bt_client_pending(c), 3);
+    bt_client_stop(c, bt_mono_ns());
+    struct bt_batch *d[3];
+    wait_n(c, d, 3);
+    for (int i = 0; i < 3; i++)
+        bt_batch_release(d[i]);
+    bt_client_free(c);
+    bt_fake_loki_reset(loki);
+
+    /* Other streams fill the window: 4 in flight and one more is a backlog of 2. */
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "hang,hang,hang,hang"), 0);
+    c = bt_client_new(&cfg, metrics);
+    const char *streams[] = {"{app=\"a\"}", "{app=\"b\"}", "{app=\"c\"}", "{app=\"d\"}",
+                             "{app=\"e\"}"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(bt_client_submit(c, batch("", streams[i], 1)), 0);
+    cr_assert_eq(bt_fake_loki_wait_requests(loki, 4, 10000), 0);
+    cr_assert(backlog_becomes(c, 1), "backlog %zu, want 1", bt_client_backlog(c));
+    cr_assert_eq(bt_client_submit(c, batch("", streams[4], 1)), 0);
+    cr_assert_eq(bt_client_backlog(c), 2);
+    bt_client_stop(c, bt_mono_ns());
+    struct bt_batch *e[5];
+    wait_n(c, e, 5);
+    for (int i = 0; i < 5; i++)
+        bt_batch_release(e[i]);
+    bt_client_free(c);
+}
