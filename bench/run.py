@@ -105,6 +105,21 @@ def proc_wakeups(pid):
     return total
 
 
+def proc_ctx_switches(pid):
+    """Voluntary + involuntary context switches summed over the process's live threads: how
+    often the agent's threads were put to sleep or preempted (a proxy of wake-ups)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for ln in f:
+                    if ln.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(ln.split()[1])
+        except OSError:
+            pass
+    return total
+
+
 def host_info():
     model = "?"
     try:
@@ -185,8 +200,11 @@ class FakeLoki:
 
 # ---- bpftail -----------------------------------------------------------------------------
 
+BATCHSIZE = 1048576  # the bench client's batchsize, also the floor's
+
+
 def write_config(path, workdir, push_url, http_port, file_glob, stages="", batchwait="1s",
-                 batchsize=1048576, client_extra=""):
+                 batchsize=BATCHSIZE, client_extra=""):
     """Writes a promtail-style config shipping file_glob to push_url. Returns the text."""
     text = """server:
   http_listen_address: 127.0.0.1
@@ -296,12 +314,15 @@ class Run:
         self.bpftail = os.path.abspath(args.agent) if args.agent else os.path.join(self.build,
                                                                                     "bpftail")
         self.fake = os.path.join(self.build, "tests", "bt-fake-loki")
+        self.floor = None if args.no_floor else os.path.join(self.build, "bench", "floor")
         self.work = tempfile.mkdtemp(prefix="bpftail-bench-", dir=args.workdir)
         self.files = {}
 
     def check_binaries(self, need_agent=True):
-        missing = [p for p in ([self.bpftail] if need_agent else []) + [self.fake]
-                   if not os.access(p, os.X_OK)]
+        need = ([self.bpftail] if need_agent else []) + [self.fake]
+        if need_agent and self.floor:
+            need.append(self.floor)
+        missing = [p for p in need if not os.access(p, os.X_OK)]
         if missing:
             raise BenchError("missing binaries: %s\nbuild first: cmake -S %s -B %s && "
                              "cmake --build %s -j2" % (", ".join(missing), ROOT, self.build,
@@ -332,11 +353,12 @@ class Run:
             print("kept work dir %s" % self.work)
 
 
-def throughput(run, name, kind, stages):
-    """Ships a pre-written file from offset 0 and times delivery of every line."""
+def throughput_once(run, name, kind, stages, rnd=0):
+    """Ships a pre-written file from offset 0 and times delivery of every line. Each round
+    has its own directory: a positions file left by the last one would start at the end."""
     path, size = run.data(kind)
     n = run.args.lines
-    d = run.scenario_dir(name)
+    d = run.scenario_dir(name if not rnd else "%s-%d" % (name, rnd + 1))
     loki = FakeLoki(run.fake, discard=True)
     agent = None
     try:
@@ -347,6 +369,7 @@ def throughput(run, name, kind, stages):
         marks = {0.1: None, 0.9: None}
         t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall, marks)
         cpu, hwm = agent.sample()
+        csw = proc_ctx_switches(agent.p.pid)
         wall = t_done - agent.t0
         span = (marks[0.9] - marks[0.1]) if marks[0.1] and marks[0.9] else 0
         loki_cpu = loki.cpu_seconds()
@@ -359,6 +382,7 @@ def throughput(run, name, kind, stages):
             "cpu_s": cpu, "mb_per_cpu_s": (size / 1e6 / cpu) if cpu else None,
             "cpu_s_per_gb": cpu / (size / 1e9) if size else None,
             "peak_rss_mib": (hwm or 0) / 1024,
+            "ctx_switches": csw, "wakeups_per_s": csw / wall if wall > 0 else None,
             "cpu_s_total": (ru.ru_utime + ru.ru_stime) if ru else None,
             "maxrss_mib_total": (ru.ru_maxrss / 1024) if ru else None,
             "fake_loki_cpu_s": loki_cpu,
@@ -368,6 +392,68 @@ def throughput(run, name, kind, stages):
         if agent:
             agent.stop()
         loki.stop()
+
+
+def floor_once(run, name, kind):
+    """Runs bench/floor on the same file against a fresh test Loki (entries with the file's
+    own timestamps would be duplicates on a server that has seen them). Returns its CPU
+    seconds (user + sys from rusage: it runs to completion) and wall seconds."""
+    path, _ = run.data(kind)
+    n = run.args.lines
+    loki = FakeLoki(run.fake, discard=True)
+    try:
+        t0 = time.monotonic()
+        p = subprocess.Popen([run.floor, "--url", loki.push_url, "--file", path, "--mode", name,
+                              "--batchsize", str(BATCHSIZE)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            _, status, ru = os.wait4(p.pid, 0)
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - t0
+        out, err = p.stdout.read(), p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        if p.returncode != 0:
+            raise BenchError("floor exited %d: %s" % (p.returncode, (err or out).decode(
+                "utf-8", "replace").strip()))
+        got = loki.stats().get("entries", 0)
+        if got != n:
+            raise BenchError("floor delivered %d of %d entries" % (got, n))
+        return {"cpu_s": ru.ru_utime + ru.ru_stime, "wall_s": wall,
+                "peak_rss_mib": ru.ru_maxrss / 1024}
+    finally:
+        loki.stop()
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def throughput(run, name, kind, stages):
+    """--rounds runs of bpftail, each after a run of the floor on the same data (interleaved,
+    so both see the same machine). The result is bpftail's median run (by CPU s) with every
+    round's CPU s, and the floor's median CPU s and bpftail's ratio to it."""
+    runs, floors = [], []
+    for rnd in range(run.args.rounds):
+        if run.floor:
+            floors.append(floor_once(run, name, kind))
+        runs.append(throughput_once(run, name, kind, stages, rnd))
+    ordered = sorted(runs, key=lambda r: r["cpu_s"])
+    res = dict(ordered[(len(ordered) - 1) // 2])
+    res["cpu_s_runs"] = [r["cpu_s"] for r in runs]
+    res["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    if floors:
+        fc = median([f["cpu_s"] for f in floors])
+        res["floor_cpu_s_runs"] = [f["cpu_s"] for f in floors]
+        res["floor_cpu_s"] = fc
+        res["floor_mb_per_cpu_s"] = res["bytes"] / 1e6 / fc if fc else None
+        res["floor_ratio"] = res["cpu_s"] / fc if fc else None
+    return res
 
 
 def split_lines(path, parts, outdir):
@@ -474,6 +560,14 @@ def agent_metric(port, name):
     return total
 
 
+def watcher_pending(port):
+    try:
+        st, body = http_get("http://127.0.0.1:%d/targets" % port, timeout=5)
+    except OSError:
+        return True
+    return st != 200 or b'"watcher_next"' in body
+
+
 def send_syslog(port, lines, stamp):
     """RFC 5424, octet-counted, one TCP connection. Returns the bytes sent."""
     blob = bytearray()
@@ -549,6 +643,10 @@ def receiver(run, name):
         agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
         end = time.monotonic() + 20
         while time.monotonic() < end and agent_metric(port, "bpftail_build_info") == 0:
+            time.sleep(0.05)
+        # The BPF watcher loads in the background at start (seconds of verifier time); the
+        # receiver's cost is measured once it has settled.
+        while time.monotonic() < end + 30 and watcher_pending(port):
             time.sleep(0.05)
         t0 = time.monotonic()
         cpu0, _ = agent.sample()
@@ -888,25 +986,31 @@ def fmt(v, spec):
 
 
 TABLE_HEAD = ("| scenario | lines | input MB | wall s | lines/s | MB/s | steady lines/s | CPU s "
-              "| MB per CPU-s | CPU s per GB | peak RSS MiB |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+              "| MB per CPU-s | CPU s per GB | peak RSS MiB | wake-ups/s | floor CPU s "
+              "| x floor |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 
 
 def table_row(r):
     if r["scenario"] in ("plain", "docker", "pipeline", "syslog", "gelf", "push") or \
             r["scenario"].startswith("slow-push-"):
-        return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+        return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
             r["scenario"], r["lines"], fmt(r["bytes"] / 1e6, ".1f"), fmt(r["wall_s"], ".2f"),
             fmt(r["lines_per_s"], ",.0f"), fmt(r["mb_per_s"], ".1f"),
             fmt(r.get("steady_lines_per_s"), ",.0f"), fmt(r["cpu_s"], ".2f"),
             fmt(r["mb_per_cpu_s"], ".1f"), fmt(r["cpu_s_per_gb"], ".2f"),
-            fmt(r["peak_rss_mib"], ".1f"))
+            fmt(r["peak_rss_mib"], ".1f"), fmt(r.get("wakeups_per_s"), ",.0f"),
+            fmt(r.get("floor_cpu_s"), ".2f"), fmt(r.get("floor_ratio"), ".2f"))
     return None
 
 
 def other_rows(results):
     out = []
     for r in results:
+        if "cpu_s_runs" in r and len(r["cpu_s_runs"]) > 1:
+            out.append("- %s, CPU s of each round: bpftail %s; floor %s\n" % (
+                r["scenario"], ", ".join("%.2f" % v for v in r["cpu_s_runs"]),
+                ", ".join("%.2f" % v for v in r.get("floor_cpu_s_runs", [])) or "-"))
         if r["scenario"] == "latency":
             if "lat_p50_ms" in r:
                 out.append("- latency (batchwait 100ms, %d lines/s): p50 %.1f ms, p99 %.1f ms, "
@@ -977,6 +1081,10 @@ def parse_args(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep generated files, configs and logs")
     ap.add_argument("--timeout", type=int, default=900, help="max seconds per scenario")
     ap.add_argument("--stall", type=int, default=60, help="abort after this long without progress")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs per throughput scenario, each after a floor run (median reported)")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="do not run bench/floor beside the throughput scenarios")
     ap.add_argument("--idle-files", type=int, default=1000)
     ap.add_argument("--startup-runs", type=int, default=5, help="starts per mode (startup)")
     ap.add_argument("--idle-seconds", type=int, default=60)
@@ -991,6 +1099,8 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if args.lines <= 0:
         ap.error("--lines must be > 0")
+    if args.rounds <= 0:
+        ap.error("--rounds must be > 0")
     if not args.slow_push_inflight:
         args.slow_push_inflight = [1, 4]
     return args

@@ -223,9 +223,32 @@ def check_runner(tmp, build):
     check(r["cpu_s"] is not None and r["peak_rss_mib"] > 1, "runner: CPU %.2fs, peak RSS %.1f MiB"
           % (r["cpu_s"], r["peak_rss_mib"]))
     check(r["exit_code"] is not None, "runner: agent stopped (exit %s)" % r["exit_code"])
+    check(len(r["cpu_s_runs"]) == 3 and len(r["floor_cpu_s_runs"]) == 3,
+          "runner: 3 rounds of agent and floor (%r, %r)" % (r["cpu_s_runs"],
+                                                             r.get("floor_cpu_s_runs")))
+    check(r["floor_cpu_s"] is not None and r["floor_ratio"] is not None,
+          "runner: floor CPU %s s, ratio %s" % (r["floor_cpu_s"], r["floor_ratio"]))
+    check(r["wakeups_per_s"] is not None, "runner: wake-ups/s %s" % r["wakeups_per_s"])
     row = bench.table_row(r)
-    check(row.startswith("| plain | 2000 |") and row.count("|") == 12, "runner: table row %r"
+    check(row.startswith("| plain | 2000 |") and row.count("|") == 15, "runner: table row %r"
           % row.strip())
+    check_floor_modes(run_args=args)
+
+
+def check_floor_modes(run_args):
+    """The floor delivers every line of the docker and pipeline data sets too: the fake server
+    decodes each push and counts the entries (a wrong encoding, label set or timestamp parse
+    would lose or reject some)."""
+    run = bench.Run(run_args)
+    try:
+        for name, kind in (("docker", "docker"), ("pipeline", "plain")):
+            f = bench.floor_once(run, name, kind)
+            check(f["cpu_s"] >= 0 and f["wall_s"] > 0, "floor: %s mode delivered %d lines"
+                  % (name, run_args.lines))
+    except bench.BenchError as e:
+        check(False, "floor: %s" % e)
+    finally:
+        run.cleanup()
 
 
 def check_latencies():

@@ -21,6 +21,9 @@ case "${1:-build}" in
         # Another kubectl already on PATH (from another package) serves as well and would
         # conflict with the package's /usr/bin/kubectl.
         want+=(python3-yaml openssl)
+        # TLS and auth to Loki are tested through a real nginx terminating TLS in front of the
+        # test Loki server; systemd-analyze (package systemd) checks the unit in config/.
+        want+=(nginx-light systemd)
         command -v kubectl >/dev/null || want+=(kubernetes-client) ;;
   docker) want+=(docker.io busybox-static) ;;
   build) ;;

@@ -54,11 +54,9 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
             if (a->jobs[i].journal)
                 bt_journal_pause(a->jobs[i].journal);
-        for (size_t i = 0; i < a->n_jobs; i++) {
-            bt_syslog_pause(a->jobs[i].syslog);
-            bt_pushrecv_pause(a->jobs[i].push);
-            bt_gelf_pause(a->jobs[i].gelf);
-        }
+        for (size_t i = 0; i < a->n_jobs; i++)
+            for (size_t k = 0; k < AGENT_RECEIVER_KINDS; k++)
+                bt_receiver_pause(a->jobs[i].recv[k]);
         bt_gauge_set(a->m_paused, 1);
         bt_counter_inc(n >= a->memory_limit ? a->m_pause_mem : a->m_pause_queue);
         BT_DEBUG("agent", "sources paused", "inflight_bytes=%zu queued_batches=%zu", n, q);
@@ -69,11 +67,9 @@ static void check_pressure(struct bt_agent *a)
         for (size_t i = 0; i < a->n_jobs; i++)
             if (a->jobs[i].journal)
                 bt_journal_resume(a->jobs[i].journal);
-        for (size_t i = 0; i < a->n_jobs; i++) {
-            bt_syslog_resume(a->jobs[i].syslog);
-            bt_pushrecv_resume(a->jobs[i].push);
-            bt_gelf_resume(a->jobs[i].gelf);
-        }
+        for (size_t i = 0; i < a->n_jobs; i++)
+            for (size_t k = 0; k < AGENT_RECEIVER_KINDS; k++)
+                bt_receiver_resume(a->jobs[i].recv[k]);
         BT_DEBUG("agent", "sources resumed", "inflight_bytes=%zu queued_batches=%zu", n, q);
     }
 }
@@ -127,7 +123,7 @@ void agent_sink(void *ctx, const struct bt_entry *e)
         print_entry(a, e);
         return;
     }
-    int64_t now = bt_mono_ns();
+    int64_t now = bt_mono_coarse_ns(); /* per entry: batch ages need ms, not a clock read */
     for (size_t i = 0; i < a->n_clients; i++) {
         struct agent_client *c = &a->clients[i];
         if (c->cfg->max_age_ns > 0 && e->ts_ns < bt_now_ns() - c->cfg->max_age_ns) {
@@ -261,11 +257,9 @@ static void begin_shutdown(struct bt_agent *a, const char *why)
         bt_files_pause(a->files);
     /* Receivers go on taking what senders send into their queues (durable), but stop feeding
      * the pipeline, so the pushes in flight can drain before the deadline. */
-    for (size_t i = 0; i < a->n_jobs; i++) {
-        bt_syslog_pause(a->jobs[i].syslog);
-        bt_pushrecv_pause(a->jobs[i].push);
-        bt_gelf_pause(a->jobs[i].gelf);
-    }
+    for (size_t i = 0; i < a->n_jobs; i++)
+        for (size_t k = 0; k < AGENT_RECEIVER_KINDS; k++)
+            bt_receiver_pause(a->jobs[i].recv[k]);
     /* Held partial lines and multiline blocks are not flushed: their bytes are not committed,
      * so they are read again after a restart instead of being shipped cut in two. */
     for (size_t i = 0; i < a->n_clients; i++)
@@ -308,9 +302,8 @@ static void teardown_sources(struct bt_agent *a)
     a->n_clients = 0;
     bt_files_mark_targets(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
-        bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
-        bt_pushrecv_free(a->jobs[i].push);
-        bt_gelf_free(a->jobs[i].gelf);
+        for (size_t k = 0; k < AGENT_RECEIVER_KINDS; k++) /* first: they feed the pipeline */
+            bt_receiver_free(a->jobs[i].recv[k]);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);
@@ -473,13 +466,9 @@ int agent_h_targets(void *ctx, struct bt_buf *out)
     rc = rc ? rc : bt_buf_adds(out, ",\"receivers\":[");
     size_t start = out->len;
     for (size_t i = 0; rc == 0 && i < a->n_jobs; i++) {
-        struct agent_job *j = &a->jobs[i];
-        if (j->syslog && !(rc = comma_after(out, start)))
-            rc = bt_syslog_render(j->syslog, out);
-        if (rc == 0 && j->gelf && !(rc = comma_after(out, start)))
-            rc = bt_gelf_render(j->gelf, out);
-        if (rc == 0 && j->push && !(rc = comma_after(out, start)))
-            rc = bt_pushrecv_render(j->push, out);
+        for (size_t k = 0; rc == 0 && k < AGENT_RECEIVER_KINDS; k++)
+            if (a->jobs[i].recv[k] && !(rc = comma_after(out, start)))
+                rc = bt_receiver_render(a->jobs[i].recv[k], out);
     }
     if (rc == 0)
         rc = bt_buf_adds(out, "]}\n");
@@ -530,9 +519,8 @@ void bt_agent_free(struct bt_agent *a)
     free(a->clients);
     bt_files_free(a->files);
     for (size_t i = 0; i < a->n_jobs; i++) {
-        bt_syslog_free(a->jobs[i].syslog); /* first: the receivers' queues feed the pipeline */
-        bt_pushrecv_free(a->jobs[i].push);
-        bt_gelf_free(a->jobs[i].gelf);
+        for (size_t k = 0; k < AGENT_RECEIVER_KINDS; k++) /* first: they feed the pipeline */
+            bt_receiver_free(a->jobs[i].recv[k]);
         bt_pipeline_free(a->jobs[i].pipeline);
         bt_docker_disc_free(a->jobs[i].disc);
         bt_journal_free(a->jobs[i].journal);

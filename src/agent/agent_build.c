@@ -276,57 +276,57 @@ static void queue_dir(const struct bt_agent *a, const char *kind, const char *jo
         snprintf(out, outlen, "%s/%s-%s", root, kind, name);
 }
 
-static int build_syslog(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+/* The receivers, in the order of agent_job.recv. */
+static const struct bt_receiver_ops *const receiver_kinds[AGENT_RECEIVER_KINDS] = {
+    &bt_syslog_receiver, &bt_gelf_receiver, &bt_push_receiver};
+
+/* The scrape config's block for receiver kind k, or NULL. */
+static const struct bt_node *receiver_block(const struct bt_scrape_config *sc, size_t k)
 {
-    char dir[PATH_MAX + 64];
-    queue_dir(a, "syslog", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
-    /* One resolver (one worker thread, one cache) for every syslog job; it outlives reloads. */
-    if (!a->resolver && !(a->resolver = bt_resolver_new(a->loop, a->metrics, NULL)))
-        BT_WARN("syslog", "no reverse DNS: __syslog_connection_hostname stays empty", "err=%s",
-                strerror(errno));
-    struct bt_syslog_env env = {.loop = a->loop,
-                                .resolver = a->resolver,
-                                .metrics = a->metrics,
-                                .relabel = j->relabel,
-                                .job = j->sc->job_name,
-                                .sink = agent_job_source_sink,
-                                .ctx = j,
-                                .queue_dir = dir,
-                                .queue_bytes = a->cfg->agent.spool_max_bytes};
-    j->syslog = bt_syslog_new(j->sc->syslog, &env, err, errlen);
-    return j->syslog ? 0 : -EINVAL;
+    const struct bt_node *blocks[AGENT_RECEIVER_KINDS] = {sc->syslog, sc->gelf, sc->loki_push_api};
+    return blocks[k];
 }
 
-static int build_push(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
+/* Builds the job's receivers into j->recv; check_only: reads their blocks only (no queue, no
+ * socket) and frees them. */
+static int build_receivers(struct bt_agent *a, struct agent_job *j, bool check_only, char *err,
+                           size_t errlen)
 {
-    char dir[PATH_MAX + 64];
-    queue_dir(a, "push", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
-    struct bt_pushrecv_env env = {.loop = a->loop,
-                                  .metrics = a->metrics,
-                                  .relabel = j->relabel,
-                                  .job = j->sc->job_name,
-                                  .sink = agent_job_source_sink,
-                                  .ctx = j,
-                                  .queue_dir = dir,
-                                  .queue_bytes = a->cfg->agent.spool_max_bytes};
-    j->push = bt_pushrecv_new(j->sc->loki_push_api, &env, err, errlen);
-    return j->push ? 0 : -EINVAL;
-}
-
-static int build_gelf(struct bt_agent *a, struct agent_job *j, char *err, size_t errlen)
-{
-    char dir[PATH_MAX + 64];
-    queue_dir(a, "gelf", j->sc->job_name ? j->sc->job_name : "", dir, sizeof(dir));
-    struct bt_gelf_env env = {.loop = a->loop,
-                              .metrics = a->metrics,
-                              .relabel = j->relabel,
-                              .job = j->sc->job_name,
-                              .sink = agent_job_source_sink,
-                              .ctx = j,
-                              .queue_dir = dir,
-                              .queue_bytes = a->cfg->agent.spool_max_bytes};
-    j->gelf = bt_gelf_new(j->sc->gelf, &env, err, errlen);
-    return j->gelf ? 0 : -EINVAL;
+    const char *job = j->sc->job_name ? j->sc->job_name : "";
+    for (size_t k = 0; k < AGENT_RECEIVER_KINDS; k++) {
+        const struct bt_node *block = receiver_block(j->sc, k);
+        if (!block)
+            continue;
+        const struct bt_receiver_ops *ops = receiver_kinds[k];
+        char dir[PATH_MAX + 64];
+        struct bt_receiver_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
+        if (!check_only) {
+            queue_dir(a, ops->kind, job, dir, sizeof(dir));
+            /* One resolver (one worker thread, one cache) for every syslog job; it outlives
+             * reloads. */
+            if (ops == &bt_syslog_receiver && !a->resolver &&
+                !(a->resolver = bt_resolver_new(a->loop, a->metrics, NULL)))
+                BT_WARN("syslog", "no reverse DNS: __syslog_connection_hostname stays empty",
+                        "err=%s", strerror(errno));
+            env = (struct bt_receiver_env){.loop = a->loop,
+                                           .metrics = a->metrics,
+                                           .relabel = j->relabel,
+                                           .resolver = a->resolver,
+                                           .job = j->sc->job_name,
+                                           .sink = agent_job_source_sink,
+                                           .ctx = j,
+                                           .queue_dir = dir,
+                                           .queue_bytes = a->cfg->agent.spool_max_bytes};
+        }
+        struct bt_receiver *r = ops->open(block, &env, err, errlen);
+        if (!r)
+            return -EINVAL;
+        if (check_only)
+            bt_receiver_free(r);
+        else
+            j->recv[k] = r;
+    }
+    return 0;
 }
 
 int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
@@ -436,11 +436,7 @@ int agent_build_targets(struct bt_agent *a, char *err, size_t errlen)
             if (!j->journal)
                 return -EINVAL;
         }
-        if (j->sc->syslog && (rc_ = build_syslog(a, j, err, errlen)) < 0)
-            return rc_;
-        if (j->sc->loki_push_api && (rc_ = build_push(a, j, err, errlen)) < 0)
-            return rc_;
-        if (j->sc->gelf && (rc_ = build_gelf(a, j, err, errlen)) < 0)
+        if ((rc_ = build_receivers(a, j, false, err, errlen)) < 0)
             return rc_;
         if (!j->sc->docker)
             continue;
@@ -524,27 +520,8 @@ static int validate_targets(struct bt_agent *a, char *err, size_t errlen)
                 return -EINVAL;
             bt_journal_free(jr);
         }
-        if (j->sc->syslog) {
-            struct bt_syslog_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
-            struct bt_syslog *sl = bt_syslog_new(j->sc->syslog, &env, err, errlen);
-            if (!sl)
-                return -EINVAL;
-            bt_syslog_free(sl);
-        }
-        if (j->sc->loki_push_api) {
-            struct bt_pushrecv_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
-            struct bt_pushrecv *pr = bt_pushrecv_new(j->sc->loki_push_api, &env, err, errlen);
-            if (!pr)
-                return -EINVAL;
-            bt_pushrecv_free(pr);
-        }
-        if (j->sc->gelf) {
-            struct bt_gelf_env env = {.job = j->sc->job_name, .sink = agent_job_source_sink};
-            struct bt_gelf *gl = bt_gelf_new(j->sc->gelf, &env, err, errlen);
-            if (!gl)
-                return -EINVAL;
-            bt_gelf_free(gl);
-        }
+        if (build_receivers(a, j, true, err, errlen) < 0)
+            return -EINVAL;
     }
     return 0;
 }

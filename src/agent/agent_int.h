@@ -60,14 +60,14 @@ struct agent_client {
     struct bt_series *m_too_old;
 };
 
+#define AGENT_RECEIVER_KINDS 3
+
 struct agent_job {
     struct bt_agent *a;
     struct bt_relabel *relabel;
     struct bt_docker_disc *disc;
     struct bt_journal *journal;
-    struct bt_syslog *syslog;
-    struct bt_pushrecv *push;
-    struct bt_gelf *gelf;
+    struct bt_receiver *recv[AGENT_RECEIVER_KINDS]; /* agent_receiver_kinds' order; or NULL */
     struct bt_file_sd **fsds;
     size_t n_fsds;
     struct bt_docker_sd **sds;

@@ -9,6 +9,7 @@ struct bt_segment {
     struct bt_ack_owner *owner;
     uint64_t start, end;
     uint32_t refs;
+    bool abandoned; /* a holder gave it up undelivered: the committed offset stops before it */
 };
 
 struct bt_ack_owner {
@@ -18,6 +19,7 @@ struct bt_ack_owner {
     bt_ack_commit_fn fn;
     void *ctx;
     bool closed;
+    bool frozen; /* an abandoned segment reached the head: committed never moves again */
 };
 
 struct bt_ack_owner *bt_ack_owner_new(uint64_t start, bt_ack_commit_fn fn, void *ctx)
@@ -53,7 +55,7 @@ uint64_t bt_ack_pending(const struct bt_ack_owner *o)
 
 void bt_ack_reset(struct bt_ack_owner *o, uint64_t offset)
 {
-    if (o->pending == 0)
+    if (o->pending == 0 && !o->frozen)
         o->committed = offset;
 }
 
@@ -86,6 +88,14 @@ uint64_t bt_segment_end(const struct bt_segment *s)
     return s->end;
 }
 
+void bt_segment_abandon(struct bt_segment *s, uint32_t n)
+{
+    if (!s)
+        return;
+    s->abandoned = true;
+    bt_segment_unref(s, n);
+}
+
 void bt_segment_unref(struct bt_segment *s, uint32_t n)
 {
     if (!s)
@@ -101,7 +111,10 @@ void bt_segment_unref(struct bt_segment *s, uint32_t n)
         o->head = h->next;
         if (!o->head)
             o->tail = NULL;
-        o->committed = h->end;
+        if (h->abandoned)
+            o->frozen = true;
+        if (!o->frozen)
+            o->committed = h->end;
         o->pending--;
         free(h);
     }

@@ -42,6 +42,11 @@ struct bt_segment *bt_segment_new(struct bt_ack_owner *o, uint64_t start, uint64
 void bt_segment_ref(struct bt_segment *s, uint32_t n);
 /* Drops n references; may release the segment and advance the owner. NULL is ignored. */
 void bt_segment_unref(struct bt_segment *s, uint32_t n);
+/* Drops n references of a holder that gives its entries up undelivered (a batch abandoned at
+ * a shutdown or reload deadline): the segment no longer keeps its owner alive, but the owner's
+ * committed offset never moves past the segment's start again, so those bytes are read again
+ * after a restart or reopen. NULL is ignored. */
+void bt_segment_abandon(struct bt_segment *s, uint32_t n);
 uint64_t bt_segment_end(const struct bt_segment *s);
 
 #endif

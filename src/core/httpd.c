@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #define COMP "httpd"
-#define CONN_LIMIT 64
-#define CONN_TIMEOUT_S 30
+#define CONN_LIMIT 64     /* default of max_connections */
+#define CONN_TIMEOUT_S 30 /* default of idle_timeout_s */
 #define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 #define TEXT_CTYPE "text/plain; charset=utf-8"
 
@@ -40,7 +40,34 @@ struct bt_httpd {
     char prefix[256];
     size_t prefix_len;
     char *tls_cert, *tls_key; /* PEM, kept for the daemon's lifetime */
+    struct bt_ratelimit refuse_rl;
+    unsigned max_conns, timeout_s;
+    unsigned n_conns; /* open connections, by MHD's connection notifications */
+    bool stopping;    /* MHD_stop_daemon is closing everything: no limit was hit */
 };
+
+/* Per connection (MHD's socket context): when it was last seen busy (a request's headers or
+ * body data, a response sent). MHD closes a connection idle_timeout_s after its last traffic,
+ * which is never earlier than this, so a connection that closes longer than that after it was
+ * last seen busy was closed for being idle. */
+struct conn {
+    int64_t seen_ns;
+    bool timed_out; /* MHD said so for a request in progress */
+};
+
+/* Counts a refused request or connection in bpftail_http_refused_total{port,reason}. */
+static void count_refused(struct bt_httpd *s, const char *reason)
+{
+    if (!s->h.metrics)
+        return;
+    char labels[96];
+    snprintf(labels, sizeof(labels), "port=\"%d\",reason=\"%s\"", s->port, reason);
+    bt_counter_inc(bt_metrics_counter(
+        s->h.metrics, "bpftail_http_refused_total",
+        "HTTP requests and connections the agent's servers refused: body_too_large (413) or "
+        "connection_limit (closed at once).",
+        labels));
+}
 
 /* Per-request state, allocated on the first call for a request, freed on completion. */
 struct req {
@@ -80,6 +107,72 @@ static enum MHD_Result serve_request(struct bt_httpd *s, struct MHD_Connection *
         return reply_text(c, (unsigned)status, "");
     }
     return reply_buf(c, (unsigned)status, ctype ? ctype : TEXT_CTYPE, &out);
+}
+
+/* ---- connections and their limits ------------------------------------------------------ */
+
+/* A limit hit goes to the server's limit_hit handler (the receivers count it as theirs);
+ * without one, refused connections and bodies are counted in bpftail_http_refused_total and a
+ * refused connection is logged, rate-limited. */
+static void limit_hit(struct bt_httpd *s, enum bt_httpd_limit what)
+{
+    if (s->h.limit_hit) {
+        s->h.limit_hit(s->h.ctx, what);
+        return;
+    }
+    if (what == BT_HTTPD_LIMIT_BODY) {
+        count_refused(s, "body_too_large");
+    } else if (what == BT_HTTPD_LIMIT_CONNECTIONS) {
+        count_refused(s, "connection_limit");
+        uint64_t sup = 0;
+        if (bt_ratelimit_ok(&s->refuse_rl, &sup))
+            BT_WARN(COMP, "connection limit reached, connection closed",
+                    "port=%d limit=%u suppressed=%llu", s->port, s->max_conns,
+                    (unsigned long long)sup);
+    }
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* MHD's accept policy: past max_connections the new connection is closed at once (counted),
+ * never left waiting in the listen backlog. MHD's own limit is one above, never reached. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct bt_httpd *s = cls;
+    (void)addr;
+    (void)addrlen;
+    if (s->n_conns < s->max_conns)
+        return MHD_YES;
+    limit_hit(s, BT_HTTPD_LIMIT_CONNECTIONS);
+    return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct bt_httpd *s = cls;
+    (void)c;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn *cn = calloc(1, sizeof(*cn));
+        if (cn)
+            cn->seen_ns = bt_mono_ns();
+        *socket_context = cn; /* NULL when out of memory: counted, its timeout not */
+        s->n_conns++;
+        return;
+    }
+    struct conn *cn = *socket_context;
+    if (s->n_conns)
+        s->n_conns--;
+    if (cn && !s->stopping &&
+        (cn->timed_out || bt_mono_ns() - cn->seen_ns >= (int64_t)s->timeout_s * BT_NS_PER_SEC))
+        limit_hit(s, BT_HTTPD_LIMIT_IDLE_TIMEOUT);
+    free(cn);
+    *socket_context = NULL;
 }
 
 /* ---- listen socket -------------------------------------------------------------------- */
@@ -330,6 +423,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     struct bt_httpd *s = cls;
     struct req *r = *con_cls;
+    struct conn *cn = conn_of(c);
+    if (cn)
+        cn->seen_ns = bt_mono_ns();
     if (!r) {
         r = calloc(1, sizeof(*r));
         if (!r)
@@ -354,6 +450,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || end == cl || n > r->max) {
                 r->too_large = true;
+                limit_hit(s, BT_HTTPD_LIMIT_BODY);
                 return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
             }
         }
@@ -367,6 +464,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         if (r->body > r->max && !r->too_large) {
             r->too_large = true;
+            limit_hit(s, BT_HTTPD_LIMIT_BODY);
             return reply_text(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n");
         }
         return r->too_large ? MHD_NO : MHD_YES;
@@ -382,6 +480,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct req *r = *con_cls;
+    struct conn *cn = conn_of(c);
+    (void)cls;
+    if (cn && toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        cn->timed_out = true;
+    else if (cn)
+        cn->seen_ns = bt_mono_ns();
     if (r)
         bt_buf_free(&r->buf);
     free(r);
@@ -510,8 +614,9 @@ static int start_mhd(struct bt_httpd *s, int lfd)
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL},
         {MHD_OPTION_LISTEN_SOCKET, lfd, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->max_conns + 1, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->timeout_s, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
@@ -519,11 +624,11 @@ static int start_mhd(struct bt_httpd *s, int lfd)
         flags |= MHD_USE_TLS;
     /* External polling with epoll: no thread inside MHD; the loop calls MHD_run. */
     if (s->tls_cert)
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+        s->d = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, opts,
                                 MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
                                 s->tls_key, MHD_OPTION_END);
     else
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+        s->d = MHD_start_daemon(flags, 0, on_accept, s, on_request, s, MHD_OPTION_ARRAY, opts,
                                 MHD_OPTION_END);
     if (!s->d)
         return errno ? -errno : -EIO;
@@ -545,10 +650,13 @@ static struct bt_httpd *server_new(struct bt_loop *loop, const struct bt_httpd_h
         return NULL;
     s->loop = loop;
     s->epfd = -1;
+    s->refuse_rl = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
     if (h)
         s->h = *h;
     s->h.path_prefix = NULL; /* copied into s->prefix by the caller that takes one */
     s->h.tls_cert_file = s->h.tls_key_file = NULL;
+    s->max_conns = s->h.max_connections ? s->h.max_connections : CONN_LIMIT;
+    s->timeout_s = s->h.idle_timeout_s ? s->h.idle_timeout_s : CONN_TIMEOUT_S;
     return s;
 }
 
@@ -690,6 +798,7 @@ void bt_httpd_free(struct bt_httpd *s)
         bt_loop_del_timer(s->loop, s->timer);
     if (s->epfd >= 0)
         bt_loop_del_fd(s->loop, s->epfd);
+    s->stopping = true;
     if (s->d)
         MHD_stop_daemon(s->d);
     free(s->tls_cert);

@@ -15,7 +15,10 @@
  * at BT_HTTPD_MAX_RESPONSE bytes. bt_httpd_new listens on TCP, bt_httpd_new_unix on a unix
  * socket path (replacing a stale socket file, never another kind of file). A server with a
  * `request` handler (a receiver's own server, the Loki push API) hands every whole request to
- * it instead, with bodies up to its max_body.
+ * it instead, with bodies up to its max_body. A server keeps at most max_connections (64 by
+ * default) open and closes further ones at once. Each limit hit goes to the limit_hit handler;
+ * a server without one counts refused connections and 413s in bpftail_http_refused_total
+ * {port, reason} when the handlers give a metrics registry.
  */
 #ifndef BT_HTTPD_H
 #define BT_HTTPD_H
@@ -26,6 +29,13 @@ struct bt_buf;
 struct bt_loop;
 struct bt_metrics;
 struct bt_httpd;
+
+/* The limits a server enforces on its clients, as reported to a limit_hit handler. */
+enum bt_httpd_limit {
+    BT_HTTPD_LIMIT_CONNECTIONS,  /* a connection past max_connections, closed at once */
+    BT_HTTPD_LIMIT_IDLE_TIMEOUT, /* a connection closed after idle_timeout_s without traffic */
+    BT_HTTPD_LIMIT_BODY,         /* a request body past its cap, answered 413 */
+};
 
 #define BT_HTTPD_MAX_BODY (64 * 1024)
 #define BT_HTTPD_MAX_RESPONSE (64 * 1024 * 1024)
@@ -64,6 +74,12 @@ struct bt_httpd_handlers {
                    const char **ctype);
     size_t max_body;
     void *ctx;
+    /* Open connections at most (0 = 64): one more is closed as soon as it is accepted. */
+    unsigned max_connections;
+    /* A connection with no traffic for this long is closed (0 = 30 s). */
+    unsigned idle_timeout_s;
+    /* Called on the loop thread each time a limit above is hit (counting); may be NULL. */
+    void (*limit_hit)(void *ctx, enum bt_httpd_limit what);
     /* "" or NULL: endpoints at the root. "/p" (no trailing slash, at most 200 bytes): every
      * endpoint only under /p (promtail's server.http_path_prefix); copied. */
     const char *path_prefix;

@@ -58,15 +58,11 @@ static void batch_drop(void *ctx, const struct bt_entry *e, const char *reason)
 static void drain_done(struct pl_client *c)
 {
     struct bt_batch *b;
-    while ((b = bt_client_take_done(c->client))) {
-        /* At exit the containers are freed first, so their ack owners are closed: dropping
-         * an abandoned batch's references then commits nothing (the spools are closed with
-         * the commit they had) and only lets the owners free themselves. */
-        if (b->outcome == BT_PUSH_ABANDONED && c->p->exiting)
-            for (size_t i = 0; i < b->n_refs; i++)
-                bt_segment_unref(b->refs[i].seg, b->refs[i].count);
+    /* An abandoned batch's references are abandoned by bt_batch_release: no commit passes
+     * them (the spools keep those lines for the next start) and the ack owners, closed at exit
+     * before this runs, free themselves. */
+    while ((b = bt_client_take_done(c->client)))
         bt_batch_release(b);
-    }
 }
 
 static void on_client_done(struct bt_loop *l, int fd, uint32_t events, void *arg)

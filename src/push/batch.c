@@ -4,6 +4,7 @@
 #include "core/labels.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,45 @@ struct merged_canon {
     uint64_t hash;
 };
 
+/* The memory of the last released batch's arena and largest entry array, kept for the next
+ * batch: a batch of 1 MiB is released every few milliseconds at full rate, and memory that
+ * went back to the kernel costs a page fault per 4 KiB when touched again. One slot for the
+ * process, under a lock taken once per batch (batches are made and released on the loop
+ * thread, but tests and the plugin use others). */
+static struct {
+    pthread_mutex_t mu;
+    char *arena;
+    size_t arena_cap;
+    struct bt_batch_entry *entries;
+    size_t entries_cap;
+} spare = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define SPARE_MAX ((size_t)32 << 20) /* a larger block goes back to the allocator */
+
+static void spare_keep(struct bt_batch *b)
+{
+    struct bt_batch_stream *big = NULL;
+    for (size_t i = 0; i < b->n_streams; i++)
+        if (!big || b->streams[i].cap > big->cap)
+            big = &b->streams[i];
+    pthread_mutex_lock(&spare.mu);
+    if (!spare.arena && b->arena.ptr && b->arena.cap <= SPARE_MAX) {
+        spare.arena = b->arena.ptr;
+        spare.arena_cap = b->arena.cap;
+        b->arena.ptr = NULL;
+        b->arena.cap = 0;
+    }
+    if (!spare.entries && big && big->entries && big->cap * sizeof(*big->entries) <= SPARE_MAX) {
+        spare.entries = big->entries;
+        spare.entries_cap = big->cap;
+        big->entries = NULL;
+    }
+    pthread_mutex_unlock(&spare.mu);
+}
+
+/* Most arena bytes a new batch reserves up front (a larger batchsize grows past it). */
+#define ARENA_RESERVE_MAX ((size_t)16 << 20)
+
 struct bt_batch *bt_batch_new(const char *tenant)
 {
     struct bt_batch *b = calloc(1, sizeof(*b));
@@ -70,11 +110,19 @@ struct bt_batch *bt_batch_new(const char *tenant)
     }
     bt_hmap_init(&b->index);
     bt_buf_init(&b->arena, (size_t)1 << 40);
+    pthread_mutex_lock(&spare.mu);
+    if (spare.arena) {
+        b->arena.ptr = spare.arena;
+        b->arena.cap = spare.arena_cap;
+        spare.arena = NULL;
+    }
+    pthread_mutex_unlock(&spare.mu);
     return b;
 }
 
 static void batch_free(struct bt_batch *b)
 {
+    spare_keep(b);
     for (size_t i = 0; i < b->n_streams; i++) {
         free(b->streams[i].labels);
         free(b->streams[i].entries);
@@ -92,9 +140,12 @@ void bt_batch_release(struct bt_batch *b)
 {
     if (!b)
         return;
-    if (b->outcome != BT_PUSH_ABANDONED)
-        for (size_t i = 0; i < b->n_refs; i++)
+    for (size_t i = 0; i < b->n_refs; i++) {
+        if (b->outcome == BT_PUSH_ABANDONED)
+            bt_segment_abandon(b->refs[i].seg, b->refs[i].count);
+        else
             bt_segment_unref(b->refs[i].seg, b->refs[i].count);
+    }
     batch_free(b);
 }
 
@@ -136,15 +187,25 @@ static struct bt_batch_stream *get_stream(struct bt_batch *b, const char *canon,
     }
     struct bt_batch_stream *s = &b->streams[b->n_streams];
     memset(s, 0, sizeof(*s));
+    if (b->n_streams == 0) { /* the first stream usually holds most entries */
+        pthread_mutex_lock(&spare.mu);
+        s->entries = spare.entries;
+        s->cap = spare.entries ? spare.entries_cap : 0;
+        spare.entries = NULL;
+        pthread_mutex_unlock(&spare.mu);
+    }
     s->labels = malloc(len + 1);
-    if (!s->labels)
+    if (!s->labels) {
+        free(s->entries);
         return NULL;
+    }
     memcpy(s->labels, canon, len);
     s->labels[len] = '\0';
     s->labels_len = len;
     s->last_ts = INT64_MIN;
     if (bt_hmap_put_h(&b->index, canon, len, hash, (void *)(uintptr_t)(b->n_streams + 1), NULL)) {
         free(s->labels);
+        free(s->entries);
         return NULL;
     }
     b->n_streams++;
@@ -489,6 +550,11 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
         if (!b)
             return -ENOMEM;
         b->created_ns = now_mono;
+        /* The arena reaches batchsize unless batchwait seals it first: take it at once rather
+         * than doubling up to it, which copied every line once more. Untouched pages of a
+         * batch sealed early cost no memory. Failing here is not an error yet. */
+        bt_buf_reserve(&b->arena, bb->cfg.batchsize < ARENA_RESERVE_MAX ? bb->cfg.batchsize
+                                                                        : ARENA_RESERVE_MAX);
     }
     size_t before = b->bytes;
     int rc = bt_batch_add(b, canon, clen, hash, &stamped);

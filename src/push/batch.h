@@ -143,7 +143,8 @@ void bt_batcher_flush(struct bt_batcher *bb);
 size_t bt_batcher_bytes(const struct bt_batcher *bb);
 
 /* Releases a decided batch: for OK and DROPPED, drops its segment references (which may
- * advance positions); for ABANDONED, forgets them without acking. Then frees it. */
+ * advance positions); for ABANDONED, abandons them (bt_segment_abandon: positions stop before
+ * them, the owners are not kept alive). Then frees it. */
 void bt_batch_release(struct bt_batch *b);
 /* An empty batch for tenant (tests, encoder). NULL on ENOMEM. */
 struct bt_batch *bt_batch_new(const char *tenant);

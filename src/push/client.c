@@ -75,6 +75,7 @@ struct req {
     size_t resp_len;
     int retry_after_s;
     char errbuf[CURL_ERROR_SIZE];
+    CURLcode last_res; /* the last transfer's result, for failure reasons */
     struct backoff bo;
     bool fresh;   /* taken from the queue, not encoded yet */
     bool running; /* its transfer is in the multi handle */
@@ -205,6 +206,12 @@ int bt_client_classify(int status, const char *body, size_t body_len, const char
     } else if (status < 0 || (status >= 500 && status < 600)) {
         retry = 1;
         r = "ingester_error";
+    } else if (status == 401 || status == 403) {
+        /* Refused credentials say nothing about the batch: a wrong or rotated password, token
+         * or tenant is fixed by a reload, and the lines must still be there then. promtail
+         * drops these; max_retries still bounds how long a batch waits. */
+        retry = 1;
+        r = "unauthorized";
     } else if (status == 413) {
         r = "request_too_large";
     } else {
@@ -215,7 +222,12 @@ int bt_client_classify(int status, const char *body, size_t body_len, const char
         msg[n] = '\0';
         /* Order matters: messages about old or new timestamps quote the stream's labels, which
          * may contain the word "label". */
-        if (strcasestr(msg, "too old"))
+        if (status == 400 && strcasestr(msg, "SSL certificate")) {
+            /* nginx answers a missing or refused client certificate (ssl_verify_client) with
+             * a 400 page, where a Go server fails the handshake: the same wrong credentials. */
+            retry = 1;
+            r = "unauthorized";
+        } else if (strcasestr(msg, "too old"))
             r = "too_old";
         else if (strcasestr(msg, "too new"))
             r = "too_new";
@@ -256,9 +268,10 @@ static struct bt_series *tenant_counter(struct bt_client *c, const char *name, c
  * does, so rate() over them works before the first drop. */
 static void init_tenant_series(struct bt_client *c, const char *tenant)
 {
-    static const char *const reasons[] = {
-        "rate_limited",   "too_old",        "too_new",  "line_too_long",     "out_of_order",
-        "invalid_labels", "stream_limited", "http_4xx", "request_too_large", "ingester_error"};
+    static const char *const reasons[] = {"rate_limited",   "too_old",      "too_new",
+                                          "line_too_long",  "out_of_order", "invalid_labels",
+                                          "stream_limited", "http_4xx",     "request_too_large",
+                                          "ingester_error", "unauthorized"};
     size_t len = strlen(tenant);
     if (!c->m || c->tenants_seen.n >= MAX_TENANTS_SEEN ||
         bt_hmap_get(&c->tenants_seen, tenant, len))
@@ -481,6 +494,7 @@ static int start_attempt(struct bt_client *c, struct req *r)
     r->resp[0] = '\0';
     r->retry_after_s = 0;
     r->errbuf[0] = '\0';
+    r->last_res = CURLE_FAILED_INIT;
     r->t0 = bt_mono_ns();
     curl_slist_free_all(r->hdrs);
     r->hdrs = NULL;
@@ -514,6 +528,7 @@ static int end_attempt(struct bt_client *c, struct req *r, bool finished, CURLco
     curl_slist_free_all(r->hdrs);
     r->hdrs = NULL;
     r->running = false;
+    r->last_res = finished ? res : CURLE_FAILED_INIT;
     if (!finished || res == CURLE_ABORTED_BY_CALLBACK)
         return aborted(c) ? -ECANCELED : -1;
     if (res == CURLE_OK) {
@@ -687,6 +702,44 @@ static int64_t backoff_next(struct bt_client *c, struct backoff *bo)
 
 enum after { TRY_AGAIN, DECIDED };
 
+/* Why a transfer failed without an HTTP answer, from curl's result: "tls" (handshake,
+ * verification, certificates), "proxy", "connect", "timeout" or "transport". */
+static const char *transport_reason(CURLcode res)
+{
+    switch (res) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED: return "tls";
+    case CURLE_PROXY:
+    case CURLE_COULDNT_RESOLVE_PROXY: return "proxy";
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST: return "connect";
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    default: return "transport";
+    }
+}
+
+/* Counts a failed attempt in bpftail_push_failures_total{host,reason}: every attempt, retried
+ * or final, so a wrong certificate or password shows up before any batch is decided. */
+static void count_failure(struct bt_client *c, const char *reason)
+{
+    if (!c->m)
+        return;
+    char labels[700];
+    snprintf(labels, sizeof(labels), "host=\"%s\",reason=\"%s\"", c->host_esc, reason);
+    bt_counter_inc(bt_metrics_counter(c->m, "bpftail_push_failures_total",
+                                      "Push attempts that failed, by reason (retried or not).",
+                                      labels));
+}
+
 /* Handles a failed attempt: drops the batch when the status is final or the retries are
  * spent, otherwise sets the slot's next attempt after the backoff. The slot keeps its streams
  * held meanwhile, so no later batch of them overtakes it. */
@@ -695,6 +748,8 @@ static enum after after_failure(struct bt_client *c, struct req *r, int status)
     struct bt_batch *b = r->b;
     const char *reason;
     int retry = bt_client_classify(status, r->resp, r->resp_len, &reason);
+    const char *why = status < 0 ? transport_reason(r->last_res) : reason;
+    count_failure(c, why);
     if (status == 429 && c->cfg->drop_rate_limited_batches) {
         drop_batch(c, r, "rate_limited");
         return DECIDED;
@@ -719,8 +774,8 @@ static enum after after_failure(struct bt_client *c, struct req *r, int status)
     char line[MAX_ERR_BODY + 1], q[2 * MAX_ERR_BODY + 8], d[32];
     first_line(status < 0 ? r->errbuf : r->resp, line, sizeof(line));
     BT_WARN(COMPONENT, "push failed, will retry",
-            "host=%s status=%d attempt=%u backoff=%s error=%s", c->host, status, b->attempts,
-            bt_format_duration(d, sizeof(d), delay), bt_logq(q, sizeof(q), line));
+            "host=%s status=%d reason=%s attempt=%u backoff=%s error=%s", c->host, status, why,
+            b->attempts, bt_format_duration(d, sizeof(d), delay), bt_logq(q, sizeof(q), line));
     r->retry_at = bt_mono_ns() + delay;
     return TRY_AGAIN;
 }

@@ -56,7 +56,9 @@ const char *bt_client_host(const struct bt_client *c);
 /* Classifies an HTTP answer. Returns 1 if the batch should be retried, 0 if final. For a final
  * failure, *reason gets one of: "rate_limited", "too_old", "too_new", "line_too_long",
  * "out_of_order", "invalid_labels", "stream_limited", "http_4xx", "request_too_large",
- * "ingester_error". status -1 = transport error. body may be NULL. */
+ * "ingester_error". 401, 403 and nginx's 400 for a client certificate are retried
+ * ("unauthorized": credentials, not the batch, are wrong). status -1 = transport error. body may be
+ * NULL. */
 int bt_client_classify(int status, const char *body, size_t body_len, const char **reason);
 
 #endif

@@ -1,196 +1,224 @@
 /*
  * encode: batch -> logproto.PushRequest -> snappy block.
  *
- * The protobuf-c message tree for a whole batch lives in one allocation: the stream, entry,
- * timestamp and metadata structs, their pointer arrays, and NUL-terminated copies of every
- * line and metadata string (protobuf-c packs strings with strlen, and the batch arena stores
- * them back to back without terminators). The stream labels are already NUL-terminated in the
- * batch and are borrowed.
+ * The request is written by hand straight from the batch (stream labels and lines are read
+ * where the batch keeps them), in the exact bytes protobuf-c would pack: fields in number
+ * order, proto3 defaults (0, "") left out, every entry's timestamp present even when zero, as
+ * Loki's own client sends it. A first pass computes every length, so each field's length
+ * prefix is known when it is written and the whole request is written once, in one pass, into
+ * memory sized exactly. protobuf-c stays the decoder of the tests and of util/lokipush.c.
  *
- * Because protobuf-c strings end at the first NUL, a NUL byte inside a line or metadata value
- * would silently cut it short on the wire. Such bytes are replaced by a space in the copy, so
- * the rest of the line still reaches Loki with its length unchanged.
+ * Loki's decoder (and protobuf-c's, which ends strings at a NUL) would cut a line at a NUL
+ * byte; such bytes are replaced by a space in the copy, so the rest of the line still reaches
+ * Loki with its length unchanged, as before this encoder wrote the bytes itself.
+ *
+ * bt_encode_push stages the uncompressed request in the tail of the output buffer, past the
+ * room snappy may need, so a steady stream of batches reuses one buffer and allocates nothing.
  */
 #include "push/encode.h"
 #include "push/batch.h"
 #include "util/buf.h"
 
-#include "push.pb-c.h"
-
 #include <errno.h>
 #include <snappy-c.h>
-#include <stdalign.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Everything one batch's message tree needs, carved out of a single block. */
-struct tree {
-    void *block;
-    Logproto__PushRequest req;
-};
-
-static size_t align_up(size_t n, size_t a)
+static size_t varint_len(uint64_t v)
 {
-    return (n + a - 1) / a * a;
-}
-
-/* Copies n bytes to dst, NUL-terminates, and replaces inner NULs (see the file comment). */
-static char *copy_str(char *dst, const char *src, size_t n)
-{
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-    char *p = dst;
-    while ((p = memchr(p, '\0', (size_t)(dst + n - p))) != NULL)
-        *p++ = ' ';
-    return dst;
-}
-
-static void set_ts(Logproto__Timestamp *t, int64_t ts_ns)
-{
-    int64_t sec = ts_ns / 1000000000LL;
-    int64_t ns = ts_ns % 1000000000LL;
-    if (ns < 0) { /* floor division: nanos must be in [0, 1e9) */
-        ns += 1000000000LL;
-        sec -= 1;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
     }
-    logproto__timestamp__init(t);
-    t->seconds = sec;
-    t->nanos = (int32_t)ns;
+    return n;
 }
 
-/* Byte offsets of each array inside the tree's single block. */
-struct layout {
-    size_t sp, s, ep, e, t, mp, m, str, total;
-};
-
-static void plan(const struct bt_batch *b, struct layout *l)
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
 {
-    size_t ns = b->n_streams, ne = 0, nm = 0;
-    for (size_t i = 0; i < ns; i++) {
-        ne += b->streams[i].n;
-        for (size_t j = 0; j < b->streams[i].n; j++)
-            nm += b->streams[i].entries[j].n_meta;
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
     }
-    size_t al = alignof(max_align_t);
-    l->sp = 0;
-    l->s = align_up(l->sp + ns * sizeof(Logproto__StreamAdapter *), al);
-    l->ep = align_up(l->s + ns * sizeof(Logproto__StreamAdapter), al);
-    l->e = align_up(l->ep + ne * sizeof(Logproto__EntryAdapter *), al);
-    l->t = align_up(l->e + ne * sizeof(Logproto__EntryAdapter), al);
-    l->mp = align_up(l->t + ne * sizeof(Logproto__Timestamp), al);
-    l->m = align_up(l->mp + nm * sizeof(Logproto__LabelPairAdapter *), al);
-    l->str = align_up(l->m + nm * sizeof(Logproto__LabelPairAdapter), al);
-    /* Every line and metadata string once more, each with its NUL. */
-    l->total = l->str + b->arena.len + ne + 2 * nm + 1;
+    *p++ = (uint8_t)v;
+    return p;
 }
 
-/* Builds the message tree for b. 0 or -ENOMEM. */
-static int build_tree(const struct bt_batch *b, struct tree *t)
+/* Size of a length-delimited field of n payload bytes (tag byte included). */
+static size_t field_len(size_t n)
 {
-    struct layout l;
-    plan(b, &l);
-    size_t ns = b->n_streams;
-    char *blk = malloc(l.total);
-    if (!blk)
-        return -ENOMEM;
-    t->block = blk;
-    Logproto__StreamAdapter **sp = (Logproto__StreamAdapter **)(void *)(blk + l.sp);
-    Logproto__StreamAdapter *sa = (Logproto__StreamAdapter *)(void *)(blk + l.s);
-    Logproto__EntryAdapter **ep = (Logproto__EntryAdapter **)(void *)(blk + l.ep);
-    Logproto__EntryAdapter *ea = (Logproto__EntryAdapter *)(void *)(blk + l.e);
-    Logproto__Timestamp *ta = (Logproto__Timestamp *)(void *)(blk + l.t);
-    Logproto__LabelPairAdapter **mp = (Logproto__LabelPairAdapter **)(void *)(blk + l.mp);
-    Logproto__LabelPairAdapter *ma = (Logproto__LabelPairAdapter *)(void *)(blk + l.m);
-    char *str = blk + l.str;
+    return 1 + varint_len(n) + n;
+}
+
+/* A string field, left out when empty (proto3 default). */
+static size_t str_len(size_t n)
+{
+    return n ? field_len(n) : 0;
+}
+
+static void split_ts(int64_t ts_ns, int64_t *sec, int32_t *ns)
+{
+    int64_t s = ts_ns / 1000000000LL;
+    int64_t n = ts_ns % 1000000000LL;
+    if (n < 0) { /* floor division: nanos must be in [0, 1e9) */
+        n += 1000000000LL;
+        s -= 1;
+    }
+    *sec = s;
+    *ns = (int32_t)n;
+}
+
+/* Payload of Timestamp {1: seconds, 2: nanos}; negative seconds take 10 bytes as int64. */
+static size_t ts_payload(int64_t sec, int32_t ns)
+{
+    return (sec ? 1 + varint_len((uint64_t)sec) : 0) + (ns ? 1 + varint_len((uint64_t)ns) : 0);
+}
+
+static size_t meta_payload(const struct bt_batch_meta *m)
+{
+    return str_len(m->name_len) + str_len(m->value_len);
+}
+
+static size_t entry_payload(const struct bt_batch *b, const struct bt_batch_entry *e)
+{
+    int64_t sec;
+    int32_t ns;
+    split_ts(e->ts_ns, &sec, &ns);
+    size_t n = field_len(ts_payload(sec, ns)) + str_len(e->line_len);
+    for (uint32_t k = 0; k < e->n_meta; k++)
+        n += field_len(meta_payload(&b->meta[e->meta_idx + k]));
+    return n;
+}
+
+static size_t stream_payload(const struct bt_batch *b, const struct bt_batch_stream *s)
+{
+    size_t n = str_len(s->labels_len);
+    for (size_t j = 0; j < s->n; j++)
+        n += field_len(entry_payload(b, &s->entries[j]));
+    return n;
+}
+
+/* Size of the request; slen[i] gets stream i's payload size. */
+static size_t request_len(const struct bt_batch *b, size_t *slen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_streams; i++) {
+        slen[i] = stream_payload(b, &b->streams[i]);
+        n += field_len(slen[i]);
+    }
+    return n;
+}
+
+/* Writes a string field (tag, length, bytes with NULs made spaces); nothing when empty. */
+static uint8_t *put_str(uint8_t *p, uint8_t tag, const char *src, size_t n)
+{
+    if (!n)
+        return p;
+    *p++ = tag;
+    p = put_varint(p, n);
+    memcpy(p, src, n);
+    uint8_t *q = p, *end = p + n;
+    while ((q = memchr(q, '\0', (size_t)(end - q))) != NULL)
+        *q++ = ' ';
+    return end;
+}
+
+static uint8_t *put_entry(uint8_t *p, const struct bt_batch *b, const struct bt_batch_entry *e)
+{
     const char *arena = b->arena.ptr;
-
-    logproto__push_request__init(&t->req);
-    t->req.n_streams = ns;
-    t->req.streams = ns ? sp : NULL;
-    size_t ei = 0, mi = 0;
-    for (size_t i = 0; i < ns; i++) {
-        const struct bt_batch_stream *s = &b->streams[i];
-        Logproto__StreamAdapter *so = &sa[i];
-        logproto__stream_adapter__init(so);
-        sp[i] = so;
-        so->labels = s->labels;
-        so->n_entries = s->n;
-        so->entries = s->n ? &ep[ei] : NULL;
-        for (size_t j = 0; j < s->n; j++, ei++) {
-            const struct bt_batch_entry *be = &s->entries[j];
-            Logproto__EntryAdapter *eo = &ea[ei];
-            logproto__entry_adapter__init(eo);
-            ep[ei] = eo;
-            set_ts(&ta[ei], be->ts_ns);
-            eo->timestamp = &ta[ei]; /* always present, as Loki's own client sends it */
-            eo->line = copy_str(str, arena + be->line_off, be->line_len);
-            str += be->line_len + 1;
-            eo->n_structuredmetadata = be->n_meta;
-            eo->structuredmetadata = be->n_meta ? &mp[mi] : NULL;
-            for (uint32_t k = 0; k < be->n_meta; k++, mi++) {
-                const struct bt_batch_meta *m = &b->meta[be->meta_idx + k];
-                Logproto__LabelPairAdapter *mo = &ma[mi];
-                logproto__label_pair_adapter__init(mo);
-                mp[mi] = mo;
-                mo->name = copy_str(str, arena + m->name_off, m->name_len);
-                str += m->name_len + 1;
-                mo->value = copy_str(str, arena + m->value_off, m->value_len);
-                str += m->value_len + 1;
-            }
-        }
+    int64_t sec;
+    int32_t ns;
+    split_ts(e->ts_ns, &sec, &ns);
+    *p++ = 0x12; /* StreamAdapter.entries */
+    p = put_varint(p, entry_payload(b, e));
+    *p++ = 0x0a; /* EntryAdapter.timestamp, always present */
+    p = put_varint(p, ts_payload(sec, ns));
+    if (sec) {
+        *p++ = 0x08;
+        p = put_varint(p, (uint64_t)sec);
     }
-    return 0;
+    if (ns) {
+        *p++ = 0x10;
+        p = put_varint(p, (uint64_t)ns);
+    }
+    p = put_str(p, 0x12, arena + e->line_off, e->line_len);
+    for (uint32_t k = 0; k < e->n_meta; k++) {
+        const struct bt_batch_meta *m = &b->meta[e->meta_idx + k];
+        *p++ = 0x1a; /* EntryAdapter.structuredMetadata */
+        p = put_varint(p, meta_payload(m));
+        p = put_str(p, 0x0a, arena + m->name_off, m->name_len);
+        p = put_str(p, 0x12, arena + m->value_off, m->value_len);
+    }
+    return p;
+}
+
+/* Writes the request (exactly request_len(b) bytes) to p. Returns the end. */
+static uint8_t *put_request(uint8_t *p, const struct bt_batch *b, const size_t *slen)
+{
+    for (size_t i = 0; i < b->n_streams; i++) {
+        const struct bt_batch_stream *s = &b->streams[i];
+        *p++ = 0x0a; /* PushRequest.streams */
+        p = put_varint(p, slen[i]);
+        p = put_str(p, 0x0a, s->labels, s->labels_len);
+        for (size_t j = 0; j < s->n; j++)
+            p = put_entry(p, b, &s->entries[j]);
+    }
+    return p;
 }
 
 int bt_encode_push_raw(const struct bt_batch *b, struct bt_buf *out)
 {
-    struct tree t = {0};
     bt_buf_reset(out);
-    int rc = build_tree(b, &t);
+    size_t *slen = malloc((b->n_streams ? b->n_streams : 1) * sizeof(*slen));
+    if (!slen)
+        return -ENOMEM;
+    size_t n = request_len(b, slen);
+    int rc = bt_buf_reserve(out, n);
     if (rc)
         goto out;
-    size_t n = logproto__push_request__get_packed_size(&t.req);
-    rc = bt_buf_reserve(out, n);
-    if (rc)
-        goto out;
-    out->len = logproto__push_request__pack(&t.req, (uint8_t *)out->ptr);
+    out->len = (size_t)(put_request((uint8_t *)out->ptr, b, slen) - (uint8_t *)out->ptr);
     out->ptr[out->len] = '\0';
 out:
-    free(t.block);
+    free(slen);
     return rc;
 }
 
 int bt_encode_push(const struct bt_batch *b, struct bt_buf *out, size_t *raw_len)
 {
-    struct tree t = {0};
-    uint8_t *raw = NULL;
     bt_buf_reset(out);
-    int rc = build_tree(b, &t);
-    if (rc)
-        goto out;
-    size_t n = logproto__push_request__get_packed_size(&t.req);
-    raw = malloc(n ? n : 1);
-    if (!raw) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    n = logproto__push_request__pack(&t.req, raw);
-    free(t.block); /* the tree is no longer needed; give memory back before compressing */
-    t.block = NULL;
+    size_t *slen = malloc((b->n_streams ? b->n_streams : 1) * sizeof(*slen));
+    if (!slen)
+        return -ENOMEM;
+    size_t n = request_len(b, slen);
     size_t clen = snappy_max_compressed_length(n);
-    rc = bt_buf_reserve(out, clen);
-    if (rc)
-        goto out;
-    if (snappy_compress((const char *)raw, n, out->ptr, &clen) != SNAPPY_OK) {
+    char *raw = NULL, *own = NULL;
+    int rc = 0;
+    /* The request goes past snappy's room in out when out may grow that far (the usual case:
+     * one buffer reused for every batch); else into memory of its own. */
+    if (clen <= out->max && n <= out->max - clen && bt_buf_reserve(out, clen + n) == 0) {
+        raw = out->ptr + clen;
+    } else {
+        rc = bt_buf_reserve(out, clen);
+        if (rc)
+            goto out;
+        raw = own = malloc(n ? n : 1);
+        if (!raw) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    size_t len = (size_t)(put_request((uint8_t *)raw, b, slen) - (uint8_t *)raw);
+    if (snappy_compress(raw, len, out->ptr, &clen) != SNAPPY_OK) {
         rc = -ENOMEM;
         goto out;
     }
     out->len = clen;
     out->ptr[out->len] = '\0';
     if (raw_len)
-        *raw_len = n;
+        *raw_len = len;
 out:
-    free(raw);
-    free(t.block);
+    free(own);
+    free(slen);
     return rc;
 }

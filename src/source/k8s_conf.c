@@ -289,6 +289,9 @@ static int parse_selectors(struct k8s_conf *c, const struct bt_node *l, char *er
         if (k8s_role_joins_services(c->role) && strcmp(role->str, "service") == 0) {
             ls = &c->svc_label_sel; /* for the services watched for their labels */
             fs = &c->svc_field_sel;
+        } else if (k8s_role_joins_services(c->role) && strcmp(role->str, "pod") == 0) {
+            ls = &c->pod_label_sel; /* for the pods watched for their labels */
+            fs = &c->pod_field_sel;
         } else if (strcmp(role->str, k8s_role_name(c->role)) != 0) {
             continue; /* Prometheus uses a selector only for its role's objects */
         }
@@ -548,11 +551,12 @@ int k8s_conf_parse(struct k8s_conf *c, const struct bt_node *cfg, bool check, ch
 void k8s_conf_free(struct k8s_conf *c)
 {
     struct k8s_conn *cn = &c->conn;
-    char **all[] = {&cn->server,    &cn->ca_file,        &cn->cert_file,   &cn->key_file,
-                    &cn->ca_pem,    &cn->cert_pem,       &cn->key_pem,     &cn->auth_scheme,
-                    &cn->auth_cred, &cn->auth_cred_file, &cn->user,        &cn->user_file,
-                    &cn->pass,      &cn->pass_file,      &cn->proxy,       &c->label_sel,
-                    &c->field_sel,  &c->svc_label_sel,   &c->svc_field_sel};
+    char **all[] = {&cn->server,      &cn->ca_file,        &cn->cert_file,    &cn->key_file,
+                    &cn->ca_pem,      &cn->cert_pem,       &cn->key_pem,      &cn->auth_scheme,
+                    &cn->auth_cred,   &cn->auth_cred_file, &cn->user,         &cn->user_file,
+                    &cn->pass,        &cn->pass_file,      &cn->proxy,        &c->label_sel,
+                    &c->field_sel,    &c->svc_label_sel,   &c->svc_field_sel, &c->pod_label_sel,
+                    &c->pod_field_sel};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         free(*all[i]);
         *all[i] = NULL;

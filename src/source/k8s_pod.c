@@ -61,8 +61,7 @@ static const char *ready_of(const json_t *status)
     return "unknown";
 }
 
-/* The pod's own labels, shared by all its targets. */
-static int pod_labels(struct bt_labels *l, const json_t *pod)
+int bt_k8s_pod_labels(struct bt_labels *l, const struct json_t *pod)
 {
     const json_t *md = json_object_get(pod, "metadata"), *spec = json_object_get(pod, "spec"),
                  *st = json_object_get(pod, "status");
@@ -127,7 +126,10 @@ static int one_container(struct walk *w, const json_t *c, const json_t *statuses
         rc |= bt_labels_set(&w->t, P "container_image", str_at(c, "image"));
         rc |= bt_labels_set(&w->t, P "container_init", init ? "true" : "false");
         if (!np) {
-            rc |= bt_labels_set(&w->t, "__address__", w->ip);
+            /* No port: the IP alone, an IPv6 one in brackets (RFC 3986), as Prometheus does. */
+            char addr[300];
+            snprintf(addr, sizeof(addr), strchr(w->ip, ':') ? "[%s]" : "%s", w->ip);
+            rc |= bt_labels_set(&w->t, "__address__", addr);
         } else {
             const json_t *p = json_array_get(ports, k);
             json_int_t num = json_integer_value(json_object_get(p, "containerPort"));
@@ -163,7 +165,7 @@ int bt_k8s_pod_targets(const struct json_t *pod, bt_k8s_target_fn fn, void *ctx)
     bt_labels_init(&base);
     bt_labels_init(&w.t);
     w.base = &base;
-    int rc = pod_labels(&base, pod);
+    int rc = bt_k8s_pod_labels(&base, pod);
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(spec, "containers"), i, c)

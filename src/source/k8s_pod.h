@@ -4,7 +4,7 @@
  * Pure: no I/O. A pod without an IP yet (Pending, or evicted) has no targets, as in
  * Prometheus. Otherwise every container, init containers included, gives one target per
  * declared port, or one target if it declares none, with these labels:
- *   __address__                      podIP[:port]
+ *   __address__                      podIP:port, or podIP alone ([podIP] if IPv6)
  *   __meta_kubernetes_namespace      metadata.namespace
  *   __meta_kubernetes_pod_name, _uid, _node_name, _ip, _host_ip, _phase
  *   __meta_kubernetes_pod_ready      "true"/"false"/"unknown" (the Ready condition)
@@ -34,6 +34,11 @@ int bt_k8s_pod_targets(const struct json_t *pod, bt_k8s_target_fn fn, void *ctx)
 /* The same from JSON text of a Pod or a PodList (its items in order): tests, tools. Returns
  * the number of targets; -EINVAL also for text that is not JSON. */
 int bt_k8s_pod_targets_text(const char *text, size_t len, bt_k8s_target_fn fn, void *ctx);
+/* The labels every target of pod carries, also the endpoint targets whose address is the pod:
+ * __meta_kubernetes_namespace, the pod's name, uid, node_name, ip, host_ip, phase, ready,
+ * label_*, labelpresent_*, annotation_*, annotationpresent_*, controller_kind and
+ * controller_name. 0 or -ENOMEM. */
+int bt_k8s_pod_labels(struct bt_labels *l, const struct json_t *pod);
 /* "namespace/name" of a Pod (or Node: "/name") object into out; NULL without metadata.name. */
 const char *bt_k8s_pod_key(const struct json_t *pod, char *out, size_t outlen);
 

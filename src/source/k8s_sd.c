@@ -36,9 +36,10 @@ struct bt_k8s_sd;
 /* One LIST + WATCH loop: all namespaces, or one. */
 struct watcher {
     struct bt_k8s_sd *sd;
-    char *ns;    /* NULL: all namespaces */
-    bool aux;    /* watches the services whose labels the role's targets carry */
-    bool synced; /* aux: has listed once */
+    char *ns;           /* NULL: all namespaces */
+    bool aux;           /* watches the services or pods whose labels the role's targets carry */
+    enum k8s_join join; /* aux: which */
+    bool synced;        /* aux: has listed once */
     CURL *easy;
     bool watching; /* easy is a WATCH (else a LIST) */
     bool relist;   /* the watch said 410 Gone: list again at once */
@@ -71,6 +72,14 @@ struct bt_k8s_sd {
 
 static void watcher_start(struct watcher *w, bool list);
 static void schedule(struct watcher *w, int64_t delay_ns);
+
+/* What the watcher lists: the role's objects, or the services or pods joined to them. */
+static enum k8s_role watcher_role(const struct watcher *w)
+{
+    if (!w->aux)
+        return w->sd->conf.role;
+    return w->join == K8S_JOIN_POD ? K8S_POD : K8S_SERVICE;
+}
 
 /* ---- responses ---- */
 
@@ -112,13 +121,13 @@ static bool watch_line(struct watcher *w, const char *p, size_t n)
         go_on = false;
     } else if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0) {
         if (w->aux)
-            k8s_service_update(&sd->tg, w, w->gen, obj);
+            k8s_join_update(&sd->tg, w->join, w, w->gen, obj);
         else
             k8s_object_update(&sd->tg, w, w->gen, obj);
         set_rv(w, obj);
     } else if (strcmp(type, "DELETED") == 0) {
         if (w->aux)
-            k8s_service_delete(&sd->tg, obj);
+            k8s_join_delete(&sd->tg, w->join, obj);
         else
             k8s_object_delete(&sd->tg, obj);
         set_rv(w, obj);
@@ -192,7 +201,7 @@ static void list_done(struct watcher *w)
     json_array_foreach(items, i, pod)
     {
         if (w->aux)
-            k8s_service_update(&sd->tg, w, w->gen, pod);
+            k8s_join_update(&sd->tg, w->join, w, w->gen, pod);
         else
             k8s_object_update(&sd->tg, w, w->gen, pod);
     }
@@ -215,13 +224,13 @@ static void list_done(struct watcher *w)
     w->cont[0] = '\0';
     /* Objects of this watcher that the list no longer has went away while nobody watched. */
     if (w->aux) {
-        k8s_services_sweep(&sd->tg, w, w->gen);
+        k8s_joins_sweep(&sd->tg, w->join, w, w->gen);
         w->synced = true;
         bool all = true;
         for (size_t k = 0; k < sd->n_ws; k++)
             all = all && (!sd->ws[k].aux || sd->ws[k].synced);
         if (all)
-            k8s_services_synced(&sd->tg);
+            k8s_joins_synced(&sd->tg);
     } else {
         k8s_objects_sweep(&sd->tg, w, w->gen);
     }
@@ -230,8 +239,8 @@ static void list_done(struct watcher *w)
     BT_INFO(COMP, "objects listed",
             "job=%s role=%s namespace=%s objects=%zu targets=%zu "
             "resource_version=%s",
-            sd->job, w->aux ? "service" : k8s_role_name(sd->conf.role), w->ns ? w->ns : "(all)",
-            w->listed, sd->tg.targets.n, w->rv);
+            sd->job, k8s_role_name(watcher_role(w)), w->ns ? w->ns : "(all)", w->listed,
+            sd->tg.targets.n, w->rv);
     json_decref(doc);
     if (!w->rv[0]) { /* nothing to watch from: list again later rather than at once */
         BT_WARN(COMP, "list without a resourceVersion", "job=%s", sd->job);
@@ -371,7 +380,8 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
 {
     struct bt_k8s_sd *sd = w->sd;
     int rc = bt_buf_adds(u, sd->conf.conn.server);
-    enum k8s_role role = w->aux ? K8S_SERVICE : sd->conf.role;
+    enum k8s_role role = watcher_role(w);
+    bool pods = w->aux && w->join == K8S_JOIN_POD;
     const char *api = k8s_role_api(role), *res = k8s_role_resource(role);
     if (rc == 0 && w->ns) {
         char *e = curl_easy_escape(NULL, w->ns, 0);
@@ -381,9 +391,12 @@ static int build_url(struct watcher *w, bool list, struct bt_buf *u)
         rc = bt_buf_addf(u, "%s/%s", api, res);
     }
     char sep = '?';
-    const char *sel[2][2] = {
-        {"labelSelector", w->aux ? sd->conf.svc_label_sel : sd->conf.label_sel},
-        {"fieldSelector", w->aux ? sd->conf.svc_field_sel : sd->conf.field_sel}};
+    const char *sel[2][2] = {{"labelSelector", pods     ? sd->conf.pod_label_sel
+                                               : w->aux ? sd->conf.svc_label_sel
+                                                        : sd->conf.label_sel},
+                             {"fieldSelector", pods     ? sd->conf.pod_field_sel
+                                               : w->aux ? sd->conf.svc_field_sel
+                                                        : sd->conf.field_sel}};
     for (int i = 0; i < 2 && rc == 0; i++) {
         if (!sel[i][1])
             continue;
@@ -629,7 +642,7 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
         return sd;
     metrics_init(sd, metrics);
     size_t per = sd->conf.n_ns ? sd->conf.n_ns : 1;
-    sd->n_ws = k8s_role_joins_services(sd->conf.role) ? 2 * per : per;
+    sd->n_ws = k8s_role_joins_services(sd->conf.role) ? 3 * per : per; /* + services, pods */
     sd->tg.hold = sd->n_ws > per;
     sd->ws = calloc(sd->n_ws, sizeof(*sd->ws));
     if (!sd->ws || !(sd->multi = curl_multi_init())) {
@@ -645,6 +658,7 @@ struct bt_k8s_sd *bt_k8s_sd_new(const struct bt_node *cfg, struct bt_loop *loop,
         w->sd = sd;
         w->ns = sd->conf.n_ns ? sd->conf.ns[i % per] : NULL;
         w->aux = i >= per;
+        w->join = i >= 2 * per ? K8S_JOIN_POD : K8S_JOIN_SERVICE;
         bt_buf_init(&w->body, LIST_MAX);
         watcher_start(w, true);
     }

@@ -29,9 +29,10 @@
  * exactly once. Role node lists and watches /api/v1/nodes instead (one target per node with
  * an address, k8s_pod.h; namespaces do not apply); roles service and endpoints their /api/v1
  * resources, endpointslice /apis/discovery.k8s.io/v1 and ingress /apis/networking.k8s.io/v1.
- * Roles endpoints and endpointslice also list and watch the services of each namespace (no
- * selectors) and make no target before every one of those has listed once, so targets carry
- * their Service's labels from the start. Loop thread only.
+ * Roles endpoints and endpointslice also list and watch the services (with the role service's
+ * selectors) and the pods (the role pod's) of each namespace and make no target before every
+ * one of those has listed once, so targets carry their Service's and Pod's labels from the
+ * start; a change of a service or pod makes the targets joined to it again. Loop thread only.
  */
 #ifndef BT_K8S_SD_H
 #define BT_K8S_SD_H

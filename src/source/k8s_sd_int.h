@@ -39,7 +39,8 @@ enum k8s_role { K8S_POD, K8S_NODE, K8S_SERVICE, K8S_ENDPOINTS, K8S_ENDPOINTSLICE
 const char *k8s_role_name(enum k8s_role r);
 const char *k8s_role_api(enum k8s_role r);
 const char *k8s_role_resource(enum k8s_role r);
-/* Roles whose targets carry the labels of a Service: they watch services too. */
+/* Roles whose targets carry the labels of a Service and of the Pods behind their addresses:
+ * they watch services and pods too. */
 bool k8s_role_joins_services(enum k8s_role r);
 
 struct k8s_conf {
@@ -49,6 +50,7 @@ struct k8s_conf {
     size_t n_ns;
     char *label_sel, *field_sel;         /* selectors of the role, joined with ',' */
     char *svc_label_sel, *svc_field_sel; /* endpoints, endpointslice: role service's */
+    char *pod_label_sel, *pod_field_sel; /* endpoints, endpointslice: role pod's */
     bool check;                          /* config check only: no service-account files read */
 };
 
@@ -74,13 +76,14 @@ struct k8s_targets {
     struct bt_hmap objs;    /* "ns/name" -> struct k8s_obj */
     struct bt_hmap targets; /* label-set key -> struct k8s_rtarget */
     struct bt_hmap svcs;    /* endpoints, endpointslice: "ns/name" -> struct k8s_svc */
+    struct bt_hmap pods;    /* endpoints, endpointslice: "ns/name" -> struct k8s_svc (a Pod) */
     char **nk;              /* targets being built for one object: keys and label sets */
     struct bt_labels *nl;
     size_t nk_n, nk_cap;
     struct bt_series *m_targets;
     struct bt_ratelimit rl_bad;
     bool closing; /* freeing: nothing is reported */
-    bool hold;    /* endpoints, endpointslice: services not listed yet, no targets made */
+    bool hold;    /* endpoints, endpointslice: services or pods not listed yet, no targets */
 };
 
 void k8s_targets_init(struct k8s_targets *t, enum k8s_role role, struct bt_relabel *relabel,
@@ -94,15 +97,18 @@ void k8s_object_update(struct k8s_targets *t, const void *owner, uint64_t gen,
 void k8s_object_delete(struct k8s_targets *t, const struct json_t *obj);
 /* After owner's list of generation gen: objects of owner it did not have are gone. */
 void k8s_objects_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
-/* Roles endpoints and endpointslice: a Service was added or changed (update), deleted, or
- * is gone after a list (sweep); the targets of the objects that belong to it are made again
- * with its labels (or without them). */
-void k8s_service_update(struct k8s_targets *t, const void *owner, uint64_t gen,
-                        const struct json_t *svc);
-void k8s_service_delete(struct k8s_targets *t, const struct json_t *svc);
-void k8s_services_sweep(struct k8s_targets *t, const void *owner, uint64_t gen);
-/* Every service watcher has listed once: the objects held back (hold) get their targets, so
- * that no file is read under labels that lack its service's. */
-void k8s_services_synced(struct k8s_targets *t);
+/* What roles endpoints and endpointslice join to their objects: Services and Pods. */
+enum k8s_join { K8S_JOIN_SERVICE, K8S_JOIN_POD };
+/* Roles endpoints and endpointslice: a Service or Pod was added or changed (update), deleted,
+ * or is gone after a list (sweep); the targets of the objects joined to it (a Service: of the
+ * same name or its endpointslices; a Pod: an address refers to it) are made again with its
+ * labels (or without them). */
+void k8s_join_update(struct k8s_targets *t, enum k8s_join j, const void *owner, uint64_t gen,
+                     const struct json_t *obj);
+void k8s_join_delete(struct k8s_targets *t, enum k8s_join j, const struct json_t *obj);
+void k8s_joins_sweep(struct k8s_targets *t, enum k8s_join j, const void *owner, uint64_t gen);
+/* Every service and pod watcher has listed once: the objects held back (hold) get their
+ * targets, so that no file is read under labels that lack its service's or pod's. */
+void k8s_joins_synced(struct k8s_targets *t);
 
 #endif

@@ -31,7 +31,7 @@ struct k8s_obj {
     json_t *json; /* endpoints, endpointslice: the object, to remake it when its service changes */
 };
 
-/* A Service known to the endpoints and endpointslice roles. */
+/* A Service or Pod known to the endpoints and endpointslice roles for its labels. */
 struct k8s_svc {
     const void *owner;
     uint64_t gen;
@@ -80,15 +80,26 @@ static const json_t *service_of(struct k8s_targets *tg, const json_t *obj)
     return s ? s->json : NULL;
 }
 
+static const json_t *pod_lookup(void *ctx, const char *ns, const char *name)
+{
+    struct k8s_targets *tg = ctx;
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    struct k8s_svc *p = bt_hmap_get(&tg->pods, key, strlen(key));
+    return p ? p->json : NULL;
+}
+
 static int object_targets(struct k8s_targets *tg, const json_t *obj)
 {
     switch (tg->role) {
     case K8S_NODE: return bt_k8s_node_targets(obj, on_pod_target, tg);
     case K8S_SERVICE: return bt_k8s_service_targets(obj, on_pod_target, tg);
     case K8S_ENDPOINTS:
-        return bt_k8s_endpoints_targets(obj, service_of(tg, obj), on_pod_target, tg);
+        return bt_k8s_endpoints_targets(obj, service_of(tg, obj), pod_lookup, tg, on_pod_target,
+                                        tg);
     case K8S_ENDPOINTSLICE:
-        return bt_k8s_endpointslice_targets(obj, service_of(tg, obj), on_pod_target, tg);
+        return bt_k8s_endpointslice_targets(obj, service_of(tg, obj), pod_lookup, tg, on_pod_target,
+                                            tg);
     case K8S_INGRESS: return bt_k8s_ingress_targets(obj, on_pod_target, tg);
     case K8S_POD: break;
     }
@@ -324,6 +335,7 @@ void k8s_targets_init(struct k8s_targets *tg, enum k8s_role role, struct bt_rela
     bt_hmap_init(&tg->objs);
     bt_hmap_init(&tg->targets);
     bt_hmap_init(&tg->svcs);
+    bt_hmap_init(&tg->pods);
     const char *h = getenv("HOSTNAME");
     if (h && *h)
         snprintf(tg->host, sizeof(tg->host), "%s", h);
@@ -345,13 +357,16 @@ void k8s_targets_free(struct k8s_targets *tg)
         free(p);
     }
     bt_hmap_free(&tg->objs);
-    it = 0;
-    while ((s = bt_hmap_next(&tg->svcs, &it))) {
-        struct k8s_svc *v = s->val;
-        json_decref(v->json);
-        free(v);
+    struct bt_hmap *joins[2] = {&tg->svcs, &tg->pods};
+    for (int j = 0; j < 2; j++) {
+        it = 0;
+        while ((s = bt_hmap_next(joins[j], &it))) {
+            struct k8s_svc *v = s->val;
+            json_decref(v->json);
+            free(v);
+        }
+        bt_hmap_free(joins[j]);
     }
-    bt_hmap_free(&tg->svcs);
     it = 0;
     while ((s = bt_hmap_next(&tg->targets, &it))) {
         struct k8s_rtarget *t = s->val;
@@ -365,21 +380,30 @@ void k8s_targets_free(struct k8s_targets *tg)
     free(tg->nl);
 }
 
-/* Makes again the targets of the objects that belong to Service ns/name. */
-static void service_changed(struct k8s_targets *tg, const char *ns, const char *name)
+/* Whether the object's targets carry the labels of joined object ns/name. */
+static bool joined_to(struct k8s_targets *tg, enum k8s_join j, const json_t *obj, const char *ns,
+                      const char *name)
 {
+    if (j == K8S_JOIN_POD)
+        return bt_k8s_refers_to_pod(obj, ns, name);
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *ons = json_string_value(json_object_get(md, "namespace"));
+    const char *svc = tg->role == K8S_ENDPOINTSLICE
+                          ? bt_k8s_endpointslice_service(obj)
+                          : json_string_value(json_object_get(md, "name"));
+    return svc && strcmp(svc, name) == 0 && strcmp(ons ? ons : "", ns) == 0;
+}
+
+/* Makes again the targets of the objects joined to Service or Pod ns/name. */
+static void join_changed(struct k8s_targets *tg, enum k8s_join j, const char *ns, const char *name)
+{
+    if (tg->hold)
+        return; /* k8s_joins_synced makes them all */
     size_t it = 0;
     struct bt_hmap_slot *s;
     while ((s = bt_hmap_next(&tg->objs, &it))) {
         struct k8s_obj *p = s->val;
-        if (!p->json)
-            continue;
-        const json_t *md = json_object_get(p->json, "metadata");
-        const char *ons = json_string_value(json_object_get(md, "namespace"));
-        const char *svc = tg->role == K8S_ENDPOINTSLICE
-                              ? bt_k8s_endpointslice_service(p->json)
-                              : json_string_value(json_object_get(md, "name"));
-        if (!svc || strcmp(svc, name) != 0 || strcmp(ons ? ons : "", ns) != 0)
+        if (!p->json || !joined_to(tg, j, p->json, ns, name))
             continue;
         /* An update of an existing key changes nothing in objs: the walk stays valid. */
         json_t *o = json_incref(p->json);
@@ -388,10 +412,10 @@ static void service_changed(struct k8s_targets *tg, const char *ns, const char *
     }
 }
 
-static bool svc_name(const json_t *svc, char *key, size_t keylen, const char **ns,
+static bool obj_name(const json_t *obj, char *key, size_t keylen, const char **ns,
                      const char **name)
 {
-    const json_t *md = json_object_get(svc, "metadata");
+    const json_t *md = json_object_get(obj, "metadata");
     *ns = json_string_value(json_object_get(md, "namespace"));
     *name = json_string_value(json_object_get(md, "name"));
     if (!*name || !**name)
@@ -401,58 +425,91 @@ static bool svc_name(const json_t *svc, char *key, size_t keylen, const char **n
     return true;
 }
 
-void k8s_service_update(struct k8s_targets *tg, const void *owner, uint64_t gen,
-                        const struct json_t *svc)
+/* What is kept of a joined object: all of it but metadata.managedFields, which no label
+ * comes from and which is often most of a pod's JSON. A new reference, NULL without memory. */
+static json_t *slim(const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    if (!json_object_get(md, "managedFields"))
+        return json_incref((json_t *)obj);
+    json_t *o = json_copy((json_t *)obj), *m = json_copy((json_t *)md);
+    if (!o || !m || json_object_del(m, "managedFields") < 0) {
+        json_decref(o);
+        json_decref(m);
+        return NULL;
+    }
+    if (json_object_set_new(o, "metadata", m) < 0) { /* m is freed either way */
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static struct bt_hmap *join_map(struct k8s_targets *tg, enum k8s_join j)
+{
+    return j == K8S_JOIN_POD ? &tg->pods : &tg->svcs;
+}
+
+void k8s_join_update(struct k8s_targets *tg, enum k8s_join j, const void *owner, uint64_t gen,
+                     const struct json_t *obj)
 {
     char key[512];
     const char *ns, *name;
-    if (!svc_name(svc, key, sizeof(key), &ns, &name))
+    if (!obj_name(obj, key, sizeof(key), &ns, &name))
         return;
-    struct k8s_svc *v = bt_hmap_get(&tg->svcs, key, strlen(key));
+    struct bt_hmap *m = join_map(tg, j);
+    struct k8s_svc *v = bt_hmap_get(m, key, strlen(key));
     if (!v) {
         v = calloc(1, sizeof(*v));
-        if (!v || bt_hmap_put(&tg->svcs, key, strlen(key), v, NULL) < 0) {
+        if (!v || bt_hmap_put(m, key, strlen(key), v, NULL) < 0) {
             free(v);
-            BT_WARN(COMP, "out of memory, service left out", "job=%s service=%s", tg->job, key);
+            BT_WARN(COMP, "out of memory, object left out", "job=%s object=%s", tg->job, key);
             return;
         }
     }
     v->owner = owner;
     v->gen = gen;
-    if (v->json && json_equal(v->json, (json_t *)svc))
+    json_t *keep = slim(obj);
+    if (!keep) {
+        BT_WARN(COMP, "out of memory, object change left out", "job=%s object=%s", tg->job, key);
+        return;
+    }
+    if (v->json && json_equal(v->json, keep)) {
+        json_decref(keep);
         return; /* a re-list: nothing changed */
+    }
     json_decref(v->json);
-    v->json = json_incref((json_t *)svc);
-    service_changed(tg, ns, name);
+    v->json = keep;
+    join_changed(tg, j, ns, name);
 }
 
-static void service_forget(struct k8s_targets *tg, const char *key)
+static void join_forget(struct k8s_targets *tg, enum k8s_join j, const char *key)
 {
-    struct k8s_svc *v = bt_hmap_del(&tg->svcs, key, strlen(key));
+    struct k8s_svc *v = bt_hmap_del(join_map(tg, j), key, strlen(key));
     if (!v)
         return;
     const char *slash = strchr(key, '/');
     char ns[256];
     snprintf(ns, sizeof(ns), "%.*s", (int)(slash - key), key);
-    service_changed(tg, ns, slash + 1);
+    join_changed(tg, j, ns, slash + 1);
     json_decref(v->json);
     free(v);
 }
 
-void k8s_service_delete(struct k8s_targets *tg, const struct json_t *svc)
+void k8s_join_delete(struct k8s_targets *tg, enum k8s_join j, const struct json_t *obj)
 {
     char key[512];
     const char *ns, *name;
-    if (svc_name(svc, key, sizeof(key), &ns, &name))
-        service_forget(tg, key);
+    if (obj_name(obj, key, sizeof(key), &ns, &name))
+        join_forget(tg, j, key);
 }
 
-void k8s_services_sweep(struct k8s_targets *tg, const void *owner, uint64_t gen)
+void k8s_joins_sweep(struct k8s_targets *tg, enum k8s_join j, const void *owner, uint64_t gen)
 {
     size_t it = 0, ngone = 0;
     struct bt_hmap_slot *s;
     char **gone = NULL;
-    while ((s = bt_hmap_next(&tg->svcs, &it))) {
+    while ((s = bt_hmap_next(join_map(tg, j), &it))) {
         struct k8s_svc *v = s->val;
         if (v->owner != owner || v->gen == gen)
             continue;
@@ -465,13 +522,13 @@ void k8s_services_sweep(struct k8s_targets *tg, const void *owner, uint64_t gen)
             ngone++;
     }
     for (size_t k = 0; k < ngone; k++) {
-        service_forget(tg, gone[k]);
+        join_forget(tg, j, gone[k]);
         free(gone[k]);
     }
     free(gone);
 }
 
-void k8s_services_synced(struct k8s_targets *tg)
+void k8s_joins_synced(struct k8s_targets *tg)
 {
     if (!tg->hold)
         return;

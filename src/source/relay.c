@@ -314,6 +314,73 @@ int bt_relay_render(const struct bt_relay *r, const char *type, int port, long c
                     (unsigned long long)bt_spool_end(r->spool));
 }
 
+/* ---- what every receiver shares ---- */
+
+struct bt_relay *bt_receiver_relay_new(const struct bt_receiver_env *env,
+                                       void (*on_space)(void *space_ctx), void *space_ctx,
+                                       char *err, size_t errlen)
+{
+    struct bt_relay_config cfg = {.loop = env->loop,
+                                  .metrics = env->metrics,
+                                  .job = env->job,
+                                  .dir = env->queue_dir,
+                                  .max_bytes = env->queue_bytes,
+                                  .sink = env->sink,
+                                  .ctx = env->ctx,
+                                  .on_space = on_space,
+                                  .space_ctx = space_ctx};
+    return bt_relay_new(&cfg, err, errlen);
+}
+
+void bt_receiver_free(struct bt_receiver *r)
+{
+    if (r)
+        r->ops->free(r);
+}
+
+void bt_receiver_pause(struct bt_receiver *r)
+{
+    if (r && r->relay)
+        bt_relay_pause(r->relay);
+}
+
+void bt_receiver_resume(struct bt_receiver *r)
+{
+    if (r && r->relay)
+        bt_relay_resume(r->relay);
+}
+
+int bt_receiver_render(const struct bt_receiver *r, struct bt_buf *out)
+{
+    if (!r->relay)
+        return 0;
+    return bt_relay_render(r->relay, r->ops->type, r->ops->port(r),
+                           r->ops->connections ? r->ops->connections(r) : -1, out);
+}
+
+struct bt_series *bt_receiver_limit_counter(struct bt_metrics *m, const char *kind, const char *job,
+                                            const char *limit)
+{
+    char esc[256], name[96], help[128], lbl[400];
+    if (!m)
+        return NULL;
+    bt_metrics_escape(esc, sizeof(esc), job ? job : "");
+    snprintf(name, sizeof(name), "bpftail_%s_limit_hits_total", kind);
+    snprintf(help, sizeof(help), "Times a %s receiver limit was hit, by limit.", kind);
+    snprintf(lbl, sizeof(lbl), "job=\"%s\",limit=\"%s\"", esc, limit);
+    return bt_metrics_counter(m, name, help, lbl);
+}
+
+struct bt_series *bt_receiver_drop_counter(struct bt_metrics *m, const char *reason)
+{
+    char lbl[200];
+    if (!m)
+        return NULL;
+    snprintf(lbl, sizeof(lbl), "host=\"\",reason=\"%s\",tenant=\"\"", reason);
+    return bt_metrics_counter(m, "bpftail_dropped_entries_total", "Entries dropped, by reason.",
+                              lbl);
+}
+
 /* ---- lifetime ---- */
 
 static void init_metrics(struct bt_relay *r)

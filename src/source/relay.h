@@ -29,7 +29,10 @@
 struct bt_buf;
 struct bt_loop;
 struct bt_metrics;
+struct bt_node;
+struct bt_relabel;
 struct bt_relay;
+struct bt_resolver;
 
 struct bt_relay_config {
     struct bt_loop *loop;
@@ -49,6 +52,54 @@ struct bt_relay *bt_relay_new(const struct bt_relay_config *cfg, char *err, size
 /* Writes what is buffered, closes the spool (it stays on disk for the next run). Entries in
  * batches keep their segments; their commit is lost (they are read again). NULL is ignored. */
 void bt_relay_free(struct bt_relay *r);
+
+/* ---- what the receivers (syslog, gelf, loki_push_api) share ----
+ *
+ * The agent builds each receiver job from the same env and drives all of them the same way
+ * through a struct bt_receiver, the first member of every receiver's state: it pauses and
+ * resumes the relay (backpressure of the pipeline), renders it for /targets, frees it. */
+
+struct bt_receiver_env {
+    struct bt_loop *loop;         /* NULL: parse the config only (-check-syntax) */
+    struct bt_metrics *metrics;   /* may be NULL */
+    struct bt_relabel *relabel;   /* borrowed, may be NULL */
+    struct bt_resolver *resolver; /* syslog's reverse DNS: borrowed, may be NULL */
+    const char *job;
+    bt_entry_sink_fn sink; /* receives the entries read back from the queue */
+    void *ctx;
+    const char *queue_dir; /* this job's durable queue directory */
+    uint64_t queue_bytes;  /* its bound (0 = the relay's default) */
+};
+
+struct bt_receiver;
+struct bt_receiver_ops {
+    const char *type; /* the scrape config's key, and the type on /targets */
+    const char *kind; /* short name: queue directories, bpftail_<kind>_limit_hits_total */
+    /* Reads the receiver's block and, with env->loop, opens its relay and listens. NULL with
+     * a message in err. env is copied, its strings borrowed for the call. */
+    struct bt_receiver *(*open)(const struct bt_node *cfg, const struct bt_receiver_env *env,
+                                char *err, size_t errlen);
+    void (*free)(struct bt_receiver *r); /* closes the listener; the queue stays on disk */
+    int (*port)(const struct bt_receiver *r);
+    long (*connections)(const struct bt_receiver *r); /* open connections, -1: not counted */
+};
+
+struct bt_receiver {
+    const struct bt_receiver_ops *ops;
+    struct bt_relay *relay; /* NULL when only the config was read */
+};
+
+/* The relay of a receiver built from env (on_space may be NULL). NULL with a message in err. */
+struct bt_relay *bt_receiver_relay_new(const struct bt_receiver_env *env,
+                                       void (*on_space)(void *space_ctx), void *space_ctx,
+                                       char *err, size_t errlen);
+/* NULL is ignored. */
+void bt_receiver_free(struct bt_receiver *r);
+/* Backpressure of the pipeline: the queue stops / goes on being read (reception goes on). */
+void bt_receiver_pause(struct bt_receiver *r);
+void bt_receiver_resume(struct bt_receiver *r);
+/* Appends the receiver's JSON object for /targets (bt_relay_render). 0 or the buffer's error. */
+int bt_receiver_render(const struct bt_receiver *r, struct bt_buf *out);
 
 /* Appends e (labels with reserved ones such as __tenant_id__, timestamp, line, metadata;
  * e->seg is ignored). 0, -ENOSPC when the bound is reached, -EFBIG for an entry that can never
@@ -72,6 +123,13 @@ uint64_t bt_relay_committed(const struct bt_relay *r);
  * (JSON, for /targets) to out. 0 or the buffer's error. */
 int bt_relay_render(const struct bt_relay *r, const char *type, int port, long connections,
                     struct bt_buf *out);
+
+/* What every receiver counts, in the agent's registry (m NULL: a NULL series, which counting
+ * ignores). bpftail_<kind>_limit_hits_total{job,limit}: a limit for hostile senders was hit
+ * (kind: syslog, gelf, push). bpftail_dropped_entries_total{reason}: entries lost for good. */
+struct bt_series *bt_receiver_limit_counter(struct bt_metrics *m, const char *kind, const char *job,
+                                            const char *limit);
+struct bt_series *bt_receiver_drop_counter(struct bt_metrics *m, const char *reason);
 
 /* The record encoding, exposed for tests: appends e to out (a bt_buf), 0 or -errno. */
 int bt_relay_encode(struct bt_buf *out, const struct bt_entry *e);

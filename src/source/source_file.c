@@ -508,6 +508,7 @@ int bt_files_save_positions(struct bt_files *f)
         if (path[0] == '/' && stat(path, &st) < 0 && errno == ENOENT)
             bt_positions_remove(f->pos, path);
     }
+    sf_prune_rotated(f);
     return bt_positions_save(f->pos);
 }
 

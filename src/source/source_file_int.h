@@ -122,6 +122,10 @@ struct ftail *sf_find_by_path(struct target *tg, const char *path);
 void sf_service(struct ftail *ft);
 void sf_kick(struct bt_files *f);
 void sf_recover(struct target *tg, bool startup);
+/* Drops the rotated records (sf_rotated_key) whose file no target has open and that is gone
+ * from its directory (a deleted pod's log, its directory removed): nothing will read them, and
+ * no glob may match their path any more to say so. At most 64 per call. */
+void sf_prune_rotated(struct bt_files *f);
 void sf_on_copy(void *ctx, struct bt_tail *t, struct bt_tail *copy);
 char *sf_rotated_key(const struct ftail *ft);
 

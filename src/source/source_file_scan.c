@@ -339,6 +339,64 @@ static bool live_anywhere(struct bt_files *f, uint64_t dev, uint64_t ino)
     return false;
 }
 
+/* Whether the file dev/ino, last known as path, is certainly gone: its directory is, or was
+ * read to its end without a file of that identity. Unreadable or huge directories: not known. */
+static bool gone_from_dir(const char *path, uint64_t dev, uint64_t ino)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash || (size_t)(slash - path) >= sizeof(dir))
+        return false;
+    size_t dl = slash == path ? 1 : (size_t)(slash - path);
+    memcpy(dir, path, dl);
+    dir[dl] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR;
+    bool gone = false;
+    struct dirent *de;
+    for (int seen = 0;; seen++) {
+        if (seen == RECOVER_SCAN_MAX)
+            break;
+        errno = 0;
+        if (!(de = readdir(d))) {
+            gone = errno == 0; /* the end, not an error */
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino)
+            break;
+    }
+    closedir(d);
+    return gone;
+}
+
+void sf_prune_rotated(struct bt_files *f)
+{
+    size_t it = 0, n = 0;
+    const char *key;
+    const struct bt_position *p;
+    char *gone[64];
+    while (n < sizeof(gone) / sizeof(gone[0]) && bt_positions_next(f->pos, &it, &key, &p)) {
+        if (strncmp(key, SF_ROT_PREFIX, SF_ROT_PREFIX_LEN) != 0 || !p->has_identity ||
+            live_anywhere(f, p->dev, p->ino))
+            continue;
+        const char *c = strchr(key + SF_ROT_PREFIX_LEN, ':');
+        const char *orig = c ? strchr(c + 1, ':') : NULL;
+        if (orig && orig[1] == '/' && gone_from_dir(orig + 1, p->dev, p->ino) &&
+            (gone[n] = strdup(key)))
+            n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *c = strchr(gone[i] + SF_ROT_PREFIX_LEN, ':');
+        BT_INFO("files", "dropped the position of a rotated file that is gone", "path=%s",
+                strchr(c + 1, ':') + 1);
+        bt_positions_remove(f->pos, gone[i]);
+        free(gone[i]);
+    }
+}
+
 /* One rotated record (key, pos) of a file tailed as orig: read it from its offset to EOF under
  * orig's labels, or say once that it is gone. */
 static void recover_one(struct target *tg, const char *key, const struct bt_position *pos,

@@ -14,51 +14,27 @@
  * in any order; a message whose chunks do not all arrive within 5 s is dropped (counted), as is
  * the oldest pending one past max_pending. The line is the message's JSON as received
  * (promtail writes it again with Go's encoder: the same fields, possibly another order).
- * Labels for relabel_configs: __gelf_message_level (emergency .. debug), __gelf_message_host,
- * __gelf_message_version, __gelf_message_facility.
+ * The common message (a flat ASCII JSON object) is read in one pass without allocating; any
+ * other shape goes to jansson, which accepts and refuses exactly as before. Datagrams are read
+ * 16 per recvmmsg(2). Labels for relabel_configs: __gelf_message_level (emergency .. debug),
+ * __gelf_message_host, __gelf_message_version, __gelf_message_facility.
  *
  * Delivery: through the job's durable queue (source/relay.h); a message that finds the queue
  * full is dropped and counted (UDP cannot be held back). Metrics:
  * bpftail_gelf_target_entries_total, bpftail_gelf_target_chunked_messages_total,
  * bpftail_gelf_target_parsing_errors_total, and
- * bpftail_dropped_entries_total{reason="gelf_incomplete"|"gelf_too_large"|"relay_full"}.
+ * bpftail_dropped_entries_total{reason="gelf_incomplete"|"gelf_too_large"|"relay_full"}, and
+ * the limits hit: bpftail_gelf_limit_hits_total{job,limit="message_size"|"decompressed_size"|
+ * "pending"|"reassembly_timeout"}.
  * Loop thread only.
  */
 #ifndef BT_SOURCE_GELF_H
 #define BT_SOURCE_GELF_H
 
-#include <stdint.h>
+#include "source/relay.h"
 
-#include "core/entry.h"
-
-struct bt_buf;
-struct bt_loop;
-struct bt_metrics;
-struct bt_node;
-struct bt_relabel;
-struct bt_gelf;
-
-struct bt_gelf_env {
-    struct bt_loop *loop;       /* NULL: parse the config only */
-    struct bt_metrics *metrics; /* may be NULL */
-    struct bt_relabel *relabel; /* borrowed, may be NULL */
-    const char *job;
-    bt_entry_sink_fn sink;
-    void *ctx;
-    const char *queue_dir;
-    uint64_t queue_bytes;
-};
-
-/* Reads the block and, with a loop, binds the socket and opens the queue. NULL on error with a
- * message in err. env is copied. */
-struct bt_gelf *bt_gelf_new(const struct bt_node *cfg, const struct bt_gelf_env *env, char *err,
-                            size_t errlen);
-void bt_gelf_free(struct bt_gelf *g);
-void bt_gelf_pause(struct bt_gelf *g);
-void bt_gelf_resume(struct bt_gelf *g);
-int bt_gelf_port(const struct bt_gelf *g);
-
-/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
-int bt_gelf_render(const struct bt_gelf *g, struct bt_buf *out);
+/* The agent's handle on gelf jobs (relay.h): open reads the `gelf:` block and, with a loop,
+ * opens the queue and binds the socket. */
+extern const struct bt_receiver_ops bt_gelf_receiver;
 
 #endif

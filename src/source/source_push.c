@@ -22,14 +22,18 @@
 #define COMP "push"
 #define DEFAULT_MAX_REQUEST (8u << 20)
 #define DEFAULT_MAX_DECOMPRESSED (64u << 20)
+#define DEFAULT_MAX_CONNS 1000
+#define DEFAULT_IDLE_S 30
 #define REC_FIXED 29u /* a relay record's fixed bytes plus the spool's header */
 
 struct bt_pushrecv {
-    struct bt_pushrecv_env env;
+    struct bt_receiver base; /* first: the agent's view (relay.h) */
+    struct bt_receiver_env env;
     char *job, *addr;
     long long port;
     bool incoming_ts;
     uint64_t max_request, max_decompressed;
+    unsigned max_conns, idle_s;
     struct bt_labels statics;
     struct bt_relay *relay;
     struct bt_httpd *httpd;
@@ -41,6 +45,7 @@ struct bt_pushrecv {
     size_t scratch_cap;
     struct bt_buf inflated;
     struct bt_series *m_entries, *m_dropped;
+    struct bt_series *m_lim_conn, *m_lim_request, *m_lim_inflated, *m_lim_idle;
     struct bt_metrics *metrics;
 };
 
@@ -153,7 +158,7 @@ static int queue_request(struct bt_pushrecv *p, const struct bt_lokipush *req, c
                 need += 6 + req->kv[e->meta + k].name_len + req->kv[e->meta + k].value_len;
         }
     }
-    if (bt_relay_full(p->relay, need)) {
+    if (bt_relay_full(p->base.relay, need)) {
         bt_buf_adds(out, "queue full, retry later\n");
         return 429;
     }
@@ -182,7 +187,7 @@ static int queue_request(struct bt_pushrecv *p, const struct bt_lokipush *req, c
                                   .line_len = e->line_len,
                                   .meta = p->meta,
                                   .n_meta = e->n_meta};
-            int rc = bt_relay_put(p->relay, &be);
+            int rc = bt_relay_put(p->base.relay, &be);
             if (rc == -ENOSPC) { /* cannot happen after the check above; say so if it does */
                 bt_buf_adds(out, "queue full, retry later\n");
                 return 429;
@@ -194,7 +199,7 @@ static int queue_request(struct bt_pushrecv *p, const struct bt_lokipush *req, c
             bt_counter_inc(p->m_entries);
         }
     }
-    if (bt_relay_flush(p->relay) < 0) {
+    if (bt_relay_flush(p->base.relay) < 0) {
         bt_buf_adds(out, "cannot write the queue\n");
         return 500;
     }
@@ -251,6 +256,7 @@ static int serve_push(struct bt_pushrecv *p, const struct bt_http_request *r, st
         int rc = bt_inflate(body, n, gz ? BT_INFLATE_GZIP : BT_INFLATE_ZLIB,
                             (size_t)p->max_decompressed, &p->inflated);
         if (rc == -E2BIG) {
+            bt_counter_inc(p->m_lim_inflated);
             bt_buf_adds(out, "decompressed body too large\n");
             return 413;
         }
@@ -269,6 +275,7 @@ static int serve_push(struct bt_pushrecv *p, const struct bt_http_request *r, st
     int rc = bt_lokipush_decode(&req, json ? BT_LOKIPUSH_JSON : BT_LOKIPUSH_PROTO, body, n,
                                 (size_t)p->max_decompressed, err, sizeof(err));
     if (rc == -E2BIG) {
+        bt_counter_inc(p->m_lim_inflated);
         bt_buf_adds(out, "decompressed body too large\n");
         return 413;
     }
@@ -313,6 +320,21 @@ static int on_http(void *ctx, const struct bt_http_request *r, struct bt_buf *ou
     return st;
 }
 
+/* The HTTP server's limits: connections past max_connections, idle connections, bodies past
+ * max_request_bytes (answered 413 before the request reaches on_http). */
+static void on_limit(void *ctx, enum bt_httpd_limit what)
+{
+    struct bt_pushrecv *p = ctx;
+    switch (what) {
+    case BT_HTTPD_LIMIT_CONNECTIONS: bt_counter_inc(p->m_lim_conn); break;
+    case BT_HTTPD_LIMIT_IDLE_TIMEOUT: bt_counter_inc(p->m_lim_idle); break;
+    case BT_HTTPD_LIMIT_BODY:
+        bt_counter_inc(p->m_lim_request);
+        count_request(p, 413);
+        break;
+    }
+}
+
 /* ---- config ---- */
 
 static int fail(char *err, size_t errlen, const struct bt_node *n, const char *msg)
@@ -338,9 +360,15 @@ static int parse_server(struct bt_pushrecv *p, const struct bt_node *v, char *er
         } else if (strcmp(key, "http_listen_port") == 0) {
             if (bt_node_int(x, &p->port) || p->port < 0 || p->port > 65535)
                 return fail(err, errlen, x, "http_listen_port must be 0..65535");
+        } else if (strcmp(key, "http_server_idle_timeout") == 0) {
+            long long ns;
+            if (bt_node_duration(x, &ns) || ns <= 0 || ns > 86400 * BT_NS_PER_SEC)
+                return fail(err, errlen, x, "http_server_idle_timeout must be 1s..24h");
+            p->idle_s = (unsigned)((ns + BT_NS_PER_SEC - 1) / BT_NS_PER_SEC); /* whole seconds */
         }
-        /* The other keys of promtail's server block (grpc_*, timeouts, log_*) are accepted:
-         * there is no gRPC here, and the HTTP server's own limits apply. */
+        /* The other keys of promtail's server block (grpc_*, the read and write timeouts,
+         * log_*) are accepted: there is no gRPC here, and libmicrohttpd has one timeout, the
+         * idle one above. */
     }
     return 0;
 }
@@ -349,6 +377,8 @@ static int parse_cfg(struct bt_pushrecv *p, const struct bt_node *cfg, char *err
 {
     p->max_request = DEFAULT_MAX_REQUEST;
     p->max_decompressed = DEFAULT_MAX_DECOMPRESSED;
+    p->max_conns = DEFAULT_MAX_CONNS;
+    p->idle_s = DEFAULT_IDLE_S;
     p->port = -1;
     if (bt_node_is_null(cfg) || cfg->type != BT_NODE_MAP)
         return fail(err, errlen, cfg, "expected a map with a server block");
@@ -373,6 +403,11 @@ static int parse_cfg(struct bt_pushrecv *p, const struct bt_node *cfg, char *err
             if (bt_node_bytes(v, &b) || b < 1024 || b > (4ull << 30))
                 return fail(err, errlen, v, "max_decompressed_bytes must be 1KiB..4GiB");
             p->max_decompressed = b;
+        } else if (strcmp(key, "max_connections") == 0) {
+            long long ll;
+            if (bt_node_int(v, &ll) || ll < 1 || ll > 1000000)
+                return fail(err, errlen, v, "max_connections must be 1..1000000");
+            p->max_conns = (unsigned)ll;
         } else if (strcmp(key, "labels") == 0 && v->type == BT_NODE_MAP) {
             for (size_t m = 0; m < v->n; m++) {
                 const struct bt_node *lk = bt_node_key(v, m), *lv = bt_node_val(v, m);
@@ -393,14 +428,17 @@ static int parse_cfg(struct bt_pushrecv *p, const struct bt_node *cfg, char *err
     return 0;
 }
 
-struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_pushrecv_env *env,
-                                    char *err, size_t errlen)
+static void rx_free(struct bt_receiver *r);
+
+static struct bt_receiver *rx_open(const struct bt_node *cfg, const struct bt_receiver_env *env,
+                                   char *err, size_t errlen)
 {
     struct bt_pushrecv *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "loki_push_api: out of memory");
         return NULL;
     }
+    p->base.ops = &bt_push_receiver;
     p->env = *env;
     p->metrics = env->metrics;
     bt_labels_init(&p->statics);
@@ -411,7 +449,7 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
     if (rc < 0)
         goto fail;
     if (!env->loop)
-        return p;
+        return &p->base;
     bt_buf_init(&p->inflated, (size_t)p->max_decompressed);
     if (p->metrics) {
         char esc[256], lbl[300];
@@ -419,39 +457,37 @@ struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_p
         snprintf(lbl, sizeof(lbl), "job=\"%s\"", esc);
         p->m_entries = bt_metrics_counter(p->metrics, "bpftail_push_target_entries_total",
                                           "Pushed entries queued.", lbl);
-        p->m_dropped = bt_metrics_counter(
-            p->metrics, "bpftail_dropped_entries_total", "Entries dropped, by reason.",
-            "host=\"\",reason=\"push_relabel_or_too_large\",tenant=\"\"");
     }
-    struct bt_relay_config rcfg = {.loop = env->loop,
-                                   .metrics = env->metrics,
-                                   .job = p->job,
-                                   .dir = env->queue_dir,
-                                   .max_bytes = env->queue_bytes,
-                                   .sink = env->sink,
-                                   .ctx = env->ctx};
-    if (!(p->relay = bt_relay_new(&rcfg, err, errlen)))
+    p->m_dropped = bt_receiver_drop_counter(p->metrics, "push_relabel_or_too_large");
+    p->m_lim_conn = bt_receiver_limit_counter(p->metrics, "push", p->job, "connections");
+    p->m_lim_request = bt_receiver_limit_counter(p->metrics, "push", p->job, "request_size");
+    p->m_lim_inflated = bt_receiver_limit_counter(p->metrics, "push", p->job, "decompressed_size");
+    p->m_lim_idle = bt_receiver_limit_counter(p->metrics, "push", p->job, "idle_timeout");
+    if (!(p->base.relay = bt_receiver_relay_new(env, NULL, NULL, err, errlen)))
         goto fail;
-    struct bt_httpd_handlers h = {.request = on_http, .max_body = (size_t)p->max_request, .ctx = p};
+    struct bt_httpd_handlers h = {.request = on_http,
+                                  .max_body = (size_t)p->max_request,
+                                  .ctx = p,
+                                  .max_connections = p->max_conns,
+                                  .idle_timeout_s = p->idle_s,
+                                  .limit_hit = on_limit};
     p->httpd = bt_httpd_new(env->loop, p->addr ? p->addr : "", (int)p->port, &h, err, errlen);
     if (!p->httpd)
         goto fail;
     BT_INFO(COMP, "loki_push_api listening", "job=%s port=%d", p->job, bt_httpd_port(p->httpd));
-    return p;
+    return &p->base;
 fail:
-    bt_pushrecv_free(p);
+    rx_free(&p->base);
     return NULL;
 }
 
-void bt_pushrecv_free(struct bt_pushrecv *p)
+static void rx_free(struct bt_receiver *r)
 {
+    struct bt_pushrecv *p = (struct bt_pushrecv *)r;
     if (!p)
         return;
     bt_httpd_free(p->httpd);
-    if (p->relay) {
-        bt_relay_flush(p->relay);
-        bt_relay_free(p->relay);
-    }
+    bt_relay_free(p->base.relay);
     for (size_t i = 0; i < p->slabels_cap; i++)
         bt_labels_free(&p->slabels[i]);
     free(p->slabels);
@@ -464,24 +500,11 @@ void bt_pushrecv_free(struct bt_pushrecv *p)
     free(p);
 }
 
-void bt_pushrecv_pause(struct bt_pushrecv *p)
+static int rx_port(const struct bt_receiver *r)
 {
-    if (p && p->relay)
-        bt_relay_pause(p->relay);
-}
-
-void bt_pushrecv_resume(struct bt_pushrecv *p)
-{
-    if (p && p->relay)
-        bt_relay_resume(p->relay);
-}
-
-int bt_pushrecv_port(const struct bt_pushrecv *p)
-{
+    const struct bt_pushrecv *p = (const struct bt_pushrecv *)r;
     return p->httpd ? bt_httpd_port(p->httpd) : -1;
 }
 
-int bt_pushrecv_render(const struct bt_pushrecv *p, struct bt_buf *out)
-{
-    return p->relay ? bt_relay_render(p->relay, "loki_push_api", bt_pushrecv_port(p), -1, out) : 0;
-}
+const struct bt_receiver_ops bt_push_receiver = {
+    .type = "loki_push_api", .kind = "push", .open = rx_open, .free = rx_free, .port = rx_port};

@@ -3,13 +3,16 @@
  * HTTP server (core/httpd.c in the agent's loop), so other agents can push to bpftail.
  *
  * Config (the scrape job's `loki_push_api:` block, promtail's keys):
- *   server:                      promtail's server block; http_listen_address ("" = all)
- *     http_listen_port: 3500     and http_listen_port are used, the other keys accepted
+ *   server:                      promtail's server block; http_listen_address ("" = all),
+ *     http_listen_port: 3500     http_listen_port and http_server_idle_timeout (30s: a
+ *                                connection without traffic this long is closed; whole
+ *                                seconds) are used, the other keys accepted
  *   labels: {pushserver: a}      static labels, set over the pushed stream's labels
  *   use_incoming_timestamp: false  the pushed timestamps, else the time of reception
  *   max_request_bytes: 8MiB      bpftail's: a larger body is refused (413)
  *   max_decompressed_bytes: 64MiB  bpftail's: a gzip or snappy body growing past it is
  *                                refused (413: a "gzip bomb")
+ *   max_connections: 1000        bpftail's: connections past it are closed at once
  * Endpoints: POST /loki/api/v1/push (protobuf + snappy, or JSON with Content-Type
  * application/json; Content-Encoding gzip or deflate on top), POST /loki/api/v1/raw (one entry
  * per line of the body, static labels), GET /ready. Structured metadata is kept, the tenant of
@@ -19,45 +22,18 @@
  * Delivery: a request is answered 204 only once all its entries are in the job's durable queue
  * (source/relay.h) and flushed; 429 when they do not fit in the queue (nothing of the request
  * is queued, so the sender's retry does not duplicate), 400 for a malformed body. Metrics:
- * bpftail_push_target_requests_total{job,status}, bpftail_push_target_entries_total{job}.
+ * bpftail_push_target_requests_total{job,status}, bpftail_push_target_entries_total{job}, and
+ * the limits hit: bpftail_push_limit_hits_total{job,limit="connections"|"request_size"|
+ * "decompressed_size"|"idle_timeout"}.
  * Loop thread only.
  */
 #ifndef BT_SOURCE_PUSH_H
 #define BT_SOURCE_PUSH_H
 
-#include <stdint.h>
+#include "source/relay.h"
 
-#include "core/entry.h"
-
-struct bt_buf;
-struct bt_loop;
-struct bt_metrics;
-struct bt_node;
-struct bt_relabel;
-struct bt_pushrecv;
-
-struct bt_pushrecv_env {
-    struct bt_loop *loop;       /* NULL: parse the config only */
-    struct bt_metrics *metrics; /* may be NULL */
-    struct bt_relabel *relabel; /* borrowed, may be NULL */
-    const char *job;
-    bt_entry_sink_fn sink; /* receives entries read back from the queue */
-    void *ctx;
-    const char *queue_dir;
-    uint64_t queue_bytes;
-};
-
-/* Reads the block and, with a loop, opens the queue and starts the server. NULL on error with
- * a message in err. env is copied. */
-struct bt_pushrecv *bt_pushrecv_new(const struct bt_node *cfg, const struct bt_pushrecv_env *env,
-                                    char *err, size_t errlen);
-/* Stops the server; the queue stays on disk. NULL is ignored. */
-void bt_pushrecv_free(struct bt_pushrecv *p);
-void bt_pushrecv_pause(struct bt_pushrecv *p);
-void bt_pushrecv_resume(struct bt_pushrecv *p);
-int bt_pushrecv_port(const struct bt_pushrecv *p);
-
-/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
-int bt_pushrecv_render(const struct bt_pushrecv *p, struct bt_buf *out);
+/* The agent's handle on loki_push_api jobs (relay.h): open reads the block and, with a loop,
+ * opens the queue and starts the server. */
+extern const struct bt_receiver_ops bt_push_receiver;
 
 #endif

@@ -75,7 +75,8 @@ struct sender {
 };
 
 struct bt_syslog {
-    struct bt_syslog_env env;
+    struct bt_receiver base; /* first: the agent's view (relay.h) */
+    struct bt_receiver_env env;
     char *job, *addr;
     bool udp, label_sd, incoming_ts, raw_line;
     int format;
@@ -177,7 +178,7 @@ static int on_message(struct bt_syslog *s, const char *ip, const char *host, con
                          .ts_ns = s->incoming_ts && m.has_ts ? m.ts_ns : now,
                          .line = s->raw_line ? p : m.msg.p,
                          .line_len = s->raw_line ? n : m.msg.n};
-    rc = bt_relay_put(s->relay, &e);
+    rc = bt_relay_put(s->base.relay, &e);
     if (rc == -ENOSPC)
         return rc;
     if (rc < 0) {
@@ -359,7 +360,7 @@ static void conn_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
     (void)fd;
     (void)events;
     conn_run(c);
-    bt_relay_flush(s->relay);
+    bt_relay_flush(s->base.relay);
 }
 
 static void idle_fire(struct bt_loop *l, uint64_t id, void *arg);
@@ -377,7 +378,7 @@ static void conn_resolved(void *arg, const char *name)
         return;
     }
     conn_run(c); /* what came while it waited */
-    bt_relay_flush(s->relay);
+    bt_relay_flush(s->base.relay);
 }
 
 static void accept_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
@@ -451,7 +452,7 @@ static void on_space(void *arg)
         }
         conn_run(c);
     }
-    bt_relay_flush(s->relay);
+    bt_relay_flush(s->base.relay);
 }
 
 static void idle_fire(struct bt_loop *l, uint64_t id, void *arg)
@@ -496,7 +497,7 @@ static void sender_resolved(void *arg, const char *name)
         if (on_message(s, u->ip, name, h->data, h->len) == -ENOSPC)
             bt_counter_inc(s->m_drop_full);
     sender_free(u);
-    bt_relay_flush(s->relay);
+    bt_relay_flush(s->base.relay);
 }
 
 /* Keeps a datagram of a sender whose name is not known yet. 1: held (or dropped and counted),
@@ -573,7 +574,7 @@ static void udp_io(struct bt_loop *l, int fd, uint32_t events, void *arg)
         if (on_message(s, ipp, host, s->dgram, len) == -ENOSPC)
             bt_counter_inc(s->m_drop_full);
     }
-    bt_relay_flush(s->relay);
+    bt_relay_flush(s->base.relay);
 }
 
 /* ---- listening ---- */
@@ -779,25 +780,16 @@ static void init_metrics(struct bt_syslog *s)
                                   "TLS connections closed on a failed handshake or record.", lbl);
     s->m_empty = bt_metrics_counter(m, "bpftail_syslog_empty_messages_total",
                                     "Syslog messages without a MSG part (skipped).", lbl);
-#define LIMIT(f, name)                                                                             \
-    snprintf(lbl, sizeof(lbl), "job=\"%s\",limit=\"" name "\"", esc);                              \
-    s->f = bt_metrics_counter(m, "bpftail_syslog_limit_hits_total",                                \
-                              "Times a syslog receiver limit was hit, by limit.", lbl)
-    LIMIT(m_lim_conn, "connections");
-    LIMIT(m_lim_len, "message_length");
-    LIMIT(m_lim_idle, "idle_timeout");
-#undef LIMIT
-#define DROP(f, reason)                                                                            \
-    s->f = bt_metrics_counter(m, "bpftail_dropped_entries_total", "Entries dropped, by reason.",   \
-                              "host=\"\",reason=\"" reason "\",tenant=\"\"")
-    DROP(m_drop_full, "relay_full");
-    DROP(m_drop_len, "line_too_long");
-    DROP(m_drop_labels, "empty_labels");
-    DROP(m_drop_resolve, "resolve_queue_full");
-#undef DROP
+    s->m_lim_conn = bt_receiver_limit_counter(m, "syslog", s->job, "connections");
+    s->m_lim_len = bt_receiver_limit_counter(m, "syslog", s->job, "message_length");
+    s->m_lim_idle = bt_receiver_limit_counter(m, "syslog", s->job, "idle_timeout");
+    s->m_drop_full = bt_receiver_drop_counter(m, "relay_full");
+    s->m_drop_len = bt_receiver_drop_counter(m, "line_too_long");
+    s->m_drop_labels = bt_receiver_drop_counter(m, "empty_labels");
+    s->m_drop_resolve = bt_receiver_drop_counter(m, "resolve_queue_full");
 }
 
-struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslog_env *env,
+struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_receiver_env *env,
                                 char *err, size_t errlen)
 {
     struct bt_syslog *s = calloc(1, sizeof(*s));
@@ -805,6 +797,7 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
         snprintf(err, errlen, "syslog: out of memory");
         return NULL;
     }
+    s->base.ops = &bt_syslog_receiver;
     s->env = *env;
     s->lfd = -1;
     bt_labels_init(&s->statics);
@@ -823,15 +816,6 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
         goto fail;
     }
     init_metrics(s);
-    struct bt_relay_config rc_cfg = {.loop = env->loop,
-                                     .metrics = env->metrics,
-                                     .job = s->job,
-                                     .dir = env->queue_dir,
-                                     .max_bytes = env->queue_bytes,
-                                     .sink = env->sink,
-                                     .ctx = env->ctx,
-                                     .on_space = on_space,
-                                     .space_ctx = s};
     if (s->tls_cert &&
         !(s->tls = bt_tls_server_new(s->tls_cert, s->tls_key, s->tls_ca, err, errlen)))
         goto fail;
@@ -839,7 +823,8 @@ struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslo
         snprintf(err, errlen, "syslog: job %s: tls_config needs listen_protocol tcp", s->job);
         goto fail;
     }
-    if (!(s->relay = bt_relay_new(&rc_cfg, err, errlen)) || listen_on(s, err, errlen) < 0)
+    if (!(s->base.relay = bt_receiver_relay_new(env, on_space, s, err, errlen)) ||
+        listen_on(s, err, errlen) < 0)
         goto fail;
     /* The idle sweep runs only while connections are open. */
     s->idle_period = s->idle_ns / 4;
@@ -879,10 +864,7 @@ void bt_syslog_free(struct bt_syslog *s)
         bt_loop_del_fd(s->env.loop, s->lfd);
         close(s->lfd);
     }
-    if (s->relay) {
-        bt_relay_flush(s->relay);
-        bt_relay_free(s->relay);
-    }
+    bt_relay_free(s->base.relay);
     bt_labels_free(&s->statics);
     bt_labels_free(&s->labels);
     bt_tls_ctx_free(s->tls);
@@ -896,18 +878,6 @@ void bt_syslog_free(struct bt_syslog *s)
     free(s);
 }
 
-void bt_syslog_pause(struct bt_syslog *s)
-{
-    if (s && s->relay)
-        bt_relay_pause(s->relay);
-}
-
-void bt_syslog_resume(struct bt_syslog *s)
-{
-    if (s && s->relay)
-        bt_relay_resume(s->relay);
-}
-
 int bt_syslog_port(const struct bt_syslog *s)
 {
     return s->port;
@@ -918,7 +888,31 @@ size_t bt_syslog_connections(const struct bt_syslog *s)
     return s->n_conns;
 }
 
-int bt_syslog_render(const struct bt_syslog *s, struct bt_buf *out)
+static struct bt_receiver *rx_new(const struct bt_node *cfg, const struct bt_receiver_env *env,
+                                  char *err, size_t errlen)
 {
-    return s->relay ? bt_relay_render(s->relay, "syslog", s->port, (long)s->n_conns, out) : 0;
+    struct bt_syslog *s = bt_syslog_new(cfg, env, err, errlen);
+    return s ? &s->base : NULL;
 }
+
+static void rx_free(struct bt_receiver *r)
+{
+    bt_syslog_free((struct bt_syslog *)r);
+}
+
+static int rx_port(const struct bt_receiver *r)
+{
+    return bt_syslog_port((const struct bt_syslog *)r);
+}
+
+static long rx_connections(const struct bt_receiver *r)
+{
+    return (long)bt_syslog_connections((const struct bt_syslog *)r);
+}
+
+const struct bt_receiver_ops bt_syslog_receiver = {.type = "syslog",
+                                                   .kind = "syslog",
+                                                   .open = rx_new,
+                                                   .free = rx_free,
+                                                   .port = rx_port,
+                                                   .connections = rx_connections};

@@ -46,45 +46,23 @@
 #define BT_SOURCE_SYSLOG_H
 
 #include <stddef.h>
-#include <stdint.h>
 
-#include "core/entry.h"
+#include "source/relay.h"
 
-struct bt_buf;
-struct bt_loop;
-struct bt_metrics;
-struct bt_node;
-struct bt_relabel;
-struct bt_resolver;
 struct bt_syslog;
 
-struct bt_syslog_env {
-    struct bt_loop *loop;         /* NULL: parse the config only (-check-syntax) */
-    struct bt_metrics *metrics;   /* may be NULL */
-    struct bt_resolver *resolver; /* borrowed, may be NULL (no __syslog_connection_hostname) */
-    struct bt_relabel *relabel;   /* borrowed, may be NULL */
-    const char *job;
-    bt_entry_sink_fn sink; /* receives entries read back from the queue */
-    void *ctx;
-    const char *queue_dir; /* this job's durable queue directory */
-    uint64_t queue_bytes;  /* its bound (0 = relay's default) */
-};
+/* The agent's handle on syslog jobs (relay.h). */
+extern const struct bt_receiver_ops bt_syslog_receiver;
 
 /* Reads the `syslog:` block and, with a loop, binds the socket and opens the queue. NULL on
  * error with "file:line:col: syslog: ..." or the address in err. env is copied. */
-struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_syslog_env *env,
+struct bt_syslog *bt_syslog_new(const struct bt_node *cfg, const struct bt_receiver_env *env,
                                 char *err, size_t errlen);
 /* Closes the listener and every connection; the queue stays on disk. NULL is ignored. */
 void bt_syslog_free(struct bt_syslog *s);
-/* Backpressure of the pipeline: the queue stops / goes on being read (reception goes on). */
-void bt_syslog_pause(struct bt_syslog *s);
-void bt_syslog_resume(struct bt_syslog *s);
 /* The bound port (tests, port 0). */
 int bt_syslog_port(const struct bt_syslog *s);
 /* Open TCP connections (tests, /targets). */
 size_t bt_syslog_connections(const struct bt_syslog *s);
-
-/* Appends this receiver's JSON object for /targets (relay.h). 0 or the buffer's error. */
-int bt_syslog_render(const struct bt_syslog *s, struct bt_buf *out);
 
 #endif

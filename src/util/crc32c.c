@@ -1,6 +1,7 @@
 #include "util/crc32c.h"
 
 #include <pthread.h>
+#include <string.h>
 
 /* table[0] is the byte-at-a-time table; table[k][b] is the CRC of byte b followed by k zero
  * bytes, so eight bytes are folded in with eight lookups (slicing by 8). */
@@ -25,7 +26,7 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-uint32_t bt_crc32c(uint32_t crc, const void *p, size_t n)
+uint32_t bt_crc32c_portable(uint32_t crc, const void *p, size_t n)
 {
     pthread_once(&table_once, build_table);
     const unsigned char *b = p;
@@ -42,3 +43,36 @@ uint32_t bt_crc32c(uint32_t crc, const void *p, size_t n)
         crc = table[0][(crc ^ *b++) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE 4.2's crc32 instruction computes exactly this CRC, eight bytes per instruction: about
+ * ten times the tables' speed on the spool's records. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *p,
+                                                               size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t c = ~crc;
+    for (; n >= 8; b += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, b, 8);
+        c = __builtin_ia32_crc32di(c, v);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--)
+        c32 = __builtin_ia32_crc32qi(c32, *b++);
+    return ~c32;
+}
+
+uint32_t bt_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    static int hw = -1; /* a benign race: every thread computes the same answer */
+    if (hw < 0)
+        hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    return hw ? crc32c_sse42(crc, p, n) : bt_crc32c_portable(crc, p, n);
+}
+#else
+uint32_t bt_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    return bt_crc32c_portable(crc, p, n);
+}
+#endif

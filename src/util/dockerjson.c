@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "util/buf.h"
@@ -116,21 +117,64 @@ int bt_dockerjson_unescape(const char *s, size_t n, struct bt_buf *out)
     return 0;
 }
 
-/* Finds the closing quote of a JSON string body starting at s; NULL if none before end. */
-static const char *string_end(const char *s, const char *end)
+/* First '"' or '\\' in [s, end), or end. Eight bytes at a time: a byte equal to c leaves a
+ * zero byte in x ^ c, and the lowest flag of the zero-byte test is always exact (flags above
+ * a true zero may be false, so only the lowest one is used). */
+static const char *quote_or_backslash(const char *s, const char *end)
 {
-    while (s < end) {
-        const char *q = memchr(s, '"', (size_t)(end - s));
-        if (!q)
-            return NULL;
-        size_t nbs = 0; /* an escaped quote has an odd run of backslashes before it */
-        while (q - nbs > s && q[-1 - (ptrdiff_t)nbs] == '\\')
-            nbs++;
-        if (nbs % 2 == 0)
-            return q;
-        s = q + 1;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - s >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        uint64_t a = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        uint64_t m = ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs);
+        if (m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return s + (__builtin_ctzll(m) >> 3);
+#else
+            break; /* find it bytewise below */
+#endif
+        }
+        s += 8;
     }
-    return NULL;
+    while (s < end && *s != '"' && *s != '\\')
+        s++;
+    return s;
+}
+
+/* Decodes the JSON string body at s into log (reset first) in one pass, up to its closing
+ * quote. Returns the position of that quote; NULL when there is none or an escape is bad (the
+ * caller lets jansson judge); *rc gets a buffer error. */
+static const char *decode_string(const char *s, const char *end, struct bt_buf *log, int *rc)
+{
+    bt_buf_reset(log);
+    /* Decoded text is never longer than the rest of the record. A buffer capped below that
+     * may still hold the text itself: jansson's path finds out. */
+    *rc = 0;
+    int r = bt_buf_reserve(log, (size_t)(end - s));
+    if (r) {
+        *rc = r == -E2BIG ? 0 : r;
+        return NULL;
+    }
+    char *o = log->ptr;
+    for (;;) {
+        const char *q = quote_or_backslash(s, end);
+        memcpy(o, s, (size_t)(q - s));
+        o += q - s;
+        if (q == end)
+            return NULL;
+        if (*q == '"') {
+            log->len = (size_t)(o - log->ptr);
+            log->ptr[log->len] = 0;
+            return q;
+        }
+        size_t w;
+        size_t used = unescape_one(q, (size_t)(end - q), o, &w);
+        if (!used)
+            return NULL;
+        o += w;
+        s = q + used;
+    }
 }
 
 static bool skip_lit(const char **p, const char *end, const char *lit, size_t n)
@@ -155,11 +199,10 @@ static int fast_path(const char *p, const char *end, struct bt_buf *log, struct 
 {
     if (!skip_lit(&p, end, "{\"log\":\"", 8))
         return 0;
-    const char *q = string_end(p, end);
+    int rc;
+    const char *q = decode_string(p, end, log, &rc);
     if (!q)
-        return 0;
-    const char *lb = p;
-    size_t ln = (size_t)(q - p);
+        return rc; /* 0: not decodable here, let jansson judge it */
     p = q + 1;
     if (!skip_lit(&p, end, ",\"stream\":\"", 11))
         return 0;
@@ -183,12 +226,6 @@ static int fast_path(const char *p, const char *end, struct bt_buf *log, struct 
         p++;
     if (p != end)
         return 0;
-    bt_buf_reset(log);
-    int rc = bt_dockerjson_unescape(lb, ln, log);
-    if (rc == -EINVAL)
-        return 0; /* let jansson judge it */
-    if (rc)
-        return rc;
     set_stream(out, sb, (size_t)(se - sb));
     out->has_time = bt_rfc3339_parse(tb, (size_t)(te - tb), &out->time_ns) == 0;
     return 1;

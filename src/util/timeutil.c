@@ -22,6 +22,13 @@ int64_t bt_mono_ns(void)
     return (int64_t)ts.tv_sec * BT_NS_PER_SEC + ts.tv_nsec;
 }
 
+int64_t bt_mono_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * BT_NS_PER_SEC + ts.tv_nsec;
+}
+
 struct unit {
     const char *name;
     double ns;

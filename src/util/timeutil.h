@@ -15,6 +15,9 @@
 int64_t bt_now_ns(void);
 /* Monotonic clock, nanoseconds. */
 int64_t bt_mono_ns(void);
+/* CLOCK_MONOTONIC_COARSE: a few ms behind bt_mono_ns (never ahead), but only a memory read;
+ * for per-entry bookkeeping whose precision is the batch clock's, not for timers. */
+int64_t bt_mono_coarse_ns(void);
 /* Parses a Go duration ("1s", "500ms", "1h30m", "2.5s", "0"; units ns us µs ms s m h) and
  * also promtail's "d", "w", "y" day/week/year units. 0 or -EINVAL. */
 int bt_parse_duration(const char *s, int64_t *out_ns);

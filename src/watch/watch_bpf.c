@@ -507,17 +507,26 @@ static void bpfw_free(struct bpfw *b)
     free(b);
 }
 
+/* Whether path is reachable with the effective ids and capabilities. access() uses the real
+ * uid and, for a non-root uid, no capabilities at all: run as an unprivileged user with
+ * CAP_DAC_READ_SEARCH, it would say that root's 0700 /sys/kernel/tracing cannot be searched
+ * while open() (what libbpf does) can. */
+static bool reachable(const char *path, int mode)
+{
+    return faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0;
+}
+
 /* Syscall tracepoints are attached by id, read from tracefs. Mounts it when nobody has. */
 static int ensure_tracefs(void)
 {
-    if (access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ||
-        access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0)
+    if (reachable("/sys/kernel/tracing/events/syscalls", F_OK) ||
+        reachable("/sys/kernel/debug/tracing/events/syscalls", F_OK))
         return 0;
     if (mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
         0)
         return -errno;
     BT_INFO("watch", "mounted tracefs", "path=/sys/kernel/tracing");
-    return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ? 0 : -ENOENT;
+    return reachable("/sys/kernel/tracing/events/syscalls", F_OK) ? 0 : -ENOENT;
 }
 
 /* Loads and attaches the programs. NULL on failure, with *rc and *reason set. */
@@ -541,7 +550,7 @@ static struct shared *shared_open(int *rc, const char **reason)
         goto fail;
     }
     libbpf_set_print(libbpf_print);
-    if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    if (!reachable("/sys/kernel/btf/vmlinux", R_OK)) {
         *rc = -ENOTSUP;
         *reason = "kernel has no BTF (/sys/kernel/btf/vmlinux)";
         goto fail;

@@ -109,4 +109,93 @@ def test_gelf_plain_compressed_chunked_and_limits(ctx):
     assert metric_value(m, "bpftail_gelf_target_parsing_errors_total", job="gelf") == 1, m
     assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_incomplete") == 1, m
     assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_too_large") == 1, m
+    hits = {lim: metric_value(m, "bpftail_gelf_limit_hits_total", job="gelf", limit=lim)
+            for lim in ("message_size", "decompressed_size", "pending", "reassembly_timeout")}
+    assert hits == {"message_size": 1, "decompressed_size": 0, "pending": 0,
+                    "reassembly_timeout": 1}, hits
+    assert a.stop() == 0
+
+
+def test_gelf_every_limit_counted(ctx):
+    """Each limit of the GELF receiver counts its hits beside the drops: a datagram past
+    max_message_bytes, a compressed one that inflates past it (a gzip bomb), a chunked message
+    pushed out past max_pending, and chunked messages whose chunks stop coming (5 s)."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, port = free_port(), free_udp_port()
+    a = Agent(ctx, gelf_config(loki, d, hp, port,
+                               extra="      max_message_bytes: 10KiB\n      max_pending: 2\n"
+                               )).start()
+    wait_until(lambda: a.log().find("gelf listening") >= 0, 20, interval=0.1,
+               what="gelf listening")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dst = ("127.0.0.1", port)
+
+    def msg(text):
+        return json.dumps({"version": "1.1", "host": "h1", "short_message": text}).encode()
+
+    s.sendto(msg("x" * 20000), dst)
+    bomb = gzip.compress(msg("y" * 200000))
+    assert len(bomb) < 10 << 10
+    s.sendto(bomb, dst)
+    for ident in (b"AAAAAAAA", b"BBBBBBBB", b"CCCCCCCC"):
+        s.sendto(chunks(msg("z" * 3000), 1400, ident)[0], dst)
+    s.sendto(msg("fits"), dst)
+    wait_until(lambda: loki.count() >= 1, 20, interval=0.2, what="the message that fits")
+
+    def hits(lim):
+        return metric_value(a.metrics(hp), "bpftail_gelf_limit_hits_total", job="gelf",
+                            limit=lim)
+
+    wait_until(lambda: hits("reassembly_timeout") == 2, 30, interval=0.2,
+               what="the two pending messages expired")
+    assert hits("message_size") == 1
+    assert hits("decompressed_size") == 1
+    assert hits("pending") == 1
+    m = a.metrics(hp)
+    assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_too_large") == 2, m
+    assert metric_value(m, "bpftail_dropped_entries_total", reason="gelf_incomplete") == 3, m
+    assert [json.loads(e["line"])["short_message"] for e in loki.entries()] == ["fits"]
+    assert a.stop() == 0
+
+
+def test_gelf_unusual_json_read_as_jansson_reads_it(ctx):
+    """Common messages are read without jansson; every other shape goes to jansson, so both
+    take and refuse the same payloads: escapes and non-ASCII in labels, nested fields, a level
+    that is not an integer, and the errors (a number as short_message, trailing bytes, a
+    leading zero, an overflowing exponent, an array, invalid UTF-8)."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, port = free_port(), free_udp_port()
+    a = Agent(ctx, gelf_config(loki, d, hp, port)).start()
+    wait_until(lambda: a.log().find("gelf listening") >= 0, 20, interval=0.1,
+               what="gelf listening")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    good = [
+        rb'{"short_message":"esc \"q\" \\ ok","host":"h\u00e9"}',
+        b'{"short_message":"nested","_x":{"a":[1,2.5e3]},"host":"n"}',
+        b' {"short_message" : "lvl", "level":"3", "_t":true, "_f":false, "_n":null}\n',
+        b'{"short_message":"real","level":5,"timestamp":-1.25,"host":"r\\tt"}',
+        '{"short_message":"\u00e9 raw","host":"h\u00e9","level":6}'.encode(),
+        b'{"short_message":"dup","host":"first","host":"second","level":7}',
+    ]
+    bad = [b'{"short_message":1}', b'{"short_message":"x"} x', b'{"short_message":"x","n":01}',
+           b'{"short_message":"x","n":1e999}', b'[{"short_message":"x"}]',
+           b'{"short_message":"\xff"}', b'{"short_message":"x",}', b'{"host":"no message"}']
+    for p in good + bad:
+        s.sendto(p, ("127.0.0.1", port))
+    wait_until(lambda: loki.count() >= len(good), 20, interval=0.2, what="the good messages")
+    wait_until(lambda: metric_value(a.metrics(hp), "bpftail_gelf_target_parsing_errors_total",
+                                    job="gelf") == len(bad), 20, interval=0.2,
+               what="every bad message counted")
+    time.sleep(0.5)
+    got = {json.loads(e["line"])["short_message"]: e["labels"] for e in loki.entries()}
+    assert got == {
+        'esc "q" \\ ok': '{host="h\u00e9", job="gelf", level="alert"}',
+        "nested": '{host="n", job="gelf", level="alert"}',
+        "lvl": '{job="gelf", level="alert"}',
+        "real": '{host="r\\tt", job="gelf", level="notice"}',  # a tab, quoted as Go quotes
+        "\u00e9 raw": '{host="h\u00e9", job="gelf", level="informational"}',
+        "dup": '{host="second", job="gelf", level="debug"}',
+    }, got
     assert a.stop() == 0

@@ -347,13 +347,20 @@ scrape_configs:
             assert "unknown role endpoint" in agent.log(), agent.log()
 
 
-def test_k8s_role_endpoints_targets_carry_service_labels(ctx):
-    """Role endpoints: one target per address and port, with the endpoint labels and the labels
-    of the Service of the same name (watched too): a service label change reaches the
-    targets."""
+def test_k8s_role_endpoints_targets_carry_service_and_pod_labels(ctx):
+    """Role endpoints: one target per address and port, with the endpoint labels, the labels
+    of the Service of the same name and those of the Pod an address refers to (both watched
+    too): a service or pod label change reaches the targets."""
     api = FakeKubeAPI().start()
     ctx.cleanups.append(api.stop)
     api.load_list("pods_list_node1_running.json")  # pods must not show up as endpoints
+    # The endpoints' second address is pod web-2: made of web-1 as the cluster would run it.
+    web2 = json.loads(json.dumps(pods_by_name("pods_list_node1_running.json")["web-1"]))
+    web2["metadata"].update(name="web-2", uid="6d1f0c8b-2e3a-4b5c-8d7e-1f2a3b4c5d06")
+    web2["metadata"]["labels"]["tier"] = "back"
+    web2["status"]["podIP"] = "10.88.0.23"
+    with api.cond:
+        api.pods["logs/web-2"] = web2
     api.load_objects("Service", load("services_list.json"))
     api.load_objects("Endpoints", load("endpoints_list.json"))
     port = free_port()
@@ -380,6 +387,7 @@ scrape_configs:
           names: [logs]
         selectors:
           - {role: service, label: app.kubernetes.io/part-of}
+          - {role: pod, field: spec.nodeName=node1}
     relabel_configs:
       - source_labels: [__meta_kubernetes_endpoint_port_name]
         regex: http
@@ -392,6 +400,12 @@ scrape_configs:
         target_label: endpoints
       - source_labels: [__meta_kubernetes_service_label_app_kubernetes_io_part_of]
         target_label: part
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+      - source_labels: [__meta_kubernetes_pod_container_name]
+        target_label: container
+      - source_labels: [__meta_kubernetes_pod_label_tier]
+        target_label: tier
       - source_labels: [__meta_kubernetes_endpoint_address_target_name]
         replacement: %(d)s/ep/$1.log
         target_label: __path__
@@ -407,6 +421,13 @@ scrape_configs:
     assert l1["addr"] == "10.88.0.19:8080" and l1["ready"] == "true", l1
     assert l1["endpoints"] == "web" and l1["part"] == "shop", l1
     assert l2["addr"] == "10.88.0.23:8080" and l2["ready"] == "false", l2
+    assert (l1["pod"], l1["container"], l1["tier"]) == ("web-1", "web", "front"), l1
+    assert (l2["pod"], l2["container"], l2["tier"]) == ("web-2", "web", "back"), l2
+    assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/pods" and
+                     r[1].get("watch") == "1") >= 1
+    # The role pod's selector is for the pods watched for their labels.
+    assert all(r[1].get("fieldSelector") == "spec.nodeName=node1"
+               for r in api.requests if r[0].endswith("/pods"))
     assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/services" and
                      r[1].get("watch") == "1") >= 1
     assert api.count(lambda r: r[0] == "/api/v1/namespaces/logs/endpoints" and
@@ -414,7 +435,8 @@ scrape_configs:
     # The role service's selector is for the services, not for the endpoints.
     assert all(r[1].get("labelSelector") == "app.kubernetes.io/part-of"
                for r in api.requests if r[0].endswith("/services"))
-    assert not any("labelSelector" in r[1] for r in api.requests if r[0].endswith("/endpoints"))
+    assert not any("labelSelector" in r[1] or "fieldSelector" in r[1]
+                   for r in api.requests if r[0].endswith("/endpoints"))
     svc = json.loads(json.dumps(load("services_list.json")["items"][0]))
     svc["kind"] = "Service"
     svc["metadata"]["labels"]["app.kubernetes.io/part-of"] = "outlet"
@@ -427,6 +449,19 @@ scrape_configs:
     wait_until(lambda: "web-1 after the service changed" in shop_lines(), 20, interval=0.2,
                what="a line after the service change")
     assert shop_lines()["web-1 after the service changed"]["part"] == "outlet"
+    web1 = json.loads(json.dumps(pods_by_name("pods_list_node1_running.json")["web-1"]))
+    web1["kind"] = "Pod"
+    web1["metadata"]["labels"]["tier"] = "middle"
+    api.push({"type": "MODIFIED", "object": web1})
+    wait_until(lambda: metric_value(agent.metrics(port), "bpftail_kubernetes_sd_events_total",
+                                    type="MODIFIED") >= 2, 20, interval=0.2,
+               what="the pod's MODIFIED event")
+    with open(os.path.join(d, "ep", "web-1.log"), "a") as f:
+        f.write("web-1 after the pod changed\n")
+    wait_until(lambda: "web-1 after the pod changed" in shop_lines(), 20, interval=0.2,
+               what="a line after the pod change")
+    after = shop_lines()["web-1 after the pod changed"]
+    assert (after["tier"], after["part"]) == ("middle", "outlet"), after
     assert agent.stop() == 0
     assert loki.received() == loki.count(), "duplicates were pushed"
 

@@ -157,11 +157,15 @@ def test_k8s_manifests_fields_and_references(ctx):
         assert by_kind[kind]["metadata"]["namespace"] == ns, kind
 
     rules = by_kind["ClusterRole"]["rules"]
-    granted = {(res, verb) for r in rules if "" in r["apiGroups"] for res in r["resources"]
+    granted = {(g, res, verb) for r in rules for g in r["apiGroups"] for res in r["resources"]
                for verb in r["verbs"]}
-    for res in ("pods", "nodes"):
+    # What each role of kubernetes_sd_configs lists and watches (k8s_sd.h), read-only.
+    for g, res in (("", "pods"), ("", "nodes"), ("", "services"), ("", "endpoints"),
+                   ("discovery.k8s.io", "endpointslices"), ("networking.k8s.io", "ingresses")):
         for verb in ("get", "list", "watch"):
-            assert (res, verb) in granted, (res, verb)
+            assert (g, res, verb) in granted, (g, res, verb)
+    assert {verb for _, _, verb in granted} == {"get", "list", "watch"}, \
+        "the agent only reads the API"
     b = by_kind["ClusterRoleBinding"]
     assert b["roleRef"]["name"] == by_kind["ClusterRole"]["metadata"]["name"]
     assert b["subjects"][0] == {"kind": "ServiceAccount", "namespace": ns,

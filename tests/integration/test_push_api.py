@@ -5,6 +5,7 @@ durable queue is full; and nothing answered 204 lost when the relay dies by SIGK
 import gzip
 import json
 import os
+import socket
 import time
 import zlib
 
@@ -12,7 +13,7 @@ import lib
 from lib import Agent, FakeLoki, SeqWriter, free_port, http, metric_value, wait_until
 
 
-def relay_config(loki, d, http_port, push_port, spool_max="256MiB", extra=""):
+def relay_config(loki, d, http_port, push_port, spool_max="256MiB", extra="", server_extra=""):
     return """server:
   http_listen_port: %(hp)d
   grpc_listen_port: 0
@@ -36,14 +37,14 @@ scrape_configs:
         http_listen_address: 127.0.0.1
         http_listen_port: %(pp)d
         grpc_listen_port: 0
-      labels:
+%(sx)s      labels:
         relay: r1
       use_incoming_timestamp: true
 %(extra)s    relabel_configs:
       - source_labels: [__tenant_id__]
         target_label: never_set
 """ % dict(hp=http_port, pp=push_port, pos=os.path.join(d, "positions.yaml"), url=loki.url,
-           spool=os.path.join(d, "spool"), smax=spool_max, extra=extra)
+           spool=os.path.join(d, "spool"), smax=spool_max, extra=extra, sx=server_extra)
 
 
 def push_json(port, streams, tenant=None, encoding=None, raw=False, body=None):
@@ -270,4 +271,95 @@ def test_push_api_relay_sigkilled_mid_stream_loses_nothing(ctx):
     ctx.table.append(("push relay SIGKILL mid-stream", 100_000, len(got),
                       loki.received() - 100_000, len(lost)))
     assert sender.stop() == 0
+    assert relay.stop() == 0
+
+
+def _get_ready(sock):
+    """One keep-alive GET /ready on sock; returns once the answer is read."""
+    sock.sendall(b"GET /ready HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = b""
+    while b"Ready" not in got:
+        chunk = sock.recv(4096)
+        assert chunk, "closed before answering: %r" % got
+        got += chunk
+
+
+def _closed_by_peer(sock, timeout):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(10) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_push_api_limits_counted_and_serving_after(ctx):
+    """Every limit of the push receiver counts its hits: connections past max_connections are
+    closed at once, bodies past max_request_bytes and bodies that inflate past
+    max_decompressed_bytes get 413, and connections silent for server.http_server_idle_timeout
+    are closed (never used, idle after a request, or stuck in a request's headers). Once the
+    connections that filled the server close, it serves pushes again."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    hp, pp, ip = free_port(), free_port(), free_port()
+    cfg = relay_config(loki, d, hp, pp,
+                       extra=("      max_connections: 4\n      max_request_bytes: 64KiB\n"
+                              "      max_decompressed_bytes: 1MiB\n"))
+    cfg += """  - job_name: idle
+    loki_push_api:
+      server:
+        http_listen_address: 127.0.0.1
+        http_listen_port: %d
+        http_server_idle_timeout: 1s
+""" % ip
+    relay = Agent(ctx, cfg).start()
+    wait_ready(pp)
+
+    def hits(job, limit):
+        return metric_value(relay.metrics(hp), "bpftail_push_limit_hits_total", job=job,
+                            limit=limit)
+
+    assert hits("pushed", "connections") == 0
+    conns = [socket.create_connection(("127.0.0.1", pp), timeout=10) for _ in range(4)]
+    for c in conns:
+        _get_ready(c)  # accepted and kept alive
+    extra = socket.create_connection(("127.0.0.1", pp), timeout=10)
+    assert _closed_by_peer(extra, 10), "a fifth connection was served past max_connections: 4"
+    extra.close()
+    assert hits("pushed", "connections") == 1
+    for c in conns:
+        c.close()
+    t0 = (int(time.time()) - 60) * 1_000_000_000
+
+    def pushed():
+        try:
+            return push_json(pp, [{"stream": {"app": "after"},
+                                   "values": [[str(t0), "served again"]]}])[0] == 204
+        except OSError:
+            return False  # the closed connections not seen yet: refused again
+
+    wait_until(pushed, 20, interval=0.2, what="a push once the connections closed")
+    wait_until(lambda: loki.count() >= 1, 20, interval=0.2, what="the entry pushed after")
+    assert loki.entries()[0]["line"] == "served again"
+
+    st, _ = push_json(pp, None, body=b"{" + b" " * (100 << 10) + b"}")
+    assert st == 413, st
+    assert hits("pushed", "request_size") == 1
+    st, _ = push_json(pp, None, body=b"{" + b" " * (2 << 20) + b"}", encoding="gzip")
+    assert st == 413, st
+    assert hits("pushed", "decompressed_size") == 1
+    m = relay.metrics(hp)
+    assert metric_value(m, "bpftail_push_target_requests_total", job="pushed", status="413") == 2
+
+    wait_ready(ip)
+    never = socket.create_connection(("127.0.0.1", ip), timeout=10)
+    after = socket.create_connection(("127.0.0.1", ip), timeout=10)
+    _get_ready(after)
+    stuck = socket.create_connection(("127.0.0.1", ip), timeout=10)
+    stuck.sendall(b"POST /loki/api/v1/push HTTP/1.1\r\nHost: t\r\n")
+    for c in (never, after, stuck):
+        assert _closed_by_peer(c, 30), "an idle connection was never closed"
+        c.close()
+    wait_until(lambda: hits("idle", "idle_timeout") == 3, 20, interval=0.2,
+               what="three idle timeouts counted")
+    assert hits("pushed", "idle_timeout") == 0
     assert relay.stop() == 0

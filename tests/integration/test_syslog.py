@@ -214,11 +214,15 @@ def test_syslog_exact_timestamps_structured_data_and_framing(ctx):
 def test_syslog_limits_counted(ctx):
     loki = FakeLoki(ctx)
     d = ctx.tmpdir()
-    hp, p = free_port(), free_port()
+    hp, p, pu = free_port(), free_port(), free_udp_port()
     extra = ("      max_message_length: 100\n      max_connections: 2\n"
              "      idle_timeout: 500ms\n")
-    a = Agent(ctx, config(loki, d, hp, [job("lim", p, "tcp", "rfc5424", extra=extra)])).start()
+    a = Agent(ctx, config(loki, d, hp, [
+        job("lim", p, "tcp", "rfc5424", extra=extra),
+        job("limu", pu, "udp", "rfc5424", extra="      max_message_length: 100\n")])).start()
     wait_port(p, "tcp")
+    wait_until(lambda: a.log().count("syslog listening") >= 2, 20, interval=0.1,
+               what="both syslog jobs listening")
     time.sleep(0.7)  # wait_port's probe connection is idle-closed
     c1 = socket.create_connection(("127.0.0.1", p))
     c2 = socket.create_connection(("127.0.0.1", p))
@@ -229,15 +233,22 @@ def test_syslog_limits_counted(ctx):
     long = "<13>1 - h a - - - " + "x" * 200
     c1.sendall((long + "\n<13>1 - h a - - - short one\n").encode())
     c1.sendall(("300 " + "y" * 300 + "<13>1 - h a - - - short two\n").encode())
-    wait_until(lambda: loki.count() >= 2, 20, interval=0.1, what="the two short messages")
-    assert sorted(e["line"] for e in loki.entries()) == ["short one", "short two"]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(long.encode(), ("127.0.0.1", pu))
+    u.sendto(b"<13>1 - h a - - - short udp", ("127.0.0.1", pu))
+    u.close()
+    wait_until(lambda: loki.count() >= 3, 20, interval=0.1, what="the three short messages")
+    assert sorted(e["line"] for e in loki.entries()) == ["short one", "short two", "short udp"]
     time.sleep(1.5)  # both idle past 500ms: closed by bpftail
     c2.settimeout(5)
     assert c2.recv(10) == b""
     m = a.metrics(hp)
-    assert metric_value(m, "bpftail_syslog_limit_hits_total", limit="connections") == 1, m
-    assert metric_value(m, "bpftail_syslog_limit_hits_total", limit="message_length") == 2, m
-    assert metric_value(m, "bpftail_syslog_limit_hits_total", limit="idle_timeout") >= 2, m
+    def hits(j, lim):
+        return metric_value(m, "bpftail_syslog_limit_hits_total", job=j, limit=lim)
+    assert hits("lim", "connections") == 1, m
+    assert hits("lim", "message_length") == 2, m
+    assert hits("lim", "idle_timeout") >= 2, m
+    assert hits("limu", "message_length") == 1, m  # a datagram past the limit
     assert a.stop() == 0
 
 

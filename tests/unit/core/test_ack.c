@@ -123,3 +123,28 @@ Test(ack, callback_may_release_further_segments)
     cr_assert_eq(c.calls, 2);
     bt_ack_owner_close(o);
 }
+
+Test(ack, abandoned_segment_stops_the_offset_at_its_start_and_frees_the_owner)
+{
+    struct commits c = {0};
+    struct bt_ack_owner *o = bt_ack_owner_new(0, on_commit, &c);
+    struct bt_segment *a = bt_segment_new(o, 0, 10);
+    struct bt_segment *b = bt_segment_new(o, 10, 20);
+    struct bt_segment *d = bt_segment_new(o, 20, 30);
+    bt_segment_ref(b, 1); /* two holders of b: one delivers, one gives up */
+    bt_segment_unref(a, 1);
+    cr_assert_eq(bt_ack_committed(o), 10);
+    bt_segment_abandon(b, 1);
+    cr_assert_eq(bt_ack_committed(o), 10, "still held by the other holder");
+    bt_segment_unref(b, 1);
+    cr_assert_eq(bt_ack_committed(o), 10, "an abandoned segment is never committed");
+    bt_segment_unref(d, 1); /* later lines delivered: still not past the abandoned ones */
+    cr_assert_eq(bt_ack_committed(o), 10);
+    cr_assert_eq(bt_ack_pending(o), 0, "released segments are freed all the same");
+    bt_ack_reset(o, 0);
+    cr_assert_eq(bt_ack_committed(o), 10, "a reset does not thaw it");
+    cr_assert_eq(c.calls, 1);
+    struct bt_segment *e = bt_segment_new(o, 30, 40);
+    bt_ack_owner_close(o);
+    bt_segment_abandon(e, 1); /* the last segment frees the closed owner (ASan checks) */
+}

@@ -715,3 +715,69 @@ Test(httpd, unix_socket_replaces_a_stale_socket_but_not_a_live_one_or_a_file)
     unlink(path);
     rmdir(unix_dir);
 }
+
+static int limit_hits[3];
+
+static void on_limit_hit(void *ctx, enum bt_httpd_limit what)
+{
+    (void)ctx;
+    limit_hits[what]++;
+}
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Runs the loop until *counter reaches want (guard: 15 s). */
+static void run_until(int *counter, int want)
+{
+    int64_t deadline = bt_mono_ns() + 15 * BT_NS_PER_SEC;
+    while (*counter < want && bt_mono_ns() < deadline)
+        bt_loop_run_once(loop, 20 * BT_NS_PER_MS);
+}
+
+Test(httpd, connections_past_the_limit_are_closed_and_idle_ones_time_out_each_counted)
+{
+    struct bt_httpd_handlers h = {
+        .max_connections = 2, .idle_timeout_s = 1, .limit_hit = on_limit_hit};
+    char err[256];
+    struct bt_httpd *s = bt_httpd_new(loop, "127.0.0.1", 0, &h, err, sizeof(err));
+    cr_assert_not_null(s, "%s", err);
+    memset(limit_hits, 0, sizeof(limit_hits));
+    int a = raw_connect(bt_httpd_port(s)), b = raw_connect(bt_httpd_port(s));
+    for (int i = 0; i < 200 && !bt_httpd_timer_armed(s); i++)
+        bt_loop_run_once(loop, 20 * BT_NS_PER_MS);
+    for (int i = 0; i < 5; i++)
+        bt_loop_run_once(loop, 5 * BT_NS_PER_MS);
+    int c = raw_connect(bt_httpd_port(s));
+    run_until(&limit_hits[BT_HTTPD_LIMIT_CONNECTIONS], 1);
+    cr_assert_eq(limit_hits[BT_HTTPD_LIMIT_CONNECTIONS], 1, "the third connection not refused");
+    char buf[16];
+    cr_assert_leq(read(c, buf, sizeof(buf)), 0, "the third connection was served");
+    close(c);
+    cr_assert_eq(limit_hits[BT_HTTPD_LIMIT_IDLE_TIMEOUT], 0);
+    run_until(&limit_hits[BT_HTTPD_LIMIT_IDLE_TIMEOUT], 2);
+    cr_assert_eq(limit_hits[BT_HTTPD_LIMIT_IDLE_TIMEOUT], 2, "idle connections not timed out");
+    cr_assert_eq(read(a, buf, sizeof(buf)), 0);
+    cr_assert_eq(read(b, buf, sizeof(buf)), 0);
+    close(a);
+    close(b);
+    /* Room again: a request is served, and its connection, closed by the client, is no
+     * timeout. */
+    struct fetch *f = get(loop, s, "GET", "/ready");
+    cr_assert_eq(f->status, 200);
+    free(f);
+    for (int i = 0; i < 20; i++)
+        bt_loop_run_once(loop, 5 * BT_NS_PER_MS);
+    cr_assert_eq(limit_hits[BT_HTTPD_LIMIT_IDLE_TIMEOUT], 2);
+    cr_assert_eq(limit_hits[BT_HTTPD_LIMIT_CONNECTIONS], 1);
+    bt_httpd_free(s);
+}

@@ -259,7 +259,36 @@ Test(client, stream_limit_is_dropped_with_reason)
 
 Test(client, other_4xx_is_dropped_as_http_4xx)
 {
-    check_final(401, "no org id", "http_4xx");
+    check_final(400, "bad request", "http_4xx");
+}
+
+Test(client, refused_credentials_are_retried_then_accepted)
+{
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "401,403"), 0);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 2));
+    cr_assert_eq(b->outcome, BT_PUSH_OK, "a 401 or 403 must keep the batch");
+    cr_assert_eq(b->attempts, 3);
+    cr_assert_eq(bt_fake_loki_entries(loki), 2);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_push_failures_total", "reason=\"unauthorized\""),
+                 2);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_dropped_entries_total", ""), 0);
+    bt_batch_release(b);
+    bt_client_free(c);
+}
+
+Test(client, refused_credentials_drop_as_unauthorized_when_retries_run_out)
+{
+    cfg.max_retries = 2;
+    bt_fake_loki_set_default(loki, 401);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    struct bt_batch *b = push(c, batch("", "{job=\"a\"}", 3));
+    cr_assert_eq(b->outcome, BT_PUSH_DROPPED);
+    cr_assert_str_eq(b->reason, "unauthorized");
+    cr_assert_eq(b->attempts, 2);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_dropped_entries_total", "unauthorized"), 3);
+    bt_batch_release(b);
+    bt_client_free(c);
 }
 
 Test(client, redirect_is_final_not_followed)
@@ -456,6 +485,7 @@ Test(client, connection_refused_is_retried_then_dropped)
     cr_assert_eq(b->attempts, 3);
     cr_assert_str_eq(b->reason, "ingester_error");
     cr_assert_eq(bt_metrics_sum(metrics, "bpftail_batch_retries_total", ""), 3);
+    cr_assert_eq(bt_metrics_sum(metrics, "bpftail_push_failures_total", "reason=\"connect\""), 3);
     bt_batch_release(b);
     bt_client_free(c);
 }
@@ -747,6 +777,13 @@ Test(client_classify, statuses_and_messages_map_to_reasons)
     cr_assert_str_eq(r, "out_of_order");
     cr_assert_eq(bt_client_classify(400, NULL, 0, &r), 0);
     cr_assert_str_eq(r, "http_4xx");
+    const char *nocert = "<html><head><title>400 No required SSL certificate was sent</title>";
+    cr_assert_eq(bt_client_classify(400, nocert, strlen(nocert), &r), 1);
+    cr_assert_str_eq(r, "unauthorized");
+    cr_assert_eq(bt_client_classify(401, NULL, 0, &r), 1);
+    cr_assert_str_eq(r, "unauthorized");
+    cr_assert_eq(bt_client_classify(403, NULL, 0, &r), 1);
+    cr_assert_str_eq(r, "unauthorized");
     cr_assert_eq(bt_client_classify(413, "too old", 7, &r), 0);
     cr_assert_str_eq(r, "request_too_large");
     /* Only the given length is read: the body need not be NUL-terminated. */

@@ -187,12 +187,13 @@ Test(oauth2, loki_401_fetches_a_new_token_and_retries_once)
     last_auth_is("Bearer tok-2");
     cr_assert_eq(ts.fetches, 2);
     bt_batch_release(b);
-    /* A second 401 in a row is Loki's final answer. */
-    cr_assert_eq(bt_fake_loki_script_spec(loki, "401x2"), 0);
+    /* A second 401 in a row is retried with backoff (refused credentials keep the batch) and
+     * dropped as unauthorized once the retries are spent. */
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "401x4"), 0);
     b = push(c);
     cr_assert_eq(b->outcome, BT_PUSH_DROPPED);
-    cr_assert_str_eq(b->reason, "http_4xx");
-    cr_assert_eq(b->attempts, 2);
+    cr_assert_str_eq(b->reason, "unauthorized");
+    cr_assert_eq(b->attempts, 4, "the renewal, then max_retries attempts with backoff");
     bt_batch_release(b);
     bt_client_free(c);
 }

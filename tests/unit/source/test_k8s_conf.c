@@ -91,21 +91,26 @@ Test(k8s_conf, selectors_of_the_role_apply_and_others_are_ignored)
                        false),
                  0, "%s", err);
     cr_assert_str_eq(conf.label_sel, "app=web");
-    cr_assert_null(conf.field_sel);
+    cr_assert_null(conf.field_sel, "the pod selector is not for the slices");
+    cr_assert_str_eq(conf.pod_field_sel, "spec.nodeName=n1");
     cr_assert_eq(parse("role: endpoints\napi_server: http://x\nselectors:\n"
                        "  - {role: service, label: tier=front}\n"
-                       "  - {role: endpoints, field: metadata.name=web}\n",
+                       "  - {role: endpoints, field: metadata.name=web}\n"
+                       "  - {role: pod, field: spec.nodeName=n1, label: app=web}\n",
                        false),
                  0, "%s", err);
     cr_assert_str_eq(conf.field_sel, "metadata.name=web");
     cr_assert_null(conf.label_sel);
     cr_assert_str_eq(conf.svc_label_sel, "tier=front", "for the services watched for labels");
+    cr_assert_str_eq(conf.pod_field_sel, "spec.nodeName=n1", "for the pods watched for labels");
+    cr_assert_str_eq(conf.pod_label_sel, "app=web");
     cr_assert_eq(parse("role: service\napi_server: http://x\nselectors:\n"
                        "  - {role: service, label: tier=front}\n",
                        false),
                  0, "%s", err);
     cr_assert_str_eq(conf.label_sel, "tier=front");
     cr_assert_null(conf.svc_label_sel);
+    cr_assert_null(conf.pod_label_sel);
 }
 
 Test(k8s_conf, unknown_and_unsupported_keys_are_errors)

@@ -130,7 +130,7 @@ Test(k8s_pod, init_containers_ports_and_names_as_prometheus, .fini = reset)
     cr_assert_str_eq(L(&got[2], "__meta_kubernetes_pod_container_name"), "init");
     cr_assert_str_eq(L(&got[2], "__meta_kubernetes_pod_container_init"), "true");
     cr_assert_str_eq(L(&got[2], "__meta_kubernetes_pod_container_id"), "cri-o://9");
-    cr_assert_str_eq(L(&got[2], "__address__"), "fd00::1");
+    cr_assert_str_eq(L(&got[2], "__address__"), "[fd00::1]", "no port: IPv6 in brackets");
     cr_assert_str_eq(L(&got[2], "__meta_kubernetes_pod_ready"), "false");
     cr_assert_str_eq(L(&got[2], "__meta_kubernetes_pod_label_app_kubernetes_io_name"), "x");
     cr_assert_str_eq(L(&got[2], "__meta_kubernetes_pod_labelpresent_empty"), "true");

@@ -1161,3 +1161,105 @@ Test(files, retired_target_listed_again_goes_on_as_before)
     bt_labels_free(&l);
     bt_files_free(f);
 }
+
+/* ---- rotated records of files that are gone ---- */
+
+static void mkdirs(const char *rel)
+{
+    char p[512];
+    path_of(p, sizeof(p), rel);
+    for (char *s = p + strlen(dir) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(p, 0755);
+        *s = '/';
+    }
+    mkdir(p, 0755);
+}
+
+/* A rotated record as a save writes it for a file last known as orig_rel, now at now_rel. */
+static void seed_rotated(struct bt_positions *p, const char *orig_rel, const char *now_rel)
+{
+    char orig[512], now[512], key[1200];
+    struct stat st;
+    path_of(orig, sizeof(orig), orig_rel);
+    path_of(now, sizeof(now), now_rel);
+    cr_assert_eq(stat(now, &st), 0);
+    snprintf(key, sizeof(key), "bpftail-rotated:%llu:%llu:%s", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino, orig);
+    struct bt_position pos = {
+        .offset = 1, .has_identity = true, .dev = st.st_dev, .ino = st.st_ino};
+    cr_assert_eq(bt_positions_set(p, key, &pos), 0);
+}
+
+/* How many rotated records in the saved file were last known under a path with rel in it. */
+static size_t saved_rotated(const char *rel)
+{
+    struct bt_positions *pos = bt_positions_new(posfile, true);
+    bt_positions_load(pos, NULL);
+    size_t it = 0, n = 0;
+    const char *key;
+    const struct bt_position *r;
+    while (bt_positions_next(pos, &it, &key, &r))
+        n += strncmp(key, "bpftail-rotated:", 16) == 0 && strstr(key, rel) != NULL;
+    bt_positions_free(pos);
+    return n;
+}
+
+Test(files, rotated_records_of_files_that_are_gone_are_dropped)
+{
+    /* Records no target will claim again (a deleted pod's logs, under a directory no glob
+     * matches any more): the one whose directory is gone and the one whose file was deleted
+     * go; the one whose file is still there (renamed) stays, it may be recovered yet. */
+    struct bt_positions *p = bt_positions_new(posfile, false);
+    cr_assert_not_null(p);
+    mkdirs("pods/ns_gone_uid1/c");
+    put("pods/ns_gone_uid1/c/0.log", "x\n");
+    seed_rotated(p, "pods/ns_gone_uid1/c/0.log", "pods/ns_gone_uid1/c/0.log");
+    mkdirs("pods/ns_deleted_uid2/c");
+    put("pods/ns_deleted_uid2/c/0.log", "x\n");
+    seed_rotated(p, "pods/ns_deleted_uid2/c/0.log", "pods/ns_deleted_uid2/c/0.log");
+    mkdirs("pods/ns_kept_uid3/c");
+    put("pods/ns_kept_uid3/c/0.log.1", "x\n");
+    seed_rotated(p, "pods/ns_kept_uid3/c/0.log", "pods/ns_kept_uid3/c/0.log.1");
+    cr_assert_eq(bt_positions_save(p), 0);
+    bt_positions_free(p);
+    char q[512];
+    path_of(q, sizeof(q), "pods/ns_gone_uid1/c/0.log");
+    cr_assert_eq(unlink(q), 0);
+    path_of(q, sizeof(q), "pods/ns_gone_uid1/c");
+    cr_assert_eq(rmdir(q), 0);
+    path_of(q, sizeof(q), "pods/ns_gone_uid1");
+    cr_assert_eq(rmdir(q), 0);
+    path_of(q, sizeof(q), "pods/ns_deleted_uid2/c/0.log");
+    cr_assert_eq(unlink(q), 0);
+
+    /* And a file a target still has open after its name went: its record stays while it is
+     * read, even though its directory no longer holds it. */
+    put_seq("logs/app.log", 0, 2);
+    sink.hold = true;
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    cr_assert_eq(sink.n, 2);
+    path_of(q, sizeof(q), "logs/app.log");
+    cr_assert_eq(unlink(q), 0);
+    /* The deletion is seen (the file read on without its name), whenever the loop gets to it. */
+    for (int64_t end = bt_mono_ns() + 10 * BT_NS_PER_SEC;
+         saved_rotated("logs/app.log") == 0 && bt_mono_ns() < end;) {
+        bt_loop_run_once(loop, 5 * BT_NS_PER_MS);
+        cr_assert_eq(bt_files_save_positions(f), 0);
+    }
+    cr_assert_eq(saved_rotated("ns_gone_uid1"), 0, "its directory is gone");
+    cr_assert_eq(saved_rotated("ns_deleted_uid2"), 0, "its file is gone");
+    cr_assert_eq(saved_rotated("ns_kept_uid3"), 1, "its file is still there");
+    cr_assert_eq(saved_rotated("logs/app.log"), 1, "open and not all acknowledged");
+    bt_segment_unref(sink.held[0], 1);
+    bt_segment_unref(sink.held[1], 1);
+    /* rotate_grace at EOF and all acknowledged: closed, its record with it. */
+    for (int64_t end = bt_mono_ns() + 10 * BT_NS_PER_SEC;
+         bt_files_active(f) > 0 && bt_mono_ns() < end;)
+        bt_loop_run_once(loop, 5 * BT_NS_PER_MS);
+    cr_assert_eq(bt_files_active(f), 0);
+    cr_assert_eq(bt_files_save_positions(f), 0);
+    cr_assert_eq(saved_rotated("logs/app.log"), 0);
+    cr_assert_eq(saved_rotated("ns_kept_uid3"), 1);
+    bt_files_free(f);
+}

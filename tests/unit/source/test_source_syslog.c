@@ -95,15 +95,15 @@ static void start_with(struct fixture *f, const char *yaml, uint64_t queue_bytes
     f->seen->lines = calloc(MAXE, sizeof(*f->seen->lines));
     f->seen->segs = calloc(MAXE, sizeof(*f->seen->segs));
     snprintf(qdir, sizeof(qdir), "%s/q", dir);
-    struct bt_syslog_env env = {.loop = f->l,
-                                .metrics = f->m,
-                                .resolver = f->r,
-                                .relabel = f->rl,
-                                .job = "t",
-                                .sink = sink,
-                                .ctx = f->seen,
-                                .queue_dir = qdir,
-                                .queue_bytes = queue_bytes};
+    struct bt_receiver_env env = {.loop = f->l,
+                                  .metrics = f->m,
+                                  .resolver = f->r,
+                                  .relabel = f->rl,
+                                  .job = "t",
+                                  .sink = sink,
+                                  .ctx = f->seen,
+                                  .queue_dir = qdir,
+                                  .queue_bytes = queue_bytes};
     f->s = bt_syslog_new(bt_node_get(f->cfg, "syslog"), &env, err, sizeof(err));
     cr_assert_not_null(f->s, "%s", err);
 }
@@ -252,7 +252,7 @@ Test(source_syslog, config_errors_name_the_key)
         char err[256] = "";
         struct bt_node *n = bt_yaml_parse(bad[i][0], strlen(bad[i][0]), "t.yaml", err, sizeof(err));
         cr_assert_not_null(n);
-        struct bt_syslog_env env = {.job = "t"};
+        struct bt_receiver_env env = {.job = "t"};
         struct bt_syslog *s = bt_syslog_new(bt_node_get(n, "syslog"), &env, err, sizeof(err));
         cr_assert_null(s, "accepted: %s", bad[i][0]);
         cr_assert(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
