@@ -32,7 +32,7 @@ import gen_lines  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ["plain", "docker", "pipeline", "latency", "steady", "idle", "startup",
-             "docker-plugin", "syslog", "gelf", "push"]
+             "docker-plugin", "syslog", "gelf", "push", "slow-push"]
 DEFAULT_SCENARIOS = ["plain", "docker", "pipeline"]
 
 PIPELINE_4 = r"""    pipeline_stages:
@@ -174,8 +174,10 @@ def git_commit(tree):
 # ---- the test Loki server ----------------------------------------------------------------
 
 class FakeLoki:
-    def __init__(self, binary, discard=True):
+    def __init__(self, binary, discard=True, delay_ms=0):
         args = [binary, "--port", "0", "--quiet"] + (["--discard"] if discard else [])
+        if delay_ms:
+            args += ["--delay-ms", str(delay_ms)]
         self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True)
         line = self.p.stdout.readline()
@@ -216,7 +218,7 @@ BATCHSIZE = 1048576  # the bench client's batchsize, also the floor's
 
 
 def write_config(path, workdir, push_url, http_port, file_glob, stages="", batchwait="1s",
-                 batchsize=BATCHSIZE):
+                 batchsize=BATCHSIZE, client_extra=""):
     """Writes a promtail-style config shipping file_glob to push_url. Returns the text."""
     text = """server:
   http_listen_address: 127.0.0.1
@@ -229,7 +231,7 @@ clients:
   - url: {url}
     batchwait: {bw}
     batchsize: {bs}
-scrape_configs:
+{client_extra}scrape_configs:
   - job_name: bench
     static_configs:
       - targets: [localhost]
@@ -237,7 +239,8 @@ scrape_configs:
           job: bench
           __path__: {glob}
 {stages}""".format(port=http_port, pos=os.path.join(workdir, "positions.yaml"), url=push_url,
-                   bw=batchwait, bs=batchsize, glob=file_glob, stages=stages)
+                   bw=batchwait, bs=batchsize, glob=file_glob, stages=stages,
+                   client_extra=client_extra)
     with open(path, "w") as f:
         f.write(text)
     return text
@@ -465,6 +468,63 @@ def throughput(run, name, kind, stages):
         res["floor_mb_per_cpu_s"] = res["bytes"] / 1e6 / fc if fc else None
         res["floor_ratio"] = res["cpu_s"] / fc if fc else None
     return res
+
+
+def split_lines(path, parts, outdir):
+    """Cuts a generated file into `parts` files of consecutive lines (one stream each)."""
+    with open(path, "rb") as f:
+        lines = f.readlines()
+    os.makedirs(outdir, exist_ok=True)
+    per = (len(lines) + parts - 1) // parts
+    for i in range(parts):
+        with open(os.path.join(outdir, "part%02d.log" % i), "wb") as f:
+            f.writelines(lines[i * per:(i + 1) * per])
+    return os.path.join(outdir, "part*.log")
+
+
+def scenario_slow_push(run):
+    """The plain data as --slow-push-files files (one stream each) to a test Loki that answers
+    every push --slow-push-delay-ms late, once per value of --slow-push-inflight."""
+    path, size = run.data("plain")
+    n = run.args.lines
+    glob = split_lines(path, run.args.slow_push_files, os.path.join(run.work, "data", "split"))
+    out = []
+    for k in run.args.slow_push_inflight:
+        name = "slow-push-%d" % k
+        d = run.scenario_dir(name)
+        loki = FakeLoki(run.fake, discard=True, delay_ms=run.args.slow_push_delay_ms)
+        agent = None
+        try:
+            port = free_port()
+            cfg = os.path.join(d, "bpftail.yaml")
+            write_config(cfg, d, loki.push_url, port, glob,
+                         client_extra="    max_in_flight: %d\n" % k)
+            agent = Agent(run.bpftail, cfg, os.path.join(d, "bpftail.log"))
+            marks = {0.1: None, 0.9: None}
+            t_done = wait_entries(loki, agent, n, run.args.timeout, run.args.stall, marks)
+            cpu, hwm = agent.sample()
+            wall = t_done - agent.t0
+            span = (marks[0.9] - marks[0.1]) if marks[0.1] and marks[0.9] else 0
+            st = loki.stats()
+            loki_cpu = loki.cpu_seconds()
+            agent.stop()
+            out.append({
+                "scenario": name, "lines": n, "bytes": size, "wall_s": wall,
+                "lines_per_s": n / wall, "mb_per_s": size / 1e6 / wall,
+                "steady_lines_per_s": (0.8 * n / span) if span > 0.1 else None,
+                "cpu_s": cpu, "mb_per_cpu_s": (size / 1e6 / cpu) if cpu else None,
+                "cpu_s_per_gb": cpu / (size / 1e9) if size else None,
+                "peak_rss_mib": (hwm or 0) / 1024, "max_in_flight": k,
+                "delay_ms": run.args.slow_push_delay_ms, "files": run.args.slow_push_files,
+                "requests": st.get("requests"), "max_concurrent": st.get("max_concurrent"),
+                "fake_loki_cpu_s": loki_cpu,
+                "exit_code": agent.p.returncode,
+            })
+        finally:
+            if agent:
+                agent.stop()
+            loki.stop()
+    return out
 
 
 def scenario_plain(run):
@@ -1011,7 +1071,8 @@ TABLE_HEAD = ("| scenario | lines | input MB | wall s | lines/s | MB/s | steady 
 
 
 def table_row(r):
-    if r["scenario"] in ("plain", "docker", "pipeline", "syslog", "gelf", "push"):
+    if r["scenario"] in ("plain", "docker", "pipeline", "syslog", "gelf", "push") or \
+            r["scenario"].startswith("slow-push-"):
         return "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
             r["scenario"], r["lines"], fmt(r["bytes"] / 1e6, ".1f"), fmt(r["wall_s"], ".2f"),
             fmt(r["lines_per_s"], ",.0f"), fmt(r["mb_per_s"], ".1f"),
@@ -1069,6 +1130,11 @@ def other_rows(results):
                        % (r["lines"], r["bytes"] // r["lines"], r["bytes"] / 1e6, r["wall_plugin_s"],
                           r["wall_json_file_s"], r["ratio"], r["delivered_s"], r["cpu_s"],
                           r["mb_per_cpu_s"] or 0, r["peak_rss_mib"]))
+        elif r["scenario"].startswith("slow-push-") and "error" not in r:
+            out.append("- %s: %d files (streams), test Loki answering %d ms late, max_in_flight "
+                       "%d: %d requests, at most %s at once; the test Loki's own CPU %s s\n"
+                       % (r["scenario"], r["files"], r["delay_ms"], r["max_in_flight"],
+                          r["requests"], r["max_concurrent"], fmt(r["fake_loki_cpu_s"], ".2f")))
         elif "error" in r:
             out.append("- %s: FAILED: %s\n" % (r["scenario"], r["error"].splitlines()[0]))
     return out
@@ -1115,11 +1181,19 @@ def parse_args(argv=None):
     ap.add_argument("--latency-seconds", type=int, default=10)
     ap.add_argument("--steady-rate", type=int, default=20000, help="lines per second written")
     ap.add_argument("--steady-seconds", type=int, default=30)
+    ap.add_argument("--slow-push-delay-ms", type=int, default=50,
+                    help="slow-push: the test Loki's delay before every answer")
+    ap.add_argument("--slow-push-files", type=int, default=8,
+                    help="slow-push: files (streams) the data is cut into")
+    ap.add_argument("--slow-push-inflight", type=int, action="append",
+                    help="slow-push: max_in_flight values to run (repeatable; default 1 and 4)")
     args = ap.parse_args(argv)
     if args.lines <= 0:
         ap.error("--lines must be > 0")
     if args.rounds <= 0:
         ap.error("--rounds must be > 0")
+    if not args.slow_push_inflight:
+        args.slow_push_inflight = [1, 4]
     return args
 
 
@@ -1146,9 +1220,10 @@ def main():
             except BenchError as e:
                 print("  FAILED: %s" % e, file=sys.stderr)
                 r = {"scenario": name, "error": str(e)}
-            results.append(r)
-            print("  " + json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
-                                     for k, v in r.items()}), flush=True)
+            for one in (r if isinstance(r, list) else [r]):
+                results.append(one)
+                print("  " + json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
+                                         for k, v in one.items()}), flush=True)
     finally:
         run.cleanup()
     text = report(results, args)

@@ -32,7 +32,7 @@ static size_t max_queued(const struct bt_agent *a)
 {
     size_t n = 0;
     for (size_t i = 0; i < a->n_clients; i++) {
-        size_t q = bt_client_pending(a->clients[i].client);
+        size_t q = bt_client_backlog(a->clients[i].client);
         if (q > n)
             n = q;
     }

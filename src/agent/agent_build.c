@@ -102,6 +102,7 @@ int agent_build_clients(struct bt_agent *a, char *err, size_t errlen)
             .tenant_id = c->cfg->tenant_id,
             .external = &c->cfg->external_labels,
             .max_streams = a->cfg->limits.max_streams,
+            .lanes = (size_t)c->cfg->max_in_flight,
         };
         c->client = bt_client_new(c->cfg, a->metrics);
         if (!c->client) {

@@ -44,9 +44,10 @@
 #include <stdint.h>
 
 #define SHUTDOWN_POLL_NS (20 * BT_NS_PER_MS)
-/* Sealed batches a client may have queued or in flight before file sources pause. Files are
- * the buffer: reading further ahead than this only costs memory, since pushes are the
- * bottleneck. A few batches keep the push thread busy while the loop fills the next one. */
+/* Sealed batches a client may have beyond what its push thread works on (bt_client_backlog:
+ * with max_in_flight requests, that many plus these) before file sources pause. Files are the
+ * buffer: reading further ahead than this only costs memory, since pushes are the bottleneck.
+ * A few batches keep the push thread busy while the loop fills the next one. */
 #define MAX_QUEUED_BATCHES 2
 #define RESUME_QUEUED_BATCHES 1
 

@@ -73,6 +73,8 @@ struct bt_client_config {
     bool drop_rate_limited_batches;
     /* bpftail: drop entries older than this before sending (0 = off). */
     int64_t max_age_ns;
+    /* bpftail: push requests at once (4); batches are split into as many lanes by stream. */
+    int max_in_flight;
 };
 
 enum bt_start_at { BT_START_BEGINNING = 0, BT_START_END = 1 };

@@ -325,6 +325,7 @@ static const struct bt_cfg_field client_fields[] = {
     {.key = "http_headers", .kind = BT_CFG_UNSUPPORTED, .note = "use headers"},
     {.key = "drop_rate_limited_batches", .kind = BT_CFG_BOOL, .off = CL(drop_rate_limited_batches)},
     {.key = "max_age", .kind = BT_CFG_DURATION, .off = CL(max_age_ns)},
+    {.key = "max_in_flight", .kind = BT_CFG_INT, .off = CL(max_in_flight), .lo = 1, .hi = 64},
     {.key = "stream_lag_labels",
      .kind = BT_CFG_UNSUPPORTED,
      .note = "removed in promtail 2.8; see options.stream_lag_labels"},
@@ -339,6 +340,7 @@ void bt_cfg_client_defaults(struct bt_client_config *cl)
     cl->min_backoff_ns = 500 * BT_NS_PER_MS;
     cl->max_backoff_ns = 300 * BT_NS_PER_SEC;
     cl->max_retries = 10;
+    cl->max_in_flight = 4;
     cl->timeout_ns = 10 * BT_NS_PER_SEC;
     cl->follow_redirects = true;
     bt_labels_init(&cl->external_labels);

@@ -369,7 +369,8 @@ static int dump_client(struct bt_buf *o, const struct bt_client_config *c)
         rc = kv_str(o, 6, c->headers[i].name,
                     secret_header(c->headers[i].name) ? SECRET : c->headers[i].value);
     rc = rc ? rc : kv_bool(o, 4, "drop_rate_limited_batches", c->drop_rate_limited_batches);
-    return rc ? rc : kv_dur(o, 4, "max_age", c->max_age_ns);
+    rc = rc ? rc : kv_dur(o, 4, "max_age", c->max_age_ns);
+    return rc ? rc : kv_raw(o, 4, "max_in_flight", "%d", c->max_in_flight);
 }
 
 static int dump_scrape(struct bt_buf *o, const struct bt_scrape_config *s)

@@ -74,7 +74,7 @@ static void on_client_done(struct bt_loop *l, int fd, uint32_t events, void *arg
 
 bool pl_client_full(struct pl_client *c)
 {
-    size_t q = bt_client_pending(c->client);
+    size_t q = bt_client_backlog(c->client);
     size_t n = bt_batcher_bytes(c->batcher) + bt_client_pending_bytes(c->client);
     if (!c->full && (q >= PL_MAX_QUEUED || n >= PL_MAX_INFLIGHT))
         c->full = true;
@@ -155,7 +155,8 @@ struct pl_client *pl_client_get(struct bt_plugin *p, const struct bt_client_conf
     }
     c->bcfg = (struct bt_batcher_config){.batchsize = c->cfg.batchsize,
                                          .batchwait_ns = c->cfg.batchwait_ns,
-                                         .tenant_id = c->cfg.tenant_id};
+                                         .tenant_id = c->cfg.tenant_id,
+                                         .lanes = (size_t)c->cfg.max_in_flight};
     c->client = bt_client_new(&c->cfg, p->metrics);
     if (!c->client) {
         snprintf(err, errlen, "push client for %s: %s", c->cfg.url, strerror(errno));

@@ -36,7 +36,8 @@ struct bt_spool_group;
 /* Spool bytes pumped per container and round before the loop looks at other work. */
 #define PL_PUMP_BYTES (4u << 20)
 /* A client is "full" (containers stop pumping; FIFOs are still read into the spools) at this
- * many sealed batches queued or in flight, or this many bytes held; it resumes below half. */
+ * many sealed batches beyond what its push thread works on (bt_client_backlog), or this many
+ * bytes held; it resumes below half. */
 #define PL_MAX_QUEUED 2
 #define PL_MAX_INFLIGHT (32u << 20)
 #define PL_SHUTDOWN_NS (5 * 1000000000LL)

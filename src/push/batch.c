@@ -10,9 +10,10 @@
 
 #define BT_TS_SEC 1000000000LL
 
-/* Open batches: one per tenant. A handful of tenants at most, so a small array. */
+/* Open batches: one per tenant and lane. A handful of tenants at most, so a small array. */
 struct tenant_slot {
     char *tenant;
+    size_t lane;
     struct bt_batch *open;
 };
 
@@ -35,13 +36,16 @@ struct bt_batcher {
     /* The stream of the previous entry, whose key ts_key still holds: lines come in runs from
      * one stream, so most entries skip the key build and the hash lookup. */
     struct ts_state *ts_last;
+    uint32_t next_lane; /* new streams take lanes in turn, so the lanes stay even */
 };
 
 /* What the timestamp rule remembers of a stream: the previous entry's timestamp as it came
  * and as it was sent. */
 struct ts_state {
     int64_t last_in, last_out;
-    int64_t seen; /* monotonic time of the stream's last entry */
+    int64_t seen;  /* monotonic time of the stream's last entry */
+    uint32_t lane; /* open batch of the stream's tenant it goes to (cfg.lanes) */
+    bool fresh;    /* no entry stamped yet */
 };
 
 #define TS_IDLE_NS (5 * 60 * BT_TS_SEC)     /* a stream idle this long is forgotten */
@@ -340,21 +344,20 @@ static void ts_forget_idle(struct bt_batcher *bb, int64_t cutoff)
     }
 }
 
-/* The timestamp entry e is sent with (rule in batch.h), remembered for its stream.
- * -ENOMEM if a new stream cannot be remembered. */
-static int ts_assign(struct bt_batcher *bb, const char *tenant, const char *canon, size_t clen,
-                     int64_t ts, int64_t now_mono, int64_t *out)
+/* The timestamp state of a stream, made (with its lane) if new. NULL on ENOMEM. */
+static struct ts_state *ts_state_get(struct bt_batcher *bb, const char *tenant, const char *canon,
+                                     size_t clen, int64_t ts, int64_t now_mono)
 {
     struct bt_buf *k = &bb->ts_key;
     size_t tlen = strlen(tenant) + 1;
     struct ts_state *st = bb->ts_last;
     if (st && k->len == tlen + clen && memcmp(k->ptr + tlen, canon, clen) == 0 &&
         memcmp(k->ptr, tenant, tlen) == 0)
-        goto found;
+        return st;
     bb->ts_last = NULL;
     bt_buf_reset(k);
     if (bt_buf_add(k, tenant, tlen) || bt_buf_add(k, canon, clen))
-        return -ENOMEM;
+        return NULL;
     st = bt_hmap_get(&bb->ts, k->ptr, k->len);
     if (!st) {
         if (bb->ts.n >= TS_MAX_STREAMS)
@@ -362,23 +365,31 @@ static int ts_assign(struct bt_batcher *bb, const char *tenant, const char *cano
         st = malloc(sizeof(*st));
         if (!st || bt_hmap_put(&bb->ts, k->ptr, k->len, st, NULL)) {
             free(st);
-            return -ENOMEM;
+            return NULL;
         }
-        *st = (struct ts_state){.last_in = ts, .last_out = ts, .seen = now_mono};
-        bb->ts_last = st;
-        *out = ts;
-        return 0;
+        uint32_t lanes = bb->cfg.lanes > 1 ? (uint32_t)bb->cfg.lanes : 1;
+        *st = (struct ts_state){.last_in = ts,
+                                .last_out = ts,
+                                .seen = now_mono,
+                                .lane = bb->next_lane++ % lanes,
+                                .fresh = true};
     }
     bb->ts_last = st;
-found:;
+    return st;
+}
+
+/* The timestamp an entry with timestamp ts is sent with (rule in batch.h), remembered. */
+static int64_t ts_stamp(struct ts_state *st, int64_t ts, int64_t now_mono)
+{
     int64_t t = ts;
-    if (ts >= st->last_in && ts <= st->last_out && st->last_out < INT64_MAX)
+    if (st->fresh)
+        st->fresh = false;
+    else if (ts >= st->last_in && ts <= st->last_out && st->last_out < INT64_MAX)
         t = st->last_out + 1;
     st->last_in = ts;
     st->last_out = t;
     st->seen = now_mono;
-    *out = t;
-    return 0;
+    return t;
 }
 
 void bt_batcher_free(struct bt_batcher *bb)
@@ -410,10 +421,10 @@ void bt_batcher_free(struct bt_batcher *bb)
     free(bb);
 }
 
-static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant)
+static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant, size_t lane)
 {
     for (size_t i = 0; i < bb->n_slots; i++)
-        if (strcmp(bb->slots[i].tenant, tenant) == 0)
+        if (bb->slots[i].lane == lane && strcmp(bb->slots[i].tenant, tenant) == 0)
             return &bb->slots[i];
     if (bb->n_slots == bb->cap_slots) {
         size_t n = bb->cap_slots ? bb->cap_slots * 2 : 4;
@@ -426,7 +437,7 @@ static struct tenant_slot *get_slot(struct bt_batcher *bb, const char *tenant)
     char *t = strdup(tenant);
     if (!t)
         return NULL;
-    bb->slots[bb->n_slots] = (struct tenant_slot){t, NULL};
+    bb->slots[bb->n_slots] = (struct tenant_slot){t, lane, NULL};
     return &bb->slots[bb->n_slots++];
 }
 
@@ -511,7 +522,13 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
             bb->drop(bb->ctx, e, "empty_labels");
         return 0;
     }
-    struct tenant_slot *slot = get_slot(bb, tenant);
+    /* A stream keeps its lane while it is remembered; a stream forgotten and seen again may
+     * land in another, which costs only concurrency: the client never has two requests with
+     * a stream in common in flight (push/gate.h). */
+    struct ts_state *st = ts_state_get(bb, tenant, canon, clen, e->ts_ns, now_mono);
+    if (!st)
+        return -ENOMEM;
+    struct tenant_slot *slot = get_slot(bb, tenant, st->lane);
     if (!slot)
         return -ENOMEM;
     size_t size = entry_size(e);
@@ -527,9 +544,7 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
         return 0;
     }
     struct bt_entry stamped = *e;
-    int rc = ts_assign(bb, tenant, canon, clen, e->ts_ns, now_mono, &stamped.ts_ns);
-    if (rc)
-        return rc;
+    stamped.ts_ns = ts_stamp(st, e->ts_ns, now_mono);
     if (!b) {
         b = slot->open = bt_batch_new(tenant);
         if (!b)
@@ -542,7 +557,7 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
                                                                         : ARENA_RESERVE_MAX);
     }
     size_t before = b->bytes;
-    rc = bt_batch_add(b, canon, clen, hash, &stamped);
+    int rc = bt_batch_add(b, canon, clen, hash, &stamped);
     if (rc)
         return rc;
     bb->bytes += b->bytes - before;

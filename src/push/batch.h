@@ -1,8 +1,9 @@
 /*
  * batch: groups entries per tenant and stream until they are pushed to Loki.
  *
- * A struct bt_batcher belongs to one client and keeps one open batch per tenant. Adding an entry
- * copies its line and metadata once into the batch's arena and takes one reference on the
+ * A struct bt_batcher belongs to one client and keeps one open batch per tenant and lane
+ * (cfg.lanes, one by default; each stream stays in one lane while its timestamps are kept). Adding
+ * an entry copies its line and metadata once into the batch's arena and takes one reference on the
  * entry's segment (coalesced per batch). A batch is sealed when adding a line would pass
  * batchsize bytes (line + metadata bytes, as promtail counts them) or when it is batchwait old;
  * sealed batches go to the ready callback, which takes ownership. Within a stream, entries are
@@ -110,6 +111,10 @@ struct bt_batcher_config {
     const char *tenant_id;            /* default tenant, may be NULL */
     const struct bt_labels *external; /* merged under entry labels, may be NULL */
     size_t max_streams;               /* 0 = unlimited; an entry that would pass it is dropped */
+    /* Open batches per tenant (0 = 1). New streams take the lanes in turn and keep theirs
+     * while remembered, so batches of different lanes share no stream and the client may push
+     * them at once. */
+    size_t lanes;
 };
 
 /* Takes ownership of a sealed batch. */

@@ -1,14 +1,20 @@
 /*
- * client: one push thread per Loki URL.
+ * client: one push thread per Loki URL, up to max_in_flight requests at once.
  *
- * Hand-off: the loop thread appends to `queue` under `mu`; the push thread takes one batch at a
- * time (`current`), decides it, and appends it to `done`, writing the eventfd. Stop is a
- * deadline: until then queued batches are still pushed (with retries); at the deadline `abort`
- * is raised, which cancels the transfer in progress (progress callback plus a multi-handle
- * wakeup, so a server that never answers cannot hold shutdown) and interrupts a retry sleep.
+ * Hand-off: the loop thread appends to `queue` under `mu`; the push thread moves batches from
+ * the queue into free request slots (`slots`, max_in_flight of them), in queue order except
+ * that a batch waits while the gate (push/gate.h) says an undecided request carries one of its
+ * streams. Each slot owns an easy handle of one curl multi handle (connections are pooled and
+ * kept alive between requests), its encoded body and its own backoff: a slot waiting out a
+ * retry keeps its streams held, so a failing request is never overtaken on its streams, while
+ * batches of other streams go on. A decided batch is appended to `done`, writing the eventfd.
+ * The order in which batches come back does not matter: positions move only past the longest
+ * released prefix of each source (core/ack.h).
  *
- * The transfer runs through a curl multi handle holding the one reused easy handle, so
- * connections stay alive between requests and curl_multi_poll can be woken at once by stop.
+ * Stop is a deadline: until then queued batches are still pushed (with retries); at the
+ * deadline `abort` is raised, which cancels every transfer (progress callback plus a
+ * multi-handle wakeup, so a server that never answers cannot hold shutdown) and every retry
+ * wait, and everything undecided comes back ABANDONED.
  */
 #include "push/client.h"
 #include "core/caps.h"
@@ -16,6 +22,7 @@
 #include "config/config.h"
 #include "push/encode.h"
 #include "push/curltls.h"
+#include "push/gate.h"
 #include "push/oauth2.h"
 #include "core/metrics.h"
 #include "util/buf.h"
@@ -51,6 +58,32 @@ struct ring {
     size_t head, n, cap;
 };
 
+/* Backoff state as dskit's: delays jittered in [min, max), doubling up to max_period. */
+struct backoff {
+    int64_t next_min, next_max, max_period;
+    int n;
+};
+
+/* One request slot of the push thread. */
+struct req {
+    struct bt_client *c;
+    struct bt_batch *b; /* NULL: free */
+    CURL *curl;
+    struct curl_slist *hdrs;
+    struct bt_buf body;
+    char resp[MAX_ERR_BODY + 1];
+    size_t resp_len;
+    int retry_after_s;
+    char errbuf[CURL_ERROR_SIZE];
+    CURLcode last_res; /* the last transfer's result, for failure reasons */
+    struct backoff bo;
+    bool fresh;   /* taken from the queue, not encoded yet */
+    bool running; /* its transfer is in the multi handle */
+    bool token_renewed;
+    int64_t t0;       /* start of the attempt */
+    int64_t retry_at; /* monotonic time of the next attempt when not running */
+};
+
 struct bt_client {
     const struct bt_client_config *cfg;
     struct bt_metrics *m;
@@ -60,18 +93,23 @@ struct bt_client {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct ring queue, done;
-    struct bt_batch *current;
-    bool stopping; /* no new work accepted */
-    int abort;     /* deadline passed: cancel and abandon (atomic) */
+    struct bt_batch **queue; /* submitted, not started, in order */
+    size_t qn, qcap;
+    struct ring done;
+    struct bt_gate gate; /* streams of the batches in slots */
+    size_t n_active;     /* slots holding a batch */
+    size_t blocked;      /* queued batches the gate holds back (atomic, read without mu) */
+    bool stopping;       /* no new work accepted */
+    int abort;           /* deadline passed: cancel and abandon (atomic) */
     bool thread_started;
     pthread_t thread;
     int efd;
     size_t pending_bytes, pending; /* atomics, read without the lock */
     size_t abandoned_inflight;
 
-    /* Push thread only. */
-    CURL *curl;
+    /* Push thread only (the slots' batches are set under mu). */
+    struct req *slots;
+    size_t n_slots;
     CURLM *multi;
     struct curl_slist *proxy_headers;
     struct bt_oauth2 *oauth2; /* NULL without an oauth2 block */
@@ -80,12 +118,6 @@ struct bt_client {
     char *sni_url;
     struct curl_slist *connect_to;
     char host_header[300];
-    struct bt_buf body;
-    char resp[MAX_ERR_BODY + 1];
-    size_t resp_len;
-    int retry_after_s;
-    char errbuf[CURL_ERROR_SIZE];
-    CURLcode last_res; /* the last transfer's result, for failure reasons */
     uint64_t rng;
 
     struct bt_series *encoded_bytes, *sent_bytes, *sent_entries;
@@ -270,19 +302,19 @@ static void observe_duration(struct bt_client *c, int status, double secs)
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ctx)
 {
-    struct bt_client *c = ctx;
+    struct req *r = ctx;
     size_t n = size * nmemb;
-    size_t room = MAX_ERR_BODY - c->resp_len;
+    size_t room = MAX_ERR_BODY - r->resp_len;
     size_t take = n < room ? n : room;
-    memcpy(c->resp + c->resp_len, p, take);
-    c->resp_len += take;
-    c->resp[c->resp_len] = '\0';
+    memcpy(r->resp + r->resp_len, p, take);
+    r->resp_len += take;
+    r->resp[r->resp_len] = '\0';
     return n; /* the rest is read and ignored */
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
 {
-    struct bt_client *c = ctx;
+    struct req *r = ctx;
     size_t n = size * nmemb;
     static const char key[] = "retry-after:";
     if (n > sizeof(key) - 1 && strncasecmp(p, key, sizeof(key) - 1) == 0) {
@@ -298,14 +330,14 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ctx)
             end++;
         /* Only delay-seconds; an HTTP-date is ignored. */
         if (end != v && *end == '\0' && s > 0 && s < 86400)
-            c->retry_after_s = (int)s;
+            r->retry_after_s = (int)s;
     }
     return n;
 }
 
 static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
 {
-    return aborted(ctx) ? 1 : 0;
+    return aborted(((struct req *)ctx)->c) ? 1 : 0;
 }
 
 static int add_header(struct curl_slist **h, const char *name, const char *value)
@@ -332,7 +364,7 @@ static bool reserved_header(const char *name)
 
 /* "Authorization: <type> <credentials>", the credentials file read at each request as
  * Prometheus does. 0 or -errno. */
-static int authorization_header(struct bt_client *c, struct curl_slist **h)
+static int authorization_header(struct bt_client *c, struct req *r, struct curl_slist **h)
 {
     const struct bt_client_config *cfg = c->cfg;
     char *cred = malloc(MAX_SECRET_FILE + 8);
@@ -346,7 +378,7 @@ static int authorization_header(struct bt_client *c, struct curl_slist **h)
             BT_ERROR(COMPONENT, "cannot read authorization credentials_file",
                      "host=%s path=%s err=%s", c->host,
                      bt_logq(q, sizeof(q), cfg->auth_credentials_file), strerror(-rc));
-            snprintf(c->errbuf, sizeof(c->errbuf), "cannot read authorization credentials_file");
+            snprintf(r->errbuf, sizeof(r->errbuf), "cannot read authorization credentials_file");
         }
     } else {
         snprintf(cred, MAX_SECRET_FILE + 8, "%s",
@@ -372,7 +404,8 @@ static int authorization_header(struct bt_client *c, struct curl_slist **h)
 }
 
 /* Builds the per-request headers (bearer files are re-read each time). 0 or -errno. */
-static int build_headers(struct bt_client *c, const struct bt_batch *b, struct curl_slist **h)
+static int build_headers(struct bt_client *c, struct req *r, const struct bt_batch *b,
+                         struct curl_slist **h)
 {
     const struct bt_client_config *cfg = c->cfg;
     int rc = add_header(h, "Content-Type", "application/x-protobuf");
@@ -400,12 +433,12 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
         }
     }
     if (!rc && cfg->auth_set)
-        rc = authorization_header(c, h);
+        rc = authorization_header(c, r, h);
     if (!rc && c->oauth2) {
         char hv[8300], err[CURL_ERROR_SIZE];
         rc = bt_oauth2_header(c->oauth2, hv, sizeof(hv), err, sizeof(err));
         if (rc && rc != -ECANCELED)
-            snprintf(c->errbuf, sizeof(c->errbuf), "%s", err);
+            snprintf(r->errbuf, sizeof(r->errbuf), "%s", err);
         if (!rc)
             rc = add_header(h, "Authorization", hv);
     }
@@ -416,7 +449,7 @@ static int build_headers(struct bt_client *c, const struct bt_batch *b, struct c
 }
 
 /* Sets the basic-auth credentials (the password file is read at use). 0 or -errno. */
-static int set_basic_auth(struct bt_client *c)
+static int set_basic_auth(struct bt_client *c, CURL *e)
 {
     const struct bt_client_config *cfg = c->cfg;
     if (!cfg->basic_username && !cfg->basic_password && !cfg->basic_password_file &&
@@ -445,87 +478,67 @@ static int set_basic_auth(struct bt_client *c)
     } else if (cfg->basic_password) {
         snprintf(pw, sizeof(pw), "%s", cfg->basic_password);
     }
-    curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(c->curl, CURLOPT_USERNAME, user);
-    curl_easy_setopt(c->curl, CURLOPT_PASSWORD, pw); /* curl copies it */
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_USERNAME, user);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, pw); /* curl copies it */
     return 0;
 }
 
-/* Runs the prepared transfer to its end, or until stop's deadline cancels it. Returns the HTTP
- * status, -1 for a transport error (message in errbuf), or -ECANCELED. */
-static int run_transfer(struct bt_client *c)
+/* Starts one POST of r->body: headers, then the transfer joins the multi handle. Returns 0
+ * when it runs, else the attempt's status at once: -1 for a failure to prepare it (retried like
+ * a transport error, as promtail does when its round tripper fails; message in errbuf), or
+ * -ECANCELED when stop aborted a token fetch. */
+static int start_attempt(struct bt_client *c, struct req *r)
 {
-    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
-        snprintf(c->errbuf, sizeof(c->errbuf), "curl_multi_add_handle failed");
+    r->resp_len = 0;
+    r->resp[0] = '\0';
+    r->retry_after_s = 0;
+    r->errbuf[0] = '\0';
+    r->last_res = CURLE_FAILED_INIT;
+    r->t0 = bt_mono_ns();
+    curl_slist_free_all(r->hdrs);
+    r->hdrs = NULL;
+    int rc = build_headers(c, r, r->b, &r->hdrs);
+    if (!rc)
+        rc = set_basic_auth(c, r->curl);
+    if (rc == -ECANCELED)
+        return -ECANCELED;
+    if (rc) {
+        if (!r->errbuf[0])
+            snprintf(r->errbuf, sizeof(r->errbuf), "cannot prepare request: %s", strerror(-rc));
         return -1;
     }
-    int running = 1;
-    bool cancelled = false;
-    while (running) {
-        if (curl_multi_perform(c->multi, &running) != CURLM_OK || !running)
-            break;
-        if (aborted(c)) {
-            cancelled = true;
-            break;
-        }
-        curl_multi_poll(c->multi, NULL, 0, 1000, NULL); /* stop wakes it with multi_wakeup */
+    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, r->body.ptr);
+    curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body.len);
+    if (curl_multi_add_handle(c->multi, r->curl) != CURLM_OK) {
+        snprintf(r->errbuf, sizeof(r->errbuf), "curl_multi_add_handle failed");
+        return -1;
     }
-    CURLcode res = CURLE_OK;
-    bool finished = false;
-    int left;
-    CURLMsg *msg;
-    while ((msg = curl_multi_info_read(c->multi, &left)))
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->curl) {
-            res = msg->data.result;
-            finished = true;
-        }
-    curl_multi_remove_handle(c->multi, c->curl);
-    c->last_res = finished ? res : CURLE_FAILED_INIT;
-    if (cancelled || res == CURLE_ABORTED_BY_CALLBACK)
-        return -ECANCELED;
-    if (finished && res == CURLE_OK) {
-        long code = 0;
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
-        return code > 0 ? (int)code : -1;
-    }
-    if (!c->errbuf[0])
-        snprintf(c->errbuf, sizeof(c->errbuf), "%s",
-                 curl_easy_strerror(finished ? res : CURLE_FAILED_INIT));
-    return -1;
+    r->running = true;
+    return 0;
 }
 
-/* One POST of c->body. Returns the HTTP status, -1 for a transport error, or -ECANCELED when
- * stop aborted it. */
-static int post_once(struct bt_client *c, const struct bt_batch *b)
+/* Takes r's transfer out of the multi handle once it is done (or cancelled) and returns the
+ * HTTP status, -1 for a transport error (message in errbuf), or -ECANCELED. */
+static int end_attempt(struct bt_client *c, struct req *r, bool finished, CURLcode res)
 {
-    struct curl_slist *h = NULL;
-    int status = -1;
-    c->resp_len = 0;
-    c->resp[0] = '\0';
-    c->retry_after_s = 0;
-    c->errbuf[0] = '\0';
-    int rc = build_headers(c, b, &h);
-    if (!rc)
-        rc = set_basic_auth(c);
-    if (rc == -ECANCELED) {
-        status = -ECANCELED;
-        goto out;
+    curl_multi_remove_handle(c->multi, r->curl);
+    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(r->hdrs);
+    r->hdrs = NULL;
+    r->running = false;
+    r->last_res = finished ? res : CURLE_FAILED_INIT;
+    if (!finished || res == CURLE_ABORTED_BY_CALLBACK)
+        return aborted(c) ? -ECANCELED : -1;
+    if (res == CURLE_OK) {
+        long code = 0;
+        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
+        return code > 0 ? (int)code : -1;
     }
-    if (rc) {
-        /* A failed token fetch or an unreadable credentials file is retried like a transport
-         * error, as promtail does when its round tripper fails. */
-        if (!c->errbuf[0])
-            snprintf(c->errbuf, sizeof(c->errbuf), "cannot prepare request: %s", strerror(-rc));
-        goto out;
-    }
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, c->body.ptr);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
-    status = run_transfer(c);
-out:
-    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(h);
-    return status;
+    if (!r->errbuf[0])
+        snprintf(r->errbuf, sizeof(r->errbuf), "%s", curl_easy_strerror(res));
+    return -1;
 }
 
 static int oauth2_cancel(void *ctx)
@@ -537,7 +550,7 @@ static int oauth2_cancel(void *ctx)
  * certificate check) uses server_name while the connection goes to the URL's host and the
  * Host header names it. curl takes the TLS name from the URL, so the URL gets server_name as
  * its host and CURLOPT_CONNECT_TO points that name at the real host. Plain http ignores it. */
-static int set_server_name(struct bt_client *c, CURL *e, const char *sn)
+static int set_server_name(struct bt_client *c, const char *sn)
 {
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *url = NULL;
@@ -568,8 +581,6 @@ static int set_server_name(struct bt_client *c, CURL *e, const char *sn)
         snprintf(c->host_header, sizeof(c->host_header), "%s", host);
     else
         snprintf(c->host_header, sizeof(c->host_header), "%s:%s", host, port);
-    curl_easy_setopt(e, CURLOPT_URL, c->sni_url);
-    curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
 out:
     curl_free(scheme);
     curl_free(host);
@@ -579,15 +590,39 @@ out:
     return rc;
 }
 
+/* What every request shares: the multi handle, proxy headers, the TLS server name and the
+ * OAuth2 token source. 0 or -ENOMEM. */
 static int setup_curl(struct bt_client *c)
 {
     const struct bt_client_config *cfg = c->cfg;
-    c->curl = curl_easy_init();
     c->multi = curl_multi_init();
-    if (!c->curl || !c->multi)
+    if (!c->multi)
         return -ENOMEM;
-    CURL *e = c->curl;
-    curl_easy_setopt(e, CURLOPT_URL, cfg->url);
+    for (size_t i = 0; i < cfg->n_proxy_connect_headers; i++)
+        if (add_header(&c->proxy_headers, cfg->proxy_connect_headers[i].name,
+                       cfg->proxy_connect_headers[i].value))
+            return -ENOMEM;
+    if (cfg->tls.server_name && cfg->tls.server_name[0] && set_server_name(c, cfg->tls.server_name))
+        return -ENOMEM;
+    if (cfg->oauth2.set &&
+        !(c->oauth2 = bt_oauth2_new(&cfg->oauth2, cfg->timeout_ns, oauth2_cancel, c)))
+        return -ENOMEM;
+    return 0;
+}
+
+/* The easy handle of one request slot. 0 or -ENOMEM. */
+static int setup_easy(struct bt_client *c, struct req *r)
+{
+    const struct bt_client_config *cfg = c->cfg;
+    r->c = c;
+    bt_buf_init(&r->body, MAX_BODY);
+    CURL *e = r->curl = curl_easy_init();
+    if (!e)
+        return -ENOMEM;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_URL, c->sni_url ? c->sni_url : cfg->url);
+    if (c->connect_to)
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     /* Go's client speaks HTTP/2 only over TLS (ALPN), never h2c to a plain http URL. */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
@@ -598,14 +633,14 @@ static int setup_curl(struct bt_client *c)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, cfg->follow_redirects ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
     if (cfg->timeout_ns > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(cfg->timeout_ns / BT_NS_PER_MS));
     /* Like Go's client, the environment's proxy variables count only when asked for. */
@@ -615,42 +650,15 @@ static int setup_curl(struct bt_client *c)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
     if (cfg->no_proxy)
         curl_easy_setopt(e, CURLOPT_NOPROXY, cfg->no_proxy);
-    for (size_t i = 0; i < cfg->n_proxy_connect_headers; i++)
-        if (add_header(&c->proxy_headers, cfg->proxy_connect_headers[i].name,
-                       cfg->proxy_connect_headers[i].value))
-            return -ENOMEM;
     if (c->proxy_headers) {
         curl_easy_setopt(e, CURLOPT_HEADEROPT, (long)CURLHEADER_SEPARATE);
         curl_easy_setopt(e, CURLOPT_PROXYHEADER, c->proxy_headers);
     }
     bt_curl_set_tls(e, &cfg->tls);
-    if (cfg->tls.server_name && cfg->tls.server_name[0] &&
-        set_server_name(c, e, cfg->tls.server_name))
-        return -ENOMEM;
-    if (cfg->oauth2.set &&
-        !(c->oauth2 = bt_oauth2_new(&cfg->oauth2, cfg->timeout_ns, oauth2_cancel, c)))
-        return -ENOMEM;
     return 0;
 }
 
 /* ---- deciding one batch --------------------------------------------------------------------- */
-
-/* Sleeps ns unless stop's deadline passes first. Returns true if interrupted. */
-static bool sleep_interruptible(struct bt_client *c, int64_t ns)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t t = (int64_t)ts.tv_sec * BT_NS_PER_SEC + ts.tv_nsec + ns;
-    ts.tv_sec = (time_t)(t / BT_NS_PER_SEC);
-    ts.tv_nsec = (long)(t % BT_NS_PER_SEC);
-    pthread_mutex_lock(&c->mu);
-    while (!aborted(c))
-        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
-            break;
-    bool stop = aborted(c);
-    pthread_mutex_unlock(&c->mu);
-    return stop;
-}
 
 static void first_line(const char *s, char *out, size_t outlen)
 {
@@ -661,8 +669,9 @@ static void first_line(const char *s, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-static void drop_batch(struct bt_client *c, struct bt_batch *b, const char *reason)
+static void drop_batch(struct bt_client *c, struct req *r, const char *reason)
 {
+    struct bt_batch *b = r->b;
     b->outcome = BT_PUSH_DROPPED;
     b->reason = reason;
     bt_counter_add(
@@ -672,18 +681,12 @@ static void drop_batch(struct bt_client *c, struct bt_batch *b, const char *reas
         tenant_counter(c, "bpftail_dropped_bytes_total", DROPPED_BYTES_HELP, b->tenant, reason),
         (double)b->bytes);
     char line[MAX_ERR_BODY + 1], q[2 * MAX_ERR_BODY + 8], tq[512];
-    first_line(b->status <= 0 ? c->errbuf : c->resp, line, sizeof(line));
+    first_line(b->status <= 0 ? r->errbuf : r->resp, line, sizeof(line));
     BT_ERROR(COMPONENT, "batch dropped",
              "host=%s tenant=%s status=%d reason=%s entries=%zu bytes=%zu attempts=%u error=%s",
              c->host, bt_logq(tq, sizeof(tq), b->tenant), b->status, reason, b->n_entries, b->bytes,
              b->attempts, bt_logq(q, sizeof(q), line));
 }
-
-/* Backoff state as dskit's: delays jittered in [min, max), doubling up to max_period. */
-struct backoff {
-    int64_t next_min, next_max, max_period;
-    int n;
-};
 
 static int64_t backoff_next(struct bt_client *c, struct backoff *bo)
 {
@@ -737,99 +740,99 @@ static void count_failure(struct bt_client *c, const char *reason)
                                       labels));
 }
 
-/* Handles a failed attempt: drops b when the status is final or the retries are spent,
- * otherwise sleeps the backoff (abandoning b if stop's deadline interrupts the sleep). */
-static enum after after_failure(struct bt_client *c, struct bt_batch *b, struct backoff *bo,
-                                int status)
+/* Handles a failed attempt: drops the batch when the status is final or the retries are
+ * spent, otherwise sets the slot's next attempt after the backoff. The slot keeps its streams
+ * held meanwhile, so no later batch of them overtakes it. */
+static enum after after_failure(struct bt_client *c, struct req *r, int status)
 {
+    struct bt_batch *b = r->b;
     const char *reason;
-    int retry = bt_client_classify(status, c->resp, c->resp_len, &reason);
-    const char *why = status < 0 ? transport_reason(c->last_res) : reason;
+    int retry = bt_client_classify(status, r->resp, r->resp_len, &reason);
+    const char *why = status < 0 ? transport_reason(r->last_res) : reason;
     count_failure(c, why);
     if (status == 429 && c->cfg->drop_rate_limited_batches) {
-        drop_batch(c, b, "rate_limited");
+        drop_batch(c, r, "rate_limited");
         return DECIDED;
     }
     if (!retry) {
-        drop_batch(c, b, reason);
+        drop_batch(c, r, reason);
         return DECIDED;
     }
     bt_counter_inc(tenant_counter(c, "bpftail_batch_retries_total", RETRIES_HELP, b->tenant, NULL));
+    struct backoff *bo = &r->bo;
     bo->n++;
     int64_t delay = backoff_next(c, bo);
-    if ((status == 429 || status == 503) && c->retry_after_s > 0) {
-        int64_t ra = (int64_t)c->retry_after_s * BT_NS_PER_SEC;
+    if ((status == 429 || status == 503) && r->retry_after_s > 0) {
+        int64_t ra = (int64_t)r->retry_after_s * BT_NS_PER_SEC;
         if (ra > delay)
             delay = ra < bo->max_period ? ra : bo->max_period;
     }
     if (c->cfg->max_retries > 0 && bo->n >= c->cfg->max_retries) {
-        drop_batch(c, b, reason); /* rate_limited after a 429, else ingester_error */
+        drop_batch(c, r, reason); /* rate_limited after a 429, else ingester_error */
         return DECIDED;
     }
     char line[MAX_ERR_BODY + 1], q[2 * MAX_ERR_BODY + 8], d[32];
-    first_line(status < 0 ? c->errbuf : c->resp, line, sizeof(line));
+    first_line(status < 0 ? r->errbuf : r->resp, line, sizeof(line));
     BT_WARN(COMPONENT, "push failed, will retry",
             "host=%s status=%d reason=%s attempt=%u backoff=%s error=%s", c->host, status, why,
             b->attempts, bt_format_duration(d, sizeof(d), delay), bt_logq(q, sizeof(q), line));
-    if (sleep_interruptible(c, delay)) {
-        b->outcome = BT_PUSH_ABANDONED;
-        return DECIDED;
-    }
+    r->retry_at = bt_mono_ns() + delay;
     return TRY_AGAIN;
 }
 
-/* Encodes and pushes b until it is decided: sets b->outcome (and reason, status, attempts). */
-static void push_batch(struct bt_client *c, struct bt_batch *b)
+/* Encodes a batch just taken into slot r and readies its first attempt. DECIDED if the batch
+ * cannot be encoded (dropped). */
+static enum after begin_batch(struct bt_client *c, struct req *r)
 {
     const struct bt_client_config *cfg = c->cfg;
+    struct bt_batch *b = r->b;
     size_t raw;
     init_tenant_series(c, b->tenant);
-    int rc = bt_encode_push(b, &c->body, &raw);
+    int rc = bt_encode_push(b, &r->body, &raw);
     if (rc) {
-        snprintf(c->errbuf, sizeof(c->errbuf), "cannot encode batch: %s", strerror(-rc));
+        snprintf(r->errbuf, sizeof(r->errbuf), "cannot encode batch: %s", strerror(-rc));
         b->status = 0;
-        drop_batch(c, b, rc == -E2BIG ? "request_too_large" : "ingester_error");
-        return;
+        drop_batch(c, r, rc == -E2BIG ? "request_too_large" : "ingester_error");
+        return DECIDED;
     }
-    b->encoded_bytes = c->body.len;
-    bt_counter_add(c->encoded_bytes, (double)c->body.len);
-
+    b->encoded_bytes = r->body.len;
+    bt_counter_add(c->encoded_bytes, (double)r->body.len);
     int64_t minp = cfg->min_backoff_ns > 0 ? cfg->min_backoff_ns : 500 * BT_NS_PER_MS;
     int64_t maxp = cfg->max_backoff_ns > 0 ? cfg->max_backoff_ns : 300 * BT_NS_PER_SEC;
     if (maxp < minp)
         maxp = minp;
-    struct backoff bo = {minp, 2 * minp < maxp ? 2 * minp : maxp, maxp, 0};
-    bool token_renewed = false;
-    for (;;) {
-        if (aborted(c)) {
-            b->outcome = BT_PUSH_ABANDONED;
-            return;
-        }
-        int64_t t0 = bt_mono_ns();
-        int status = post_once(c, b);
-        if (status == -ECANCELED) {
-            b->outcome = BT_PUSH_ABANDONED;
-            return;
-        }
-        b->attempts++;
-        b->status = status;
-        observe_duration(c, status, (double)(bt_mono_ns() - t0) / 1e9);
-        /* A 401 with an oauth2 token means the token went stale before its expiry (revoked,
-         * server restarted): fetch a new one and try once more at once. */
-        if (status == 401 && c->oauth2 && !token_renewed) {
-            token_renewed = true;
-            bt_oauth2_invalidate(c->oauth2);
-            continue;
-        }
-        if (status >= 200 && status < 300) {
-            b->outcome = BT_PUSH_OK;
-            bt_counter_add(c->sent_bytes, (double)c->body.len);
-            bt_counter_add(c->sent_entries, (double)b->n_entries);
-            return;
-        }
-        if (after_failure(c, b, &bo, status) == DECIDED)
-            return;
+    r->bo = (struct backoff){minp, 2 * minp < maxp ? 2 * minp : maxp, maxp, 0};
+    r->token_renewed = false;
+    r->retry_at = 0;
+    return TRY_AGAIN;
+}
+
+/* The outcome of one attempt of slot r (status as end_attempt returns it). */
+static enum after on_status(struct bt_client *c, struct req *r, int status)
+{
+    struct bt_batch *b = r->b;
+    if (status == -ECANCELED) {
+        b->outcome = BT_PUSH_ABANDONED;
+        return DECIDED;
     }
+    b->attempts++;
+    b->status = status;
+    observe_duration(c, status, (double)(bt_mono_ns() - r->t0) / 1e9);
+    /* A 401 with an oauth2 token means the token went stale before its expiry (revoked,
+     * server restarted): fetch a new one and try once more at once. */
+    if (status == 401 && c->oauth2 && !r->token_renewed) {
+        r->token_renewed = true;
+        bt_oauth2_invalidate(c->oauth2);
+        r->retry_at = 0;
+        return TRY_AGAIN;
+    }
+    if (status >= 200 && status < 300) {
+        b->outcome = BT_PUSH_OK;
+        bt_counter_add(c->sent_bytes, (double)r->body.len);
+        bt_counter_add(c->sent_entries, (double)b->n_entries);
+        return DECIDED;
+    }
+    return after_failure(c, r, status);
 }
 
 /* ---- thread and queue ------------------------------------------------------------------------ */
@@ -849,32 +852,181 @@ static void put_done(struct bt_client *c, struct bt_batch *b)
         BT_WARN(COMPONENT, "eventfd write failed", "err=%s", strerror(errno));
 }
 
+/* Hands slot r's decided batch back and frees the slot and the batch's streams. */
+static void finish_slot(struct bt_client *c, struct req *r)
+{
+    struct bt_batch *b = r->b;
+    pthread_mutex_lock(&c->mu);
+    bt_gate_release(&c->gate, b);
+    r->b = NULL;
+    c->n_active--;
+    sub_size(&c->pending, 1);
+    sub_size(&c->pending_bytes, b->bytes);
+    if (b->outcome == BT_PUSH_ABANDONED)
+        c->abandoned_inflight++;
+    put_done(c, b);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Caller holds mu. 0 or -ENOMEM. */
+static int queue_push(struct bt_client *c, struct bt_batch *b)
+{
+    if (c->qn == c->qcap) {
+        size_t n = c->qcap ? c->qcap * 2 : 16;
+        struct bt_batch **nq = realloc(c->queue, n * sizeof(*nq));
+        if (!nq)
+            return -ENOMEM;
+        c->queue = nq;
+        c->qcap = n;
+    }
+    c->queue[c->qn++] = b;
+    return 0;
+}
+
+static void queue_remove(struct bt_client *c, size_t i)
+{
+    memmove(&c->queue[i], &c->queue[i + 1], (c->qn - i - 1) * sizeof(c->queue[0]));
+    c->qn--;
+}
+
+/* Moves batches the gate lets go from the queue into free slots. Caller holds mu. Returns
+ * how many it moved. */
+static size_t fill_slots(struct bt_client *c)
+{
+    size_t moved = 0;
+    while (c->n_active < c->n_slots && c->qn && !aborted(c)) {
+        size_t i = bt_gate_pick(&c->gate, c->queue, c->qn);
+        if (i == c->qn || bt_gate_hold(&c->gate, c->queue[i]))
+            break;
+        struct req *r = NULL;
+        for (size_t k = 0; k < c->n_slots && !r; k++)
+            if (!c->slots[k].b)
+                r = &c->slots[k];
+        r->b = c->queue[i];
+        r->fresh = true;
+        queue_remove(c, i);
+        c->n_active++;
+        moved++;
+    }
+    /* With a slot free, whatever is left waits for its streams, not for a slot. */
+    __atomic_store_n(&c->blocked, c->n_active < c->n_slots ? c->qn : 0, __ATOMIC_RELAXED);
+    return moved;
+}
+
+/* Starts what is due: new batches are encoded, attempts whose backoff ended are sent. Returns
+ * the poll timeout in ms until the next due attempt (capped at 1 s). */
+static int start_due(struct bt_client *c)
+{
+    int64_t now = bt_mono_ns(), next = now + BT_NS_PER_SEC;
+    for (size_t k = 0; k < c->n_slots; k++) {
+        struct req *r = &c->slots[k];
+        if (!r->b || r->running)
+            continue;
+        if (r->fresh) {
+            r->fresh = false;
+            if (begin_batch(c, r) == DECIDED) {
+                finish_slot(c, r);
+                continue;
+            }
+        }
+        /* A failure to prepare the request counts as an attempt and backs off. */
+        while (r->b && !r->running && r->retry_at <= now && !aborted(c)) {
+            int st = start_attempt(c, r);
+            if (st == 0)
+                break;
+            if (on_status(c, r, st) == DECIDED)
+                finish_slot(c, r);
+            now = bt_mono_ns();
+        }
+        if (r->b && !r->running && r->retry_at < next)
+            next = r->retry_at;
+    }
+    int64_t ms = (next - bt_mono_ns() + BT_NS_PER_MS - 1) / BT_NS_PER_MS;
+    return ms < 0 ? 0 : (int)ms;
+}
+
+/* Collects finished transfers and decides or reschedules their batches. */
+static void collect_done(struct bt_client *c)
+{
+    int left;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct req *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (!r || !r->running)
+            continue;
+        int st = end_attempt(c, r, true, msg->data.result);
+        if (on_status(c, r, st) == DECIDED)
+            finish_slot(c, r);
+    }
+}
+
+/* At stop's deadline: cancels every transfer and retry wait. */
+static void abandon_all(struct bt_client *c)
+{
+    for (size_t k = 0; k < c->n_slots; k++) {
+        struct req *r = &c->slots[k];
+        if (!r->b)
+            continue;
+        if (r->running)
+            end_attempt(c, r, false, CURLE_ABORTED_BY_CALLBACK);
+        r->b->outcome = BT_PUSH_ABANDONED;
+        finish_slot(c, r);
+    }
+}
+
+/* Waits ns on cv (woken early by submit or stop). Caller holds mu. */
+static void sleep_locked(struct bt_client *c, int64_t ns)
+{
+    int64_t t = bt_mono_ns() + ns;
+    struct timespec ts = {(time_t)(t / BT_NS_PER_SEC), (long)(t % BT_NS_PER_SEC)};
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+}
+
 static void *push_thread(void *arg)
 {
     struct bt_client *c = arg;
     /* Capabilities are per thread: a push thread needs none beyond reading credential files,
      * whatever the loop thread still holds while it loads BPF programs. */
     bt_caps_drop_except(bt_caps_keep_logs());
-    pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->queue.n && !c->stopping)
-            pthread_cond_wait(&c->cv, &c->mu);
-        if (!c->queue.n || aborted(c))
-            break;
-        struct bt_batch *b = ring_pop(&c->queue);
-        c->current = b;
-        pthread_mutex_unlock(&c->mu);
-        push_batch(c, b);
         pthread_mutex_lock(&c->mu);
-        c->current = NULL;
-        sub_size(&c->pending, 1);
-        sub_size(&c->pending_bytes, b->bytes);
-        if (b->outcome == BT_PUSH_ABANDONED)
-            c->abandoned_inflight++;
-        put_done(c, b);
-        pthread_cond_broadcast(&c->cv);
+        fill_slots(c);
+        if (!c->n_active) {
+            if (aborted(c) || (c->stopping && !c->qn)) {
+                pthread_mutex_unlock(&c->mu);
+                break;
+            }
+            if (!c->qn)
+                pthread_cond_wait(&c->cv, &c->mu);
+            else /* the gate could not hold a batch's streams (no memory): try again soon */
+                sleep_locked(c, 100 * BT_NS_PER_MS);
+            pthread_mutex_unlock(&c->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (aborted(c)) {
+            abandon_all(c);
+            continue;
+        }
+        start_due(c);
+        int running;
+        curl_multi_perform(c->multi, &running);
+        collect_done(c);
+        if (aborted(c))
+            continue;
+        /* An answer may have freed a slot and its streams: start what the gate now lets go
+         * before sleeping. */
+        pthread_mutex_lock(&c->mu);
+        fill_slots(c);
+        pthread_mutex_unlock(&c->mu);
+        int timeout = start_due(c);
+        if (timeout > 0)
+            curl_multi_poll(c->multi, NULL, 0, timeout, NULL); /* submit and stop wake it */
     }
-    pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
@@ -922,8 +1074,8 @@ struct bt_client *bt_client_new(const struct bt_client_config *cfg, struct bt_me
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
-    bt_buf_init(&c->body, MAX_BODY);
     bt_hmap_init(&c->tenants_seen);
+    bt_gate_init(&c->gate);
     c->rng = (uint64_t)bt_mono_ns() ^ ((uint64_t)(uintptr_t)c << 17) ^ 0x9e3779b97f4a7c15ULL;
     parse_host(c);
     if (m) {
@@ -941,10 +1093,17 @@ struct bt_client *bt_client_new(const struct bt_client_config *cfg, struct bt_me
         err = errno;
         goto fail;
     }
-    if (setup_curl(c)) {
+    c->n_slots = cfg->max_in_flight > 0 ? (size_t)cfg->max_in_flight : 1;
+    c->slots = calloc(c->n_slots, sizeof(*c->slots));
+    if (!c->slots || setup_curl(c)) {
         err = ENOMEM;
         goto fail;
     }
+    for (size_t k = 0; k < c->n_slots; k++)
+        if (setup_easy(c, &c->slots[k])) {
+            err = ENOMEM;
+            goto fail;
+        }
     err = pthread_create(&c->thread, NULL, push_thread, c);
     if (err)
         goto fail;
@@ -964,7 +1123,7 @@ int bt_client_submit(struct bt_client *c, struct bt_batch *b)
         b->outcome = BT_PUSH_ABANDONED;
         put_done(c, b);
         rc = -ESHUTDOWN;
-    } else if (ring_push(&c->queue, b)) {
+    } else if (queue_push(c, b)) {
         /* Ownership is ours either way: forget the batch without acking, so its lines are
          * read again after a restart rather than counted as delivered. */
         BT_ERROR(COMPONENT, "out of memory queueing a batch, batch forgotten", "host=%s", c->host);
@@ -975,6 +1134,9 @@ int bt_client_submit(struct bt_client *c, struct bt_batch *b)
         add_size(&c->pending, 1);
         add_size(&c->pending_bytes, b->bytes);
         pthread_cond_broadcast(&c->cv);
+        /* A thread busy with transfers sleeps in curl_multi_poll, not on cv. */
+        if (c->n_active && c->multi)
+            curl_multi_wakeup(c->multi);
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -1008,6 +1170,13 @@ size_t bt_client_pending(const struct bt_client *c)
     return load_size(&c->pending);
 }
 
+size_t bt_client_backlog(const struct bt_client *c)
+{
+    size_t p = load_size(&c->pending), b = load_size(&c->blocked);
+    size_t over = p + 1 > c->n_slots ? p + 1 - c->n_slots : 0;
+    return over > b ? over : b;
+}
+
 size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
 {
     size_t abandoned = 0;
@@ -1016,21 +1185,25 @@ size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
     pthread_cond_broadcast(&c->cv);
     struct timespec ts = {(time_t)(deadline_mono_ns / BT_NS_PER_SEC),
                           (long)(deadline_mono_ns % BT_NS_PER_SEC)};
-    while ((c->queue.n || c->current) && c->thread_started && bt_mono_ns() < deadline_mono_ns)
+    if (c->n_active && c->multi)
+        curl_multi_wakeup(c->multi);
+    while ((c->qn || c->n_active) && c->thread_started && bt_mono_ns() < deadline_mono_ns)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
             break;
-    if (c->queue.n || c->current) {
+    if (c->qn || c->n_active) {
         __atomic_store_n(&c->abort, 1, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&c->cv);
     }
-    struct bt_batch *b;
-    while ((b = ring_pop(&c->queue))) {
+    for (size_t i = 0; i < c->qn; i++) {
+        struct bt_batch *b = c->queue[i];
         b->outcome = BT_PUSH_ABANDONED;
         sub_size(&c->pending, 1);
         sub_size(&c->pending_bytes, b->bytes);
         put_done(c, b);
         abandoned++;
     }
+    c->qn = 0;
+    __atomic_store_n(&c->blocked, 0, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&c->mu);
     if (c->multi)
         curl_multi_wakeup(c->multi);
@@ -1056,17 +1229,22 @@ void bt_client_free(struct bt_client *c)
     struct bt_batch *b;
     while ((b = ring_pop(&c->done)))
         bt_batch_release(b);
-    free(c->queue.v);
+    free(c->queue);
     free(c->done.v);
     if (c->multi)
         curl_multi_cleanup(c->multi);
-    if (c->curl)
-        curl_easy_cleanup(c->curl);
+    for (size_t k = 0; c->slots && k < c->n_slots; k++) {
+        if (c->slots[k].curl)
+            curl_easy_cleanup(c->slots[k].curl);
+        curl_slist_free_all(c->slots[k].hdrs);
+        bt_buf_free(&c->slots[k].body);
+    }
+    free(c->slots);
     curl_slist_free_all(c->proxy_headers);
     curl_slist_free_all(c->connect_to);
     free(c->sni_url);
     bt_oauth2_free(c->oauth2);
-    bt_buf_free(&c->body);
+    bt_gate_free(&c->gate);
     bt_hmap_free(&c->tenants_seen);
     if (c->efd >= 0)
         close(c->efd);

@@ -2,9 +2,11 @@
  * client: pushes sealed batches to one Loki URL from its own thread.
  *
  * The loop thread submits batches (ownership passes to the client); the push thread encodes,
- * posts with libcurl (keep-alive), and classifies the answer: 2xx accepted; 429, 5xx and
- * transport errors retried with jittered exponential backoff (honouring Retry-After) up to
- * max_retries; any other status dropped at once with a reason taken from Loki's message.
+ * posts with libcurl (keep-alive, up to max_in_flight requests at once, never two undecided
+ * requests with a stream in common, see push/gate.h), and classifies the answer: 2xx
+ * accepted; 429, 5xx and transport errors retried with jittered exponential backoff
+ * (honouring Retry-After) up to max_retries; any other status dropped at once with a reason
+ * taken from Loki's message. Batches may be decided out of submission order (other streams).
  * Decided batches come back to the loop thread through an eventfd: the loop reads them with
  * bt_client_take_done and releases them (which advances positions). Only the loop thread
  * touches positions, never this module.
@@ -34,6 +36,12 @@ struct bt_batch *bt_client_take_done(struct bt_client *c);
 size_t bt_client_pending_bytes(const struct bt_client *c);
 /* Batches queued or in flight. */
 size_t bt_client_pending(const struct bt_client *c);
+/* Batches beyond what the push thread can work on now: the larger of pending + 1 -
+ * max_in_flight (one batch waiting beyond a full window of requests) and the queued batches
+ * held back only by their streams (one stream's batches go one at a time). With one request
+ * in flight it equals pending. The sources' backpressure reads it: at 2, reading further ahead
+ * only costs memory. */
+size_t bt_client_backlog(const struct bt_client *c);
 /* Stops accepting work and waits until deadline_mono_ns for queued batches to be decided;
  * the push in progress at the deadline is cancelled and everything undecided comes back
  * ABANDONED. Returns the number abandoned. */

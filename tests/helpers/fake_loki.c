@@ -79,6 +79,8 @@ struct bt_fake_loki {
     struct bt_fake_loki_limits limits;
 
     size_t requests;
+    size_t active, max_active; /* push requests being handled now, and the peak */
+    int default_delay_ms;
     size_t by_status[600];
     size_t n_entries; /* stored */
     uint64_t bytes;   /* stored line bytes */
@@ -942,13 +944,16 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
     char *scripted_body = NULL;
     pthread_mutex_lock(&f->mu);
     f->requests++;
+    if (++f->active > f->max_active)
+        f->max_active = f->active;
+    uint64_t gen = f->gen;
     if (f->head_script < f->n_script) {
         r = f->script[f->head_script++];
         scripted_body = r.body;
     }
     if (!r.status) /* no script, or a "delay=N" item: the default answer */
         r.status = f->default_status;
-    int delay = r.delay_ms;
+    int delay = r.delay_ms ? r.delay_ms : f->default_delay_ms;
     bt_buf_reset(&f->last_headers);
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &f->last_headers);
     pthread_cond_broadcast(&f->cv);
@@ -979,6 +984,10 @@ static enum MHD_Result handle_push(struct bt_fake_loki *f, struct MHD_Connection
         }
     }
     free(scripted_body);
+    pthread_mutex_lock(&f->mu);
+    if (f->gen == gen && f->active)
+        f->active--;
+    pthread_mutex_unlock(&f->mu);
     count_status(f, status);
     if (!f->opts.quiet)
         fprintf(stderr, "fake-loki: POST %s status=%d entries=%zu body_bytes=%zu\n", url, status,
@@ -1193,14 +1202,15 @@ static int dump_entries(struct bt_fake_loki *f, struct bt_buf *o)
 static int dump_stats(struct bt_fake_loki *f, struct bt_buf *o)
 {
     pthread_mutex_lock(&f->mu);
-    int rc =
-        bt_buf_addf(o,
-                    "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64
-                    ",\"received_entries\":%zu,\"received_bytes\":%" PRIu64
-                    ",\"duplicates\":%zu,\"truncated\":%zu,\"rejected\":{\"invalid_labels\":%zu,"
-                    "\"line_too_long\":%zu,\"too_far_behind\":%zu},\"by_status\":{",
-                    f->requests, f->n_entries, f->bytes, f->received, f->received_bytes,
-                    f->duplicates, f->truncated, f->rej_labels, f->rej_line, f->rej_behind);
+    int rc = bt_buf_addf(o,
+                         "{\"requests\":%zu,\"entries\":%zu,\"bytes\":%" PRIu64
+                         ",\"received_entries\":%zu,\"received_bytes\":%" PRIu64
+                         ",\"duplicates\":%zu,\"truncated\":%zu,\"max_concurrent\":%zu,"
+                         "\"rejected\":{\"invalid_labels\":%zu,"
+                         "\"line_too_long\":%zu,\"too_far_behind\":%zu},\"by_status\":{",
+                         f->requests, f->n_entries, f->bytes, f->received, f->received_bytes,
+                         f->duplicates, f->truncated, f->max_active, f->rej_labels, f->rej_line,
+                         f->rej_behind);
     bool first = true;
     for (int s = 0; s < 600 && !rc; s++) {
         if (!f->by_status[s])
@@ -1224,11 +1234,20 @@ static enum MHD_Result handle_control(struct bt_fake_loki *f, struct MHD_Connect
     }
     if (post && strcmp(url, "/control/default") == 0) {
         const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status");
+        const char *d = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "delay_ms");
         char *end;
         long v = s ? strtol(s, &end, 10) : 0;
-        if (!s || end == s || *end || v < 100 || v > 599)
+        if (s && (end == s || *end || v < 100 || v > 599))
             return reply_text(conn, 400, "status must be 100..599\n");
-        bt_fake_loki_set_default(f, (int)v);
+        long dv = d ? strtol(d, &end, 10) : 0;
+        if (d && (end == d || *end || dv < 0 || dv > 3600000))
+            return reply_text(conn, 400, "delay_ms must be 0..3600000\n");
+        if (!s && !d)
+            return reply_text(conn, 400, "status or delay_ms needed\n");
+        if (s)
+            bt_fake_loki_set_default(f, (int)v);
+        if (d)
+            bt_fake_loki_set_delay(f, (int)dv);
         return reply_text(conn, 200, "ok\n");
     }
     if (post && strcmp(url, "/control/limits") == 0) {
@@ -1350,6 +1369,7 @@ struct bt_fake_loki *bt_fake_loki_start_opts(const struct bt_fake_loki_opts *o)
     f->opts.limits = NULL;
     f->limits = o->limits ? *o->limits : bt_fake_loki_default_limits();
     f->default_status = 204;
+    f->default_delay_ms = o->delay_ms > 0 ? o->delay_ms : 0;
     pthread_mutex_init(&f->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1411,6 +1431,21 @@ const char *bt_fake_loki_url(const struct bt_fake_loki *f)
     return f->url;
 }
 
+void bt_fake_loki_set_delay(struct bt_fake_loki *f, int delay_ms)
+{
+    pthread_mutex_lock(&f->mu);
+    f->default_delay_ms = delay_ms > 0 ? delay_ms : 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+size_t bt_fake_loki_max_concurrent(struct bt_fake_loki *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->max_active;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
 void bt_fake_loki_set_default(struct bt_fake_loki *f, int status)
 {
     pthread_mutex_lock(&f->mu);
@@ -1433,6 +1468,7 @@ void bt_fake_loki_reset(struct bt_fake_loki *f)
     clear_script(f);
     clear_records(f);
     f->gen++;
+    f->active = f->max_active = 0;
     bt_buf_reset(&f->last_headers);
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);

@@ -36,7 +36,8 @@
  *                          "429:retry-after=2", "400:body=entry too old" (body runs to the
  *                          next comma), "500:delay=100", "delay=5000" (one answer with the
  *                          default status after 5 s); "xN" repeats an item N times
- *   POST /control/default?status=204
+ *   POST /control/default?status=204&delay_ms=N   (either or both; delay_ms: every answer
+ *                          without a scripted delay waits N ms first, as a slow Loki would)
  *   POST /control/limits?max_line_size=N&max_line_size_truncate=0|1&max_chunk_age_ms=N
  *                        &max_label_names_per_series=N&max_label_name_length=N
  *                        &max_label_value_length=N   (Loki's meanings: max_line_size=0 and
@@ -45,7 +46,7 @@
  *   GET  /control/dump     stored entries, JSON lines {"tenant","labels","ts","line","meta":{...}}
  *   GET  /control/stats    {"requests":..,"entries":..,"bytes":.. (stored),
  *                           "received_entries":..,"received_bytes":..,"duplicates":..,
- *                           "truncated":..,"rejected":{"invalid_labels":..,"line_too_long":..,
+ *                           "truncated":..,"max_concurrent":..,"rejected":{"invalid_labels":..,"line_too_long":..,
  *                           "too_far_behind":..},"by_status":{"204":..}}
  *
  * The server runs its own threads (one per connection); every accessor is thread-safe.
@@ -79,6 +80,7 @@ struct bt_fake_loki_opts {
     bool discard;                             /* check and count but do not keep entries */
     bool quiet;                               /* no per-request log line on stderr */
     bool any_addr;                            /* every address, not only loopback */
+    int delay_ms;                             /* every answer waits this long (0 = none) */
     const struct bt_fake_loki_limits *limits; /* NULL = Loki's defaults; copied */
 };
 
@@ -120,6 +122,11 @@ int bt_fake_loki_script(struct bt_fake_loki *f, const struct bt_fake_response *r
 int bt_fake_loki_script_spec(struct bt_fake_loki *f, const char *spec);
 /* Status used when the script is empty (initially 204). */
 void bt_fake_loki_set_default(struct bt_fake_loki *f, int status);
+/* Delay before every answer whose script item names none (initially opts.delay_ms). */
+void bt_fake_loki_set_delay(struct bt_fake_loki *f, int delay_ms);
+/* The most push requests ever seen at once (arrived, not yet answered), since start or reset:
+ * how many requests a client keeps in flight. */
+size_t bt_fake_loki_max_concurrent(struct bt_fake_loki *f);
 /* Replaces the limits for the following requests. */
 void bt_fake_loki_set_limits(struct bt_fake_loki *f, const struct bt_fake_loki_limits *l);
 /* Forgets entries, stream state, counters and script (not the limits); wakes hanging

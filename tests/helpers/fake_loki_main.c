@@ -2,13 +2,16 @@
  * bt-fake-loki: the test Loki server (fake_loki.h) as a standalone process, for integration
  * tests in other languages and for benchmarks. Runs until SIGINT or SIGTERM.
  *
- *   bt-fake-loki [--port N] [--port-file F] [--discard] [--quiet] [--listen-any]
+ *   bt-fake-loki [--port N] [--port-file F] [--discard] [--quiet] [--listen-any] [--delay-ms MS]
  *                [--max-line-size BYTES] [--max-line-size-truncate] [--max-chunk-age-ms MS]
  *                [--max-label-names-per-series N] [--max-label-name-length BYTES]
  *                [--max-label-value-length BYTES]
  *
  * The limits default to Loki's (fake_loki.h) and keep Loki's meanings: --max-line-size 0 and
  * --max-chunk-age-ms 0 mean unlimited.
+ *
+ * --delay-ms answers every push MS milliseconds late (a slow Loki; requests on other
+ * connections are served meanwhile).
  *
  * --listen-any listens on every address instead of loopback only (the server in a container of
  * the compose stack test).
@@ -29,7 +32,7 @@
 static void usage(void)
 {
     fprintf(stderr, "usage: bt-fake-loki [--port N] [--port-file FILE] [--discard] [--quiet]\n"
-                    "                    [--listen-any]\n"
+                    "                    [--listen-any] [--delay-ms MS]\n"
                     "                    [--max-line-size BYTES] [--max-line-size-truncate]\n"
                     "                    [--max-chunk-age-ms MS] [--max-label-names-per-series N]\n"
                     "                    [--max-label-name-length BYTES] "
@@ -87,6 +90,13 @@ int main(int argc, char **argv)
             o.quiet = true;
         } else if (strcmp(a, "-listen-any") == 0) {
             o.any_addr = true;
+        } else if (strcmp(a, "-delay-ms") == 0 && i + 1 < argc) {
+            unsigned long long v;
+            if (!parse_num(argv[++i], 3600000, &v)) {
+                fprintf(stderr, "bt-fake-loki: bad value for --delay-ms: %s\n", argv[i]);
+                return 2;
+            }
+            o.delay_ms = (int)v;
         } else if (strcmp(a, "-max-line-size-truncate") == 0) {
             lim.max_line_size_truncate = true;
         } else if (i + 1 < argc &&

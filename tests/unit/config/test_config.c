@@ -88,6 +88,7 @@ Test(config, minimal_config_gets_promtail_defaults)
     cr_assert_eq(cl->n_headers, 0);
     cr_assert_not(cl->drop_rate_limited_batches);
     cr_assert_eq(cl->max_age_ns, 0);
+    cr_assert_eq(cl->max_in_flight, 4);
     cr_assert_eq(c->n_scrapes, 0);
     cr_assert_not(c->limits.readline_rate_enabled);
     cr_assert_float_eq(c->limits.readline_rate, 10000, 1e-9);
@@ -949,6 +950,20 @@ Test(config, dump_writes_durations_exactly)
     cr_assert(strstr(d, "max_age: 250us\n"), "%s", d);
     free(d);
     bt_config_free(c);
+}
+
+Test(config, max_in_flight_is_read_dumped_and_bounded)
+{
+    struct bt_config *c = parse(MIN_CFG "    max_in_flight: 1\n");
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->clients[0].max_in_flight, 1);
+    char *d = dump(c);
+    cr_assert(strstr(d, "max_in_flight: 1\n"), "%s", d);
+    free(d);
+    bt_config_free(c);
+    cr_assert_null(parse(MIN_CFG "    max_in_flight: 0\n"));
+    cr_assert(strstr(err, "max_in_flight"), "%s", err);
+    cr_assert_null(parse(MIN_CFG "    max_in_flight: 65\n"));
 }
 
 /* ---- command line ---- */

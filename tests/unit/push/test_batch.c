@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/ack.h"
@@ -630,4 +631,40 @@ Test(batch, freeing_the_batcher_does_not_ack_open_batches)
     cr_assert_eq(bt_ack_pending(o), 0, "the open batch's reference was abandoned");
     bt_labels_free(&l);
     bt_ack_owner_close(o);
+}
+
+Test(batch, lanes_keep_each_stream_in_one_batch_of_its_own_lane)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {
+        .batchsize = 1 << 20, .batchwait_ns = BT_NS_PER_SEC, .lanes = 4};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l[16];
+    char v[16];
+    for (int i = 0; i < 16; i++) {
+        bt_labels_init(&l[i]);
+        snprintf(v, sizeof(v), "s%d", i);
+        bt_labels_set(&l[i], "app", v);
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 16; i++) {
+            struct bt_entry e = entry(&l[i], round * 100 + i, "x");
+            cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+        }
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 4, "16 new streams take the 4 lanes in turn");
+    size_t streams = 0, entries = 0;
+    for (size_t i = 0; i < s.n_ready; i++) {
+        streams += s.ready[i]->n_streams;
+        entries += s.ready[i]->n_entries;
+        cr_assert_eq(s.ready[i]->n_streams, 4);
+        for (size_t k = 0; k < s.ready[i]->n_streams; k++)
+            cr_assert_eq(s.ready[i]->streams[k].n, 3, "a stream was split across lanes");
+    }
+    cr_assert_eq(streams, 16, "each stream in exactly one batch");
+    cr_assert_eq(entries, 48);
+    sink_free(&s, BT_PUSH_OK);
+    for (int i = 0; i < 16; i++)
+        bt_labels_free(&l[i]);
+    bt_batcher_free(bb);
 }

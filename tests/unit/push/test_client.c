@@ -1039,3 +1039,204 @@ Test(client, standalone_fake_loki_prints_port_serves_and_exits_on_sigterm)
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
 }
+
+/* ---- several requests in flight ---------------------------------------------------------- */
+
+/* Decided batches in the order they came back; fails after 10 s without one. */
+static void wait_n(struct bt_client *c, struct bt_batch **out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = wait_done(c, 10000);
+        cr_assert_not_null(out[i], "batch %zu of %zu not decided within 10s", i + 1, n);
+    }
+}
+
+struct order_check {
+    const char *labels;
+    int64_t last;
+    size_t n;
+    bool ok;
+};
+
+static void check_order(void *ctx, const struct bt_fake_entry *e)
+{
+    struct order_check *o = ctx;
+    if (strcmp(e->labels, o->labels) != 0)
+        return;
+    if (o->n && e->ts_ns <= o->last)
+        o->ok = false;
+    o->last = e->ts_ns;
+    o->n++;
+}
+
+/* Entries of stream labels stored in strictly increasing timestamp order; returns how many. */
+static size_t stored_in_order(const char *labels)
+{
+    struct order_check o = {.labels = labels, .ok = true};
+    bt_fake_loki_foreach(loki, check_order, &o);
+    cr_assert(o.ok, "stream %s stored out of order", labels);
+    return o.n;
+}
+
+Test(client, batches_of_different_streams_are_pushed_at_once)
+{
+    cfg.max_in_flight = 4;
+    bt_fake_loki_set_delay(loki, 300);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    cr_assert_not_null(c);
+    const char *streams[] = {"{app=\"a\"}", "{app=\"b\"}", "{app=\"c\"}", "{app=\"d\"}"};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(bt_client_submit(c, batch("", streams[i], 10)), 0);
+    struct bt_batch *d[4];
+    wait_n(c, d, 4);
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(d[i]->outcome, BT_PUSH_OK);
+        bt_batch_release(d[i]);
+    }
+    cr_assert_gt(bt_fake_loki_max_concurrent(loki), 1, "requests went one at a time");
+    cr_assert_leq(bt_fake_loki_max_concurrent(loki), 4);
+    cr_assert_eq(bt_fake_loki_entries(loki), 40);
+    cr_assert_eq(bt_fake_loki_duplicates(loki), 0);
+    cr_assert_eq(bt_client_pending(c), 0);
+    cr_assert_eq(bt_client_backlog(c), 0);
+    bt_client_free(c);
+}
+
+Test(client, batches_of_one_stream_never_overlap_and_keep_their_order)
+{
+    cfg.max_in_flight = 4;
+    bt_fake_loki_set_delay(loki, 50);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    int64_t t0 = 1700000000000000000LL;
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(bt_client_submit(c, batch_at("", "{app=\"a\"}", 5, t0 + i * 100)), 0);
+    struct bt_batch *d[6];
+    wait_n(c, d, 6);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(d[i]->outcome, BT_PUSH_OK);
+        cr_assert_eq(d[i]->streams[0].entries[0].ts_ns, t0 + i * 100, "decided out of order");
+        bt_batch_release(d[i]);
+    }
+    cr_assert_eq(bt_fake_loki_max_concurrent(loki), 1);
+    cr_assert_eq(stored_in_order("{app=\"a\"}"), 30);
+    bt_client_free(c);
+}
+
+Test(client, a_retried_request_is_not_overtaken_on_its_stream_while_others_go)
+{
+    cfg.max_in_flight = 4;
+    cfg.min_backoff_ns = 1 * BT_NS_PER_SEC;
+    cfg.max_backoff_ns = 2 * BT_NS_PER_SEC;
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "500"), 0);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    int64_t t0 = 1700000000000000000LL;
+    struct bt_batch *a1 = batch_at("", "{app=\"a\"}", 3, t0);
+    struct bt_batch *a2 = batch_at("", "{app=\"a\"}", 3, t0 + 10);
+    struct bt_batch *b1 = batch_at("", "{app=\"b\"}", 3, t0);
+    cr_assert_eq(bt_client_submit(c, a1), 0);
+    cr_assert_eq(bt_fake_loki_wait_requests(loki, 1, 10000), 0); /* a1 got its 500 */
+    cr_assert_eq(bt_client_submit(c, a2), 0);
+    cr_assert_eq(bt_client_submit(c, b1), 0);
+    struct bt_batch *d[3];
+    wait_n(c, d, 3);
+    cr_assert_eq(d[0], b1, "the other stream waited for the retry");
+    cr_assert_eq(d[1], a1);
+    cr_assert_eq(d[2], a2);
+    cr_assert_eq(a1->attempts, 2);
+    cr_assert_eq(a2->attempts, 1);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(d[i]->outcome, BT_PUSH_OK);
+        bt_batch_release(d[i]);
+    }
+    cr_assert_eq(stored_in_order("{app=\"a\"}"), 6);
+    cr_assert_eq(stored_in_order("{app=\"b\"}"), 3);
+    cr_assert_eq(bt_fake_loki_duplicates(loki), 0);
+    bt_client_free(c);
+}
+
+Test(client, stop_drains_every_request_in_flight)
+{
+    cfg.max_in_flight = 3;
+    bt_fake_loki_set_delay(loki, 200);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    const char *streams[] = {"{app=\"a\"}", "{app=\"b\"}", "{app=\"c\"}", "{app=\"a\"}"};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(bt_client_submit(c, batch_at("", streams[i], 2, 1000 * (int64_t)i)), 0);
+    cr_assert_eq(bt_client_stop(c, bt_mono_ns() + 10 * BT_NS_PER_SEC), 0);
+    struct bt_batch *d[4];
+    wait_n(c, d, 4);
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(d[i]->outcome, BT_PUSH_OK);
+        bt_batch_release(d[i]);
+    }
+    cr_assert_eq(bt_fake_loki_entries(loki), 8);
+    bt_client_free(c);
+}
+
+Test(client, stop_at_the_deadline_abandons_every_request_in_flight)
+{
+    cfg.max_in_flight = 3;
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "hang,hang,hang"), 0);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    const char *streams[] = {"{app=\"a\"}", "{app=\"b\"}", "{app=\"c\"}", "{app=\"d\"}"};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(bt_client_submit(c, batch("", streams[i], 1)), 0);
+    cr_assert_eq(bt_fake_loki_wait_requests(loki, 3, 10000), 0);
+    cr_assert_eq(bt_client_stop(c, bt_mono_ns() + 100 * BT_NS_PER_MS), 4);
+    struct bt_batch *d[4];
+    wait_n(c, d, 4);
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(d[i]->outcome, BT_PUSH_ABANDONED);
+        bt_batch_release(d[i]);
+    }
+    bt_client_free(c);
+}
+
+/* Polls bt_client_backlog until it equals want (the push thread updates it); false after 5 s. */
+static bool backlog_becomes(struct bt_client *c, size_t want)
+{
+    for (int i = 0; i < 500; i++) {
+        if (bt_client_backlog(c) == want)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+Test(client, backlog_counts_a_window_excess_and_batches_held_by_their_streams)
+{
+    cfg.max_in_flight = 4;
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "hang,hang,hang,hang"), 0);
+    struct bt_client *c = bt_client_new(&cfg, metrics);
+    /* One stream: the second and third batch can only wait behind the first. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(bt_client_submit(c, batch_at("", "{app=\"a\"}", 1, 10 * i)), 0);
+    cr_assert_eq(bt_fake_loki_wait_requests(loki, 1, 10000), 0);
+    cr_assert(backlog_becomes(c, 2), "backlog %zu, want 2", bt_client_backlog(c));
+    cr_assert_eq(bt_client_pending(c), 3);
+    bt_client_stop(c, bt_mono_ns());
+    struct bt_batch *d[3];
+    wait_n(c, d, 3);
+    for (int i = 0; i < 3; i++)
+        bt_batch_release(d[i]);
+    bt_client_free(c);
+    bt_fake_loki_reset(loki);
+
+    /* Other streams fill the window: 4 in flight and one more is a backlog of 2. */
+    cr_assert_eq(bt_fake_loki_script_spec(loki, "hang,hang,hang,hang"), 0);
+    c = bt_client_new(&cfg, metrics);
+    const char *streams[] = {"{app=\"a\"}", "{app=\"b\"}", "{app=\"c\"}", "{app=\"d\"}",
+                             "{app=\"e\"}"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(bt_client_submit(c, batch("", streams[i], 1)), 0);
+    cr_assert_eq(bt_fake_loki_wait_requests(loki, 4, 10000), 0);
+    cr_assert(backlog_becomes(c, 1), "backlog %zu, want 1", bt_client_backlog(c));
+    cr_assert_eq(bt_client_submit(c, batch("", streams[4], 1)), 0);
+    cr_assert_eq(bt_client_backlog(c), 2);
+    bt_client_stop(c, bt_mono_ns());
+    struct bt_batch *e[5];
+    wait_n(c, e, 5);
+    for (int i = 0; i < 5; i++)
+        bt_batch_release(e[i]);
+    bt_client_free(c);
+}
