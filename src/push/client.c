@@ -1134,8 +1134,9 @@ int bt_client_submit(struct bt_client *c, struct bt_batch *b)
         add_size(&c->pending, 1);
         add_size(&c->pending_bytes, b->bytes);
         pthread_cond_broadcast(&c->cv);
-        /* A thread busy with transfers sleeps in curl_multi_poll, not on cv. */
-        if (c->n_active && c->multi)
+        /* The thread may sleep in curl_multi_poll, not on cv: also right after its last
+         * transfer ended, when n_active is 0 already. A wakeup is kept until the next poll. */
+        if (c->multi)
             curl_multi_wakeup(c->multi);
     }
     pthread_mutex_unlock(&c->mu);
@@ -1185,7 +1186,7 @@ size_t bt_client_stop(struct bt_client *c, int64_t deadline_mono_ns)
     pthread_cond_broadcast(&c->cv);
     struct timespec ts = {(time_t)(deadline_mono_ns / BT_NS_PER_SEC),
                           (long)(deadline_mono_ns % BT_NS_PER_SEC)};
-    if (c->n_active && c->multi)
+    if (c->multi)
         curl_multi_wakeup(c->multi);
     while ((c->qn || c->n_active) && c->thread_started && bt_mono_ns() < deadline_mono_ns)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
