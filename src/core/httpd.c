@@ -26,6 +26,7 @@
 #define COMP "httpd"
 #define CONN_LIMIT 64     /* default of max_connections */
 #define CONN_TIMEOUT_S 30 /* default of idle_timeout_s */
+#define IDLE_SLACK_NS (100 * BT_NS_PER_MS)
 #define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 #define TEXT_CTYPE "text/plain; charset=utf-8"
 
@@ -168,8 +169,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     struct conn *cn = *socket_context;
     if (s->n_conns)
         s->n_conns--;
+    /* MHD measures idleness on its own millisecond clock (a coarse one where the system has
+     * it), which can run a few ms behind ours: a close within IDLE_SLACK_NS of the timeout
+     * is MHD's. */
     if (cn && !s->stopping &&
-        (cn->timed_out || bt_mono_ns() - cn->seen_ns >= (int64_t)s->timeout_s * BT_NS_PER_SEC))
+        (cn->timed_out ||
+         bt_mono_ns() - cn->seen_ns >= (int64_t)s->timeout_s * BT_NS_PER_SEC - IDLE_SLACK_NS))
         limit_hit(s, BT_HTTPD_LIMIT_IDLE_TIMEOUT);
     free(cn);
     *socket_context = NULL;
