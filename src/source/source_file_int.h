@@ -23,8 +23,11 @@
 #include <time.h>
 
 #define POLL_PERIOD_NS (250 * BT_NS_PER_MS)
-/* The reconcile's period with a watcher that reports events (at least; sync_period if longer) */
-#define RECONCILE_EVENTS_NS (60 * BT_NS_PER_SEC)
+/* The reconcile's period with a watcher that reports events (at least; sync_period if longer).
+ * 10 s, promtail's sync_period: with 60 s one run of the Docker json-file suite fell short of
+ * its line count and the cause is not established yet, so the safety net keeps the period that
+ * suite has always passed with. */
+#define RECONCILE_EVENTS_NS (10 * BT_NS_PER_SEC)
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
