@@ -245,8 +245,11 @@ static void conn_run(struct conn *c)
 {
     struct bt_syslog *s = c->s;
     size_t cap = s->max_msg + BT_SYSLOG_FRAME_HDR;
-    /* TLS may hold decrypted bytes the socket no longer signals: read those out too. */
-    for (int round = 0; round < READ_ROUNDS || (c->tls && bt_tls_pending(c->tls)); round++) {
+    /* Every round handles what the last one read before it reads again, so nothing read is
+     * left in the buffer when the rounds end: the socket (level-triggered) signals only bytes
+     * still in the kernel. TLS may hold decrypted bytes the socket no longer signals: those
+     * are read out past the round limit. */
+    for (int round = 0;; round++) {
         if (!conn_process(c)) {
             /* Out of the loop while blocked: a hung-up socket would be reported (EPOLLHUP)
              * even with no events asked for. */
@@ -257,6 +260,8 @@ static void conn_run(struct conn *c)
             conn_close(c); /* cannot happen unless framing is broken: never spin on it */
             return;
         }
+        if (round >= READ_ROUNDS && !(c->tls && bt_tls_pending(c->tls)))
+            return;
         ssize_t n;
         if (c->tls) {
             n = bt_tls_read(c->tls, c->buf + c->len, cap - c->len);

@@ -175,6 +175,34 @@ Test(source_syslog, tcp_framings_mixed_and_split_byte_by_byte)
     stop(&f);
 }
 
+/* A burst that ends on the last read of a wake-up is handled in that wake-up: the socket has
+ * nothing more to signal, so bytes left in the buffer would wait for the sender's next line. */
+Test(source_syslog, burst_ending_on_the_last_read_round_is_handled_at_once)
+{
+    struct fixture f;
+    /* 52 + 12 bytes a read: 16 reads take about a kilobyte, a burst size tried below */
+    start(&f,
+          "syslog:\n  listen_address: 127.0.0.1:0\n  labels: {job: s}\n"
+          "  max_message_length: 52\n",
+          0);
+    int fd = connect_to(bt_syslog_port(f.s), SOCK_STREAM);
+    size_t want = 0;
+    char msg[64];
+    for (int burst = 1; burst <= 60; burst++) {
+        for (int i = 0; i < burst; i++) {
+            int n = snprintf(msg, sizeof(msg), "<13>1 - h a - - - b%d.%d\n", burst, i);
+            cr_assert_eq(write(fd, msg, (size_t)n), n);
+        }
+        want += (size_t)burst;
+        /* the loop runs only while the socket signals: no timer may rescue held bytes */
+        for (int i = 0; i < 40 && f.seen->n < want; i++)
+            bt_loop_run_once(f.l, 0);
+        cr_assert_eq(f.seen->n, want, "a burst of %d: %zu of %zu handled", burst, f.seen->n, want);
+    }
+    close(fd);
+    stop(&f);
+}
+
 Test(source_syslog, full_queue_stops_reading_and_resumes_where_it_stopped)
 {
     struct fixture f;
