@@ -7,6 +7,7 @@
 #include "util/hmap.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -241,53 +242,6 @@ int bt_tail_seek(struct bt_tail *t, uint64_t offset)
     return 0;
 }
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        /* Fast path: eight ASCII bytes at a time. */
-        if (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!(w & 0x8080808080808080ull)) {
-                i += 8;
-                continue;
-            }
-        }
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + k >= n)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 static void emit(struct bt_tail *t, const char *line, size_t n, int64_t ts, struct bt_segment *seg,
                  bool over_long)
 {
@@ -306,7 +260,7 @@ static void emit(struct bt_tail *t, const char *line, size_t n, int64_t ts, stru
             return;
         }
     }
-    if (!utf8_valid((const unsigned char *)line, n))
+    if (!bt_utf8_valid(line, n))
         bt_counter_inc(t->m_utf8);
     struct bt_entry e = {
         .labels = &t->labels, .ts_ns = ts, .line = line, .line_len = n, .seg = seg};

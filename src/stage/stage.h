@@ -33,6 +33,7 @@
 #include "core/entry.h"
 #include "core/labels.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 
 struct bt_node;
 struct bt_metrics;
@@ -152,8 +153,6 @@ int bt_xval_string(const struct bt_xval *v, char *tmp, size_t tmplen, const char
 /* Looks key up and converts it with bt_xval_string. 0, -ENOENT (absent) or -EINVAL. */
 int bt_extracted_get_str(const struct bt_extracted *x, const char *k, size_t klen, char *tmp,
                          size_t tmplen, const char **s, size_t *n);
-/* True if s is valid UTF-8 as Go's utf8.Valid sees it (no surrogates, no overlongs). */
-bool bt_utf8_valid(const char *s, size_t n);
 /* Formats a double as Go's strconv.FormatFloat(v, 'f', -1, 64). Returns the length. */
 size_t bt_format_go_float(char *out, size_t outlen, double v);
 
