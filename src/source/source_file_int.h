@@ -34,6 +34,7 @@
  * that brings the busy period back; a lost event (the watcher's overflow) rescans at once. */
 #define RECONCILE_IDLE_FACTOR 30
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
+#define SAVE_MIN_GAP_NS (100 * BT_NS_PER_MS) /* between two saves that acks asked for */
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
 #define MIN_OPEN_FILES 16
@@ -117,6 +118,7 @@ struct bt_files {
     int64_t reconcile_max_ns;  /* the longest wait while nothing happens (events drive it) */
     uint64_t nevents, reconcile_events; /* watcher wake-ups; their count at the last reconcile */
     bool events_partial; /* a tailed file is on btrfs or overlayfs: reconcile every sync_ns */
+    int64_t saved_ns;    /* when positions were last saved (monotonic) */
     uint64_t pos_gen, saved_gen; /* bumped by commits, opens, closes, file events; at last save */
     size_t budget;
     struct bt_series *m_active;
