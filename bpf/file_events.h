@@ -44,7 +44,7 @@ enum fe_op {
 #define FE_OPS_TAIL                                                                                \
     (FE_OPBIT(FE_OP_WRITE) | FE_OPBIT(FE_OP_CREATE) | FE_OPBIT(FE_OP_TRUNCATE) |                   \
      FE_OPBIT(FE_OP_RENAME) | FE_OPBIT(FE_OP_UNLINK) | FE_OPBIT(FE_OP_RMDIR) |                     \
-     FE_OPBIT(FE_OP_CLOSE_WRITE) | FE_OPBIT(FE_OP_DIRTY))
+     FE_OPBIT(FE_OP_CLOSE_WRITE) | FE_OPBIT(FE_OP_DIRTY) | FE_OPBIT(FE_OP_LINK))
 
 /* In a watch's ops: report every write. Without it, writes to a file are coalesced: after one
  * reported write the file is muted (map `muted`) until user space has read that record and

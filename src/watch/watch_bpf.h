@@ -36,7 +36,7 @@ enum bt_fe_op {
 #define BT_FE_OPS_TAIL                                                                             \
     (BT_FE_OPBIT(BT_FE_WRITE) | BT_FE_OPBIT(BT_FE_CREATE) | BT_FE_OPBIT(BT_FE_TRUNCATE) |          \
      BT_FE_OPBIT(BT_FE_RENAME) | BT_FE_OPBIT(BT_FE_UNLINK) | BT_FE_OPBIT(BT_FE_RMDIR) |            \
-     BT_FE_OPBIT(BT_FE_CLOSE_WRITE) | BT_FE_OPBIT(BT_FE_DIRTY))
+     BT_FE_OPBIT(BT_FE_CLOSE_WRITE) | BT_FE_OPBIT(BT_FE_DIRTY) | BT_FE_OPBIT(BT_FE_LINK))
 
 /* In an ops mask: report every write. Without it (the tailers' default), writes to a file are
  * coalesced in the kernel until the previous write's event has been read: one event per

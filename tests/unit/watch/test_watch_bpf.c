@@ -289,6 +289,40 @@ Test(watch_bpf, reports_create_write_rename_truncate_unlink_in_a_watched_directo
     cr_assert_str_eq(e->dir, sub);
 }
 
+/* A file given a name in a watched directory by a hard link is a new file there, as inotify
+ * and fanotify report it (a create): found at once, not by the reconcile seconds later. */
+Test(watch_bpf, hard_link_into_a_watched_directory_is_reported_as_a_create)
+{
+    char sub[512], src[512], a[600];
+    const struct got *e;
+    int dfd, sfd;
+
+    path_of(sub, sizeof(sub), "logs");
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(bt_tmpdir_write(g_dir, "outside.log", "1\n", 2), 0);
+    path_of(src, sizeof(src), "outside.log");
+    cr_assert_eq(g_w.ops->add_dir(&g_w, sub, 0, 0), 0);
+    snprintf(a, sizeof(a), "%s/a.log", sub);
+    cr_assert_eq(link(src, a), 0); /* absolute paths */
+    dfd = open(sub, O_RDONLY | O_DIRECTORY);
+    sfd = open(g_dir, O_RDONLY | O_DIRECTORY);
+    cr_assert_geq(dfd, 0);
+    cr_assert_geq(sfd, 0);
+    cr_assert_eq(linkat(sfd, "outside.log", dfd, "b.log", 0), 0); /* bare names, via dirfds */
+    close(dfd);
+    close(sfd);
+    drain(2);
+
+    e = find(BT_FE_LINK, "a.log");
+    cr_assert_not_null(e, "link(2) into the directory (got %d events)", g_n);
+    cr_assert_eq(e->mask, BT_WATCH_CREATE);
+    cr_assert_str_eq(e->dir, sub);
+    e = find(BT_FE_LINK, "b.log");
+    cr_assert_not_null(e, "linkat(2) with bare names");
+    cr_assert_eq(e->mask, BT_WATCH_CREATE);
+    cr_assert_str_eq(e->dir, sub);
+}
+
 Test(watch_bpf, unlink_by_absolute_path_of_a_watched_file_is_reported)
 {
     char p[512];
