@@ -183,14 +183,29 @@ def check_fake_loki(build):
 
 
 MOCK_AGENT = r"""#!/usr/bin/env python3
-# Stand-in for bpftail: reads the config's __path__ file and pushes its lines to the client URL.
-import os, re, sys, time, urllib.request
+# Stand-in for bpftail: answers the runner's readiness checks (/metrics, /targets), waits for
+# a file matching the config's __path__ and pushes its lines to the client URL.
+import glob, http.server, os, re, sys, threading, time, urllib.request
 sys.path.insert(0, %r)
 import selftest
 text = open(sys.argv[sys.argv.index("-config.file") + 1]).read()
 url = re.search(r"- url: (\S+)", text).group(1)
-path = re.search(r"__path__: (\S+)", text).group(1)
-lines = open(path).read().splitlines()
+pattern = re.search(r"__path__: (\S+)", text).group(1)
+port = int(re.search(r"http_listen_port: (\d+)", text).group(1))
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"bpftail_build_info 1\n" if self.path == "/metrics" else b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", port), Ready)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+while not glob.glob(pattern):
+    time.sleep(0.02)
+lines = open(glob.glob(pattern)[0]).read().splitlines()
 for i in range(0, len(lines), 500):
     body = selftest.snappy_literal(selftest.push_request('{job="bench"}', lines[i:i + 500],
                                                          time.time_ns()))
