@@ -181,6 +181,7 @@ int bt_labels_copy(struct bt_labels *dst, const struct bt_labels *src)
             dst->canon_cap = b.cap;
             dst->canon_len = src->canon_len;
             dst->hash = src->hash;
+            dst->stamp = src->stamp;
             dst->dirty = false;
         } else {
             dst->canon = NULL;
@@ -380,6 +381,8 @@ const char *bt_labels_canon(struct bt_labels *l, size_t *len)
     l->canon_cap = b.cap;
     l->canon_len = b.len;
     l->hash = bt_hash64(b.ptr, b.len);
+    static uint64_t next_stamp;
+    l->stamp = __atomic_add_fetch(&next_stamp, 1, __ATOMIC_RELAXED);
     l->dirty = false;
     if (len)
         *len = l->canon_len;

@@ -29,6 +29,11 @@ struct bt_labels {
     char *canon;   /* cached canonical string, valid when !dirty */
     size_t canon_len, canon_cap;
     uint64_t hash; /* hash of the canonical string, valid when !dirty */
+    /* Valid when !dirty: a number unique in the process to each computation of the canonical
+     * string (a copy of a clean set shares its source's). Two sets with one stamp hold the
+     * same labels, reserved ones too, so a consumer may remember what it derived from a set by
+     * its stamp, never by its address. 0: none yet. */
+    uint64_t stamp;
     bool dirty;
 };
 

@@ -36,7 +36,8 @@ struct bt_batcher {
     /* The stream of the previous entry, whose key ts_key still holds: lines come in runs from
      * one stream, so most entries skip the key build and the hash lookup. */
     struct ts_state *ts_last;
-    uint32_t next_lane; /* new streams take lanes in turn, so the lanes stay even */
+    uint64_t ts_last_stamp; /* labels stamp that found ts_last (0: none); ts_key holds its key */
+    uint32_t next_lane;     /* new streams take lanes in turn, so the lanes stay even */
 };
 
 /* What the timestamp rule remembers of a stream: the previous entry's timestamp as it came
@@ -223,9 +224,24 @@ static size_t entry_size(const struct bt_entry *e)
 int bt_batch_add(struct bt_batch *b, const char *canon, size_t canon_len, uint64_t hash,
                  const struct bt_entry *e)
 {
-    struct bt_batch_stream *s = get_stream(b, canon, canon_len, hash);
-    if (!s)
-        return -ENOMEM;
+    return bt_batch_add_stamped(b, canon, canon_len, hash, 0, e);
+}
+
+/* stamp: the entry's labels stamp (0: unknown). Entries of one stream mostly come in runs: the
+ * same stamp as the last entry's finds its stream without hashing or comparing the string. */
+int bt_batch_add_stamped(struct bt_batch *b, const char *canon, size_t canon_len, uint64_t hash,
+                         uint64_t stamp, const struct bt_entry *e)
+{
+    struct bt_batch_stream *s;
+    if (stamp && stamp == b->last_stamp) {
+        s = &b->streams[b->last_stream];
+    } else {
+        s = get_stream(b, canon, canon_len, hash);
+        if (!s)
+            return -ENOMEM;
+        b->last_stamp = stamp;
+        b->last_stream = (size_t)(s - b->streams);
+    }
     if (s->n == s->cap) {
         size_t n = s->cap ? s->cap * 2 : 64;
         struct bt_batch_entry *ne = realloc(s->entries, n * sizeof(*ne));
@@ -497,12 +513,29 @@ fail:
 
 int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_mono)
 {
-    const char *tenant = bt_labels_get(e->labels, BT_TENANT_LABEL);
-    if (!tenant)
-        tenant = bb->cfg.tenant_id ? bb->cfg.tenant_id : "";
-    const char *canon;
-    size_t clen;
-    uint64_t hash;
+    const char *canon = NULL;
+    size_t clen = 0;
+    uint64_t hash = 0, stamp = 0;
+    struct ts_state *st = NULL;
+    const char *tenant = NULL;
+    if (!(bb->cfg.external && bb->cfg.external->n)) {
+        canon = bt_labels_canon(e->labels, &clen);
+        if (!canon)
+            return -ENOMEM;
+        hash = e->labels->hash;
+        stamp = e->labels->stamp;
+        /* The same set as the last entry's: same tenant and stream state, no lookups. The
+         * tenant is read from the batcher's own key, never from a set that may be gone. */
+        if (stamp && stamp == bb->ts_last_stamp && bb->ts_last) {
+            st = bb->ts_last;
+            tenant = bb->ts_key.ptr;
+        }
+    }
+    if (!tenant) {
+        tenant = bt_labels_get(e->labels, BT_TENANT_LABEL);
+        if (!tenant)
+            tenant = bb->cfg.tenant_id ? bb->cfg.tenant_id : "";
+    }
     if (bb->cfg.external && bb->cfg.external->n) {
         const struct merged_canon *mc = merged_canon(bb, e->labels);
         if (!mc)
@@ -510,11 +543,6 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
         canon = mc->s;
         clen = mc->len;
         hash = mc->hash;
-    } else {
-        canon = bt_labels_canon(e->labels, &clen);
-        if (!canon)
-            return -ENOMEM;
-        hash = bt_labels_hash(e->labels);
     }
     if (clen <= 2) {
         /* Loki rejects a stream without labels; count it instead of sending a doomed batch. */
@@ -525,9 +553,12 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
     /* A stream keeps its lane while it is remembered; a stream forgotten and seen again may
      * land in another, which costs only concurrency: the client never has two requests with
      * a stream in common in flight (push/gate.h). */
-    struct ts_state *st = ts_state_get(bb, tenant, canon, clen, e->ts_ns, now_mono);
-    if (!st)
-        return -ENOMEM;
+    if (!st) {
+        bb->ts_last_stamp = 0;
+        if (!(st = ts_state_get(bb, tenant, canon, clen, e->ts_ns, now_mono)))
+            return -ENOMEM;
+        bb->ts_last_stamp = stamp;
+    }
     struct tenant_slot *slot = get_slot(bb, tenant, st->lane);
     if (!slot)
         return -ENOMEM;
@@ -557,7 +588,7 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
                                                                         : ARENA_RESERVE_MAX);
     }
     size_t before = b->bytes;
-    int rc = bt_batch_add(b, canon, clen, hash, &stamped);
+    int rc = bt_batch_add_stamped(b, canon, clen, hash, stamp, &stamped);
     if (rc)
         return rc;
     bb->bytes += b->bytes - before;

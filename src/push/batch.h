@@ -94,7 +94,9 @@ struct bt_batch {
     size_t n_meta, cap_meta;
     size_t bytes; /* line + metadata bytes: the batchsize measure */
     size_t n_entries;
-    int64_t created_ns; /* monotonic */
+    uint64_t last_stamp; /* labels stamp (core/labels.h) of the last entry added, 0: none */
+    size_t last_stream;  /* its stream's index */
+    int64_t created_ns;  /* monotonic */
     struct bt_segref *refs;
     size_t n_refs, cap_refs;
     /* Filled by the client when the push is decided. */
@@ -150,6 +152,8 @@ void bt_batch_release(struct bt_batch *b);
 struct bt_batch *bt_batch_new(const char *tenant);
 /* Adds an entry with explicit canonical labels (no external merge, no seal, no re-stamping).
  * 0 or -ENOMEM. */
+int bt_batch_add_stamped(struct bt_batch *b, const char *canon, size_t canon_len, uint64_t hash,
+                         uint64_t stamp, const struct bt_entry *e);
 int bt_batch_add(struct bt_batch *b, const char *canon, size_t canon_len, uint64_t hash,
                  const struct bt_entry *e);
 /* Sorts each stream by timestamp (stable). Called when a batch is sealed. */

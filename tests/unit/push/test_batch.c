@@ -204,6 +204,73 @@ Test(batch, tenant_label_splits_batches_and_is_not_sent)
     bt_batcher_free(bb);
 }
 
+/* The batcher remembers the last label set by its stamp: one set changed in place between
+ * entries (a pipeline's scratch set), its tenant changed, a copy, and the set freed and
+ * another made at the same address each land where their labels say. */
+Test(batch, a_label_set_changed_in_place_or_reused_is_never_taken_for_the_last_one)
+{
+    struct sink s = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = 1000};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready, on_drop, &s);
+    struct bt_labels l, copy;
+    bt_labels_init(&l);
+    bt_labels_init(&copy);
+    bt_labels_set(&l, "job", "a");
+    struct bt_entry e = entry(&l, 1, "a1");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    e = entry(&l, 2, "a2");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_labels_set(&l, "job", "b"); /* same address, other stream */
+    e = entry(&l, 3, "b1");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_labels_set(&l, "job", "a");
+    uint64_t stamp_a = (bt_labels_canon(&l, NULL), l.stamp);
+    e = entry(&l, 4, "a3");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_eq(bt_labels_copy(&copy, &l), 0);
+    cr_assert_eq(copy.stamp, stamp_a, "a clean copy shares the stamp");
+    e = entry(&copy, 5, "a4");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_labels_set(&l, BT_TENANT_LABEL, "t2"); /* same stream labels, other tenant */
+    e = entry(&l, 6, "a-t2");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    cr_assert_neq(l.stamp, stamp_a);
+    bt_labels_free(&l);
+    bt_labels_init(&l); /* the same address, a new set */
+    bt_labels_set(&l, "job", "c");
+    e = entry(&l, 7, "c1");
+    cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+    bt_batcher_flush(bb);
+    cr_assert_eq(s.n_ready, 2);
+    for (size_t i = 0; i < s.n_ready; i++) {
+        struct bt_batch *x = s.ready[i];
+        if (strcmp(x->tenant, "t2") == 0) {
+            cr_assert_eq(x->n_streams, 1);
+            cr_assert_str_eq(x->streams[0].labels, "{job=\"a\"}");
+            cr_assert_eq(x->streams[0].n, 1);
+            continue;
+        }
+        cr_assert_str_eq(x->tenant, "");
+        cr_assert_eq(x->n_streams, 3);
+        for (size_t k = 0; k < x->n_streams; k++) {
+            const struct bt_batch_stream *st = &x->streams[k];
+            if (strcmp(st->labels, "{job=\"a\"}") == 0) {
+                cr_assert_eq(st->n, 4);
+                cr_assert_str_eq(line_of(x, &st->entries[3]), "a4");
+            } else if (strcmp(st->labels, "{job=\"b\"}") == 0) {
+                cr_assert_eq(st->n, 1);
+            } else {
+                cr_assert_str_eq(st->labels, "{job=\"c\"}");
+                cr_assert_eq(st->n, 1);
+            }
+        }
+    }
+    sink_free(&s, BT_PUSH_OK);
+    bt_labels_free(&l);
+    bt_labels_free(&copy);
+    bt_batcher_free(bb);
+}
+
 Test(batch, external_labels_merge_under_entry_labels)
 {
     struct sink s = {0};
