@@ -122,7 +122,17 @@ def wait_count(loki, agent, n, timeout, what):
         if loki.p.poll() is not None:
             raise AssertionError("the test Loki server exited with %r" % loki.p.returncode)
         return loki.count() >= n
-    lib.wait_until(enough, timeout, interval=0.5, what=what)
+    try:
+        lib.wait_until(enough, timeout, interval=0.5, what=what)
+    except AssertionError as e:
+        # what arrived, by file, and what the agent said: enough to tell a lost file from a
+        # slow one
+        per = {}
+        for en in loki.entries():
+            f = labels_of(en).get("filename", "")
+            per[f] = per.get(f, 0) + 1
+        raise AssertionError("%s\n%d of %d entries; by filename: %r\nbpftail log tail:\n%s" % (
+            e, loki.count(), n, per, agent.log()[-6000:]))
 
 
 def test_seed_config_ships_every_docker_line_once(ctx):
