@@ -532,7 +532,6 @@ static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
 static int save_positions(struct bt_files *f, bool sweep)
 {
     f->saved_gen = f->pos_gen;
-    f->saved_ns = bt_mono_ns();
     for (size_t i = 0; i < f->ntargets; i++)
         for (size_t j = 0; j < f->targets[i]->n; j++) {
             struct ftail *ft = f->targets[i]->files[j];
@@ -590,9 +589,7 @@ static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 
 /* Acknowledgements moved a committed offset: save soon, so a crash re-sends little. The delay
  * grows with the number of records (100 ms per 100), capped at sync_period, so a host with
- * thousands of files does not rewrite a large file many times a second; and saves are
- * SAVE_MIN_GAP_NS apart at least, so a busy agent (an ack every few ms) does not pay two
- * fsyncs per push. */
+ * thousands of files does not rewrite a large file many times a second. */
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_files *f = ctx;
@@ -602,9 +599,6 @@ static void on_commit(void *ctx, uint64_t committed)
     if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])
         return;
     int64_t delay = SAVE_SOON_NS * (int64_t)(1 + bt_positions_count(f->pos) / 100);
-    int64_t gap = f->saved_ns + SAVE_MIN_GAP_NS - bt_mono_ns();
-    if (f->saved_ns && gap > delay)
-        delay = gap;
     if (delay > f->psync_ns)
         delay = f->psync_ns;
     f->t_save_soon = bt_loop_add_timer(f->loop, delay, 0, on_save_soon, f);

@@ -29,7 +29,6 @@
  * suite has always passed with. */
 #define RECONCILE_EVENTS_NS (10 * BT_NS_PER_SEC)
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
-#define SAVE_MIN_GAP_NS (100 * BT_NS_PER_MS) /* between two saves that acks asked for */
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
 #define MIN_OPEN_FILES 16
@@ -109,7 +108,6 @@ struct bt_files {
     bool max_open_auto; /* max_open follows the descriptor limit (not configured) */
     int64_t flush_ns, grace_ns, idle_ns, psync_ns, sync_ns, reconcile_ns;
     bool events_partial; /* a tailed file is on btrfs or overlayfs: reconcile every sync_ns */
-    int64_t saved_ns;    /* when positions were last saved (monotonic) */
     uint64_t pos_gen, saved_gen; /* bumped by commits, opens, closes, file events; at last save */
     size_t budget;
     struct bt_series *m_active;
