@@ -406,7 +406,8 @@ static int f_repeat(struct gt_exec *x, struct bt_regex *re, struct gt_val *a, in
         return gt_fail(x, -E2BIG, "repeat: result longer than %u bytes", REPEAT_MAX);
     int rc = 0;
     gt_sb_begin(x);
-    for (int64_t i = 0; i < c && rc == 0; i++)
+    /* An empty string repeated any number of times is empty: no loop of c rounds for it. */
+    for (int64_t i = 0; a[1].n && i < c && rc == 0; i++)
         rc = gt_sb_put(x, a[1].s, a[1].n);
     gt_sb_end(x, out);
     return rc;

@@ -323,6 +323,14 @@ Test(gotemplate, output_cap_is_enforced_and_reuse_is_stable)
     cr_assert_eq(run("{{ repeat 5000000 \"ab\" }}", NULL), -E2BIG);
 }
 
+/* Found by fuzzing: an empty string repeated 30e12 times looped 30e12 times to make nothing.
+ * Without the fix this test runs for hours and hits the timeout. */
+Test(gotemplate, empty_string_repeated_any_number_of_times_is_empty_at_once, .timeout = 10)
+{
+    expect("[{{ repeat 30000000000000 \"\" }}]", NULL, "[]");
+    expect("[{{ repeat 9223372036854775807 .v }}]", D("v", ""), "[]");
+}
+
 /* Mutated template texts compile or fail cleanly, and what compiles executes without a crash
  * (run under the sanitizers in CI). Deterministic: a fixed LCG. */
 /* Found by fuzzing: a float constant or argument outside int64's range was converted to int64
