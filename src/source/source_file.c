@@ -84,6 +84,14 @@ static void ftail_release(struct ftail *ft, bool keep_watch)
         ft->rot_key = NULL;
     }
     struct idkey k = {bt_tail_dev(ft->t), bt_tail_ino(ft->t)};
+    struct stat cst;
+    if (bt_tail_read_offset(ft->t) >= bt_tail_size(ft->t) && fstat(bt_tail_fd(ft->t), &cst) == 0 &&
+        (uint64_t)cst.st_size == bt_tail_read_offset(ft->t)) {
+        /* Read to its end: said so, for a late event about it (sf_follow_created). The mtime
+         * tells it from a later file given the same inode number and size. */
+        f->closed[f->closed_next++ % (sizeof(f->closed) / sizeof(f->closed[0]))] =
+            (struct closed_file){k.dev, k.ino, (uint64_t)cst.st_size, cst.st_mtim};
+    }
     if (bt_hmap_get(&ft->tg->by_id, &k, sizeof(k)) == ft)
         bt_hmap_del(&ft->tg->by_id, &k, sizeof(k));
     drop_path(ft);
@@ -327,7 +335,8 @@ void sf_service(struct ftail *ft)
 
 /* ---- events ---- */
 
-static void on_name(struct bt_files *f, const char *dir, const char *name)
+static void on_name(struct bt_files *f, const char *dir, const char *name,
+                    const struct bt_watch_event *ev)
 {
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", name) >=
@@ -352,6 +361,12 @@ static void on_name(struct bt_files *f, const char *dir, const char *name)
             tg->gen++;
             sf_consider(tg, path, &st);
         }
+        /* Created here, and already renamed on (or deleted) when the event is handled: a
+         * writer rotating faster than the events come (docker's json-file at max-size). */
+        if ((ev->mask & BT_WATCH_CREATE) && ev->ino &&
+            (!exists || st.st_dev != ev->dev || st.st_ino != ev->ino) &&
+            bt_glob_match(tg->glob, path))
+            sf_follow_created(tg, path, ev->dev, ev->ino);
     }
 }
 
@@ -365,7 +380,7 @@ static void on_watch_event(void *ctx, const struct bt_watch_event *ev)
         return;
     }
     if (ev->dir && ev->name) {
-        on_name(f, ev->dir, ev->name);
+        on_name(f, ev->dir, ev->name, ev);
         return;
     }
     if (ev->dir && !ev->name && (ev->mask & (BT_WATCH_MOVED | BT_WATCH_DELETE))) {
@@ -640,6 +655,7 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->loop = cfg->loop;
     f->watch_fd = -1;
     f->rl_open = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
+    f->rl_missed = (struct bt_ratelimit)BT_RATELIMIT_INIT(10);
     const struct bt_agent_config *a = cfg->agent;
     f->tcfg.read_buffer = a && a->read_buffer ? a->read_buffer : 256u << 10;
     f->tcfg.fingerprint_check = a ? a->fingerprint_check : true;
@@ -710,6 +726,11 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
             cfg->metrics, "bpftail_unrecovered_files_total",
             "Files that left their name before being read to the end and were not found again "
             "after a restart (their unread bytes are lost, in an unknown amount).",
+            NULL);
+        f->m_missed = bt_metrics_counter(
+            cfg->metrics, "bpftail_files_missed_total",
+            "Files created under a watched name that were deleted, or renamed out of their "
+            "directory, before bpftail could open them: whatever they held was never read.",
             NULL);
     }
     sf_update_active(f);

@@ -112,7 +112,17 @@ struct bt_files {
     size_t budget;
     struct bt_series *m_active;
     struct bt_series *m_unrecovered; /* rotated files not found again after a restart */
-    struct bt_ratelimit rl_open;
+    struct bt_series *m_missed;      /* created files gone before they could be opened */
+    struct bt_ratelimit rl_open, rl_missed;
+    /* The last files closed after being read to their end, so a late event about one of them
+     * (sf_follow_created) does not read it again. */
+    struct closed_file {
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        struct timespec mtime;
+    } closed[32];
+    unsigned closed_next;
 };
 
 void sf_consider(struct target *tg, const char *path, const struct stat *st);
@@ -136,6 +146,9 @@ void sf_recover(struct target *tg, bool startup);
  * no glob may match their path any more to say so. At most 64 per call. */
 void sf_prune_rotated(struct bt_files *f);
 void sf_on_copy(void *ctx, struct bt_tail *t, struct bt_tail *copy);
+/* A file was created at path, a name of the target, as dev/ino, and that name no longer leads
+ * to it: find it in the directory by identity and read all of it (it is new) under path. */
+void sf_follow_created(struct target *tg, const char *path, dev_t dev, ino_t ino);
 char *sf_rotated_key(const struct ftail *ft);
 
 /* Positions key prefix of a file that left its name before its bytes were all acknowledged:

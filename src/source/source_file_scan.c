@@ -516,6 +516,58 @@ void sf_recover(struct target *tg, bool startup)
     free(keys);
 }
 
+/* Whether st is one of the last files closed after being read to their end: same identity,
+ * size and modification time. */
+static bool closed_read(const struct bt_files *f, const struct stat *st)
+{
+    for (size_t i = 0; i < sizeof(f->closed) / sizeof(f->closed[0]); i++)
+        if (f->closed[i].ino == st->st_ino && f->closed[i].dev == st->st_dev &&
+            f->closed[i].size == (uint64_t)st->st_size && st->st_ino &&
+            f->closed[i].mtime.tv_sec == st->st_mtim.tv_sec &&
+            f->closed[i].mtime.tv_nsec == st->st_mtim.tv_nsec)
+            return true;
+    return false;
+}
+
+void sf_follow_created(struct target *tg, const char *path, dev_t dev, ino_t ino)
+{
+    struct bt_files *f = tg->f;
+    if (tg->retiring || excluded(tg, path) || sf_find_by_id(tg, dev, ino))
+        return;
+    char now[PATH_MAX];
+    struct stat st;
+    int fd = find_by_identity(path, dev, ino, now, sizeof(now));
+    if (fd < 0) {
+        uint64_t sup;
+        bt_counter_inc(f->m_missed);
+        if (bt_ratelimit_ok(&f->rl_missed, &sup))
+            BT_WARN("tail",
+                    "a file created under a watched name was gone before it could be opened",
+                    "path=%s inode=%llu suppressed=%llu", path, (unsigned long long)ino,
+                    (unsigned long long)sup);
+        return;
+    }
+    if (fstat(fd, &st) < 0 || closed_read(f, &st)) {
+        close(fd); /* read to its end already, under some name, and closed since */
+        return;
+    }
+    make_room(f); /* the descriptor is open already: losing the file is worse than the budget */
+    struct bt_tail *t = bt_tail_open_fd(fd, path, &f->tcfg, &tg->labels, tg->sink, tg->ctx);
+    if (!t) {
+        BT_WARN("tail", "cannot read a file that left its name", "path=%s now=%s err=%s", path, now,
+                strerror(errno));
+        return;
+    }
+    BT_INFO("tail", "reading a file that left its name before it was opened",
+            "path=%s now=%s inode=%llu size=%llu", path, now, (unsigned long long)ino,
+            (unsigned long long)bt_tail_size(t));
+    bt_tail_set_recovering(t, true);
+    size_t n = tg->n;
+    add_ftail(tg, t, NULL, now, 0, NULL);
+    if (tg->n > n && !tg->files[n]->dead)
+        tg->files[n]->rot_key = sf_rotated_key(tg->files[n]);
+}
+
 /* A path that matches the target's glob exists as a regular file (st). */
 void sf_consider(struct target *tg, const char *path, const struct stat *st)
 {
