@@ -339,7 +339,7 @@ def test_docker_sd_configs_read_short_lived_rm_containers_whole(ctx):
 """ % eng.host
     agent, _ = start_agent(ctx, loki, scrape)
     names = ["rm-%02d" % i for i in range(RM_CONTAINERS)]
-    errors = []
+    errors, races = [], []
     todo = list(names)
     lock = threading.Lock()
 
@@ -354,7 +354,13 @@ def test_docker_sd_configs_read_short_lived_rm_containers_whole(ctx):
                 eng.run(name, "T=%s; %s" % (name, SCRIPT_RM), labels={"rmtest": "yes"},
                         rm=True, detach=False)
             except Exception as e:  # noqa: BLE001  (reported below)
-                errors.append("%s: %s" % (name, e))
+                if "unable to remove filesystem" in str(e):
+                    # dockerd's own race removing a --rm container's directory (moby#40729):
+                    # the container ran and exited, its lines are checked below like the others.
+                    races.append(name)
+                    eng.docker("rm", "-f", name, check=False)
+                else:
+                    errors.append("%s: %s" % (name, e))
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(RM_PARALLEL)]
@@ -371,7 +377,8 @@ def test_docker_sd_configs_read_short_lived_rm_containers_whole(ctx):
         print("waited: %s" % e)
     time.sleep(3)  # anything sent twice would show up now
     entries = loki.entries()
-    print("containers ran %.1fs; entries received %d of %d" % (ran, len(entries), total))
+    print("containers ran %.1fs; entries received %d of %d; dockerd failed to remove %r" % (
+        ran, len(entries), total, races))
     warns = [ln for ln in agent.log().splitlines() if "level=warn" in ln]
     print("agent warnings: %d%s" % (len(warns), "".join("\n  " + w[:200] for w in warns[:5])))
     failed = []
