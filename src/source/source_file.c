@@ -28,7 +28,7 @@
 
 void sf_update_active(struct bt_files *f)
 {
-    f->pos_gen++; /* a file opened or closed: its record changes */
+    sf_positions_changed(f); /* a file opened or closed: its record changes */
     bt_gauge_set(f->m_active, (double)f->nactive);
 }
 
@@ -415,10 +415,15 @@ static void on_watch_resume(struct bt_loop *l, uint64_t id, void *arg)
         bt_loop_mod_fd(l, f->watch_fd, EPOLLIN); /* level-triggered: what came meanwhile fires */
 }
 
+static void arm_reconcile_in(struct bt_files *f, int64_t ns);
+
 static void on_watch_fd(struct bt_loop *l, int fd, uint32_t events, void *arg)
 {
     struct bt_files *f = arg;
-    f->pos_gen++; /* whatever the events did (rotation, truncation) is saved by the next tick */
+    sf_positions_changed(f); /* whatever the events did (rotation, truncation) */
+    f->nevents++;
+    if (f->reconcile_next_ns > f->reconcile_ns)
+        arm_reconcile_in(f, f->reconcile_ns); /* files are busy again: the safety net is too */
     int rc = bt_watch_dispatch(f->watch);
     if (rc < 0)
         BT_WARN("watch", "reading file events failed", "err=%s", strerror(-rc));
@@ -472,46 +477,73 @@ static void on_watch_switch(void *ctx, struct bt_watch *w, int old_fd)
 
 static int save_positions(struct bt_files *f, bool sweep);
 
+static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg);
+
+static void arm_reconcile_in(struct bt_files *f, int64_t ns)
+{
+    if (f->t_reconcile)
+        bt_loop_del_timer(f->loop, f->t_reconcile);
+    f->reconcile_next_ns = ns;
+    f->t_reconcile = bt_loop_add_timer(f->loop, ns, 0, on_reconcile, f);
+}
+
 static void on_reconcile(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
+    f->t_reconcile = 0;
+    uint64_t gen = f->pos_gen;
     for (size_t i = 0; i < f->ntargets; i++) {
         sf_recover(f->targets[i], false);
         sf_discover(f->targets[i]);
     }
     sf_sweep(f);
+    /* Nothing came and nothing was found (no file opened, closed or moved): wait longer. */
+    bool quiet = f->nevents == f->reconcile_events && f->pos_gen == gen;
+    f->reconcile_events = f->nevents;
+    int64_t next = f->reconcile_ns;
+    if (quiet && f->reconcile_max_ns > f->reconcile_ns) {
+        next = f->reconcile_next_ns * 2;
+        if (next > f->reconcile_max_ns)
+            next = f->reconcile_max_ns;
+    }
     save_positions(f, true); /* and drop the records of files that are gone */
+    arm_reconcile_in(f, next);
 }
 
 /* With a watcher that reports events, new and renamed names arrive as directory events and
- * writes as file events: the reconcile is a safety net for a lost event and runs once a minute
- * (sync_period if longer; idle_close if shorter, as it closes idle files), so an idle agent is
- * not woken every few seconds to stat every file. It runs every sync_period with the poll
- * watcher (no events), once a file on a filesystem whose inode events the BPF programs cannot
- * match is tailed (docs/bpf.md), and with ignore_older (a file left alone has no watch: only
- * the reconcile sees it change). */
-static int64_t reconcile_period(const struct bt_files *f)
+ * writes as file events: the reconcile is a safety net for a lost event. It runs every 10 s
+ * while files are busy (sync_period if longer; idle_close if shorter, as it closes idle files)
+ * and less often while nothing happens (RECONCILE_IDLE_FACTOR), so an idle agent is not woken
+ * every few seconds to stat every file. It runs every sync_period with the poll watcher (no
+ * events), once a file on a filesystem whose inode events the BPF programs cannot match is
+ * tailed (docs/bpf.md), and with ignore_older (a file left alone has no watch: only the
+ * reconcile sees it change). */
+static int64_t reconcile_period(const struct bt_files *f, int64_t *max)
 {
     if (f->watch_fd < 0 || f->events_partial)
-        return f->sync_ns;
+        return *max = f->sync_ns;
     for (size_t i = 0; i < f->ntargets; i++)
         if (f->targets[i]->ignore_older_ns > 0)
-            return f->sync_ns;
-    int64_t p = RECONCILE_EVENTS_NS;
+            return *max = f->sync_ns;
+    int64_t p = f->cfg.reconcile_ns > 0 ? f->cfg.reconcile_ns : RECONCILE_EVENTS_NS;
     if (f->idle_ns > 0 && f->idle_ns < p)
-        p = f->idle_ns;
-    return f->sync_ns > p ? f->sync_ns : p;
+        return *max = f->idle_ns;
+    if (f->sync_ns > p)
+        p = f->sync_ns;
+    /* Idle files are closed by the reconcile: at most idle_close late. */
+    *max = p * RECONCILE_IDLE_FACTOR;
+    if (f->idle_ns > 0 && f->idle_ns < *max)
+        *max = f->idle_ns > p ? f->idle_ns : p;
+    return p;
 }
 
 void sf_arm_reconcile(struct bt_files *f)
 {
-    int64_t p = reconcile_period(f);
+    int64_t p = reconcile_period(f, &f->reconcile_max_ns);
     if (f->t_reconcile && p == f->reconcile_ns)
         return;
-    if (f->t_reconcile)
-        bt_loop_del_timer(f->loop, f->t_reconcile);
     f->reconcile_ns = p;
-    f->t_reconcile = bt_loop_add_timer(f->loop, p, p, on_reconcile, f);
+    arm_reconcile_in(f, p);
 }
 
 static void on_poll(struct bt_loop *l, uint64_t id, void *arg)
@@ -583,6 +615,11 @@ static int save_positions(struct bt_files *f, bool sweep)
     return bt_positions_save(f->pos);
 }
 
+int64_t bt_files_reconcile_wait(const struct bt_files *f)
+{
+    return f->t_reconcile ? f->reconcile_next_ns : 0;
+}
+
 int bt_files_save_positions(struct bt_files *f)
 {
     return save_positions(f, true);
@@ -591,8 +628,16 @@ int bt_files_save_positions(struct bt_files *f)
 static void on_save(struct bt_loop *l, uint64_t id, void *arg)
 {
     struct bt_files *f = arg;
+    f->t_save = 0;
     if (f->pos_gen != f->saved_gen) /* nothing happened since the last save: nothing to write */
         save_positions(f, false);
+}
+
+void sf_positions_changed(struct bt_files *f)
+{
+    f->pos_gen++;
+    if (!f->t_save && f->psync_ns > 0) /* one save a sync_period at most, none while idle */
+        f->t_save = bt_loop_add_timer(f->loop, f->psync_ns, 0, on_save, f);
 }
 
 static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
@@ -608,7 +653,7 @@ static void on_save_soon(struct bt_loop *l, uint64_t id, void *arg)
 static void on_commit(void *ctx, uint64_t committed)
 {
     struct bt_files *f = ctx;
-    f->pos_gen++;
+    sf_positions_changed(f);
     if (f->open_blocked && !f->t_open_retry)
         f->t_open_retry = bt_loop_add_timer(f->loop, OPEN_RETRY_NS, 0, sf_on_open_retry, f);
     if (f->t_save_soon || f->cfg.positions_readonly || !bt_positions_filename(f->pos)[0])
@@ -716,7 +761,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
     f->sync_ns = sync;
     sf_arm_reconcile(f);
     f->psync_ns = psync;
-    f->t_save = bt_loop_add_timer(f->loop, psync, psync, on_save, f);
+    if (f->pos_gen != f->saved_gen)
+        sf_positions_changed(f); /* what the first scan opened */
     if (f->watch_fd < 0)
         f->t_poll = bt_loop_add_timer(f->loop, POLL_PERIOD_NS, POLL_PERIOD_NS, on_poll, f);
     if (cfg->metrics) {

@@ -53,6 +53,8 @@ struct bt_files_config {
     /* File events that come within this long after a batch of them was handled wait for its
      * end and are handled together (one wake-up instead of one per write); 0: at once. */
     int64_t coalesce_ns;
+    /* The reconcile's period with an event watcher while files are busy; 0: 10 s. */
+    int64_t reconcile_ns;
 };
 
 struct bt_files;
@@ -94,6 +96,8 @@ void bt_files_pause(struct bt_files *f);         /* backpressure: stop reading (
 void bt_files_resume(struct bt_files *f);        /* read again, catching up on what was written */
 void bt_files_flush(struct bt_files *f);         /* emit held partial lines (shutdown) */
 int bt_files_save_positions(struct bt_files *f); /* atomic write now; 0 or -errno */
+/* How long the reconcile armed now waits (it grows while nothing happens); 0: none armed. */
+int64_t bt_files_reconcile_wait(const struct bt_files *f);
 int bt_files_render_targets(struct bt_files *f, struct bt_buf *out); /* JSON for /targets */
 size_t bt_files_active(const struct bt_files *f);            /* files being tailed (for /ready) */
 const char *bt_files_watcher(const struct bt_files *f);      /* backend name in use */

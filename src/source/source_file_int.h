@@ -28,6 +28,11 @@
  * its line count and the cause is not established yet, so the safety net keeps the period that
  * suite has always passed with. */
 #define RECONCILE_EVENTS_NS (10 * BT_NS_PER_SEC)
+/* While no file event comes and a reconcile finds nothing, each waits twice as long as the one
+ * before, up to this many busy periods (5 minutes; idle_close if shorter, as the reconcile
+ * closes idle files): an idle agent wakes for it a few times an hour. The first event after
+ * that brings the busy period back; a lost event (the watcher's overflow) rescans at once. */
+#define RECONCILE_IDLE_FACTOR 30
 #define SAVE_SOON_NS (20 * BT_NS_PER_MS)
 #define READ_BUDGET_CHUNKS 4 /* chunks per file per turn, so one busy file cannot starve others */
 #define FD_RESERVE 64        /* descriptors kept for sockets, epoll, BPF maps, the positions file */
@@ -106,7 +111,11 @@ struct bt_files {
     bool warned_beyond_eof;
     size_t nactive, max_open;
     bool max_open_auto; /* max_open follows the descriptor limit (not configured) */
-    int64_t flush_ns, grace_ns, idle_ns, psync_ns, sync_ns, reconcile_ns;
+    int64_t flush_ns, grace_ns, idle_ns, psync_ns, sync_ns;
+    int64_t reconcile_ns;      /* the reconcile's period while files are busy */
+    int64_t reconcile_next_ns; /* the wait armed now: reconcile_ns, or longer while idle */
+    int64_t reconcile_max_ns;  /* the longest wait while nothing happens (events drive it) */
+    uint64_t nevents, reconcile_events; /* watcher wake-ups; their count at the last reconcile */
     bool events_partial; /* a tailed file is on btrfs or overlayfs: reconcile every sync_ns */
     uint64_t pos_gen, saved_gen; /* bumped by commits, opens, closes, file events; at last save */
     size_t budget;
@@ -130,6 +139,8 @@ void sf_on_open_retry(struct bt_loop *l, uint64_t id, void *arg);
 void sf_unpark(struct target *tg, dev_t dev, ino_t ino);
 void sf_discover(struct target *tg);
 void sf_update_active(struct bt_files *f);
+/* A record changed: saved within positions.sync_period (source_file.c). */
+void sf_positions_changed(struct bt_files *f);
 int sf_set_path(struct ftail *ft, char *path);
 void sf_ftail_close(struct ftail *ft, bool keep_watch);
 /* (Re)arms the reconcile timer for the watcher in use (source_file.c). */

@@ -749,6 +749,29 @@ Test(files, idle_files_do_not_wake_the_loop_with_inotify)
     bt_files_free(f);
 }
 
+/* The reconcile is a safety net for lost events: while none come it waits twice as long each
+ * time, up to 30 busy periods, and the first event brings the busy period back. */
+Test(files, idle_reconcile_waits_longer_until_an_event_comes)
+{
+    const int64_t ms = BT_NS_PER_MS;
+    fcfg.sync_period_ns = 20 * ms;
+    fcfg.reconcile_ns = 20 * ms;
+    put("logs/app.log", "x\n");
+    struct bt_files *f = start("logs/*.log", NULL, BT_START_BEGINNING, 0);
+    cr_assert_eq(bt_files_reconcile_wait(f), 20 * ms);
+    pump(400); /* 20 + 40 + 80 + 160 ms: the wait has grown */
+    cr_assert_geq(bt_files_reconcile_wait(f), 160 * ms, "%lld",
+                  (long long)bt_files_reconcile_wait(f));
+    pump(1500);
+    cr_assert_eq(bt_files_reconcile_wait(f), 600 * ms, "capped at 30 busy periods: %lld",
+                 (long long)bt_files_reconcile_wait(f));
+    put("logs/app.log", "y\n");
+    pump_for(2, 2000);
+    cr_assert_eq(sink.n, 2);
+    cr_assert_eq(bt_files_reconcile_wait(f), 20 * ms, "an event brings the busy period back");
+    bt_files_free(f);
+}
+
 Test(files, plain_path_without_glob_is_tailed)
 {
     put("logs/exact.log", "e1\n");
