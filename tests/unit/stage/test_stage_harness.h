@@ -25,6 +25,7 @@ struct h_out {
     size_t len;
     int64_t ts;
     struct bt_segment *seg;
+    uint64_t stamp; /* the set's stamp as the sink saw it, with harness.stamps */
 };
 
 struct harness {
@@ -34,6 +35,7 @@ struct harness {
     struct bt_labels in; /* labels of pushed entries */
     struct h_out out[H_MAX_OUT];
     size_t n;
+    bool stamps; /* the sink takes each set's canonical string and stamp, as the batcher does */
     char err[1024];
 };
 
@@ -44,6 +46,11 @@ static void h_sink(void *ctx, const struct bt_entry *e)
     struct h_out *o = &h->out[h->n++];
     bt_labels_init(&o->labels);
     bt_labels_init(&o->meta);
+    if (e->labels && h->stamps) {
+        size_t len;
+        cr_assert_not_null(bt_labels_canon(e->labels, &len));
+        o->stamp = e->labels->stamp;
+    }
     if (e->labels)
         bt_labels_copy(&o->labels, e->labels);
     for (size_t i = 0; i < e->n_meta; i++)

@@ -13,6 +13,83 @@ Test(stage_labels, doc_example_labels_from_extracted)
     h_free(&h);
 }
 
+/* Sets made from the same labels and values are one cached set: the batcher sees one stamp
+ * for them and finds their stream without building its string again. Different values, other
+ * source labels and values too long to cache each get the right labels. */
+Test(stage_labels, repeated_values_share_one_set_and_its_stamp)
+{
+    struct harness h;
+    h_new(&h, "- regex: {expression: '^(?P<level>\\w+) (?P<app>\\S+)'}\n"
+              "- labels: {level: '', app: ''}\n");
+    h.stamps = true;
+    bt_labels_set(&h.in, "job", "varlogs");
+    h_push(&h, "warn web-1 a");
+    h_push(&h, "info web-1 b");
+    h_push(&h, "warn web-1 c");
+    h_push(&h, "warn web-2 d");
+    h_push(&h, "info web-1 e");
+    cr_assert_eq(h.n, 5);
+    cr_assert_neq(h.out[0].stamp, 0);
+    cr_assert_eq(h.out[0].stamp, h.out[2].stamp, "same labels and values: one set");
+    cr_assert_eq(h.out[1].stamp, h.out[4].stamp);
+    cr_assert_neq(h.out[0].stamp, h.out[1].stamp);
+    cr_assert_neq(h.out[0].stamp, h.out[3].stamp);
+    cr_assert_str_eq(h_label(&h, 3, "app"), "web-2");
+    cr_assert_str_eq(h_label(&h, 4, "level"), "info");
+    cr_assert_str_eq(h_label(&h, 4, "job"), "varlogs");
+    /* Other source labels, same values: another set. */
+    bt_labels_set(&h.in, "job", "other");
+    h_push(&h, "warn web-1 f");
+    cr_assert_neq(h.out[5].stamp, h.out[0].stamp);
+    cr_assert_str_eq(h_label(&h, 5, "job"), "other");
+    cr_assert_str_eq(h_label(&h, 5, "level"), "warn");
+    /* A value too long to cache is set on the entry's own set, with the values before it. */
+    char line[3000];
+    memset(line, 'x', sizeof(line));
+    memcpy(line, "warn ", 5);
+    line[sizeof(line) - 1] = '\0';
+    h_push(&h, line);
+    cr_assert_str_eq(h_label(&h, 6, "level"), "warn");
+    cr_assert_eq(strlen(h_label(&h, 6, "app")), sizeof(line) - 6);
+    cr_assert_str_eq(h_label(&h, 6, "job"), "other");
+    /* More distinct sets than the cache holds: each still right. */
+    for (int i = 0; i < 40; i++) {
+        char l[64];
+        snprintf(l, sizeof(l), "warn app-%d z", i % 20);
+        h_push(&h, l);
+        char want[32];
+        snprintf(want, sizeof(want), "app-%d", i % 20);
+        cr_assert_str_eq(h_label(&h, h.n - 1, "app"), want);
+    }
+    h_free(&h);
+}
+
+/* Labels are copied into the extracted map only when a stage reads them: the ones named are
+ * there, whichever stage names them; with a stage that does not say what it reads (template),
+ * all of them are. */
+Test(stage_labels, labels_named_by_a_stage_are_in_the_extracted_map)
+{
+    struct harness h;
+    h_new(&h, "- regex: {expression: '/(?P<base>[a-z]+)\\.log$', source: filename}\n"
+              "- labels: {base: '', j: job}\n"
+              "- output: {source: host}\n");
+    bt_labels_set(&h.in, "job", "varlogs");
+    bt_labels_set(&h.in, "filename", "/var/log/syslog.log");
+    bt_labels_set(&h.in, "host", "h1");
+    h_push(&h, "a line");
+    cr_assert_str_eq(h_label(&h, 0, "base"), "syslog");
+    cr_assert_str_eq(h_label(&h, 0, "j"), "varlogs");
+    cr_assert_str_eq(h.out[0].line, "h1");
+    h_free(&h);
+    h_new(&h, "- template: {source: t, template: '{{ .job }}-{{ .host }}'}\n"
+              "- output: {source: t}\n");
+    bt_labels_set(&h.in, "job", "varlogs");
+    bt_labels_set(&h.in, "host", "h1");
+    h_push(&h, "a line");
+    cr_assert_str_eq(h.out[0].line, "varlogs-h1");
+    h_free(&h);
+}
+
 Test(stage_labels, numbers_and_bools_convert_like_getstring)
 {
     struct harness h;
