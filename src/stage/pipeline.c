@@ -74,6 +74,16 @@ struct bt_pipeline {
      * another entry) while the entry it was given is still being inspected. */
     struct snap snap[INSPECT_DEPTH];
     int depth;
+    /* The extracted keys the stages read (keys borrowed from them); reads.all: any key. Only
+     * labels named here are copied into an entry's extracted map. */
+    struct keyset {
+        struct {
+            const char *k;
+            size_t len;
+        } * v;
+        size_t n, cap;
+        bool all; /* some stage may read any key */
+    } reads;
 };
 
 /* ---- drop counting ---- */
@@ -266,15 +276,6 @@ static void inspect_print(struct bt_pipeline *p, const struct stage_inst *si,
 
 /* ---- extracted values nobody reads ---- */
 
-struct keyset {
-    struct {
-        const char *k;
-        size_t len;
-    } * v;
-    size_t n, cap;
-    bool all; /* some stage may read any key */
-};
-
 static void key_add(void *ctx, const char *k, size_t klen)
 {
     struct keyset *ks = ctx;
@@ -303,7 +304,8 @@ static bool key_has(const void *ctx, const char *k, size_t klen)
 
 /* Tells the stages that can skip unread extracted values which keys the pipeline reads: all of
  * them (everything) when -inspect shows the extracted map, or when a stage (a template, a nested
- * match list) does not say what it reads. The keys are borrowed from the stages for the call. */
+ * match list) does not say what it reads. The keys are borrowed from the stages, and kept in
+ * p->reads for bt_pentry_load_keys. */
 static void prune_unread(struct bt_pipeline *p, bool everything)
 {
     struct stage_inst *v = p->top ? p->top->v : NULL;
@@ -315,7 +317,8 @@ static void prune_unread(struct bt_pipeline *p, bool everything)
     for (size_t i = 0; i < n; i++)
         if (v[i].ops->prune)
             v[i].ops->prune(v[i].st, ks.all ? NULL : key_has, &ks);
-    free(ks.v);
+    free(p->reads.v);
+    p->reads = ks;
 }
 
 /* ---- running ---- */
@@ -561,6 +564,7 @@ void bt_pipeline_free(struct bt_pipeline *p)
     for (size_t i = 0; i < p->n_reasons; i++)
         free(p->reasons[i].reason);
     free(p->kv);
+    free(p->reads.v);
     free(p->job);
     free(p);
 }
@@ -571,7 +575,7 @@ void bt_pipeline_process(struct bt_pipeline *p, const struct bt_entry *e)
         p->sink(p->ctx, e);
         return;
     }
-    if (bt_pentry_load(&p->work, e) < 0) {
+    if (bt_pentry_load_keys(&p->work, e, p->reads.all ? NULL : key_has, &p->reads) < 0) {
         static struct bt_ratelimit rl = BT_RATELIMIT_INIT(10);
         uint64_t sup;
         if (bt_ratelimit_ok(&rl, &sup))

@@ -110,6 +110,11 @@ void bt_pentry_free(struct bt_pentry *e);
  * cleared and filled with every label (promtail copies labels into extracted first).
  * 0 or -ENOMEM/-E2BIG. */
 int bt_pentry_load(struct bt_pentry *e, const struct bt_entry *src);
+/* The same, copying into extracted only the labels whose name keep() accepts (NULL: all):
+ * the pipeline passes the keys its stages read. */
+typedef bool (*bt_stage_keep_fn)(const void *ctx, const char *key, size_t klen);
+int bt_pentry_load_keys(struct bt_pentry *e, const struct bt_entry *src, bt_stage_keep_fn keep,
+                        const void *kctx);
 /* Makes dst an owning deep copy of src (labels, line, extracted, metadata, ts, seg pointer; no
  * segment reference is taken). 0 or -ENOMEM/-E2BIG. */
 int bt_pentry_copy(struct bt_pentry *dst, const struct bt_pentry *src);
@@ -172,7 +177,6 @@ struct bt_stage_env {
 };
 
 typedef void (*bt_stage_key_fn)(void *ctx, const char *key, size_t klen);
-typedef bool (*bt_stage_keep_fn)(const void *ctx, const char *key, size_t klen);
 
 struct bt_stage_ops {
     const char *name;

@@ -218,6 +218,12 @@ void bt_pentry_free(struct bt_pentry *e)
 
 int bt_pentry_load(struct bt_pentry *e, const struct bt_entry *src)
 {
+    return bt_pentry_load_keys(e, src, NULL, NULL);
+}
+
+int bt_pentry_load_keys(struct bt_pentry *e, const struct bt_entry *src, bt_stage_keep_fn keep,
+                        const void *kctx)
+{
     int rc;
     e->labels = src->labels;
     e->ts_ns = src->ts_ns;
@@ -236,6 +242,8 @@ int bt_pentry_load(struct bt_pentry *e, const struct bt_entry *src)
     if (src->labels) {
         for (size_t i = 0; i < src->labels->n; i++) {
             const struct bt_label *l = &src->labels->v[i];
+            if (keep && !keep(kctx, l->name, l->name_len))
+                continue; /* no stage reads it */
             rc = bt_extracted_set_str(&e->x, l->name, l->name_len, l->value, l->value_len);
             if (rc < 0)
                 return rc;
