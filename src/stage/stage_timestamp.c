@@ -41,6 +41,9 @@ struct st {
     struct bt_hmap map; /* canonical labels -> lru_node */
     struct lru_node *head, *tail;
     size_t nlru;
+    /* The node of the set with this stamp (labels.h), at the head: a run of lines of one set
+     * updates it without looking its canonical string up. 0: none. */
+    uint64_t head_stamp;
 };
 
 static const char *const keys[] = {
@@ -77,12 +80,18 @@ static void lru_put(struct st *s, struct bt_labels *l, int64_t ts)
     const char *key = bt_labels_canon(l, &klen);
     if (!key)
         return;
+    if (l->stamp && l->stamp == s->head_stamp && s->head) {
+        s->head->ts = ts;
+        return;
+    }
     uint64_t h = bt_labels_hash(l);
     struct lru_node *n = bt_hmap_get_h(&s->map, key, klen, h);
+    s->head_stamp = 0;
     if (n) {
         n->ts = ts;
         lru_unlink(s, n);
         lru_push_front(s, n);
+        s->head_stamp = l->stamp;
         return;
     }
     if (s->nlru >= LRU_MAX) { /* evict the least recently used label set, reuse its node */
@@ -112,6 +121,7 @@ static void lru_put(struct st *s, struct bt_labels *l, int64_t ts)
     }
     lru_push_front(s, n);
     s->nlru++;
+    s->head_stamp = l->stamp;
 }
 
 static bool lru_get(struct st *s, struct bt_labels *l, int64_t *ts)

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "util/gotime_int.h"
+#include "util/rfc3339.h"
 
 #define LAYOUT_MAX 256
 #define LAYOUT_MAX_CHUNKS 64
@@ -64,6 +65,7 @@ enum fmt_kind { FMT_LAYOUT, FMT_UNIX, FMT_UNIX_MS, FMT_UNIX_US, FMT_UNIX_NS };
 struct bt_gotime {
     enum fmt_kind kind;
     bool yearless;
+    bool rfc3339; /* named RFC3339 or RFC3339Nano: util/rfc3339 first, the layout if it refuses */
     const struct bt_tz *loc;
     char layout[LAYOUT_MAX + 1];
     size_t nchunks;
@@ -243,6 +245,7 @@ struct bt_gotime *bt_gotime_new(const char *format, const struct bt_tz *loc, cha
         if (strcmp(format, named_layouts[i].name) == 0) {
             layout = named_layouts[i].layout;
             f->loc = NULL; /* promtail parses the named Go layouts with time.Parse */
+            f->rfc3339 = strcmp(format, "RFC3339") == 0 || strcmp(format, "RFC3339Nano") == 0;
         }
     }
     size_t n = strlen(layout);
@@ -794,7 +797,12 @@ int bt_gotime_parse(const struct bt_gotime *f, const char *s, size_t n, int64_t 
             return -EINVAL;
         return __builtin_mul_overflow(v, mul[f->kind], out_ns) ? -ERANGE : 0;
     }
-    default: return parse_layout(f, s, n, now_ns, out_ns);
+    default:
+        /* What the RFC 3339 parser takes, Go's layout parse takes the same way (it is only
+         * stricter: offsets of 24 hours or 60 minutes, a comma before the fraction). */
+        if (f->rfc3339 && bt_rfc3339_parse(s, n, out_ns) == 0)
+            return 0;
+        return parse_layout(f, s, n, now_ns, out_ns);
     }
 }
 

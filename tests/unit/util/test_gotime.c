@@ -363,3 +363,67 @@ Test(gotime, only_yearless_layouts_read_the_current_time)
         bt_gotime_free(f);
     }
 }
+
+/* The named RFC3339 formats try util/rfc3339 first. Whatever it takes, the layout parser (the
+ * same layout given as text, which has no such shortcut) must take to the same instant: valid
+ * stamps, and each of them with one byte changed to another character that matters. */
+Test(gotime, named_rfc3339_shortcut_agrees_with_the_layout_parser)
+{
+    static const char *const base[] = {"2019-04-30T02:12:41.8443515Z",
+                                       "2026-12-03T11:58:00Z",
+                                       "1999-12-31T23:59:59.999999999+01:00",
+                                       "2024-02-29T00:00:00-07:30",
+                                       "1970-01-01T00:00:00.1Z",
+                                       "2262-04-11T23:47:16.854775807Z",
+                                       "1677-09-21T00:12:43.145224192Z",
+                                       "2000-01-01T12:00:00.0000000001Z"};
+    static const char alphabet[] = "0123456789-+:.,TtZz 6";
+    static const char *const named[][2] = {{"RFC3339", "2006-01-02T15:04:05Z07:00"},
+                                           {"RFC3339Nano", "2006-01-02T15:04:05.999999999Z07:00"}};
+    struct bt_gotime *fast[2], *slow[2];
+    for (int k = 0; k < 2; k++) {
+        fast[k] = bt_gotime_new(named[k][0], NULL, NULL, 0);
+        slow[k] = bt_gotime_new(named[k][1], NULL, NULL, 0);
+        cr_assert(fast[k] && slow[k]);
+    }
+    size_t checked = 0, accepted = 0;
+    for (size_t b = 0; b < sizeof(base) / sizeof(base[0]); b++) {
+        size_t n = strlen(base[b]);
+        for (size_t i = 0; i <= n; i++) {
+            for (size_t a = 0; a <= sizeof(alphabet) - 1; a++) {
+                char v[64];
+                memcpy(v, base[b], n + 1);
+                size_t len = n;
+                if (i == n || a == sizeof(alphabet) - 1) {
+                    if (i == n && a > 0)
+                        continue;
+                    if (i < n) { /* delete byte i */
+                        memmove(v + i, v + i + 1, n - i);
+                        len--;
+                    }
+                } else {
+                    v[i] = alphabet[a];
+                }
+                for (int k = 0; k < 2; k++) {
+                    int64_t x = 0, y = 0;
+                    int rx = bt_gotime_parse(fast[k], v, len, NOW_JUNE, &x);
+                    int ry = bt_gotime_parse(slow[k], v, len, NOW_JUNE, &y);
+                    checked++;
+                    if (rx == 0) {
+                        accepted++;
+                        cr_assert_eq(ry, 0, "%s: %s taken by the shortcut, refused by the layout",
+                                     named[k][0], v);
+                        cr_assert_eq(x, y, "%s: %s: %lld vs %lld", named[k][0], v, (long long)x,
+                                     (long long)y);
+                    }
+                }
+            }
+        }
+    }
+    cr_assert_gt(accepted, 100);
+    cr_assert_gt(checked, 5000);
+    for (int k = 0; k < 2; k++) {
+        bt_gotime_free(fast[k]);
+        bt_gotime_free(slow[k]);
+    }
+}
