@@ -29,6 +29,18 @@ def up(a, port, settled=True):
     return wait_until(lambda: a.alive() and ok(), 30, what="bpftail /targets")
 
 
+def events_only(ctx):
+    """The test Loki, a directory, a port and a config tailing *.log there whose reconcile runs
+    once a minute: within a test's time only file events can deliver lines."""
+    loki = FakeLoki(ctx)
+    d = ctx.tmpdir()
+    port = free_port()
+    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
+                       batchwait="100ms")
+    return loki, d, port, cfg.replace("target_config:\n  sync_period: 1s",
+                                      "target_config:\n  sync_period: 60s")
+
+
 def run_and_ship(ctx, env=None, wrap=None):
     loki = FakeLoki(ctx)
     d = ctx.tmpdir()
@@ -139,12 +151,7 @@ def test_bpf_start_reads_at_once_and_switches_without_loss_or_duplicate(ctx):
     switch, writes wake the tailer through BPF (the reconcile timer is 60 s, so only an event
     can deliver them in time), each line exactly once."""
     from lib import check_exactly_once, metric_value
-    loki = FakeLoki(ctx)
-    d = ctx.tmpdir()
-    port = free_port()
-    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
-                       batchwait="100ms")
-    cfg = cfg.replace("target_config:\n  sync_period: 1s", "target_config:\n  sync_period: 60s")
+    loki, d, port, cfg = events_only(ctx)
     w = SeqWriter(os.path.join(d, "app.log"))
     w.write(100)  # before the start
     a = Agent(ctx, cfg).start()
@@ -323,14 +330,8 @@ def test_generations_rotated_on_before_their_create_event_is_handled_are_read(ct
     writer rotates, so the events wait in the BPF ring and this happens every time."""
     import signal
     from lib import check_exactly_once, metric_value
-    loki = FakeLoki(ctx)
-    d = ctx.tmpdir()
-    port = free_port()
-    cfg = agent_config(loki.url, os.path.join(d, "*.log"), os.path.join(d, "pos.yaml"), port,
-                       batchwait="100ms")
-    # No reconcile in the test's time: only the events can find the generations (a walk of
-    # *.log would not match app.log.1 anyway).
-    cfg = cfg.replace("target_config:\n  sync_period: 1s", "target_config:\n  sync_period: 60s")
+    # A walk of *.log would not match app.log.1 anyway.
+    loki, d, port, cfg = events_only(ctx)
     a = Agent(ctx, cfg).start()
     t = up(a, port)
     assert t["watcher"] == "bpf", t
