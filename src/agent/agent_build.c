@@ -566,12 +566,15 @@ struct bt_agent *bt_agent_new(struct bt_config *cfg, const struct bt_cli *cli, i
     init_metrics(a);
     if (agent_build_jobs(a, err, errlen) < 0)
         goto fail;
-    /* Tailers only need wake-ups (writes to one file are coalesced in the kernel until the
-     * loop reads its record), so 256 KiB (about 260 records of 1 KiB) is plenty: a burst past
-     * it is an overflow, which rescans every target, late but not lost. FIM reports every
-     * access and gets more room. The ring's data is mapped twice, so it counts twice its size
-     * in RSS: 512 KiB here, against 2 MiB with the 1 MiB ring before. */
-    bt_watch_bpf_set_ring_size(cfg->fim ? 4u << 20 : 256u << 10);
+    /* Tailers mostly need wake-ups (writes to one file are coalesced in the kernel until the
+     * loop reads its record), but a burst past the ring is an overflow: every target is
+     * rescanned, and a file that a rotation moved out of the glob meanwhile is never seen
+     * (its create event, which sf_follow_created needs, was in the burst). Container starts
+     * write many files into watched directories at once, so 1 MiB (about 1,000 records of
+     * 1 KiB): 256 KiB lost a json-file generation under a full CI run's load. The ring's data
+     * is mapped twice, so it counts up to twice its size in RSS. FIM reports every access and
+     * gets more room. */
+    bt_watch_bpf_set_ring_size(cfg->fim ? 4u << 20 : 1u << 20);
     /* Loading BPF takes 0.1-0.3 s, seconds while the kernel still detaches a previous run's
      * programs: load it in the background; files are tailed with the next watcher until then. */
     const char *wname = cfg->agent.watcher;

@@ -131,8 +131,12 @@ def wait_count(loki, agent, n, timeout, what):
         for en in loki.entries():
             f = labels_of(en).get("filename", "")
             per[f] = per.get(f, 0) + 1
-        raise AssertionError("%s\n%d of %d entries; by filename: %r\nbpftail log tail:\n%s" % (
-            e, loki.count(), n, per, agent.log()[-6000:]))
+        log = agent.log()
+        said = [ln for ln in log.splitlines() if "level=warn" in ln or "level=error" in ln or
+                "left its name" in ln]
+        raise AssertionError("%s\n%d of %d entries; by filename: %r\nbpftail's warnings, "
+                             "errors and files followed by identity:\n%s\nbpftail log tail:\n%s"
+                             % (e, loki.count(), n, per, "\n".join(said[:40]), log[-3000:]))
 
 
 def test_seed_config_ships_every_docker_line_once(ctx):
