@@ -16,6 +16,7 @@
  *    RE2 2022-06 does not: both are refused here.
  */
 extern "C" {
+#include "util/refast.h"
 #include "util/regex.h"
 }
 
@@ -136,6 +137,8 @@ struct bt_regex {
     re2::StringPiece subj; /* the subject of the last match */
     size_t start;          /* and its start offset */
     bool matched, have_sub;
+    struct bt_refast *fast; /* the one-pass matcher when the pattern is in its subset */
+    ssize_t *caps;          /* its 2 * (ngroups + 1) offsets */
 };
 
 extern "C" {
@@ -185,6 +188,13 @@ struct bt_regex *bt_regex_new_keep(const char *pattern, int flags, bt_regex_keep
         for (const auto &kv : re->re->NamedCapturingGroups())
             if (kv.second <= re->ngroups && !(re->names[kv.second] = strdup(kv.first.c_str())))
                 goto oom;
+        /* The one-pass matcher reads RE2 syntax with RE2's default flags; it declines (NULL)
+         * whatever is outside its subset, and a pattern it takes is still compiled by RE2,
+         * which answers the subjects it leaves undecided and the searches from an offset. */
+        if (!(flags & (BT_RE_ANCHORED | BT_RE_DOTALL | BT_RE_CASELESS | BT_RE_NOFAST)) &&
+            (re->fast = bt_refast_new(pat.c_str(), re->ngroups)) &&
+            !(re->caps = (ssize_t *)calloc(2 * ((size_t)re->ngroups + 1), sizeof(ssize_t))))
+            goto oom;
         return re;
     } catch (...) {
     }
@@ -203,12 +213,33 @@ void bt_regex_free(struct bt_regex *re)
             free(re->names[i]);
     free(re->names);
     delete[] re->sub;
+    bt_refast_free(re->fast);
+    free(re->caps);
     delete re->re;
     delete re;
 }
 
+/* The one-pass matcher over all of s: true when it decided, with the outcome in re. */
+static bool fast_match(struct bt_regex *re, const char *s, size_t len)
+{
+    int r = bt_refast_match(re->fast, s, len, re->caps);
+    if (r < 0)
+        return false;
+    re->subj = re2::StringPiece(s ? s : "", s ? len : 0);
+    re->start = 0;
+    re->matched = re->have_sub = r > 0;
+    for (int i = 0; r > 0 && i <= re->ngroups; i++)
+        re->sub[i] = re->caps[2 * i] < 0
+                         ? re2::StringPiece()
+                         : re2::StringPiece(re->subj.data() + re->caps[2 * i],
+                                            (size_t)(re->caps[2 * i + 1] - re->caps[2 * i]));
+    return true;
+}
+
 int bt_regex_match(struct bt_regex *re, const char *s, size_t len, size_t start)
 {
+    if (re->fast && start == 0 && fast_match(re, s, len))
+        return re->matched ? re->ngroups + 1 : 0;
     /* Whether it matches is a DFA search without submatches, the fast path of every filter;
      * the groups are found only when a caller asks for one (bt_regex_group). */
     re->subj = re2::StringPiece(s ? s : "", s ? len : 0);
@@ -224,6 +255,8 @@ int bt_regex_match_groups(struct bt_regex *re, const char *s, size_t len)
     /* One search with submatches: RE2 picks its engine (one-pass for an anchored, unambiguous
      * pattern of at most 4 groups, else a DFA pass to find the match then a submatch pass over
      * it), which costs less than a DFA search followed by bt_regex_group's second search. */
+    if (re->fast && fast_match(re, s, len))
+        return re->matched ? re->ngroups + 1 : 0;
     re->subj = re2::StringPiece(s ? s : "", s ? len : 0);
     re->start = 0;
     re->matched =

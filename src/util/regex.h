@@ -9,6 +9,8 @@
  * Subjects are read as UTF-8; an invalid byte is matched by nothing (Go reads it as U+FFFD),
  * so `.` and classes do not match across it. A compiled regex keeps the state of its last match,
  * so one struct bt_regex serves one thread (the loop thread) without allocation per match.
+ * A pattern in util/refast's deterministic subset (the usual anchored field-splitting regex) is
+ * matched by that one-pass matcher instead, with the same result, several times faster.
  */
 #ifndef BT_UTIL_REGEX_H
 #define BT_UTIL_REGEX_H
@@ -22,6 +24,7 @@ enum {
     BT_RE_ANCHORED = 1 << 0, /* whole-subject match, as Prometheus relabeling: ^(?:re)$ */
     BT_RE_DOTALL = 1 << 1,   /* . matches newline */
     BT_RE_CASELESS = 1 << 2,
+    BT_RE_NOFAST = 1 << 3, /* RE2 alone, without util/refast in front (tests compare the two) */
 };
 
 /* Compiles pattern. NULL on error, with "invalid regex PATTERN: why" in err (the why names the
