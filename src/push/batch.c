@@ -17,6 +17,9 @@ struct tenant_slot {
     struct bt_batch *open;
 };
 
+#define TS_CACHE_BITS 4 /* 16 streams remembered by stamp */
+#define TS_CACHE (1 << TS_CACHE_BITS)
+
 struct bt_batcher {
     struct bt_batcher_config cfg;
     bt_batch_ready_fn ready;
@@ -36,8 +39,14 @@ struct bt_batcher {
     /* The stream of the previous entry, whose key ts_key still holds: lines come in runs from
      * one stream, so most entries skip the key build and the hash lookup. */
     struct ts_state *ts_last;
-    uint64_t ts_last_stamp; /* labels stamp that found ts_last (0: none); ts_key holds its key */
-    uint32_t next_lane;     /* new streams take lanes in turn, so the lanes stay even */
+    /* Streams found by labels stamp (core/labels.h), direct-mapped: entries of a few streams
+     * interleaved (apps in one file, stdout and stderr) find theirs without building the key,
+     * hashing it or looking up the tenant. Cleared whenever a stream state is freed. */
+    struct {
+        uint64_t stamp;
+        struct ts_state *st;
+    } ts_cache[TS_CACHE];
+    uint32_t next_lane; /* new streams take lanes in turn, so the lanes stay even */
 };
 
 /* What the timestamp rule remembers of a stream: the previous entry's timestamp as it came
@@ -47,6 +56,7 @@ struct ts_state {
     int64_t seen;  /* monotonic time of the stream's last entry */
     uint32_t lane; /* open batch of the stream's tenant it goes to (cfg.lanes) */
     bool fresh;    /* no entry stamped yet */
+    size_t slot;   /* index + 1 of its tenant_slot (slots are never removed), 0: not yet */
 };
 
 #define TS_IDLE_NS (5 * 60 * BT_TS_SEC)     /* a stream idle this long is forgotten */
@@ -355,9 +365,15 @@ static void ts_forget_idle(struct bt_batcher *bb, int64_t cutoff)
             bt_hmap_del(&bb->ts, s->key, s->klen);
             if (st == bb->ts_last)
                 bb->ts_last = NULL;
+            memset(bb->ts_cache, 0, sizeof(bb->ts_cache));
             free(st);
         }
     }
+}
+
+static inline size_t ts_cache_index(uint64_t stamp)
+{
+    return (size_t)((stamp * 0x9e3779b97f4a7c15ull) >> (64 - TS_CACHE_BITS));
 }
 
 /* The timestamp state of a stream, made (with its lane) if new. NULL on ENOMEM. */
@@ -524,14 +540,14 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
             return -ENOMEM;
         hash = e->labels->hash;
         stamp = e->labels->stamp;
-        /* The same set as the last entry's: same tenant and stream state, no lookups. The
-         * tenant is read from the batcher's own key, never from a set that may be gone. */
-        if (stamp && stamp == bb->ts_last_stamp && bb->ts_last) {
-            st = bb->ts_last;
-            tenant = bb->ts_key.ptr;
-        }
+        /* A set seen lately: same tenant and stream state, no lookups. The tenant is then
+         * read from the stream's slot, never from a set that may be gone. */
+        if (stamp && bb->ts_cache[ts_cache_index(stamp)].stamp == stamp)
+            st = bb->ts_cache[ts_cache_index(stamp)].st;
     }
-    if (!tenant) {
+    if (st && st->slot) {
+        tenant = bb->slots[st->slot - 1].tenant;
+    } else {
         tenant = bt_labels_get(e->labels, BT_TENANT_LABEL);
         if (!tenant)
             tenant = bb->cfg.tenant_id ? bb->cfg.tenant_id : "";
@@ -554,14 +570,21 @@ int bt_batcher_add(struct bt_batcher *bb, const struct bt_entry *e, int64_t now_
      * land in another, which costs only concurrency: the client never has two requests with
      * a stream in common in flight (push/gate.h). */
     if (!st) {
-        bb->ts_last_stamp = 0;
         if (!(st = ts_state_get(bb, tenant, canon, clen, e->ts_ns, now_mono)))
             return -ENOMEM;
-        bb->ts_last_stamp = stamp;
+        if (stamp) {
+            bb->ts_cache[ts_cache_index(stamp)].stamp = stamp;
+            bb->ts_cache[ts_cache_index(stamp)].st = st;
+        }
     }
-    struct tenant_slot *slot = get_slot(bb, tenant, st->lane);
-    if (!slot)
-        return -ENOMEM;
+    struct tenant_slot *slot;
+    if (st->slot) {
+        slot = &bb->slots[st->slot - 1];
+    } else {
+        if (!(slot = get_slot(bb, tenant, st->lane)))
+            return -ENOMEM;
+        st->slot = (size_t)(slot - bb->slots) + 1;
+    }
     size_t size = entry_size(e);
     struct bt_batch *b = slot->open;
     if (b && b->n_entries && b->bytes + size > bb->cfg.batchsize) {

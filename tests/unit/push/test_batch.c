@@ -458,6 +458,55 @@ Test(batch, streams_and_tenants_are_stamped_independently)
     bt_batcher_free(bb);
 }
 
+/* More interleaved streams than the batcher remembers by stamp, so cache slots collide and
+ * are taken over: every stream still keeps its own timestamps and tenant. */
+Test(batch, many_interleaved_streams_are_stamped_independently)
+{
+    struct big_sink bs = {0};
+    struct bt_batcher_config cfg = {.batchsize = 1 << 20, .batchwait_ns = BT_NS_PER_SEC};
+    struct bt_batcher *bb = bt_batcher_new(&cfg, on_ready_big, on_drop, &bs);
+    enum { NS = 40, ROUNDS = 50 };
+    static struct bt_labels l[NS];
+    for (int k = 0; k < NS; k++) {
+        char v[16];
+        snprintf(v, sizeof(v), "s%02d", k);
+        bt_labels_init(&l[k]);
+        bt_labels_set(&l[k], "job", v);
+        if (k % 2)
+            bt_labels_set(&l[k], BT_TENANT_LABEL, "odd");
+        bt_labels_canon(&l[k], NULL);
+    }
+    for (int i = 0; i < ROUNDS; i++)
+        for (int k = 0; k < NS; k++) {
+            int j = (k * 7 + i) % NS; /* a different order each round */
+            struct bt_entry e = entry(&l[j], 5000, "x");
+            cr_assert_eq(bt_batcher_add(bb, &e, 0), 0);
+        }
+    bt_batcher_flush(bb);
+    cr_assert_eq(bs.s.n_ready, 2);
+    for (int k = 0; k < NS; k++) {
+        char want[32];
+        snprintf(want, sizeof(want), "{job=\"s%02d\"}", k);
+        const char *tenant = k % 2 ? "odd" : "";
+        for (size_t r = 0; r < bs.s.n_ready; r++) {
+            struct sink one = {.ready = {bs.s.ready[r]}, .n_ready = 1};
+            int64_t got[ROUNDS + 1];
+            size_t n = collect_ts(&one, want, got, ROUNDS + 1);
+            if (strcmp(bs.s.ready[r]->tenant, tenant) != 0) {
+                cr_assert_eq(n, 0, "%s in tenant %s", want, bs.s.ready[r]->tenant);
+                continue;
+            }
+            cr_assert_eq(n, ROUNDS, "%s: %zu entries", want, n);
+            for (int i = 0; i < ROUNDS; i++)
+                cr_assert_eq(got[i], 5000 + i, "%s entry %d: %lld", want, i, (long long)got[i]);
+        }
+    }
+    sink_free(&bs.s, BT_PUSH_OK);
+    for (int k = 0; k < NS; k++)
+        bt_labels_free(&l[k]);
+    bt_batcher_free(bb);
+}
+
 Test(batch, stamping_continues_across_batches)
 {
     struct big_sink bs = {0};
