@@ -27,6 +27,8 @@ Test(refast, takes_the_usual_log_patterns)
               "(?P<status>\\d{3}) (?P<size>\\d+)(?: \"(?P<ref>[^\"]*)\" \"(?P<ua>[^\"]*)\")?$",
               11));
     cr_assert(taken("^level=(\\w+)(?: msg=(.*))?", 2));
+    /* the README's example (its counter-example is among the declined) */
+    cr_assert(taken("^(?P<ts>\\S+) (?P<level>\\w+) (?P<msg>.*)$", 3));
     cr_assert(taken("^\\S+\\s+\\S+", 0));
     cr_assert(taken("^[^\\n]*\\n(.*)$", 1));
     cr_assert(taken("^(a{2,3})(b?)", 2));
@@ -40,6 +42,7 @@ Test(refast, declines_what_needs_choices_or_other_syntax)
 {
     const char *no[] = {
         "^(.*) (.*)$",       /* . and ' ' overlap: the split needs backtracking */
+        "^(?P<a>.*) (?P<b>.*)",
         "(a)",               /* not anchored */
         "^a|b",              /* alternation */
         "^a*?b",             /* lazy */
