@@ -776,7 +776,8 @@ struct bt_files *bt_files_new(const struct bt_files_config *cfg, char *err, size
         f->m_missed = bt_metrics_counter(
             cfg->metrics, "bpftail_files_missed_total",
             "Files created under a watched name that were deleted, or renamed out of their "
-            "directory, before bpftail could open them: whatever they held was never read.",
+            "directory, before bpftail could open them, or found but not readable for want of "
+            "memory: whatever they held was never read.",
             NULL);
     }
     sf_update_active(f);

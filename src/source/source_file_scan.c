@@ -553,7 +553,8 @@ void sf_follow_created(struct target *tg, const char *path, dev_t dev, ino_t ino
     }
     make_room(f); /* the descriptor is open already: losing the file is worse than the budget */
     struct bt_tail *t = bt_tail_open_fd(fd, path, &f->tcfg, &tg->labels, tg->sink, tg->ctx);
-    if (!t) {
+    if (!t) { /* out of memory: the file is not read, and says so in the count */
+        bt_counter_inc(f->m_missed);
         BT_WARN("tail", "cannot read a file that left its name", "path=%s now=%s err=%s", path, now,
                 strerror(errno));
         return;
