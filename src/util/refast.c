@@ -38,9 +38,10 @@ enum { SWAR_NONE, SWAR_XOR, SWAR_LESS };
 
 struct rf_node {
     uint8_t kind;
-    uint8_t swar;  /* class: how to skip 8 ASCII bytes at a time (see skip8) */
+    uint8_t swar;  /* class: how to skip 8 ASCII bytes at a time (see stop8) */
     uint8_t nexcl; /* SWAR_XOR: the excluded ASCII bytes; SWAR_LESS: excl[0] is the bound */
     uint8_t excl[3];
+    int16_t lit;        /* class: the one byte it matches exactly once, or -1 */
     uint8_t tbl[256];   /* class: 1 for each ASCII member (0 for every byte >= 0x80) */
     uint16_t min, max;  /* repetition; max RF_INF for unbounded */
     int next;           /* next node of the sequence, -1 at its end */
@@ -225,6 +226,7 @@ static int new_node(struct parser *ps)
     struct rf_node *nd = &ps->nodes[ps->nn];
     memset(nd, 0, sizeof(*nd));
     nd->next = nd->child = -1;
+    nd->lit = -1;
     nd->min = nd->max = 1;
     return ps->nn++;
 }
@@ -237,7 +239,8 @@ static bool parse_count(struct parser *ps, uint16_t *min, uint16_t *max)
     size_t d0 = i;
     while (i < ps->n && p[i] >= '0' && p[i] <= '9' && a <= RF_MAXCOUNT)
         a = a * 10 + (unsigned)(p[i++] - '0');
-    if (i == d0 || a > RF_MAXCOUNT || i >= ps->n)
+    /* {00} and {01,2} are literal text in Go and RE2 (no leading zeros): left to RE2 */
+    if (i == d0 || a > RF_MAXCOUNT || i >= ps->n || (p[d0] == '0' && i - d0 > 1))
         return false;
     if (p[i] == '}') {
         b = a;
@@ -250,12 +253,15 @@ static bool parse_count(struct parser *ps, uint16_t *min, uint16_t *max)
             size_t d1 = i;
             while (i < ps->n && p[i] >= '0' && p[i] <= '9' && b <= RF_MAXCOUNT)
                 b = b * 10 + (unsigned)(p[i++] - '0');
-            if (i == d1 || b > RF_MAXCOUNT || b < a || i >= ps->n || p[i] != '}')
+            if (i == d1 || b > RF_MAXCOUNT || b < a || i >= ps->n || p[i] != '}' ||
+                (p[d1] == '0' && i - d1 > 1))
                 return false;
         }
     } else {
         return false;
     }
+    if (b == 0)
+        return false; /* x{0} matches nothing and is not worth a case of its own */
     *min = (uint16_t)a;
     *max = (uint16_t)b;
     ps->i = i + 1;
@@ -465,6 +471,11 @@ static void prepare_class(struct rf_node *nd)
         if (!nd->tbl[c])
             excl[ne++] = (uint8_t)c, top = (int)c;
     }
+    nd->lit = -1;
+    if (!nd->set.nonascii && ne == 127 && nd->min == 1 && nd->max == 1)
+        for (unsigned c = 0; c < 128; c++)
+            if (nd->tbl[c])
+                nd->lit = (int16_t)c;
     nd->swar = SWAR_NONE;
     if (!nd->set.nonascii || nd->max != RF_INF || nd->min > 1)
         return;
@@ -539,8 +550,10 @@ static size_t utf8_seq(const unsigned char *s, size_t len)
 #define ONES 0x0101010101010101ull
 #define HIGH 0x8080808080808080ull
 
-/* Whether the 8 bytes at s are all ASCII members of nd (false may be wrong, true is not). */
-static inline bool skip8(const struct rf_node *nd, const unsigned char *s)
+/* The bytes among the 8 at s that may stop a run of nd: the high bit of each byte that is not
+ * an ASCII member, and possibly of bytes above the first such one (a borrow), never below it.
+ * So 0 means all 8 are members, and the lowest bit set marks the first byte that is not. */
+static inline uint64_t stop8(const struct rf_node *nd, const unsigned char *s)
 {
     uint64_t w, stop;
     memcpy(&w, s, 8);
@@ -553,7 +566,7 @@ static inline bool skip8(const struct rf_node *nd, const unsigned char *s)
     } else {
         stop |= (w - ONES * nd->excl[0]) & ~w & HIGH; /* a byte below the bound */
     }
-    return !stop;
+    return stop;
 }
 
 /* A class repeated without bound, at least min (0 or 1) times: the common case, in words. */
@@ -561,22 +574,21 @@ static int match_run(const struct rf_node *nd, const unsigned char *s, size_t le
 {
     size_t p = *pos, start = p;
     for (;;) {
-        if (nd->swar)
-            while (p + 8 <= len && skip8(nd, s + p))
+        if (nd->swar) {
+            uint64_t stop = 0;
+            while (p + 8 <= len && !(stop = stop8(nd, s + p)))
                 p += 8;
-        size_t lim = len - p > 8 ? p + 8 : len;
-        while (p < lim && nd->tbl[s[p]])
-            p++;
-        if (p < lim) {
-            if (s[p] < 0x80 || !nd->set.nonascii)
-                break;
-            size_t k = utf8_seq(s + p, len - p);
-            if (!k)
-                return -1;
-            p += k;
-        } else if (p >= len) {
-            break;
+            if (stop)
+                p += (size_t)__builtin_ctzll(stop) >> 3; /* the first byte that is not a member */
         }
+        while (p < len && nd->tbl[s[p]])
+            p++;
+        if (p >= len || s[p] < 0x80 || !nd->set.nonascii)
+            break;
+        size_t k = utf8_seq(s + p, len - p);
+        if (!k)
+            return -1;
+        p += k;
     }
     if (p == start && nd->min)
         return 0;
@@ -589,6 +601,12 @@ static int match_seq(const struct bt_refast *f, int i, const unsigned char *s, s
 {
     for (; i >= 0; i = f->nodes[i].next) {
         const struct rf_node *nd = &f->nodes[i];
+        if (nd->kind == RF_CLASS && nd->lit >= 0) { /* a literal byte, the commonest node */
+            if (*pos >= len || s[*pos] != nd->lit)
+                return 0;
+            (*pos)++;
+            continue;
+        }
         if (nd->kind == RF_CLASS && nd->max == RF_INF && nd->min <= 1) {
             int r = match_run(nd, s, len, pos);
             if (r <= 0)

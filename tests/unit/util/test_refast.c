@@ -41,8 +41,12 @@ Test(refast, takes_the_usual_log_patterns)
 Test(refast, declines_what_needs_choices_or_other_syntax)
 {
     const char *no[] = {
-        "^(.*) (.*)$",       /* . and ' ' overlap: the split needs backtracking */
+        "^(.*) (.*)$", /* . and ' ' overlap: the split needs backtracking */
         "^(?P<a>.*) (?P<b>.*)",
+        "^(a{0}(a{00}))", /* {00} is literal text in RE2 (fuzz_refast found it) */
+        "^a{01,2}",
+        "^a{1,02}",
+        "^(a{0})",
         "(a)",               /* not anchored */
         "^a|b",              /* alternation */
         "^a*?b",             /* lazy */
