@@ -59,6 +59,34 @@ Test(labels, merge_under_keeps_entry_values)
     bt_labels_free(&c);
 }
 
+/* Equality answers from the stamps when both sets carry one, and compares otherwise: a set
+ * changed after its copy was made is never taken for the copy. */
+Test(labels, equal_by_stamp_or_by_content)
+{
+    struct bt_labels a, b, c;
+    bt_labels_init(&a);
+    bt_labels_init(&b);
+    bt_labels_init(&c);
+    bt_labels_set(&a, "job", "x");
+    bt_labels_set(&b, "job", "x");
+    bt_labels_canon(&a, NULL);
+    bt_labels_canon(&b, NULL);
+    cr_assert_neq(a.stamp, b.stamp);
+    cr_assert(bt_labels_equal(&a, &b), "built apart, same labels");
+    cr_assert_eq(bt_labels_copy(&c, &a), 0);
+    cr_assert_eq(c.stamp, a.stamp);
+    cr_assert(bt_labels_equal(&a, &c));
+    bt_labels_set(&c, "job", "y"); /* dirty: its stamp no longer speaks for it */
+    cr_assert(!bt_labels_equal(&a, &c));
+    bt_labels_canon(&c, NULL);
+    cr_assert(!bt_labels_equal(&a, &c));
+    bt_labels_set(&c, "job", "x");
+    cr_assert(bt_labels_equal(&a, &c), "back to the same labels, by content");
+    bt_labels_free(&a);
+    bt_labels_free(&b);
+    bt_labels_free(&c);
+}
+
 Test(labels, name_validation)
 {
     cr_assert(bt_label_name_valid("job", 3));
