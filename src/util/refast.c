@@ -55,7 +55,6 @@ struct bt_refast {
     int ngroups;
     int head;    /* first node of the top sequence */
     bool dollar; /* the pattern ends in $ */
-    int nnodes;
     struct rf_node nodes[];
 };
 
@@ -509,7 +508,6 @@ struct bt_refast *bt_refast_new(const char *pattern, int ngroups)
             prepare_class(&f->nodes[i]);
     f->ngroups = ngroups;
     f->dollar = ps.dollar;
-    f->nnodes = ps.nn;
     struct bt_refast *g =
         realloc(f, sizeof(*f) + (size_t)(ps.nn ? ps.nn : 1) * sizeof(struct rf_node));
     return g ? g : f;
